@@ -1,0 +1,1 @@
+"""LiteSFU media plane: one UDP port, ICE-lite, DTLS-SRTP and packet-by-packet forwarding."""

@@ -1,0 +1,17 @@
+"""Media-plane settings, with the defaults a fresh install runs on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class MediaConfig:
+    """Everything the media plane needs to know that is not per session."""
+
+    udp_host: str = "0.0.0.0"  # where the UDP socket binds
+    udp_port: int = 8000
+    candidates: list[str] = field(default_factory=lambda: ["127.0.0.1"])  # advertised addresses
+    session_timeout: float = 30.0  # seconds with no valid packet before a session ends
+    keyframe_interval: float = 0.5  # at most one keyframe request per track per this many seconds
+    socket_buffer: int = 4 * 1024 * 1024  # SO_RCVBUF / SO_SNDBUF asked of the kernel

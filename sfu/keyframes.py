@@ -1,0 +1,73 @@
+"""Keyframe detection from RTP payload headers, without decoding, so a new player can start on one.
+
+Only the first packet of a keyframe matters: the SFU starts a player's stream there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+_H264_IDR = 5
+_H264_SPS = 7
+_H264_STAP_A = 24
+_H264_FU_A = 28
+
+
+def vp8_keyframe_start(payload: bytes) -> bool:
+    """RFC 7741 §4.2/§4.3: descriptor with S=1 and partition 0, then a frame header with P=0."""
+    if len(payload) < 2:
+        return False
+    first = payload[0]
+    if not first & 0x10 or first & 0x07:
+        return False
+    pos = 1
+    if first & 0x80:  # X: extension byte follows
+        ext = payload[1]
+        pos = 2
+        if ext & 0x80:  # I: picture ID, 7 or 15 bits
+            if pos >= len(payload):
+                return False
+            pos += 2 if payload[pos] & 0x80 else 1
+        if ext & 0x40:  # L: TL0PICIDX
+            pos += 1
+        if ext & 0x30:  # T or K: TID/KEYIDX byte
+            pos += 1
+    return pos < len(payload) and not payload[pos] & 0x01
+
+
+def h264_keyframe_start(payload: bytes) -> bool:
+    """RFC 6184: an SPS or the start of an IDR slice, alone, in a STAP-A, or in the first FU-A."""
+    if not payload:
+        return False
+    nal_type = payload[0] & 0x1F
+    if nal_type in (_H264_IDR, _H264_SPS):
+        return True
+    if nal_type == _H264_FU_A:
+        return len(payload) > 1 and bool(payload[1] & 0x80) and payload[1] & 0x1F == _H264_IDR
+    if nal_type == _H264_STAP_A:
+        pos = 1
+        for _ in range(64):
+            if pos + 2 >= len(payload):
+                break
+            size = int.from_bytes(payload[pos : pos + 2], "big")
+            if payload[pos + 2] & 0x1F in (_H264_IDR, _H264_SPS):
+                return True
+            pos += 2 + size
+    return False
+
+
+def _always(payload: bytes) -> bool:
+    """Audio has no keyframes: every packet is a fine place to start."""
+    return True
+
+
+KEYFRAME_DETECTORS: dict[str, Callable[[bytes], bool]] = {
+    "vp8": vp8_keyframe_start,
+    "h264": h264_keyframe_start,
+    "opus": _always,
+}
+
+
+def keyframe_detector(codec_name: str) -> Callable[[bytes], bool]:
+    """The detector for a codec (by rtpmap name, any case); unknown codecs start anywhere."""
+    return KEYFRAME_DETECTORS.get(codec_name.lower(), _always)

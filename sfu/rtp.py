@@ -1,0 +1,184 @@
+"""RTP and RTCP wire formats (RFC 3550, RFC 4585, RFC 5104): just the fields an SFU touches.
+
+Forwarding rewrites fixed header fields in place, so the RTP side here is about locating parts of
+a packet; RTCP is parsed into small tuples because only feedback and sender reports matter.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+RTCP_SR = 200
+RTCP_RR = 201
+RTCP_SDES = 202
+RTCP_BYE = 203
+RTCP_RTPFB = 205  # transport-layer feedback: FMT 1 = generic NACK, 15 = transport-wide CC
+RTCP_PSFB = 206  # payload-specific feedback: FMT 1 = PLI, 4 = FIR, 15 = application (REMB)
+
+FMT_NACK = 1
+FMT_PLI = 1
+FMT_FIR = 4
+
+_RTCP_HEADER = struct.Struct("!BBH")
+_SSRC_PAIR = struct.Struct("!II")
+
+
+class RtpError(ValueError):
+    """A packet too short or inconsistent to be RTP/RTCP."""
+
+
+def is_rtcp(packet: bytes) -> bool:
+    """RFC 5761 §4: with rtcp-mux, RTCP packet types 192-223 sit where RTP's marker+PT would."""
+    return len(packet) > 1 and 191 < packet[1] < 224
+
+
+def header_length(packet: bytes) -> int:
+    """Length of the fixed header, CSRCs and header extension; RtpError if it does not fit."""
+    size = len(packet)
+    if size < 12 or packet[0] >> 6 != 2:
+        raise RtpError("not an RTP packet")
+    length = 12 + 4 * (packet[0] & 0x0F)
+    if packet[0] & 0x10:
+        if size < length + 4:
+            raise RtpError("truncated header extension")
+        length += 4 + 4 * int.from_bytes(packet[length + 2 : length + 4], "big")
+    if length > size:
+        raise RtpError("truncated RTP header")
+    return length
+
+
+def payload_bounds(packet: bytes) -> tuple[int, int]:
+    """(start, end) of the payload, excluding padding."""
+    start = header_length(packet)
+    end = len(packet)
+    if packet[0] & 0x20:
+        end -= packet[-1]
+        if end < start:
+            raise RtpError("padding longer than payload")
+    return start, end
+
+
+def strip_extensions(packet: bytes) -> bytes:
+    """The packet without its header extension (X bit cleared), for peers that did not agree to
+    the publisher's extension IDs."""
+    if not packet[0] & 0x10:
+        return packet
+    fixed = 12 + 4 * (packet[0] & 0x0F)
+    end = header_length(packet)
+    return bytes((packet[0] & 0xEF,)) + packet[1:fixed] + packet[end:]
+
+
+def parse_extensions(packet: bytes) -> dict[int, bytes]:
+    """Header extension elements by ID (RFC 8285 one-byte and two-byte forms)."""
+    if not packet[0] & 0x10:
+        return {}
+    start = 12 + 4 * (packet[0] & 0x0F)
+    end = header_length(packet)
+    profile = int.from_bytes(packet[start : start + 2], "big")
+    pos = start + 4
+    found: dict[int, bytes] = {}
+    if profile == 0xBEDE:
+        while pos < end:
+            byte = packet[pos]
+            if byte == 0:
+                pos += 1
+                continue
+            ext_id, length = byte >> 4, (byte & 0x0F) + 1
+            if ext_id == 15:
+                break
+            found[ext_id] = packet[pos + 1 : pos + 1 + length]
+            pos += 1 + length
+    elif profile & 0xFFF0 == 0x1000:
+        while pos + 1 < end:
+            ext_id = packet[pos]
+            if ext_id == 0:
+                pos += 1
+                continue
+            length = packet[pos + 1]
+            found[ext_id] = packet[pos + 2 : pos + 2 + length]
+            pos += 2 + length
+    return found
+
+
+@dataclass(frozen=True)
+class RtcpPacket:
+    """One packet of a compound RTCP datagram: type, FMT/count field, sender SSRC and body."""
+
+    packet_type: int
+    fmt: int
+    ssrc: int
+    body: bytes  # everything after the sender SSRC
+
+
+def split_rtcp(datagram: bytes) -> list[RtcpPacket]:
+    """Split a compound RTCP datagram; RtpError on a length that runs past the end."""
+    packets: list[RtcpPacket] = []
+    pos = 0
+    size = len(datagram)
+    while pos + 8 <= size:
+        first, packet_type, words = _RTCP_HEADER.unpack_from(datagram, pos)
+        if first >> 6 != 2:
+            raise RtpError("bad RTCP version")
+        end = pos + 4 * (words + 1)
+        if end > size:
+            raise RtpError("RTCP length past end of datagram")
+        ssrc = int.from_bytes(datagram[pos + 4 : pos + 8], "big")
+        packets.append(RtcpPacket(packet_type, first & 0x1F, ssrc, datagram[pos + 8 : end]))
+        pos = end
+    if pos != size:
+        raise RtpError("trailing bytes after RTCP")
+    return packets
+
+
+def feedback_media_ssrc(packet: RtcpPacket) -> int:
+    """The media source SSRC of an RTPFB/PSFB packet (RFC 4585 §6.1)."""
+    if len(packet.body) < 4:
+        raise RtpError("feedback without media SSRC")
+    return int.from_bytes(packet.body[:4], "big")
+
+
+def fir_targets(packet: RtcpPacket) -> list[int]:
+    """SSRCs asked for a full intra frame by an FIR (RFC 5104 §4.3.1: 8-byte FCI entries)."""
+    fci = packet.body[4:]
+    return [int.from_bytes(fci[i : i + 4], "big") for i in range(0, len(fci) - 7, 8)]
+
+
+def nack_sequence_numbers(packet: RtcpPacket) -> list[int]:
+    """Sequence numbers a generic NACK asks for (RFC 4585 §6.2.1: PID + 16-bit BLP)."""
+    fci = packet.body[4:]
+    lost: list[int] = []
+    for i in range(0, len(fci) - 3, 4):
+        pid, blp = struct.unpack_from("!HH", fci, i)
+        lost.append(pid)
+        lost.extend((pid + bit + 1) & 0xFFFF for bit in range(16) if blp >> bit & 1)
+    return lost
+
+
+def pli(sender_ssrc: int, media_ssrc: int) -> bytes:
+    """Picture Loss Indication (RFC 4585 §6.3.1)."""
+    return _RTCP_HEADER.pack(0x80 | FMT_PLI, RTCP_PSFB, 2) + _SSRC_PAIR.pack(
+        sender_ssrc, media_ssrc
+    )
+
+
+def sender_report(
+    ssrc: int, ntp: int, rtp_timestamp: int, packet_count: int, octet_count: int
+) -> bytes:
+    """A Sender Report with no report blocks (RFC 3550 §6.4.1); ntp is the 64-bit NTP time."""
+    return _RTCP_HEADER.pack(0x80, RTCP_SR, 6) + struct.pack(
+        "!IQIII",
+        ssrc,
+        ntp,
+        rtp_timestamp & 0xFFFFFFFF,
+        packet_count & 0xFFFFFFFF,
+        octet_count & 0xFFFFFFFF,
+    )
+
+
+def parse_sender_info(packet: RtcpPacket) -> tuple[int, int]:
+    """(64-bit NTP time, RTP timestamp) of a Sender Report."""
+    if len(packet.body) < 20:
+        raise RtpError("short sender report")
+    ntp, rtp_timestamp = struct.unpack_from("!QI", packet.body, 0)
+    return ntp, rtp_timestamp

@@ -1,0 +1,217 @@
+"""One remote peer: its ICE-lite credentials and address, DTLS handshake and SRTP contexts.
+
+A session knows nothing of streams: once SRTP is up it hands plaintext RTP and RTCP to the
+media handler the router gave it, and it protects and sends what the router asks it to.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Protocol
+
+import pylibsrtp
+
+from sfu import ice
+from sfu.dtls import Certificate, DtlsEndpoint, DtlsState
+from sfu.media import PeerParams
+from sfu.srtp import SrtpContext
+from sfu.stun import Message
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+SendFunction = Callable[[bytes, Address], None]
+
+# A valid Binding Request from a new address moves the session there when it nominates the pair,
+# or when nothing valid has come from the current address for this long (NAT rebinding).
+ADDRESS_STALE_AFTER = 1.0
+
+
+class SessionState(enum.Enum):
+    NEW = "new"  # answer sent, no authenticated STUN yet
+    CONNECTING = "connecting"  # ICE checks passed, DTLS handshake under way
+    CONNECTED = "connected"  # SRTP keys in place, media flows
+    CLOSED = "closed"
+
+
+class MediaHandler(Protocol):
+    """What the router attaches to a session to receive its media."""
+
+    def on_connected(self, now: float) -> None: ...
+    def on_rtp(self, packet: bytes, now: float) -> None: ...
+    def on_rtcp(self, packet: bytes, now: float) -> None: ...
+    def on_closed(self) -> None: ...
+
+
+class PeerSession:
+    """ICE-lite + DTLS-SRTP for one peer connection, bundled on one 5-tuple."""
+
+    def __init__(
+        self,
+        role: str,
+        stream: str,
+        peer: PeerParams,
+        certificate: Certificate,
+        send: SendFunction,
+        now: float,
+    ) -> None:
+        self.id = secrets.token_hex(12)
+        self.role = role
+        self.stream = stream
+        self.peer = peer
+        self.ice = ice.IceLite(ice.new_ufrag(), ice.new_pwd(), peer.ice_ufrag, peer.ice_pwd)
+        self.dtls = DtlsEndpoint(certificate, is_server=True, remote_fingerprints=peer.fingerprints)
+        self.srtp: SrtpContext | None = None
+        self.state = SessionState.NEW
+        self.addr: Address | None = None
+        self.created = now
+        self.last_seen = now
+        self.close_reason = ""
+        self.rtcp_ssrc = secrets.randbits(32) or 1  # our SSRC as the sender of feedback
+        self.handler: MediaHandler | None = None
+        self._send = send
+        self.on_address: Callable[[PeerSession, Address | None, Address], None] | None = None
+        self.on_close: Callable[[PeerSession], None] | None = None
+        self.srtp_errors = 0
+
+    # -- input, one method per demuxed packet class ---------------------------------------------
+
+    def handle_binding(self, data: bytes, msg: Message, addr: Address, now: float) -> None:
+        """Answer a STUN Binding Request; an authenticated one may (re)bind the address."""
+        if self.state is SessionState.CLOSED:
+            return
+        outcome = self.ice.handle(data, msg, addr)
+        if outcome.response is not None:
+            self._send(outcome.response, addr)
+        if not outcome.authenticated or outcome.error_code is not None:
+            return
+        if addr == self.addr:
+            self.last_seen = now
+            return
+        stale = now - self.last_seen > ADDRESS_STALE_AFTER
+        if self.addr is None or outcome.use_candidate or stale:
+            old, self.addr = self.addr, addr
+            self.last_seen = now
+            if old is None:
+                log.info("session %s: ICE connected from %s:%d", self.id, *addr)
+                self.state = SessionState.CONNECTING
+            else:
+                log.info("session %s: moved from %s:%d to %s:%d", self.id, *old, *addr)
+            if self.on_address is not None:
+                self.on_address(self, old, addr)
+
+    def handle_dtls(self, data: bytes, now: float) -> None:
+        """Feed a DTLS record from the session's address."""
+        if self.state is SessionState.CLOSED:
+            return
+        self.last_seen = now
+        self._send_all(self.dtls.receive(data, now))
+        self._after_dtls(now)
+
+    def handle_srtp(self, data: bytes, now: float) -> None:
+        """Decrypt one SRTP/SRTCP packet and hand it to the media handler; drop what fails."""
+        srtp = self.srtp
+        if srtp is None:
+            return
+        try:
+            if 191 < data[1] < 224:
+                packet = srtp.unprotect_rtcp(data)
+                self.last_seen = now
+                self.handler.on_rtcp(packet, now)  # type: ignore[union-attr]
+            else:
+                packet = srtp.unprotect_rtp(data)
+                self.last_seen = now
+                self.handler.on_rtp(packet, now)  # type: ignore[union-attr]
+        except (pylibsrtp.Error, IndexError):
+            self.srtp_errors += 1
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def send_rtcp(self, packet: bytes) -> None:
+        """Protect and send one plaintext RTCP packet to the peer."""
+        if self.srtp is not None and self.addr is not None:
+            self._send(self.srtp.protect_rtcp(packet), self.addr)
+
+    def _send_all(self, datagrams: list[bytes]) -> None:
+        if self.addr is not None:
+            for datagram in datagrams:
+                self._send(datagram, self.addr)
+
+    # -- time and lifecycle ----------------------------------------------------------------------
+
+    def poll(self, now: float, timeout: float) -> None:
+        """Run the DTLS retransmission timer and end the session when the peer went silent."""
+        if self.state is SessionState.CLOSED:
+            return
+        if now - self.last_seen > timeout:
+            self.close(f"no valid packet for {timeout:.0f} s")
+            return
+        timer_at = self.dtls.timer_at
+        if timer_at is not None and now >= timer_at:
+            self._send_all(self.dtls.handle_timer(now))
+            self._after_dtls(now)
+
+    def _after_dtls(self, now: float) -> None:
+        state = self.dtls.state
+        if state is DtlsState.CONNECTED and self.srtp is None:
+            self.srtp = SrtpContext(self.dtls.keys)  # type: ignore[arg-type]
+            self.state = SessionState.CONNECTED
+            log.info("session %s: DTLS-SRTP connected (%s %s)", self.id, self.role, self.stream)
+            if self.handler is not None:
+                self.handler.on_connected(now)
+        elif state is DtlsState.FAILED:
+            self.close(f"DTLS failed: {self.dtls.failure}")
+        elif state is DtlsState.CLOSED:
+            self.close("peer closed DTLS")
+
+    def close(self, reason: str) -> None:
+        """End the session at once: tell the peer, free the media state, leave the tables."""
+        if self.state is SessionState.CLOSED:
+            return
+        if self.dtls.state is DtlsState.CONNECTED:
+            self._send_all(self.dtls.close())
+        self.state = SessionState.CLOSED
+        self.close_reason = reason
+        self.srtp = None
+        log.info("session %s: closed (%s %s): %s", self.id, self.role, self.stream, reason)
+        if self.handler is not None:
+            self.handler.on_closed()
+        if self.on_close is not None:
+            self.on_close(self)
+
+
+class SessionTable:
+    """Sessions by id (HTTP), by server ufrag (first STUN) and by address (everything after)."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, PeerSession] = {}
+        self.by_ufrag: dict[str, PeerSession] = {}
+        self.by_addr: dict[Address, PeerSession] = {}
+
+    def add(self, session: PeerSession) -> None:
+        self.by_id[session.id] = session
+        self.by_ufrag[session.ice.local_ufrag] = session
+        session.on_address = self._rebind
+        session.on_close = self.remove
+
+    def _rebind(self, session: PeerSession, old: Address | None, new: Address) -> None:
+        if old is not None and self.by_addr.get(old) is session:
+            del self.by_addr[old]
+        previous = self.by_addr.get(new)
+        if previous is not None and previous is not session:
+            # The address now belongs to a newer authenticated peer; the old owner lost it.
+            previous.addr = None
+        self.by_addr[new] = session
+
+    def remove(self, session: PeerSession) -> None:
+        self.by_id.pop(session.id, None)
+        if self.by_ufrag.get(session.ice.local_ufrag) is session:
+            del self.by_ufrag[session.ice.local_ufrag]
+        if session.addr is not None and self.by_addr.get(session.addr) is session:
+            del self.by_addr[session.addr]
+
+    def __len__(self) -> int:
+        return len(self.by_id)

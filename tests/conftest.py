@@ -1,0 +1,84 @@
+"""Shared fixtures: the real server as a subprocess on 127.0.0.1, on free ports."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port the kernel just handed out on 127.0.0.1 (free for the moment)."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class ServerProcess:
+    """A running `python -m sfu` and where to reach it."""
+
+    process: subprocess.Popen
+    http_url: str
+    udp_port: int
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_server(tmp_path: Path, *extra_args: str) -> ServerProcess:
+    """Start the server and wait (at most 20 s) until its HTTP API answers."""
+    http_port = free_port()
+    udp_port = free_port(socket.SOCK_DGRAM)
+    log_path = tmp_path / f"server-{http_port}.log"
+    args = [
+        sys.executable, "-m", "sfu",
+        "--http-host", "127.0.0.1", "--http-port", str(http_port),
+        "--udp-port", str(udp_port), "--candidate", "127.0.0.1", *extra_args,
+    ]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ}
+        )
+    url = f"http://127.0.0.1:{http_port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(url + "/api/v1/streams", timeout=1) as response:
+                if response.status == 200:
+                    return ServerProcess(process, url, udp_port, log_path)
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not answer in 20 s:\n{log_path.read_text()}")
+
+
+def stop_server(server: ServerProcess) -> None:
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait(timeout=5)
+
+
+@pytest.fixture
+def sfu_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A fresh server for one test."""
+    server = start_server(tmp_path)
+    yield server
+    stop_server(server)
+    assert "Traceback" not in server.log(), server.log()
