@@ -52,9 +52,7 @@ def prefer_codec(transceiver, mime_type: str) -> None:
     transceiver.setCodecPreferences(chosen)
 
 
-async def exchange(
-    http: aiohttp.ClientSession, pc: RTCPeerConnection, url: str
-) -> tuple[str, str]:
+async def exchange(http: aiohttp.ClientSession, pc: RTCPeerConnection, url: str) -> tuple[str, str]:
     """POST our offer; apply the answer. Returns (Location URL, answer SDP)."""
     offer = await pc.createOffer()
     await pc.setLocalDescription(offer)

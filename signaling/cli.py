@@ -1,0 +1,109 @@
+"""Command line and environment: the one command that runs the whole server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+
+from aiohttp import web
+
+from sfu.config import MediaConfig
+from sfu.server import MediaServer
+from signaling.app import create_app
+
+log = logging.getLogger("litesfu")
+
+DEFAULT_WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(
+        prog="python -m sfu",
+        description="LiteSFU: a WebRTC SFU speaking WHIP/WHEP. Every flag has an SFU_* variable.",
+    )
+    parser.add_argument("--http-host", default=env("SFU_HTTP_HOST", "127.0.0.1"))
+    parser.add_argument("--http-port", type=int, default=int(env("SFU_HTTP_PORT", "8080")))
+    parser.add_argument(
+        "--udp-host",
+        default=env("SFU_UDP_HOST", "0.0.0.0"),
+        help="address the media socket binds (SFU_UDP_HOST)",
+    )
+    parser.add_argument("--udp-port", type=int, default=int(env("SFU_UDP_PORT", "8000")))
+    parser.add_argument(
+        "--candidate",
+        action="append",
+        help="public IP advertised as a host candidate; repeatable "
+        "(SFU_CANDIDATE, comma-separated; default 127.0.0.1)",
+    )
+    parser.add_argument(
+        "--session-timeout",
+        type=float,
+        default=float(env("SFU_SESSION_TIMEOUT", "30")),
+        help="seconds without a valid packet before a session ends (SFU_SESSION_TIMEOUT)",
+    )
+    parser.add_argument(
+        "--web-root", type=Path, default=Path(env("SFU_WEB_ROOT", DEFAULT_WEB_ROOT))
+    )
+    parser.add_argument("--log-level", default=env("SFU_LOG_LEVEL", "info"))
+    args = parser.parse_args(argv)
+    if not args.candidate:
+        args.candidate = [
+            c.strip() for c in env("SFU_CANDIDATE", "127.0.0.1").split(",") if c.strip()
+        ]
+    return args
+
+
+async def serve(args: argparse.Namespace) -> None:
+    config = MediaConfig(
+        udp_host=args.udp_host,
+        udp_port=args.udp_port,
+        candidates=args.candidate,
+        session_timeout=args.session_timeout,
+    )
+    media = MediaServer(config)
+    await media.start()
+    app = create_app(media, config.candidates, args.web_root)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, args.http_host, args.http_port)
+    await site.start()
+    log.info(
+        "LiteSFU ready: http://%s:%d (pages and API), media UDP %d, candidates %s",
+        args.http_host,
+        args.http_port,
+        media.endpoint.port,
+        ", ".join(config.candidates),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("shutting down")
+    await runner.cleanup()
+    await media.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        import uvloop
+    except ImportError:
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        runner(serve(args))
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        raise SystemExit(1) from exc

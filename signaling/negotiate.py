@@ -1,0 +1,191 @@
+"""Decide what the server accepts from an offer: codecs, feedback, header extensions, transport.
+
+The result is a `PeerParams` for the media plane. Anything the SFU cannot forward untouched is
+left out here, so the answer rejects it and the media plane never sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sfu.media import AUDIO, VIDEO, Codec, PeerParams, TrackSpec
+from signaling.sdp import MediaSection, Offer
+
+# Header extensions the server keeps on a publisher's packets; players get none for now.
+PUBLISH_EXTENSIONS = frozenset(
+    {
+        "urn:ietf:params:rtp-hdrext:sdes:mid",
+        "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
+        "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
+    }
+)
+PLAY_EXTENSIONS: frozenset[str] = frozenset()
+
+# RTCP feedback the server understands, per kind.
+ACCEPTED_FEEDBACK = {
+    VIDEO: ("nack", "nack pli", "ccm fir", "transport-cc", "goog-remb"),
+    AUDIO: ("transport-cc",),
+}
+
+_RTP_PROTOS = ("UDP/TLS/RTP/SAVPF", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "RTP/SAVP")
+_GOOD_SETUP = ("actpass", "active")
+
+
+class NegotiationError(ValueError):
+    """An offer we understood but cannot answer; one line, fit for an HTTP 400 body."""
+
+
+class UnsupportedMedia(NegotiationError):
+    """The offer carries nothing the server can forward (HTTP 422)."""
+
+
+def _fmtp_params(fmtp: str) -> dict[str, str]:
+    """The `key=value;...` parameters of an a=fmtp, keys lower-cased."""
+    params: dict[str, str] = {}
+    for item in fmtp.split(";"):
+        key, sep, value = item.partition("=")
+        if sep:
+            params[key.strip().lower()] = value.strip()
+    return params
+
+
+def _is_supported(section: MediaSection, pt: int) -> bool:
+    """True when `pt` on `section` is a codec the SFU forwards: opus, VP8, or H264 mode 1."""
+    rtpmap = section.rtpmap.get(pt)
+    if rtpmap is None:
+        return False
+    name = rtpmap.name.lower()
+    if section.kind == AUDIO:
+        return name == "opus" and rtpmap.clock_rate == 48000 and rtpmap.channels == 2
+    if section.kind == VIDEO and rtpmap.clock_rate == 90000:
+        if name == "vp8":
+            return True
+        if name == "h264":
+            return _fmtp_params(section.fmtp.get(pt, "")).get("packetization-mode") == "1"
+    return False
+
+
+def _rtx_for(section: MediaSection, pt: int) -> int | None:
+    """The first offered rtx payload type whose apt is `pt` and whose clock matches."""
+    clock = section.rtpmap[pt].clock_rate
+    for rtx in section.payload_types:
+        rtpmap = section.rtpmap.get(rtx)
+        if rtpmap is None or rtpmap.name.lower() != "rtx" or rtpmap.clock_rate != clock:
+            continue
+        if _fmtp_params(section.fmtp.get(rtx, "")).get("apt") == str(pt):
+            return rtx
+    return None
+
+
+def _codec(section: MediaSection, pt: int, rtx: int | None) -> Codec:
+    rtpmap = section.rtpmap[pt]
+    accepted = ACCEPTED_FEEDBACK.get(section.kind, ())
+    return Codec(
+        name=rtpmap.name,
+        payload_type=pt,
+        clock_rate=rtpmap.clock_rate,
+        channels=rtpmap.channels,
+        fmtp=section.fmtp.get(pt, ""),
+        rtcp_fb=tuple(fb for fb in section.feedback_for(pt) if fb in accepted),
+        rtx_payload_type=rtx,
+    )
+
+
+def _offered_ssrcs(section: MediaSection) -> tuple[int | None, int | None]:
+    """The offerer's media SSRC and RTX SSRC: first SIM layer, its FID pair, else first a=ssrc."""
+    groups = section.ssrc_groups
+    sim = next((ssrcs for name, ssrcs in groups if name == "SIM"), None)
+    fids = [ssrcs for name, ssrcs in groups if name == "FID" and len(ssrcs) >= 2]
+    if sim:
+        media = sim[0]
+    elif fids:
+        media = fids[0][0]
+    elif section.ssrcs:
+        media = next(iter(section.ssrcs))
+    else:
+        return None, None
+    rtx = next((fid[1] for fid in fids if fid[0] == media), None)
+    return media, rtx
+
+
+def _is_carried(section: MediaSection, directions: tuple[str, ...]) -> bool:
+    """True when the m-line is RTP over DTLS-SRTP, enabled, and flows the way we need."""
+    return (
+        section.kind in (AUDIO, VIDEO)
+        and section.proto in _RTP_PROTOS
+        and (section.port != 0 or section.bundle_only)
+        and section.direction in directions
+    )
+
+
+def _peer(offer: Offer, tracks: list[TrackSpec], sections: list[MediaSection]) -> PeerParams:
+    """Check ICE and DTLS parameters of the first accepted m-line and build the PeerParams."""
+    if not tracks:
+        raise UnsupportedMedia("offer has no audio or video m-line with a codec we support")
+    first = sections[0]
+    ufrag = first.ice_ufrag or offer.ice_ufrag
+    pwd = first.ice_pwd or offer.ice_pwd
+    if not ufrag:
+        raise NegotiationError("offer has no ice-ufrag")
+    if not pwd:
+        raise NegotiationError("offer has no ice-pwd")
+    fingerprints = first.fingerprints or offer.fingerprints
+    if not fingerprints:
+        raise NegotiationError("offer has no fingerprint")
+    setup = first.setup or offer.setup
+    if setup == "passive":
+        raise NegotiationError(
+            "we are DTLS server (setup:passive); offer setup:passive cannot work"
+        )
+    if setup is not None and setup not in _GOOD_SETUP:
+        raise NegotiationError(f"offer setup {setup[:20]!r} is not actpass or active")
+    return PeerParams(ice_ufrag=ufrag, ice_pwd=pwd, fingerprints=list(fingerprints), tracks=tracks)
+
+
+def _negotiate(
+    offer: Offer,
+    directions: tuple[str, ...],
+    choose: Callable[[MediaSection], list[Codec]],
+    extensions: frozenset[str],
+) -> PeerParams:
+    tracks: list[TrackSpec] = []
+    sections: list[MediaSection] = []
+    for section in offer.media:
+        if not _is_carried(section, directions):
+            continue
+        codecs = choose(section)
+        if not codecs:
+            continue
+        ssrc, rtx_ssrc = _offered_ssrcs(section)
+        accepted = {i: uri for i, uri in section.extmap.items() if uri in extensions}
+        spec = TrackSpec(section.effective_mid, section.kind, codecs, ssrc, rtx_ssrc, accepted)
+        tracks.append(spec)
+        sections.append(section)
+    return _peer(offer, tracks, sections)
+
+
+def negotiate_publish(offer: Offer) -> PeerParams:
+    """Accept each sending audio/video m-line with exactly one codec, the first we support."""
+
+    def choose(section: MediaSection) -> list[Codec]:
+        pt = next((p for p in section.payload_types if _is_supported(section, p)), None)
+        return [] if pt is None else [_codec(section, pt, None)]
+
+    return _negotiate(offer, ("sendonly", "sendrecv"), choose, PUBLISH_EXTENSIONS)
+
+
+def negotiate_play(offer: Offer, preferred: dict[str, str] | None = None) -> PeerParams:
+    """Accept each receiving audio/video m-line with every codec we support.
+
+    `preferred` maps a kind to the live publisher's codec name, which goes first so the player
+    decodes the stream as it is; the rest keep the offer's order. Each codec keeps its rtx.
+    """
+    wanted = {kind: name.lower() for kind, name in (preferred or {}).items()}
+
+    def choose(section: MediaSection) -> list[Codec]:
+        pts = [p for p in dict.fromkeys(section.payload_types) if _is_supported(section, p)]
+        codecs = [_codec(section, p, _rtx_for(section, p)) for p in pts]
+        first = wanted.get(section.kind)
+        return sorted(codecs, key=lambda codec: codec.name.lower() != first)
+
+    return _negotiate(offer, ("recvonly", "sendrecv"), choose, PLAY_EXTENSIONS)

@@ -1,0 +1,139 @@
+"""The HTTP contract: statuses, headers and reasons for good and bad requests."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from tests.integration.peers import close_all, new_peer_connection, play, publish
+
+SDP = {"Content-Type": "application/sdp"}
+
+
+async def offer_text(kind_directions: list[tuple[str, str]]) -> str:
+    pc = new_peer_connection()
+    for kind, direction in kind_directions:
+        pc.addTransceiver(kind, direction=direction)
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return sdp
+
+
+async def test_whip_answer_headers_and_delete(sfu_server) -> None:
+    base = sfu_server.http_url
+    offer = await offer_text([("audio", "sendonly"), ("video", "sendonly")])
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/whip/live/a", data=offer, headers=SDP) as response:
+            assert response.status == 201
+            assert response.content_type == "application/sdp"
+            location = response.headers["Location"]
+            assert location.startswith("/sessions/")
+            assert response.headers["ETag"]
+            answer = await response.text()
+        for line in ("a=ice-lite", "a=setup:passive", "a=rtcp-mux", "a=group:BUNDLE"):
+            assert line in answer
+        assert f"127.0.0.1 {sfu_server.udp_port} typ host" in answer
+        async with http.get(f"{base}/api/v1/streams") as response:
+            streams = (await response.json())["streams"]
+        assert [s["name"] for s in streams] == ["live/a"]
+        async with http.delete(base + location) as response:
+            assert response.status == 200
+        async with http.delete(base + location) as response:
+            assert response.status == 404
+        async with http.get(f"{base}/api/v1/streams") as response:
+            assert (await response.json())["streams"] == []
+
+
+async def test_error_statuses(sfu_server) -> None:
+    base = sfu_server.http_url
+    offer = await offer_text([("video", "sendonly")])
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/whip/x", data=offer) as response:
+            assert response.status == 415
+            assert "Content-Type" in await response.text()
+        async with http.post(f"{base}/whip/x", data="v=0\r\nnonsense", headers=SDP) as response:
+            assert response.status == 400
+            reason = await response.text()
+            assert reason.strip() and "\n" not in reason.strip()
+        datachannel_only = await offer_text([])
+        async with http.post(f"{base}/whip/x", data=datachannel_only, headers=SDP) as response:
+            assert response.status in (400, 422)
+        async with http.post(f"{base}/whip/busy", data=offer, headers=SDP) as response:
+            assert response.status == 201
+        async with http.post(f"{base}/whip/busy", data=offer, headers=SDP) as response:
+            assert response.status == 409
+            assert "already has a publisher" in await response.text()
+        async with http.post(f"{base}/whip/a/b/c", data=offer, headers=SDP) as response:
+            assert response.status in (404, 405)
+        async with http.post(f"{base}/whip/x", data="v=0\r\n" * 20000, headers=SDP) as response:
+            assert response.status == 413
+        async with http.options(f"{base}/whip/x") as response:
+            assert response.status == 204
+            assert response.headers["Accept-Post"] == "application/sdp"
+            assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+async def test_srs_routes(sfu_server) -> None:
+    base = sfu_server.http_url
+    async with aiohttp.ClientSession() as http:
+        pub_offer = await offer_text([("audio", "sendonly"), ("video", "sendonly")])
+        url = f"{base}/rtc/v1/whip/?app=live&stream=srs1"
+        async with http.post(url, data=pub_offer, headers=SDP) as response:
+            assert response.status == 201
+        play_offer = await offer_text([("audio", "recvonly"), ("video", "recvonly")])
+        body = {"streamurl": "webrtc://localhost/live/srs1", "sdp": play_offer}
+        async with http.post(f"{base}/rtc/v1/play/", json=body) as response:
+            result = await response.json()
+            assert result["code"] == 0
+            assert "a=sendonly" in result["sdp"]
+            assert result["sessionid"]
+        body = {"streamurl": "webrtc://localhost/live/srs1", "sdp": pub_offer}
+        async with http.post(f"{base}/rtc/v1/publish/", json=body) as response:
+            assert response.status == 409
+            assert (await response.json())["code"] == 409
+        async with http.post(f"{base}/rtc/v1/publish/", json={"sdp": 1}) as response:
+            assert response.status == 400
+        async with http.get(f"{base}/api/v1/streams") as response:
+            streams = (await response.json())["streams"]
+        assert streams[0]["name"] == "live/srs1" and streams[0]["players"] == 1
+
+
+async def test_delete_stops_media_and_player_before_publisher(sfu_server) -> None:
+    """A player that comes first gets media when the publisher arrives; DELETE ends it."""
+    base = sfu_server.http_url
+    async with aiohttp.ClientSession() as http:
+        early = await play(http, base, "live/late")
+        publisher = await publish(http, base, "live/late")
+        try:
+            assert await early.wait_for("video", 20, timeout=20), early.frames
+            async with http.delete(early.location) as response:
+                assert response.status == 200
+            await asyncio.sleep(1.0)  # let packets already in flight land
+            frozen = early.frames["video"]
+            await asyncio.sleep(2.0)
+            assert early.frames["video"] == frozen
+            async with http.get(f"{base}/api/v1/streams") as response:
+                stream = (await response.json())["streams"][0]
+            assert stream["players"] == 0 and stream["publishing"]
+        finally:
+            await close_all(publisher, early)
+
+
+async def test_publisher_leaves_and_returns_keeps_players(sfu_server) -> None:
+    base = sfu_server.http_url
+    async with aiohttp.ClientSession() as http:
+        player = await play(http, base, "live/again")
+        first = await publish(http, base, "live/again")
+        peers = [player, first]
+        try:
+            assert await player.wait_for("video", 15, timeout=20)
+            async with http.delete(first.location) as response:
+                assert response.status == 200
+            before = player.frames["video"]
+            peers.append(await publish(http, base, "live/again"))
+            assert await player.wait_for("video", before + 30, timeout=20), player.frames
+            assert player.frames["audio"] > 0
+        finally:
+            await close_all(*peers)

@@ -1,0 +1,358 @@
+"""Negotiation and answer rendering: codec choice, transport checks, answers aiortc accepts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import aioice.ice
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+
+from sfu.media import PeerParams
+from signaling.answer import candidate_priority, render_answer
+from signaling.negotiate import (
+    NegotiationError,
+    UnsupportedMedia,
+    negotiate_play,
+    negotiate_publish,
+)
+from signaling.sdp import parse_offer
+
+OFFERS = Path(__file__).parent / "offers"
+FINGERPRINT = ":".join(["AB"] * 32)
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+TWCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+
+
+def load(name: str) -> str:
+    return (OFFERS / name).read_text()
+
+
+def as_player(text: str) -> str:
+    """A WHEP-style offer: the same m-lines, recvonly, without the sender's SSRCs."""
+    lines = [line for line in text.split("\n") if not line.startswith(("a=ssrc", "a=msid:"))]
+    return "\n".join(lines).replace("a=sendonly", "a=recvonly")
+
+
+def answer_for(text: str, peer: PeerParams, direction: str, **kwargs: object) -> str:
+    return render_answer(
+        parse_offer(text),
+        peer,
+        direction=direction,
+        ice_ufrag="srvu",
+        ice_pwd="serverpasswordserverpass",
+        fingerprint=FINGERPRINT,
+        candidates=[("127.0.0.1", 8000)],
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+# --- publish ---------------------------------------------------------------------------------
+
+
+def test_publish_chrome_picks_first_supported_codec_per_m_line() -> None:
+    peer = negotiate_publish(parse_offer(load("chrome_publish.sdp")))
+    assert peer.ice_ufrag == "Xk2p" and peer.ice_pwd == "bNq3Yt0sZ8hW5mKc1LrE9vPa"
+    assert peer.fingerprints[0][0] == "sha-256"
+    assert [t.mid for t in peer.tracks] == ["0", "1"]  # the datachannel is not a track
+    audio, video = peer.tracks
+    assert [c.payload_type for c in audio.codecs] == [111]
+    assert audio.codecs[0].fmtp == "minptime=10;useinbandfec=1"
+    assert audio.codecs[0].rtcp_fb == ("transport-cc",)
+    assert audio.codecs[0].channels == 2
+    assert audio.ssrc == 3735928559 and audio.rtx_ssrc is None
+    assert audio.extensions == {2: ABS_SEND_TIME, 3: TWCC, 4: MID_URI}
+    (vp8,) = video.codecs
+    assert (vp8.name, vp8.payload_type, vp8.rtx_payload_type) == ("VP8", 96, None)
+    assert vp8.rtcp_fb == ("goog-remb", "transport-cc", "ccm fir", "nack", "nack pli")
+    assert (video.ssrc, video.rtx_ssrc) == (2882400001, 2882400002)
+    assert video.extensions == {2: ABS_SEND_TIME, 3: TWCC, 4: MID_URI}
+
+
+def test_publish_h264_first_skips_packetization_mode_0() -> None:
+    text = load("chrome_publish.sdp").replace(
+        "96 97 98 99 100 101 102 103 104 105", "100 101 104 105 102 103 96 97 98 99"
+    )
+    (_, video) = negotiate_publish(parse_offer(text)).tracks
+    (h264,) = video.codecs
+    assert h264.name == "H264" and h264.payload_type == 104
+    assert h264.fmtp_params["profile-level-id"] == "42e01f"
+
+
+def test_publish_firefox_session_fingerprint_and_media_ufrag() -> None:
+    peer = negotiate_publish(parse_offer(load("firefox_publish.sdp")))
+    assert peer.ice_ufrag == "8f1e2d3c"
+    assert peer.fingerprints[0][1].startswith("9F:12")
+    audio, video = peer.tracks
+    assert audio.codecs[0].payload_type == 109 and audio.codecs[0].rtcp_fb == ()
+    assert audio.extensions == {3: MID_URI}
+    assert video.codecs[0].payload_type == 120
+    assert video.extensions == {3: MID_URI, 4: ABS_SEND_TIME, 7: TWCC}
+    assert (video.ssrc, video.rtx_ssrc) == (2233445566, 3344556677)
+
+
+def test_publish_obs_h264_only_with_session_level_transport() -> None:
+    peer = negotiate_publish(parse_offer(load("obs_publish.sdp")))
+    assert peer.ice_ufrag == "QWnM" and len(peer.fingerprints) == 1
+    audio, video = peer.tracks
+    assert audio.ssrc == 2853119873
+    assert video.codecs[0].payload_type == 96 and video.codecs[0].name == "H264"
+    assert video.codecs[0].rtcp_fb == ("nack", "nack pli", "goog-remb")
+    assert (video.ssrc, video.rtx_ssrc) == (2853119874, None)
+
+
+def test_publish_simulcast_takes_first_layer_and_its_rtx() -> None:
+    text = load("obs_publish.sdp").replace(
+        "a=ssrc:2853119874 cname:yT5CvKoYkKiH0ZcQ",
+        "a=ssrc-group:FID 11 12\na=ssrc-group:FID 21 22\na=ssrc-group:SIM 21 11\n"
+        "a=ssrc:2853119874 cname:yT5CvKoYkKiH0ZcQ",
+    )
+    video = negotiate_publish(parse_offer(text)).tracks[1]
+    assert (video.ssrc, video.rtx_ssrc) == (21, 22)
+
+
+def test_publish_rejects_recvonly_and_disabled_m_lines() -> None:
+    text = load("obs_publish.sdp").replace("a=mid:0\na=sendonly", "a=mid:0\na=recvonly")
+    text = text.replace("m=video 51423", "m=video 0")
+    with pytest.raises(UnsupportedMedia):
+        negotiate_publish(parse_offer(text))
+    bundle_only = text.replace("a=mid:1\n", "a=mid:1\na=bundle-only\n")
+    assert [t.mid for t in negotiate_publish(parse_offer(bundle_only)).tracks] == ["1"]
+
+
+def test_unsupported_codecs_only_is_unsupported_media() -> None:
+    text = load("obs_publish.sdp").replace("opus/48000/2", "PCMU/8000")
+    text = text.replace("packetization-mode=1", "packetization-mode=0")
+    with pytest.raises(UnsupportedMedia, match="no audio or video m-line"):
+        negotiate_publish(parse_offer(text))
+    with pytest.raises(UnsupportedMedia):
+        negotiate_play(parse_offer(as_player(text)))
+
+
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (lambda t: re.sub(r"a=ice-ufrag:.*\n", "", t), "offer has no ice-ufrag"),
+        (lambda t: re.sub(r"a=ice-pwd:.*\n", "", t), "offer has no ice-pwd"),
+        (lambda t: re.sub(r"a=fingerprint:.*\n", "", t), "offer has no fingerprint"),
+        (
+            lambda t: t.replace("a=setup:actpass", "a=setup:passive"),
+            "we are DTLS server (setup:passive); offer setup:passive cannot work",
+        ),
+        (lambda t: t.replace("a=setup:actpass", "a=setup:holdconn"), "setup 'holdconn' is not"),
+    ],
+)
+def test_transport_errors(edit: Callable[[str], str], reason: str) -> None:
+    for name in ("chrome_publish.sdp", "obs_publish.sdp"):
+        offer = parse_offer(edit(load(name)))
+        with pytest.raises(NegotiationError) as caught:
+            negotiate_publish(offer)
+        assert not isinstance(caught.value, UnsupportedMedia)
+        assert reason in str(caught.value)
+
+
+def test_setup_active_is_accepted() -> None:
+    text = load("obs_publish.sdp").replace("a=setup:actpass", "a=setup:active")
+    assert len(negotiate_publish(parse_offer(text)).tracks) == 2
+
+
+# --- play ------------------------------------------------------------------------------------
+
+
+def test_play_offers_every_supported_codec_with_rtx_in_offer_order() -> None:
+    peer = negotiate_play(parse_offer(as_player(load("chrome_publish.sdp"))))
+    audio, video = peer.tracks
+    assert [(c.payload_type, c.rtx_payload_type) for c in audio.codecs] == [(111, None)]
+    assert [(c.payload_type, c.rtx_payload_type) for c in video.codecs] == [
+        (96, 97),
+        (102, 103),
+        (104, 105),
+    ]
+    assert video.extensions == {} and video.ssrc is None
+
+
+def test_play_preferred_codec_goes_first() -> None:
+    offer = parse_offer(as_player(load("chrome_publish.sdp")))
+    video = negotiate_play(offer, {"video": "h264", "audio": "opus"}).tracks[1]
+    assert [c.payload_type for c in video.codecs] == [102, 104, 96]
+    firefox = parse_offer(as_player(load("firefox_publish.sdp")))
+    video = negotiate_play(firefox, {"video": "H264"}).tracks[1]
+    assert [(c.payload_type, c.rtx_payload_type) for c in video.codecs] == [(126, 127), (120, 124)]
+
+
+def test_play_rejects_sendonly_m_lines() -> None:
+    with pytest.raises(UnsupportedMedia):
+        negotiate_play(parse_offer(load("chrome_publish.sdp")))
+
+
+# --- answer ----------------------------------------------------------------------------------
+
+
+def test_publish_answer_rejects_datachannel_and_reparses() -> None:
+    text = load("chrome_publish.sdp")
+    answer = answer_for(text, negotiate_publish(parse_offer(text)), "recvonly")
+    assert answer.endswith("\r\n") and "\n" not in answer.replace("\r\n", "")
+    assert "a=ice-lite\r\n" in answer and "a=group:BUNDLE 0 1\r\n" in answer
+    assert "m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\n" in answer
+    assert "msid-semantic" not in answer
+    parsed = parse_offer(answer)
+    assert parsed.ice_lite and parsed.bundle_groups == [["0", "1"]]
+    audio, video, data = parsed.media
+    assert [m.mid for m in parsed.media] == ["0", "1", "2"]
+    assert (data.port, data.direction) == (0, "inactive") and data.ice_ufrag is None
+    for section in (audio, video):
+        assert section.port == 8000 and section.direction == "recvonly"
+        assert section.setup == "passive" and section.ice_ufrag == "srvu"
+        assert section.fingerprints == [("sha-256", FINGERPRINT)]
+        assert section.rtcp_mux and section.extmap == {2: ABS_SEND_TIME, 3: TWCC, 4: MID_URI}
+    assert video.payload_types == [96] and video.rtcp_rsize and not audio.rtcp_rsize
+    assert video.feedback_for(96) == ["goog-remb", "transport-cc", "ccm fir", "nack", "nack pli"]
+    assert audio.fmtp[111] == "minptime=10;useinbandfec=1"
+    assert answer.count("a=candidate:1 1 udp 2130706431 127.0.0.1 8000 typ host\r\n") == 2
+    assert answer.count("a=end-of-candidates\r\n") == 2
+
+
+def test_rejected_media_answer_keeps_first_payload_type() -> None:
+    text = load("chrome_publish.sdp").replace("a=sendonly", "a=recvonly", 1)
+    answer = answer_for(text, negotiate_publish(parse_offer(text)), "recvonly")
+    assert "m=audio 0 UDP/TLS/RTP/SAVPF 111\r\n" in answer
+    assert "a=group:BUNDLE 1\r\n" in answer
+    assert parse_offer(answer).media[0].direction == "inactive"
+
+
+def test_play_answer_carries_rtx_msid_and_ssrcs() -> None:
+    text = as_player(load("chrome_publish.sdp"))
+    peer = negotiate_play(parse_offer(text), {"video": "H264"})
+    ssrcs = {"0": (1111, None), "1": (2222, 3333)}
+    answer = answer_for(text, peer, "sendonly", ssrcs=ssrcs, cname="cn", stream_id="live")
+    assert "a=msid-semantic: WMS *\r\n" in answer
+    assert "a=msid:live live-video-1\r\n" in answer
+    assert "a=ssrc-group:FID 2222 3333\r\n" in answer
+    assert "a=fmtp:103 apt=102\r\n" in answer and "a=rtpmap:103 rtx/90000\r\n" in answer
+    audio, video, _ = parse_offer(answer).media
+    assert video.direction == "sendonly"
+    assert video.payload_types == [102, 103, 104, 105, 96, 97]
+    assert video.extmap == {}
+    assert video.ssrcs == {
+        2222: {"cname": "cn", "msid": "live live-video-1"},
+        3333: {"cname": "cn", "msid": "live live-video-1"},
+    }
+    assert video.ssrc_groups == [("FID", (2222, 3333))]
+    assert audio.ssrcs == {1111: {"cname": "cn", "msid": "live live-audio-0"}}
+    assert audio.rtpmap[111].channels == 2
+
+
+def test_answer_candidates_priority_foundation_and_ipv6() -> None:
+    text = load("obs_publish.sdp")
+    answer = render_answer(
+        parse_offer(text),
+        negotiate_publish(parse_offer(text)),
+        direction="recvonly",
+        ice_ufrag="u",
+        ice_pwd="p" * 22,
+        fingerprint=FINGERPRINT,
+        candidates=[("2001:db8::1", 9000), ("192.0.2.7", 9000), ("2001:db8::1", 9001)],
+    )
+    assert "m=audio 9000 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP6 2001:db8::1\r\n" in answer
+    lines = [line for line in answer.split("\r\n") if line.startswith("a=candidate:")]
+    assert len(lines) == 6
+    fields = [line.split() for line in lines[:3]]
+    priorities = [int(f[3]) for f in fields]
+    assert priorities == [candidate_priority(i) for i in range(3)]
+    assert priorities[0] > priorities[1] > priorities[2]
+    assert candidate_priority(0) == (126 << 24) + (65535 << 8) + 255
+    foundations = [f[0].removeprefix("a=candidate:") for f in fields]
+    assert foundations[0] == foundations[2] != foundations[1]
+
+
+def test_answer_rejects_bad_arguments() -> None:
+    text = load("obs_publish.sdp")
+    peer = negotiate_publish(parse_offer(text))
+    with pytest.raises(ValueError, match="direction"):
+        answer_for(text, peer, "sendrecv")
+    with pytest.raises(ValueError, match="candidate"):
+        render_answer(
+            parse_offer(text),
+            peer,
+            direction="recvonly",
+            ice_ufrag="u",
+            ice_pwd="p",
+            fingerprint=FINGERPRINT,
+            candidates=[],
+        )
+
+
+# --- aiortc ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def local_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda *args, **kwargs: ["127.0.0.1"])
+
+
+async def aiortc_round_trip(publish: bool) -> RTCPeerConnection:
+    """Let aiortc offer, answer it ourselves, and hand the answer back to aiortc."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    if publish:
+        pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+    else:
+        pc.addTransceiver("video", direction="recvonly")
+        pc.addTransceiver("audio", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = parse_offer(pc.localDescription.sdp)
+    if publish:
+        peer = negotiate_publish(offer)
+        answer = answer_for(pc.localDescription.sdp, peer, "recvonly")
+    else:
+        peer = negotiate_play(offer, {"video": "H264"})
+        ssrcs = {track.mid: (4000 + i, 5000 + i) for i, track in enumerate(peer.tracks)}
+        answer = answer_for(pc.localDescription.sdp, peer, "sendonly", ssrcs=ssrcs)
+    await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    return pc
+
+
+async def test_aiortc_accepts_publish_answer(local_only: None) -> None:
+    pc = await aiortc_round_trip(publish=True)
+    try:
+        assert pc.signalingState == "stable"
+        assert [t.currentDirection for t in pc.getTransceivers()] == ["sendonly", "sendonly"]
+        video = pc.getTransceivers()[0]
+        assert [c.mimeType for c in video._codecs] == ["video/VP8"]
+    finally:
+        await pc.close()
+
+
+async def test_aiortc_accepts_play_answer(local_only: None) -> None:
+    pc = await aiortc_round_trip(publish=False)
+    try:
+        assert pc.signalingState == "stable"
+        assert [t.currentDirection for t in pc.getTransceivers()] == ["recvonly", "recvonly"]
+        assert pc.getTransceivers()[0].receiver.track.id == "litesfu-video-0"
+    finally:
+        await pc.close()
+
+
+async def test_aiortc_offers_parse_and_negotiate(local_only: None) -> None:
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    try:
+        pc.addTransceiver(VideoStreamTrack(), direction="sendonly")
+        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        offer = parse_offer(pc.localDescription.sdp)
+    finally:
+        await pc.close()
+    video, audio = offer.media
+    assert audio.rtpmap[audio.payload_types[0]].name == "opus"
+    assert video.rtpmap[video.payload_types[0]].name == "VP8"
+    assert video.ssrc_groups and video.ssrc_groups[0][0] == "FID"
+    assert len(video.fingerprints) == 3 and video.setup == "actpass"
+    peer = negotiate_publish(offer)
+    assert [t.kind for t in peer.tracks] == ["video", "audio"]
+    assert peer.tracks[0].rtx_ssrc == video.ssrc_groups[0][1][1]
+    assert peer.tracks[1].codecs[0].name == "opus"
+    assert peer.tracks[0].extensions == {1: MID_URI, 3: ABS_SEND_TIME}
