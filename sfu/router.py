@@ -490,6 +490,16 @@ class Router:
         session.close(reason)
         return True
 
+    def restart_ice(
+        self, session_id: str, remote_ufrag: str, remote_pwd: str
+    ) -> PeerSession | None:
+        """Give a session new ICE credentials (PATCH with new ice-ufrag/pwd); None if unknown."""
+        session = self.sessions.by_id.get(session_id)
+        if session is None or session.state is SessionState.CLOSED:
+            return None
+        session.restart_ice(remote_ufrag, remote_pwd)
+        return session
+
     def poll(self, now: float) -> None:
         """Timers: DTLS retransmission, session timeouts, keyframes for players still waiting."""
         timeout = self.config.session_timeout

@@ -75,6 +75,7 @@ class PeerSession:
         self._send = send
         self.on_address: Callable[[PeerSession, Address | None, Address], None] | None = None
         self.on_close: Callable[[PeerSession], None] | None = None
+        self.on_ufrag: Callable[[PeerSession, str], None] | None = None
         self.srtp_errors = 0
 
     # -- input, one method per demuxed packet class ---------------------------------------------
@@ -127,6 +128,14 @@ class PeerSession:
                 self.handler.on_rtp(packet, now)  # type: ignore[union-attr]
         except (pylibsrtp.Error, IndexError):
             self.srtp_errors += 1
+
+    def restart_ice(self, remote_ufrag: str, remote_pwd: str) -> None:
+        """ICE restart (RFC 8445 §9): new credentials on both sides; DTLS and SRTP carry on."""
+        old_ufrag = self.ice.local_ufrag
+        self.ice.restart(ice.new_ufrag(), ice.new_pwd(), remote_ufrag, remote_pwd)
+        if self.on_ufrag is not None:
+            self.on_ufrag(self, old_ufrag)
+        log.info("session %s: ICE restart", self.id)
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -196,6 +205,12 @@ class SessionTable:
         self.by_ufrag[session.ice.local_ufrag] = session
         session.on_address = self._rebind
         session.on_close = self.remove
+        session.on_ufrag = self._rekey
+
+    def _rekey(self, session: PeerSession, old_ufrag: str) -> None:
+        if self.by_ufrag.get(old_ufrag) is session:
+            del self.by_ufrag[old_ufrag]
+        self.by_ufrag[session.ice.local_ufrag] = session
 
     def _rebind(self, session: PeerSession, old: Address | None, new: Address) -> None:
         if old is not None and self.by_addr.get(old) is session:

@@ -43,9 +43,18 @@ def start_server(tmp_path: Path, *extra_args: str) -> ServerProcess:
     udp_port = free_port(socket.SOCK_DGRAM)
     log_path = tmp_path / f"server-{http_port}.log"
     args = [
-        sys.executable, "-m", "sfu",
-        "--http-host", "127.0.0.1", "--http-port", str(http_port),
-        "--udp-port", str(udp_port), "--candidate", "127.0.0.1", *extra_args,
+        sys.executable,
+        "-m",
+        "sfu",
+        "--http-host",
+        "127.0.0.1",
+        "--http-port",
+        str(http_port),
+        "--udp-port",
+        str(udp_port),
+        "--candidate",
+        "127.0.0.1",
+        *extra_args,
     ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
