@@ -1,196 +1,34 @@
-"""Streams, their publisher's tracks and every player's view of them.
+"""Streams, their publisher and players: who feeds whom, and the RTCP that keeps them healthy.
 
-Each player track has its own SSRC, payload type, sequence numbers and timestamps: the router
-rewrites those four header fields per player, so a player may join at any moment (it starts on a
-keyframe) and a publisher may leave and come back without the player noticing more than a jump.
+The router owns the sessions; signaling asks it to publish, play and close, and the UDP endpoint
+hands it packets through each session's media handler (a Publisher or a Player here).
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
-import struct
-from collections.abc import Callable
 
 from sfu import rtp
 from sfu.config import MediaConfig
 from sfu.dtls import Certificate
-from sfu.keyframes import keyframe_detector
-from sfu.media import VIDEO, Codec, PeerParams, TrackSpec
+from sfu.media import PeerParams
 from sfu.session import PeerSession, SendFunction, SessionState, SessionTable
+from sfu.tracks import PublisherTrack, SubscriberTrack
+from sfu.twcc import TwccRecorder
 
 log = logging.getLogger(__name__)
 
 PUBLISH = "publish"
 PLAY = "play"
-
-# Marker+PT byte, sequence number, timestamp, SSRC: bytes 1..11 of the RTP header.
-_REWRITE = struct.Struct("!BHII")
+TWCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 
 
 class StreamBusy(Exception):
     """The stream already has a live publisher."""
 
 
-class PublisherTrack:
-    """One incoming track: where its packets come from and which player tracks they go to."""
-
-    def __init__(self, spec: TrackSpec, request_keyframe_after: float) -> None:
-        self.spec = spec
-        self.kind = spec.kind
-        self.codec: Codec = spec.codecs[0]
-        self.ssrc: int | None = spec.ssrc
-        self.is_keyframe = keyframe_detector(self.codec.name)
-        self.subscribers: list[SubscriberTrack] = []
-        self.packets = 0
-        self.bytes = 0
-        self.last_seq = 0
-        self.last_ts = 0
-        self.last_time = 0.0
-        self.keyframe_requested_at = -1e9
-        self.keyframe_requests = 0
-        self._keyframe_interval = request_keyframe_after
-        self.send_pli: Callable[[int], None] | None = None
-
-    def forward(self, packet: bytes, now: float) -> None:
-        """The hot path: rewrite and send one plaintext RTP packet to every started player."""
-        self.packets += 1
-        self.bytes += len(packet)
-        seq = packet[2] << 8 | packet[3]
-        ts = int.from_bytes(packet[4:8], "big")
-        self.last_seq = seq
-        self.last_ts = ts
-        self.last_time = now
-        subscribers = self.subscribers
-        if not subscribers:
-            return
-        if packet[0] & 0x10:
-            packet = rtp.strip_extensions(packet)
-        buf = bytearray(packet)
-        marker = packet[1] & 0x80
-        keyframe: bool | None = None
-        pack_into = _REWRITE.pack_into
-        for sub in subscribers:
-            if not sub.started:
-                if keyframe is None:
-                    keyframe = self._starts_keyframe(packet)
-                if not keyframe:
-                    continue
-                sub.start(seq, ts, now)
-            pack_into(
-                buf,
-                1,
-                marker | sub.payload_type,
-                (seq + sub.seq_offset) & 0xFFFF,
-                (ts + sub.ts_offset) & 0xFFFFFFFF,
-                sub.ssrc,
-            )
-            sub.send(buf)
-
-    def _starts_keyframe(self, packet: bytes) -> bool:
-        try:
-            start, end = rtp.payload_bounds(packet)
-        except rtp.RtpError:
-            return False
-        return self.is_keyframe(packet[start:end])
-
-    def request_keyframe(self, now: float) -> None:
-        """Ask the publisher for a keyframe (PLI), at most once per keyframe interval."""
-        if self.kind != VIDEO or self.ssrc is None or self.send_pli is None:
-            return
-        if now - self.keyframe_requested_at < self._keyframe_interval:
-            return
-        self.keyframe_requested_at = now
-        self.keyframe_requests += 1
-        self.send_pli(self.ssrc)
-
-    def waiting_players(self) -> bool:
-        return any(not sub.started for sub in self.subscribers)
-
-
-class SubscriberTrack:
-    """One outgoing track of a player, fed by at most one publisher track at a time."""
-
-    def __init__(self, player: Player, spec: TrackSpec) -> None:
-        self.player = player
-        self.spec = spec
-        self.kind = spec.kind
-        self.ssrc = secrets.randbits(32) or 1
-        self.source: PublisherTrack | None = None
-        self.payload_type = 0
-        self.started = False
-        self.seq_offset = 0
-        self.ts_offset = 0
-        self.packets = 0
-        self.bytes = 0
-        # Where the next source continues: (next sequence number, last timestamp, at time).
-        self._resume: tuple[int, int, float] | None = None
-        self._protect: Callable[[bytes], bytes] | None = None
-        self._sendto: SendFunction | None = None
-
-    def payload_type_for(self, codec: Codec) -> int | None:
-        """This player's payload type for the publisher's codec, or None if it cannot take it."""
-        name = codec.name.lower()
-        candidates = [c for c in self.spec.codecs if c.name.lower() == name]
-        if not candidates:
-            return None
-        if name == "h264":
-            wanted = codec.fmtp_params.get("profile-level-id", "")[:2].lower()
-            for candidate in candidates:
-                profile = candidate.fmtp_params.get("profile-level-id", "")[:2].lower()
-                if profile == wanted:
-                    return candidate.payload_type
-        return candidates[0].payload_type
-
-    def attach(self, source: PublisherTrack, payload_type: int, sendto: SendFunction) -> None:
-        session = self.player.session
-        assert session.srtp is not None
-        self.source = source
-        self.payload_type = payload_type
-        self.started = False
-        self._protect = session.srtp.protect_rtp
-        self._sendto = sendto
-        source.subscribers.append(self)
-
-    def detach(self) -> None:
-        """Leave the current source, remembering where the sequence and timestamps stood."""
-        source = self.source
-        if source is None:
-            return
-        if self.started:
-            self._resume = (
-                (source.last_seq + self.seq_offset + 1) & 0xFFFF,
-                (source.last_ts + self.ts_offset) & 0xFFFFFFFF,
-                source.last_time,
-            )
-        source.subscribers.remove(self)
-        self.source = None
-        self.started = False
-
-    def start(self, seq: int, ts: int, now: float) -> None:
-        """Set the offsets at the first packet sent from a source (a keyframe for video)."""
-        if self._resume is None:
-            next_seq = secrets.randbits(15)
-            next_ts = secrets.randbits(31)
-        else:
-            next_seq, last_ts, at = self._resume
-            clock_rate = self.source.codec.clock_rate if self.source else 90000
-            next_ts = last_ts + max(1, int((now - at) * clock_rate))
-        self.seq_offset = (next_seq - seq) & 0xFFFF
-        self.ts_offset = (next_ts - ts) & 0xFFFFFFFF
-        self.started = True
-
-    def send(self, packet: bytearray) -> None:
-        addr = self.player.session.addr
-        if addr is None:
-            return
-        self.packets += 1
-        self.bytes += len(packet)
-        self._sendto(self._protect(bytes(packet)), addr)  # type: ignore[misc]
-
-
 class Publisher:
-    """The media handler of a publishing session."""
+    """The media handler of a publishing session: forwards its RTP, gives it RTCP feedback."""
 
     def __init__(self, router: Router, stream: Stream, session: PeerSession) -> None:
         self.router = router
@@ -205,14 +43,30 @@ class Publisher:
         self.unknown_packets = 0
         for track in self.tracks:
             track.send_pli = self._send_pli
+            track.send_nack = self._send_nack
+        twcc_ids = {
+            ext_id
+            for spec in session.peer.tracks
+            for ext_id, uri in spec.extensions.items()
+            if uri == TWCC_URI and any("transport-cc" in c.rtcp_fb for c in spec.codecs)
+        }
+        self.twcc_id = min(twcc_ids) if twcc_ids else 0
+        self.twcc = TwccRecorder() if self.twcc_id else None
 
     def _send_pli(self, media_ssrc: int) -> None:
         self.session.send_rtcp(rtp.pli(self.session.rtcp_ssrc, media_ssrc))
+
+    def _send_nack(self, media_ssrc: int, sequence_numbers: list[int]) -> None:
+        self.session.send_rtcp(rtp.nack(self.session.rtcp_ssrc, media_ssrc, sequence_numbers))
 
     def on_connected(self, now: float) -> None:
         self.stream.publisher_ready(now)
 
     def on_rtp(self, packet: bytes, now: float) -> None:
+        if self.twcc is not None:
+            value = rtp.find_extension(packet, self.twcc_id)
+            if value is not None and len(value) >= 2:
+                self.twcc.record(value[0] << 8 | value[1], int(now * 1_000_000))
         ssrc = int.from_bytes(packet[8:12], "big")
         track = self.by_ssrc.get(ssrc)
         if track is None:
@@ -232,15 +86,43 @@ class Publisher:
             log.info("stream %s: %s SSRC changed to %d", self.stream.name, track.kind, ssrc)
             self.by_ssrc.pop(track.ssrc, None)
             for sub in list(track.subscribers):
+                codec = sub.codec_for(track.codec)
                 sub.detach()
-                sub.attach(track, sub.payload_type, self.router.send)
+                if codec is not None:
+                    sub.attach(track, codec, self.router.send)
         track.ssrc = ssrc
         self.by_ssrc[ssrc] = track
         track.request_keyframe(now)
         return track
 
     def on_rtcp(self, packet: bytes, now: float) -> None:
-        """Publisher RTCP (SR, SDES, BYE, feedback about nothing we send) needs no action yet."""
+        """Sender Reports give the NTP/RTP mapping passed on to players and our LSR."""
+        try:
+            for item in rtp.split_rtcp(packet):
+                if item.packet_type == rtp.RTCP_SR:
+                    track = self.by_ssrc.get(item.ssrc)
+                    if track is not None:
+                        ntp, rtp_timestamp = rtp.parse_sender_info(item)
+                        track.on_sender_report(ntp, rtp_timestamp, now)
+        except rtp.RtpError:
+            return
+
+    def send_feedback(self, now: float) -> None:
+        """Frequent feedback: transport-wide CC, and NACK retries the packet flow did not send."""
+        if self.twcc is not None:
+            media_ssrc = next((t.ssrc for t in self.tracks if t.ssrc is not None), 0)
+            feedback = self.twcc.build(self.session.rtcp_ssrc, media_ssrc)
+            if feedback is not None:
+                self.session.send_rtcp(feedback)
+        for track in self.tracks:
+            if track.missing is not None and len(track.missing):
+                track.send_due_nacks(now)
+
+    def send_reports(self, now: float) -> None:
+        """Receiver Reports, once a second, with the loss and jitter we really saw."""
+        blocks = [b for b in (t.report_block(now) for t in self.tracks) if b is not None]
+        if blocks:
+            self.session.send_rtcp(rtp.receiver_report(self.session.rtcp_ssrc, blocks))
 
     def on_closed(self) -> None:
         self.stream.publisher_gone(self)
@@ -253,13 +135,13 @@ class Player:
         self.router = router
         self.stream = stream
         self.session = session
-        self.tracks = [SubscriberTrack(self, spec) for spec in session.peer.tracks]
+        self.tracks = [SubscriberTrack(session, spec) for spec in session.peer.tracks]
         self.by_ssrc = {t.ssrc: t for t in self.tracks}
-        self.keyframe_requests = 0
+        self.remb: int | None = None
 
     def ssrcs(self) -> dict[str, tuple[int, int | None]]:
         """mid -> (media SSRC, RTX SSRC) that the answer announces."""
-        return {t.spec.mid: (t.ssrc, None) for t in self.tracks}
+        return {t.spec.mid: (t.ssrc, t.rtx_ssrc) for t in self.tracks}
 
     def on_connected(self, now: float) -> None:
         self.stream.player_ready(self, now)
@@ -268,28 +150,57 @@ class Player:
         """Players send no media we carry."""
 
     def on_rtcp(self, packet: bytes, now: float) -> None:
-        """Forward a player's PLI/FIR to the publisher (rate-limited per track)."""
+        """Players' feedback: PLI/FIR go to the publisher, NACKs are answered from the cache,
+        reports and REMB feed the stats."""
         try:
             packets = rtp.split_rtcp(packet)
         except rtp.RtpError:
             return
         for item in packets:
-            if item.packet_type != rtp.RTCP_PSFB:
-                continue
             try:
-                if item.fmt == rtp.FMT_PLI:
-                    targets = [rtp.feedback_media_ssrc(item)]
-                elif item.fmt == rtp.FMT_FIR:
-                    targets = rtp.fir_targets(item)
-                else:
-                    continue
+                self._on_feedback(item, now)
             except rtp.RtpError:
                 continue
+
+    def _on_feedback(self, item: rtp.RtcpPacket, now: float) -> None:
+        kind = item.packet_type
+        if kind == rtp.RTCP_PSFB:
+            if item.fmt == rtp.FMT_PLI:
+                targets = [rtp.feedback_media_ssrc(item)]
+            elif item.fmt == rtp.FMT_FIR:
+                targets = rtp.fir_targets(item)
+            else:
+                self.remb = rtp.remb_bitrate(item) or self.remb
+                return
             for ssrc in targets:
                 track = self.by_ssrc.get(ssrc)
                 if track is not None and track.source is not None:
-                    self.keyframe_requests += 1
+                    track.keyframe_requests += 1
                     track.source.request_keyframe(now)
+        elif kind == rtp.RTCP_RTPFB and item.fmt == rtp.FMT_NACK:
+            track = self.by_ssrc.get(rtp.feedback_media_ssrc(item))
+            if track is not None:
+                track.retransmit(rtp.nack_sequence_numbers(item))
+        elif kind in (rtp.RTCP_RR, rtp.RTCP_SR):
+            for block in rtp.report_blocks(item):
+                track = self.by_ssrc.get(block.ssrc)
+                if track is not None:
+                    track.on_report_block(block, now)
+
+    def send_reports(self, now: float) -> None:
+        """Sender Reports for every started track, in one compound packet."""
+        reports = [r for r in (t.sender_report(now) for t in self.tracks) if r is not None]
+        if reports:
+            self.session.send_rtcp(b"".join(reports))
+
+    def snapshot(self) -> dict:
+        session = self.session
+        return {
+            "session": session.id,
+            "state": session.state.value,
+            "remb": self.remb,
+            "tracks": [t.snapshot() for t in self.tracks],
+        }
 
     def on_closed(self) -> None:
         self.stream.player_gone(self)
@@ -335,8 +246,8 @@ class Stream:
             sources = [t for t in publisher.tracks if t.kind == kind]
             sinks = [t for t in player.tracks if t.kind == kind]
             for source, sink in zip(sources, sinks, strict=False):
-                payload_type = sink.payload_type_for(source.codec)
-                if payload_type is None:
+                codec = sink.codec_for(source.codec)
+                if codec is None:
                     log.warning(
                         "stream %s: player %s cannot receive %s; its %s track stays empty",
                         self.name,
@@ -345,7 +256,7 @@ class Stream:
                         kind,
                     )
                     continue
-                sink.attach(source, payload_type, self.router.send)
+                sink.attach(source, codec, self.router.send)
                 source.request_keyframe(now)
 
     def publisher_gone(self, publisher: Publisher) -> None:
@@ -407,18 +318,8 @@ class Stream:
             "bytes_out": bytes_out,
             "bitrate_in": round(self.rate_in),
             "bitrate_out": round(self.rate_out),
-            "tracks": [
-                {
-                    "kind": t.kind,
-                    "codec": t.codec.name,
-                    "ssrc": t.ssrc,
-                    "packets": t.packets,
-                    "bytes": t.bytes,
-                    "subscribers": len(t.subscribers),
-                    "plis_sent": t.keyframe_requests,
-                }
-                for t in (publisher.tracks if publisher else [])
-            ],
+            "tracks": [t.snapshot() for t in publisher.tracks] if publisher else [],
+            "player_sessions": [p.snapshot() for p in self.players],
         }
 
 
@@ -501,21 +402,33 @@ class Router:
         return session
 
     def poll(self, now: float) -> None:
-        """Timers: DTLS retransmission, session timeouts, keyframes for players still waiting."""
+        """Session timers: DTLS retransmission and consent timeouts."""
         timeout = self.config.session_timeout
         for session in list(self.sessions.by_id.values()):
             session.poll(now, timeout)
+
+    def send_feedback(self, now: float) -> None:
+        """Every few tens of ms: transport-wide CC and NACK retries to publishers."""
         for stream in self.streams.values():
+            publisher = stream.live_publisher()
+            if publisher is not None:
+                publisher.send_feedback(now)
+
+    def send_reports(self, now: float) -> None:
+        """Once a second: RR to publishers, SR to players, keyframes for waiting players,
+        bitrate samples."""
+        for stream in list(self.streams.values()):
+            stream.sample_rates(now)
             publisher = stream.live_publisher()
             if publisher is None:
                 continue
+            publisher.send_reports(now)
             for track in publisher.tracks:
                 if track.subscribers and track.waiting_players():
                     track.request_keyframe(now)
-
-    def sample_rates(self, now: float) -> None:
-        for stream in self.streams.values():
-            stream.sample_rates(now)
+            for player in stream.players:
+                if player.session.state is SessionState.CONNECTED:
+                    player.send_reports(now)
 
     def close_all(self, reason: str) -> None:
         for session in list(self.sessions.by_id.values()):

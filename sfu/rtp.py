@@ -182,3 +182,100 @@ def parse_sender_info(packet: RtcpPacket) -> tuple[int, int]:
         raise RtpError("short sender report")
     ntp, rtp_timestamp = struct.unpack_from("!QI", packet.body, 0)
     return ntp, rtp_timestamp
+
+
+def find_extension(packet: bytes, ext_id: int) -> bytes | None:
+    """One header extension element by ID, without building a dict (per-packet use)."""
+    if not packet[0] & 0x10 or ext_id <= 0:
+        return None
+    try:
+        return parse_extensions(packet).get(ext_id)
+    except RtpError:
+        return None
+
+
+@dataclass(frozen=True)
+class ReportBlock:
+    """One reception report (RFC 3550 §6.4.1) about a source we send."""
+
+    ssrc: int
+    fraction_lost: int  # 0..255, fraction of 256
+    cumulative_lost: int
+    highest_sequence: int
+    jitter: int
+    last_sr: int  # middle 32 bits of the NTP time of the last SR received
+    delay_since_last_sr: int  # in 1/65536 s
+
+
+_REPORT_BLOCK = struct.Struct("!IIIIII")
+
+
+def report_blocks(packet: RtcpPacket) -> list[ReportBlock]:
+    """Report blocks of an SR (after its 20-byte sender info) or an RR."""
+    if packet.packet_type == RTCP_SR:
+        offset = 20
+    elif packet.packet_type == RTCP_RR:
+        offset = 0
+    else:
+        return []
+    blocks = []
+    for index in range(packet.fmt):
+        start = offset + 24 * index
+        if start + 24 > len(packet.body):
+            raise RtpError("report block past end of packet")
+        ssrc, lost_word, highest, jitter, lsr, dlsr = _REPORT_BLOCK.unpack_from(packet.body, start)
+        cumulative = lost_word & 0xFFFFFF
+        if cumulative & 0x800000:
+            cumulative -= 0x1000000
+        blocks.append(ReportBlock(ssrc, lost_word >> 24, cumulative, highest, jitter, lsr, dlsr))
+    return blocks
+
+
+def receiver_report(sender_ssrc: int, blocks: list[ReportBlock]) -> bytes:
+    """A Receiver Report (RFC 3550 §6.4.2) with up to 31 report blocks."""
+    blocks = blocks[:31]
+    header = _RTCP_HEADER.pack(0x80 | len(blocks), RTCP_RR, 1 + 6 * len(blocks))
+    body = b"".join(
+        _REPORT_BLOCK.pack(
+            b.ssrc,
+            (b.fraction_lost & 0xFF) << 24 | (b.cumulative_lost & 0xFFFFFF),
+            b.highest_sequence & 0xFFFFFFFF,
+            b.jitter & 0xFFFFFFFF,
+            b.last_sr & 0xFFFFFFFF,
+            b.delay_since_last_sr & 0xFFFFFFFF,
+        )
+        for b in blocks
+    )
+    return header + sender_ssrc.to_bytes(4, "big") + body
+
+
+def nack(sender_ssrc: int, media_ssrc: int, sequence_numbers: list[int]) -> bytes:
+    """A generic NACK (RFC 4585 §6.2.1) packing the numbers into PID+BLP entries."""
+    fci = bytearray()
+    pending = sorted(set(sequence_numbers), key=lambda s: (s - sequence_numbers[0]) & 0xFFFF)
+    index = 0
+    while index < len(pending):
+        pid = pending[index]
+        blp = 0
+        index += 1
+        while index < len(pending):
+            distance = (pending[index] - pid) & 0xFFFF
+            if not 1 <= distance <= 16:
+                break
+            blp |= 1 << (distance - 1)
+            index += 1
+        fci += struct.pack("!HH", pid, blp)
+    header = _RTCP_HEADER.pack(0x80 | FMT_NACK, RTCP_RTPFB, 2 + len(fci) // 4)
+    return header + _SSRC_PAIR.pack(sender_ssrc, media_ssrc) + bytes(fci)
+
+
+def remb_bitrate(packet: RtcpPacket) -> int | None:
+    """The bitrate of a REMB (PSFB FMT 15 with "REMB" identifier), else None."""
+    body = packet.body
+    if packet.packet_type != RTCP_PSFB or packet.fmt != 15 or body[4:8] != b"REMB":
+        return None
+    if len(body) < 12:
+        raise RtpError("short REMB")
+    exponent = body[9] >> 2
+    mantissa = (body[9] & 0x03) << 16 | body[10] << 8 | body[11]
+    return mantissa << exponent

@@ -15,8 +15,9 @@ from sfu.udp import UdpEndpoint
 
 log = logging.getLogger(__name__)
 
-TICK = 0.1  # seconds between timer runs (DTLS retransmission needs no finer grain)
-RATE_SAMPLE = 1.0  # seconds between bitrate samples
+FEEDBACK_INTERVAL = 0.05  # transport-wide CC feedback and NACK retries
+POLL_INTERVAL = 0.2  # DTLS retransmission and consent timeouts
+REPORT_INTERVAL = 1.0  # RTCP SR/RR, bitrate samples
 
 
 class MediaServer:
@@ -44,14 +45,18 @@ class MediaServer:
         self.endpoint.close()
 
     async def _tick(self) -> None:
-        next_sample = time.monotonic()
+        router = self.router
+        next_poll = next_report = time.monotonic()
         while True:
-            await asyncio.sleep(TICK)
+            await asyncio.sleep(FEEDBACK_INTERVAL)
             now = time.monotonic()
             try:
-                self.router.poll(now)
-                if now >= next_sample:
-                    self.router.sample_rates(now)
-                    next_sample = now + RATE_SAMPLE
+                router.send_feedback(now)
+                if now >= next_poll:
+                    router.poll(now)
+                    next_poll = now + POLL_INTERVAL
+                if now >= next_report:
+                    router.send_reports(now)
+                    next_report = now + REPORT_INTERVAL
             except Exception:
                 log.exception("media timer failed; continuing")

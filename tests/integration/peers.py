@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import fractions
 import time
 from dataclasses import dataclass, field
 
@@ -18,6 +17,8 @@ from aiortc import (
 )
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from av import VideoFrame
+
+from tests.integration.relay import through_relay
 
 WIDTH, HEIGHT = 320, 240
 
@@ -52,8 +53,10 @@ def prefer_codec(transceiver, mime_type: str) -> None:
     transceiver.setCodecPreferences(chosen)
 
 
-async def exchange(http: aiohttp.ClientSession, pc: RTCPeerConnection, url: str) -> tuple[str, str]:
-    """POST our offer; apply the answer. Returns (Location URL, answer SDP)."""
+async def exchange(
+    http: aiohttp.ClientSession, pc: RTCPeerConnection, url: str, relay_port: int | None = None
+) -> tuple[str, str]:
+    """POST our offer; apply the answer (pointed at a relay if given). Returns (Location, SDP)."""
     offer = await pc.createOffer()
     await pc.setLocalDescription(offer)
     async with http.post(
@@ -65,7 +68,8 @@ async def exchange(http: aiohttp.ClientSession, pc: RTCPeerConnection, url: str)
         if response.status != 201:
             raise AssertionError(f"{url}: {response.status} {body}")
         location = str(response.url.join(aiohttp.client.URL(response.headers["Location"])))
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
+    remote = body if relay_port is None else through_relay(body, relay_port)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=remote, type="answer"))
     return location, body
 
 
@@ -77,13 +81,17 @@ class Publisher:
 
 
 async def publish(
-    http: aiohttp.ClientSession, base_url: str, stream: str, video_codec: str = "video/VP8"
+    http: aiohttp.ClientSession,
+    base_url: str,
+    stream: str,
+    video_codec: str = "video/VP8",
+    relay_port: int | None = None,
 ) -> Publisher:
     pc = new_peer_connection()
     video = pc.addTransceiver(PatternVideoTrack(), direction="sendonly")
     prefer_codec(video, video_codec)
     pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
-    location, answer = await exchange(http, pc, f"{base_url}/whip/{stream}")
+    location, answer = await exchange(http, pc, f"{base_url}/whip/{stream}", relay_port)
     return Publisher(pc, location, answer)
 
 
@@ -119,7 +127,9 @@ class Player:
         return self.frames[kind] >= count
 
 
-async def play(http: aiohttp.ClientSession, base_url: str, stream: str) -> Player:
+async def play(
+    http: aiohttp.ClientSession, base_url: str, stream: str, relay_port: int | None = None
+) -> Player:
     pc = new_peer_connection()
     player = Player(pc)
 
@@ -129,7 +139,9 @@ async def play(http: aiohttp.ClientSession, base_url: str, stream: str) -> Playe
 
     pc.addTransceiver("video", direction="recvonly")
     pc.addTransceiver("audio", direction="recvonly")
-    player.location, player.answer = await exchange(http, pc, f"{base_url}/whep/{stream}")
+    player.location, player.answer = await exchange(
+        http, pc, f"{base_url}/whep/{stream}", relay_port
+    )
     return player
 
 
@@ -138,7 +150,3 @@ async def close_all(*peers) -> None:
         await peer.pc.close()
         for task in getattr(peer, "tasks", []):
             task.cancel()
-
-
-def frame_time_base() -> fractions.Fraction:
-    return fractions.Fraction(1, 90000)

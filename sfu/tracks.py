@@ -1,0 +1,323 @@
+"""Tracks: one incoming track of a publisher and each player's outgoing view of it.
+
+Each player track has its own SSRC, payload type, sequence numbers and timestamps: the four
+header fields are rewritten per player, so a player may join at any moment (it starts on a
+keyframe) and a publisher may leave and come back without the player seeing more than a jump.
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+from collections.abc import Callable
+
+from sfu import rtp
+from sfu.keyframes import keyframe_detector
+from sfu.media import VIDEO, Codec, TrackSpec
+from sfu.receiver import MissingPackets, ReceptionStats
+from sfu.session import PeerSession, SendFunction
+
+# Marker+PT byte, sequence number, timestamp, SSRC: bytes 1..11 of the RTP header.
+_REWRITE = struct.Struct("!BHII")
+# Packets kept per video track for players' NACKs: over a second of video at 2.5 Mbps.
+CACHE_SIZE = 1024
+_CACHE_MASK = CACHE_SIZE - 1
+# At most this many retransmissions per NACK packet, so one player cannot make us flood.
+MAX_RESENDS_PER_NACK = 64
+
+
+class PublisherTrack:
+    """One incoming track: where its packets come from and which player tracks they go to."""
+
+    def __init__(self, spec: TrackSpec, keyframe_interval: float) -> None:
+        self.spec = spec
+        self.kind = spec.kind
+        self.codec: Codec = spec.codecs[0]
+        self.ssrc: int | None = spec.ssrc
+        self.is_keyframe = keyframe_detector(self.codec.name)
+        self.subscribers: list[SubscriberTrack] = []
+        self.packets = 0
+        self.bytes = 0
+        self.last_seq = 0
+        self.last_ts = 0
+        self.last_time = 0.0
+        self.keyframe_requested_at = -1e9
+        self.keyframe_requests = 0
+        self._keyframe_interval = keyframe_interval
+        self.reception = ReceptionStats(self.codec.clock_rate)
+        self.missing = MissingPackets() if "nack" in self.codec.rtcp_fb else None
+        self.cache: list[bytes | None] | None = [None] * CACHE_SIZE if self.kind == VIDEO else None
+        # (NTP time, RTP timestamp, arrival) of the publisher's last Sender Report.
+        self.sender_info: tuple[int, int, float] | None = None
+        self.send_pli: Callable[[int], None] | None = None
+        self.send_nack: Callable[[int, list[int]], None] | None = None
+
+    def forward(self, packet: bytes, now: float) -> None:
+        """The hot path: rewrite and send one plaintext RTP packet to every started player."""
+        self.packets += 1
+        self.bytes += len(packet)
+        seq = packet[2] << 8 | packet[3]
+        ts = int.from_bytes(packet[4:8], "big")
+        self.last_seq = seq
+        self.last_ts = ts
+        self.last_time = now
+        skipped = self.reception.update(seq, ts, now)
+        missing = self.missing
+        if missing is not None:
+            if skipped > 0:
+                missing.on_gap((seq - skipped) & 0xFFFF, skipped, now)
+            elif skipped < 0:
+                missing.on_late_packet(seq, now)
+            if len(missing):
+                self.send_due_nacks(now)
+        if packet[0] & 0x10:
+            try:
+                packet = rtp.strip_extensions(packet)
+            except rtp.RtpError:
+                return
+        if self.cache is not None:
+            self.cache[seq & _CACHE_MASK] = packet
+        subscribers = self.subscribers
+        if not subscribers:
+            return
+        buf = bytearray(packet)
+        marker = packet[1] & 0x80
+        keyframe: bool | None = None
+        pack_into = _REWRITE.pack_into
+        for sub in subscribers:
+            if not sub.started:
+                if keyframe is None:
+                    keyframe = self._starts_keyframe(packet)
+                if not keyframe:
+                    continue
+                sub.start(seq, ts, now)
+            pack_into(
+                buf,
+                1,
+                marker | sub.payload_type,
+                (seq + sub.seq_offset) & 0xFFFF,
+                (ts + sub.ts_offset) & 0xFFFFFFFF,
+                sub.ssrc,
+            )
+            sub.send(buf)
+
+    def send_due_nacks(self, now: float) -> None:
+        if self.missing is None or self.ssrc is None or self.send_nack is None:
+            return
+        due = self.missing.due(now)
+        if due:
+            self.send_nack(self.ssrc, due)
+
+    def cached(self, seq: int) -> bytes | None:
+        """The packet with this sequence number if it is still in the cache."""
+        if self.cache is None:
+            return None
+        packet = self.cache[seq & _CACHE_MASK]
+        if packet is None or (packet[2] << 8 | packet[3]) != seq:
+            return None
+        return packet
+
+    def _starts_keyframe(self, packet: bytes) -> bool:
+        try:
+            start, end = rtp.payload_bounds(packet)
+        except rtp.RtpError:
+            return False
+        return self.is_keyframe(packet[start:end])
+
+    def request_keyframe(self, now: float) -> None:
+        """Ask the publisher for a keyframe (PLI), at most once per keyframe interval."""
+        if self.kind != VIDEO or self.ssrc is None or self.send_pli is None:
+            return
+        if now - self.keyframe_requested_at < self._keyframe_interval:
+            return
+        self.keyframe_requested_at = now
+        self.keyframe_requests += 1
+        self.send_pli(self.ssrc)
+
+    def waiting_players(self) -> bool:
+        return any(not sub.started for sub in self.subscribers)
+
+    def on_sender_report(self, ntp: int, rtp_timestamp: int, now: float) -> None:
+        self.reception.on_sender_report(ntp, now)
+        self.sender_info = (ntp, rtp_timestamp, now)
+
+    def report_block(self, now: float) -> rtp.ReportBlock | None:
+        if self.ssrc is None or not self.reception.received:
+            return None
+        return self.reception.report_block(self.ssrc, now)
+
+    def snapshot(self) -> dict:
+        reception = self.reception
+        return {
+            "kind": self.kind,
+            "codec": self.codec.name,
+            "ssrc": self.ssrc,
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "packets_lost": max(0, reception.lost),
+            "jitter_ms": round(1000 * reception.jitter / self.codec.clock_rate, 2),
+            "nacks_sent": self.missing.nacks_sent if self.missing else 0,
+            "recovered": self.missing.recovered if self.missing else 0,
+            "rtt_ms": round(1000 * self.missing.rtt, 1) if self.missing else None,
+            "plis_sent": self.keyframe_requests,
+            "subscribers": len(self.subscribers),
+        }
+
+
+class SubscriberTrack:
+    """One outgoing track of a player, fed by at most one publisher track at a time."""
+
+    def __init__(self, session: PeerSession, spec: TrackSpec) -> None:
+        self.session = session
+        self.spec = spec
+        self.kind = spec.kind
+        self.ssrc = secrets.randbits(32) or 1
+        has_rtx = any(c.rtx_payload_type is not None for c in spec.codecs)
+        self.rtx_ssrc = (secrets.randbits(32) or 1) if has_rtx else None
+        self.source: PublisherTrack | None = None
+        self.payload_type = 0
+        self.rtx_payload_type: int | None = None
+        self.started = False
+        self.seq_offset = 0
+        self.ts_offset = 0
+        self.rtx_seq = secrets.randbits(15)
+        self.packets = 0
+        self.bytes = 0
+        self.nacks_received = 0
+        self.retransmissions = 0
+        self.retransmit_misses = 0
+        self.keyframe_requests = 0
+        self.fraction_lost = 0.0
+        self.packets_lost = 0
+        self.jitter = 0
+        self.rtt: float | None = None
+        self._last_sr: tuple[int, float] | None = None  # (NTP middle 32 bits, sent at)
+        # Where the next source continues: (next sequence number, last timestamp, at time).
+        self._resume: tuple[int, int, float] | None = None
+        self._protect: Callable[[bytes], bytes] | None = None
+        self._sendto: SendFunction | None = None
+
+    def codec_for(self, codec: Codec) -> Codec | None:
+        """This player's codec for the publisher's codec, or None if it cannot take it."""
+        name = codec.name.lower()
+        candidates = [c for c in self.spec.codecs if c.name.lower() == name]
+        if not candidates:
+            return None
+        if name == "h264":
+            wanted = codec.fmtp_params.get("profile-level-id", "")[:2].lower()
+            for candidate in candidates:
+                profile = candidate.fmtp_params.get("profile-level-id", "")[:2].lower()
+                if profile == wanted:
+                    return candidate
+        return candidates[0]
+
+    def attach(self, source: PublisherTrack, codec: Codec, sendto: SendFunction) -> None:
+        assert self.session.srtp is not None
+        self.source = source
+        self.payload_type = codec.payload_type
+        self.rtx_payload_type = codec.rtx_payload_type if self.rtx_ssrc is not None else None
+        self.started = False
+        self._protect = self.session.srtp.protect_rtp
+        self._sendto = sendto
+        source.subscribers.append(self)
+
+    def detach(self) -> None:
+        """Leave the current source, remembering where the sequence and timestamps stood."""
+        source = self.source
+        if source is None:
+            return
+        if self.started:
+            self._resume = (
+                (source.last_seq + self.seq_offset + 1) & 0xFFFF,
+                (source.last_ts + self.ts_offset) & 0xFFFFFFFF,
+                source.last_time,
+            )
+        source.subscribers.remove(self)
+        self.source = None
+        self.started = False
+
+    def start(self, seq: int, ts: int, now: float) -> None:
+        """Set the offsets at the first packet sent from a source (a keyframe for video)."""
+        if self._resume is None:
+            next_seq = secrets.randbits(15)
+            next_ts = secrets.randbits(31)
+        else:
+            next_seq, last_ts, at = self._resume
+            clock_rate = self.source.codec.clock_rate if self.source else 90000
+            next_ts = last_ts + max(1, int((now - at) * clock_rate))
+        self.seq_offset = (next_seq - seq) & 0xFFFF
+        self.ts_offset = (next_ts - ts) & 0xFFFFFFFF
+        self.started = True
+
+    def send(self, packet: bytearray) -> None:
+        addr = self.session.addr
+        if addr is None:
+            return
+        self.packets += 1
+        self.bytes += len(packet)
+        self._sendto(self._protect(bytes(packet)), addr)  # type: ignore[misc]
+
+    def retransmit(self, sequence_numbers: list[int]) -> None:
+        """Answer a player's NACK from the source's cache, as RTX when the player agreed to it."""
+        source = self.source
+        self.nacks_received += 1
+        if source is None or not self.started or self.session.addr is None:
+            return
+        for out_seq in sequence_numbers[:MAX_RESENDS_PER_NACK]:
+            packet = source.cached((out_seq - self.seq_offset) & 0xFFFF)
+            if packet is None:
+                self.retransmit_misses += 1
+                continue
+            ts = (int.from_bytes(packet[4:8], "big") + self.ts_offset) & 0xFFFFFFFF
+            marker = packet[1] & 0x80
+            if self.rtx_payload_type is None:
+                buf = bytearray(packet)
+                _REWRITE.pack_into(buf, 1, marker | self.payload_type, out_seq, ts, self.ssrc)
+            else:
+                try:
+                    start, end = rtp.payload_bounds(packet)
+                except rtp.RtpError:
+                    continue
+                header = bytearray(packet[:start])
+                header[0] &= 0xDF  # RTX carries no padding of the original
+                _REWRITE.pack_into(
+                    header, 1, marker | self.rtx_payload_type, self.rtx_seq, ts, self.rtx_ssrc
+                )
+                self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
+                buf = header + out_seq.to_bytes(2, "big") + packet[start:end]
+            self.retransmissions += 1
+            self._sendto(self._protect(bytes(buf)), self.session.addr)  # type: ignore[misc]
+
+    def sender_report(self, now: float) -> bytes | None:
+        """An SR mapping our rewritten timestamps to the publisher's NTP clock, for A/V sync."""
+        source = self.source
+        if source is None or not self.started or source.sender_info is None:
+            return None
+        ntp, rtp_timestamp, received_at = source.sender_info
+        elapsed = now - received_at
+        ntp_now = ntp + int(elapsed * (1 << 32))
+        rtp_now = rtp_timestamp + int(elapsed * source.codec.clock_rate) + self.ts_offset
+        self._last_sr = ((ntp_now >> 16) & 0xFFFFFFFF, now)
+        return rtp.sender_report(self.ssrc, ntp_now, rtp_now, self.packets, self.bytes)
+
+    def on_report_block(self, block: rtp.ReportBlock, now: float) -> None:
+        """What the player says of our stream: loss, jitter, and the round trip from LSR/DLSR."""
+        self.fraction_lost = block.fraction_lost / 256
+        self.packets_lost = block.cumulative_lost
+        self.jitter = block.jitter
+        if self._last_sr is not None and block.last_sr == self._last_sr[0]:
+            self.rtt = max(0.0, now - self._last_sr[1] - block.delay_since_last_sr / 65536)
+
+    def snapshot(self) -> dict:
+        return {
+            "kind": self.kind,
+            "ssrc": self.ssrc,
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "nacks_received": self.nacks_received,
+            "retransmissions": self.retransmissions,
+            "plis_received": self.keyframe_requests,
+            "fraction_lost": round(self.fraction_lost, 4),
+            "packets_lost": self.packets_lost,
+            "rtt_ms": round(1000 * self.rtt, 1) if self.rtt is not None else None,
+        }
