@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from sfu.rtp import ReportBlock
 
+# RFC 3550 A.1: a jump ahead of this many is a restart unless two packets confirm it; a packet
+# this far behind is late (reordered or a retransmission).
+MAX_DROPOUT = 3000
+MAX_MISORDER = 100
+
 
 class ReceptionStats:
     """Sequence tracking, loss and interarrival jitter of one SSRC, as RFC 3550 A.1/A.3/A.8 do."""
@@ -16,6 +21,7 @@ class ReceptionStats:
         self.max_seq = 0
         self.cycles = 0
         self.jitter = 0.0
+        self._bad_seq: int | None = None
         self._last_arrival = 0.0
         self._last_ts = 0
         self._expected_prior = 0
@@ -26,17 +32,25 @@ class ReceptionStats:
     def update(self, seq: int, ts: int, arrival: float) -> int:
         """Count one packet; return how many numbers it skipped ahead (0 in order, -1 if late)."""
         if self.received == 0:
-            self.base_seq = self.max_seq = seq
+            self._restart(seq)
             skipped = 0
         else:
             delta = (seq - self.max_seq) & 0xFFFF
-            if 0 < delta < 0x8000:
+            if 0 < delta < MAX_DROPOUT:
                 if seq < self.max_seq:
                     self.cycles += 0x10000
                 self.max_seq = seq
                 skipped = delta - 1
-            else:
+            elif delta == 0 or delta > 0x10000 - MAX_MISORDER:
                 skipped = -1
+            elif seq == self._bad_seq:
+                self._restart(seq)  # two packets in sequence after a jump: the source restarted
+                skipped = 0
+            else:
+                self._bad_seq = (seq + 1) & 0xFFFF
+                self._last_arrival = arrival
+                self._last_ts = ts
+                return -1
             ts_delta = (ts - self._last_ts) & 0xFFFFFFFF
             if ts_delta & 0x80000000:
                 ts_delta -= 0x100000000
@@ -46,6 +60,14 @@ class ReceptionStats:
         self._last_ts = ts
         self.received += 1
         return skipped
+
+    def _restart(self, seq: int) -> None:
+        self.base_seq = self.max_seq = seq
+        self.cycles = 0
+        self.received = 0
+        self._expected_prior = 0
+        self._received_prior = 0
+        self._bad_seq = None
 
     def on_sender_report(self, ntp: int, now: float) -> None:
         """Remember the SR for LSR/DLSR in our next report."""

@@ -7,6 +7,8 @@ hands it packets through each session's media handler (a Publisher or a Player h
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
+from dataclasses import dataclass
 
 from sfu import rtp
 from sfu.config import MediaConfig
@@ -21,6 +23,19 @@ log = logging.getLogger(__name__)
 PUBLISH = "publish"
 PLAY = "play"
 TWCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+
+
+@dataclass(frozen=True)
+class EndedSession:
+    """What is kept of a session after it ends, so a late DELETE is answered, not refused."""
+
+    stream: str
+    role: str
+    reason: str
+
+
+# Ended sessions remembered for late DELETEs: the newest this many.
+ENDED_REMEMBERED = 4096
 
 
 class StreamBusy(Exception):
@@ -338,6 +353,7 @@ class Router:
         self.send = send
         self.sessions = sessions
         self.streams: dict[str, Stream] = {}
+        self.ended: OrderedDict[str, EndedSession] = OrderedDict()
 
     def _stream(self, name: str) -> Stream:
         stream = self.streams.get(name)
@@ -356,7 +372,14 @@ class Router:
     def _new_session(self, role: str, stream: str, peer: PeerParams, now: float) -> PeerSession:
         session = PeerSession(role, stream, peer, self.certificate, self.send, now)
         self.sessions.add(session)
+        session.on_close = self._session_closed
         return session
+
+    def _session_closed(self, session: PeerSession) -> None:
+        self.sessions.remove(session)
+        self.ended[session.id] = EndedSession(session.stream, session.role, session.close_reason)
+        while len(self.ended) > ENDED_REMEMBERED:
+            self.ended.popitem(last=False)
 
     def publish(self, name: str, peer: PeerParams, now: float) -> PeerSession:
         """A new publishing session for stream `name`; StreamBusy if one is already there."""

@@ -62,6 +62,8 @@ def payload_bounds(packet: bytes) -> tuple[int, int]:
 def strip_extensions(packet: bytes) -> bytes:
     """The packet without its header extension (X bit cleared), for peers that did not agree to
     the publisher's extension IDs."""
+    if not packet:
+        raise RtpError("empty packet")
     if not packet[0] & 0x10:
         return packet
     fixed = 12 + 4 * (packet[0] & 0x0F)
@@ -71,6 +73,8 @@ def strip_extensions(packet: bytes) -> bytes:
 
 def parse_extensions(packet: bytes) -> dict[int, bytes]:
     """Header extension elements by ID (RFC 8285 one-byte and two-byte forms)."""
+    if not packet:
+        raise RtpError("empty packet")
     if not packet[0] & 0x10:
         return {}
     start = 12 + 4 * (packet[0] & 0x0F)
@@ -87,6 +91,8 @@ def parse_extensions(packet: bytes) -> dict[int, bytes]:
             ext_id, length = byte >> 4, (byte & 0x0F) + 1
             if ext_id == 15:
                 break
+            if pos + 1 + length > end:
+                raise RtpError("header extension element past its block")
             found[ext_id] = packet[pos + 1 : pos + 1 + length]
             pos += 1 + length
     elif profile & 0xFFF0 == 0x1000:
@@ -96,6 +102,8 @@ def parse_extensions(packet: bytes) -> dict[int, bytes]:
                 pos += 1
                 continue
             length = packet[pos + 1]
+            if pos + 2 + length > end:
+                raise RtpError("header extension element past its block")
             found[ext_id] = packet[pos + 2 : pos + 2 + length]
             pos += 2 + length
     return found
@@ -120,6 +128,8 @@ def split_rtcp(datagram: bytes) -> list[RtcpPacket]:
         first, packet_type, words = _RTCP_HEADER.unpack_from(datagram, pos)
         if first >> 6 != 2:
             raise RtpError("bad RTCP version")
+        if words == 0:
+            raise RtpError("RTCP packet too short for its sender SSRC")
         end = pos + 4 * (words + 1)
         if end > size:
             raise RtpError("RTCP length past end of datagram")
@@ -186,7 +196,7 @@ def parse_sender_info(packet: RtcpPacket) -> tuple[int, int]:
 
 def find_extension(packet: bytes, ext_id: int) -> bytes | None:
     """One header extension element by ID, without building a dict (per-packet use)."""
-    if not packet[0] & 0x10 or ext_id <= 0:
+    if not packet or not packet[0] & 0x10 or ext_id <= 0:
         return None
     try:
         return parse_extensions(packet).get(ext_id)

@@ -25,9 +25,11 @@ log = logging.getLogger(__name__)
 Address = tuple[str, int]
 SendFunction = Callable[[bytes, Address], None]
 
-# A valid Binding Request from a new address moves the session there when it nominates the pair,
-# or when nothing valid has come from the current address for this long (NAT rebinding).
-ADDRESS_STALE_AFTER = 1.0
+# A valid Binding Request from a new address moves the session there when it nominates the pair
+# (USE-CANDIDATE), or when nothing valid has come from the current address for this long (NAT
+# rebinding). Browsers keep checking their other candidate pairs, so this must be longer than a
+# pause in their RTCP, or the session flaps between paths.
+ADDRESS_STALE_AFTER = 3.0
 
 
 class SessionState(enum.Enum):
@@ -204,7 +206,6 @@ class SessionTable:
         self.by_id[session.id] = session
         self.by_ufrag[session.ice.local_ufrag] = session
         session.on_address = self._rebind
-        session.on_close = self.remove
         session.on_ufrag = self._rekey
 
     def _rekey(self, session: PeerSession, old_ufrag: str) -> None:

@@ -58,10 +58,11 @@ class PublisherTrack:
         self.bytes += len(packet)
         seq = packet[2] << 8 | packet[3]
         ts = int.from_bytes(packet[4:8], "big")
-        self.last_seq = seq
-        self.last_ts = ts
-        self.last_time = now
         skipped = self.reception.update(seq, ts, now)
+        if skipped >= 0:  # the newest packet, where a player's next source must continue from
+            self.last_seq = seq
+            self.last_ts = ts
+            self.last_time = now
         missing = self.missing
         if missing is not None:
             if skipped > 0:
@@ -180,6 +181,7 @@ class SubscriberTrack:
         self.started = False
         self.seq_offset = 0
         self.ts_offset = 0
+        self.first_out_seq = 0  # NACKs for numbers before this were sent from another source
         self.rtx_seq = secrets.randbits(15)
         self.packets = 0
         self.bytes = 0
@@ -247,6 +249,7 @@ class SubscriberTrack:
             next_ts = last_ts + max(1, int((now - at) * clock_rate))
         self.seq_offset = (next_seq - seq) & 0xFFFF
         self.ts_offset = (next_ts - ts) & 0xFFFFFFFF
+        self.first_out_seq = next_seq
         self.started = True
 
     def send(self, packet: bytearray) -> None:
@@ -264,7 +267,10 @@ class SubscriberTrack:
         if source is None or not self.started or self.session.addr is None:
             return
         for out_seq in sequence_numbers[:MAX_RESENDS_PER_NACK]:
-            packet = source.cached((out_seq - self.seq_offset) & 0xFFFF)
+            from_this_source = (out_seq - self.first_out_seq) & 0xFFFF < 0x8000
+            packet = (
+                source.cached((out_seq - self.seq_offset) & 0xFFFF) if from_this_source else None
+            )
             if packet is None:
                 self.retransmit_misses += 1
                 continue

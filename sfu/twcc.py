@@ -48,7 +48,8 @@ class TwccRecorder:
         end = self._highest
         if end - base + 1 > MAX_STATUSES:
             base = end - MAX_STATUSES + 1
-        first_arrival = min(t for s, t in self._arrivals.items() if s >= base)
+        # Deltas run in sequence order, so the reference is the first packet in that order.
+        first_arrival = next(self._arrivals[s] for s in range(base, end + 1) if s in self._arrivals)
         reference = first_arrival // REFERENCE_US
         previous = reference * REFERENCE_US
         symbols: list[int] = []

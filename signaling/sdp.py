@@ -259,7 +259,7 @@ def parse_offer(text: str) -> Offer:
                 explicit_direction = explicit_direction or name in DIRECTIONS
     if section is not None and not explicit_direction and session_direction:
         section.direction = session_direction
-    mids = [m.mid for m in offer.media if m.mid is not None]
+    mids = [m.effective_mid for m in offer.media]
     duplicate = next((mid for i, mid in enumerate(mids) if mid in mids[:i]), None)
     if duplicate is not None:
         raise SdpError(f"offer has two m-lines with a=mid {duplicate[:32]!r}")

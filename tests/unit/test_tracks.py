@@ -1,0 +1,433 @@
+"""PublisherTrack.forward and SubscriberTrack: per-player rewriting, NACK answers, SR and RTT.
+
+Players are fed through a fake session (an address and an identity SRTP protect) and a list
+that collects what would go on the wire; no socket is involved.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+
+from sfu import rtp, tracks
+from sfu.media import AUDIO, VIDEO, Codec, TrackSpec
+from sfu.receiver import MissingPackets
+from sfu.tracks import CACHE_SIZE, MAX_RESENDS_PER_NACK, PublisherTrack, SubscriberTrack
+
+PLAYER_ADDR = ("198.51.100.7", 50000)
+FEEDBACK = ("nack", "nack pli", "ccm fir", "goog-remb")
+
+VP8_KEY_START = b"\x90\x80\x81\x23" + b"\x50\x02\x00\x9d\x01\x2a"  # X, I, 15-bit picture ID
+VP8_INTER_START = b"\x10" + b"\x31\x05\x00"
+VP8_CONTINUATION = b"\x00" + b"\x77" * 20
+
+
+@pytest.fixture(autouse=True)
+def deterministic_random(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Distinct, known 'random' SSRCs and bases, so offsets differ by construction."""
+    values = iter(range(0x1111, 0x1111 + 1000 * 0x3333, 0x3333))
+
+    def randbits(bits: int) -> int:
+        return next(values) & ((1 << bits) - 1)
+
+    monkeypatch.setattr(tracks.secrets, "randbits", randbits)
+    yield
+
+
+def packet(
+    seq: int,
+    ts: int,
+    payload: bytes,
+    *,
+    ssrc: int = 0xA1A1A1A1,
+    pt: int = 96,
+    marker: bool = False,
+    ext: bool = True,
+    padding: int = 0,
+) -> bytes:
+    """A publisher's RTP packet, with a one-byte header extension (abs-send-time, twcc)."""
+    first = 0x80 | (0x10 if ext else 0) | (0x20 if padding else 0)
+    out = bytes([first, (0x80 if marker else 0) | pt])
+    out += struct.pack("!HII", seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc)
+    if ext:
+        out += b"\xbe\xde\x00\x02" + b"\x32\x01\x02\x03" + b"\x51\x00\x07\x00"
+    out += payload
+    if padding:
+        out += bytes(padding - 1) + bytes([padding])
+    return out
+
+
+def publisher(ssrc: int = 0xA1A1A1A1, kind: str = VIDEO, name: str = "VP8") -> PublisherTrack:
+    clock = 48000 if kind == AUDIO else 90000
+    codec = Codec(name, 111 if kind == AUDIO else 96, clock, rtcp_fb=FEEDBACK)
+    return PublisherTrack(TrackSpec("0", kind, [codec], ssrc=ssrc), keyframe_interval=1.0)
+
+
+class Player:
+    """A SubscriberTrack with its fake session and the datagrams it would send."""
+
+    def __init__(self, rtx: bool = False, payload_type: int = 102) -> None:
+        self.sent: list[bytes] = []
+        self.session = SimpleNamespace(
+            addr=PLAYER_ADDR, srtp=SimpleNamespace(protect_rtp=lambda data: data)
+        )
+        codec = Codec(
+            "VP8",
+            payload_type,
+            90000,
+            rtcp_fb=FEEDBACK,
+            rtx_payload_type=payload_type + 1 if rtx else None,
+        )
+        self.track = SubscriberTrack(self.session, TrackSpec("0", VIDEO, [codec]))  # type: ignore[arg-type]
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        assert addr == PLAYER_ADDR
+        self.sent.append(data)
+
+    def attach(self, source: PublisherTrack) -> None:
+        codec = self.track.codec_for(source.codec)
+        assert codec is not None
+        self.track.attach(source, codec, self.sendto)
+
+    def take(self) -> list[bytes]:
+        sent, self.sent = self.sent, []
+        return sent
+
+
+def seq_of(data: bytes) -> int:
+    return struct.unpack_from("!H", data, 2)[0]
+
+
+def ts_of(data: bytes) -> int:
+    return struct.unpack_from("!I", data, 4)[0]
+
+
+def ssrc_of(data: bytes) -> int:
+    return struct.unpack_from("!I", data, 8)[0]
+
+
+def payload_of(data: bytes) -> bytes:
+    start, end = rtp.payload_bounds(data)
+    return data[start:end]
+
+
+def frame(seq: int, ts: int, key: bool, size: int = 3, **kwargs) -> list[bytes]:
+    """One video frame of `size` packets from seq on; marker on its last packet."""
+    first = VP8_KEY_START if key else VP8_INTER_START
+    return [
+        packet(seq + i, ts, first if i == 0 else VP8_CONTINUATION, marker=i == size - 1, **kwargs)
+        for i in range(size)
+    ]
+
+
+def forward_all(source: PublisherTrack, packets: list[bytes], now: float) -> None:
+    for data in packets:
+        source.forward(data, now)
+
+
+def test_player_starts_on_a_keyframe() -> None:
+    source = publisher()
+    player = Player()
+    player.attach(source)
+    forward_all(source, frame(1000, 3000, key=False), 0.0)
+    forward_all(source, frame(1003, 6000, key=False), 0.033)
+    assert player.sent == []
+    assert not player.track.started
+    assert source.waiting_players()
+    forward_all(source, frame(1006, 9000, key=True), 0.066)
+    forward_all(source, frame(1009, 12000, key=False), 0.1)
+    sent = player.take()
+    assert len(sent) == 6
+    assert payload_of(sent[0]) == VP8_KEY_START
+    assert player.track.started
+    assert not source.waiting_players()
+
+
+def test_rewrites_ssrc_pt_seq_ts_and_strips_extensions() -> None:
+    source = publisher()
+    player = Player(payload_type=102)
+    player.attach(source)
+    published = frame(65533, 0xFFFFF000, key=True)  # seq and ts both wrap
+    published += frame(65536, 0xFFFFF000 + 3000, key=False)
+    published += frame(65539, 0xFFFFF000 + 6000, key=False)
+    forward_all(source, published, 0.0)
+    sent = player.take()
+    assert len(sent) == len(published)
+    first_seq, first_ts = seq_of(sent[0]), ts_of(sent[0])
+    for index, (inp, out) in enumerate(zip(published, sent, strict=True)):
+        assert ssrc_of(out) == player.track.ssrc
+        assert out[1] & 0x7F == 102
+        assert out[1] & 0x80 == inp[1] & 0x80  # marker kept
+        assert seq_of(out) == (first_seq + index) & 0xFFFF
+        assert (ts_of(out) - first_ts) & 0xFFFFFFFF == (ts_of(inp) - 0xFFFFF000) & 0xFFFFFFFF
+        assert not out[0] & 0x10  # header extension removed
+        assert rtp.header_length(out) == 12
+        assert payload_of(out) == payload_of(inp)
+        assert len(out) == len(inp) - 12
+    assert [out[1] >> 7 for out in sent] == [0, 0, 1] * 3
+
+
+def test_publisher_gap_is_kept_and_padding_passes() -> None:
+    source = publisher()
+    player = Player()
+    player.attach(source)
+    forward_all(source, frame(10, 0, key=True), 0.0)
+    source.forward(packet(20, 3000, VP8_INTER_START, padding=4), 0.05)
+    sent = player.take()
+    assert seq_of(sent[3]) - seq_of(sent[2]) == 20 - 12
+    assert payload_of(sent[3]) == VP8_INTER_START
+    assert sent[3][0] & 0x20 and sent[3][-1] == 4
+
+
+def test_second_player_has_independent_offsets() -> None:
+    source = publisher()
+    one, two = Player(), Player()
+    one.attach(source)
+    forward_all(source, frame(500, 90_000, key=True), 0.0)
+    forward_all(source, frame(503, 93_000, key=False), 0.033)
+    two.attach(source)
+    forward_all(source, frame(506, 96_000, key=False), 0.066)
+    assert len(two.sent) == 0
+    forward_all(source, frame(509, 99_000, key=True), 0.1)
+    a, b = one.take(), two.take()
+    assert len(a) == 12 and len(b) == 3
+    assert ssrc_of(a[0]) != ssrc_of(b[0])
+    # the same publisher packets (509..511) under each player's own numbering
+    assert [payload_of(p) for p in a[9:]] == [payload_of(p) for p in b]
+    assert seq_of(a[9]) != seq_of(b[0])
+    assert ts_of(a[9]) != ts_of(b[0])
+    assert [seq_of(p) for p in b] == [(seq_of(b[0]) + i) & 0xFFFF for i in range(3)]
+    assert [seq_of(p) for p in a] == [(seq_of(a[0]) + i) & 0xFFFF for i in range(12)]
+
+
+def test_detach_and_attach_to_new_publisher_continues() -> None:
+    first = publisher(ssrc=0xA1A1A1A1)
+    player = Player()
+    player.attach(first)
+    forward_all(first, frame(100, 50_000, key=True), 1.0)
+    forward_all(first, frame(103, 53_000, key=False), 1.033)
+    before = player.take()
+    player.track.detach()
+    assert player.track not in first.subscribers
+    forward_all(first, frame(106, 56_000, key=True), 1.066)
+    assert player.sent == []
+    second = publisher(ssrc=0xB2B2B2B2)
+    player.attach(second)
+    published = frame(40_000, 7, key=False, ssrc=0xB2B2B2B2)
+    forward_all(second, published, 1.3)
+    assert player.sent == []  # still waits for a keyframe of the new source
+    published = frame(40_003, 7 + 3000, key=True, ssrc=0xB2B2B2B2)
+    forward_all(second, published, 1.5)
+    after = player.take()
+    assert len(after) == 3
+    assert ssrc_of(after[0]) == ssrc_of(before[0]) == player.track.ssrc
+    assert seq_of(after[0]) == (seq_of(before[-1]) + 1) & 0xFFFF
+    assert [seq_of(p) for p in after] == [(seq_of(after[0]) + i) & 0xFFFF for i in range(3)]
+    jump = (ts_of(after[0]) - ts_of(before[-1])) & 0xFFFFFFFF
+    assert 0 < jump < 0x80000000
+    assert jump == pytest.approx((1.5 - 1.033) * 90000, rel=0.01)
+
+
+def test_resume_after_reordered_last_packet_does_not_reuse_sequence_numbers() -> None:
+    first = publisher(ssrc=0xA1A1A1A1)
+    player = Player()
+    player.attach(first)
+    published = frame(100, 50_000, key=True, size=4)
+    forward_all(first, [published[0], published[1], published[3], published[2]], 1.0)
+    before = player.take()
+    player.track.detach()
+    second = publisher(ssrc=0xB2B2B2B2)
+    player.attach(second)
+    forward_all(second, frame(9000, 0, key=True, ssrc=0xB2B2B2B2), 1.2)
+    after = player.take()
+    highest = max(seq_of(p) for p in before)
+    assert seq_of(after[0]) == (highest + 1) & 0xFFFF
+
+
+def test_retransmit_plain() -> None:
+    source = publisher()
+    player = Player(rtx=False)
+    player.attach(source)
+    forward_all(source, frame(300, 1000, key=True) + frame(303, 4000, key=False), 0.0)
+    sent = player.take()
+    wanted = [seq_of(sent[2]), seq_of(sent[4])]
+    player.track.retransmit(wanted)
+    resent = player.take()
+    assert resent == [sent[2], sent[4]]  # byte for byte what the player first got
+    assert player.track.retransmissions == 2
+    assert player.track.nacks_received == 1
+    assert player.track.retransmit_misses == 0
+
+
+def test_retransmit_as_rtx() -> None:
+    source = publisher()
+    player = Player(rtx=True, payload_type=102)
+    player.attach(source)
+    published = frame(300, 1000, key=True)
+    published.append(packet(303, 4000, VP8_INTER_START, padding=3, marker=True))
+    forward_all(source, published, 0.0)
+    sent = player.take()
+    track = player.track
+    assert track.rtx_ssrc is not None and track.rtx_ssrc != track.ssrc
+    track.retransmit([seq_of(sent[2]), seq_of(sent[3])])
+    resent = player.take()
+    assert len(resent) == 2
+    for original, rtx_packet in zip([sent[2], sent[3]], resent, strict=True):
+        assert ssrc_of(rtx_packet) == track.rtx_ssrc
+        assert rtx_packet[1] & 0x7F == 103
+        assert rtx_packet[1] & 0x80 == original[1] & 0x80
+        assert ts_of(rtx_packet) == ts_of(original)
+        assert not rtx_packet[0] & 0x20  # no padding
+        body = payload_of(rtx_packet)
+        assert body[:2] == seq_of(original).to_bytes(2, "big")  # OSN
+        assert body[2:] == payload_of(original)
+    assert seq_of(resent[1]) == (seq_of(resent[0]) + 1) & 0xFFFF
+    assert track.retransmissions == 2
+
+
+def test_nack_for_uncached_packet_is_a_miss() -> None:
+    source = publisher()
+    player = Player()
+    player.attach(source)
+    forward_all(source, frame(0, 0, key=True), 0.0)
+    first = player.take()[0]
+    for seq in range(3, CACHE_SIZE + 10):
+        source.forward(packet(seq, 3000, VP8_CONTINUATION), 0.1)
+    player.take()
+    player.track.retransmit([seq_of(first), (seq_of(first) - 5) & 0xFFFF])
+    assert player.sent == []
+    assert player.track.retransmit_misses == 2
+    assert player.track.retransmissions == 0
+
+
+def test_nack_is_capped_per_packet() -> None:
+    source = publisher()
+    player = Player()
+    player.attach(source)
+    forward_all(source, frame(0, 0, key=True, size=100), 0.0)
+    sent = player.take()
+    player.track.retransmit([seq_of(p) for p in sent])
+    assert len(player.sent) == MAX_RESENDS_PER_NACK
+
+
+def test_nack_before_start_or_without_address_sends_nothing() -> None:
+    source = publisher()
+    player = Player()
+    player.attach(source)
+    forward_all(source, frame(0, 0, key=False), 0.0)
+    player.track.retransmit([1, 2])
+    assert player.sent == []
+    forward_all(source, frame(3, 0, key=True), 0.0)
+    sent = player.take()
+    assert len(sent) == 3
+    player.session.addr = None
+    player.track.retransmit([seq_of(p) for p in sent])
+    source.forward(packet(6, 3000, VP8_CONTINUATION), 0.1)
+    assert player.sent == []
+
+
+def test_nack_from_previous_source_is_not_answered_with_new_source_data() -> None:
+    first = publisher(ssrc=0xA1A1A1A1)
+    player = Player()
+    player.attach(first)
+    forward_all(first, frame(100, 0, key=True, size=10), 1.0)
+    old = player.take()
+    player.track.detach()
+    second = publisher(ssrc=0xB2B2B2B2)
+    player.attach(second)
+    other = b"\x00" + b"\x55" * 20  # payload only the new source ever sent
+    for seq in range(2000, 2020):
+        second.forward(packet(seq, 0, other, ssrc=0xB2B2B2B2), 1.1)
+    forward_all(second, frame(2020, 3000, key=True, ssrc=0xB2B2B2B2), 1.2)
+    player.take()
+    player.track.retransmit([seq_of(old[5])])
+    for resent in player.sent:
+        assert payload_of(resent) == payload_of(old[5])
+
+
+def test_sender_report_maps_publisher_clock() -> None:
+    source = publisher()
+    player = Player()
+    player.attach(source)
+    assert player.track.sender_report(0.0) is None  # not started
+    forward_all(source, frame(7, 123_456, key=True), 10.0)
+    assert player.track.sender_report(10.0) is None  # no SR from the publisher yet
+    sent = player.take()
+    ts_offset = (ts_of(sent[0]) - 123_456) & 0xFFFFFFFF
+    ntp = 0xE5000000_40000000
+    source.on_sender_report(ntp, 123_000, now=10.0)
+    data = player.track.sender_report(10.5)
+    assert data is not None
+    (report,) = rtp.split_rtcp(data)
+    assert report.packet_type == rtp.RTCP_SR
+    assert report.ssrc == player.track.ssrc
+    ntp_out, rtp_out = rtp.parse_sender_info(report)
+    assert ntp_out == ntp + (1 << 31)  # half a second later
+    assert rtp_out == (123_000 + 45_000 + ts_offset) & 0xFFFFFFFF
+    packets, octets = struct.unpack_from("!II", report.body, 12)
+    assert packets == 3 == player.track.packets
+    assert octets == sum(len(p) for p in sent)
+
+
+def test_report_block_gives_rtt() -> None:
+    source = publisher()
+    player = Player()
+    player.attach(source)
+    forward_all(source, frame(7, 0, key=True), 20.0)
+    source.on_sender_report(0x12345678_9ABCDEF0, 0, now=20.0)
+    data = player.track.sender_report(20.0)
+    assert data is not None
+    (report,) = rtp.split_rtcp(data)
+    ntp, _ = rtp.parse_sender_info(report)
+    lsr = (ntp >> 16) & 0xFFFFFFFF
+    track = player.track
+    stale = rtp.ReportBlock(track.ssrc, 64, 3, 0, 17, lsr ^ 1, 0)
+    track.on_report_block(stale, now=20.3)
+    assert track.rtt is None  # LSR of no SR of ours
+    assert (track.fraction_lost, track.packets_lost, track.jitter) == (0.25, 3, 17)
+    block = rtp.ReportBlock(track.ssrc, 0, 3, 0, 17, lsr, int(0.1 * 65536))
+    track.on_report_block(block, now=20.25)
+    assert track.rtt == pytest.approx(0.15, abs=1e-4)
+
+
+def test_publisher_nacks_a_gap_and_counts_recovery() -> None:
+    source = publisher()
+    nacks: list[tuple[int, list[int]]] = []
+    source.send_nack = lambda ssrc, seqs: nacks.append((ssrc, seqs))
+    source.forward(packet(1, 0, VP8_KEY_START), 0.0)
+    source.forward(packet(2, 0, VP8_CONTINUATION), 0.001)
+    source.forward(packet(5, 0, VP8_CONTINUATION), 0.002)
+    assert nacks == []  # within the reorder wait
+    source.forward(packet(6, 0, VP8_CONTINUATION), 0.002 + MissingPackets.REORDER_WAIT)
+    assert nacks == [(0xA1A1A1A1, [3, 4])]
+    source.forward(packet(3, 0, VP8_CONTINUATION), 0.05)
+    assert source.missing is not None and source.missing.recovered == 1
+    assert source.cached(3) is not None and source.cached(4) is None
+    assert source.snapshot()["packets_lost"] == 1
+
+
+def test_keyframe_requests_are_rate_limited() -> None:
+    source = publisher()
+    plis: list[int] = []
+    source.send_pli = plis.append
+    for step in range(30):
+        source.request_keyframe(step * 0.1)
+    assert plis == [0xA1A1A1A1] * 3  # at 0.0, 1.0 and 2.0 with a 1 s interval
+    audio = publisher(kind=AUDIO, name="opus")
+    audio.send_pli = plis.append
+    audio.request_keyframe(10.0)
+    assert len(plis) == 3
+
+
+def test_audio_starts_at_once_and_is_not_cached() -> None:
+    source = publisher(kind=AUDIO, name="opus")
+    player = Player()
+    player.track.spec.codecs.append(Codec("opus", 111, 48000, channels=2))
+    player.attach(source)
+    source.forward(packet(9, 960, b"\xfc\xff\xfe", pt=111), 0.0)
+    (sent,) = player.take()
+    assert sent[1] & 0x7F == 111 and payload_of(sent) == b"\xfc\xff\xfe"
+    assert source.cached(9) is None
