@@ -17,7 +17,11 @@ from aiohttp import web
 
 from sfu.router import PLAY, PUBLISH, StreamBusy
 from sfu.server import MediaServer
+from sfu.session import PeerSession
 from signaling.answer import render_answer
+from signaling.auth import Authenticator, bearer_token
+from signaling.hooks import HookRejected, HookUnavailable, HttpHooks
+from signaling.limits import RETRY_AFTER, Limits
 from signaling.negotiate import (
     NegotiationError,
     UnsupportedMedia,
@@ -25,6 +29,7 @@ from signaling.negotiate import (
     negotiate_publish,
 )
 from signaling.sdp import SdpError, parse_offer
+from signaling.trickle import SDPFRAG_TYPE, EntityTags, FragmentError, parse_sdpfrag, render_restart
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +38,34 @@ STREAM_PATTERN = r"[A-Za-z0-9_.~-]+(?:/[A-Za-z0-9_.~-]+)?"
 SDP_TYPE = "application/sdp"
 MEDIA_SERVER = web.AppKey("media_server", MediaServer)
 CANDIDATES = web.AppKey("candidates", list)
+AUTH = web.AppKey("auth", Authenticator)
+LIMITS = web.AppKey("limits", Limits)
+HOOKS = web.AppKey("hooks", HttpHooks)
+ETAGS = web.AppKey("etags", EntityTags)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type, Authorization, If-Match",
-    "Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Post",
+    "Access-Control-Expose-Headers": (
+        "Location, ETag, Link, Accept-Post, Accept-Patch, Retry-After, WWW-Authenticate"
+    ),
 }
 
 
 class Rejection(Exception):
-    """A client error with its HTTP status and one-line reason."""
+    """A client error with its HTTP status, one-line reason and any headers the status needs."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.headers = headers or {}
+
+
+def unavailable(reason: str) -> Rejection:
+    """A 503 that tells the client when to try again."""
+    return Rejection(503, reason, {"Retry-After": str(RETRY_AFTER)})
 
 
 @web.middleware
@@ -60,7 +77,7 @@ async def cors_and_errors(
         response = await handler(request)
     except Rejection as exc:
         log.info("%s %s -> %d %s", request.method, request.path, exc.status, exc.reason)
-        response = web.Response(status=exc.status, text=exc.reason + "\n")
+        response = web.Response(status=exc.status, text=exc.reason + "\n", headers=exc.headers)
     except web.HTTPException as exc:
         exc.headers.update(CORS_HEADERS)
         raise
@@ -71,17 +88,31 @@ async def cors_and_errors(
     return response
 
 
-def create_app(media: MediaServer, candidates: list[str], web_root: Path | None) -> web.Application:
-    """The aiohttp application for one media server."""
+def create_app(
+    media: MediaServer,
+    candidates: list[str],
+    web_root: Path | None,
+    *,
+    auth: Authenticator | None = None,
+    limits: Limits | None = None,
+    hooks: HttpHooks | None = None,
+) -> web.Application:
+    """The aiohttp application for one media server; with no policy given, everything is open."""
     app = web.Application(middlewares=[cors_and_errors], client_max_size=MAX_OFFER_BYTES)
     app[MEDIA_SERVER] = media
     app[CANDIDATES] = candidates
+    app[AUTH] = auth or Authenticator()
+    app[LIMITS] = limits or Limits()
+    app[HOOKS] = hooks or HttpHooks()
+    app[ETAGS] = EntityTags()
+    app.on_cleanup.append(close_hooks)
     app.router.add_post(f"/whip/{{stream:{STREAM_PATTERN}}}", whip)
     app.router.add_post(f"/whep/{{stream:{STREAM_PATTERN}}}", whep)
     app.router.add_route("OPTIONS", f"/whip/{{stream:{STREAM_PATTERN}}}", options)
     app.router.add_route("OPTIONS", f"/whep/{{stream:{STREAM_PATTERN}}}", options)
     app.router.add_delete("/sessions/{id}", delete_session)
-    app.router.add_route("OPTIONS", "/sessions/{id}", options)
+    app.router.add_patch("/sessions/{id}", patch_session)
+    app.router.add_route("OPTIONS", "/sessions/{id}", session_options)
     app.router.add_post("/rtc/v1/whip/", srs_whip)
     app.router.add_post("/rtc/v1/whep/", srs_whep)
     app.router.add_route("OPTIONS", "/rtc/v1/{path:.*}", options)
@@ -102,25 +133,73 @@ def index_page(web_root: Path) -> Callable[[web.Request], Awaitable[web.StreamRe
     return handler
 
 
+async def close_hooks(app: web.Application) -> None:
+    await app[HOOKS].close()
+
+
 async def options(request: web.Request) -> web.Response:
     return web.Response(status=204, headers={"Accept-Post": SDP_TYPE})
 
 
-async def read_offer(request: web.Request) -> str:
-    """The SDP body of a WHIP/WHEP POST, or a Rejection saying what is wrong with it."""
-    if request.content_type != SDP_TYPE:
-        raise Rejection(415, f"Content-Type must be {SDP_TYPE}, not {request.content_type}")
+async def session_options(request: web.Request) -> web.Response:
+    return web.Response(status=204, headers={"Accept-Patch": SDPFRAG_TYPE})
+
+
+def request_token(request: web.Request) -> str | None:
+    return bearer_token(request.headers.get("Authorization"))
+
+
+def unauthorized(token: str | None) -> Rejection:
+    """401 with the RFC 6750 challenge; the reason never says why a given token failed."""
+    if token is None:
+        return Rejection(
+            401, "bearer token required", {"WWW-Authenticate": 'Bearer realm="litesfu"'}
+        )
+    challenge = 'Bearer realm="litesfu", error="invalid_token"'
+    return Rejection(401, "token not valid for this request", {"WWW-Authenticate": challenge})
+
+
+def authorize(request: web.Request, token: str | None, stream: str, role: str) -> None:
+    if not request.app[AUTH].allows(token, stream, role):
+        raise unauthorized(token)
+
+
+async def read_body(request: web.Request, content_type: str, what: str) -> str:
+    """The UTF-8 body of a POST or PATCH, or a Rejection saying what is wrong with it."""
+    if request.content_type != content_type:
+        raise Rejection(415, f"Content-Type must be {content_type}, not {request.content_type}")
     if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
-        raise Rejection(413, f"offer larger than {MAX_OFFER_BYTES} bytes")
+        raise Rejection(413, f"{what} larger than {MAX_OFFER_BYTES} bytes")
     body = await request.read()
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise Rejection(400, "offer is not UTF-8") from exc
+        raise Rejection(400, f"{what} is not UTF-8") from exc
 
 
-def start_session(request: web.Request, role: str, stream: str, offer_text: str) -> tuple[str, str]:
-    """Negotiate, create the session and render the answer: (session id, answer SDP)."""
+def check_limits(request: web.Request, role: str, stream: str) -> None:
+    refusal = request.app[LIMITS].refusal(request.app[MEDIA_SERVER].router, role, stream)
+    if refusal is not None:
+        raise unavailable(refusal)
+
+
+async def ask_hook(request: web.Request, role: str, stream: str, token: str | None) -> None:
+    try:
+        await request.app[HOOKS].check(f"on_{role}", stream, request.remote, token)
+    except HookRejected as exc:
+        raise Rejection(403, f"refused by hook: {exc}") from exc
+    except HookUnavailable as exc:
+        raise unavailable(str(exc)) from exc
+
+
+async def start_session(
+    request: web.Request, role: str, stream: str, offer_text: str, token: str | None
+) -> tuple[PeerSession, str]:
+    """Negotiate, pass limits and the hook, create the session and render the answer.
+
+    Nothing is created until every check has passed; limits are checked again after the hook
+    because other offers may have filled the server while it was being asked.
+    """
     media = request.app[MEDIA_SERVER]
     router = media.router
     try:
@@ -133,6 +212,9 @@ def start_session(request: web.Request, role: str, stream: str, offer_text: str)
         raise Rejection(422, str(exc)) from exc
     except (SdpError, NegotiationError) as exc:
         raise Rejection(400, str(exc)) from exc
+    check_limits(request, role, stream)
+    await ask_hook(request, role, stream, token)
+    check_limits(request, role, stream)
     now = time.monotonic()
     try:
         session = (
@@ -161,17 +243,21 @@ def start_session(request: web.Request, role: str, stream: str, offer_text: str)
         request.remote,
         ", ".join(f"{t.kind} {t.codecs[0].name}" for t in peer.tracks),
     )
-    return session.id, answer
+    return session, answer
 
 
 async def whip_or_whep(request: web.Request, role: str, stream: str) -> web.Response:
-    offer = await read_offer(request)
-    session_id, answer = start_session(request, role, stream, offer)
+    token = request_token(request)
+    authorize(request, token, stream, role)
+    offer = await read_body(request, SDP_TYPE, "offer")
+    session, answer = await start_session(request, role, stream, offer, token)
+    etags = request.app[ETAGS]
+    etags.prune(request.app[MEDIA_SERVER].router.sessions.by_id)
     return web.Response(
         status=201,
         body=answer.encode(),
         content_type=SDP_TYPE,
-        headers={"Location": f"/sessions/{session_id}", "ETag": f'"{session_id}"'},
+        headers={"Location": f"/sessions/{session.id}", "ETag": etags.renew(session.id)},
     )
 
 
@@ -183,11 +269,67 @@ async def whep(request: web.Request) -> web.Response:
     return await whip_or_whep(request, PLAY, request.match_info["stream"])
 
 
-async def delete_session(request: web.Request) -> web.Response:
+def session_for(request: web.Request) -> PeerSession:
+    """The live session a /sessions/{id} URL names, if the request may act on it."""
     session_id = request.match_info["id"]
-    if not request.app[MEDIA_SERVER].router.close(session_id, "DELETE by client"):
+    session = request.app[MEDIA_SERVER].router.sessions.by_id.get(session_id)
+    if session is None:
         raise Rejection(404, f"no session {session_id}")
+    authorize(request, request_token(request), session.stream, session.role)
+    return session
+
+
+async def delete_session(request: web.Request) -> web.Response:
+    router = request.app[MEDIA_SERVER].router
+    ended = router.ended.get(request.match_info["id"])
+    if ended is not None:
+        # The peer's DTLS close or a timeout got there first; the client's intent is met.
+        authorize(request, request_token(request), ended.stream, ended.role)
+        return web.Response(status=200, text=f"session already ended: {ended.reason}\n")
+    session = session_for(request)
+    request.app[MEDIA_SERVER].router.close(session.id, "DELETE by client")
+    request.app[ETAGS].forget(session.id)
     return web.Response(status=200, text="session ended\n")
+
+
+async def patch_session(request: web.Request) -> web.Response:
+    """RFC 9725 §4.3: trickled candidates -> 204; new ice-ufrag/pwd -> ICE restart, 200."""
+    session = session_for(request)
+    if request.content_type != SDPFRAG_TYPE:
+        raise Rejection(415, f"Content-Type must be {SDPFRAG_TYPE}, not {request.content_type}")
+    if_match = request.headers.get("If-Match")
+    if if_match is None:
+        raise Rejection(428, 'If-Match is required ("*" for an ICE restart)')
+    etags = request.app[ETAGS]
+    if not etags.matches(session.id, if_match):
+        raise Rejection(412, "If-Match does not match the session's current ETag")
+    try:
+        fragment = parse_sdpfrag(await read_body(request, SDPFRAG_TYPE, "fragment"))
+    except FragmentError as exc:
+        raise Rejection(400, str(exc)) from exc
+    if fragment.ufrag is None or fragment.ufrag == session.ice.remote_ufrag:
+        return web.Response(status=204)  # an ICE-lite server has no use for client candidates
+    if fragment.pwd is None:
+        raise Rejection(400, "an ICE restart needs a=ice-pwd with the new a=ice-ufrag")
+    media = request.app[MEDIA_SERVER]
+    restarted = media.router.restart_ice(session.id, fragment.ufrag, fragment.pwd)
+    if restarted is None:
+        raise Rejection(404, f"no session {session.id}")
+    first = restarted.peer.tracks[0]
+    body = render_restart(
+        restarted.ice.local_ufrag,
+        restarted.ice.local_pwd,
+        first.kind,
+        first.mid,
+        [(address, media.endpoint.port) for address in request.app[CANDIDATES]],
+    )
+    log.info("session %s: ICE restart over HTTP from %s", session.id, request.remote)
+    return web.Response(
+        status=200,
+        body=body.encode(),
+        content_type=SDPFRAG_TYPE,
+        headers={"ETag": etags.renew(session.id)},
+    )
 
 
 def srs_stream(app_name: str | None, stream: str | None) -> str:
@@ -224,13 +366,17 @@ async def srs_api(request: web.Request, role: str) -> web.Response:
     if url.scheme != "webrtc" or len(parts) != 2:
         raise Rejection(400, "streamurl must look like webrtc://host/app/stream")
     stream = srs_stream(*parts)
+    token = request_token(request)
     try:
-        session_id, answer = start_session(request, role, stream, offer)
+        authorize(request, token, stream, role)
+        session, answer = await start_session(request, role, stream, offer, token)
     except Rejection as exc:
         log.info("%s %s -> %d %s", request.method, request.path, exc.status, exc.reason)
-        return web.json_response({"code": exc.status, "msg": exc.reason}, status=exc.status)
+        return web.json_response(
+            {"code": exc.status, "msg": exc.reason}, status=exc.status, headers=exc.headers
+        )
     return web.json_response(
-        {"code": 0, "server": "litesfu", "sdp": answer, "sessionid": session_id}
+        {"code": 0, "server": "litesfu", "sdp": answer, "sessionid": session.id}
     )
 
 
@@ -242,11 +388,19 @@ async def srs_play(request: web.Request) -> web.Response:
     return await srs_api(request, PLAY)
 
 
+def authorize_stats(request: web.Request) -> None:
+    token = request_token(request)
+    if not request.app[AUTH].allows_stats(token):
+        raise unauthorized(token)
+
+
 async def list_streams(request: web.Request) -> web.Response:
+    authorize_stats(request)
     return web.json_response({"streams": request.app[MEDIA_SERVER].router.snapshot()})
 
 
 async def server_stats(request: web.Request) -> web.Response:
+    authorize_stats(request)
     media = request.app[MEDIA_SERVER]
     endpoint = media.endpoint
     return web.json_response(

@@ -15,10 +15,28 @@ from aiohttp import web
 from sfu.config import MediaConfig
 from sfu.server import MediaServer
 from signaling.app import create_app
+from signaling.auth import Authenticator
+from signaling.hooks import HttpHooks
+from signaling.limits import Limits
 
 log = logging.getLogger("litesfu")
 
 DEFAULT_WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 (no limit) or more")
+    return value
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -51,11 +69,51 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--web-root", type=Path, default=Path(env("SFU_WEB_ROOT", DEFAULT_WEB_ROOT))
     )
     parser.add_argument("--log-level", default=env("SFU_LOG_LEVEL", "info"))
+    limits = parser.add_argument_group("limits (0 means none)")
+    limits.add_argument(
+        "--max-sessions",
+        type=_count,
+        default=env("SFU_MAX_SESSIONS", "1000"),
+        help="live sessions in all; more get 503 (SFU_MAX_SESSIONS, default 1000)",
+    )
+    limits.add_argument(
+        "--max-players",
+        type=_count,
+        default=env("SFU_MAX_PLAYERS", "0"),
+        help="players per stream; more get 503 (SFU_MAX_PLAYERS, default 0)",
+    )
+    auth = parser.add_argument_group("authorization (see signaling/auth.py for the token format)")
+    auth.add_argument(
+        "--auth-token",
+        action="append",
+        help="a static bearer token allowing everything; repeatable "
+        "(SFU_AUTH_TOKENS, comma-separated)",
+    )
+    auth.add_argument(
+        "--auth-secret",
+        default=env("SFU_AUTH_SECRET"),
+        help="HMAC secret of signed per-stream tokens (SFU_AUTH_SECRET)",
+    )
+    auth.add_argument(
+        "--auth-stats",
+        action="store_true",
+        default=_env_flag("SFU_AUTH_STATS"),
+        help="require a token for the stats API too (SFU_AUTH_STATS=1)",
+    )
+    parser.add_argument(
+        "--hook-url",
+        default=env("SFU_HOOK_URL"),
+        help="http(s) URL asked before every publish and play (SFU_HOOK_URL)",
+    )
     args = parser.parse_args(argv)
     if not args.candidate:
-        args.candidate = [
-            c.strip() for c in env("SFU_CANDIDATE", "127.0.0.1").split(",") if c.strip()
-        ]
+        args.candidate = _env_list("SFU_CANDIDATE") or ["127.0.0.1"]
+    if not args.auth_token:
+        args.auth_token = _env_list("SFU_AUTH_TOKENS")
+    if args.auth_stats and not (args.auth_token or args.auth_secret):
+        parser.error("--auth-stats needs --auth-token or --auth-secret")
+    if args.hook_url and not args.hook_url.startswith(("http://", "https://")):
+        parser.error("--hook-url must be an http:// or https:// URL")
     return args
 
 
@@ -68,7 +126,14 @@ async def serve(args: argparse.Namespace) -> None:
     )
     media = MediaServer(config)
     await media.start()
-    app = create_app(media, config.candidates, args.web_root)
+    app = create_app(
+        media,
+        config.candidates,
+        args.web_root,
+        auth=Authenticator(args.auth_token, args.auth_secret, protect_stats=args.auth_stats),
+        limits=Limits(args.max_sessions, args.max_players),
+        hooks=HttpHooks(args.hook_url),
+    )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.http_host, args.http_port)

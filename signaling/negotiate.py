@@ -29,6 +29,7 @@ ACCEPTED_FEEDBACK = {
 
 _RTP_PROTOS = ("UDP/TLS/RTP/SAVPF", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "RTP/SAVP")
 _GOOD_SETUP = ("actpass", "active")
+MAX_MEDIA_SECTIONS = 16  # audio/video m-lines per offer; each costs state and answer bytes
 
 
 class NegotiationError(ValueError):
@@ -148,6 +149,11 @@ def _negotiate(
     choose: Callable[[MediaSection], list[Codec]],
     extensions: frozenset[str],
 ) -> PeerParams:
+    media_count = sum(1 for section in offer.media if section.kind in (AUDIO, VIDEO))
+    if media_count > MAX_MEDIA_SECTIONS:
+        raise UnsupportedMedia(
+            f"offer has {media_count} audio/video m-lines; the limit is {MAX_MEDIA_SECTIONS}"
+        )
     tracks: list[TrackSpec] = []
     sections: list[MediaSection] = []
     for section in offer.media:

@@ -41,6 +41,9 @@ async def test_whip_answer_headers_and_delete(sfu_server) -> None:
         async with http.delete(base + location) as response:
             assert response.status == 200
         async with http.delete(base + location) as response:
+            assert response.status == 200  # a repeated DELETE finds it already ended
+            assert "already ended" in await response.text()
+        async with http.delete(f"{base}/sessions/0123456789abcdef01234567") as response:
             assert response.status == 404
         async with http.get(f"{base}/api/v1/streams") as response:
             assert (await response.json())["streams"] == []

@@ -1,0 +1,132 @@
+"""A coverage-guided fuzz target (atheris/libFuzzer) for every parser that reads client bytes.
+
+Not part of the test suite: it runs until stopped and keeps a corpus. The first input byte
+picks the parser, the rest is its input; any exception other than the parser's own error is a
+finding. Run it from the repository root:
+
+    pip install atheris
+    python fuzz/fuzz_parsers.py -max_total_time=600 fuzz/corpus
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import atheris
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+with atheris.instrument_imports():
+    from sfu import rtp, stun
+    from sfu.dtls import Certificate, DtlsEndpoint
+    from sfu.session import SessionTable
+    from sfu.udp import UdpEndpoint
+    from signaling.auth import verify
+    from signaling.negotiate import NegotiationError, negotiate_play, negotiate_publish
+    from signaling.sdp import SdpError, parse_offer
+    from signaling.trickle import FragmentError, parse_sdpfrag
+
+CERTIFICATE = Certificate.generate()
+
+
+def fuzz_stun(data: bytes) -> None:
+    with contextlib.suppress(stun.StunError):
+        stun.parse(data)
+
+
+def fuzz_rtp(data: bytes) -> None:
+    for parse in (
+        rtp.header_length,
+        rtp.payload_bounds,
+        rtp.strip_extensions,
+        rtp.parse_extensions,
+    ):
+        with contextlib.suppress(rtp.RtpError):
+            parse(data)
+
+
+def fuzz_rtcp(data: bytes) -> None:
+    try:
+        packets = rtp.split_rtcp(data)
+    except rtp.RtpError:
+        return
+    helpers = (
+        rtp.feedback_media_ssrc,
+        rtp.fir_targets,
+        rtp.nack_sequence_numbers,
+        rtp.parse_sender_info,
+    )
+    for packet in packets:
+        for helper in helpers:
+            with contextlib.suppress(rtp.RtpError):
+                helper(packet)
+
+
+def fuzz_dtls(data: bytes) -> None:
+    endpoint = DtlsEndpoint(CERTIFICATE, is_server=True, remote_fingerprints=[("sha-256", "00")])
+    endpoint.receive(data, 0.0)  # documented never to raise
+
+
+def fuzz_sdp(data: bytes) -> None:
+    try:
+        offer = parse_offer(data.decode("utf-8", "replace"))
+    except SdpError:
+        return
+    for negotiate in (negotiate_publish, negotiate_play):
+        with contextlib.suppress(NegotiationError):
+            negotiate(offer)
+
+
+def fuzz_sdpfrag(data: bytes) -> None:
+    with contextlib.suppress(FragmentError):
+        parse_sdpfrag(data.decode("utf-8", "replace"))
+
+
+def fuzz_token(data: bytes) -> None:
+    assert verify("secret", data.decode("utf-8", "replace"), 0.0) is None
+
+
+class Endpoint:
+    """One UDP endpoint with an empty session table; its answers go to our own socket."""
+
+    def __init__(self) -> None:
+        self.sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sink.bind(("127.0.0.1", 0))
+        self.endpoint = UdpEndpoint(SessionTable())
+        self.endpoint.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.endpoint.sock.bind(("127.0.0.1", 0))
+        self.endpoint.sock.setblocking(False)
+
+    def __call__(self, data: bytes) -> None:
+        self.endpoint.datagram_received(data, self.sink.getsockname(), 0.0)
+        assert not self.endpoint.sessions.by_addr
+
+
+TARGETS: list[Callable[[bytes], None]] = [
+    fuzz_stun,
+    fuzz_rtp,
+    fuzz_rtcp,
+    fuzz_dtls,
+    fuzz_sdp,
+    fuzz_sdpfrag,
+    fuzz_token,
+    Endpoint(),
+]
+
+
+def one_input(data: bytes) -> None:
+    if data:
+        TARGETS[data[0] % len(TARGETS)](data[1:])
+
+
+def main() -> None:
+    atheris.Setup(sys.argv, one_input)
+    atheris.Fuzz()
+
+
+if __name__ == "__main__":
+    main()
