@@ -1,0 +1,1 @@
+"""Real-browser tests: the web/ pages in headless Chromium against the running server."""

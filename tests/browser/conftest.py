@@ -1,0 +1,179 @@
+"""Browser fixtures: Debian's chromium driven by Playwright, one fresh context per participant.
+
+Chromium gets a fake camera and microphone and may use loopback candidates, so a page can
+publish to and play from the server on 127.0.0.1 with nobody at the keyboard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOT_DIR = ROOT / "test-output" / "screenshots"
+
+# Playwright adds its own --headless; the rest make WebRTC work headless on loopback.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+
+
+def _require_chromium() -> None:
+    """Skip locally without chromium; in CI a missing browser is a failure, not a skip."""
+    if CHROMIUM.exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing in CI; run scripts/install-chromium.sh first")
+    pytest.skip(f"{CHROMIUM} not installed (run scripts/install-chromium.sh); CI is not set")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One chromium per test module; module scope keeps Playwright's loop away from others."""
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, timeout=30_000
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@dataclass
+class PageLog:
+    """Everything a page said on its console, to explain a failure."""
+
+    name: str
+    console: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+
+    def console_errors(self) -> list[str]:
+        return [line for line in self.console if line.startswith("error:")]
+
+
+@dataclass
+class Browsing:
+    """Opens pages in fresh browser contexts and keeps their logs and screenshots."""
+
+    browser: Any
+    tmp_path: Path
+    test_name: str
+    contexts: list[Any] = field(default_factory=list)
+    logs: list[PageLog] = field(default_factory=list)
+    server: Any = None  # a ServerProcess, whose log tail goes into failure reports
+    # Console errors a test provokes on purpose (regexes); any other one fails the test.
+    expected_console_errors: list[str] = field(default_factory=list)
+
+    def open(self, url: str, name: str) -> Any:
+        """A new context (own profile state, own camera) with one page at `url`."""
+        context = self.browser.new_context(
+            viewport={"width": 1100, "height": 820}, permissions=["camera", "microphone"]
+        )
+        context.set_default_timeout(15_000)
+        self.contexts.append(context)
+        page = context.new_page()
+        log = PageLog(name)
+        self.logs.append(log)
+        page.on("console", lambda msg: log.console.append(f"{msg.type}: {msg.text}"))
+        page.on("pageerror", lambda err: log.page_errors.append(str(err)))
+        page.goto(url, wait_until="load")
+        page.wait_for_function("() => window.litesfu !== undefined", timeout=10_000)
+        return page
+
+    def screenshot(self, page: Any, name: str) -> Path:
+        """Save under the pytest tmp dir and copy to test-output/screenshots/ for humans."""
+        safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.test_name}-{name}")
+        path = self.tmp_path / f"{safe}.png"
+        page.screenshot(path=str(path), full_page=True)
+        SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, SCREENSHOT_DIR / path.name)
+        return path
+
+    def report(self) -> str:
+        """All page logs, for assertion messages."""
+        parts = []
+        for log in self.logs:
+            lines = log.page_errors + log.console[-40:]
+            parts.append(f"--- {log.name} ---\n" + "\n".join(lines))
+        if self.server is not None:
+            parts.append("--- server log (tail) ---\n" + self.server.log()[-4000:])
+        return "\n".join(parts)
+
+    @staticmethod
+    def stats(page: Any) -> dict[str, Any]:
+        """The page's read-only test hook."""
+        return page.evaluate("() => window.litesfu.stats()")
+
+    def wait_for(
+        self,
+        what: str,
+        probe: Callable[[], Any],
+        done: Callable[[Any], bool],
+        timeout: float,
+        interval: float = 0.25,
+    ) -> tuple[Any, float]:
+        """Poll `probe` until `done(value)`; returns the value and the seconds it took."""
+        start = time.monotonic()
+        while True:
+            value = probe()
+            if done(value):
+                return value, time.monotonic() - start
+            if time.monotonic() - start > timeout:
+                raise AssertionError(
+                    f"timed out after {timeout:.0f} s waiting for {what}; "
+                    f"last value: {value!r}\n{self.report()}"
+                )
+            time.sleep(interval)
+
+    def close(self) -> None:
+        for context in self.contexts:
+            with contextlib.suppress(Exception):  # a test may have closed it already
+                context.close()
+        self.contexts.clear()
+
+
+@pytest.fixture
+def browsing(
+    browser: Any, sfu_server: Any, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Browsing]:
+    """Fresh contexts for one test; fails the test if a page threw or logged an error.
+
+    It takes the server so that the pages close before the server stops: a page left
+    polling a stopped server would log connection errors that are not the test's.
+    """
+    session = Browsing(browser, tmp_path, request.node.name, server=sfu_server)
+    yield session
+    session.close()
+    thrown = [f"{log.name}: {err}" for log in session.logs for err in log.page_errors]
+    assert not thrown, "uncaught page errors:\n" + "\n".join(thrown)
+    unexpected = [
+        f"{log.name}: {line}"
+        for log in session.logs
+        for line in log.console_errors()
+        if not any(re.search(pattern, line) for pattern in session.expected_console_errors)
+    ]
+    assert not unexpected, "console errors:\n" + "\n".join(unexpected)

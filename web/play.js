@@ -1,0 +1,92 @@
+// Player page: WHEP playback that reconnects by itself, with live stats.
+import { Player, endpointUrl, param, playerRows, renderRows } from "./whip.js";
+
+const $ = (id) => document.getElementById(id);
+const streamInput = $("stream");
+const playButton = $("play");
+const stopButton = $("stop");
+const unmuteButton = $("unmute");
+const video = $("video");
+const statusLine = $("status");
+const errorBox = $("error");
+const statsList = $("stats");
+
+let player = null;
+let lastError = null;
+
+function setStatus(text, kind = "") {
+  statusLine.textContent = text;
+  statusLine.dataset.kind = kind;
+}
+
+function onStatus(text, err) {
+  const kind = text === "playing" ? "ok" : text.includes("retrying") ? "warn" : "";
+  setStatus(`${player?.stream ?? ""}: ${text}`, kind);
+  if (text === "playing") {
+    errorBox.textContent = "";
+  } else if (err) {
+    lastError = err.message;
+    errorBox.textContent = `Play failed: ${err.message}`;
+  }
+}
+
+function updateEndpoint() {
+  const name = streamInput.value.trim();
+  $("endpoint").textContent = name ? endpointUrl("whep", name) : "—";
+}
+
+function play() {
+  const name = streamInput.value.trim();
+  if (!name) {
+    errorBox.textContent = "Enter a stream name.";
+    return;
+  }
+  player?.stop();
+  history.replaceState(null, "", `?stream=${encodeURIComponent(name)}`);
+  updateEndpoint();
+  lastError = null;
+  errorBox.textContent = "";
+  player = new Player(name, video, {
+    onStatus,
+    onStats: (summary) => renderRows(statsList, playerRows(summary, video)),
+  });
+  player.start();
+  playButton.disabled = true;
+  stopButton.disabled = false;
+  streamInput.disabled = true;
+}
+
+function stop() {
+  player?.stop();
+  player = null;
+  playButton.disabled = false;
+  stopButton.disabled = true;
+  streamInput.disabled = false;
+  renderRows(statsList, []);
+}
+
+$("form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  play();
+});
+stopButton.addEventListener("click", stop);
+unmuteButton.addEventListener("click", () => {
+  video.muted = !video.muted;
+  unmuteButton.textContent = video.muted ? "Unmute" : "Mute";
+  video.play().catch(() => {});
+});
+streamInput.addEventListener("input", updateEndpoint);
+window.addEventListener("pagehide", () => player?.stop(true));
+
+// Read-only hook for tests: decoded frames (summed over reconnects) and the rendered size.
+window.litesfu = {
+  stats: async () => ({
+    playing: Boolean(player),
+    error: lastError,
+    ...(player ? player.snapshot() : { framesDecoded: 0, videoWidth: 0, sessions: 0 }),
+  }),
+};
+
+streamInput.value = param("stream", "live/livestream");
+updateEndpoint();
+if (param("autoplay", "1") !== "0") play();

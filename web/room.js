@@ -1,0 +1,219 @@
+// Co-hosting room: publish yourself as `room/name`, play everyone else in `room/`.
+import { Player, Publisher, fetchStreams, formatBitrate, param } from "./whip.js";
+
+const POLL_MS = 1500;
+const $ = (id) => document.getElementById(id);
+const roomInput = $("room");
+const nameInput = $("name");
+const joinButton = $("join");
+const leaveButton = $("leave");
+const muteButton = $("mute");
+const statusLine = $("status");
+const errorBox = $("error");
+const tilesBox = $("tiles");
+const alone = $("alone");
+
+let joined = null; // {room, name, media, publisher}
+let pollTimer = null;
+let lastError = null;
+const remotes = new Map(); // participant name -> {tile, player, statusEl, video}
+
+function setStatus(text, kind = "") {
+  statusLine.textContent = text;
+  statusLine.dataset.kind = kind;
+}
+
+function showError(text) {
+  lastError = text || null;
+  errorBox.textContent = text;
+}
+
+function addTile(name) {
+  const tile = document.createElement("article");
+  tile.className = "tile";
+  tile.dataset.participant = name;
+  const header = document.createElement("header");
+  const label = document.createElement("span");
+  label.className = "name";
+  label.textContent = name;
+  const statusEl = document.createElement("span");
+  statusEl.className = "tile-status";
+  statusEl.textContent = "connecting";
+  header.append(label, statusEl);
+  const video = document.createElement("video");
+  video.autoplay = true;
+  // Unmuted autoplay is only allowed after a user gesture (e.g. the Join click).
+  video.muted = !navigator.userActivation?.hasBeenActive;
+  video.title = "Click to mute or unmute";
+  video.playsInline = true;
+  tile.append(header, video);
+  tilesBox.append(tile);
+  const player = new Player(`${joined.room}/${name}`, video, {
+    onStatus: (text) => {
+      statusEl.textContent = text;
+    },
+    onStats: (s) => {
+      if (player.status !== "playing") return;
+      const size = video.videoWidth ? `${video.videoWidth}×${video.videoHeight}` : "—";
+      const fps = s.framesPerSecond ? s.framesPerSecond.toFixed(0) : "0";
+      statusEl.textContent = `${size} · ${fps} fps · ${formatBitrate(s.bitrate)}`;
+    },
+  });
+  video.addEventListener("click", () => {
+    video.muted = !video.muted;
+  });
+  remotes.set(name, { tile, player, statusEl, video });
+  player.start();
+}
+
+function removeTile(name) {
+  const remote = remotes.get(name);
+  if (!remote) return;
+  remotes.delete(name);
+  remote.player.stop();
+  remote.tile.remove();
+}
+
+/** Bring the tiles in line with who is publishing in the room right now. */
+async function poll() {
+  if (!joined) return;
+  let streams;
+  try {
+    streams = await fetchStreams();
+  } catch (err) {
+    setStatus(`Cannot list participants: ${err.message}`, "warn");
+    return;
+  }
+  if (!joined) return;
+  const prefix = `${joined.room}/`;
+  const present = new Set();
+  for (const stream of streams) {
+    if (!stream.publishing || !stream.name.startsWith(prefix)) continue;
+    const who = stream.name.slice(prefix.length);
+    if (who && who !== joined.name) present.add(who);
+  }
+  for (const name of [...remotes.keys()]) if (!present.has(name)) removeTile(name);
+  for (const name of [...present].sort()) if (!remotes.has(name)) addTile(name);
+  alone.hidden = remotes.size > 0;
+}
+
+function setJoined(on) {
+  joinButton.disabled = on;
+  leaveButton.disabled = !on;
+  muteButton.disabled = !on;
+  roomInput.disabled = on;
+  nameInput.disabled = on;
+  $("self-tile").hidden = !on;
+}
+
+async function join() {
+  showError("");
+  const room = roomInput.value.trim();
+  const name = nameInput.value.trim();
+  if (!room || !name || room.includes("/") || name.includes("/")) {
+    showError("Room and name are required and may not contain '/'.");
+    return;
+  }
+  setJoined(true);
+  setStatus(`Joining ${room} as ${name}…`);
+  history.replaceState(
+    null,
+    "",
+    `?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}`,
+  );
+  $("room-title").textContent = room;
+  let media;
+  try {
+    media = await navigator.mediaDevices.getUserMedia({
+      video: { width: { ideal: 320 }, height: { ideal: 240 }, frameRate: { ideal: 15 } },
+      audio: true,
+    });
+  } catch (err) {
+    setJoined(false);
+    showError(`Cannot open camera/microphone: ${err.name}: ${err.message}`);
+    return;
+  }
+  $("self-video").srcObject = media;
+  $("self-name").textContent = `${name} (you)`;
+  const publisher = new Publisher(`${room}/${name}`, {
+    onState: (state) => {
+      $("self-status").textContent = state;
+    },
+  });
+  joined = { room, name, media, publisher };
+  try {
+    await publisher.start(media);
+  } catch (err) {
+    const taken = err.status === 409 ? " (someone in this room already uses that name)" : "";
+    showError(`Could not join: ${err.message}${taken}`);
+    await leave();
+    return;
+  }
+  setStatus(`In room ${room} as ${name}.`, "ok");
+  poll();
+  pollTimer = setInterval(poll, POLL_MS);
+}
+
+/** Stop playing and publishing; DELETEs every session (keepalive when the page unloads). */
+async function leave(keepalive = false) {
+  const was = joined;
+  joined = null;
+  clearInterval(pollTimer);
+  pollTimer = null;
+  const stops = [...remotes.keys()].map((name) => {
+    const remote = remotes.get(name);
+    remotes.delete(name);
+    remote.tile.remove();
+    return remote.player.stop(keepalive);
+  });
+  if (was) {
+    stops.push(was.publisher.stop(keepalive));
+    was.media.getTracks().forEach((t) => t.stop());
+  }
+  $("self-video").srcObject = null;
+  setJoined(false);
+  alone.hidden = true;
+  setStatus("Left the room.");
+  await Promise.all(stops);
+}
+
+$("form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  join();
+});
+leaveButton.addEventListener("click", () => leave());
+muteButton.addEventListener("click", () => {
+  const track = joined?.media.getAudioTracks()[0];
+  if (!track) return;
+  track.enabled = !track.enabled;
+  muteButton.textContent = track.enabled ? "Mute mic" : "Unmute mic";
+});
+window.addEventListener("pagehide", () => {
+  if (joined) leave(true);
+});
+
+// Read-only hook for tests: own publisher and every remote tile, as getStats summaries.
+window.litesfu = {
+  stats: async () => {
+    const own = joined?.publisher;
+    const s = own?.pc ? await own.stats().catch(() => null) : null;
+    return {
+      joined: Boolean(joined),
+      error: lastError,
+      publisher: {
+        state: own?.pc?.connectionState ?? "closed",
+        framesEncoded: s?.framesEncoded ?? 0,
+        frameWidth: s?.frameWidth ?? 0,
+      },
+      tiles: [...remotes.entries()].map(([name, remote]) => ({
+        name,
+        ...remote.player.snapshot(),
+      })),
+    };
+  },
+};
+
+roomInput.value = param("room", "room1");
+nameInput.value = param("name", `guest-${Math.floor(Math.random() * 9000 + 1000)}`);
+if (param("room") && param("name")) join();
+else setStatus("Choose a room and a name, then Join.");

@@ -1,0 +1,479 @@
+// LiteSFU browser client: WHIP publish, WHEP play, getStats summaries.
+// Shared by every page so that the signalling and the numbers shown are the same everywhere.
+
+/** An HTTP answer other than 201: keeps the status and the server's one-line reason. */
+export class HttpError extends Error {
+  constructor(status, reason) {
+    super(status ? `HTTP ${status}${reason ? ` — ${reason}` : ""}` : reason);
+    this.name = "HttpError";
+    this.status = status;
+    this.reason = reason;
+  }
+}
+
+/** Query-string parameter with a default, so pages work when opened bare. */
+export function param(name, fallback = "") {
+  const value = new URLSearchParams(location.search).get(name);
+  return value === null || value.trim() === "" ? fallback : value.trim();
+}
+
+/** Stream names may contain a slash (room/name); encode each part but keep the slash. */
+export function streamPath(name) {
+  return name.split("/").map(encodeURIComponent).join("/");
+}
+
+export function endpointUrl(kind, stream) {
+  return new URL(`/${kind}/${streamPath(stream)}`, location.href).href;
+}
+
+/**
+ * Resolve when ICE gathering is complete or after `ms`. The server is ICE-lite and does not
+ * need our candidates, so a short bounded wait only makes the offer tidier.
+ */
+function gathered(pc, ms) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    };
+    const check = () => {
+      if (pc.iceGatheringState === "complete") done();
+    };
+    const timer = setTimeout(done, ms);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+/**
+ * Offer/answer over WHIP or WHEP. Returns the absolute session URL (from Location) that
+ * DELETE ends. Throws HttpError with the status and the server's reason on failure.
+ */
+export async function negotiate(pc, kind, stream) {
+  const offer = await pc.createOffer();
+  await pc.setLocalDescription(offer);
+  await gathered(pc, 1000);
+  const url = endpointUrl(kind, stream);
+  let response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/sdp" },
+      body: pc.localDescription.sdp,
+      signal: AbortSignal.timeout(10000),
+    });
+  } catch (err) {
+    if (err.name === "TimeoutError") throw new HttpError(0, "no answer from the server in 10 s");
+    throw new HttpError(0, `server unreachable (${err.message})`);
+  }
+  const text = await response.text();
+  if (response.status !== 201 && response.status !== 200) {
+    throw new HttpError(response.status, text.trim().split("\n")[0] || response.statusText);
+  }
+  if (pc.signalingState === "closed") throw new HttpError(0, "closed while negotiating");
+  await pc.setRemoteDescription({ type: "answer", sdp: text });
+  const where = response.headers.get("Location");
+  return where ? new URL(where, url).href : null;
+}
+
+/** DELETE a session; never throws, since leaving must always succeed locally. */
+export async function endSession(sessionUrl, keepalive = false) {
+  if (!sessionUrl) return;
+  try {
+    await fetch(sessionUrl, { method: "DELETE", keepalive, signal: AbortSignal.timeout(3000) });
+  } catch {
+    // The server may already be gone; the local side is closed either way.
+  }
+}
+
+/**
+ * End a session the WHIP way: DELETE, then close the connection. Closing first would send a
+ * DTLS alert that ends the session on the server, and the DELETE would then find nothing.
+ * While the page unloads there is no time to wait, so both go out at once.
+ */
+async function closeAfterDelete(pc, sessionUrl, keepalive) {
+  if (keepalive) {
+    const ending = endSession(sessionUrl, true);
+    pc?.close();
+    await ending;
+    return;
+  }
+  await endSession(sessionUrl);
+  pc?.close();
+}
+
+/** Codecs of `mime` first among the sender's, best H264 profile first; rtx kept for NACK. */
+export function preferCodec(transceiver, mime) {
+  if (!mime || !transceiver.setCodecPreferences || !RTCRtpSender.getCapabilities) return false;
+  const all = RTCRtpSender.getCapabilities("video")?.codecs ?? [];
+  const wanted = all.filter((c) => c.mimeType.toLowerCase() === `video/${mime.toLowerCase()}`);
+  if (wanted.length === 0) return false;
+  const rank = (c) => {
+    const fmtp = c.sdpFmtpLine ?? "";
+    let score = 0;
+    if (fmtp.includes("packetization-mode=1")) score -= 2;
+    if (fmtp.includes("profile-level-id=42e01f")) score -= 1;
+    return score;
+  };
+  wanted.sort((a, b) => rank(a) - rank(b));
+  const rtx = all.filter((c) => c.mimeType.toLowerCase() === "video/rtx");
+  transceiver.setCodecPreferences([...wanted, ...rtx]);
+  return true;
+}
+
+/** Video codecs this browser can send, among those the SFU forwards. */
+export function sendableVideoCodecs() {
+  const caps = window.RTCRtpSender?.getCapabilities?.("video")?.codecs ?? [];
+  const names = new Set(caps.map((c) => c.mimeType.split("/")[1].toUpperCase()));
+  return ["VP8", "H264"].filter((name) => names.has(name));
+}
+
+/**
+ * Turns successive getStats reports into one small summary with rates. Keep one meter per
+ * peer connection: the rates are differences against the meter's previous sample.
+ */
+export class StatsMeter {
+  constructor() {
+    this.previous = null;
+  }
+
+  async sample(pc) {
+    const report = await pc.getStats();
+    const now = performance.now();
+    const summary = {
+      state: pc.connectionState,
+      bytesSent: 0,
+      bytesReceived: 0,
+      bitrate: 0,
+      framesEncoded: 0,
+      framesDecoded: 0,
+      framesPerSecond: 0,
+      frameWidth: 0,
+      frameHeight: 0,
+      packetsLost: 0,
+      jitterMs: null,
+      rttMs: null,
+      videoCodec: null,
+      audioCodec: null,
+    };
+    let pairRtt = null;
+    let remoteRtt = null;
+    const codecName = (stat) => report.get(stat.codecId)?.mimeType?.split("/")[1] ?? null;
+    report.forEach((stat) => {
+      if (stat.type === "outbound-rtp") {
+        summary.bytesSent += stat.bytesSent ?? 0;
+        if (stat.kind === "video") {
+          summary.framesEncoded += stat.framesEncoded ?? 0;
+          summary.framesPerSecond = stat.framesPerSecond ?? summary.framesPerSecond;
+          summary.frameWidth = stat.frameWidth ?? summary.frameWidth;
+          summary.frameHeight = stat.frameHeight ?? summary.frameHeight;
+          summary.videoCodec = codecName(stat) ?? summary.videoCodec;
+        } else {
+          summary.audioCodec = codecName(stat) ?? summary.audioCodec;
+        }
+      } else if (stat.type === "inbound-rtp") {
+        summary.bytesReceived += stat.bytesReceived ?? 0;
+        summary.packetsLost += stat.packetsLost ?? 0;
+        if (stat.kind === "video") {
+          summary.framesDecoded += stat.framesDecoded ?? 0;
+          summary.framesPerSecond = stat.framesPerSecond ?? summary.framesPerSecond;
+          summary.frameWidth = stat.frameWidth ?? summary.frameWidth;
+          summary.frameHeight = stat.frameHeight ?? summary.frameHeight;
+          summary.videoCodec = codecName(stat) ?? summary.videoCodec;
+          if (typeof stat.jitter === "number") summary.jitterMs = stat.jitter * 1000;
+        } else {
+          summary.audioCodec = codecName(stat) ?? summary.audioCodec;
+        }
+      } else if (stat.type === "remote-inbound-rtp") {
+        summary.packetsLost += stat.packetsLost ?? 0;
+        if (typeof stat.roundTripTime === "number") remoteRtt = stat.roundTripTime * 1000;
+      } else if (stat.type === "candidate-pair" && stat.nominated && stat.state === "succeeded") {
+        if (typeof stat.currentRoundTripTime === "number") {
+          pairRtt = stat.currentRoundTripTime * 1000;
+        }
+      }
+    });
+    summary.rttMs = remoteRtt ?? pairRtt;
+    const bytes = summary.bytesSent + summary.bytesReceived;
+    if (this.previous && now > this.previous.time && bytes >= this.previous.bytes) {
+      summary.bitrate = ((bytes - this.previous.bytes) * 8 * 1000) / (now - this.previous.time);
+    }
+    this.previous = { time: now, bytes };
+    return summary;
+  }
+}
+
+export function formatBitrate(bps) {
+  if (!Number.isFinite(bps) || bps <= 0) return "0 bit/s";
+  if (bps >= 1e6) return `${(bps / 1e6).toFixed(2)} Mbit/s`;
+  if (bps >= 1e3) return `${(bps / 1e3).toFixed(0)} kbit/s`;
+  return `${bps.toFixed(0)} bit/s`;
+}
+
+export function formatMs(ms) {
+  return ms === null || ms === undefined ? "—" : `${ms.toFixed(1)} ms`;
+}
+
+/** Replace the children of a <dl> with label/value rows. */
+export function renderRows(dl, rows) {
+  const items = [];
+  for (const [label, value] of rows) {
+    const dt = document.createElement("dt");
+    dt.textContent = label;
+    const dd = document.createElement("dd");
+    dd.textContent = String(value);
+    items.push(dt, dd);
+  }
+  dl.replaceChildren(...items);
+}
+
+/** Rows shown under a publisher preview. */
+export function publisherRows(s) {
+  return [
+    ["state", s.state],
+    ["codec", [s.videoCodec, s.audioCodec].filter(Boolean).join(" + ") || "—"],
+    ["bitrate", formatBitrate(s.bitrate)],
+    ["fps", s.framesPerSecond ? s.framesPerSecond.toFixed(0) : "0"],
+    ["resolution", s.frameWidth ? `${s.frameWidth}×${s.frameHeight}` : "—"],
+    ["frames encoded", s.framesEncoded],
+    ["packets lost", s.packetsLost],
+    ["RTT", formatMs(s.rttMs)],
+  ];
+}
+
+/** Rows shown under a player. */
+export function playerRows(s, videoEl) {
+  const width = videoEl?.videoWidth || s.frameWidth;
+  const height = videoEl?.videoHeight || s.frameHeight;
+  return [
+    ["state", s.state],
+    ["codec", [s.videoCodec, s.audioCodec].filter(Boolean).join(" + ") || "—"],
+    ["bitrate", formatBitrate(s.bitrate)],
+    ["fps", s.framesPerSecond ? s.framesPerSecond.toFixed(0) : "0"],
+    ["resolution", width ? `${width}×${height}` : "—"],
+    ["frames decoded", s.framesDecoded],
+    ["packets lost", s.packetsLost],
+    ["jitter", formatMs(s.jitterMs)],
+  ];
+}
+
+/** Publishes a MediaStream over WHIP; one instance per attempt. */
+export class Publisher {
+  constructor(stream, { onState = () => {} } = {}) {
+    this.stream = stream;
+    this.onState = onState;
+    this.pc = null;
+    this.sessionUrl = null;
+    this.meter = new StatsMeter();
+    this.last = null;
+  }
+
+  async start(media, codec) {
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+    this.pc = pc;
+    pc.addEventListener("connectionstatechange", () => this.onState(pc.connectionState));
+    for (const kind of ["audio", "video"]) {
+      const track = media.getTracks().find((t) => t.kind === kind);
+      if (!track) continue;
+      const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [media] });
+      if (kind === "video") preferCodec(transceiver, codec);
+    }
+    try {
+      this.sessionUrl = await negotiate(pc, "whip", this.stream);
+    } catch (err) {
+      pc.close();
+      throw err;
+    }
+  }
+
+  /** Swap a camera or microphone without renegotiating. */
+  async replaceTrack(track) {
+    const sender = this.pc?.getSenders().find((s) => s.track?.kind === track.kind);
+    if (sender) await sender.replaceTrack(track);
+  }
+
+  async stats() {
+    if (!this.pc) return null;
+    this.last = await this.meter.sample(this.pc);
+    return this.last;
+  }
+
+  async stop(keepalive = false) {
+    const url = this.sessionUrl;
+    this.sessionUrl = null;
+    await closeAfterDelete(this.pc, url, keepalive);
+  }
+}
+
+/**
+ * Plays a stream over WHEP and keeps playing it: when the connection fails or no frame is
+ * decoded for a while, it drops the session and opens a new one, waiting 1, 2, 4, 8 s.
+ */
+export class Player {
+  constructor(stream, video, { onStatus = () => {}, onStats = () => {} } = {}) {
+    this.stream = stream;
+    this.video = video;
+    this.onStatus = onStatus;
+    this.onStats = onStats;
+    this.pc = null;
+    this.sessionUrl = null;
+    this.meter = null;
+    this.last = null;
+    this.running = false;
+    this.backoffMs = 1000;
+    this.retryTimer = null;
+    this.watchTimer = null;
+    this.status = "idle";
+    this.sessions = 0;
+    this.framesBefore = 0; // decoded by earlier sessions, so the total only grows
+    this.firstFrameMs = null; // from start() to the first decoded frame, for the curious
+  }
+
+  /** Tell the page, once per change (errors always, since their text matters). */
+  report(status, err = null) {
+    if (status === this.status && !err) return;
+    this.status = status;
+    this.onStatus(status, err);
+  }
+
+  start() {
+    if (this.running) return;
+    this.running = true;
+    this.playStartedAt = performance.now();
+    this.connect();
+    this.watchTimer = setInterval(() => this.watch(), 1000);
+  }
+
+  async connect() {
+    await this.teardown();
+    if (!this.running) return;
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+    this.pc = pc;
+    this.meter = new StatsMeter();
+    this.sessions += 1;
+    this.startedAt = performance.now();
+    this.progressAt = this.startedAt;
+    this.lastFrames = 0;
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    pc.addTransceiver("video", { direction: "recvonly" });
+    const media = new MediaStream();
+    pc.addEventListener("track", (event) => {
+      media.addTrack(event.track);
+      this.video.srcObject = media;
+      this.video.play().catch(() => {});
+      if (event.track.kind === "video" && this.video.requestVideoFrameCallback) {
+        // Time to the first frame on screen, measured exactly rather than per stats tick.
+        this.video.requestVideoFrameCallback((now) => {
+          this.firstFrameMs ??= now - this.playStartedAt;
+        });
+      }
+    });
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc !== this.pc) return;
+      const state = pc.connectionState;
+      if (state === "failed") this.retry(`connection ${state}`);
+      else if (state !== "connected") this.report(state);
+    });
+    this.report("connecting");
+    try {
+      const url = await negotiate(pc, "whep", this.stream);
+      if (pc !== this.pc) {
+        await endSession(url);
+        return;
+      }
+      this.sessionUrl = url;
+    } catch (err) {
+      if (pc === this.pc) this.retry(err.message, err);
+    }
+  }
+
+  async watch() {
+    const pc = this.pc;
+    if (!this.running || !pc || this.retryTimer) return;
+    let summary;
+    try {
+      summary = await this.meter.sample(pc);
+    } catch {
+      return;
+    }
+    if (pc !== this.pc) return;
+    this.last = summary;
+    this.onStats(summary);
+    const now = performance.now();
+    if (summary.framesDecoded > this.lastFrames) {
+      this.lastFrames = summary.framesDecoded;
+      this.progressAt = now;
+      this.firstFrameMs ??= now - this.playStartedAt;
+      this.backoffMs = 1000;
+      this.report("playing");
+      return;
+    }
+    // Allow longer before the first frame (ICE, DTLS, keyframe) than between frames.
+    const patience = this.lastFrames === 0 ? 8000 : 4000;
+    if (now - this.progressAt > patience) this.retry("no video for a few seconds");
+  }
+
+  retry(why, err = null) {
+    if (!this.running || this.retryTimer) return;
+    const delay = this.backoffMs;
+    this.backoffMs = Math.min(this.backoffMs * 2, 8000);
+    this.report(`${why}; retrying in ${(delay / 1000).toFixed(0)} s`, err);
+    this.teardown();
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      this.connect();
+    }, delay);
+  }
+
+  async teardown(keepalive = false) {
+    const pc = this.pc;
+    const url = this.sessionUrl;
+    if (pc) this.framesBefore += this.lastFrames ?? 0;
+    this.lastFrames = 0;
+    this.last = null;
+    this.pc = null;
+    this.sessionUrl = null;
+    await closeAfterDelete(pc, url, keepalive);
+  }
+
+  /** What the test hook reports: totals across reconnects plus the current session. */
+  snapshot() {
+    const s = this.last ?? {};
+    return {
+      state: this.pc?.connectionState ?? "closed",
+      sessions: this.sessions,
+      firstFrameMs: this.firstFrameMs,
+      framesDecoded: this.framesBefore + (this.pc ? (s.framesDecoded ?? 0) : 0),
+      videoWidth: this.video.videoWidth,
+      videoHeight: this.video.videoHeight,
+      bitrate: s.bitrate ?? 0,
+      packetsLost: s.packetsLost ?? 0,
+      jitterMs: s.jitterMs ?? null,
+      codec: s.videoCodec ?? null,
+    };
+  }
+
+  async stop(keepalive = false) {
+    this.running = false;
+    clearInterval(this.watchTimer);
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    await this.teardown(keepalive);
+    this.video.srcObject = null;
+    this.report("stopped");
+  }
+}
+
+/** The server's stream list; throws HttpError so pages can show why it failed. */
+export async function fetchStreams() {
+  let response;
+  try {
+    response = await fetch("/api/v1/streams", { cache: "no-store" });
+  } catch (err) {
+    throw new HttpError(0, `server unreachable (${err.message})`);
+  }
+  if (!response.ok) throw new HttpError(response.status, (await response.text()).trim());
+  const body = await response.json();
+  return Array.isArray(body.streams) ? body.streams : [];
+}
