@@ -207,6 +207,8 @@ window.litesfu = {
       framesEncoded: s.framesEncoded ?? 0,
       frameWidth: s.frameWidth ?? 0,
       bitrate: s.bitrate ?? 0,
+      targetBitrate: s.targetBitrate ?? 0,
+      availableOutgoingBitrate: s.availableOutgoingBitrate ?? 0,
       codec: s.videoCodec ?? null,
       error: lastError,
     };

@@ -154,6 +154,8 @@ export class StatsMeter {
       packetsLost: 0,
       jitterMs: null,
       rttMs: null,
+      targetBitrate: 0,
+      availableOutgoingBitrate: null,
       videoCodec: null,
       audioCodec: null,
     };
@@ -165,6 +167,7 @@ export class StatsMeter {
         summary.bytesSent += stat.bytesSent ?? 0;
         if (stat.kind === "video") {
           summary.framesEncoded += stat.framesEncoded ?? 0;
+          summary.targetBitrate += stat.targetBitrate ?? 0;
           summary.framesPerSecond = stat.framesPerSecond ?? summary.framesPerSecond;
           summary.frameWidth = stat.frameWidth ?? summary.frameWidth;
           summary.frameHeight = stat.frameHeight ?? summary.frameHeight;
@@ -191,6 +194,9 @@ export class StatsMeter {
       } else if (stat.type === "candidate-pair" && stat.nominated && stat.state === "succeeded") {
         if (typeof stat.currentRoundTripTime === "number") {
           pairRtt = stat.currentRoundTripTime * 1000;
+        }
+        if (typeof stat.availableOutgoingBitrate === "number") {
+          summary.availableOutgoingBitrate = stat.availableOutgoingBitrate;
         }
       }
     });
@@ -234,6 +240,8 @@ export function publisherRows(s) {
     ["state", s.state],
     ["codec", [s.videoCodec, s.audioCodec].filter(Boolean).join(" + ") || "—"],
     ["bitrate", formatBitrate(s.bitrate)],
+    ["encoder target", formatBitrate(s.targetBitrate)],
+    ["bandwidth estimate", formatBitrate(s.availableOutgoingBitrate ?? 0)],
     ["fps", s.framesPerSecond ? s.framesPerSecond.toFixed(0) : "0"],
     ["resolution", s.frameWidth ? `${s.frameWidth}×${s.frameHeight}` : "—"],
     ["frames encoded", s.framesEncoded],

@@ -287,3 +287,22 @@ def test_pages_load_cleanly(browsing: Browsing, sfu_server: Any) -> None:
         assert page.title().endswith("LiteSFU"), page.title()
     errors = [f"{log.name}: {line}" for log in browsing.logs for line in log.console_errors()]
     assert not errors, "\n".join(errors)
+
+
+def test_publisher_bandwidth_estimate_ramps_up(browsing: Browsing, sfu_server: Any) -> None:
+    """With the server's transport-cc feedback, Chromium's send-side estimate climbs past
+    1 Mbit/s within 15 s of connecting. (With the feedback switched off, it was seen to sink
+    to about 80 kbit/s here, and the encoder to 30 kbit/s at 320x240.)"""
+    publisher = start_publishing(browsing, sfu_server.http_url, "live/bwe", "publisher")
+    stats, seconds = browsing.wait_for(
+        "availableOutgoingBitrate above 1 Mbit/s",
+        lambda: browsing.stats(publisher),
+        lambda s: s["availableOutgoingBitrate"] > 1_000_000,
+        15,
+        interval=0.5,
+    )
+    print(
+        f"bandwidth estimate {stats['availableOutgoingBitrate'] / 1e6:.2f} Mbit/s after "
+        f"{seconds:.1f} s, encoder target {stats['targetBitrate'] / 1e6:.2f} Mbit/s"
+    )
+    browsing.screenshot(publisher, "bandwidth")
