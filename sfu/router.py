@@ -16,13 +16,12 @@ from sfu.dtls import Certificate
 from sfu.media import PeerParams
 from sfu.session import PeerSession, SendFunction, SessionState, SessionTable
 from sfu.tracks import PublisherTrack, SubscriberTrack
-from sfu.twcc import TwccRecorder
+from sfu.twcc import FMT_TRANSPORT_CC, TwccRecorder
 
 log = logging.getLogger(__name__)
 
 PUBLISH = "publish"
 PLAY = "play"
-TWCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ class Publisher:
             ext_id
             for spec in session.peer.tracks
             for ext_id, uri in spec.extensions.items()
-            if uri == TWCC_URI and any("transport-cc" in c.rtcp_fb for c in spec.codecs)
+            if uri == rtp.TRANSPORT_CC_URI and any("transport-cc" in c.rtcp_fb for c in spec.codecs)
         }
         self.twcc_id = min(twcc_ids) if twcc_ids else 0
         self.twcc = TwccRecorder() if self.twcc_id else None
@@ -153,6 +152,7 @@ class Player:
         self.tracks = [SubscriberTrack(session, spec) for spec in session.peer.tracks]
         self.by_ssrc = {t.ssrc: t for t in self.tracks}
         self.remb: int | None = None
+        self.transport_feedback = 0
 
     def ssrcs(self) -> dict[str, tuple[int, int | None]]:
         """mid -> (media SSRC, RTX SSRC) that the answer announces."""
@@ -192,6 +192,8 @@ class Player:
                 if track is not None and track.source is not None:
                     track.keyframe_requests += 1
                     track.source.request_keyframe(now)
+        elif kind == rtp.RTCP_RTPFB and item.fmt == FMT_TRANSPORT_CC:
+            self.transport_feedback += 1
         elif kind == rtp.RTCP_RTPFB and item.fmt == rtp.FMT_NACK:
             track = self.by_ssrc.get(rtp.feedback_media_ssrc(item))
             if track is not None:
@@ -214,6 +216,7 @@ class Player:
             "session": session.id,
             "state": session.state.value,
             "remb": self.remb,
+            "transport_feedback": self.transport_feedback,
             "tracks": [t.snapshot() for t in self.tracks],
         }
 

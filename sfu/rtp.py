@@ -109,6 +109,33 @@ def parse_extensions(packet: bytes) -> dict[int, bytes]:
     return found
 
 
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+
+
+def add_extensions(packet: bytes, elements: list[tuple[int, bytes]]) -> tuple[bytearray, list[int]]:
+    """A copy of an extension-less packet with a one-byte-header extension block (RFC 8285
+    §4.2) holding `elements` (IDs 1-14, 1-16 bytes each); also where each value starts."""
+    start = 12 + 4 * (packet[0] & 0x0F)
+    block = bytearray()
+    offsets = []
+    for ext_id, value in elements:
+        block.append(ext_id << 4 | (len(value) - 1))
+        offsets.append(start + 4 + len(block))
+        block += value
+    block += bytes(-len(block) % 4)
+    out = bytearray(packet[:start])
+    out[0] |= 0x10
+    out += b"\xbe\xde" + (len(block) // 4).to_bytes(2, "big") + block + packet[start:]
+    return out, offsets
+
+
+def abs_send_time(now: float) -> bytes:
+    """abs-send-time: 24-bit 6.18 fixed-point seconds, wrapping every 64 s."""
+    return (int(now * (1 << 18)) & 0xFFFFFF).to_bytes(3, "big")
+
+
 @dataclass(frozen=True)
 class RtcpPacket:
     """One packet of a compound RTCP datagram: type, FMT/count field, sender SSRC and body."""

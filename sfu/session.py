@@ -79,6 +79,7 @@ class PeerSession:
         self.on_close: Callable[[PeerSession], None] | None = None
         self.on_ufrag: Callable[[PeerSession, str], None] | None = None
         self.srtp_errors = 0
+        self.transport_seq = 0  # transport-wide CC sequence number of what we send this peer
 
     # -- input, one method per demuxed packet class ---------------------------------------------
 

@@ -85,6 +85,8 @@ class PublisherTrack:
         marker = packet[1] & 0x80
         keyframe: bool | None = None
         pack_into = _REWRITE.pack_into
+        # One copy with header extensions per extension layout, shared by the players using it.
+        with_extensions: dict[tuple, tuple[bytearray, int]] | None = None
         for sub in subscribers:
             if not sub.started:
                 if keyframe is None:
@@ -92,15 +94,31 @@ class PublisherTrack:
                 if not keyframe:
                     continue
                 sub.start(seq, ts, now)
+            layout = sub.extension_layout
+            if layout is None:
+                target = buf
+            else:
+                if with_extensions is None:
+                    with_extensions = {}
+                entry = with_extensions.get(layout)
+                if entry is None:
+                    entry = with_extensions[layout] = _add_extensions(packet, layout, now)
+                target, transport_seq_at = entry
+                if transport_seq_at:
+                    session = sub.session
+                    transport_seq = session.transport_seq
+                    session.transport_seq = (transport_seq + 1) & 0xFFFF
+                    target[transport_seq_at] = transport_seq >> 8
+                    target[transport_seq_at + 1] = transport_seq & 0xFF
             pack_into(
-                buf,
+                target,
                 1,
                 marker | sub.payload_type,
                 (seq + sub.seq_offset) & 0xFFFF,
                 (ts + sub.ts_offset) & 0xFFFFFFFF,
                 sub.ssrc,
             )
-            sub.send(buf)
+            sub.send(target)
 
     def send_due_nacks(self, now: float) -> None:
         if self.missing is None or self.ssrc is None or self.send_nack is None:
@@ -165,6 +183,39 @@ class PublisherTrack:
         }
 
 
+# (mid ID, mid value, abs-send-time ID, transport-wide-cc ID) as a player negotiated them.
+ExtensionLayout = tuple[int, str, int, int]
+
+
+def extension_layout(spec: TrackSpec) -> ExtensionLayout | None:
+    """Which of the extensions the server writes this player agreed to, and with which IDs
+    (one-byte form only: IDs 1-14); None when it agreed to none."""
+    ids = {uri: ext_id for ext_id, uri in spec.extensions.items() if 1 <= ext_id <= 14}
+    mid_id = ids.get(rtp.MID_URI, 0) if 0 < len(spec.mid.encode()) <= 16 else 0
+    layout = (
+        mid_id,
+        spec.mid if mid_id else "",
+        ids.get(rtp.ABS_SEND_TIME_URI, 0),
+        ids.get(rtp.TRANSPORT_CC_URI, 0),
+    )
+    return layout if layout != (0, "", 0, 0) else None
+
+
+def _add_extensions(packet: bytes, layout: ExtensionLayout, now: float) -> tuple[bytearray, int]:
+    """The packet with the player's extensions; the offset of the transport-wide sequence
+    number (0 if none), which differs per player session and is filled in per send."""
+    mid_id, mid, abs_id, transport_id = layout
+    elements = []
+    if mid_id:
+        elements.append((mid_id, mid.encode()))
+    if abs_id:
+        elements.append((abs_id, rtp.abs_send_time(now)))
+    if transport_id:
+        elements.append((transport_id, b"\x00\x00"))
+    buf, offsets = rtp.add_extensions(packet, elements)
+    return buf, offsets[-1] if transport_id else 0
+
+
 class SubscriberTrack:
     """One outgoing track of a player, fed by at most one publisher track at a time."""
 
@@ -175,6 +226,7 @@ class SubscriberTrack:
         self.ssrc = secrets.randbits(32) or 1
         has_rtx = any(c.rtx_payload_type is not None for c in spec.codecs)
         self.rtx_ssrc = (secrets.randbits(32) or 1) if has_rtx else None
+        self.extension_layout = extension_layout(spec)
         self.source: PublisherTrack | None = None
         self.payload_type = 0
         self.rtx_payload_type: int | None = None

@@ -9,17 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sfu.media import AUDIO, VIDEO, Codec, PeerParams, TrackSpec
+from sfu.rtp import ABS_SEND_TIME_URI, MID_URI, TRANSPORT_CC_URI
 from signaling.sdp import MediaSection, Offer
 
-# Header extensions the server keeps on a publisher's packets; players get none for now.
-PUBLISH_EXTENSIONS = frozenset(
-    {
-        "urn:ietf:params:rtp-hdrext:sdes:mid",
-        "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
-        "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01",
-    }
-)
-PLAY_EXTENSIONS: frozenset[str] = frozenset()
+# Header extensions the server reads on a publisher's packets (mid, and transport-wide CC for
+# its bandwidth feedback), and those it writes afresh for each player with the player's own IDs.
+PUBLISH_EXTENSIONS = frozenset({MID_URI, ABS_SEND_TIME_URI, TRANSPORT_CC_URI})
+PLAY_EXTENSIONS = frozenset({MID_URI, ABS_SEND_TIME_URI, TRANSPORT_CC_URI})
 
 # RTCP feedback the server understands, per kind.
 ACCEPTED_FEEDBACK = {

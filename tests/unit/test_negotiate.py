@@ -14,6 +14,7 @@ from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from sfu.media import PeerParams
 from signaling.answer import candidate_priority, render_answer
 from signaling.negotiate import (
+    PLAY_EXTENSIONS,
     NegotiationError,
     UnsupportedMedia,
     negotiate_play,
@@ -172,7 +173,9 @@ def test_play_offers_every_supported_codec_with_rtx_in_offer_order() -> None:
         (102, 103),
         (104, 105),
     ]
-    assert video.extensions == {} and video.ssrc is None
+    # The server writes mid, abs-send-time and transport-wide CC for players, with their IDs.
+    assert sorted(video.extensions.values()) == sorted(PLAY_EXTENSIONS)
+    assert video.ssrc is None
 
 
 def test_play_preferred_codec_goes_first() -> None:
@@ -236,7 +239,7 @@ def test_play_answer_carries_rtx_msid_and_ssrcs() -> None:
     audio, video, _ = parse_offer(answer).media
     assert video.direction == "sendonly"
     assert video.payload_types == [102, 103, 104, 105, 96, 97]
-    assert video.extmap == {}
+    assert sorted(video.extmap.values()) == sorted(PLAY_EXTENSIONS)
     assert video.ssrcs == {
         2222: {"cname": "cn", "msid": "live live-video-1"},
         3333: {"cname": "cn", "msid": "live live-video-1"},

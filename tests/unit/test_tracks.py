@@ -431,3 +431,34 @@ def test_audio_starts_at_once_and_is_not_cached() -> None:
     (sent,) = player.take()
     assert sent[1] & 0x7F == 111 and payload_of(sent) == b"\xfc\xff\xfe"
     assert source.cached(9) is None
+
+
+def test_player_extensions_carry_its_own_ids_and_transport_sequence() -> None:
+    """A player that agreed to mid/abs-send-time/transport-cc gets them with its IDs; the
+    publisher's elements (IDs 3 and 5 here) never reach it; the transport-wide number counts
+    per player session."""
+    source = publisher()
+    player = Player()
+    player.session.transport_seq = 0xFFFE
+    extensions = {9: rtp.MID_URI, 12: rtp.TRANSPORT_CC_URI, 1: rtp.ABS_SEND_TIME_URI}
+    player.track = SubscriberTrack(
+        player.session,  # type: ignore[arg-type]
+        TrackSpec("v1", VIDEO, [Codec("VP8", 102, 90000)], extensions=extensions),
+    )
+    player.attach(source)
+    plain = Player()
+    plain.attach(source)
+    for seq, data in enumerate(frame(100, 9000, key=True)):
+        source.forward(data, now=10.0 + seq / 1000)
+    sent = player.take()
+    assert len(sent) == 3 and len(plain.take()) == 3
+    transport_seqs = []
+    for data in sent:
+        elements = rtp.parse_extensions(data)
+        assert set(elements) == {1, 9, 12}
+        assert elements[9] == b"v1"
+        assert len(elements[1]) == 3
+        transport_seqs.append(int.from_bytes(elements[12], "big"))
+        assert payload_of(data).startswith((VP8_KEY_START[:1], b"\x00"))
+    assert transport_seqs == [0xFFFE, 0xFFFF, 0]
+    assert player.session.transport_seq == 1
