@@ -8,7 +8,7 @@ import pylibsrtp
 import pytest
 
 from sfu.dtls import Certificate, DtlsEndpoint, DtlsState, SrtpKeys
-from sfu.srtp import SrtpContext
+from sfu.srtp import SrtpContext, direct_protect
 
 PROFILES = [b"SRTP_AES128_CM_SHA1_80", b"SRTP_AEAD_AES_128_GCM"]
 
@@ -107,3 +107,44 @@ def test_reordering_within_window(contexts: tuple[SrtpContext, SrtpContext]) -> 
     assert server.unprotect_rtp(protected[-1]) == rtp(1599, ssrc=0x0FEDCBA9)
     # 599 packets behind the newest: outside libsrtp's default 128 window, inside ours.
     assert server.unprotect_rtp(protected[0]) == rtp(1000, ssrc=0x0FEDCBA9)
+
+
+@pytest.mark.parametrize("profile", [b"SRTP_AEAD_AES_128_GCM", b"SRTP_AES128_CM_SHA1_80"])
+def test_direct_protect_matches_pylibsrtp(profile: bytes) -> None:
+    """The fast path through pylibsrtp's binding gives the public method's bytes exactly, for
+    bytes and bytearray input, so a pylibsrtp change that broke it would show here."""
+    server_keys, _ = handshake_keys(profile)
+    ours = SrtpContext(server_keys)
+    policy = pylibsrtp.Policy(
+        key=server_keys.local_key,
+        ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+        srtp_profile=server_keys.profile,
+    )
+    policy.allow_repeat_tx = True
+    reference = pylibsrtp.Session(policy)
+    for seq in range(5):
+        packet = rtp(seq, payload=bytes(range(seq, seq + 200)))
+        assert ours.protect_rtp(bytearray(packet)) == reference.protect(packet)
+    with pytest.raises(pylibsrtp.Error):
+        ours.protect_rtp(rtp(9, payload=b"\x00" * 2000))
+
+
+def test_direct_protect_falls_back_to_the_public_method() -> None:
+    """Without the binding internals, protection still works through Session.protect."""
+    server_keys, _ = handshake_keys(b"SRTP_AEAD_AES_128_GCM")
+    policy = pylibsrtp.Policy(
+        key=server_keys.local_key,
+        ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND,
+        srtp_profile=server_keys.profile,
+    )
+
+    class Wrapped:
+        def __init__(self) -> None:
+            self.inner = pylibsrtp.Session(policy)
+
+        def protect(self, packet: bytes) -> bytes:
+            return self.inner.protect(packet)
+
+    reference = pylibsrtp.Session(policy)
+    protect = direct_protect(Wrapped())  # type: ignore[arg-type]
+    assert protect(bytearray(rtp(1))) == reference.protect(rtp(1))

@@ -72,7 +72,8 @@ class Player:
     def __init__(self, rtx: bool = False, payload_type: int = 102) -> None:
         self.sent: list[bytes] = []
         self.session = SimpleNamespace(
-            addr=PLAYER_ADDR, srtp=SimpleNamespace(protect_rtp=lambda data: data)
+            addr=PLAYER_ADDR,
+            srtp=SimpleNamespace(protect_rtp=bytes),  # like SRTP, a new bytes object
         )
         codec = Codec(
             "VP8",
