@@ -1,0 +1,124 @@
+"""The load client's side of offer/answer: write a minimal WebRTC offer, read what the answer says.
+
+The client has no codec and no SDP library, so the offer is the smallest one a WebRTC server
+accepts (BUNDLE, ICE credentials, fingerprint, rtcp-mux, one opus and one VP8 m-line) and the
+answer parser picks out only the transport and SSRC lines the client needs.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+AUDIO_PT = 111
+VIDEO_PT = 96
+AUDIO_MID = "0"
+VIDEO_MID = "1"
+
+
+class AnswerError(ValueError):
+    """An answer that lacks something the client needs to connect."""
+
+
+@dataclass
+class Answer:
+    """What the client uses from the server's answer."""
+
+    ice_ufrag: str
+    ice_pwd: str
+    fingerprint: str
+    candidate: tuple[str, int]
+    ssrcs: dict[str, int] = field(default_factory=dict)  # mid -> SSRC the server sends with
+    kinds: dict[str, str] = field(default_factory=dict)  # mid -> "audio" / "video"
+
+
+def build_offer(
+    ice_ufrag: str,
+    ice_pwd: str,
+    fingerprint: str,
+    *,
+    send: bool,
+    audio_ssrc: int = 0,
+    video_ssrc: int = 0,
+) -> str:
+    """An offer with one audio (opus) and one video (VP8) m-line, bundled.
+
+    A publisher (send=True) offers sendonly with a=ssrc lines so the server can map its
+    packets to tracks; a player offers recvonly and learns the server's SSRCs from the answer.
+    """
+    direction = "sendonly" if send else "recvonly"
+    stream_id = secrets.token_hex(4)
+    lines = [
+        "v=0",
+        f"o=- {secrets.randbits(62)} 2 IN IP4 127.0.0.1",
+        "s=-",
+        "t=0 0",
+        f"a=group:BUNDLE {AUDIO_MID} {VIDEO_MID}",
+        "a=msid-semantic: WMS *",
+    ]
+    media = [
+        ("audio", AUDIO_MID, AUDIO_PT, "opus/48000/2", audio_ssrc, []),
+        ("video", VIDEO_MID, VIDEO_PT, "VP8/90000", video_ssrc, ["nack", "nack pli", "ccm fir"]),
+    ]
+    for kind, mid, pt, rtpmap, ssrc, feedback in media:
+        lines += [
+            f"m={kind} 9 UDP/TLS/RTP/SAVPF {pt}",
+            "c=IN IP4 0.0.0.0",
+            f"a=ice-ufrag:{ice_ufrag}",
+            f"a=ice-pwd:{ice_pwd}",
+            "a=ice-options:trickle",
+            f"a=fingerprint:sha-256 {fingerprint}",
+            "a=setup:active",
+            f"a=mid:{mid}",
+            f"a={direction}",
+            "a=rtcp-mux",
+            f"a=rtpmap:{pt} {rtpmap}",
+        ]
+        lines += [f"a=rtcp-fb:{pt} {fb}" for fb in feedback]
+        if send:
+            lines += [
+                f"a=msid:{stream_id} {stream_id}-{kind}",
+                f"a=ssrc:{ssrc} cname:bench-{stream_id}",
+                f"a=ssrc:{ssrc} msid:{stream_id} {stream_id}-{kind}",
+            ]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def parse_answer(text: str) -> Answer:
+    """The first ICE credentials, fingerprint and UDP candidate of the answer, and its SSRCs."""
+    values: dict[str, str] = {}
+    candidate: tuple[str, int] | None = None
+    ssrcs: dict[str, int] = {}
+    kinds: dict[str, str] = {}
+    kind = ""
+    mid = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("m="):
+            kind = line[2:].split(" ", 1)[0]
+            mid = ""
+            continue
+        if not line.startswith("a="):
+            continue
+        name, _, value = line[2:].partition(":")
+        if name in ("ice-ufrag", "ice-pwd") and name not in values:
+            values[name] = value.strip()
+        elif name == "fingerprint" and "fingerprint" not in values:
+            algorithm, _, digest = value.strip().partition(" ")
+            if algorithm.lower() == "sha-256":
+                values["fingerprint"] = digest.strip()
+        elif name == "mid":
+            mid = value.strip()
+            kinds[mid] = kind
+        elif name == "ssrc" and mid and mid not in ssrcs:
+            ssrcs[mid] = int(value.split(" ", 1)[0])
+        elif name == "candidate" and candidate is None:
+            parts = value.split()
+            if len(parts) >= 6 and parts[2].lower() == "udp":
+                candidate = (parts[4], int(parts[5]))
+    missing = [k for k in ("ice-ufrag", "ice-pwd", "fingerprint") if k not in values]
+    if missing or candidate is None:
+        raise AnswerError("answer has no " + ", ".join(missing or ["udp candidate"]))
+    return Answer(
+        values["ice-ufrag"], values["ice-pwd"], values["fingerprint"], candidate, ssrcs, kinds
+    )
