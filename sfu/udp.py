@@ -83,7 +83,13 @@ class UdpEndpoint:
                 # ICMP errors of earlier sends surface here on Linux; nothing to read.
                 self.drops["recv_error"] += 1
                 return
-            self.datagram_received(data, addr, now)
+            try:
+                self.datagram_received(data, addr, now)
+            except Exception:
+                # A bug must cost one packet, not the socket reader or other sessions.
+                self.drops["handler_error"] += 1
+                if self.drops["handler_error"] == 1:
+                    log.exception("error handling a datagram from %s; dropping it", addr)
 
     def datagram_received(self, data: bytes, addr: Address, now: float) -> None:
         """Demux one datagram (RFC 7983). Only an authenticated STUN request creates a binding."""
