@@ -103,7 +103,7 @@ class Publisher:
                 codec = sub.codec_for(track.codec)
                 sub.detach()
                 if codec is not None:
-                    sub.attach(track, codec, self.router.send)
+                    sub.attach(track, codec, self.router.raw_sendto)
         track.ssrc = ssrc
         self.by_ssrc[ssrc] = track
         track.request_keyframe(now)
@@ -137,6 +137,13 @@ class Publisher:
         blocks = [b for b in (t.report_block(now) for t in self.tracks) if b is not None]
         if blocks:
             self.session.send_rtcp(rtp.receiver_report(self.session.rtcp_ssrc, blocks))
+
+    def snapshot(self) -> dict:
+        return {
+            "srtp_errors": self.session.srtp_errors,
+            "unknown_ssrc_packets": self.unknown_packets,
+            "transport_feedback_sent": self.twcc.feedback_sent if self.twcc else 0,
+        }
 
     def on_closed(self) -> None:
         self.stream.publisher_gone(self)
@@ -217,6 +224,7 @@ class Player:
             "state": session.state.value,
             "remb": self.remb,
             "transport_feedback": self.transport_feedback,
+            "srtp_errors": session.srtp_errors,
             "tracks": [t.snapshot() for t in self.tracks],
         }
 
@@ -274,7 +282,7 @@ class Stream:
                         kind,
                     )
                     continue
-                sink.attach(source, codec, self.router.send)
+                sink.attach(source, codec, self.router.raw_sendto)
                 source.request_keyframe(now)
 
     def publisher_gone(self, publisher: Publisher) -> None:
@@ -337,6 +345,7 @@ class Stream:
             "bitrate_in": round(self.rate_in),
             "bitrate_out": round(self.rate_out),
             "tracks": [t.snapshot() for t in publisher.tracks] if publisher else [],
+            "publisher_details": publisher.snapshot() if publisher else None,
             "player_sessions": [p.snapshot() for p in self.players],
         }
 
@@ -354,6 +363,9 @@ class Router:
         self.config = config
         self.certificate = certificate
         self.send = send
+        # What forwarding sends with: the socket's own sendto once the endpoint has one (the
+        # caller catches its OSError), `send` until then.
+        self.raw_sendto: SendFunction = send
         self.sessions = sessions
         self.streams: dict[str, Stream] = {}
         self.ended: OrderedDict[str, EndedSession] = OrderedDict()
@@ -384,24 +396,42 @@ class Router:
         while len(self.ended) > ENDED_REMEMBERED:
             self.ended.popitem(last=False)
 
-    def publish(self, name: str, peer: PeerParams, now: float) -> PeerSession:
-        """A new publishing session for stream `name`; StreamBusy if one is already there."""
+    def _free_stream(self, name: str) -> Stream:
         stream = self._stream(name)
         if stream.publisher is not None:
             raise StreamBusy(f"stream {name} already has a publisher")
-        session = self._new_session(PUBLISH, name, peer, now)
+        return stream
+
+    def _set_publisher(self, stream: Stream, session: PeerSession) -> Publisher:
         stream.publisher = Publisher(self, stream, session)
         session.handler = stream.publisher
+        return stream.publisher
+
+    def publish(self, name: str, peer: PeerParams, now: float) -> PeerSession:
+        """A new publishing session for stream `name`; StreamBusy if one is already there."""
+        stream = self._free_stream(name)
+        session = self._new_session(PUBLISH, name, peer, now)
+        self._set_publisher(stream, session)
         return session
+
+    def add_publisher(self, name: str, session: PeerSession) -> Publisher:
+        """Make a session created elsewhere (a relay's) the publisher of `name`; StreamBusy if
+        one is already there. The caller keeps the session out of the session table."""
+        return self._set_publisher(self._free_stream(name), session)
 
     def play(self, name: str, peer: PeerParams, now: float) -> PeerSession:
         """A new playing session; it may come before the publisher does."""
-        stream = self._stream(name)
         session = self._new_session(PLAY, name, peer, now)
+        self.add_player(name, session)
+        return session
+
+    def add_player(self, name: str, session: PeerSession) -> Player:
+        """Make a session a player of `name`: play() for real peers, relays for their own."""
+        stream = self._stream(name)
         player = Player(self, stream, session)
         stream.players.add(player)
         session.handler = player
-        return session
+        return player
 
     def preferred_codecs(self, name: str) -> dict[str, str]:
         """kind -> codec name of the stream's current publisher, to put first in a player answer."""
@@ -455,6 +485,19 @@ class Router:
             for player in stream.players:
                 if player.session.state is SessionState.CONNECTED:
                     player.send_reports(now)
+
+    def resource_counts(self) -> dict[str, int]:
+        """How much state the router holds, to spot leaks: all must return to zero when idle."""
+        publishers = [s.publisher for s in self.streams.values() if s.publisher is not None]
+        players = [p for s in self.streams.values() for p in s.players]
+        return {
+            "sessions": len(self.sessions),
+            "bound_addresses": len(self.sessions.by_addr),
+            "streams": len(self.streams),
+            "publisher_tracks": sum(len(p.tracks) for p in publishers),
+            "player_tracks": sum(len(p.tracks) for p in players),
+            "media_packets_out": sum(s.counters()[2] for s in self.streams.values()),
+        }
 
     def close_all(self, reason: str) -> None:
         for session in list(self.sessions.by_id.values()):

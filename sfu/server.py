@@ -9,6 +9,7 @@ import time
 
 from sfu.config import MediaConfig
 from sfu.dtls import Certificate
+from sfu.relay import Relays, relay_host
 from sfu.router import Router
 from sfu.session import SessionTable
 from sfu.udp import UdpEndpoint
@@ -29,11 +30,15 @@ class MediaServer:
         sessions = SessionTable()
         self.endpoint = UdpEndpoint(sessions)
         self.router = Router(config, self.certificate, self.endpoint.send, sessions)
+        self.relays = Relays(
+            self.router, relay_host(config.udp_host), config.socket_buffer, config.session_timeout
+        )
         self._ticker: asyncio.Task | None = None
 
     async def start(self) -> None:
         """Bind the UDP port and start the timers."""
         self.endpoint.open(self.config.udp_host, self.config.udp_port, self.config.socket_buffer)
+        self.router.raw_sendto = self.endpoint.sock.sendto  # type: ignore[union-attr]
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
 
     async def stop(self) -> None:
@@ -41,6 +46,7 @@ class MediaServer:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        self.relays.close_all("server shutting down")
         self.router.close_all("server shutting down")
         self.endpoint.close()
 
@@ -54,6 +60,7 @@ class MediaServer:
                 router.send_feedback(now)
                 if now >= next_poll:
                     router.poll(now)
+                    self.relays.poll(now)
                     next_poll = now + POLL_INTERVAL
                 if now >= next_report:
                     router.send_reports(now)

@@ -382,6 +382,7 @@ class SubscriberTrack:
             "bytes": self.bytes,
             "nacks_received": self.nacks_received,
             "retransmissions": self.retransmissions,
+            "retransmit_misses": self.retransmit_misses,
             "plis_received": self.keyframe_requests,
             "fraction_lost": round(self.fraction_lost, 4),
             "packets_lost": self.packets_lost,

@@ -6,10 +6,13 @@ client can cause becomes a status with a one-line reason, logged once, never a t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -106,24 +109,66 @@ def create_app(
     app[HOOKS] = hooks or HttpHooks()
     app[ETAGS] = EntityTags()
     app.on_cleanup.append(close_hooks)
-    app.router.add_post(f"/whip/{{stream:{STREAM_PATTERN}}}", whip)
-    app.router.add_post(f"/whep/{{stream:{STREAM_PATTERN}}}", whep)
-    app.router.add_route("OPTIONS", f"/whip/{{stream:{STREAM_PATTERN}}}", options)
-    app.router.add_route("OPTIONS", f"/whep/{{stream:{STREAM_PATTERN}}}", options)
-    app.router.add_delete("/sessions/{id}", delete_session)
-    app.router.add_patch("/sessions/{id}", patch_session)
+    add_public_routes(
+        app,
+        PublicHandlers(
+            whip=whip,
+            whep=whep,
+            delete_session=delete_session,
+            patch_session=patch_session,
+            srs_whip=srs_whip,
+            srs_whep=srs_whep,
+            srs_publish=srs_publish,
+            srs_play=srs_play,
+            list_streams=list_streams,
+            server_stats=server_stats,
+        ),
+        web_root,
+    )
+    return app
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class PublicHandlers:
+    """What answers each public route: a worker's own handlers, or the front's proxies."""
+
+    whip: Handler
+    whep: Handler
+    delete_session: Handler
+    patch_session: Handler
+    srs_whip: Handler
+    srs_whep: Handler
+    srs_publish: Handler
+    srs_play: Handler
+    list_streams: Handler
+    server_stats: Handler
+
+
+def add_public_routes(
+    app: web.Application, handlers: PublicHandlers, web_root: Path | None
+) -> None:
+    """The one table of public URLs, shared by a single server and the --workers front."""
+    stream = f"{{stream:{STREAM_PATTERN}}}"
+    app.router.add_post(f"/whip/{stream}", handlers.whip)
+    app.router.add_post(f"/whep/{stream}", handlers.whep)
+    app.router.add_route("OPTIONS", f"/whip/{stream}", options)
+    app.router.add_route("OPTIONS", f"/whep/{stream}", options)
+    app.router.add_delete("/sessions/{id}", handlers.delete_session)
+    app.router.add_patch("/sessions/{id}", handlers.patch_session)
     app.router.add_route("OPTIONS", "/sessions/{id}", session_options)
-    app.router.add_post("/rtc/v1/whip/", srs_whip)
-    app.router.add_post("/rtc/v1/whep/", srs_whep)
+    app.router.add_post("/rtc/v1/whip/", handlers.srs_whip)
+    app.router.add_post("/rtc/v1/whep/", handlers.srs_whep)
     app.router.add_route("OPTIONS", "/rtc/v1/{path:.*}", options)
-    app.router.add_post("/rtc/v1/publish/", srs_publish)
-    app.router.add_post("/rtc/v1/play/", srs_play)
-    app.router.add_get("/api/v1/streams", list_streams)
-    app.router.add_get("/api/v1/server", server_stats)
+    app.router.add_post("/rtc/v1/publish/", handlers.srs_publish)
+    app.router.add_post("/rtc/v1/play/", handlers.srs_play)
+    app.router.add_get("/api/v1/streams", handlers.list_streams)
+    app.router.add_get("/api/v1/server", handlers.server_stats)
     if web_root is not None and web_root.is_dir():
         app.router.add_get("/", index_page(web_root))
         app.router.add_static("/", web_root, show_index=False)
-    return app
 
 
 def index_page(web_root: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -405,11 +450,21 @@ async def server_stats(request: web.Request) -> web.Response:
     endpoint = media.endpoint
     return web.json_response(
         {
-            "sessions": len(media.router.sessions),
-            "streams": len(media.router.streams),
+            **media.router.resource_counts(),
+            "tasks": len(asyncio.all_tasks()),
+            "open_files": open_file_count(),
             "udp_port": endpoint.port,
             "datagrams_in": endpoint.datagrams_in,
-            "datagrams_out": endpoint.datagrams_out,
+            # STUN, DTLS and RTCP; forwarded media is media_packets_out
+            "control_datagrams_out": endpoint.datagrams_out,
             "drops": dict(endpoint.drops),
         }
     )
+
+
+def open_file_count() -> int | None:
+    """File descriptors this process holds (Linux), to see leaks from outside."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None

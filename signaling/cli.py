@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,11 +17,16 @@ from sfu.config import MediaConfig
 from sfu.server import MediaServer
 from signaling.app import create_app
 from signaling.auth import Authenticator
+from signaling.balancer import Balancer
+from signaling.front import create_front
 from signaling.hooks import HttpHooks
+from signaling.internal import add_internal_routes
 from signaling.limits import Limits
+from signaling.workers import WorkerPool
 
 log = logging.getLogger("litesfu")
 
+PARENT_CHECK_INTERVAL = 1.0  # seconds between a worker's checks that its front still runs
 DEFAULT_WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
 
 
@@ -30,6 +36,13 @@ def _env_list(name: str) -> list[str]:
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be 1 or more")
+    return value
 
 
 def _count(text: str) -> int:
@@ -69,6 +82,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--web-root", type=Path, default=Path(env("SFU_WEB_ROOT", DEFAULT_WEB_ROOT))
     )
     parser.add_argument("--log-level", default=env("SFU_LOG_LEVEL", "info"))
+    scale = parser.add_argument_group("processes")
+    scale.add_argument(
+        "--workers",
+        type=_positive,
+        default=env("SFU_WORKERS", "1"),
+        help="media processes; above 1 this one only serves HTTP and hands each session to a "
+        "worker with its own UDP port, udp-port + i, or a free one if --udp-port is 0 "
+        "(SFU_WORKERS, default 1)",
+    )
+    scale.add_argument(
+        "--worker-players",
+        type=_positive,
+        default=env("SFU_WORKER_PLAYERS", "400"),
+        help="players of one stream its origin worker takes before the rest go to other "
+        "workers, relayed to them (SFU_WORKER_PLAYERS, default 400)",
+    )
+    # Set by the front on the workers it starts: internal routes, log tag, exit with the front.
+    scale.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     limits = parser.add_argument_group("limits (0 means none)")
     limits.add_argument(
         "--max-sessions",
@@ -106,6 +137,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="http(s) URL asked before every publish and play (SFU_HOOK_URL)",
     )
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if not args.candidate:
         args.candidate = _env_list("SFU_CANDIDATE") or ["127.0.0.1"]
     if not args.auth_token:
@@ -134,6 +166,9 @@ async def serve(args: argparse.Namespace) -> None:
         limits=Limits(args.max_sessions, args.max_players),
         hooks=HttpHooks(args.hook_url),
     )
+    if args.worker_index is not None:
+        add_internal_routes(app)
+    stop = stop_event()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.http_host, args.http_port)
@@ -145,21 +180,66 @@ async def serve(args: argparse.Namespace) -> None:
         media.endpoint.port,
         ", ".join(config.candidates),
     )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
+    watch = asyncio.create_task(exit_with_parent(stop)) if args.worker_index is not None else None
     await stop.wait()
     log.info("shutting down")
+    if watch is not None:
+        watch.cancel()
     await runner.cleanup()
     await media.stop()
 
 
+def stop_event() -> asyncio.Event:
+    """An event SIGINT and SIGTERM set."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+async def exit_with_parent(stop: asyncio.Event) -> None:
+    """A worker ends with its front, even a front killed before it could stop its workers."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(PARENT_CHECK_INTERVAL)
+    log.warning("the front (pid %d) is gone; stopping", parent)
+    stop.set()
+
+
+async def serve_front(args: argparse.Namespace) -> None:
+    """`--workers N`: start and supervise the workers, serve HTTP for all of them."""
+    stop = stop_event()
+    pool = WorkerPool(args.workers, args.udp_port, args.argv)
+    balancer = Balancer(pool, args.worker_players)
+    runner = web.AppRunner(create_front(pool, balancer, args.web_root), access_log=None)
+    try:
+        await pool.start()
+        balancer.start()
+        await runner.setup()
+        site = web.TCPSite(runner, args.http_host, args.http_port)
+        await site.start()
+        log.info(
+            "LiteSFU ready: http://%s:%d (pages and API), %d workers, media UDP %s",
+            args.http_host,
+            args.http_port,
+            len(pool.workers),
+            ", ".join(str(w.bound_udp_port) for w in pool.workers),
+        )
+        await stop.wait()
+        log.info("shutting down")
+    finally:
+        await balancer.stop()
+        # Workers stop while the HTTP side drains: a slow client does not delay them.
+        await asyncio.gather(runner.cleanup(), pool.stop())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
+    tag = "" if args.worker_index is None else f"w{args.worker_index} "
     logging.basicConfig(
         level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s",
     )
     try:
         import uvloop
@@ -168,7 +248,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     else:
         runner = uvloop.run
     try:
-        runner(serve(args))
+        runner(serve(args) if args.workers == 1 else serve_front(args))
     except OSError as exc:
         log.error("cannot start: %s", exc)
         raise SystemExit(1) from exc

@@ -1,0 +1,257 @@
+"""Loopback RTP relays between worker processes: a stream live on one worker played on another.
+
+The origin worker sends the stream as plain RTP over loopback through a Player whose session is
+a PlainSession; the edge worker feeds what arrives on a socket of its own to a Publisher whose
+session is a PlainSession too. The router's Player and Publisher run unchanged at both ends, so
+rewriting, keyframe starts, PLI, NACK and reports cross the hop as they do for real peers; only
+ICE, DTLS and SRTP are left out, which two processes of one server on 127.0.0.1 do not need.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import secrets
+import socket
+import time
+from collections.abc import Callable
+from typing import cast
+
+from sfu.media import PeerParams, TrackSpec
+from sfu.router import PLAY, PUBLISH, Router
+from sfu.session import Address, MediaHandler, PeerSession, SendFunction, SessionState
+
+log = logging.getLogger(__name__)
+
+RELAY_PREFIX = "relay-"  # the id prefix that tells relay sessions from peers in the stats
+READ_BATCH = 256  # datagrams read per readiness callback
+MAX_DATAGRAM = 2048
+RTP_HEADER = 12
+RTCP_HEADER = 8
+
+
+def relay_host(udp_host: str) -> str:
+    """The address relays use: the media host itself, or loopback when it binds every address."""
+    return "127.0.0.1" if udp_host in ("", "0.0.0.0") else udp_host
+
+
+class _Plaintext:
+    """Stands where SRTP would: the tracks call protect_*, which here leaves packets as they are."""
+
+    @staticmethod
+    def protect_rtp(packet: bytes | bytearray) -> bytes | bytearray:
+        return packet
+
+    @staticmethod
+    def protect_rtcp(packet: bytes) -> bytes:
+        return packet
+
+
+class PlainSession:
+    """What Player and Publisher use of a PeerSession, for plain RTP to one fixed address.
+
+    It is never in the router's session table, so HTTP cannot reach it and limits do not count
+    it; the origin's endpoint finds it by address only, to hand it the edge's RTCP.
+    """
+
+    def __init__(
+        self,
+        role: str,
+        stream: str,
+        tracks: list[TrackSpec],
+        addr: Address,
+        send: SendFunction,
+        now: float,
+    ) -> None:
+        self.id = RELAY_PREFIX + secrets.token_hex(8)
+        self.role = role
+        self.stream = stream
+        self.peer = PeerParams(ice_ufrag="", ice_pwd="", fingerprints=[], tracks=tracks)
+        self.srtp = _Plaintext()
+        self.state = SessionState.CONNECTED
+        self.addr: Address | None = addr
+        self.rtcp_ssrc = secrets.randbits(32) or 1
+        self.handler: MediaHandler | None = None
+        self.created = now
+        self.last_seen = now
+        self.close_reason = ""
+        self.srtp_errors = 0  # here: packets too short to be RTP or RTCP, or that looked like DTLS
+        self.transport_seq = 0  # relay tracks carry no header extensions, so it stays unused
+        self.send_failures = 0
+        self.on_close: Callable[[PlainSession], None] | None = None
+        self._send = send
+
+    def handle_srtp(self, data: bytes, now: float) -> None:
+        """One plain RTP or RTCP packet (the endpoint calls every media handler by this name)."""
+        handler = self.handler
+        if self.state is SessionState.CLOSED or handler is None:
+            return
+        is_rtcp = 191 < data[1] < 224
+        if len(data) < (RTCP_HEADER if is_rtcp else RTP_HEADER):
+            self.srtp_errors += 1
+            return
+        self.last_seen = now
+        if is_rtcp:
+            handler.on_rtcp(data, now)
+        else:
+            handler.on_rtp(data, now)
+
+    def handle_dtls(self, data: bytes, now: float) -> None:
+        """A relay has no DTLS; whatever looks like it is dropped and counted."""
+        self.srtp_errors += 1
+
+    def send_rtcp(self, packet: bytes) -> None:
+        if self.addr is not None:
+            try:
+                self._send(packet, self.addr)
+            except OSError:
+                self.send_failures += 1
+
+    def poll(self, now: float, timeout: float) -> None:
+        """End the relay when the other end went silent: its publisher (or player) is gone."""
+        if self.state is not SessionState.CLOSED and now - self.last_seen > timeout:
+            self.close(f"nothing from the other worker for {timeout:.0f} s")
+
+    def close(self, reason: str) -> None:
+        if self.state is SessionState.CLOSED:
+            return
+        self.state = SessionState.CLOSED
+        self.close_reason = reason
+        log.info("relay %s closed (%s %s): %s", self.id, self.role, self.stream, reason)
+        if self.handler is not None:
+            self.handler.on_closed()
+        if self.on_close is not None:
+            self.on_close(self)
+
+
+class RelayIn:
+    """The edge end: a socket of its own that takes packets from the origin only."""
+
+    def __init__(
+        self,
+        router: Router,
+        stream: str,
+        tracks: list[TrackSpec],
+        source: Address,
+        host: str,
+        buffer_size: int,
+        now: float,
+    ) -> None:
+        self.source = source
+        self.foreign = 0  # datagrams from anyone but the origin, dropped
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
+            sock.bind((host, 0))
+            sock.setblocking(False)
+            self.session = PlainSession(PUBLISH, stream, tracks, source, self._send, now)
+            router.add_publisher(stream, cast(PeerSession, self.session))
+        except BaseException:
+            sock.close()
+            raise
+        self.sock = sock
+        self.addr: Address = sock.getsockname()[:2]
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._on_readable)
+        self.session.handler.on_connected(now)  # type: ignore[union-attr]
+
+    def _send(self, data: bytes, addr: Address) -> None:
+        self.sock.sendto(data, addr)
+
+    def _on_readable(self) -> None:
+        now = time.monotonic()
+        for _ in range(READ_BATCH):
+            try:
+                data, addr = self.sock.recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # an ICMP error of an earlier send
+                self.session.send_failures += 1
+                return
+            if addr != self.source:
+                self.foreign += 1
+                continue
+            self.session.handle_srtp(data, now)
+
+    def release(self) -> None:
+        """Free the socket once the session has closed."""
+        self._loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+
+class Relays:
+    """Both ends of every relay one worker takes part in, with their timeouts."""
+
+    def __init__(self, router: Router, host: str, buffer_size: int, timeout: float) -> None:
+        self.router = router
+        self.host = host
+        self.buffer_size = buffer_size
+        self.timeout = timeout
+        self.inbound: dict[str, RelayIn] = {}
+        self.outbound: dict[str, PlainSession] = {}
+
+    def source_tracks(self, stream: str) -> list[TrackSpec] | None:
+        """Tracks mirroring the live publisher's, one codec each; None if it is not live."""
+        existing = self.router.streams.get(stream)
+        publisher = existing.live_publisher() if existing is not None else None
+        if publisher is None:
+            return None
+        return [TrackSpec(t.spec.mid, t.kind, [t.codec]) for t in publisher.tracks]
+
+    def relayed_players(self) -> collections.Counter[str]:
+        """Per stream, how many of its players are relays to other workers."""
+        return collections.Counter(session.stream for session in self.outbound.values())
+
+    def open_in(self, stream: str, tracks: list[TrackSpec], source: Address) -> RelayIn:
+        """The edge end for `stream`, fed from `source`; StreamBusy if it has a publisher."""
+        relay = RelayIn(
+            self.router, stream, tracks, source, self.host, self.buffer_size, time.monotonic()
+        )
+        self.inbound[relay.session.id] = relay
+        relay.session.on_close = self._in_closed
+        log.info(
+            "relay %s: %s in on %s:%d from %s:%d", relay.session.id, stream, *relay.addr, *source
+        )
+        return relay
+
+    def _in_closed(self, session: PlainSession) -> None:
+        relay = self.inbound.pop(session.id, None)
+        if relay is not None:
+            relay.release()
+
+    def open_out(self, stream: str, tracks: list[TrackSpec], target: Address) -> PlainSession:
+        """The origin end: a player of `stream` sending to an edge's relay socket."""
+        now = time.monotonic()
+        session = PlainSession(PLAY, stream, tracks, target, self.router.send, now)
+        player = self.router.add_player(stream, cast(PeerSession, session))
+        self.outbound[session.id] = session
+        by_addr = self.router.sessions.by_addr
+        by_addr[target] = cast(PeerSession, session)
+        session.on_close = self._out_closed
+        player.on_connected(now)
+        log.info("relay %s: %s out to %s:%d", session.id, stream, *target)
+        return session
+
+    def _out_closed(self, session: PlainSession) -> None:
+        self.outbound.pop(session.id, None)
+        by_addr = self.router.sessions.by_addr
+        if session.addr is not None and by_addr.get(session.addr) is session:
+            del by_addr[session.addr]
+
+    def close(self, relay_id: str, reason: str) -> bool:
+        """End one relay end by id; False if this worker has no such relay."""
+        relay = self.inbound.get(relay_id)
+        session = relay.session if relay is not None else self.outbound.get(relay_id)
+        if session is None:
+            return False
+        session.close(reason)
+        return True
+
+    def poll(self, now: float) -> None:
+        for session in [*self.outbound.values(), *(r.session for r in self.inbound.values())]:
+            session.poll(now, self.timeout)
+
+    def close_all(self, reason: str) -> None:
+        for relay_id in [*self.inbound, *self.outbound]:
+            self.close(relay_id, reason)

@@ -1,0 +1,324 @@
+"""The public HTTP face of `--workers N`: pages, and every API call passed to the right worker.
+
+WHIP and SRS publish go to the stream's origin worker, WHEP and SRS play where the balancer
+says, /sessions/w<i>-<id> to worker i. Statuses, bodies and headers come back as the worker sent
+them, with one change: session ids gain the `w<i>-` prefix that routes their later requests.
+The stats API merges the workers' views so a stream relayed to several workers shows once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from sfu.relay import RELAY_PREFIX
+from signaling.app import (
+    MAX_OFFER_BYTES,
+    PublicHandlers,
+    Rejection,
+    add_public_routes,
+    cors_and_errors,
+    unavailable,
+)
+from signaling.balancer import Balancer
+from signaling.internal import CLIENT_HEADER
+from signaling.workers import Worker, WorkerPool
+
+log = logging.getLogger(__name__)
+
+POOL = web.AppKey("pool", WorkerPool)
+BALANCER = web.AppKey("balancer", Balancer)
+SRS_JSON_ROUTES = frozenset({"/rtc/v1/publish/", "/rtc/v1/play/"})
+SESSION_ID = re.compile(r"w(\d+)-(.+)")
+# Headers of one hop only, or that aiohttp sets again itself.
+NOT_FORWARDED = frozenset(
+    h.lower()
+    for h in (
+        "Host", "Connection", "Keep-Alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade",
+        "Proxy-Authorization", "Proxy-Connection", "Content-Length", "Date", "Server",
+        CLIENT_HEADER,
+    )
+)  # fmt: skip
+# Stream counters that add up across workers; an edge's inflow is the origin's relay outflow.
+OUT_COUNTERS = (
+    ("packets_out", "packets_in"),
+    ("bytes_out", "bytes_in"),
+    ("bitrate_out", "bitrate_in"),
+)
+
+
+def create_front(pool: WorkerPool, balancer: Balancer, web_root: Path | None) -> web.Application:
+    """The front's aiohttp application; the workers do all the checking and the media."""
+    # Bodies over the workers' limit still reach them, so they refuse them in their own words.
+    app = web.Application(middlewares=[cors_and_errors], client_max_size=4 * MAX_OFFER_BYTES)
+    app[POOL] = pool
+    app[BALANCER] = balancer
+    add_public_routes(
+        app,
+        PublicHandlers(
+            whip=whip,
+            whep=whep,
+            delete_session=to_session,
+            patch_session=to_session,
+            srs_whip=srs_whip,
+            srs_whep=srs_whep,
+            srs_publish=srs_publish,
+            srs_play=srs_play,
+            list_streams=list_streams,
+            server_stats=server_stats,
+        ),
+        web_root,
+    )
+    return app
+
+
+def prefixed(index: int, session_id: str) -> str:
+    return f"w{index}-{session_id}"
+
+
+async def ask_worker(
+    request: web.Request, worker: Worker, path: str | None = None, body: bytes | None = None
+) -> tuple[int, CIMultiDict[str], bytes]:
+    """Send the client's request to a worker: (status, headers, body) of its answer."""
+    pool = request.app[POOL]
+    if not worker.ready or pool.http is None:
+        raise unavailable(f"worker {worker.index} is starting")
+    headers = CIMultiDict(
+        (k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED
+    )
+    headers[CLIENT_HEADER] = request.remote or ""
+    if body is None and request.can_read_body:
+        body = await request.read()
+    try:
+        async with pool.http.request(
+            request.method,
+            worker.url + (path or request.path_qs),
+            data=body,
+            headers=headers,
+            allow_redirects=False,
+        ) as response:
+            payload = await response.read()
+            answer = CIMultiDict(
+                (k, v) for k, v in response.headers.items() if k.lower() not in NOT_FORWARDED
+            )
+            status = response.status
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        log.warning(
+            "worker %d did not answer %s %s: %r", worker.index, request.method, request.path, exc
+        )
+        raise unavailable(f"worker {worker.index} is not answering") from exc
+    location = answer.get("Location")
+    if location is not None and location.startswith("/sessions/"):
+        answer["Location"] = "/sessions/" + prefixed(worker.index, location[len("/sessions/") :])
+    return status, answer, payload
+
+
+async def forward(
+    request: web.Request, worker: Worker, body: bytes | None = None, path: str | None = None
+) -> web.Response:
+    """The worker's answer as the client's; an SRS JSON answer's sessionid gains the prefix."""
+    status, headers, payload = await ask_worker(request, worker, path, body)
+    if status == 200 and request.path in SRS_JSON_ROUTES:
+        try:
+            answer = json.loads(payload)
+            answer["sessionid"] = prefixed(worker.index, answer["sessionid"])
+        except (ValueError, KeyError, TypeError):
+            pass
+        else:
+            payload = json.dumps(answer).encode()
+    return web.Response(status=status, headers=headers, body=payload)
+
+
+async def publish(request: web.Request, stream: str | None, body: bytes | None) -> web.Response:
+    """A publisher goes to its stream's origin; no stream name, to worker 0 to be refused."""
+    pool = request.app[POOL]
+    worker = request.app[BALANCER].origin(stream) if stream else pool.workers[0]
+    return await forward(request, worker, body)
+
+
+async def play(request: web.Request, stream: str | None, body: bytes | None) -> web.Response:
+    """A player goes where the balancer places it, counted there unless the worker refuses."""
+    balancer = request.app[BALANCER]
+    if not stream:
+        return await forward(request, request.app[POOL].workers[0], body)
+    worker = await balancer.player_worker(stream)
+    with balancer.placing(worker, stream) as placement:
+        response = await forward(request, worker, body)
+        placement.accepted = response.status < 300
+    return response
+
+
+async def whip(request: web.Request) -> web.Response:
+    return await publish(request, request.match_info["stream"], None)
+
+
+async def whep(request: web.Request) -> web.Response:
+    return await play(request, request.match_info["stream"], None)
+
+
+def query_stream(request: web.Request) -> str | None:
+    app_name, stream = request.query.get("app"), request.query.get("stream")
+    return f"{app_name}/{stream}" if app_name and stream else None
+
+
+async def srs_whip(request: web.Request) -> web.Response:
+    return await publish(request, query_stream(request), None)
+
+
+async def srs_whep(request: web.Request) -> web.Response:
+    return await play(request, query_stream(request), None)
+
+
+def body_stream(body: bytes) -> str | None:
+    """The stream an SRS JSON body names, or None (its worker then says what is wrong)."""
+    try:
+        path = urlparse(json.loads(body)["streamurl"]).path
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    parts = [part for part in path.split("/") if part]
+    return "/".join(parts) if len(parts) == 2 else None
+
+
+async def srs_api(
+    request: web.Request,
+    place: Callable[[web.Request, str | None, bytes | None], Awaitable[web.Response]],
+) -> web.Response:
+    body = await request.read()
+    return await place(request, body_stream(body), body)
+
+
+async def srs_publish(request: web.Request) -> web.Response:
+    return await srs_api(request, publish)
+
+
+async def srs_play(request: web.Request) -> web.Response:
+    return await srs_api(request, play)
+
+
+async def to_session(request: web.Request) -> web.Response:
+    """DELETE or PATCH /sessions/w<i>-<id>: to worker i, as /sessions/<id>."""
+    session_id = request.match_info["id"]
+    match = SESSION_ID.fullmatch(session_id)
+    workers = request.app[POOL].workers
+    if match is None or int(match.group(1)) >= len(workers):
+        raise Rejection(404, f"no session {session_id}")
+    return await forward(request, workers[int(match.group(1))], path=f"/sessions/{match.group(2)}")
+
+
+async def from_all(request: web.Request) -> list[tuple[Worker, dict]] | web.Response:
+    """The client's GET answered by every ready worker, as JSON; or the first refusal (a 401
+    for stats behind a token), to pass back as it is."""
+    ready = [w for w in request.app[POOL].workers if w.ready]
+    if not ready:
+        raise unavailable("no worker is ready")
+    answers = await asyncio.gather(*(ask_worker(request, w) for w in ready))
+    results = []
+    for worker, (status, headers, payload) in zip(ready, answers, strict=True):
+        if status != 200:
+            return web.Response(status=status, headers=headers, body=payload)
+        results.append((worker, json.loads(payload)))
+    return results
+
+
+def _with_prefix(index: int, stream: dict) -> dict:
+    stream = dict(stream)
+    if stream.get("publisher_session"):
+        stream["publisher_session"] = prefixed(index, stream["publisher_session"])
+    stream["player_sessions"] = [
+        {**p, "session": prefixed(index, p["session"])} for p in stream.get("player_sessions", [])
+    ]
+    return stream
+
+
+def _is_relay(index: int, session_id: str | None) -> bool:
+    return bool(session_id) and session_id.startswith(prefixed(index, RELAY_PREFIX))
+
+
+def merge_streams(views: list[tuple[int, list[dict]]]) -> list[dict]:
+    """One entry per stream name from each worker's /api/v1/streams.
+
+    Players and their sessions are those of all workers, relay players left out. What comes in
+    is the origin's (the entry whose publisher is no relay); what goes out is every worker's,
+    less what edges received by relay, which is what their origin sent them.
+    """
+    by_name: dict[str, list[tuple[int, dict]]] = collections.defaultdict(list)
+    for index, streams in views:
+        for stream in streams:
+            by_name[stream["name"]].append((index, _with_prefix(index, stream)))
+    merged = []
+    for name in sorted(by_name):
+        entries = by_name[name]
+        edges = [s for i, s in entries if _is_relay(i, s["publisher_session"])]
+        origins = [s for i, s in entries if not _is_relay(i, s["publisher_session"])]
+        stream = dict((origins or edges)[0])
+        stream["player_sessions"] = [
+            p for i, s in entries for p in s["player_sessions"] if not _is_relay(i, p["session"])
+        ]
+        stream["players"] = len(stream["player_sessions"])
+        for out_key, in_key in OUT_COUNTERS:
+            total = sum(s[out_key] for _, s in entries) - sum(s[in_key] for s in edges)
+            stream[out_key] = max(0, total)
+        stream["workers"] = sorted(i for i, _ in entries)
+        merged.append(stream)
+    return merged
+
+
+async def list_streams(request: web.Request) -> web.Response:
+    answers = await from_all(request)
+    if isinstance(answers, web.Response):
+        return answers
+    views = [(worker.index, answer["streams"]) for worker, answer in answers]
+    return web.json_response({"streams": merge_streams(views)})
+
+
+def add_up(answers: list[dict]) -> dict:
+    """The workers' figures added: numbers, and dicts of numbers (drops) key by key."""
+    total: dict = {}
+    for answer in answers:
+        for key, value in answer.items():
+            if isinstance(value, dict):
+                counts = total.setdefault(key, collections.Counter())
+                counts.update({k: v for k, v in value.items() if isinstance(v, int)})
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                total[key] = total.get(key, 0) + value
+    return total
+
+
+async def server_stats(request: web.Request) -> web.Response:
+    """The workers' figures added up, the front's pid, and each worker with its own."""
+    answers = await from_all(request)
+    if isinstance(answers, web.Response):
+        return answers
+    by_index = {worker.index: answer for worker, answer in answers}
+    workers = request.app[POOL].workers
+    total = add_up(list(by_index.values()))
+    total.pop("udp_port", None)
+    return web.json_response(
+        {
+            **total,
+            "streams": len(set().union(*(w.load.get("streams", {}) for w in workers))),
+            "pid": os.getpid(),
+            "relays": len(request.app[BALANCER].relays),
+            "workers": [
+                {
+                    **by_index.get(w.index, {}),
+                    "index": w.index,
+                    "pid": w.pid,
+                    "ready": w.ready,
+                    "restarts": w.restarts,
+                }
+                for w in workers
+            ],
+        }
+    )

@@ -1,0 +1,173 @@
+"""Worker processes of `--workers N`: start them, restart the ones that die, stop them all.
+
+Each worker is the ordinary server (`python -m sfu`) with the front's own options, bound to
+127.0.0.1 on an HTTP port the front picks and on a UDP port of its own, which its answers
+advertise. The front talks to a worker only over HTTP, through `call` and its own proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+READY_TIMEOUT = 20.0  # seconds a starting worker has to answer its /internal/load
+READY_POLL = 0.1
+RESTART_DELAY = 1.0  # seconds between a worker's death and its restart
+STOP_TIMEOUT = 5.0  # seconds a worker has to exit after SIGTERM before it is killed
+CALL_TIMEOUT = aiohttp.ClientTimeout(total=30)
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    """A port the kernel just handed out (free for the moment; a worker that loses the race
+    exits and is restarted on another)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Worker:
+    """One worker process and what the front last learnt of it."""
+
+    index: int
+    udp_port: int  # as asked on its command line; 0 lets the kernel choose
+    process: asyncio.subprocess.Process | None = None
+    url: str = ""
+    ready: bool = False
+    restarts: int = 0
+    load: dict = field(default_factory=dict)  # its latest /internal/load
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    @property
+    def bound_udp_port(self) -> int | None:
+        return self.load.get("udp_port")
+
+
+class WorkerPool:
+    """N supervised workers and one HTTP client session to reach them."""
+
+    def __init__(self, count: int, udp_port: int, argv: Sequence[str]) -> None:
+        self.workers = [Worker(i, udp_port + i if udp_port else 0) for i in range(count)]
+        self.argv = list(argv)
+        self.http: aiohttp.ClientSession | None = None
+        self._stopping = False
+        self._supervisors: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        """Start every worker and wait (bounded) until each answers or has failed once."""
+        self.http = aiohttp.ClientSession(
+            timeout=CALL_TIMEOUT, connector=aiohttp.TCPConnector(limit=0)
+        )
+        firsts = [asyncio.get_running_loop().create_future() for _ in self.workers]
+        self._supervisors = [
+            asyncio.create_task(self._supervise(worker, first))
+            for worker, first in zip(self.workers, firsts, strict=True)
+        ]
+        await asyncio.wait(firsts, timeout=READY_TIMEOUT + 1)
+
+    def _command(self, worker: Worker, http_port: int) -> list[str]:
+        # Later options win in argparse, so the worker's own come last.
+        return [
+            sys.executable, "-m", "sfu", *self.argv,
+            "--workers", "1", "--http-host", "127.0.0.1", "--http-port", str(http_port),
+            "--udp-port", str(worker.udp_port), "--worker-index", str(worker.index),
+        ]  # fmt: skip
+
+    async def _supervise(self, worker: Worker, first: asyncio.Future) -> None:
+        """Run one worker for as long as the front runs; a worker that dies is restarted."""
+        paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+        while not self._stopping:
+            http_port = free_tcp_port()
+            worker.url = f"http://127.0.0.1:{http_port}"
+            worker.process = await asyncio.create_subprocess_exec(
+                # Its own session: a terminal's Ctrl-C reaches the front only, which stops it.
+                *self._command(worker, http_port),
+                env=env,
+                start_new_session=True,
+            )
+            log.info("worker %d: started, pid %d", worker.index, worker.process.pid)
+            await self._wait_ready(worker)
+            if not first.done():
+                first.set_result(worker.ready)
+            code = await worker.process.wait()
+            worker.ready = False
+            if self._stopping:
+                break
+            worker.restarts += 1
+            log.warning(
+                "worker %d (pid %d) exited with %s; restarting", worker.index, worker.pid, code
+            )
+            await asyncio.sleep(RESTART_DELAY)
+
+    async def _wait_ready(self, worker: Worker) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline and worker.process.returncode is None:  # type: ignore[union-attr]
+            status, load = await self.call(worker, "GET", "/internal/load")
+            if status == 200 and isinstance(load, dict):
+                worker.load = load
+                worker.ready = True
+                log.info(
+                    "worker %d: ready on %s, media UDP %s",
+                    worker.index,
+                    worker.url,
+                    worker.bound_udp_port,
+                )
+                return
+            await asyncio.sleep(READY_POLL)
+        log.error("worker %d: not ready after %.0f s", worker.index, READY_TIMEOUT)
+
+    async def call(
+        self, worker: Worker, method: str, path: str, body: dict | None = None
+    ) -> tuple[int, object]:
+        """One JSON request to a worker: (status, decoded body); (0, None) if it cannot answer."""
+        assert self.http is not None
+        try:
+            async with self.http.request(method, worker.url + path, json=body) as response:
+                text = await response.text()
+                try:
+                    return response.status, json.loads(text)
+                except ValueError:
+                    return response.status, text
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            return 0, None
+
+    async def stop(self) -> None:
+        """SIGTERM every worker, SIGKILL those still running STOP_TIMEOUT later, wait for all."""
+        self._stopping = True
+        for task in self._supervisors:
+            task.cancel()
+        await asyncio.gather(*self._supervisors, return_exceptions=True)
+        running = [w.process for w in self.workers if w.process and w.process.returncode is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        waits = [asyncio.create_task(process.wait()) for process in running]
+        if waits:
+            await asyncio.wait(waits, timeout=STOP_TIMEOUT)
+        for process in running:
+            if process.returncode is None:
+                log.warning("worker pid %d did not stop; killing it", process.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+        await asyncio.gather(*waits)
+        if self.http is not None:
+            await self.http.close()
