@@ -58,6 +58,8 @@ HANDSHAKE_POLL = 0.05
 READ_BATCH = 64
 RECV_BUFFER = 1 << 20
 MAX_PENDING_CHECKS = 64
+# Consent checks (RFC 7675) every 2-4 s, randomized so thousands of clients do not align.
+CONSENT_INTERVAL = (2.0, 4.0)
 
 # VP8 payload starts (RFC 7741): descriptor S=1 PID 0, then the frame tag. P (bit 0) clear
 # marks a keyframe, whose tag is followed by the start code 9d 01 2a.
@@ -102,6 +104,8 @@ class Client:
         self.ice_ok = False
         self.last_consent = 0.0
         self.next_consent = 0.0
+        # Shorter for servers run with a short --session-timeout (churn, soak).
+        self.consent_interval = CONSENT_INTERVAL
         self.consent_sent = 0
         self.consent_ok = 0
         self.rtcp_in = 0
@@ -145,7 +149,7 @@ class Client:
                 raise ConnectError(self.error)
             if self.srtp is not None:
                 self.last_consent = now
-                self.next_consent = now + random.uniform(2.0, 4.0)
+                self.next_consent = now + random.uniform(*self.consent_interval)
                 self.on_connected()
                 return
             if now >= deadline:
@@ -190,11 +194,11 @@ class Client:
         self._send(request)
 
     def keep_alive(self, now: float) -> None:
-        """Consent freshness (RFC 7675): the server ends sessions silent for 30 s."""
+        """Consent freshness (RFC 7675): the server ends sessions silent for --session-timeout."""
         if self.srtp is not None and now >= self.next_consent:
             self.consent_sent += 1
             self.send_check(use_candidate=False)
-            self.next_consent = now + random.uniform(2.0, 4.0)
+            self.next_consent = now + random.uniform(*self.consent_interval)
 
     # -- I/O ---------------------------------------------------------------------------------
 
@@ -274,9 +278,14 @@ class Client:
     def on_rtcp(self, data: bytes) -> None:
         """RTCP from the server; only publishers act on it (PLI)."""
 
-    def close(self) -> None:
-        """Say goodbye over DTLS when the route has no DELETE, then free the socket."""
-        if self.dtls is not None and self.resource is None:
+    def close(self, *, goodbye: bool | None = None) -> None:
+        """Say goodbye over DTLS when the route has no DELETE, then free the socket.
+
+        `goodbye` overrides that choice, so churn can leave by close_notify or by vanishing.
+        """
+        if goodbye is None:
+            goodbye = self.resource is None
+        if self.dtls is not None and goodbye:
             self._send_all(self.dtls.close())
         if self._reading:
             self._loop.remove_reader(self.sock.fileno())

@@ -100,14 +100,22 @@ async def connect(
             client.error = f"{type(exc).__name__}: {exc}"
 
 
-async def disconnect(http: aiohttp.ClientSession, client: Client, gate: asyncio.Semaphore) -> None:
-    """DELETE the WHIP/WHEP resource (the SRS route ends with DTLS close_notify instead)."""
+async def disconnect(
+    http: aiohttp.ClientSession, client: Client, gate: asyncio.Semaphore
+) -> int | None:
+    """DELETE the WHIP/WHEP resource (the SRS route ends with DTLS close_notify instead).
+
+    Returns the DELETE's HTTP status (None when none was sent or it failed), for churn to check.
+    """
+    status = None
     if client.resource is not None and client.srtp is not None:
         async with gate:
             with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
                 async with http.delete(client.resource) as response:
                     await response.read()
+                    status = response.status
     client.close()
+    return status
 
 
 async def keep_alive(clients: list[Client]) -> None:
