@@ -11,7 +11,7 @@ shows server CPU (100 % = one core), egress packets/s (as received by the player
 packets per server CPU-second, players per core (extrapolated to 100 % CPU), latency and loss,
 plus the generator's own CPU: when that nears 100 % per --procs, the generator is the limit.
 Results go to <out>/sweep.json and <out>/sweep.png (players vs server CPU and latency).
-`--workers W` is passed to the server only if its --help lists --workers.
+`--workers W` runs the server as W worker processes behind its front.
 """
 
 from __future__ import annotations
@@ -49,19 +49,6 @@ def player_steps(max_players: int) -> list[int]:
     doubling = (FIRST_STEPS[-1] << k for k in range(1, MAX_STEPS))
     steps = list(itertools.takewhile(lambda n: n < max_players, [*FIRST_STEPS, *doubling]))
     return [*steps, max_players]
-
-
-def server_has_flag(flag: str) -> bool:
-    """Whether `python -m sfu --help` lists flag."""
-    help_text = subprocess.run(
-        [sys.executable, "-m", "sfu", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    ).stdout
-    return flag in help_text
 
 
 def log_tail(path: Path, lines: int = 20) -> str:
@@ -202,14 +189,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    extra: list[str] = []
-    workers = 1
-    if args.workers > 1:
-        if server_has_flag("--workers"):
-            extra = ["--workers", str(args.workers)]
-            workers = args.workers
-        else:
-            print("the server has no --workers flag yet; running it with one process")
+    # No session limit; with workers, each takes udp-port + i, so let the kernel choose them.
+    extra = ["--max-sessions", "0"]
+    workers = args.workers
+    if workers > 1:
+        extra += ["--workers", str(workers), "--udp-port", "0"]
     cpu_limit = CPU_LIMIT * workers
     rows: list[dict] = []
     stopped_by = f"--max-players {args.max_players}"
