@@ -105,13 +105,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--max-sessions",
         type=_count,
         default=env("SFU_MAX_SESSIONS", "1000"),
-        help="live sessions in all; more get 503 (SFU_MAX_SESSIONS, default 1000)",
+        help="live sessions in all (per worker with --workers); more get 503 "
+        "(SFU_MAX_SESSIONS, default 1000)",
     )
     limits.add_argument(
         "--max-players",
         type=_count,
         default=env("SFU_MAX_PLAYERS", "0"),
-        help="players per stream; more get 503 (SFU_MAX_PLAYERS, default 0)",
+        help="players per stream (per worker with --workers); more get 503 "
+        "(SFU_MAX_PLAYERS, default 0)",
     )
     auth = parser.add_argument_group("authorization (see signaling/auth.py for the token format)")
     auth.add_argument(
