@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 
 from sfu.dtls import Certificate, DtlsEndpoint, DtlsState, SrtpKeys
 from sfu.srtp import SrtpContext
+from tests.unit.dtls_pair import connect, make_pair, shuttle
 
 PROFILES = {
     b"SRTP_AES128_CM_SHA1_80": (pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 30),
@@ -29,48 +30,6 @@ def server_cert() -> Certificate:
 @pytest.fixture(scope="module")
 def client_cert() -> Certificate:
     return Certificate.generate()
-
-
-def make_pair(
-    server_cert: Certificate,
-    client_cert: Certificate,
-    *,
-    server_profiles: bytes | None = None,
-    client_profiles: bytes | None = None,
-    client_fingerprint: str | None = None,
-) -> tuple[DtlsEndpoint, DtlsEndpoint]:
-    server = DtlsEndpoint(
-        server_cert,
-        is_server=True,
-        remote_fingerprints=[("sha-256", client_fingerprint or client_cert.fingerprint)],
-        srtp_profiles=server_profiles,
-    )
-    client = DtlsEndpoint(
-        client_cert,
-        is_server=False,
-        remote_fingerprints=[("sha-256", server_cert.fingerprint)],
-        srtp_profiles=client_profiles,
-    )
-    return server, client
-
-
-def shuttle(
-    server: DtlsEndpoint, client: DtlsEndpoint, to_server: list[bytes], now: float = 0.0
-) -> list[bytes]:
-    """Deliver flights back and forth until both sides go quiet; returns the last flight."""
-    for _ in range(20):
-        to_client = [out for d in to_server for out in server.receive(d, now)]
-        to_server = [out for d in to_client for out in client.receive(d, now)]
-        if not to_server:
-            return to_client
-    raise AssertionError("handshake did not settle")
-
-
-def connect(server: DtlsEndpoint, client: DtlsEndpoint) -> None:
-    assert server.start(0.0) == []
-    shuttle(server, client, client.start(0.0))
-    assert server.state is DtlsState.CONNECTED, server.failure
-    assert client.state is DtlsState.CONNECTED, client.failure
 
 
 def test_certificate_fingerprint_format(server_cert: Certificate) -> None:

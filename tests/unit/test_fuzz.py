@@ -24,6 +24,7 @@ from sfu.udp import UdpEndpoint
 from signaling.answer import render_answer
 from signaling.negotiate import NegotiationError, negotiate_play, negotiate_publish
 from signaling.sdp import SdpError, parse_offer
+from tests.unit.dtls_pair import connect, make_pair
 
 OFFERS = Path(__file__).parent / "offers"
 CERT = Certificate.generate()
@@ -151,13 +152,7 @@ def test_feedback_helpers_on_any_body(packet_type: int, fmt: int, body: bytes) -
 
 
 def dtls_pair() -> tuple[DtlsEndpoint, DtlsEndpoint]:
-    server = DtlsEndpoint(
-        CERT, is_server=True, remote_fingerprints=[("sha-256", PEER_CERT.fingerprint)]
-    )
-    client = DtlsEndpoint(
-        PEER_CERT, is_server=False, remote_fingerprints=[("sha-256", CERT.fingerprint)]
-    )
-    return server, client
+    return make_pair(CERT, PEER_CERT)
 
 
 CLIENT_HELLO = dtls_pair()[1].start(0.0)[0]
@@ -182,21 +177,11 @@ def test_dtls_server_survives_hostile_datagrams(datagrams: list[bytes]) -> None:
     assert server.state is not DtlsState.CONNECTED
 
 
-def handshake(server: DtlsEndpoint, client: DtlsEndpoint) -> None:
-    to_server = client.start(0.0)
-    for _ in range(20):
-        to_client = [out for d in to_server for out in server.receive(d, 0.0)]
-        to_server = [out for d in to_client for out in client.receive(d, 0.0)]
-        if not to_server:
-            break
-    assert server.state is DtlsState.CONNECTED, server.failure
-
-
 @settings(FUZZ, max_examples=40)
 @given(st.lists(DTLS_DATAGRAMS, max_size=5))
 def test_connected_dtls_survives_hostile_datagrams(datagrams: list[bytes]) -> None:
     server, client = dtls_pair()
-    handshake(server, client)
+    connect(server, client)
     for datagram in datagrams:
         assert_datagrams(server.receive(datagram, 1.0))
     assert server.state in (DtlsState.CONNECTED, DtlsState.CLOSED, DtlsState.FAILED)

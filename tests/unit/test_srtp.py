@@ -7,31 +7,18 @@ import struct
 import pylibsrtp
 import pytest
 
-from sfu.dtls import Certificate, DtlsEndpoint, DtlsState, SrtpKeys
+from sfu.dtls import Certificate, SrtpKeys
 from sfu.srtp import SrtpContext, direct_protect
+from tests.unit.dtls_pair import connect, make_pair
 
 PROFILES = [b"SRTP_AES128_CM_SHA1_80", b"SRTP_AEAD_AES_128_GCM"]
 
 
 def handshake_keys(profile: bytes) -> tuple[SrtpKeys, SrtpKeys]:
-    server_cert, client_cert = Certificate.generate(), Certificate.generate()
-    server = DtlsEndpoint(
-        server_cert,
-        is_server=True,
-        remote_fingerprints=[("sha-256", client_cert.fingerprint)],
-        srtp_profiles=profile,
+    server, client = make_pair(
+        Certificate.generate(), Certificate.generate(), server_profiles=profile
     )
-    client = DtlsEndpoint(
-        client_cert, is_server=False, remote_fingerprints=[("sha-256", server_cert.fingerprint)]
-    )
-    server.start(0.0)
-    to_server = client.start(0.0)
-    for _ in range(10):
-        to_client = [out for d in to_server for out in server.receive(d, 0.0)]
-        to_server = [out for d in to_client for out in client.receive(d, 0.0)]
-        if not to_server:
-            break
-    assert server.state is DtlsState.CONNECTED and client.state is DtlsState.CONNECTED
+    connect(server, client)
     assert server.keys is not None and client.keys is not None
     return server.keys, client.keys
 
