@@ -33,13 +33,10 @@ __all__ = [
 
 DEFAULT_SRTP_PROFILES = b"SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80"
 
-# Suites usable with our ECDSA certificate, plus RSA ones so the client role can reach
-# peers with RSA certificates. Forward secrecy only.
+# Forward-secret AEAD suites for ECDSA certificates only (what WebRTC peers use): no CBC, no
+# static RSA, no RSA certificates, so a client cannot talk the server down to a legacy suite.
 _CIPHERS = (
-    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"
-    b"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:"
-    b"ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305:"
-    b"ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA:ECDHE-RSA-AES128-SHA"
+    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305"
 )
 _DTLS1_2_VERSION = 0xFEFD  # pyOpenSSL exposes no constant for it
 _MTU = 1200  # below any path MTU WebRTC meets, leaving room for IP/UDP/TURN headers

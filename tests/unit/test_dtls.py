@@ -11,6 +11,7 @@ import pylibsrtp
 import pytest
 from aiortc import RTCCertificate, RTCDtlsFingerprint, RTCDtlsParameters, RTCDtlsTransport
 from cryptography.hazmat.primitives import serialization
+from OpenSSL import SSL
 
 from sfu.dtls import Certificate, DtlsEndpoint, DtlsState, SrtpKeys
 from sfu.srtp import SrtpContext
@@ -354,3 +355,34 @@ async def test_interop_with_aiortc(server_cert: Certificate, we_are_server: bool
         await dtls.stop()
     # aiortc's close_notify reached us.
     assert ours.state is DtlsState.CLOSED
+
+
+def _legacy_client_hello(cipher: bytes, client_cert: Certificate) -> bytes:
+    """The first flight of a DTLS 1.2 client that offers only `cipher`."""
+    legacy = SSL.Context(SSL.DTLS_METHOD)
+    legacy.use_certificate(client_cert.cert)
+    legacy.use_privatekey(client_cert.key)
+    legacy.set_cipher_list(cipher)
+    legacy.set_tlsext_use_srtp(b"SRTP_AES128_CM_SHA1_80")
+    conn = SSL.Connection(legacy, None)
+    conn.set_connect_state()
+    with pytest.raises(SSL.WantReadError):
+        conn.do_handshake()
+    return conn.bio_read(65536)
+
+
+@pytest.mark.parametrize("cipher", [b"AES128-SHA", b"AES256-SHA", b"ECDHE-ECDSA-AES128-SHA"])
+def test_legacy_cbc_suites_are_refused(
+    server_cert: Certificate, client_cert: Certificate, cipher: bytes
+) -> None:
+    server, _ = make_pair(server_cert, client_cert)
+    server.start(0.0)
+    server.receive(_legacy_client_hello(cipher, client_cert), 0.0)
+    assert server.state is DtlsState.FAILED
+    assert server.keys is None
+
+
+def test_modern_suites_still_connect(server_cert: Certificate, client_cert: Certificate) -> None:
+    server, client = make_pair(server_cert, client_cert)
+    connect(server, client)
+    assert server.keys is not None
