@@ -1,12 +1,15 @@
 """ICE-lite agent (RFC 8445 §2.5, §7.3), sans-IO: a Binding request in, a response out.
 
-A lite agent never sends checks of its own: it answers the peer's connectivity checks
-with its short-term credentials and reports which ones were authenticated and nominated,
-so the UDP endpoint can bind the session to the peer's address.
+A lite agent answers the peer's connectivity checks with its short-term credentials and
+reports which ones were authenticated and nominated, so the UDP endpoint can bind the session
+to the peer's address. The one check it sends itself is a return-routability test of a new
+address before media moves there (ReturnRoutability), so that a client spoofing its source
+cannot point its media at a third party.
 """
 
 from __future__ import annotations
 
+import collections
 import secrets
 import string
 import struct
@@ -85,7 +88,7 @@ class BindingOutcome:
     error_code: int | None
 
 
-_IGNORED = BindingOutcome(None, False, False, None)
+IGNORED = BindingOutcome(None, False, False, None)
 
 
 def _error_type(msg_type: int) -> int:
@@ -117,12 +120,12 @@ class IceLite:
 
     def handle(self, data: bytes, msg: Message, addr: tuple[str, int]) -> BindingOutcome:
         """Answer one parsed datagram from addr; data is the raw bytes msg was parsed from."""
-        if msg.msg_type != BINDING_REQUEST:
-            return _IGNORED
-        if not verify_fingerprint(data, msg):
-            return self._reject(msg, 400, "Bad Request")
+        if msg.msg_type != BINDING_REQUEST or not verify_fingerprint(data, msg):
+            return IGNORED  # a bad FINGERPRINT is not STUN for us: no answer at all
         username = msg.get(USERNAME)
-        if username is None or msg.integrity_offset is None:
+        if username is None:
+            return IGNORED  # nothing says who is asking: an answer would be pure reflection
+        if msg.integrity_offset is None:
             return self._reject(msg, 400, "Bad Request")
         if username != f"{self.local_ufrag}:{self.remote_ufrag}".encode():
             return self._reject(msg, 401, "Unauthorized")
@@ -197,3 +200,128 @@ def parse_binding_success(data: bytes, transaction_id: bytes, pwd: str) -> tuple
     if value is None:
         raise StunError("no XOR-MAPPED-ADDRESS")
     return decode_xor_address(value, msg.transaction_id)
+
+
+# A new address gets this many Binding requests, this far apart, before we give up on it.
+CHECK_ATTEMPTS = 4
+CHECK_INTERVAL = 0.25
+# Outstanding checks per session: a peer cannot make us probe many addresses at once.
+MAX_PENDING_CHECKS = 4
+CHECK_TAG_BYTES = 6  # transaction ids start with the session's tag, so responses find it
+# The priority we claim in our checks: a host candidate's (RFC 8445 §5.1.2.1, component 1).
+_CHECK_PRIORITY = (126 << 24) | (65535 << 8) | 255
+
+
+@dataclass
+class _Check:
+    addr: tuple[str, int]
+    request: bytes
+    pwd: str  # the peer's ice-pwd when the check was sent: it signs the answer
+    sent_at: float
+    attempts: int
+
+
+class ReturnRoutability:
+    """Our own Binding requests to a peer's new address; an address is proven when it answers.
+
+    Transaction ids are this session's tag followed by random bytes: the endpoint finds the
+    session by the tag, and only the peer that really receives at the address learns the id.
+    """
+
+    def __init__(self) -> None:
+        self.tag = secrets.token_bytes(CHECK_TAG_BYTES)
+        self.tie_breaker = secrets.randbits(64)
+        self.pending: dict[bytes, _Check] = {}
+        self.given_up = 0
+
+    def start(self, addr: tuple[str, int], username: str, pwd: str, now: float) -> bytes | None:
+        """A check to send to addr, or None if one is under way or too many are.
+
+        username is "<client ufrag>:<server ufrag>" and pwd the client's ice-pwd.
+        """
+        if len(self.pending) >= MAX_PENDING_CHECKS:
+            return None
+        if any(check.addr == addr for check in self.pending.values()):
+            return None
+        transaction_id = self.tag + secrets.token_bytes(12 - CHECK_TAG_BYTES)
+        request = binding_request(
+            transaction_id,
+            username,
+            pwd,
+            controlling=False,
+            tie_breaker=self.tie_breaker,
+            priority=_CHECK_PRIORITY,
+        )
+        self.pending[transaction_id] = _Check(addr, request, pwd, now, 1)
+        return request
+
+    def verify(self, data: bytes, msg: Message, addr: tuple[str, int]) -> bool:
+        """True when data is an authenticated success to one of our checks, from its address."""
+        check = self.pending.get(msg.transaction_id)
+        if check is None or check.addr != addr:
+            return False
+        try:
+            parse_binding_success(data, msg.transaction_id, check.pwd)
+        except StunError:
+            return False  # unsigned errors cost nothing to forge: let the check run its course
+        self.pending.clear()  # the peer has one path now; other checks are moot
+        return True
+
+    def due(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
+        """Checks to send again now; those out of attempts are dropped and counted."""
+        resend = []
+        for transaction_id, check in list(self.pending.items()):
+            if now - check.sent_at < CHECK_INTERVAL:
+                continue
+            if check.attempts >= CHECK_ATTEMPTS:
+                del self.pending[transaction_id]
+                self.given_up += 1
+                continue
+            check.attempts += 1
+            check.sent_at = now
+            resend.append((check.request, check.addr))
+        return resend
+
+
+# Error answers to known sessions, per source host: a small burst, then this many a second.
+ERROR_REPLIES_PER_SECOND = 5
+ERROR_REPLY_BURST = 10
+ERROR_REPLY_HOSTS = 256
+
+
+class ErrorReplyLimiter:
+    """Token buckets per source host for STUN error answers, in a bounded table.
+
+    When the table is full of active hosts, a new host gets no error answer: failing closed
+    means a flood from many spoofed sources can never buy answers for the one it targets.
+    """
+
+    def __init__(self) -> None:
+        self._buckets: collections.OrderedDict[str, tuple[float, float]] = collections.OrderedDict()
+
+    def allow(self, host: str, now: float) -> bool:
+        bucket = self._buckets.get(host)
+        if bucket is None:
+            if len(self._buckets) >= ERROR_REPLY_HOSTS and not self._evict_full(now):
+                return False
+            tokens = float(ERROR_REPLY_BURST)
+        else:
+            tokens, then = bucket
+            tokens = min(ERROR_REPLY_BURST, tokens + (now - then) * ERROR_REPLIES_PER_SECOND)
+        if tokens < 1:
+            self._buckets[host] = (tokens, now)
+            return False
+        self._buckets[host] = (tokens - 1, now)
+        self._buckets.move_to_end(host)
+        return True
+
+    def _evict_full(self, now: float) -> bool:
+        """Forget the least recently answered host if its bucket has refilled completely."""
+        host, (tokens, then) = next(iter(self._buckets.items()))
+        if tokens + (now - then) * ERROR_REPLIES_PER_SECOND < ERROR_REPLY_BURST:
+            return False
+        del self._buckets[host]
+        return True
+
+    def __len__(self) -> int:
+        return len(self._buckets)

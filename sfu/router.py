@@ -459,9 +459,9 @@ class Router:
 
     def poll(self, now: float) -> None:
         """Session timers: DTLS retransmission and consent timeouts."""
-        timeout = self.config.session_timeout
+        timeout, pending_timeout = self.config.session_timeout, self.config.pending_timeout
         for session in list(self.sessions.by_id.values()):
-            session.poll(now, timeout)
+            session.poll(now, timeout, pending_timeout)
 
     def send_feedback(self, now: float) -> None:
         """Every few tens of ms: transport-wide CC and NACK retries to publishers."""

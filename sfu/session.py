@@ -6,6 +6,7 @@ media handler the router gave it, and it protects and sends what the router asks
 
 from __future__ import annotations
 
+import collections
 import enum
 import logging
 import secrets
@@ -30,6 +31,9 @@ SendFunction = Callable[[bytes, Address], None]
 # rebinding). Browsers keep checking their other candidate pairs, so this must be longer than a
 # pause in their RTCP, or the session flaps between paths.
 ADDRESS_STALE_AFTER = 3.0
+
+# Session ids are capabilities (the HTTP Location of a session): 128 random bits, in hex.
+SESSION_ID_HEX = 32
 
 
 class SessionState(enum.Enum):
@@ -60,17 +64,19 @@ class PeerSession:
         send: SendFunction,
         now: float,
     ) -> None:
-        self.id = secrets.token_hex(12)
+        self.id = secrets.token_hex(SESSION_ID_HEX // 2)
         self.role = role
         self.stream = stream
         self.peer = peer
         self.ice = ice.IceLite(ice.new_ufrag(), ice.new_pwd(), peer.ice_ufrag, peer.ice_pwd)
+        self.checks = ice.ReturnRoutability()
         self.dtls = DtlsEndpoint(certificate, is_server=True, remote_fingerprints=peer.fingerprints)
         self.srtp: SrtpContext | None = None
         self.state = SessionState.NEW
         self.addr: Address | None = None
         self.created = now
         self.last_seen = now
+        self.latest = now  # the newest time any input brought, for the duration in the log
         self.close_reason = ""
         self.rtcp_ssrc = secrets.randbits(32) or 1  # our SSRC as the sender of feedback
         self.handler: MediaHandler | None = None
@@ -80,38 +86,75 @@ class PeerSession:
         self.on_ufrag: Callable[[PeerSession, str], None] | None = None
         self.srtp_errors = 0
         self.transport_seq = 0  # transport-wide CC sequence number of what we send this peer
+        # Drops by reason; the session table shares its own, so they add up per endpoint.
+        self.drops: collections.Counter[str] = collections.Counter()
 
     # -- input, one method per demuxed packet class ---------------------------------------------
 
-    def handle_binding(self, data: bytes, msg: Message, addr: Address, now: float) -> None:
-        """Answer a STUN Binding Request; an authenticated one may (re)bind the address."""
+    def handle_binding(
+        self, data: bytes, msg: Message, addr: Address, now: float
+    ) -> ice.BindingOutcome:
+        """Check a STUN Binding Request; an authenticated one may (re)bind the address.
+
+        The caller sends the response, so it can rate-limit error answers across sessions.
+        """
         if self.state is SessionState.CLOSED:
-            return
+            return ice.IGNORED
+        self.latest = now
         outcome = self.ice.handle(data, msg, addr)
-        if outcome.response is not None:
-            self._send(outcome.response, addr)
-        if not outcome.authenticated or outcome.error_code is not None:
-            return
+        if outcome.authenticated and outcome.error_code is None:
+            self._valid_check_from(addr, outcome.use_candidate, now)
+        return outcome
+
+    def _valid_check_from(self, addr: Address, use_candidate: bool, now: float) -> None:
         if addr == self.addr:
             self.last_seen = now
             return
         stale = now - self.last_seen > ADDRESS_STALE_AFTER
-        if self.addr is None or outcome.use_candidate or stale:
-            old, self.addr = self.addr, addr
-            self.last_seen = now
-            if old is None:
-                log.info("session %s: ICE connected from %s:%d", self.id, *addr)
-                self.state = SessionState.CONNECTING
-            else:
-                log.info("session %s: moved from %s:%d to %s:%d", self.id, *old, *addr)
-            if self.on_address is not None:
-                self.on_address(self, old, addr)
+        if not (self.addr is None or use_candidate or stale):
+            return
+        if self.state is SessionState.CONNECTED:
+            # Media flows: it moves only once the new address answers a check of our own.
+            request = self.checks.start(
+                addr, f"{self.ice.remote_ufrag}:{self.ice.local_ufrag}", self.ice.remote_pwd, now
+            )
+            if request is not None:
+                self._send(request, addr)
+        else:
+            # Before media, the DTLS handshake proves the address: SRTP keys exist only once
+            # the peer has received our flights there, and nothing but DTLS goes there before.
+            self._move(addr, now)
+
+    def handle_binding_response(self, data: bytes, msg: Message, addr: Address, now: float) -> bool:
+        """An answer to one of our return-routability checks: a verified address gets the media.
+        False when it is not an authenticated answer to a check under way."""
+        if self.state is SessionState.CLOSED or not self.checks.verify(data, msg, addr):
+            return False
+        self.latest = now
+        if addr != self.addr:
+            self._move(addr, now)
+        return True
+
+    def _move(self, addr: Address, now: float) -> None:
+        old, self.addr = self.addr, addr
+        self.last_seen = now
+        if old is None and self.state is SessionState.NEW:
+            log.info("session %s: ICE connected from %s:%d", self.id, *addr, extra=self._log_extra)
+            self.state = SessionState.CONNECTING
+        elif old is None:
+            log.info("session %s: bound again at %s:%d", self.id, *addr, extra=self._log_extra)
+        else:
+            log.info(
+                "session %s: moved from %s:%d to %s:%d", self.id, *old, *addr, extra=self._log_extra
+            )
+        if self.on_address is not None:
+            self.on_address(self, old, addr)
 
     def handle_dtls(self, data: bytes, now: float) -> None:
         """Feed a DTLS record from the session's address."""
         if self.state is SessionState.CLOSED:
             return
-        self.last_seen = now
+        self.last_seen = self.latest = now
         self._send_all(self.dtls.receive(data, now))
         self._after_dtls(now)
 
@@ -138,7 +181,7 @@ class PeerSession:
         self.ice.restart(ice.new_ufrag(), ice.new_pwd(), remote_ufrag, remote_pwd)
         if self.on_ufrag is not None:
             self.on_ufrag(self, old_ufrag)
-        log.info("session %s: ICE restart", self.id)
+        log.info("session %s: ICE restart", self.id, extra=self._log_extra)
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -154,24 +197,50 @@ class PeerSession:
 
     # -- time and lifecycle ----------------------------------------------------------------------
 
-    def poll(self, now: float, timeout: float) -> None:
-        """Run the DTLS retransmission timer and end the session when the peer went silent."""
+    def poll(self, now: float, timeout: float, pending_timeout: float) -> None:
+        """Run the DTLS and check timers; end the session when the peer went silent, or when it
+        has not connected (ICE and DTLS) within pending_timeout, so it frees its slot."""
         if self.state is SessionState.CLOSED:
             return
+        self.latest = now
         if now - self.last_seen > timeout:
-            self.close(f"no valid packet for {timeout:.0f} s")
+            self.close(f"no valid packet for {timeout:g} s")
+            return
+        if self.state is not SessionState.CONNECTED and now - self.created > pending_timeout:
+            self.close(f"not connected within {pending_timeout:g} s")
             return
         timer_at = self.dtls.timer_at
         if timer_at is not None and now >= timer_at:
             self._send_all(self.dtls.handle_timer(now))
             self._after_dtls(now)
+        if self.checks.pending:
+            for request, addr in self.checks.due(now):
+                self._send(request, addr)
+            given_up, self.checks.given_up = self.checks.given_up, 0
+            if given_up:
+                self.drops["address_check_unanswered"] += given_up
+                log.info(
+                    "session %s: a new address never answered; media stays at the old one",
+                    self.id,
+                    extra=self._log_extra,
+                )
+
+    @property
+    def _log_extra(self) -> dict[str, str]:
+        return {"session_id": self.id, "stream": self.stream, "role": self.role}
 
     def _after_dtls(self, now: float) -> None:
         state = self.dtls.state
         if state is DtlsState.CONNECTED and self.srtp is None:
             self.srtp = SrtpContext(self.dtls.keys)  # type: ignore[arg-type]
             self.state = SessionState.CONNECTED
-            log.info("session %s: DTLS-SRTP connected (%s %s)", self.id, self.role, self.stream)
+            log.info(
+                "session %s: DTLS-SRTP connected (%s %s)",
+                self.id,
+                self.role,
+                self.stream,
+                extra=self._log_extra,
+            )
             if self.handler is not None:
                 self.handler.on_connected(now)
         elif state is DtlsState.FAILED:
@@ -188,7 +257,15 @@ class PeerSession:
         self.state = SessionState.CLOSED
         self.close_reason = reason
         self.srtp = None
-        log.info("session %s: closed (%s %s): %s", self.id, self.role, self.stream, reason)
+        log.info(
+            "session %s: closed (%s %s) after %.1f s: %s",
+            self.id,
+            self.role,
+            self.stream,
+            self.latest - self.created,
+            reason,
+            extra={**self._log_extra, "duration": round(self.latest - self.created, 3)},
+        )
         if self.handler is not None:
             self.handler.on_closed()
         if self.on_close is not None:
@@ -196,16 +273,22 @@ class PeerSession:
 
 
 class SessionTable:
-    """Sessions by id (HTTP), by server ufrag (first STUN) and by address (everything after)."""
+    """Sessions by id (HTTP), by server ufrag (first STUN), by address (everything after) and
+    by the tag of their own checks' transaction ids (answers from a new address)."""
 
     def __init__(self) -> None:
         self.by_id: dict[str, PeerSession] = {}
         self.by_ufrag: dict[str, PeerSession] = {}
         self.by_addr: dict[Address, PeerSession] = {}
+        self.by_check_tag: dict[bytes, PeerSession] = {}
+        # The media plane's drops by reason, shared by the endpoint, the sessions and the router.
+        self.drops: collections.Counter[str] = collections.Counter()
 
     def add(self, session: PeerSession) -> None:
         self.by_id[session.id] = session
         self.by_ufrag[session.ice.local_ufrag] = session
+        self.by_check_tag[session.checks.tag] = session
+        session.drops = self.drops
         session.on_address = self._rebind
         session.on_ufrag = self._rekey
 
@@ -225,6 +308,8 @@ class SessionTable:
 
     def remove(self, session: PeerSession) -> None:
         self.by_id.pop(session.id, None)
+        if self.by_check_tag.get(session.checks.tag) is session:
+            del self.by_check_tag[session.checks.tag]
         if self.by_ufrag.get(session.ice.local_ufrag) is session:
             del self.by_ufrag[session.ice.local_ufrag]
         if session.addr is not None and self.by_addr.get(session.addr) is session:

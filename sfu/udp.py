@@ -29,7 +29,8 @@ class UdpEndpoint:
     def __init__(self, sessions: SessionTable) -> None:
         self.sessions = sessions
         self.sock: socket.socket | None = None
-        self.drops: collections.Counter[str] = collections.Counter()
+        self.drops: collections.Counter[str] = sessions.drops
+        self.error_replies = ice.ErrorReplyLimiter()
         self.datagrams_in = 0
         self.datagrams_out = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -113,22 +114,43 @@ class UdpEndpoint:
             self.drops["unclassified"] += 1
 
     def _stun(self, data: bytes, addr: Address, now: float) -> None:
+        """Requests are answered only for a known session, errors only at a bounded rate, so
+        nobody can use us to reflect traffic at a third party."""
         try:
             msg = stun.parse(data)
         except stun.StunError:
             self.drops["stun_malformed"] += 1
             return
+        if msg.msg_type in (stun.BINDING_SUCCESS, stun.BINDING_ERROR):
+            self._check_response(data, msg, addr, now)
+            return
         if msg.msg_type != stun.BINDING_REQUEST:
             self.drops["stun_not_request"] += 1
+            return
+        if not stun.verify_fingerprint(data, msg):
+            self.drops["stun_bad_fingerprint"] += 1
             return
         names = ice.split_username(msg)
         if names is None:
             self.drops["stun_no_username"] += 1
-            self.send(ice.error_response(msg, 400, "Bad Request"), addr)
             return
         session = self.sessions.by_ufrag.get(names[0])
         if session is None:
             self.drops["stun_unknown_username"] += 1
-            self.send(ice.error_response(msg, 401, "Unauthorized"), addr)
             return
-        session.handle_binding(data, msg, addr, now)
+        outcome = session.handle_binding(data, msg, addr, now)
+        if outcome.response is None:
+            return
+        if outcome.error_code is not None and not self.error_replies.allow(addr[0], now):
+            self.drops["stun_error_rate_limited"] += 1
+            return
+        self.send(outcome.response, addr)
+
+    def _check_response(self, data: bytes, msg: stun.Message, addr: Address, now: float) -> None:
+        tag = msg.transaction_id[: ice.CHECK_TAG_BYTES]
+        session = self.sessions.by_check_tag.get(tag)
+        if session is None:
+            self.drops["stun_unexpected_response"] += 1
+            return
+        if not session.handle_binding_response(data, msg, addr, now):
+            self.drops["stun_unverified_response"] += 1
