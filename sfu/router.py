@@ -15,7 +15,7 @@ from sfu.config import MediaConfig
 from sfu.dtls import Certificate
 from sfu.media import PeerParams
 from sfu.session import PeerSession, SendFunction, SessionState, SessionTable
-from sfu.tracks import PublisherTrack, SubscriberTrack
+from sfu.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
 from sfu.twcc import FMT_TRANSPORT_CC, TwccRecorder
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,7 @@ class Player:
         self.by_ssrc = {t.ssrc: t for t in self.tracks}
         self.remb: int | None = None
         self.transport_feedback = 0
+        self._resends_left = 0  # of MAX_RESENDS_PER_RTCP, for the datagram being handled
 
     def ssrcs(self) -> dict[str, tuple[int, int | None]]:
         """mid -> (media SSRC, RTX SSRC) that the answer announces."""
@@ -178,6 +179,7 @@ class Player:
             packets = rtp.split_rtcp(packet)
         except rtp.RtpError:
             return
+        self._resends_left = MAX_RESENDS_PER_RTCP
         for item in packets:
             try:
                 self._on_feedback(item, now)
@@ -204,7 +206,13 @@ class Player:
         elif kind == rtp.RTCP_RTPFB and item.fmt == rtp.FMT_NACK:
             track = self.by_ssrc.get(rtp.feedback_media_ssrc(item))
             if track is not None:
-                track.retransmit(rtp.nack_sequence_numbers(item))
+                dropped_before = track.nack_budget_drops
+                self._resends_left -= track.retransmit(
+                    rtp.nack_sequence_numbers(item), now, self._resends_left
+                )
+                dropped = track.nack_budget_drops - dropped_before
+                if dropped:
+                    self.router.sessions.drops["nack_budget"] += dropped
         elif kind in (rtp.RTCP_RR, rtp.RTCP_SR):
             for block in rtp.report_blocks(item):
                 track = self.by_ssrc.get(block.ssrc)

@@ -76,7 +76,7 @@ class PeerSession:
         self.addr: Address | None = None
         self.created = now
         self.last_seen = now
-        self.latest = now  # the newest time any input brought, for the duration in the log
+        self._latest = now  # the newest time any input brought, for the duration in the log
         self.close_reason = ""
         self.rtcp_ssrc = secrets.randbits(32) or 1  # our SSRC as the sender of feedback
         self.handler: MediaHandler | None = None
@@ -100,7 +100,7 @@ class PeerSession:
         """
         if self.state is SessionState.CLOSED:
             return ice.IGNORED
-        self.latest = now
+        self._latest = now
         outcome = self.ice.handle(data, msg, addr)
         if outcome.authenticated and outcome.error_code is None:
             self._valid_check_from(addr, outcome.use_candidate, now)
@@ -130,7 +130,7 @@ class PeerSession:
         False when it is not an authenticated answer to a check under way."""
         if self.state is SessionState.CLOSED or not self.checks.verify(data, msg, addr):
             return False
-        self.latest = now
+        self._latest = now
         if addr != self.addr:
             self._move(addr, now)
         return True
@@ -154,7 +154,7 @@ class PeerSession:
         """Feed a DTLS record from the session's address."""
         if self.state is SessionState.CLOSED:
             return
-        self.last_seen = self.latest = now
+        self.last_seen = self._latest = now
         self._send_all(self.dtls.receive(data, now))
         self._after_dtls(now)
 
@@ -202,7 +202,7 @@ class PeerSession:
         has not connected (ICE and DTLS) within pending_timeout, so it frees its slot."""
         if self.state is SessionState.CLOSED:
             return
-        self.latest = now
+        self._latest = now
         if now - self.last_seen > timeout:
             self.close(f"no valid packet for {timeout:g} s")
             return
@@ -262,9 +262,9 @@ class PeerSession:
             self.id,
             self.role,
             self.stream,
-            self.latest - self.created,
+            self._latest - self.created,
             reason,
-            extra={**self._log_extra, "duration": round(self.latest - self.created, 3)},
+            extra={**self._log_extra, "duration": round(self._latest - self.created, 3)},
         )
         if self.handler is not None:
             self.handler.on_closed()

@@ -24,8 +24,16 @@ _REWRITE = struct.Struct("!BHII")
 # Packets kept per video track for players' NACKs: over a second of video at 2.5 Mbps.
 CACHE_SIZE = 1024
 _CACHE_MASK = CACHE_SIZE - 1
-# At most this many retransmissions per NACK packet, so one player cannot make us flood.
-MAX_RESENDS_PER_NACK = 64
+# The retransmission budget of a player track, so NACKs cannot make us an amplifier: a token
+# bucket filled with this share of the packets we send it (about 15% of its last second),
+# holding at most this many; and a sequence number resent at most once per round trip, the
+# measured one (above a floor) or a default until a Receiver Report gives one.
+RESEND_SHARE = 0.15
+RESEND_BURST = 24
+RESEND_INTERVAL_FLOOR = 0.02
+RESEND_INTERVAL_DEFAULT = 0.1
+# At most this many retransmissions for one incoming RTCP datagram, across all its NACK items.
+MAX_RESENDS_PER_RTCP = 32
 
 
 class PublisherTrack:
@@ -253,6 +261,11 @@ class SubscriberTrack:
         self.nacks_received = 0
         self.retransmissions = 0
         self.retransmit_misses = 0
+        self.nack_budget_drops = 0  # NACKed packets not resent: over budget, or resent already
+        self._resend_tokens = float(RESEND_BURST)
+        self._packets_at_refill = 0
+        # Per out sequence number slot: (sequence number, when we last resent it).
+        self._resent_at: list[tuple[int, float] | None] | None = None
         self.keyframe_requests = 0
         self.fraction_lost = 0.0
         self.packets_lost = 0
@@ -317,42 +330,72 @@ class SubscriberTrack:
         self.first_out_seq = next_seq
         self.started = True
 
-    def retransmit(self, sequence_numbers: list[int]) -> None:
-        """Answer a player's NACK from the source's cache, as RTX when the player agreed to it."""
+    def retransmit(self, sequence_numbers: list[int], now: float, allowance: int) -> int:
+        """Answer a player's NACK from the source's cache, as RTX when the player agreed to it,
+        within the budget and at most `allowance` packets; returns how many were resent."""
         source = self.source
         self.nacks_received += 1
         if source is None or not self.started or self.session.addr is None:
-            return
-        for out_seq in sequence_numbers[:MAX_RESENDS_PER_NACK]:
-            from_this_source = (out_seq - self.first_out_seq) & 0xFFFF < 0x8000
-            packet = (
-                source.cached((out_seq - self.seq_offset) & 0xFFFF) if from_this_source else None
-            )
-            if packet is None:
-                self.retransmit_misses += 1
+            return 0
+        self._refill()
+        interval = (
+            RESEND_INTERVAL_DEFAULT if self.rtt is None else max(RESEND_INTERVAL_FLOOR, self.rtt)
+        )
+        resent_at = self._resent_at
+        if resent_at is None:
+            resent_at = self._resent_at = [None] * CACHE_SIZE
+        sent = 0
+        for index, out_seq in enumerate(sequence_numbers):
+            if sent >= allowance or self._resend_tokens < 1:
+                self.nack_budget_drops += len(sequence_numbers) - index
+                break
+            slot = out_seq & _CACHE_MASK
+            last = resent_at[slot]
+            if last is not None and last[0] == out_seq and now - last[1] < interval:
+                self.nack_budget_drops += 1  # already on its way: the NACK crossed it
                 continue
-            ts = (int.from_bytes(packet[4:8], "big") + self.ts_offset) & 0xFFFFFFFF
-            marker = packet[1] & 0x80
-            if self.rtx_payload_type is None:
-                buf = bytearray(packet)
-                _REWRITE.pack_into(buf, 1, marker | self.payload_type, out_seq, ts, self.ssrc)
-            else:
-                try:
-                    start, end = rtp.payload_bounds(packet)
-                except rtp.RtpError:
-                    continue
-                header = bytearray(packet[:start])
-                header[0] &= 0xDF  # RTX carries no padding of the original
-                _REWRITE.pack_into(
-                    header, 1, marker | self.rtx_payload_type, self.rtx_seq, ts, self.rtx_ssrc
-                )
-                self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
-                buf = header + out_seq.to_bytes(2, "big") + packet[start:end]
-            self.retransmissions += 1
+            if self._resend(source, out_seq):
+                resent_at[slot] = (out_seq, now)
+                self._resend_tokens -= 1
+                sent += 1
+        return sent
+
+    def _refill(self) -> None:
+        """Earn resend tokens for the packets forwarded since the last NACK."""
+        earned = (self.packets - self._packets_at_refill) * RESEND_SHARE
+        self._packets_at_refill = self.packets
+        self._resend_tokens = min(RESEND_BURST, self._resend_tokens + earned)
+
+    def _resend(self, source: PublisherTrack, out_seq: int) -> bool:
+        """Send one cached packet again; False when it is no longer there."""
+        from_this_source = (out_seq - self.first_out_seq) & 0xFFFF < 0x8000
+        packet = source.cached((out_seq - self.seq_offset) & 0xFFFF) if from_this_source else None
+        if packet is None:
+            self.retransmit_misses += 1
+            return False
+        ts = (int.from_bytes(packet[4:8], "big") + self.ts_offset) & 0xFFFFFFFF
+        marker = packet[1] & 0x80
+        if self.rtx_payload_type is None:
+            buf = bytearray(packet)
+            _REWRITE.pack_into(buf, 1, marker | self.payload_type, out_seq, ts, self.ssrc)
+        else:
             try:
-                self._sendto(self._protect(buf), self.session.addr)  # type: ignore[misc]
-            except (OSError, pylibsrtp.Error):
-                self.retransmit_misses += 1
+                start, end = rtp.payload_bounds(packet)
+            except rtp.RtpError:
+                return False
+            header = bytearray(packet[:start])
+            header[0] &= 0xDF  # RTX carries no padding of the original
+            _REWRITE.pack_into(
+                header, 1, marker | self.rtx_payload_type, self.rtx_seq, ts, self.rtx_ssrc
+            )
+            self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
+            buf = header + out_seq.to_bytes(2, "big") + packet[start:end]
+        self.retransmissions += 1
+        try:
+            self._sendto(self._protect(buf), self.session.addr)  # type: ignore[misc]
+        except (OSError, pylibsrtp.Error):
+            self.retransmit_misses += 1
+        return True
 
     def sender_report(self, now: float) -> bytes | None:
         """An SR mapping our rewritten timestamps to the publisher's NTP clock, for A/V sync."""
@@ -383,6 +426,7 @@ class SubscriberTrack:
             "nacks_received": self.nacks_received,
             "retransmissions": self.retransmissions,
             "retransmit_misses": self.retransmit_misses,
+            "nack_budget_drops": self.nack_budget_drops,
             "plis_received": self.keyframe_requests,
             "fraction_lost": round(self.fraction_lost, 4),
             "packets_lost": self.packets_lost,

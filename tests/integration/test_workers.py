@@ -224,7 +224,18 @@ def test_plain_session_has_what_players_and_publishers_use_of_a_peer_session() -
         0.0,
     )
     plain = PlainSession("play", "s", [], ("127.0.0.1", 9), lambda data, addr: None, 0.0)
-    # ICE and DTLS are what a relay leaves out, with the callbacks the session table sets.
-    ice_and_dtls = {"ice", "dtls", "on_address", "on_ufrag", "handle_binding", "restart_ice"}
+    # ICE and DTLS are what a relay leaves out, with the callbacks the session table sets, the
+    # return-routability checks and the drops counter they report to.
+    ice_and_dtls = {
+        "ice",
+        "dtls",
+        "on_address",
+        "on_ufrag",
+        "handle_binding",
+        "restart_ice",
+        "checks",
+        "handle_binding_response",
+        "drops",
+    }
     missing = {name for name in dir(peer) if not name.startswith("_") and not hasattr(plain, name)}
     assert missing == ice_and_dtls

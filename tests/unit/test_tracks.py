@@ -15,7 +15,7 @@ import pytest
 from sfu import rtp, tracks
 from sfu.media import AUDIO, VIDEO, Codec, TrackSpec
 from sfu.receiver import MissingPackets
-from sfu.tracks import CACHE_SIZE, MAX_RESENDS_PER_NACK, PublisherTrack, SubscriberTrack
+from sfu.tracks import CACHE_SIZE, MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
 
 PLAYER_ADDR = ("198.51.100.7", 50000)
 FEEDBACK = ("nack", "nack pli", "ccm fir", "goog-remb")
@@ -255,7 +255,7 @@ def test_retransmit_plain() -> None:
     forward_all(source, frame(300, 1000, key=True) + frame(303, 4000, key=False), 0.0)
     sent = player.take()
     wanted = [seq_of(sent[2]), seq_of(sent[4])]
-    player.track.retransmit(wanted)
+    player.track.retransmit(wanted, 1.0, MAX_RESENDS_PER_RTCP)
     resent = player.take()
     assert resent == [sent[2], sent[4]]  # byte for byte what the player first got
     assert player.track.retransmissions == 2
@@ -273,7 +273,7 @@ def test_retransmit_as_rtx() -> None:
     sent = player.take()
     track = player.track
     assert track.rtx_ssrc is not None and track.rtx_ssrc != track.ssrc
-    track.retransmit([seq_of(sent[2]), seq_of(sent[3])])
+    track.retransmit([seq_of(sent[2]), seq_of(sent[3])], 1.0, MAX_RESENDS_PER_RTCP)
     resent = player.take()
     assert len(resent) == 2
     for original, rtx_packet in zip([sent[2], sent[3]], resent, strict=True):
@@ -298,20 +298,12 @@ def test_nack_for_uncached_packet_is_a_miss() -> None:
     for seq in range(3, CACHE_SIZE + 10):
         source.forward(packet(seq, 3000, VP8_CONTINUATION), 0.1)
     player.take()
-    player.track.retransmit([seq_of(first), (seq_of(first) - 5) & 0xFFFF])
+    player.track.retransmit(
+        [seq_of(first), (seq_of(first) - 5) & 0xFFFF], 1.0, MAX_RESENDS_PER_RTCP
+    )
     assert player.sent == []
     assert player.track.retransmit_misses == 2
     assert player.track.retransmissions == 0
-
-
-def test_nack_is_capped_per_packet() -> None:
-    source = publisher()
-    player = Player()
-    player.attach(source)
-    forward_all(source, frame(0, 0, key=True, size=100), 0.0)
-    sent = player.take()
-    player.track.retransmit([seq_of(p) for p in sent])
-    assert len(player.sent) == MAX_RESENDS_PER_NACK
 
 
 def test_nack_before_start_or_without_address_sends_nothing() -> None:
@@ -319,13 +311,13 @@ def test_nack_before_start_or_without_address_sends_nothing() -> None:
     player = Player()
     player.attach(source)
     forward_all(source, frame(0, 0, key=False), 0.0)
-    player.track.retransmit([1, 2])
+    player.track.retransmit([1, 2], 1.0, MAX_RESENDS_PER_RTCP)
     assert player.sent == []
     forward_all(source, frame(3, 0, key=True), 0.0)
     sent = player.take()
     assert len(sent) == 3
     player.session.addr = None
-    player.track.retransmit([seq_of(p) for p in sent])
+    player.track.retransmit([seq_of(p) for p in sent], 1.0, MAX_RESENDS_PER_RTCP)
     source.forward(packet(6, 3000, VP8_CONTINUATION), 0.1)
     assert player.sent == []
 
@@ -344,7 +336,7 @@ def test_nack_from_previous_source_is_not_answered_with_new_source_data() -> Non
         second.forward(packet(seq, 0, other, ssrc=0xB2B2B2B2), 1.1)
     forward_all(second, frame(2020, 3000, key=True, ssrc=0xB2B2B2B2), 1.2)
     player.take()
-    player.track.retransmit([seq_of(old[5])])
+    player.track.retransmit([seq_of(old[5])], 1.0, MAX_RESENDS_PER_RTCP)
     for resent in player.sent:
         assert payload_of(resent) == payload_of(old[5])
 
