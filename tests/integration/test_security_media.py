@@ -144,13 +144,14 @@ async def test_a_spoofed_move_gets_no_media(sfu_server: ServerProcess) -> None:
         try:
             victim.bind((SPOOF_HOST, 0))
             victim.setblocking(False)
+            # The player's own credentials: the attacker is the client, lying about its address.
+            username = f"{player.answer.ice_ufrag}:{player.ufrag}"
+            nominating = {"controlling": True, "tie_breaker": 7, "priority": 1}
             request = ice.binding_request(
                 secrets.token_bytes(12),
-                f"{player.answer.ice_ufrag}:{player.ufrag}",
+                username,
                 player.answer.ice_pwd,
-                controlling=True,
-                tie_breaker=7,
-                priority=1,
+                **nominating,
                 use_candidate=True,
             )
             victim.sendto(request, ("127.0.0.1", sfu_server.udp_port))
