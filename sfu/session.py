@@ -28,8 +28,9 @@ SendFunction = Callable[[bytes, Address], None]
 
 # A valid Binding Request from a new address moves the session there when it nominates the pair
 # (USE-CANDIDATE), or when nothing valid has come from the current address for this long (NAT
-# rebinding). Browsers keep checking their other candidate pairs, so this must be longer than a
-# pause in their RTCP, or the session flaps between paths.
+# rebinding); once media flows, only after the address has answered a check of our own (return
+# routability). Browsers keep checking their other candidate pairs, so this must be longer than
+# a pause in their RTCP, or the session flaps between paths.
 ADDRESS_STALE_AFTER = 3.0
 
 # Session ids are capabilities (the HTTP Location of a session): 128 random bits, in hex.
