@@ -37,8 +37,10 @@ SETTLE_POLL = 0.25
 
 
 def close_reasons(log: str) -> Counter[str]:
-    """Why each session ended, from the server's "session ID: closed (ROLE STREAM): REASON"."""
-    return Counter(m.group(1) for m in re.finditer(r": closed \([^)]*\): (.+)$", log, re.M))
+    """Why each session ended, from the server's
+    "session ID: closed (ROLE STREAM) after SECONDS s: REASON"."""
+    lines = re.finditer(r": closed \([^)]*\) after [\d.]+ s: (.+)$", log, re.M)
+    return Counter(m.group(1) for m in lines)
 
 
 def at_rest(stats: dict, baseline: dict) -> bool:
