@@ -10,11 +10,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from sfu.rtp import TRANSPORT_CC_URI
+
 AUDIO_PT = 111
 VIDEO_PT = 96
 VIDEO_RTX_PT = 97
 TRANSPORT_CC_ID = 3
-TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+
 AUDIO_MID = "0"
 VIDEO_MID = "1"
 
