@@ -17,6 +17,7 @@ does that: set loss after it returns).
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import random
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from bench.client import (
     asks_keyframe,
 )
 from bench.sdp import TRANSPORT_CC_ID, VIDEO_PT, VIDEO_RTX_PT, build_offer, parse_answer
-from sfu import rtp
+from sfu import ice, rtp
 from sfu.rtp import TRANSPORT_CC_URI
 from sfu.config import MediaConfig
 from sfu.demux import DTLS, SRTP, STUN, classify
@@ -284,6 +285,24 @@ class Peer:
         del self.network.peers[self.address]
         self.address = address
         self.network.peers[address] = self
+
+    def restart_ice(self) -> None:
+        """New credentials on both sides, as a PATCH with a new ice-ufrag/pwd does."""
+        transport = self.transport
+        transport.ufrag, transport.pwd = ice.new_ufrag(), ice.new_pwd()
+        session = self.server.router.restart_ice(self.session.id, transport.ufrag, transport.pwd)
+        assert session is not None, "the server no longer knows this session"
+        assert transport.answer is not None
+        transport.answer = dataclasses.replace(
+            transport.answer, ice_ufrag=session.ice.local_ufrag, ice_pwd=session.ice.local_pwd
+        )
+
+    def close_dtls(self) -> None:
+        """Leave with a DTLS close_notify, as a browser closing its peer connection does."""
+        assert self.transport.dtls is not None
+        for record in self.transport.dtls.close():
+            self.send(record)
+        self.silent = True
 
     def receive(self, data: bytes, src: Address, now: float) -> None:
         kind = classify(data)
