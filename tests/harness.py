@@ -21,6 +21,7 @@ import dataclasses
 import heapq
 import random
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import pylibsrtp
 
@@ -59,6 +60,12 @@ REPORT_EVERY = 1.0  # peers' RTCP reports (SR from publishers, RR from players)
 CLIENT_CERTIFICATE = Certificate.generate()  # shared by all peers: generating one costs ms
 
 
+class Receiver(Protocol):
+    """Whatever the network can deliver a datagram to besides a server's endpoint."""
+
+    def receive(self, data: bytes, src: Address, now: float) -> None: ...
+
+
 @dataclass
 class Link:
     """One direction between a peer and a server: loss probability, delay and its jitter
@@ -94,6 +101,7 @@ class Network:
         self.now = START
         self.servers: dict[Address, Server] = {}
         self.peers: dict[Address, Peer] = {}
+        self.receivers: dict[Address, Receiver] = {}  # anything else that listens (relay ends)
         self.unroutable = 0
         self._queue: list[tuple[float, int, Address, Address, bytes]] = []
         self._order = 0
@@ -125,11 +133,11 @@ class Network:
                 return
             _, _, src, dst, data = heapq.heappop(queue)
             server = self.servers.get(dst)
-            peer = self.peers.get(dst)
+            receiver = self.peers.get(dst) or self.receivers.get(dst)
             if server is not None:
                 server.endpoint.datagram_received(data, src, self.now)
-            elif peer is not None:
-                peer.receive(data, src, self.now)
+            elif receiver is not None:
+                receiver.receive(data, src, self.now)
             else:
                 self.unroutable += 1
         raise RuntimeError("more than MAX_DELIVERIES_PER_STEP datagrams in one step: a loop?")
