@@ -35,13 +35,13 @@ from bench.client import (
 )
 from bench.sdp import TRANSPORT_CC_ID, VIDEO_PT, VIDEO_RTX_PT, build_offer, parse_answer
 from sfu import ice, rtp
-from sfu.rtp import TRANSPORT_CC_URI
 from sfu.config import MediaConfig
 from sfu.demux import DTLS, SRTP, STUN, classify
 from sfu.dtls import Certificate
 from sfu.keyframes import vp8_keyframe_start
 from sfu.receiver import ReceptionStats
 from sfu.router import PLAY, PUBLISH, Router
+from sfu.rtp import TRANSPORT_CC_URI
 from sfu.server import FEEDBACK_INTERVAL, POLL_INTERVAL, REPORT_INTERVAL
 from sfu.session import Address, PeerSession, SessionTable
 from sfu.twcc import FMT_TRANSPORT_CC, TwccRecorder

@@ -107,13 +107,14 @@ def violations() -> set[tuple[str, str]]:
         for target in targets:
             top = target.split(".")[0]
             forbidden = FORBIDDEN_IN_SFU if package == "sfu" else FORBIDDEN_IN_SIGNALING
-            if top in forbidden:
+            if top in forbidden or (target in edges and rank(target) > rank(importer)):
                 found.add((importer, target))
-            elif target in edges and rank(target) > rank(importer):
+            elif (
+                importer in FRONT
+                and target in edges
+                and (top == "sfu" or (target not in FRONT and reaches_sfu(target, edges)))
+            ):
                 found.add((importer, target))
-            elif importer in FRONT and target in edges:
-                if top == "sfu" or (target not in FRONT and reaches_sfu(target, edges)):
-                    found.add((importer, target))
     return found
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from bench.sdp import AUDIO_PT, VIDEO_PT
 from tests.harness import Harness, Peer
 
@@ -10,7 +12,7 @@ def assert_continuous(packets: list, clock_step_max: int) -> None:
     """Sequence numbers step by one and timestamps never go back or jump far, on one SSRC."""
     assert packets, "no packets"
     assert len({p.ssrc for p in packets}) == 1
-    for before, after in zip(packets, packets[1:], strict=False):
+    for before, after in itertools.pairwise(packets):
         assert after.seq == (before.seq + 1) & 0xFFFF, (before, after)
         step = (after.ts - before.ts) & 0xFFFFFFFF
         assert step < clock_step_max, (before, after)

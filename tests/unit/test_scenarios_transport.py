@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from bench.sdp import AUDIO_PT, VIDEO_PT
 from sfu.config import MediaConfig
 from sfu.session import ADDRESS_STALE_AFTER
@@ -77,7 +79,7 @@ def test_ice_restart_gives_new_credentials_and_media_carries_on():
     video = player.media_packets(VIDEO_PT)
     assert [r for r in video if r.at > h.now - 0.5]
     seqs = [r.seq for r in video]
-    assert all((b - a) & 0xFFFF == 1 for a, b in zip(seqs, seqs[1:], strict=False))
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
 
 
 def test_late_delete_after_dtls_close_is_in_ended():
