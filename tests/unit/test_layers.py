@@ -99,23 +99,28 @@ def reaches_sfu(module: str, edges: dict[str, set[str]]) -> bool:
     return False
 
 
+def breaks_layers(importer: str, target: str, edges: dict[str, set[str]]) -> bool:
+    """True when importing `target` from `importer` goes against the table."""
+    top = target.split(".")[0]
+    forbidden = FORBIDDEN_IN_SFU if importer.split(".")[0] == "sfu" else FORBIDDEN_IN_SIGNALING
+    if top in forbidden:
+        return True
+    if target not in edges:
+        return False  # the standard library or a third-party package
+    if rank(target) > rank(importer):
+        return True
+    front_reaches_sfu = top == "sfu" or (target not in FRONT and reaches_sfu(target, edges))
+    return importer in FRONT and front_reaches_sfu
+
+
 def violations() -> set[tuple[str, str]]:
     edges = graph()
-    found: set[tuple[str, str]] = set()
-    for importer, targets in edges.items():
-        package = importer.split(".")[0]
-        for target in targets:
-            top = target.split(".")[0]
-            forbidden = FORBIDDEN_IN_SFU if package == "sfu" else FORBIDDEN_IN_SIGNALING
-            if top in forbidden or (target in edges and rank(target) > rank(importer)):
-                found.add((importer, target))
-            elif (
-                importer in FRONT
-                and target in edges
-                and (top == "sfu" or (target not in FRONT and reaches_sfu(target, edges)))
-            ):
-                found.add((importer, target))
-    return found
+    return {
+        (importer, target)
+        for importer, targets in edges.items()
+        for target in targets
+        if breaks_layers(importer, target, edges)
+    }
 
 
 def test_every_module_has_a_layer():
