@@ -491,6 +491,13 @@ class Harness:
     def player(self, stream: str, server: Server | None = None, **options: bool) -> Peer:
         return self._peer(PLAY, stream, server, **options)
 
+    def pair(self, stream: str = "s", **player_options: bool) -> tuple[Peer, Peer]:
+        """A connected publisher and player of `stream`, the start of most scenarios."""
+        publisher = self.publisher(stream)
+        player = self.player(stream, **player_options)
+        self.connect(publisher, player)
+        return publisher, player
+
     def step(self, now: float) -> None:
         """Advance the clock to `now`: deliver what is due, run peers' and servers' timers."""
         network = self.network

@@ -52,9 +52,7 @@ def test_publish_before_play_starts_on_a_keyframe():
 
 def test_rewriting_is_continuous_across_a_publisher_ssrc_change():
     h = Harness()
-    publisher = h.publisher("s")
-    player = h.player("s")
-    h.connect(publisher, player)
+    publisher, player = h.pair()
     h.run(1.0)
     before = len(player.media_packets(VIDEO_PT))
     publisher.media.restart_ssrcs()

@@ -10,9 +10,7 @@ from tests.harness import Harness
 
 def test_nacks_under_five_percent_player_loss_are_answered_with_rtx():
     h = Harness(seed=5)
-    publisher = h.publisher("s")
-    player = h.player("s", auto_nack=True)
-    h.connect(publisher, player)
+    _publisher, player = h.pair(auto_nack=True)
     player.down.loss = 0.05
     h.run(3.0)
     assert player.down.dropped > 5
@@ -45,9 +43,7 @@ def test_receiver_reports_reach_the_publisher_every_second_with_the_real_loss():
 
 def test_players_get_sender_reports_once_the_publisher_sent_one():
     h = Harness()
-    publisher = h.publisher("s")
-    player = h.player("s")
-    h.connect(publisher, player)
+    _publisher, player = h.pair()
     h.run(3.05)
     sources = {r.ssrc for r in player.received}
     reports = player.stats.sender_reports
@@ -57,9 +53,7 @@ def test_players_get_sender_reports_once_the_publisher_sent_one():
 
 def test_transport_wide_feedback_reaches_the_publisher_about_every_50_ms():
     h = Harness()
-    publisher = h.publisher("s")
-    player = h.player("s")
-    h.connect(publisher, player)
+    publisher, player = h.pair()
     h.run(1.0)
     feedback = [t for t in publisher.stats.transport_feedback if t > h.now - 0.5]
     assert 7 <= len(feedback) <= 11
@@ -69,9 +63,7 @@ def test_transport_wide_feedback_reaches_the_publisher_about_every_50_ms():
 
 def test_a_players_pli_reaches_the_publisher():
     h = Harness()
-    publisher = h.publisher("s")
-    player = h.player("s")
-    h.connect(publisher, player)
+    publisher, player = h.pair()
     h.run(1.0)
     before = publisher.stats.plis
     player.send_pli(player.media_packets(VIDEO_PT)[-1].ssrc)

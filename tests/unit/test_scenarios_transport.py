@@ -12,9 +12,7 @@ from tests.harness import Harness
 
 def test_media_follows_a_player_whose_nat_rebinds():
     h = Harness()
-    publisher = h.publisher("s")
-    player = h.player("s")
-    h.connect(publisher, player)
+    _publisher, player = h.pair()
     h.run(0.5)
     player.move_to(("10.0.9.9", 6000))
     h.run(ADDRESS_STALE_AFTER + 3.0)  # stale, then the next consent check moves the session
@@ -27,9 +25,7 @@ def test_media_follows_a_player_whose_nat_rebinds():
 
 def test_media_follows_a_publisher_whose_nat_rebinds():
     h = Harness()
-    publisher = h.publisher("s")
-    player = h.player("s")
-    h.connect(publisher, player)
+    publisher, player = h.pair()
     h.run(0.5)
     publisher.move_to(("10.0.9.8", 6000))
     h.run(ADDRESS_STALE_AFTER + 3.0)
@@ -65,9 +61,7 @@ def test_a_peer_cannot_take_over_another_sessions_address():
 
 def test_ice_restart_gives_new_credentials_and_media_carries_on():
     h = Harness()
-    publisher = h.publisher("s")
-    player = h.player("s")
-    h.connect(publisher, player)
+    _publisher, player = h.pair()
     h.run(0.5)
     old_ufrag = player.session.ice.local_ufrag
     player.restart_ice()
