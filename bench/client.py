@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import pylibsrtp
 
 from bench.sdp import AUDIO_PT, VIDEO_PT, Answer, build_offer, parse_answer
-from sfu import ice, rtp
+from sfu import ice, rtp, stun
+from sfu.demux import DTLS, SRTP, STUN, classify
 from sfu.dtls import Certificate, DtlsEndpoint, DtlsState
 from sfu.srtp import SrtpContext
 from sfu.stun import StunError
@@ -83,34 +84,150 @@ class Target:
     stream: str
 
 
-class Client:
-    """One peer connection: ICE checks, DTLS handshake, SRTP, consent freshness."""
+class Transport:
+    """The client side of ICE, DTLS and SRTP with no socket and no clock: datagrams and time in,
+    datagrams out. The load clients wrap it in a socket; tests/harness.py drives it in memory."""
 
-    role = ""
-
-    def __init__(self, index: int, target: Target, certificate: Certificate) -> None:
-        self.index = index
-        self.target = target
+    def __init__(self, certificate: Certificate) -> None:
         self.certificate = certificate
         self.ufrag = ice.new_ufrag()
         self.pwd = ice.new_pwd()
         self.tie_breaker = secrets.randbits(64)
         self.answer: Answer | None = None
-        self.resource: str | None = None  # URL to DELETE (WHIP/WHEP) when done
-        self.session_id: str | None = None
         self.dtls: DtlsEndpoint | None = None
         self.srtp: SrtpContext | None = None
         self.error: str | None = None
         self.ice_ok = False
         self.last_consent = 0.0
+        self.consent_ok = 0
+        self.checks_answered = 0  # Binding Requests the server sent us, answered
+        self._pending: dict[bytes, None] = {}  # outstanding check ids, oldest first
+
+    def accept_answer(self, answer: Answer) -> None:
+        self.answer = answer
+        self.dtls = DtlsEndpoint(
+            self.certificate,
+            is_server=False,
+            remote_fingerprints=[("sha-256", answer.fingerprint)],
+        )
+
+    def check(self, *, use_candidate: bool) -> bytes:
+        """One connectivity (or consent) check to the server, remembered to match its answer."""
+        assert self.answer is not None
+        tid = secrets.token_bytes(12)
+        if len(self._pending) >= MAX_PENDING_CHECKS:
+            del self._pending[next(iter(self._pending))]
+        self._pending[tid] = None
+        return ice.binding_request(
+            tid,
+            f"{self.answer.ice_ufrag}:{self.ufrag}",
+            self.answer.ice_pwd,
+            controlling=True,
+            tie_breaker=self.tie_breaker,
+            priority=HOST_PRIORITY,
+            use_candidate=use_candidate,
+        )
+
+    def on_stun(self, data: bytes, source: tuple[str, int], now: float) -> bytes | None:
+        """Take the answer to one of our checks, or answer a check the server sends us (it may
+        verify a new address before moving media there); returns the reply to send, if any."""
+        try:
+            msg = stun.parse(data)
+        except StunError:
+            return None
+        if msg.msg_type == stun.BINDING_REQUEST:
+            return self._answer_check(data, msg, source)
+        tid = msg.transaction_id
+        if tid not in self._pending:
+            return None
+        del self._pending[tid]
+        assert self.answer is not None
+        try:
+            ice.parse_binding_success(data, tid, self.answer.ice_pwd)
+        except StunError as exc:
+            if not self.ice_ok:
+                self.error = f"ICE check failed: {exc}"
+                self.progress()
+            return None
+        self.last_consent = now
+        if self.ice_ok:
+            self.consent_ok += 1
+        else:
+            self.ice_ok = True
+            self.progress()
+        return None
+
+    def _answer_check(
+        self, data: bytes, msg: stun.Message, source: tuple[str, int]
+    ) -> bytes | None:
+        """Binding Success for a check signed with our own ice-pwd and naming our ufrag first."""
+        key = self.pwd.encode()
+        username = msg.get(stun.USERNAME) or b""
+        if not username.startswith(f"{self.ufrag}:".encode()):
+            return None
+        if not stun.verify_fingerprint(data, msg) or not stun.verify_integrity(data, msg, key):
+            return None
+        self.checks_answered += 1
+        mapped = stun.encode_xor_address(source[0], source[1], msg.transaction_id)
+        return stun.encode(
+            stun.BINDING_SUCCESS,
+            msg.transaction_id,
+            [(stun.XOR_MAPPED_ADDRESS, mapped)],
+            integrity_key=key,
+        )
+
+    def on_dtls(self, data: bytes, now: float) -> list[bytes]:
+        """Feed one DTLS record; the records to send back."""
+        if self.dtls is None:
+            return []
+        out = self.dtls.receive(data, now)
+        self._check_dtls()
+        return out
+
+    def dtls_step(self, now: float) -> list[bytes]:
+        """Start the handshake once ICE is up, then run OpenSSL's retransmission timer."""
+        dtls = self.dtls
+        if dtls is None or not self.ice_ok:
+            return []
+        if dtls.state is DtlsState.NEW:
+            return dtls.start(now)
+        if dtls.timer_at is not None and now >= dtls.timer_at:
+            out = dtls.handle_timer(now)
+            self._check_dtls()
+            return out
+        return []
+
+    def _check_dtls(self) -> None:
+        assert self.dtls is not None
+        state = self.dtls.state
+        if state is DtlsState.CONNECTED and self.srtp is None:
+            self.srtp = SrtpContext(self.dtls.keys)  # type: ignore[arg-type]
+            self.progress()
+        elif state is DtlsState.FAILED and self.srtp is None:
+            self.error = f"DTLS failed: {self.dtls.failure}"
+            self.progress()
+
+    def progress(self) -> None:
+        """Called when the handshake moved on or failed; the socket client wakes its wait."""
+
+
+class Client(Transport):
+    """One peer connection over a UDP socket: handshake, consent freshness, RTCP."""
+
+    role = ""
+
+    def __init__(self, index: int, target: Target, certificate: Certificate) -> None:
+        super().__init__(certificate)
+        self.index = index
+        self.target = target
+        self.resource: str | None = None  # URL to DELETE (WHIP/WHEP) when done
+        self.session_id: str | None = None
         self.next_consent = 0.0
         # Shorter for servers run with a short --session-timeout (churn, soak).
         self.consent_interval = CONSENT_INTERVAL
         self.consent_sent = 0
-        self.consent_ok = 0
         self.rtcp_in = 0
         self.other_in = 0
-        self._pending: dict[bytes, None] = {}  # outstanding check ids, oldest first
         self._progress = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -127,15 +244,14 @@ class Client:
 
     def take_answer(self, text: str) -> None:
         """Read the answer and aim the socket at the server's first candidate."""
-        self.answer = parse_answer(text)
+        self.accept_answer(parse_answer(text))
+        assert self.answer is not None
         self.sock.connect(self.answer.candidate)
-        self.dtls = DtlsEndpoint(
-            self.certificate,
-            is_server=False,
-            remote_fingerprints=[("sha-256", self.answer.fingerprint)],
-        )
         self._loop.add_reader(self.sock.fileno(), self.on_readable)
         self._reading = True
+
+    def progress(self) -> None:
+        self._progress.set()
 
     async def handshake(self, timeout: float) -> None:
         """ICE until a nominated pair succeeds, then DTLS until SRTP keys exist."""
@@ -159,11 +275,8 @@ class Client:
                     self.send_check(use_candidate=True)
                     next_check = now + interval
                     interval = min(interval * 1.5, MAX_CHECK_INTERVAL)
-            elif self.dtls.state is DtlsState.NEW:
-                self._send_all(self.dtls.start(now))
-            elif self.dtls.timer_at is not None and now >= self.dtls.timer_at:
-                self._send_all(self.dtls.handle_timer(now))
-                self._check_dtls()
+            else:
+                self._send_all(self.dtls_step(now))
             self._progress.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._progress.wait(), HANDSHAKE_POLL)
@@ -177,21 +290,7 @@ class Client:
 
     def send_check(self, *, use_candidate: bool) -> None:
         """Send one connectivity (or consent) check to the server."""
-        assert self.answer is not None
-        tid = secrets.token_bytes(12)
-        if len(self._pending) >= MAX_PENDING_CHECKS:
-            del self._pending[next(iter(self._pending))]
-        self._pending[tid] = None
-        request = ice.binding_request(
-            tid,
-            f"{self.answer.ice_ufrag}:{self.ufrag}",
-            self.answer.ice_pwd,
-            controlling=True,
-            tie_breaker=self.tie_breaker,
-            priority=HOST_PRIORITY,
-            use_candidate=use_candidate,
-        )
-        self._send(request)
+        self._send(self.check(use_candidate=use_candidate))
 
     def keep_alive(self, now: float) -> None:
         """Consent freshness (RFC 7675): the server ends sessions silent for --session-timeout."""
@@ -226,54 +325,19 @@ class Client:
 
     def on_datagram(self, data: bytes) -> None:
         """Demux by first byte (RFC 7983) for everything but the players' media hot path."""
-        if not data:
-            return
-        first = data[0]
-        if first < 4:
-            self._on_stun(data)
-        elif 19 < first < 64:
-            self._on_dtls(data)
-        elif 127 < first < 192 and len(data) > 1 and 191 < data[1] < 224:
+        kind = classify(data)
+        if kind is STUN:
+            assert self.answer is not None
+            reply = self.on_stun(data, self.answer.candidate, time.monotonic())
+            if reply is not None:
+                self._send(reply)
+        elif kind is DTLS:
+            self._send_all(self.on_dtls(data, time.monotonic()))
+        elif kind is SRTP and len(data) > 1 and 191 < data[1] < 224:
             self.rtcp_in += 1
             self.on_rtcp(data)
         else:
             self.other_in += 1
-
-    def _on_stun(self, data: bytes) -> None:
-        tid = data[8:20]
-        if tid not in self._pending:
-            return
-        del self._pending[tid]
-        assert self.answer is not None
-        try:
-            ice.parse_binding_success(data, tid, self.answer.ice_pwd)
-        except StunError as exc:
-            if not self.ice_ok:
-                self.error = f"ICE check failed: {exc}"
-                self._progress.set()
-            return
-        self.last_consent = time.monotonic()
-        if self.ice_ok:
-            self.consent_ok += 1
-            return
-        self.ice_ok = True
-        self._progress.set()
-
-    def _on_dtls(self, data: bytes) -> None:
-        if self.dtls is None:
-            return
-        self._send_all(self.dtls.receive(data, time.monotonic()))
-        self._check_dtls()
-
-    def _check_dtls(self) -> None:
-        assert self.dtls is not None
-        state = self.dtls.state
-        if state is DtlsState.CONNECTED and self.srtp is None:
-            self.srtp = SrtpContext(self.dtls.keys)  # type: ignore[arg-type]
-            self._progress.set()
-        elif state is DtlsState.FAILED and self.srtp is None:
-            self.error = f"DTLS failed: {self.dtls.failure}"
-            self._progress.set()
 
     def on_rtcp(self, data: bytes) -> None:
         """RTCP from the server; only publishers act on it (PLI)."""
@@ -306,6 +370,79 @@ class Client:
         }
 
 
+class SyntheticMedia:
+    """Plaintext synthetic VP8 and Opus RTP of one publisher, with no clock of its own: the
+    caller says when a frame is due and what send time to stamp in the payload."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.audio_ssrc = secrets.randbits(32) or 1
+        self.video_ssrc = secrets.randbits(32) or 2
+        self.audio_seq = secrets.randbits(16)
+        self.video_seq = secrets.randbits(16)
+        self.audio_ts0 = secrets.randbits(32)
+        self.video_ts0 = secrets.randbits(32)
+        self.frames = 0
+        self.audio_packets = 0
+        self.keyframes = 0
+        self._video_buf = bytearray(12 + VIDEO_PAYLOAD)
+        self._audio_buf = bytearray(12 + AUDIO_PAYLOAD)
+        self._audio_buf[12 : 12 + len(_OPUS_TOC)] = _OPUS_TOC
+
+    def restart_ssrcs(self) -> None:
+        """New SSRCs and sequence numbers, as a browser does when it replaces its tracks."""
+        self.audio_ssrc = secrets.randbits(32) or 1
+        self.video_ssrc = secrets.randbits(32) or 2
+        self.audio_seq = secrets.randbits(16)
+        self.video_seq = secrets.randbits(16)
+
+    def _packet(
+        self, buf: bytearray, marker_pt: int, seq: int, ts: int, ssrc: int, ns: int
+    ) -> bytes:
+        RTP_HEADER.pack_into(buf, 0, 0x80, marker_pt, seq, ts, ssrc)
+        STAMP.pack_into(buf, 12 + STAMP_OFFSET, self.index, ns)
+        return bytes(buf)
+
+    def video_frame(self, keyframe: bool, stamp_ns: int) -> list[bytes]:
+        """The packets of the next video frame, the marker bit on the last."""
+        if keyframe:
+            self.keyframes += 1
+        count = KEYFRAME_PACKETS if keyframe else VIDEO_PACKETS_PER_FRAME
+        ts = (self.video_ts0 + self.frames * VIDEO_TS_STEP) & 0xFFFFFFFF
+        buf = self._video_buf
+        packets = []
+        for i in range(count):
+            if i == 0:
+                start = _VP8_KEY_START if keyframe else _VP8_INTER_START
+            else:
+                start = _VP8_CONTINUATION
+            buf[12 : 12 + STAMP_OFFSET] = start
+            marker = 0x80 if i == count - 1 else 0
+            packets.append(
+                self._packet(buf, marker | VIDEO_PT, self.video_seq, ts, self.video_ssrc, stamp_ns)
+            )
+            self.video_seq = (self.video_seq + 1) & 0xFFFF
+        self.frames += 1
+        return packets
+
+    def audio_packet(self, stamp_ns: int) -> bytes:
+        """The next 20 ms Opus packet."""
+        ts = (self.audio_ts0 + self.audio_packets * AUDIO_TS_STEP) & 0xFFFFFFFF
+        packet = self._packet(
+            self._audio_buf, AUDIO_PT, self.audio_seq, ts, self.audio_ssrc, stamp_ns
+        )
+        self.audio_seq = (self.audio_seq + 1) & 0xFFFF
+        self.audio_packets += 1
+        return packet
+
+
+def asks_keyframe(packets: list[rtp.RtcpPacket]) -> bool:
+    """True when plaintext RTCP from the server holds a PLI or FIR."""
+    return any(
+        p.packet_type == rtp.RTCP_PSFB and p.fmt in (rtp.FMT_PLI, rtp.FMT_FIR) for p in packets
+    )
+
+
 class Publisher(Client):
     """Sends synthetic VP8 and Opus RTP at real-time rates, keyframes on schedule or on PLI."""
 
@@ -313,27 +450,20 @@ class Publisher(Client):
 
     def __init__(self, index: int, target: Target, certificate: Certificate) -> None:
         super().__init__(index, target, certificate)
-        self.audio_ssrc = secrets.randbits(32) or 1
-        self.video_ssrc = secrets.randbits(32) or 2
-        self.audio_seq = secrets.randbits(16)
-        self.video_seq = secrets.randbits(16)
-        self.audio_ts0 = secrets.randbits(32)
-        self.video_ts0 = secrets.randbits(32)
+        self.media = SyntheticMedia(index)
         self.sent = {AUDIO: 0, VIDEO: 0}
         self.send_errors = 0
-        self.keyframes = 0
         self.plis = 0
         self.skipped = 0
         self._keyframe_wanted = True
         self._next_keyframe = 0.0
         self._start = 0.0
-        self._frames = 0
-        self._audio_packets = 0
         self._running = False
         self._handles: list[asyncio.TimerHandle] = []
-        self._video_buf = bytearray(12 + VIDEO_PAYLOAD)
-        self._audio_buf = bytearray(12 + AUDIO_PAYLOAD)
-        self._audio_buf[12 : 12 + len(_OPUS_TOC)] = _OPUS_TOC
+
+    @property
+    def keyframes(self) -> int:
+        return self.media.keyframes
 
     def offer(self) -> str:
         return build_offer(
@@ -341,8 +471,8 @@ class Publisher(Client):
             self.pwd,
             self.certificate.fingerprint,
             send=True,
-            audio_ssrc=self.audio_ssrc,
-            video_ssrc=self.video_ssrc,
+            audio_ssrc=self.media.audio_ssrc,
+            video_ssrc=self.media.video_ssrc,
         )
 
     def on_connected(self) -> None:
@@ -361,13 +491,9 @@ class Publisher(Client):
             handle.cancel()
         self._handles = []
 
-    def _packet(
-        self, buf: bytearray, size: int, marker_pt: int, seq: int, ts: int, ssrc: int
-    ) -> None:
-        RTP_HEADER.pack_into(buf, 0, 0x80, marker_pt, seq, ts, ssrc)
-        STAMP.pack_into(buf, 12 + STAMP_OFFSET, self.index, time.time_ns())
+    def _send_packet(self, packet: bytes) -> None:
         try:
-            self.sock.send(self.srtp.protect_rtp(bytes(buf[:size])))  # type: ignore[union-attr]
+            self.sock.send(self.srtp.protect_rtp(packet))  # type: ignore[union-attr]
         except OSError:
             self.send_errors += 1
 
@@ -375,17 +501,18 @@ class Publisher(Client):
         if not self._running:
             return
         now = self._loop.time()
+        media = self.media
         for _ in range(MAX_CATCH_UP):
-            due = self._start + self._frames / VIDEO_FPS
+            due = self._start + media.frames / VIDEO_FPS
             if due > now:
                 break
             self._send_frame(now)
-        due = self._start + self._frames / VIDEO_FPS
+        due = self._start + media.frames / VIDEO_FPS
         if due <= now:  # far behind: skip ahead rather than burst
             behind = int((now - due) * VIDEO_FPS) + 1
-            self._frames += behind
+            media.frames += behind
             self.skipped += behind
-            due = self._start + self._frames / VIDEO_FPS
+            due = self._start + media.frames / VIDEO_FPS
         self._handles[0] = self._loop.call_at(due, self._video_tick)
 
     def _send_frame(self, now: float) -> None:
@@ -393,43 +520,28 @@ class Publisher(Client):
         if keyframe:
             self._keyframe_wanted = False
             self._next_keyframe = now + KEYFRAME_EVERY
-            self.keyframes += 1
-        count = KEYFRAME_PACKETS if keyframe else VIDEO_PACKETS_PER_FRAME
-        ts = (self.video_ts0 + self._frames * VIDEO_TS_STEP) & 0xFFFFFFFF
-        buf = self._video_buf
-        size = len(buf)
-        for i in range(count):
-            if i == 0:
-                start = _VP8_KEY_START if keyframe else _VP8_INTER_START
-            else:
-                start = _VP8_CONTINUATION
-            buf[12 : 12 + STAMP_OFFSET] = start
-            marker = 0x80 if i == count - 1 else 0
-            self._packet(buf, size, marker | VIDEO_PT, self.video_seq, ts, self.video_ssrc)
-            self.video_seq = (self.video_seq + 1) & 0xFFFF
-        self.sent[VIDEO] += count
-        self._frames += 1
+        packets = self.media.video_frame(keyframe, time.time_ns())
+        for packet in packets:
+            self._send_packet(packet)
+        self.sent[VIDEO] += len(packets)
 
     def _audio_tick(self) -> None:
         if not self._running:
             return
         now = self._loop.time()
-        buf = self._audio_buf
+        media = self.media
         for _ in range(MAX_CATCH_UP):
-            due = self._start + self._audio_packets / AUDIO_PPS
+            due = self._start + media.audio_packets / AUDIO_PPS
             if due > now:
                 break
-            ts = (self.audio_ts0 + self._audio_packets * AUDIO_TS_STEP) & 0xFFFFFFFF
-            self._packet(buf, len(buf), AUDIO_PT, self.audio_seq, ts, self.audio_ssrc)
-            self.audio_seq = (self.audio_seq + 1) & 0xFFFF
-            self._audio_packets += 1
+            self._send_packet(media.audio_packet(time.time_ns()))
             self.sent[AUDIO] += 1
-        due = self._start + self._audio_packets / AUDIO_PPS
+        due = self._start + media.audio_packets / AUDIO_PPS
         if due <= now:
             behind = int((now - due) * AUDIO_PPS) + 1
-            self._audio_packets += behind
+            media.audio_packets += behind
             self.skipped += behind
-            due = self._start + self._audio_packets / AUDIO_PPS
+            due = self._start + media.audio_packets / AUDIO_PPS
         self._handles[1] = self._loop.call_at(due, self._audio_tick)
 
     def on_rtcp(self, data: bytes) -> None:
@@ -440,10 +552,9 @@ class Publisher(Client):
             packets = rtp.split_rtcp(self.srtp.unprotect_rtcp(data))
         except (pylibsrtp.Error, rtp.RtpError):
             return
-        for packet in packets:
-            if packet.packet_type == rtp.RTCP_PSFB and packet.fmt in (rtp.FMT_PLI, rtp.FMT_FIR):
-                self.plis += 1
-                self._keyframe_wanted = True
+        if asks_keyframe(packets):
+            self.plis += 1
+            self._keyframe_wanted = True
 
     def report(self) -> dict:
         info = super().report()
@@ -468,6 +579,20 @@ class Track:
         self.received = 0
         self.lost = 0  # packets skipped over by sequence number
         self.late = 0  # packets behind the highest seen: reordered or duplicated
+
+    def count(self, seq: int) -> None:
+        """Count one packet by its sequence number: in order, after a gap, or late."""
+        expected = self.next_seq
+        if expected == seq or expected < 0:
+            self.next_seq = (seq + 1) & 0xFFFF
+        else:
+            gap = (seq - expected) & 0xFFFF
+            if gap < 0x8000:
+                self.lost += gap
+                self.next_seq = (seq + 1) & 0xFFFF
+            else:
+                self.late += 1
+        self.received += 1
 
 
 class Player(Client):
@@ -520,18 +645,7 @@ class Player(Client):
             track = self.tracks.get(ssrc)
             if track is None:
                 track = self._track(ssrc)
-            seq = data[2] << 8 | data[3]
-            expected = track.next_seq
-            if expected == seq or expected < 0:
-                track.next_seq = (seq + 1) & 0xFFFF
-            else:
-                gap = (seq - expected) & 0xFFFF
-                if gap < 0x8000:
-                    track.lost += gap
-                    track.next_seq = (seq + 1) & 0xFFFF
-                else:
-                    track.late += 1
-            track.received += 1
+            track.count(data[2] << 8 | data[3])
             self.received += 1
             self._countdown -= 1
             if not self._countdown:

@@ -10,8 +10,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from sfu.rtp import TRANSPORT_CC_URI
+
 AUDIO_PT = 111
 VIDEO_PT = 96
+VIDEO_RTX_PT = 97
+TRANSPORT_CC_ID = 3
+
 AUDIO_MID = "0"
 VIDEO_MID = "1"
 
@@ -40,11 +45,15 @@ def build_offer(
     send: bool,
     audio_ssrc: int = 0,
     video_ssrc: int = 0,
+    rtx: bool = False,
+    transport_cc: bool = False,
 ) -> str:
     """An offer with one audio (opus) and one video (VP8) m-line, bundled.
 
     A publisher (send=True) offers sendonly with a=ssrc lines so the server can map its
     packets to tracks; a player offers recvonly and learns the server's SSRCs from the answer.
+    `rtx` adds a VP8 retransmission format, `transport_cc` the transport-wide sequence
+    extension and its feedback (the in-memory tests use both; the load clients neither).
     """
     direction = "sendonly" if send else "recvonly"
     stream_id = secrets.token_hex(4)
@@ -61,8 +70,10 @@ def build_offer(
         ("video", VIDEO_MID, VIDEO_PT, "VP8/90000", video_ssrc, ["nack", "nack pli", "ccm fir"]),
     ]
     for kind, mid, pt, rtpmap, ssrc, feedback in media:
+        with_rtx = rtx and kind == "video"
+        formats = f"{pt} {VIDEO_RTX_PT}" if with_rtx else str(pt)
         lines += [
-            f"m={kind} 9 UDP/TLS/RTP/SAVPF {pt}",
+            f"m={kind} 9 UDP/TLS/RTP/SAVPF {formats}",
             "c=IN IP4 0.0.0.0",
             f"a=ice-ufrag:{ice_ufrag}",
             f"a=ice-pwd:{ice_pwd}",
@@ -75,6 +86,13 @@ def build_offer(
             f"a=rtpmap:{pt} {rtpmap}",
         ]
         lines += [f"a=rtcp-fb:{pt} {fb}" for fb in feedback]
+        if transport_cc:
+            lines += [
+                f"a=extmap:{TRANSPORT_CC_ID} {TRANSPORT_CC_URI}",
+                f"a=rtcp-fb:{pt} transport-cc",
+            ]
+        if with_rtx:
+            lines += [f"a=rtpmap:{VIDEO_RTX_PT} rtx/90000", f"a=fmtp:{VIDEO_RTX_PT} apt={pt}"]
         if send:
             lines += [
                 f"a=msid:{stream_id} {stream_id}-{kind}",

@@ -1,0 +1,524 @@
+"""The whole media plane in memory: a real Router and UdpEndpoint, sans-IO peers, a fake clock.
+
+No socket is opened. The endpoint and the router send through a `MemorySocket` that hands each
+datagram to a `Network`, which holds it for its link's delay (dropping, delaying, reordering it
+as configured) and then calls `endpoint.datagram_received` or the peer's `receive`. Sessions are
+created the way the HTTP handlers create them: offer text -> signaling.sdp / signaling.negotiate
+-> router.publish / router.play -> signaling.answer.render_answer -> bench.sdp.parse_answer.
+
+Peers are bench.client's `Transport` (client ICE, DTLS, SRTP) with synthetic media on top. All
+harness randomness (loss, jitter) comes from one `random.Random(seed)`; credentials, SSRCs and
+the server's own random choices still come from `secrets`.
+
+Limit: DTLS retransmission runs on OpenSSL's own clock, not the fake one, so a lost handshake
+record is never resent in fake time. Keep links lossless until peers are connected (`connect`
+does that: set loss after it returns).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import random
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pylibsrtp
+
+from bench.client import (
+    AUDIO_PPS,
+    KEYFRAME_EVERY,
+    VIDEO_FPS,
+    SyntheticMedia,
+    Transport,
+    asks_keyframe,
+)
+from bench.sdp import TRANSPORT_CC_ID, VIDEO_PT, VIDEO_RTX_PT, build_offer, parse_answer
+from sfu import ice, rtp
+from sfu.config import MediaConfig
+from sfu.demux import DTLS, SRTP, STUN, classify
+from sfu.dtls import Certificate
+from sfu.keyframes import vp8_keyframe_start
+from sfu.receiver import ReceptionStats
+from sfu.router import PLAY, PUBLISH, Router
+from sfu.rtp import TRANSPORT_CC_URI
+from sfu.server import FEEDBACK_INTERVAL, POLL_INTERVAL, REPORT_INTERVAL
+from sfu.session import Address, PeerSession, SessionTable
+from sfu.twcc import FMT_TRANSPORT_CC, TwccRecorder
+from sfu.udp import UdpEndpoint
+from signaling.answer import render_answer
+from signaling.negotiate import negotiate_play, negotiate_publish
+from signaling.sdp import parse_offer
+
+SERVER_ADDRESS: Address = ("10.0.0.1", 8000)
+TICK = 0.005  # fake-clock step: 5 ms, finer than any timer the server or peers run
+START = 1000.0  # fake-clock origin; any positive value works
+MAX_DELIVERIES_PER_STEP = 100_000
+CHECK_EVERY = 0.1  # a connecting peer's connectivity checks
+CONSENT_EVERY = 2.0  # a connected peer's consent checks
+REPORT_EVERY = 1.0  # peers' RTCP reports (SR from publishers, RR from players)
+CLIENT_CERTIFICATE = Certificate.generate()  # shared by all peers: generating one costs ms
+
+
+class Receiver(Protocol):
+    """Whatever the network can deliver a datagram to besides a server's endpoint."""
+
+    def receive(self, data: bytes, src: Address, now: float) -> None: ...
+
+
+@dataclass
+class Link:
+    """One direction between a peer and a server: loss probability, delay and its jitter
+    (a uniform extra delay, which reorders packets when it exceeds their spacing)."""
+
+    loss: float = 0.0
+    delay: float = 0.0
+    jitter: float = 0.0
+    sent: int = 0
+    dropped: int = 0
+
+
+class MemorySocket:
+    """Stands where the UDP socket would: `sendto` queues the datagram on the network."""
+
+    def __init__(self, network: Network, address: Address) -> None:
+        self.network = network
+        self.address = address
+
+    def sendto(self, data: bytes, addr: Address) -> int:
+        self.network.send(self.address, addr, bytes(data))
+        return len(data)
+
+    def getsockname(self) -> Address:
+        return self.address
+
+
+class Network:
+    """Datagrams in flight, delivered by the fake clock through each peer's links."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.now = START
+        self.servers: dict[Address, Server] = {}
+        self.peers: dict[Address, Peer] = {}
+        self.receivers: dict[Address, Receiver] = {}  # anything else that listens (relay ends)
+        self.unroutable = 0
+        self._queue: list[tuple[float, int, Address, Address, bytes]] = []
+        self._order = 0
+
+    def _link(self, src: Address, dst: Address) -> Link | None:
+        if src in self.servers:
+            peer = self.peers.get(dst)
+            return peer.down if peer is not None else None
+        peer = self.peers.get(src)
+        return peer.up if peer is not None else None
+
+    def send(self, src: Address, dst: Address, data: bytes) -> None:
+        link = self._link(src, dst)
+        delay = 0.0
+        if link is not None:
+            link.sent += 1
+            if link.loss and self.rng.random() < link.loss:
+                link.dropped += 1
+                return
+            delay = link.delay + (self.rng.uniform(0, link.jitter) if link.jitter else 0.0)
+        self._order += 1
+        heapq.heappush(self._queue, (self.now + delay, self._order, src, dst, data))
+
+    def deliver_due(self) -> None:
+        """Deliver everything due by now, including answers to it that have no delay."""
+        queue = self._queue
+        for _ in range(MAX_DELIVERIES_PER_STEP):
+            if not queue or queue[0][0] > self.now:
+                return
+            _, _, src, dst, data = heapq.heappop(queue)
+            server = self.servers.get(dst)
+            receiver = self.peers.get(dst) or self.receivers.get(dst)
+            if server is not None:
+                server.endpoint.datagram_received(data, src, self.now)
+            elif receiver is not None:
+                receiver.receive(data, src, self.now)
+            else:
+                self.unroutable += 1
+        raise RuntimeError("more than MAX_DELIVERIES_PER_STEP datagrams in one step: a loop?")
+
+
+class Server:
+    """A Router and its UdpEndpoint on a memory socket, with sfu/server.py's timer cadence."""
+
+    def __init__(
+        self, network: Network, address: Address, config: MediaConfig, certificate: Certificate
+    ) -> None:
+        self.network = network
+        self.address = address
+        self.certificate = certificate
+        self.socket = MemorySocket(network, address)
+        sessions = SessionTable()
+        self.endpoint = UdpEndpoint(sessions)
+        self.endpoint.sock = self.socket  # type: ignore[assignment]
+        self.router = Router(config, certificate, self.endpoint.send, sessions)
+        self.router.raw_sendto = self.socket.sendto
+        self._next_feedback = self._next_poll = self._next_report = network.now
+        network.servers[address] = self
+
+    def tick(self, now: float) -> None:
+        if now >= self._next_feedback:
+            self.router.send_feedback(now)
+            self._next_feedback = now + FEEDBACK_INTERVAL
+            if now >= self._next_poll:
+                self.router.poll(now)
+                self._next_poll = now + POLL_INTERVAL
+            if now >= self._next_report:
+                self.router.send_reports(now)
+                self._next_report = now + REPORT_INTERVAL
+
+    def open_session(self, peer: Peer, offer_text: str) -> PeerSession:
+        """What signaling's start_session does, minus HTTP: negotiate, create, answer."""
+        router = self.router
+        offer = parse_offer(offer_text)
+        if peer.role == PUBLISH:
+            params = negotiate_publish(offer)
+            session = router.publish(peer.stream, params, self.network.now)
+        else:
+            params = negotiate_play(offer, router.preferred_codecs(peer.stream))
+            session = router.play(peer.stream, params, self.network.now)
+        ssrcs = session.handler.ssrcs() if peer.role == PLAY else None  # type: ignore[union-attr]
+        answer = render_answer(
+            offer,
+            params,
+            direction="recvonly" if peer.role == PUBLISH else "sendonly",
+            ice_ufrag=session.ice.local_ufrag,
+            ice_pwd=session.ice.local_pwd,
+            fingerprint=self.certificate.fingerprint,
+            candidates=[self.address],
+            ssrcs=ssrcs,
+            stream_id=peer.stream.replace("/", "-"),
+        )
+        peer.answer_text = answer
+        return session
+
+
+@dataclass
+class Received:
+    """One RTP packet as a player decrypted it."""
+
+    at: float
+    ssrc: int
+    payload_type: int
+    seq: int
+    ts: int
+    keyframe: bool  # the first packet of a VP8 keyframe
+    original_seq: int | None = None  # for RTX: the sequence number it repairs
+
+
+@dataclass
+class PeerStats:
+    """What a peer saw of the server's RTCP and checks."""
+
+    plis: int = 0
+    nacks: list[int] = field(default_factory=list)
+    receiver_reports: list[tuple[float, rtp.ReportBlock]] = field(default_factory=list)
+    sender_reports: list[tuple[float, int]] = field(default_factory=list)  # (at, SSRC)
+    transport_feedback: list[float] = field(default_factory=list)
+    unprotect_errors: int = 0
+
+
+class Peer:
+    """A sans-IO WebRTC peer: publishes synthetic VP8/Opus or plays and checks what it gets."""
+
+    def __init__(
+        self,
+        network: Network,
+        server: Server,
+        role: str,
+        stream: str,
+        address: Address,
+        *,
+        rtx: bool = True,
+        transport_cc: bool = True,
+        auto_nack: bool = False,
+    ) -> None:
+        self.network = network
+        self.server = server
+        self.role = role
+        self.stream = stream
+        self.address = address
+        self.up = Link()
+        self.down = Link()
+        self.transport = Transport(CLIENT_CERTIFICATE)
+        self.media = SyntheticMedia(len(network.peers)) if role == PUBLISH else None
+        self.auto_nack = auto_nack
+        self.answer_text = ""
+        self.sending = True  # a publisher's media; False pauses it
+        self.silent = False  # sends nothing at all (a peer that vanished)
+        self.stats = PeerStats()
+        self.received: list[Received] = []
+        self.rtcp_ssrc = 0x5EED0000 | len(network.peers)
+        self._keyframe_wanted = True
+        self._next_check = network.now
+        self._next_frame = self._next_audio = self._next_report = network.now
+        self._next_keyframe = network.now
+        self._reception: dict[int, ReceptionStats] = {}
+        self._highest: dict[int, int] = {}
+        self._twcc = TwccRecorder()
+        self._twcc_media_ssrc = 0
+        self._transport_seq = 0
+        network.peers[address] = self
+        offer = build_offer(
+            self.transport.ufrag,
+            self.transport.pwd,
+            CLIENT_CERTIFICATE.fingerprint,
+            send=role == PUBLISH,
+            audio_ssrc=self.media.audio_ssrc if self.media else 0,
+            video_ssrc=self.media.video_ssrc if self.media else 0,
+            rtx=rtx,
+            transport_cc=transport_cc,
+        )
+        self.session = server.open_session(self, offer)
+        self.transport.accept_answer(parse_answer(self.answer_text))
+        self._extension_up = TRANSPORT_CC_URI in self.answer_text
+
+    # -- network ---------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.transport.srtp is not None
+
+    def send(self, data: bytes) -> None:
+        if not self.silent:
+            self.network.send(self.address, self.server.address, data)
+
+    def move_to(self, address: Address) -> None:
+        """The peer's address changes (NAT rebinding): datagrams to the old one are lost."""
+        del self.network.peers[self.address]
+        self.address = address
+        self.network.peers[address] = self
+
+    def restart_ice(self) -> None:
+        """New credentials on both sides, as a PATCH with a new ice-ufrag/pwd does."""
+        transport = self.transport
+        transport.ufrag, transport.pwd = ice.new_ufrag(), ice.new_pwd()
+        session = self.server.router.restart_ice(self.session.id, transport.ufrag, transport.pwd)
+        assert session is not None, "the server no longer knows this session"
+        assert transport.answer is not None
+        transport.answer = dataclasses.replace(
+            transport.answer, ice_ufrag=session.ice.local_ufrag, ice_pwd=session.ice.local_pwd
+        )
+
+    def close_dtls(self) -> None:
+        """Leave with a DTLS close_notify, as a browser closing its peer connection does."""
+        assert self.transport.dtls is not None
+        for record in self.transport.dtls.close():
+            self.send(record)
+        self.silent = True
+
+    def receive(self, data: bytes, src: Address, now: float) -> None:
+        kind = classify(data)
+        if kind is STUN:
+            reply = self.transport.on_stun(data, src, now)
+            if reply is not None:
+                self.send(reply)
+        elif kind is DTLS:
+            for record in self.transport.on_dtls(data, now):
+                self.send(record)
+        elif kind is SRTP and self.transport.srtp is not None:
+            try:
+                if rtp.is_rtcp(data):
+                    self._on_rtcp(self.transport.srtp.unprotect_rtcp(data), now)
+                else:
+                    self._on_rtp(self.transport.srtp.unprotect_rtp(data), now)
+            except (pylibsrtp.Error, rtp.RtpError):
+                self.stats.unprotect_errors += 1
+
+    def _on_rtcp(self, plain: bytes, now: float) -> None:
+        packets = rtp.split_rtcp(plain)
+        if asks_keyframe(packets):
+            self.stats.plis += 1
+            self._keyframe_wanted = True
+        for item in packets:
+            if item.packet_type == rtp.RTCP_RR:
+                self.stats.receiver_reports += [(now, b) for b in rtp.report_blocks(item)]
+            elif item.packet_type == rtp.RTCP_SR:
+                self.stats.sender_reports.append((now, item.ssrc))
+            elif item.packet_type == rtp.RTCP_RTPFB and item.fmt == rtp.FMT_NACK:
+                self.stats.nacks += rtp.nack_sequence_numbers(item)
+            elif item.packet_type == rtp.RTCP_RTPFB and item.fmt == FMT_TRANSPORT_CC:
+                self.stats.transport_feedback.append(now)
+
+    def _on_rtp(self, plain: bytes, now: float) -> None:
+        ssrc = int.from_bytes(plain[8:12], "big")
+        seq = plain[2] << 8 | plain[3]
+        ts = int.from_bytes(plain[4:8], "big")
+        pt = plain[1] & 0x7F
+        start, end = rtp.payload_bounds(plain)
+        payload = plain[start:end]
+        twcc = rtp.find_extension(plain, TRANSPORT_CC_ID)
+        if twcc is not None and len(twcc) >= 2:
+            self._twcc.record(twcc[0] << 8 | twcc[1], int(now * 1_000_000))
+            self._twcc_media_ssrc = ssrc
+        if pt == VIDEO_RTX_PT:
+            original = int.from_bytes(payload[:2], "big")
+            self.received.append(Received(now, ssrc, pt, seq, ts, False, original))
+            return
+        keyframe = pt == VIDEO_PT and vp8_keyframe_start(payload)
+        self.received.append(Received(now, ssrc, pt, seq, ts, keyframe))
+        clock = 90000 if pt == VIDEO_PT else 48000
+        reception = self._reception.setdefault(ssrc, ReceptionStats(clock))
+        reception.update(seq, ts, now)
+        highest = self._highest.get(ssrc)
+        gap = (seq - highest) & 0xFFFF if highest is not None else 1
+        if gap < 0x8000:
+            self._highest[ssrc] = seq
+            if self.auto_nack and pt == VIDEO_PT and gap > 1:
+                missing = [(highest + i) & 0xFFFF for i in range(1, gap)]  # type: ignore[operator]
+                self.send_rtcp(rtp.nack(self.rtcp_ssrc, ssrc, missing))
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def send_rtcp(self, plain: bytes) -> None:
+        if self.transport.srtp is not None:
+            self.send(self.transport.srtp.protect_rtcp(plain))
+
+    def send_pli(self, media_ssrc: int) -> None:
+        self.send_rtcp(rtp.pli(self.rtcp_ssrc, media_ssrc))
+
+    def _send_rtp(self, plain: bytes) -> None:
+        """Protect and send, with a transport-wide sequence number when the answer agreed."""
+        if self._extension_up:
+            seq = self._transport_seq.to_bytes(2, "big")
+            self._transport_seq = (self._transport_seq + 1) & 0xFFFF
+            plain = bytes(rtp.add_extensions(plain, [(TRANSPORT_CC_ID, seq)])[0])
+        self.send(self.transport.srtp.protect_rtp(plain))  # type: ignore[union-attr]
+
+    # -- time ------------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        transport = self.transport
+        if transport.srtp is None:
+            if not transport.ice_ok and now >= self._next_check:
+                self.send(transport.check(use_candidate=True))
+                self._next_check = now + CHECK_EVERY
+            for record in transport.dtls_step(now):
+                self.send(record)
+            return
+        if now >= self._next_check:
+            self.send(transport.check(use_candidate=False))
+            self._next_check = now + CONSENT_EVERY
+        if self.media is not None and self.sending:
+            self._send_media(now)
+        if now >= self._next_report:
+            self._send_reports(now)
+            self._next_report = now + REPORT_EVERY
+        feedback = self._twcc.build(self.rtcp_ssrc, self._twcc_media_ssrc)
+        if feedback is not None:
+            self.send_rtcp(feedback)
+
+    def _send_media(self, now: float) -> None:
+        media = self.media
+        assert media is not None
+        stamp = int(now * 1e9)
+        if now >= self._next_frame:
+            keyframe = self._keyframe_wanted or now >= self._next_keyframe
+            if keyframe:
+                self._keyframe_wanted = False
+                self._next_keyframe = now + KEYFRAME_EVERY
+            for packet in media.video_frame(keyframe, stamp):
+                self._send_rtp(packet)
+            self._next_frame += 1 / VIDEO_FPS
+        if now >= self._next_audio:
+            self._send_rtp(media.audio_packet(stamp))
+            self._next_audio += 1 / AUDIO_PPS
+
+    def _send_reports(self, now: float) -> None:
+        """A publisher's SR per SSRC (for the server's A/V mapping), a player's RR."""
+        ntp = int(now * (1 << 32))
+        if self.media is not None:
+            media = self.media
+            frames_ts = media.video_ts0 + media.frames * 90000 // VIDEO_FPS
+            audio_ts = media.audio_ts0 + media.audio_packets * 48000 // AUDIO_PPS
+            self.send_rtcp(
+                rtp.sender_report(media.video_ssrc, ntp, frames_ts, 0, 0)
+                + rtp.sender_report(media.audio_ssrc, ntp, audio_ts, 0, 0)
+            )
+        elif self._reception:
+            blocks = [r.report_block(ssrc, now) for ssrc, r in self._reception.items()]
+            self.send_rtcp(rtp.receiver_report(self.rtcp_ssrc, blocks))
+
+    # -- checks ----------------------------------------------------------------------------------
+
+    def media_packets(self, payload_type: int) -> list[Received]:
+        """Packets of one payload type in arrival order, repairs (RTX) left out."""
+        return [r for r in self.received if r.payload_type == payload_type]
+
+    def repaired(self) -> set[int]:
+        """Sequence numbers an RTX packet brought back."""
+        return {r.original_seq for r in self.received if r.original_seq is not None}
+
+
+class Harness:
+    """Servers, peers and the network between them on one fake clock."""
+
+    def __init__(self, seed: int = 1, config: MediaConfig | None = None) -> None:
+        self.rng = random.Random(seed)
+        self.network = Network(self.rng)
+        self.config = config or MediaConfig()
+        self._certificate: Certificate | None = None
+        self.server = self.add_server(SERVER_ADDRESS)
+        self.peers: list[Peer] = []
+
+    @property
+    def now(self) -> float:
+        return self.network.now
+
+    @property
+    def router(self) -> Router:
+        return self.server.router
+
+    def add_server(self, address: Address) -> Server:
+        if self._certificate is None:
+            self._certificate = Certificate.generate()
+        return Server(self.network, address, self.config, self._certificate)
+
+    def _peer(self, role: str, stream: str, server: Server | None, **options: bool) -> Peer:
+        address = (f"10.0.1.{len(self.network.peers) + 1}", 5000)
+        peer = Peer(self.network, server or self.server, role, stream, address, **options)
+        self.peers.append(peer)
+        return peer
+
+    def publisher(self, stream: str, server: Server | None = None, **options: bool) -> Peer:
+        return self._peer(PUBLISH, stream, server, **options)
+
+    def player(self, stream: str, server: Server | None = None, **options: bool) -> Peer:
+        return self._peer(PLAY, stream, server, **options)
+
+    def pair(self, stream: str = "s", **player_options: bool) -> tuple[Peer, Peer]:
+        """A connected publisher and player of `stream`, the start of most scenarios."""
+        publisher = self.publisher(stream)
+        player = self.player(stream, **player_options)
+        self.connect(publisher, player)
+        return publisher, player
+
+    def step(self, now: float) -> None:
+        """Advance the clock to `now`: deliver what is due, run peers' and servers' timers."""
+        network = self.network
+        network.now = now
+        network.deliver_due()
+        for peer in list(network.peers.values()):
+            peer.tick(now)
+        for server in list(network.servers.values()):
+            server.tick(now)
+        network.deliver_due()
+
+    def run(self, seconds: float) -> None:
+        for _ in range(round(seconds / TICK)):
+            self.step(self.now + TICK)
+
+    def connect(self, *peers: Peer, within: float = 2.0) -> None:
+        """Run until every peer has SRTP keys; fail with the peer's error otherwise."""
+        for _ in range(round(within / TICK)):
+            if all(p.connected for p in peers):
+                return
+            self.step(self.now + TICK)
+        waiting = [p.transport.error or f"{p.role} not connected" for p in peers if not p.connected]
+        if waiting:
+            raise AssertionError(f"peers did not connect within {within} s: {waiting}")
