@@ -93,29 +93,33 @@ class PeerSession:
     # -- input, one method per demuxed packet class ---------------------------------------------
 
     def handle_binding(
-        self, data: bytes, msg: Message, addr: Address, now: float
+        self, data: bytes, msg: Message, addr: Address, now: float, taken: bool = False
     ) -> ice.BindingOutcome:
         """Check a STUN Binding Request; an authenticated one may (re)bind the address.
 
-        The caller sends the response, so it can rate-limit error answers across sessions.
+        `taken` says the address is bound to another session. The caller sends the response,
+        so it can rate-limit error answers across sessions.
         """
         if self.state is SessionState.CLOSED:
             return ice.IGNORED
         self._latest = now
         outcome = self.ice.handle(data, msg, addr)
         if outcome.authenticated and outcome.error_code is None:
-            self._valid_check_from(addr, outcome.use_candidate, now)
+            self._valid_check_from(addr, outcome.use_candidate, taken, now)
         return outcome
 
-    def _valid_check_from(self, addr: Address, use_candidate: bool, now: float) -> None:
+    def _valid_check_from(
+        self, addr: Address, use_candidate: bool, taken: bool, now: float
+    ) -> None:
         if addr == self.addr:
             self.last_seen = now
             return
         stale = now - self.last_seen > ADDRESS_STALE_AFTER
         if not (self.addr is None or use_candidate or stale):
             return
-        if self.state is SessionState.CONNECTED:
-            # Media flows: it moves only once the new address answers a check of our own.
+        if self.state is SessionState.CONNECTED or taken:
+            # Media flows, or the address is another session's (a spoofed check from it would
+            # unbind its owner): it moves only once the address answers a check of our own.
             request = self.checks.start(
                 addr, f"{self.ice.remote_ufrag}:{self.ice.local_ufrag}", self.ice.remote_pwd, now
             )

@@ -138,7 +138,9 @@ class UdpEndpoint:
         if session is None:
             self.drops["stun_unknown_username"] += 1
             return
-        outcome = session.handle_binding(data, msg, addr, now)
+        owner = self.sessions.by_addr.get(addr)
+        taken = owner is not None and owner is not session
+        outcome = session.handle_binding(data, msg, addr, now, taken)
         if outcome.response is None:
             return
         if outcome.error_code is not None and not self.error_replies.allow(addr[0], now):

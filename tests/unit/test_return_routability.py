@@ -233,6 +233,23 @@ def test_before_media_the_first_address_binds_at_once(server: Server) -> None:
 # --- STUN answers ---------------------------------------------------------------------------
 
 
+def test_a_new_session_cannot_take_another_sessions_address(
+    server: Server, session: PeerSession
+) -> None:
+    """An attacker's own fresh session, checking from a spoofed copy of the victim's address,
+    must not unbind the victim: a taken address is verified first, and the victim's ICE agent
+    does not answer a check made with the attacker's credentials."""
+    intruder = server.new_session()
+    server.receive(check(intruder), FIRST, 1.0)
+    to_victim = server.take(FIRST)
+    request = stun.parse(our_check(to_victim))
+    assert request.get(stun.USERNAME) == f"{CLIENT_UFRAG}:{intruder.ice.local_ufrag}".encode()
+    assert intruder.addr is None and intruder.state is SessionState.NEW
+    assert session.addr == FIRST and server.table.by_addr[FIRST] is session
+    session.send_rtcp(b"\x80\xc9\x00\x01" + b"\x00" * 4)
+    assert len(server.take(FIRST)) == 1  # the victim's media still goes to it
+
+
 def test_unknown_or_missing_username_and_bad_fingerprint_get_no_answer(
     server: Server, session: PeerSession
 ) -> None:
