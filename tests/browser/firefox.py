@@ -111,7 +111,7 @@ class _Connection:
 
     async def open(self, url: str) -> None:
         self.http = aiohttp.ClientSession()
-        self.ws = await self.http.ws_connect(url, max_msg_size=MAX_MESSAGE, timeout=10)
+        self.ws = await asyncio.wait_for(self.http.ws_connect(url, max_msg_size=MAX_MESSAGE), 10)
         self.reader = asyncio.create_task(self._read())
 
     async def send(self, method: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ getUserMedia is not there); that is about the page, not about ICE.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator
@@ -130,6 +131,12 @@ def cross_browsing(
         yield checked
 
 
+def media_addresses(server: ServerProcess) -> dict[str, str]:
+    """Each session's latest media address, from the server's ICE log lines."""
+    pattern = r"session (\S+): (?:ICE connected from|moved from \S+ to) ([0-9.]+):\d+"
+    return dict(re.findall(pattern, server.log()))
+
+
 def open_page(browsing: Browsing, browser: str, url: str, name: str) -> Any:
     if browser == "firefox":
         return browsing.open_in_firefox(url, name)
@@ -141,11 +148,16 @@ def open_page(browsing: Browsing, browser: str, url: str, name: str) -> Any:
     [("firefox", "firefox"), ("chromium", "firefox"), ("firefox", "chromium")],
 )
 def test_publish_and_play(
-    cross_browsing: Browsing, ns_server: ServerProcess, publisher_browser: str, player_browser: str
+    cross_browsing: Browsing,
+    ns_server: ServerProcess,
+    namespace: Namespace,
+    publisher_browser: str,
+    player_browser: str,
 ) -> None:
     """publish.html in one browser, play.html in the other, frames decoded and still coming."""
     browsing = cross_browsing
     started = time.monotonic()
+    sessions_before = set(media_addresses(ns_server))
     stream = f"live/{publisher_browser}-to-{player_browser}"
     base = ns_server.http_url
     publisher = open_page(
@@ -175,6 +187,10 @@ def test_publish_and_play(
     assert got["codec"] == sent["codec"], (sent, got)
     assert "playing" in (player.text_content("#status") or "")
     assert player.text_content("#error") == ""
+    # Both new sessions' media runs over the pair from our end (the browsers' checks from
+    # their other addresses reach the server too, but its answers cannot get back).
+    ours = {k: v for k, v in media_addresses(ns_server).items() if k not in sessions_before}
+    assert list(ours.values()) == [namespace.outside] * 2, ours
     print(
         f"{publisher_browser} -> {player_browser}: publisher {sent['codec']} "
         f"{sent['frameWidth']} px, connected in {connected_in:.1f} s, framesEncoded "
