@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import contextlib
 import itertools
 import json
@@ -123,6 +124,8 @@ class _Connection:
         try:
             await self.ws.send_json({"id": command_id, "method": method, "params": params})
             message = await asyncio.wait_for(answer, COMMAND_S)
+        except asyncio.TimeoutError:
+            raise BidiError(f"{method}: no answer from firefox in {COMMAND_S} s") from None
         finally:
             self.pending.pop(command_id, None)
         if message.get("type") == "error":
@@ -267,8 +270,7 @@ class Firefox:
     def _wait_for_agent(self) -> str:
         """The agent's websocket URL, from the line Firefox prints once it listens."""
         assert self.process is not None
-        deadline = START_S / 0.1
-        for _ in range(int(deadline)):
+        for _ in range(START_S * 10):
             found = re.search(r"WebDriver BiDi listening on (ws://\S+)", self.log())
             if found:
                 return found.group(1)
@@ -284,7 +286,7 @@ class Firefox:
         future = asyncio.run_coroutine_threadsafe(coroutine, self.loop)
         try:
             return future.result(COMMAND_S + 5)
-        except TimeoutError:
+        except concurrent.futures.TimeoutError:
             future.cancel()
             raise BidiError("no answer from firefox in time") from None
 
