@@ -301,10 +301,13 @@ class Firefox:
         if tab is None:
             return
         text = params.get("text") or ""
-        if params.get("type") == "javascript":
+        level = params.get("level", "info")
+        # Firefox files its own complaints about a page (ICE failed, an <input pattern> it
+        # cannot compile) as "javascript" errors too; only a thrown one has a stack.
+        if params.get("type") == "javascript" and params.get("stackTrace", {}).get("callFrames"):
             tab.page_errors.append(text)
         else:
-            tab.console.append(f"{params.get('level', 'info')}: {text}")
+            tab.console.append(f"{level}: {text}")
 
     def open(self, url: str) -> FirefoxTab:
         """A new window (not a background tab, so nothing is throttled) showing `url`."""
