@@ -22,6 +22,7 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -276,7 +277,7 @@ class Firefox:
                 return found.group(1)
             if self.process.poll() is not None:
                 raise BidiError(f"firefox exited with {self.process.returncode}:\n{self.log()}")
-            threading.Event().wait(0.1)
+            time.sleep(0.1)
         raise BidiError(f"firefox's remote agent did not start in {START_S} s:\n{self.log()}")
 
     def log(self) -> str:

@@ -12,6 +12,7 @@ getUserMedia is not there); that is about the page, not about ICE.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import subprocess
@@ -61,11 +62,9 @@ def _skip_or_fail(reason: str) -> None:
 def namespace() -> Iterator[Namespace]:
     """A fresh namespace, removed afterwards even when a test or the set-up fails."""
     pid = os.getpid()
-    slot = pid % (1 << 14)  # a /30 of 198.18.0.0/16 of our own, by process id
-    base = f"198.18.{slot >> 6}.{(slot & 63) * 4}"
-    prefix = base.rsplit(".", 1)[0]
-    low = int(base.rsplit(".", 1)[1])
-    ns = Namespace(f"litesfu-ff-{pid}", inside=f"{prefix}.{low + 2}", outside=f"{prefix}.{low + 1}")
+    block = ipaddress.ip_network("198.18.0.0/15")
+    pair = block.network_address + 4 * (pid % (block.num_addresses // 4))  # a /30 by pid
+    ns = Namespace(f"litesfu-ff-{pid}", inside=str(pair + 2), outside=str(pair + 1))
     ours, theirs = f"lsff{pid}o", f"lsff{pid}i"
     try:
         _ip("netns", "add", ns.name)
