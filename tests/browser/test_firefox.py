@@ -12,6 +12,7 @@ getUserMedia is not there); that is about the page, not about ICE.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import re
@@ -26,7 +27,7 @@ import pytest
 
 from ..conftest import ServerProcess, start_server, stop_server
 from .conftest import CHROMIUM_ARGS, Browsing, checked_browsing, launch_chromium
-from .firefox import FIREFOX, Firefox
+from .firefox import FIREFOX, PROFILE_PREFS, Firefox, from_remote, user_js
 from .test_pages import FIRST_MEDIA_S, assert_grows
 
 pytestmark = pytest.mark.timeout(180)
@@ -58,9 +59,19 @@ def _skip_or_fail(reason: str) -> None:
     pytest.skip(f"{reason}; CI is not set")
 
 
+def _remove_stale_namespaces() -> None:
+    """Drop namespaces left by a run that was killed before its clean-up (its pid is gone)."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
+    for name, pid in re.findall(r"^(litesfu-ff-(\d+))\b", listed.stdout, re.MULTILINE):
+        if not Path(f"/proc/{pid}").exists():
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+
+
 @pytest.fixture(scope="module")
 def namespace() -> Iterator[Namespace]:
     """A fresh namespace, removed afterwards even when a test or the set-up fails."""
+    with contextlib.suppress(OSError):
+        _remove_stale_namespaces()
     pid = os.getpid()
     block = ipaddress.ip_network("198.18.0.0/15")
     pair = block.network_address + 4 * (pid % (block.num_addresses // 4))  # a /30 by pid
@@ -199,3 +210,37 @@ def test_publish_and_play(
     )
     browsing.screenshot(publisher, f"{publisher_browser}-publish")
     browsing.screenshot(player, f"{player_browser}-play")
+
+
+def test_profile_keeps_stock_ice_and_fakes_media() -> None:
+    """The throwaway profile fakes and grants the devices, and leaves ICE as shipped."""
+    text = user_js({**PROFILE_PREFS, "dom.securecontext.allowlist": "198.18.0.2"})
+    assert 'user_pref("media.navigator.streams.fake", true);\n' in text
+    assert 'user_pref("media.navigator.permission.disabled", true);\n' in text
+    assert 'user_pref("dom.securecontext.allowlist", "198.18.0.2");\n' in text
+    assert "media.peerconnection.ice" not in text
+
+
+def test_remote_values_become_python() -> None:
+    """What script.callFunction returns for a stats() object, as the tests read it."""
+    remote = {
+        "type": "object",
+        "value": [
+            ["state", {"type": "string", "value": "connected"}],
+            ["framesDecoded", {"type": "number", "value": 42}],
+            ["jitterMs", {"type": "null"}],
+            ["ratio", {"type": "number", "value": "NaN"}],
+            ["tiles", {"type": "array", "value": [{"type": "boolean", "value": True}]}],
+            ["node", {"type": "node", "sharedId": "x"}],
+        ],
+    }
+    value = from_remote(remote)
+    assert value["ratio"] != value["ratio"]  # NaN
+    del value["ratio"]
+    assert value == {
+        "state": "connected",
+        "framesDecoded": 42,
+        "jitterMs": None,
+        "tiles": [True],
+        "node": "<node>",
+    }
