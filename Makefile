@@ -17,6 +17,7 @@ run: $(STAMP)
 
 browser-deps:
 	bash scripts/install-chromium.sh
+	bash scripts/install-firefox.sh
 
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check .

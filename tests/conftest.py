@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,30 +37,37 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(tmp_path: Path, *extra_args: str) -> ServerProcess:
-    """Start the server and wait (at most 20 s) until its HTTP API answers."""
+def start_server(
+    tmp_path: Path, *extra_args: str, host: str = "127.0.0.1", prefix: Sequence[str] = ()
+) -> ServerProcess:
+    """Start the server and wait (at most 20 s) until its HTTP API answers.
+
+    `host` is where HTTP listens and the media candidate it advertises; `prefix` goes before
+    the command, e.g. `ip netns exec NAME` to run it inside a network namespace.
+    """
     http_port = free_port()
     udp_port = free_port(socket.SOCK_DGRAM)
     log_path = tmp_path / f"server-{http_port}.log"
     args = [
+        *prefix,
         sys.executable,
         "-m",
         "sfu",
         "--http-host",
-        "127.0.0.1",
+        host,
         "--http-port",
         str(http_port),
         "--udp-port",
         str(udp_port),
         "--candidate",
-        "127.0.0.1",
+        host,
         *extra_args,
     ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ}
         )
-    url = f"http://127.0.0.1:{http_port}"
+    url = f"http://{host}:{http_port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:

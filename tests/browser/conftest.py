@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOT_DIR = ROOT / "test-output" / "screenshots"
 
-# Playwright adds its own --headless; the rest make WebRTC work headless on loopback.
+# Playwright adds its own --headless; these make WebRTC work headless with a fake camera.
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -33,6 +33,9 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
+]
+# Not stock ICE: gather 127.0.0.1 as a candidate, so a server advertising it is reachable.
+LOOPBACK_ICE_ARGS = [
     "--allow-loopback-in-peer-connection",
     "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
@@ -47,20 +50,27 @@ def _require_chromium() -> None:
     pytest.skip(f"{CHROMIUM} not installed (run scripts/install-chromium.sh); CI is not set")
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One chromium per test module; module scope keeps Playwright's loop away from others."""
+@contextlib.contextmanager
+def launch_chromium(args: list[str]) -> Iterator[Any]:
+    """Headless Debian chromium with `args`, closed (and Playwright stopped) on exit."""
     _require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS, timeout=30_000
+            executable_path=str(CHROMIUM), headless=True, args=args, timeout=30_000
         )
         try:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One chromium per test module; module scope keeps Playwright's loop away from others."""
+    with launch_chromium(CHROMIUM_ARGS + LOOPBACK_ICE_ARGS) as chromium:
+        yield chromium
 
 
 @dataclass
@@ -85,6 +95,7 @@ class Browsing:
     contexts: list[Any] = field(default_factory=list)
     logs: list[PageLog] = field(default_factory=list)
     server: Any = None  # a ServerProcess, whose log tail goes into failure reports
+    firefox: Any = None  # a firefox.Firefox, for open_in_firefox
     # Console errors a test provokes on purpose (regexes); any other one fails the test.
     expected_console_errors: list[str] = field(default_factory=list)
 
@@ -103,6 +114,20 @@ class Browsing:
         page.goto(url, wait_until="load")
         page.wait_for_function("() => window.litesfu !== undefined", timeout=10_000)
         return page
+
+    def open_in_firefox(self, url: str, name: str) -> Any:
+        """A new Firefox window at `url` (a FirefoxTab: evaluate, click, text_content)."""
+        tab = self.firefox.open(url)
+        self.contexts.append(tab)
+        log = PageLog(name, console=tab.console, page_errors=tab.page_errors)
+        self.logs.append(log)
+        self.wait_for(
+            f"{name}: the page's test hook",
+            lambda: tab.evaluate("() => window.litesfu !== undefined"),
+            bool,
+            10,
+        )
+        return tab
 
     def screenshot(self, page: Any, name: str) -> Path:
         """Save under the pytest tmp dir and copy to test-output/screenshots/ for humans."""
@@ -165,7 +190,15 @@ def browsing(
     It takes the server so that the pages close before the server stops: a page left
     polling a stopped server would log connection errors that are not the test's.
     """
-    session = Browsing(browser, tmp_path, request.node.name, server=sfu_server)
+    with checked_browsing(
+        Browsing(browser, tmp_path, request.node.name, server=sfu_server)
+    ) as session:
+        yield session
+
+
+@contextlib.contextmanager
+def checked_browsing(session: Browsing) -> Iterator[Browsing]:
+    """Yield `session`, then close its pages and fail on any uncaught or unexpected error."""
     yield session
     session.close()
     thrown = [f"{log.name}: {err}" for log in session.logs for err in log.page_errors]

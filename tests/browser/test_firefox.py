@@ -1,0 +1,246 @@
+"""Firefox ESR with stock ICE settings publishes and plays through the pages, also with Chromium.
+
+Stock Firefox gathers no loopback candidate, so a server advertising 127.0.0.1 is out of its
+reach. The server here runs in a network namespace the fixture creates, listening on and
+advertising the namespace's end of a veth pair (198.18.0.0/15, the benchmarking range, which
+no real network uses); the browsers stay outside and reach it over the pair, the way a browser
+reaches `make run` on a LAN address. Nothing leaves the two ends of the pair.
+
+The page origin is then not localhost, so both browsers are told to treat it as secure (or
+getUserMedia is not there); that is about the page, not about ICE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import ServerProcess, start_server, stop_server
+from .conftest import CHROMIUM_ARGS, Browsing, checked_browsing, launch_chromium
+from .firefox import FIREFOX, PROFILE_PREFS, Firefox, from_remote, user_js
+from .test_pages import FIRST_MEDIA_S, assert_grows
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@dataclass
+class Namespace:
+    """A network namespace joined to ours by a veth pair, one address at each end."""
+
+    name: str
+    inside: str  # the namespace's end: where the server listens and what it advertises
+    outside: str  # our end, which the browsers' checks come from
+
+    def exec_prefix(self) -> list[str]:
+        return ["ip", "netns", "exec", self.name]
+
+
+def _ip(*args: str) -> None:
+    """Run `ip ARGS`; a failure says which command and why."""
+    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
+    if done.returncode != 0:
+        raise OSError(f"ip {' '.join(args)}: {done.stderr.strip()}")
+
+
+def _skip_or_fail(reason: str) -> None:
+    """Locally a missing capability skips; in CI it must fail loudly."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this is a failure)")
+    pytest.skip(f"{reason}; CI is not set")
+
+
+def _remove_stale_namespaces() -> None:
+    """Drop namespaces left by a run that was killed before its clean-up (its pid is gone)."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
+    for name, pid in re.findall(r"^(litesfu-ff-(\d+))\b", listed.stdout, re.MULTILINE):
+        if not Path(f"/proc/{pid}").exists():
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def namespace() -> Iterator[Namespace]:
+    """A fresh namespace, removed afterwards even when a test or the set-up fails."""
+    with contextlib.suppress(OSError):
+        _remove_stale_namespaces()
+    pid = os.getpid()
+    block = ipaddress.ip_network("198.18.0.0/15")
+    pair = block.network_address + 4 * (pid % (block.num_addresses // 4))  # a /30 by pid
+    ns = Namespace(f"litesfu-ff-{pid}", inside=str(pair + 2), outside=str(pair + 1))
+    ours, theirs = f"lsff{pid}o", f"lsff{pid}i"
+    try:
+        _ip("netns", "add", ns.name)
+    except OSError as err:
+        _skip_or_fail(f"cannot create a network namespace: {err}")
+    try:
+        _ip("link", "add", ours, "type", "veth", "peer", "name", theirs, "netns", ns.name)
+        _ip("addr", "add", f"{ns.outside}/30", "dev", ours)
+        _ip("link", "set", ours, "up")
+        _ip("-n", ns.name, "link", "set", "lo", "up")
+        _ip("-n", ns.name, "addr", "add", f"{ns.inside}/30", "dev", theirs)
+        _ip("-n", ns.name, "link", "set", theirs, "up")
+        yield ns
+    finally:
+        # Deleting the namespace deletes its veth end, and with it ours.
+        subprocess.run(["ip", "netns", "del", ns.name], capture_output=True, timeout=10)
+        subprocess.run(["ip", "link", "del", ours], capture_output=True, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def ns_server(namespace: Namespace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The server inside the namespace; one for the module, since the browsers are told
+    its origin when they start."""
+    server = start_server(
+        tmp_path_factory.mktemp("ns-server"), host=namespace.inside, prefix=namespace.exec_prefix()
+    )
+    yield server
+    stop_server(server)
+    assert "Traceback" not in server.log(), server.log()
+
+
+@pytest.fixture(scope="module")
+def firefox(ns_server: ServerProcess, namespace: Namespace) -> Iterator[Firefox]:
+    if not FIREFOX.exists():
+        _skip_or_fail(f"{FIREFOX} not installed (run scripts/install-firefox.sh)")
+    browser = Firefox({"dom.securecontext.allowlist": namespace.inside})
+    print(f"{browser.version}, profile {browser.profile}")
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def stock_chromium(ns_server: ServerProcess) -> Iterator[Any]:
+    """Chromium without the loopback and mDNS switches the other browser tests use."""
+    origin = f"--unsafely-treat-insecure-origin-as-secure={ns_server.http_url}"
+    with launch_chromium([*CHROMIUM_ARGS, origin]) as chromium:
+        yield chromium
+
+
+@pytest.fixture
+def cross_browsing(
+    stock_chromium: Any,
+    firefox: Firefox,
+    ns_server: ServerProcess,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[Browsing]:
+    session = Browsing(stock_chromium, tmp_path, request.node.name, server=ns_server)
+    session.firefox = firefox
+    with checked_browsing(session) as checked:
+        yield checked
+
+
+def media_addresses(server: ServerProcess) -> dict[str, str]:
+    """Each session's latest media address, from the server's ICE log lines."""
+    pattern = r"session (\S+): (?:ICE connected from|moved from \S+ to) ([0-9.]+):\d+"
+    return dict(re.findall(pattern, server.log()))
+
+
+def open_page(browsing: Browsing, browser: str, url: str, name: str) -> Any:
+    if browser == "firefox":
+        return browsing.open_in_firefox(url, name)
+    return browsing.open(url, name)
+
+
+@pytest.mark.parametrize(
+    ("publisher_browser", "player_browser"),
+    [("firefox", "firefox"), ("chromium", "firefox"), ("firefox", "chromium")],
+)
+def test_publish_and_play(
+    cross_browsing: Browsing,
+    ns_server: ServerProcess,
+    namespace: Namespace,
+    publisher_browser: str,
+    player_browser: str,
+) -> None:
+    """publish.html in one browser, play.html in the other, frames decoded and still coming."""
+    browsing = cross_browsing
+    started = time.monotonic()
+    sessions_before = set(media_addresses(ns_server))
+    stream = f"live/{publisher_browser}-to-{player_browser}"
+    base = ns_server.http_url
+    publisher = open_page(
+        browsing, publisher_browser, f"{base}/publish.html?stream={stream}", "publisher"
+    )
+    publisher.click("#start")
+    sent, connected_in = browsing.wait_for(
+        f"{publisher_browser} publisher connected and encoding",
+        lambda: browsing.stats(publisher),
+        lambda s: s["state"] == "connected" and s["framesEncoded"] > 0 and s["codec"],
+        FIRST_MEDIA_S,
+    )
+    encoded = assert_grows(
+        browsing, "framesEncoded to grow", lambda: browsing.stats(publisher)["framesEncoded"]
+    )
+
+    player = open_page(browsing, player_browser, f"{base}/play.html?stream={stream}", "player")
+    got, first_in = browsing.wait_for(
+        f"{player_browser} player to decode video",
+        lambda: browsing.stats(player),
+        lambda s: s["framesDecoded"] > 0 and s["videoWidth"] > 0 and s["codec"],
+        FIRST_MEDIA_S,
+    )
+    decoded = assert_grows(
+        browsing, "framesDecoded to grow", lambda: browsing.stats(player)["framesDecoded"]
+    )
+    assert got["codec"] == sent["codec"], (sent, got)
+    assert "playing" in (player.text_content("#status") or "")
+    assert player.text_content("#error") == ""
+    # Both new sessions' media runs over the pair from our end (the browsers' checks from
+    # their other addresses reach the server too, but its answers cannot get back).
+    ours = {k: v for k, v in media_addresses(ns_server).items() if k not in sessions_before}
+    assert list(ours.values()) == [namespace.outside] * 2, ours
+    print(
+        f"{publisher_browser} -> {player_browser}: publisher {sent['codec']} "
+        f"{sent['frameWidth']} px, connected in {connected_in:.1f} s, framesEncoded "
+        f"{encoded[0]} -> {encoded[1]}; player {got['codec']} {got['videoWidth']}x"
+        f"{got['videoHeight']}, first frame after {first_in:.1f} s, framesDecoded "
+        f"{decoded[0]} -> {decoded[1]}; {time.monotonic() - started:.1f} s in all"
+    )
+    browsing.screenshot(publisher, f"{publisher_browser}-publish")
+    browsing.screenshot(player, f"{player_browser}-play")
+
+
+def test_profile_keeps_stock_ice_and_fakes_media() -> None:
+    """The throwaway profile fakes and grants the devices, and leaves ICE as shipped."""
+    text = user_js({**PROFILE_PREFS, "dom.securecontext.allowlist": "198.18.0.2"})
+    assert 'user_pref("media.navigator.streams.fake", true);\n' in text
+    assert 'user_pref("media.navigator.permission.disabled", true);\n' in text
+    assert 'user_pref("dom.securecontext.allowlist", "198.18.0.2");\n' in text
+    assert "media.peerconnection.ice" not in text
+
+
+def test_remote_values_become_python() -> None:
+    """What script.callFunction returns for a stats() object, as the tests read it."""
+    remote = {
+        "type": "object",
+        "value": [
+            ["state", {"type": "string", "value": "connected"}],
+            ["framesDecoded", {"type": "number", "value": 42}],
+            ["jitterMs", {"type": "null"}],
+            ["ratio", {"type": "number", "value": "NaN"}],
+            ["tiles", {"type": "array", "value": [{"type": "boolean", "value": True}]}],
+            ["node", {"type": "node", "sharedId": "x"}],
+        ],
+    }
+    value = from_remote(remote)
+    assert value["ratio"] != value["ratio"]  # NaN
+    del value["ratio"]
+    assert value == {
+        "state": "connected",
+        "framesDecoded": 42,
+        "jitterMs": None,
+        "tiles": [True],
+        "node": "<node>",
+    }
