@@ -36,7 +36,7 @@ if ! apt-cache policy "$PACKAGE" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
     $SUDO apt-get update
 fi
 echo "$NAME: installing $PACKAGE"
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "$PACKAGE"
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y "$PACKAGE"
 
 if [ -x "$BINARY" ]; then
     echo "$NAME: installed $("$BINARY" --version 2>/dev/null || echo "$BINARY")"
