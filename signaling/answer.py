@@ -28,7 +28,8 @@ def _address_type(ip: str) -> str:
     return "IP6" if ipaddress.ip_address(ip).version == 6 else "IP4"
 
 
-def _candidate_lines(candidates: list[tuple[str, int]]) -> list[str]:
+def candidate_lines(candidates: list[tuple[str, int]]) -> list[str]:
+    """Host candidates in order of preference, then end-of-candidates (answers and restarts)."""
     foundations: dict[str, str] = {}
     lines = []
     for index, (ip, port) in enumerate(candidates):
@@ -110,7 +111,7 @@ def render_answer(
         f"a=fingerprint:sha-256 {fingerprint}",
         "a=setup:passive",
     ]
-    candidate_lines = _candidate_lines(candidates)
+    candidate_block = candidate_lines(candidates)
     bundle = [s.effective_mid for s in offer.media if s.effective_mid in accepted]
     lines = [
         "v=0",
@@ -144,5 +145,5 @@ def render_answer(
             lines += _codec_lines(codec)
         if direction == "sendonly":
             lines += _source_lines(track, (ssrcs or {}).get(track.mid), cname, stream_id)
-        lines += candidate_lines
+        lines += candidate_block
     return "\r\n".join(lines) + "\r\n"
