@@ -112,7 +112,10 @@ def render_answer(
         "a=setup:passive",
     ]
     candidate_block = candidate_lines(candidates)
-    bundle = [s.effective_mid for s in offer.media if s.effective_mid in accepted]
+    accepted_mids = [s.effective_mid for s in offer.media if s.effective_mid in accepted]
+    # Only a group the offer proposed: adding one it never had would answer for transports
+    # that do not exist (negotiation refuses unbundled offers of more than one m-line).
+    bundle = accepted_mids if offer.bundle_group(accepted_mids) is not None else []
     lines = [
         "v=0",
         f"o=- {secrets.randbits(63)} 2 IN IP4 127.0.0.1",

@@ -36,6 +36,11 @@ class UnsupportedMedia(NegotiationError):
     """The offer carries nothing the server can forward (HTTP 422)."""
 
 
+class BundleRequired(UnsupportedMedia):
+    """More than one m-line accepted, but not bundled: the server has one transport per
+    session, so a second m-line's checks could never succeed and its media never flow."""
+
+
 def _fmtp_params(fmtp: str) -> dict[str, str]:
     """The `key=value;...` parameters of an a=fmtp, keys lower-cased."""
     params: dict[str, str] = {}
@@ -163,6 +168,11 @@ def _negotiate(
         spec = TrackSpec(section.effective_mid, section.kind, codecs, ssrc, rtx_ssrc, accepted)
         tracks.append(spec)
         sections.append(section)
+    if len(sections) > 1 and offer.bundle_group([s.effective_mid for s in sections]) is None:
+        raise BundleRequired(
+            "offer must BUNDLE its audio and video (a=group:BUNDLE): this server carries a "
+            "session on one transport; use bundle-policy max-bundle"
+        )
     return _peer(offer, tracks, sections)
 
 
