@@ -16,6 +16,7 @@ from signaling.answer import candidate_priority, render_answer
 from signaling.negotiate import (
     PLAY_EXTENSIONS,
     BundleRequired,
+    CodecMismatch,
     NegotiationError,
     UnsupportedMedia,
     negotiate_play,
@@ -401,3 +402,24 @@ def test_single_unbundled_m_line_is_answered_without_a_group() -> None:
     answer = answer_for(text, peer, "recvonly")
     assert "a=group:BUNDLE" not in answer
     assert parse_offer(answer).bundle_groups == []
+
+
+# --- codec mismatch --------------------------------------------------------------------------
+
+
+def test_player_that_cannot_take_the_streams_codec_is_refused_naming_both() -> None:
+    """Firefox without H264 playing an H264 stream got a 201 and a black video; now a 422
+    that says what the stream sends and what the offer can take."""
+    vp8_only = re.sub(
+        r"m=video (\d+) (\S+) [\d ]+",
+        r"m=video \1 \2 120",
+        as_player(load("firefox_publish.sdp")),
+    )
+    offer = parse_offer(vp8_only)
+    assert [offer.media[1].rtpmap[pt].name for pt in offer.media[1].payload_types] == ["VP8"]
+    with pytest.raises(CodecMismatch, match="sends H264 video; this offer can receive only VP8"):
+        negotiate_play(offer, {"video": "H264"})
+    peer = negotiate_play(offer, {"video": "VP8"})  # the same offer plays a VP8 stream
+    assert peer.tracks[1].codecs[0].name == "VP8"
+    peer = negotiate_play(offer)  # and a stream not yet published: it gets what it can take
+    assert peer.tracks[1].codecs[0].name == "VP8"
