@@ -26,16 +26,24 @@ _REPLAY_WINDOW = 1024  # tolerate reordering of video bursts and NACK retransmis
 _RTP_TRAILER = 16
 
 
+def has_direct_path(session: Session) -> bool:
+    """Whether `session` has the pylibsrtp internals the fast path uses (pinned in pyproject)."""
+    try:
+        from pylibsrtp._binding import ffi, lib  # noqa: F401
+    except ImportError:
+        return False
+    return all(hasattr(session, name) for name in ("_srtp", "_cdata", "_buffer"))
+
+
 def direct_protect(session: Session) -> Callable[[bytes | bytearray], bytes]:
     """RTP protection for `session` without pylibsrtp's per-call checks and allocations."""
-    try:
-        from pylibsrtp._binding import ffi, lib
-
-        context = session._srtp[0]
-        cdata = session._cdata
-        buffer = session._buffer
-    except (ImportError, AttributeError):
+    if not has_direct_path(session):
         return lambda packet: session.protect(bytes(packet))
+    from pylibsrtp._binding import ffi, lib
+
+    context = session._srtp[0]
+    cdata = session._cdata
+    buffer = session._buffer
     length = ffi.new("int *")
     protect = lib.srtp_protect
     limit = len(buffer) - _RTP_TRAILER
@@ -62,12 +70,13 @@ class SrtpContext:
     `pylibsrtp.Error` when a packet cannot be processed; the caller drops it.
     """
 
-    __slots__ = ("protect_rtcp", "protect_rtp", "unprotect_rtcp", "unprotect_rtp")
+    __slots__ = ("direct", "protect_rtcp", "protect_rtp", "unprotect_rtcp", "unprotect_rtp")
 
     protect_rtp: Callable[[bytes | bytearray], bytes]
     unprotect_rtp: Callable[[bytes], bytes]
     protect_rtcp: Callable[[bytes], bytes]
     unprotect_rtcp: Callable[[bytes], bytes]
+    direct: bool  # RTP protection runs on the fast path, not the public-method fallback
 
     def __init__(self, keys: SrtpKeys) -> None:
         inbound = Policy(
@@ -80,6 +89,7 @@ class SrtpContext:
         # A NACKed packet is sent again with its original sequence number.
         outbound.allow_repeat_tx = True
         rx, tx = Session(inbound), Session(outbound)
+        self.direct = has_direct_path(tx)
         self.protect_rtp = direct_protect(tx)
         self.protect_rtcp = tx.protect_rtcp
         self.unprotect_rtp = rx.unprotect

@@ -28,7 +28,8 @@ def _address_type(ip: str) -> str:
     return "IP6" if ipaddress.ip_address(ip).version == 6 else "IP4"
 
 
-def _candidate_lines(candidates: list[tuple[str, int]]) -> list[str]:
+def candidate_lines(candidates: list[tuple[str, int]]) -> list[str]:
+    """Host candidates in order of preference, then end-of-candidates (answers and restarts)."""
     foundations: dict[str, str] = {}
     lines = []
     for index, (ip, port) in enumerate(candidates):
@@ -110,8 +111,11 @@ def render_answer(
         f"a=fingerprint:sha-256 {fingerprint}",
         "a=setup:passive",
     ]
-    candidate_lines = _candidate_lines(candidates)
-    bundle = [s.effective_mid for s in offer.media if s.effective_mid in accepted]
+    candidate_block = candidate_lines(candidates)
+    accepted_mids = [s.effective_mid for s in offer.media if s.effective_mid in accepted]
+    # Only a group the offer proposed: adding one it never had would answer for transports
+    # that do not exist (negotiation refuses unbundled offers of more than one m-line).
+    bundle = accepted_mids if offer.bundle_group(accepted_mids) is not None else []
     lines = [
         "v=0",
         f"o=- {secrets.randbits(63)} 2 IN IP4 127.0.0.1",
@@ -144,5 +148,5 @@ def render_answer(
             lines += _codec_lines(codec)
         if direction == "sendonly":
             lines += _source_lines(track, (ssrcs or {}).get(track.mid), cname, stream_id)
-        lines += candidate_lines
+        lines += candidate_block
     return "\r\n".join(lines) + "\r\n"

@@ -36,6 +36,16 @@ class UnsupportedMedia(NegotiationError):
     """The offer carries nothing the server can forward (HTTP 422)."""
 
 
+class CodecMismatch(UnsupportedMedia):
+    """A player that cannot decode the live publisher's codec for a kind it asks for: a 201
+    would give it a track that stays silent or black."""
+
+
+class BundleRequired(UnsupportedMedia):
+    """More than one m-line accepted, but not bundled: the server has one transport per
+    session, so a second m-line's checks could never succeed and its media never flow."""
+
+
 def _fmtp_params(fmtp: str) -> dict[str, str]:
     """The `key=value;...` parameters of an a=fmtp, keys lower-cased."""
     params: dict[str, str] = {}
@@ -163,6 +173,11 @@ def _negotiate(
         spec = TrackSpec(section.effective_mid, section.kind, codecs, ssrc, rtx_ssrc, accepted)
         tracks.append(spec)
         sections.append(section)
+    if len(sections) > 1 and offer.bundle_group([s.effective_mid for s in sections]) is None:
+        raise BundleRequired(
+            "offer must BUNDLE its audio and video (a=group:BUNDLE): this server carries a "
+            "session on one transport; use bundle-policy max-bundle"
+        )
     return _peer(offer, tracks, sections)
 
 
@@ -180,14 +195,22 @@ def negotiate_play(offer: Offer, preferred: dict[str, str] | None = None) -> Pee
     """Accept each receiving audio/video m-line with every codec we support.
 
     `preferred` maps a kind to the live publisher's codec name, which goes first so the player
-    decodes the stream as it is; the rest keep the offer's order. Each codec keeps its rtx.
+    decodes the stream as it is; the rest keep the offer's order. Each codec keeps its rtx. A
+    section that supports codecs but not that one raises CodecMismatch.
     """
-    wanted = {kind: name.lower() for kind, name in (preferred or {}).items()}
+    preferred = preferred or {}
+    wanted = {kind: name.lower() for kind, name in preferred.items()}
 
     def choose(section: MediaSection) -> list[Codec]:
         pts = [p for p in dict.fromkeys(section.payload_types) if _is_supported(section, p)]
         codecs = [_codec(section, p, _rtx_for(section, p)) for p in pts]
         first = wanted.get(section.kind)
+        if codecs and first is not None and all(c.name.lower() != first for c in codecs):
+            offered = ", ".join(dict.fromkeys(c.name for c in codecs))
+            raise CodecMismatch(
+                f"the stream sends {preferred[section.kind]} {section.kind}; "
+                f"this offer can receive only {offered}"
+            )
         return sorted(codecs, key=lambda codec: codec.name.lower() != first)
 
     return _negotiate(offer, ("recvonly", "sendrecv"), choose, PLAY_EXTENSIONS)

@@ -93,6 +93,10 @@ class Offer:
     bundle_groups: list[list[str]] = field(default_factory=list)
     media: list[MediaSection] = field(default_factory=list)
 
+    def bundle_group(self, mids: list[str]) -> list[str] | None:
+        """The offer's BUNDLE group that holds every one of `mids`, or None."""
+        return next((group for group in self.bundle_groups if set(mids) <= set(group)), None)
+
 
 def _number(text: str, low: int, high: int, where: str) -> int:
     """An ASCII decimal in [low, high], or SdpError naming `where`."""

@@ -1,8 +1,9 @@
 """ICE over HTTP PATCH (RFC 9725 §4.3): trickled candidates, ICE restarts and entity tags.
 
-An ICE-lite server never checks towards the client, so trickled candidates are validated and
-ignored. An ICE restart (a fragment with a new ice-ufrag) gives the session new credentials on
-both sides; DTLS and SRTP carry on, so media resumes as soon as the client's checks succeed.
+An ICE-lite server never checks towards the client, so trickled candidates are read, counted
+and otherwise ignored. An ICE restart (a fragment with a new ice-ufrag) gives the session new
+credentials on both sides; DTLS and SRTP carry on, so media resumes as soon as the client's
+checks succeed.
 Each session has an entity tag that names its current ICE credentials; a restart replaces it.
 """
 
@@ -13,53 +14,87 @@ import secrets
 from collections.abc import Container
 from dataclasses import dataclass, field
 
-from signaling.answer import _candidate_lines
+from signaling.answer import candidate_lines
 
 SDPFRAG_TYPE = "application/trickle-ice-sdpfrag"
 
 _UFRAG = re.compile(r"[A-Za-z0-9+/]{4,256}")  # RFC 8839 §5.4: ice-char, 4 to 256
 _PWD = re.compile(r"[A-Za-z0-9+/]{22,256}")  # RFC 8839 §5.4: ice-char, 22 to 256
-_TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")  # RFC 8866 token
 _FOUNDATION = re.compile(r"[A-Za-z0-9+/]{1,32}")
+# An address as clients write it: IPv4, IPv6 (bare or in brackets, as Eyevinn's client sends
+# it) or an mDNS name ending in .local (browsers hiding their addresses, RFC 8839 §5.1 allows
+# an FQDN).
+_ADDRESS = re.compile(r"\[?[0-9A-Fa-f:.]{2,45}\]?|[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,7}")
+TRANSPORTS = ("udp", "tcp")
+TYPES = ("host", "srflx", "prflx", "relay")
+# Candidate lines read from one fragment; the rest are counted as ignored. A browser trickles a
+# handful per m-line, so this never bothers a real client and bounds the work of a PATCH.
+MAX_CANDIDATES = 64
 
 
 class FragmentError(ValueError):
     """A PATCH body that is not a trickle-ice-sdpfrag; one line, fit for an HTTP 400 body."""
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One trickled candidate, as far as a server can read it (RFC 8839 §5.1)."""
+
+    foundation: str
+    component: int
+    transport: str
+    priority: int
+    address: str  # without brackets
+    port: int
+    kind: str  # host, srflx, prflx or relay
+
+
 @dataclass
 class IceFragment:
-    """What a trickle-ice-sdpfrag says about ICE: credentials if present, and its candidates."""
+    """What a trickle-ice-sdpfrag says about ICE: credentials if present, and its candidates.
+
+    Candidate lines the server cannot read are counted in `ignored`, never fatal: clients
+    write forms the grammar does not (component 0, bracketed IPv6), and an ICE-lite server has
+    no use for client candidates beyond counting them.
+    """
 
     ufrag: str | None = None
     pwd: str | None = None
-    candidates: list[str] = field(default_factory=list)
+    candidates: list[Candidate] = field(default_factory=list)
+    ignored: int = 0
     end_of_candidates: bool = False
 
 
-def _check_candidate(value: str) -> None:
-    """RFC 8839 §5.1 grammar up to the candidate type; extensions after it are not checked."""
+def parse_candidate(value: str) -> Candidate | None:
+    """The candidate of an a=candidate value, or None when it is not one we can read."""
     parts = value.split()
     if len(parts) < 8 or parts[6] != "typ":
-        raise FragmentError(
-            "a=candidate needs foundation, component, transport, priority, "
-            "address, port, typ and a type"
-        )
+        return None
     foundation, component, transport, priority, address, port, _, kind = parts[:8]
-    ok = (
+    transport, kind = transport.lower(), kind.lower()
+    readable = (
         _FOUNDATION.fullmatch(foundation)
         and component.isdigit()
-        and 1 <= int(component) <= 256
-        and _TOKEN.fullmatch(transport)
+        and int(component) <= 256
+        and transport in TRANSPORTS
         and priority.isdigit()
         and len(priority) <= 10
-        and _TOKEN.fullmatch(address)
+        and _ADDRESS.fullmatch(address)
         and port.isdigit()
         and int(port) <= 65535
-        and _TOKEN.fullmatch(kind)
+        and kind in TYPES
     )
-    if not ok:
-        raise FragmentError(f"malformed a=candidate: {value[:80]!r}")
+    if not readable:
+        return None
+    return Candidate(
+        foundation,
+        int(component),
+        transport,
+        int(priority),
+        address.removeprefix("[").removesuffix("]"),
+        int(port),
+        kind,
+    )
 
 
 def _set_once(current: str | None, value: str, what: str) -> str:
@@ -69,7 +104,11 @@ def _set_once(current: str | None, value: str, what: str) -> str:
 
 
 def parse_sdpfrag(text: str) -> IceFragment:
-    """Parse and validate a trickle-ice-sdpfrag body (RFC 8840 §3); FragmentError if bad."""
+    """Parse a trickle-ice-sdpfrag body (RFC 8840 §3); FragmentError if it is not one.
+
+    Credentials must be well-formed (they start an ICE restart); candidates are read
+    liberally, and one the server cannot read is ignored rather than failing the PATCH.
+    """
     fragment = IceFragment()
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
@@ -90,8 +129,13 @@ def parse_sdpfrag(text: str) -> IceFragment:
                 raise FragmentError(f"line {number}: bad ice-pwd")
             fragment.pwd = _set_once(fragment.pwd, attr, "ice-pwd")
         elif name == "candidate":
-            _check_candidate(attr)
-            fragment.candidates.append(attr)
+            candidate = None
+            if len(fragment.candidates) < MAX_CANDIDATES:
+                candidate = parse_candidate(attr)
+            if candidate is None:
+                fragment.ignored += 1
+            else:
+                fragment.candidates.append(candidate)
         elif name == "end-of-candidates":
             fragment.end_of_candidates = True
     return fragment
@@ -107,7 +151,7 @@ def render_restart(
         f"a=ice-pwd:{pwd}",
         f"m={kind} 9 UDP/TLS/RTP/SAVPF 0",
         f"a=mid:{mid}",
-        *_candidate_lines(candidates),
+        *candidate_lines(candidates),
     ]
     return "\r\n".join(lines) + "\r\n"
 

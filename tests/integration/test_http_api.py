@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
-from tests.integration.peers import close_all, new_peer_connection, play, publish
+from tests.integration.peers import close_all, new_peer_connection, play, prefer_codec, publish
 
 SDP = {"Content-Type": "application/sdp"}
 
@@ -140,3 +141,44 @@ async def test_publisher_leaves_and_returns_keeps_players(sfu_server) -> None:
             assert player.frames["audio"] > 0
         finally:
             await close_all(*peers)
+
+
+async def test_unbundled_offer_gets_422_naming_bundle(sfu_server) -> None:
+    """An offer without a BUNDLE group (GStreamer webrtcbin's default bundle-policy none) is
+    refused with a reason, never a 201 whose audio cannot flow. aiortc's max-compat offer has a
+    transport per m-line but still lists a group, so the group line is taken out."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_COMPAT))
+    pc.addTransceiver("audio", direction="sendonly")
+    pc.addTransceiver("video", direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = "".join(
+        line
+        for line in pc.localDescription.sdp.splitlines(keepends=True)
+        if not line.startswith("a=group:BUNDLE")
+    )
+    await pc.close()
+    async with aiohttp.ClientSession() as http:
+        url = f"{sfu_server.http_url}/whip/live/unbundled"
+        async with http.post(url, data=offer, headers=SDP) as response:
+            assert response.status == 422
+            assert "BUNDLE" in await response.text()
+        async with http.get(f"{sfu_server.http_url}/api/v1/streams") as response:
+            assert (await response.json())["streams"] == []
+
+
+async def test_player_without_the_streams_codec_gets_422(sfu_server) -> None:
+    base = sfu_server.http_url
+    async with aiohttp.ClientSession() as http:
+        publisher = await publish(http, base, "live/h264", video_codec="video/H264")
+        pc = new_peer_connection()
+        prefer_codec(pc.addTransceiver("video", direction="recvonly"), "video/VP8")
+        pc.addTransceiver("audio", direction="recvonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        url = f"{base}/whep/live/h264"
+        async with http.post(url, data=pc.localDescription.sdp, headers=SDP) as response:
+            assert response.status == 422
+            assert await response.text() == (
+                "the stream sends H264 video; this offer can receive only VP8\n"
+            )
+        await pc.close()
+        await close_all(publisher)

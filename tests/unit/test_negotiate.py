@@ -15,6 +15,8 @@ from sfu.media import PeerParams
 from signaling.answer import candidate_priority, render_answer
 from signaling.negotiate import (
     PLAY_EXTENSIONS,
+    BundleRequired,
+    CodecMismatch,
     NegotiationError,
     UnsupportedMedia,
     negotiate_play,
@@ -359,3 +361,65 @@ async def test_aiortc_offers_parse_and_negotiate(local_only: None) -> None:
     assert peer.tracks[0].rtx_ssrc == video.ssrc_groups[0][1][1]
     assert peer.tracks[1].codecs[0].name == "opus"
     assert peer.tracks[0].extensions == {1: MID_URI, 3: ABS_SEND_TIME}
+
+
+# --- BUNDLE ----------------------------------------------------------------------------------
+
+
+def unbundled(text: str) -> str:
+    """The offer as a client with bundle-policy none writes it (GStreamer webrtcbin's
+    default): no BUNDLE group, and each m-line with ICE credentials of its own."""
+    lines = [line for line in text.split("\n") if not line.startswith("a=group:BUNDLE")]
+    out, section = [], 0
+    for line in lines:
+        if line.startswith("m="):
+            section += 1
+        if line.startswith("a=ice-ufrag:"):
+            line = f"a=ice-ufrag:sec{section}"
+        if line.startswith("a=ice-pwd:"):
+            line = f"a=ice-pwd:{'p' * 21}{section}"
+        out.append(line)
+    return "\n".join(out)
+
+
+def test_unbundled_offer_of_two_m_lines_is_refused_with_the_reason() -> None:
+    with pytest.raises(BundleRequired, match="BUNDLE") as caught:
+        negotiate_publish(parse_offer(unbundled(load("chrome_publish.sdp"))))
+    assert isinstance(caught.value, UnsupportedMedia)  # a 422, never a half-working 201
+
+
+def test_bundle_group_must_hold_every_accepted_m_line() -> None:
+    text = load("chrome_publish.sdp").replace("a=group:BUNDLE 0 1 2", "a=group:BUNDLE 1 2")
+    with pytest.raises(BundleRequired):
+        negotiate_publish(parse_offer(text))
+
+
+def test_single_unbundled_m_line_is_answered_without_a_group() -> None:
+    """One m-line needs no bundling, and the answer never adds a group the offer lacked."""
+    text = unbundled(load("chrome_publish.sdp")).replace("a=sendonly", "a=inactive", 1)
+    peer = negotiate_publish(parse_offer(text))
+    assert [t.kind for t in peer.tracks] == ["video"]
+    answer = answer_for(text, peer, "recvonly")
+    assert "a=group:BUNDLE" not in answer
+    assert parse_offer(answer).bundle_groups == []
+
+
+# --- codec mismatch --------------------------------------------------------------------------
+
+
+def test_player_that_cannot_take_the_streams_codec_is_refused_naming_both() -> None:
+    """Firefox without H264 playing an H264 stream got a 201 and a black video; now a 422
+    that says what the stream sends and what the offer can take."""
+    vp8_only = re.sub(
+        r"m=video (\d+) (\S+) [\d ]+",
+        r"m=video \1 \2 120",
+        as_player(load("firefox_publish.sdp")),
+    )
+    offer = parse_offer(vp8_only)
+    assert [offer.media[1].rtpmap[pt].name for pt in offer.media[1].payload_types] == ["VP8"]
+    with pytest.raises(CodecMismatch, match="sends H264 video; this offer can receive only VP8"):
+        negotiate_play(offer, {"video": "H264"})
+    peer = negotiate_play(offer, {"video": "VP8"})  # the same offer plays a VP8 stream
+    assert peer.tracks[1].codecs[0].name == "VP8"
+    peer = negotiate_play(offer)  # and a stream not yet published: it gets what it can take
+    assert peer.tracks[1].codecs[0].name == "VP8"
