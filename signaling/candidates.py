@@ -11,7 +11,6 @@ first the IP literal the client used in the Host header of its WHIP/WHEP request
 from __future__ import annotations
 
 import ipaddress
-import socket
 
 import psutil
 
@@ -28,9 +27,7 @@ def interface_addresses() -> list[str]:
         if name in stats and not stats[name].isup:
             continue
         for address in addresses:
-            if address.family not in (socket.AF_INET, socket.AF_INET6):
-                continue
-            try:
+            try:  # link-layer (MAC) addresses do not parse and are skipped
                 ip = ipaddress.ip_address(address.address.split("%")[0])
             except ValueError:
                 continue

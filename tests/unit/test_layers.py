@@ -17,7 +17,9 @@ PACKAGES = ("sfu", "signaling")
 # data contracts every layer shares, so they sit at the bottom with the wire codecs.
 LAYERS: dict[str, int] = {
     "sfu": 0,  # the empty package __init__
-    **dict.fromkeys(["sfu.stun", "sfu.rtp", "sfu.demux", "sfu.config", "sfu.media"], 0),
+    **dict.fromkeys(
+        ["sfu.stun", "sfu.rtp", "sfu.demux", "sfu.framing", "sfu.config", "sfu.media"], 0
+    ),
     **dict.fromkeys(
         ["sfu.ice", "sfu.dtls", "sfu.srtp", "sfu.receiver", "sfu.twcc", "sfu.keyframes"], 1
     ),
