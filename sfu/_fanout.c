@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -369,7 +370,7 @@ typedef struct {
     uint8_t mid_id, abs_id, transport_id, mid_len;
     uint8_t mid[MAX_MID];
     PyObject *addr; /* the address `name` was made from */
-    struct sockaddr_in6 name;
+    struct sockaddr_storage name;
     socklen_t name_len;
 } Player;
 
@@ -519,7 +520,7 @@ typedef struct {
     uint8_t *buffers;
     struct mmsghdr *messages;
     struct iovec *vectors;
-    struct sockaddr_in6 *names;
+    struct sockaddr_storage *names;
     int size;
     int busy;
 } Batch;
@@ -543,7 +544,7 @@ static int batch_reserve(Batch *batch, int size)
     batch->buffers = PyMem_RawMalloc((size_t)size * SLOT);
     batch->messages = PyMem_RawCalloc((size_t)size, sizeof(struct mmsghdr));
     batch->vectors = PyMem_RawMalloc((size_t)size * sizeof(struct iovec));
-    batch->names = PyMem_RawMalloc((size_t)size * sizeof(struct sockaddr_in6));
+    batch->names = PyMem_RawMalloc((size_t)size * sizeof(struct sockaddr_storage));
     if (!batch->buffers || !batch->messages || !batch->vectors || !batch->names) {
         batch_free(batch);
         PyErr_NoMemory();
@@ -582,35 +583,50 @@ static void flush(int fd, Batch *batch, int count, Py_ssize_t *sent, Py_ssize_t 
     }
 }
 
-/* The socket address of session.addr, cached while it is the same object; 0 if it is not a
- * numeric (host, port, ...) tuple. */
+/* The socket address of session.addr, cached while it is the same object: what the socket's
+ * own sendto takes, a numeric (host, port, ...) tuple for IP or a path for AF_UNIX; 0 if it
+ * is neither. */
 static int resolve(Player *player, PyObject *addr)
 {
     if (addr == player->addr)
         return 1;
     Py_CLEAR(player->addr);
     player->name_len = 0;
+    memset(&player->name, 0, sizeof(player->name));
+    if (PyUnicode_Check(addr)) {
+        struct sockaddr_un *local = (struct sockaddr_un *)&player->name;
+        Py_ssize_t size;
+        const char *path = PyUnicode_AsUTF8AndSize(addr, &size);
+        if (path == NULL || size < 1 || (size_t)size >= sizeof(local->sun_path)) {
+            PyErr_Clear();
+            return 0;
+        }
+        local->sun_family = AF_UNIX;
+        memcpy(local->sun_path, path, (size_t)size);
+        player->name_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + size + 1);
+        player->addr = Py_NewRef(addr);
+        return 1;
+    }
     if (!PyTuple_Check(addr) || PyTuple_GET_SIZE(addr) < 2)
         return 0;
-    const char *host = PyUnicode_Check(PyTuple_GET_ITEM(addr, 0))
-                           ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(addr, 0))
-                           : NULL;
-    long port = PyLong_Check(PyTuple_GET_ITEM(addr, 1)) ? PyLong_AsLong(PyTuple_GET_ITEM(addr, 1))
-                                                        : -1;
+    PyObject *host_object = PyTuple_GET_ITEM(addr, 0);
+    PyObject *port_object = PyTuple_GET_ITEM(addr, 1);
+    const char *host = PyUnicode_Check(host_object) ? PyUnicode_AsUTF8(host_object) : NULL;
+    long port = PyLong_Check(port_object) ? PyLong_AsLong(port_object) : -1;
     if (host == NULL || port < 0 || port > 0xFFFF) {
         PyErr_Clear();
         return 0;
     }
-    memset(&player->name, 0, sizeof(player->name));
     struct sockaddr_in *v4 = (struct sockaddr_in *)&player->name;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&player->name;
     if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
         v4->sin_family = AF_INET;
         v4->sin_port = htons((uint16_t)port);
-        player->name_len = sizeof(struct sockaddr_in);
-    } else if (inet_pton(AF_INET6, host, &player->name.sin6_addr) == 1) {
-        player->name.sin6_family = AF_INET6;
-        player->name.sin6_port = htons((uint16_t)port);
-        player->name_len = sizeof(struct sockaddr_in6);
+        player->name_len = sizeof(*v4);
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        player->name_len = sizeof(*v6);
     } else {
         return 0;
     }
