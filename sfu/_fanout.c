@@ -729,13 +729,16 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
 
     Batch private_batch = {0};
     Batch *batch = shared_batch.busy ? &private_batch : &shared_batch;
-    Py_ssize_t total = PyList_GET_SIZE(players);
-    int failed = batch_reserve(batch, (int)(total < MAX_BATCH ? (total ? total : 1) : MAX_BATCH));
+    /* A copy: reading session.addr may run Python code that changes the list. */
+    PyObject *snapshot = PyList_AsTuple(players);
+    Py_ssize_t total = snapshot ? PyTuple_GET_SIZE(snapshot) : 0;
+    int failed = snapshot == NULL ||
+                 batch_reserve(batch, (int)(total < MAX_BATCH ? (total ? total : 1) : MAX_BATCH));
     batch->busy = 1;
     int count = 0;
     int batch_fd = -1;
-    for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(players); i++) {
-        PyObject *item = PyList_GET_ITEM(players, i);
+    for (Py_ssize_t i = 0; !failed && i < total; i++) {
+        PyObject *item = PyTuple_GET_ITEM(snapshot, i);
         if (!PyObject_TypeCheck(item, &PlayerType)) {
             PyErr_SetString(PyExc_TypeError, "players must be PlayerState objects");
             failed = 1;
@@ -804,6 +807,7 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
         flush(batch_fd, batch, count, &sent, &dropped);
     batch->busy = 0;
     batch_free(&private_batch);
+    Py_XDECREF(snapshot);
     PyBuffer_Release(&view);
     if (failed)
         return NULL;
