@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench browser-deps clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py sfu/_fanout.c
+	PYTHON=$(PYTHON) sh scripts/install-build-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'

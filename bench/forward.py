@@ -1,13 +1,15 @@
 """The forwarding hot path alone: CPU per packet per player, without the load generator.
 
-    python -m bench.forward [--players 1 10 100 500] [--packets 2000]
+    python -m bench.forward [--players 10 100 500] [--packets 2000]
 
 One publisher track fans packets out to N players through the real code (PublisherTrack.forward,
-per-player rewrite, libsrtp protection with keys from a real DTLS handshake, the socket's own
-sendto to a 127.0.0.1 sink nobody reads). It prints microseconds per forwarded packet and
-packets per CPU-second for each SRTP profile, with and without the per-player header
-extensions. End-to-end runs (bench.load) cost more per packet on loopback, because each
-delivery also wakes the receiving process; this separates the server's own work from that.
+per-player rewrite, SRTP protection with keys from a real DTLS handshake, sends to a 127.0.0.1
+sink nobody reads), on both paths side by side: the pure-Python loop (pylibsrtp, one sendto per
+player) and the compiled fan-out (sfu._fanout: OpenSSL, one sendmmsg per packet). It prints
+microseconds per forwarded packet (one packet to one player) for each SRTP profile, with and
+without the per-player header extensions, and the ratio. End-to-end runs (bench.load) cost more
+per packet on loopback, because each delivery also wakes the receiving process; this separates
+the server's own work from that.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from collections.abc import Sequence
 from types import SimpleNamespace
 
-from sfu import rtp
+from sfu import fastpath, rtp
 from sfu.dtls import Certificate, DtlsEndpoint, SrtpKeys
 from sfu.media import VIDEO, Codec, TrackSpec
 from sfu.srtp import SrtpContext
@@ -62,7 +64,10 @@ def measure(players: int, keys: SrtpKeys, extensions: bool, packets: int) -> flo
         ids = {1: rtp.MID_URI, 2: rtp.ABS_SEND_TIME_URI, 3: rtp.TRANSPORT_CC_URI}
         for _ in range(players):
             session = SimpleNamespace(
-                addr=sink.getsockname(), srtp=SrtpContext(keys), transport_seq=0
+                addr=sink.getsockname(),
+                srtp=SrtpContext(keys),
+                dtls=SimpleNamespace(keys=keys),
+                transport_seq=0,
             )
             spec = TrackSpec("0", VIDEO, [codec], extensions=ids if extensions else {})
             player = SubscriberTrack(session, spec)  # type: ignore[arg-type]
@@ -84,21 +89,40 @@ def measure(players: int, keys: SrtpKeys, extensions: bool, packets: int) -> flo
         sender.close()
 
 
+def measure_python(players: int, keys: SrtpKeys, extensions: bool, packets: int) -> float:
+    """`measure` with the compiled fan-out switched off, as SFU_NO_EXTENSION=1 would."""
+    compiled, fastpath.fanout = fastpath.fanout, None
+    try:
+        return measure(players, keys, extensions, packets)
+    finally:
+        fastpath.fanout = compiled
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.forward", description=__doc__)
-    parser.add_argument("--players", type=int, nargs="+", default=[1, 10, 100, 500])
+    parser.add_argument("--players", type=int, nargs="+", default=[10, 100, 500])
     parser.add_argument("--packets", type=int, default=2000)
     args = parser.parse_args(argv)
-    print(f"{'profile':<12} {'extensions':<10} {'players':>7} {'µs/packet':>10} {'pkts/CPU-s':>11}")
+    compiled = fastpath.fanout is not None
+    if not compiled:
+        print(f"compiled path unavailable: {fastpath.WHY}; measuring the Python path only")
+    print(
+        f"{'profile':<12} {'extensions':<10} {'players':>7} "
+        f"{'python µs':>10} {'compiled µs':>12} {'ratio':>6}"
+    )
     for name, profile in PROFILES.items():
         keys = server_keys(profile)
         for extensions in (False, True):
             for players in args.players:
-                cost = measure(players, keys, extensions, args.packets)
-                print(
+                python = measure_python(players, keys, extensions, args.packets)
+                line = (
                     f"{name:<12} {'yes' if extensions else 'no':<10} {players:>7} "
-                    f"{cost * 1e6:>10.2f} {1 / cost:>11,.0f}"
+                    f"{python * 1e6:>10.2f}"
                 )
+                if compiled:
+                    fast = measure(players, keys, extensions, args.packets)
+                    line += f" {fast * 1e6:>12.2f} {python / fast:>5.1f}x"
+                print(line)
 
 
 if __name__ == "__main__":

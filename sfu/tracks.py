@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pylibsrtp
 
-from sfu import rtp
+from sfu import fastpath, rtp
 from sfu.keyframes import keyframe_detector
 from sfu.media import VIDEO, Codec, TrackSpec
 from sfu.receiver import MissingPackets, ReceptionStats
@@ -92,6 +92,15 @@ class PublisherTrack:
         subscribers = self.subscribers
         if not subscribers:
             return
+        fanout = fastpath.fanout
+        if fanout is not None:
+            _, dropped, left = fanout(packet, subscribers, now)
+            self.send_failures += dropped
+            if not left:
+                return
+            # Players still waiting for a keyframe, and any without a socket or SRTP sender
+            # the extension can use, go through the loop below.
+            subscribers = [sub for sub in subscribers if not sub.started or sub._fd < 0]
         buf = bytearray(packet)
         marker = packet[1] & 0x80
         keyframe: bool | None = None
@@ -237,8 +246,11 @@ def _add_extensions(packet: bytes, layout: ExtensionLayout, now: float) -> tuple
     return buf, offsets[-1] if transport_id else 0
 
 
-class SubscriberTrack:
-    """One outgoing track of a player, fed by at most one publisher track at a time."""
+class SubscriberTrack(fastpath.PlayerState):
+    """One outgoing track of a player, fed by at most one publisher track at a time.
+
+    With the extension built, the fields the fan-out reads (ssrc, payload_type, offsets,
+    started, counters, session, extension_layout) live flat in its C base."""
 
     def __init__(self, session: PeerSession, spec: TrackSpec) -> None:
         self.session = session
@@ -297,7 +309,7 @@ class SubscriberTrack:
         self.payload_type = codec.payload_type
         self.rtx_payload_type = codec.rtx_payload_type if self.rtx_ssrc is not None else None
         self.started = False
-        self._protect = self.session.srtp.protect_rtp
+        self._protect = fastpath.bind(self, sendto)
         self._sendto = sendto
         source.subscribers.append(self)
 

@@ -1,18 +1,24 @@
 """PublisherTrack.forward and SubscriberTrack: per-player rewriting, NACK answers, SR and RTT.
 
-Players are fed through a fake session (an address and an identity SRTP protect) and a list
-that collects what would go on the wire; no socket is involved.
+Every test runs on both forwarding paths. On the Python path players are fed through a fake
+session (an address and an identity SRTP protect) and a list that collects what would go on
+the wire. On the compiled path (sfu._fanout) each player has DTLS-SRTP keys and real sockets
+on 127.0.0.1; what it receives is unprotected with pylibsrtp before the test looks at it.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import struct
 from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
+from pylibsrtp import Policy, Session
 
-from sfu import rtp, tracks
+from sfu import fastpath, rtp, tracks
+from sfu.dtls import SrtpKeys
 from sfu.media import AUDIO, VIDEO, Codec, TrackSpec
 from sfu.receiver import MissingPackets
 from sfu.tracks import CACHE_SIZE, MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
@@ -35,6 +41,16 @@ def deterministic_random(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr(tracks.secrets, "randbits", randbits)
     yield
+
+
+@pytest.fixture(autouse=True, params=["python", "compiled"])
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The forwarding path under test; the compiled one needs the extension built."""
+    if request.param == "python":
+        monkeypatch.setattr(fastpath, "fanout", None)
+    elif fastpath.fanout is None:
+        pytest.skip(f"no compiled path: {fastpath.WHY}")
+    return request.param
 
 
 def packet(
@@ -67,14 +83,26 @@ def publisher(ssrc: int = 0xA1A1A1A1, kind: str = VIDEO, name: str = "VP8") -> P
 
 
 class Player:
-    """A SubscriberTrack with its fake session and the datagrams it would send."""
+    """A SubscriberTrack with its session and the datagrams it sent (as plaintext RTP)."""
 
     def __init__(self, rtx: bool = False, payload_type: int = 102) -> None:
-        self.sent: list[bytes] = []
+        self._sent: list[bytes] = []
         self.session = SimpleNamespace(
             addr=PLAYER_ADDR,
             srtp=SimpleNamespace(protect_rtp=bytes),  # like SRTP, a new bytes object
         )
+        self._sockets: tuple[socket.socket, socket.socket] | None = None
+        if fastpath.fanout is not None:
+            self._key = os.urandom(28)
+            keys = SrtpKeys(Policy.SRTP_PROFILE_AEAD_AES_128_GCM, self._key, self._key)
+            self.session.dtls = SimpleNamespace(keys=keys)
+            receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            receiver.bind(("127.0.0.1", 0))
+            receiver.setblocking(False)
+            sender.setblocking(False)
+            self._sockets = (receiver, sender)
+            self.session.addr = receiver.getsockname()
         codec = Codec(
             "VP8",
             payload_type,
@@ -84,17 +112,41 @@ class Player:
         )
         self.track = SubscriberTrack(self.session, TrackSpec("0", VIDEO, [codec]))  # type: ignore[arg-type]
 
+    def __del__(self) -> None:
+        for sock in self._sockets or ():
+            sock.close()
+
     def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
         assert addr == PLAYER_ADDR
-        self.sent.append(data)
+        self._sent.append(data)
+
+    @property
+    def sent(self) -> list[bytes]:
+        if self._sockets is not None:  # loopback has delivered by the time the send returned
+            for _ in range(10_000):
+                try:
+                    datagram = self._sockets[0].recv(2048)
+                except BlockingIOError:
+                    break
+                # A fresh receiver each time: NACK answers repeat sequence numbers.
+                inbound = Policy(
+                    key=self._key,
+                    ssrc_type=Policy.SSRC_ANY_INBOUND,
+                    srtp_profile=Policy.SRTP_PROFILE_AEAD_AES_128_GCM,
+                )
+                self._sent.append(Session(inbound).unprotect(datagram))
+        return self._sent
 
     def attach(self, source: PublisherTrack) -> None:
         codec = self.track.codec_for(source.codec)
         assert codec is not None
-        self.track.attach(source, codec, self.sendto)
+        sendto = self._sockets[1].sendto if self._sockets is not None else self.sendto
+        self.track.attach(source, codec, sendto)
+        on_compiled_path = getattr(self.track, "_fd", -1) >= 0
+        assert on_compiled_path == (self._sockets is not None)
 
     def take(self) -> list[bytes]:
-        sent, self.sent = self.sent, []
+        sent, self._sent = self.sent, []
         return sent
 
 

@@ -1,0 +1,81 @@
+"""Which forwarding path is active: the compiled fan-out (sfu._fanout) or pure Python.
+
+The extension is optional at build time, and `SFU_NO_EXTENSION=1` forces the Python path;
+both produce the same bytes. `PATH` is what the server logs at start and reports in its stats.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from sfu.dtls import SrtpKeys
+
+log = logging.getLogger(__name__)
+
+
+def _load() -> tuple[Any, str]:
+    if os.environ.get("SFU_NO_EXTENSION", "") not in ("", "0"):
+        return None, "SFU_NO_EXTENSION is set"
+    try:
+        from sfu import _fanout
+    except ImportError as error:
+        return None, f"the extension is not built ({error})"
+    return _fanout, "sfu._fanout is built"
+
+
+_extension, WHY = _load()
+PATH = "compiled" if _extension is not None else "python"
+
+# fanout(packet, players, now) -> (sent, dropped, left), or None on the Python path.
+fanout: Callable[[bytes, list, float], tuple[int, int, int]] | None = (
+    _extension.fanout if _extension is not None else None
+)
+# The base of SubscriberTrack: its per-player fields kept flat in C, or a plain object.
+PlayerState: type = _extension.PlayerState if _extension is not None else object
+
+
+def announce() -> None:
+    """The log line that says which path forwards packets (once, at server start)."""
+    log.info("forwarding path: %s (%s)", PATH, WHY)
+
+
+def bind(player: Any, sendto: Callable) -> Callable[[bytes | bytearray], bytes]:
+    """Prepare `player` (a SubscriberTrack being attached) for the active path and return
+    what protects its RTP on both paths (the fan-out and NACK answers share its SRTP state).
+
+    A player takes the compiled path when its session has DTLS-SRTP keys of a profile the
+    extension implements and it sends with a datagram socket's own sendto; otherwise it keeps
+    the session's pylibsrtp protection and the Python loop."""
+    session = player.session
+    if fanout is None:
+        return session.srtp.protect_rtp
+    if player._sender is None:  # made once: the rollover counters must carry over re-attaches
+        player._sender = _srtp_sender(session)
+    sender = player._sender
+    player._fd = _socket_fd(sendto) if sender is not None else -1
+    return sender.protect if sender is not None else session.srtp.protect_rtp
+
+
+def _srtp_sender(session: Any) -> Any:
+    keys = getattr(getattr(session, "dtls", None), "keys", None)
+    if not isinstance(keys, SrtpKeys):
+        return None
+    try:
+        return _extension.SrtpSender(keys.profile, keys.local_key)
+    except ValueError as error:
+        log.warning("SRTP profile %s stays on the Python path: %s", keys.profile, error)
+        return None
+
+
+def _socket_fd(sendto: Callable) -> int:
+    """The descriptor behind a socket's bound sendto, or -1 for any other send function."""
+    owner = getattr(sendto, "__self__", None)
+    if not isinstance(owner, socket.socket) or getattr(sendto, "__name__", "") != "sendto":
+        return -1
+    if owner.type != socket.SOCK_DGRAM or owner.getblocking():
+        return -1
+    return owner.fileno()
