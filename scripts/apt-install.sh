@@ -1,6 +1,7 @@
 #!/bin/sh
-# Usage: apt-install.sh PACKAGE BINARY
-# Install the Debian PACKAGE unless BINARY is already there; quiet and idempotent when it is.
+# Usage: apt-install.sh PACKAGE FILE
+# Install the Debian PACKAGE unless FILE (its binary or header) is already there; quiet and
+# idempotent when it is.
 # apt-get update runs only when the package lists do not know PACKAGE yet.
 set -eu
 
@@ -12,8 +13,16 @@ PACKAGE=$1
 BINARY=$2
 NAME="install-$PACKAGE"
 
-if [ -x "$BINARY" ]; then
-    echo "$NAME: $BINARY already present: $("$BINARY" --version 2>/dev/null || echo 'version unknown')"
+describe() {  # the first line of --version for a program, the path for anything else
+    if [ -x "$BINARY" ] && [ ! -d "$BINARY" ]; then
+        "$BINARY" --version 2>/dev/null | head -n 1
+    else
+        echo "$BINARY"
+    fi
+}
+
+if [ -e "$BINARY" ]; then
+    echo "$NAME: already present: $(describe)"
     exit 0
 fi
 
@@ -38,8 +47,8 @@ fi
 echo "$NAME: installing $PACKAGE"
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y "$PACKAGE"
 
-if [ -x "$BINARY" ]; then
-    echo "$NAME: installed $("$BINARY" --version 2>/dev/null || echo "$BINARY")"
+if [ -e "$BINARY" ]; then
+    echo "$NAME: installed $(describe)"
 else
     echo "$NAME: apt-get finished but $BINARY is still missing" >&2
     exit 1

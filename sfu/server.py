@@ -7,6 +7,7 @@ import contextlib
 import logging
 import time
 
+from sfu import fastpath
 from sfu.config import MediaConfig
 from sfu.dtls import Certificate
 from sfu.relay import Relays, relay_host
@@ -38,6 +39,7 @@ class MediaServer:
     async def start(self) -> None:
         """Bind the UDP port and start the timers."""
         self.endpoint.open(self.config.udp_host, self.config.udp_port, self.config.socket_buffer)
+        fastpath.announce()
         self.router.raw_sendto = self.endpoint.sock.sendto  # type: ignore[union-attr]
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
 
