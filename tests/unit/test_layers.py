@@ -23,6 +23,9 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(
         ["sfu.ice", "sfu.dtls", "sfu.srtp", "sfu.receiver", "sfu.twcc", "sfu.keyframes"], 1
     ),
+    # The compiled fan-out (rewrite, SRTP, sendmmsg) is called by the tracks, so it sits with
+    # the protocol state it builds on (DTLS keys) rather than with the socket adapters.
+    "sfu.fastpath": 1,
     "sfu.session": 2,
     **dict.fromkeys(["sfu.tracks", "sfu.router", "sfu.relay"], 3),
     **dict.fromkeys(["sfu.udp", "sfu.server"], 4),
