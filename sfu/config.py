@@ -13,5 +13,6 @@ class MediaConfig:
     udp_port: int = 8000
     candidates: list[str] = field(default_factory=lambda: ["127.0.0.1"])  # advertised addresses
     session_timeout: float = 30.0  # seconds with no valid packet before a session ends
+    pending_timeout: float = 10.0  # seconds a new session has to connect before it ends
     keyframe_interval: float = 0.5  # at most one keyframe request per track per this many seconds
     socket_buffer: int = 4 * 1024 * 1024  # SO_RCVBUF / SO_SNDBUF asked of the kernel

@@ -15,12 +15,14 @@ from aiohttp import web
 
 from sfu.config import MediaConfig
 from sfu.server import MediaServer
+from signaling.admission import Admission, AdmissionPolicy
 from signaling.app import create_app
 from signaling.auth import Authenticator
 from signaling.balancer import Balancer
+from signaling.connections import ConnectionGuard, listen
 from signaling.front import create_front
 from signaling.hooks import HttpHooks
-from signaling.internal import add_internal_routes
+from signaling.internal import SECRET_ENV, add_internal_routes
 from signaling.limits import Limits
 from signaling.workers import WorkerPool
 
@@ -34,8 +36,14 @@ def _env_list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+def _env_flag(name: str) -> bool | None:
+    """True or False when the variable is set to a yes or no word, None when it is unset."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return None
 
 
 def _positive(text: str) -> int:
@@ -81,6 +89,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--web-root", type=Path, default=Path(env("SFU_WEB_ROOT", DEFAULT_WEB_ROOT))
     )
+    parser.add_argument(
+        "--pending-timeout",
+        type=float,
+        default=float(env("SFU_PENDING_TIMEOUT", "10")),
+        help="seconds a new session has to connect (ICE and DTLS) before it ends "
+        "(SFU_PENDING_TIMEOUT, default 10)",
+    )
     parser.add_argument("--log-level", default=env("SFU_LOG_LEVEL", "info"))
     scale = parser.add_argument_group("processes")
     scale.add_argument(
@@ -115,6 +130,47 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="players per stream (per worker with --workers); more get 503 "
         "(SFU_MAX_PLAYERS, default 0)",
     )
+    limits.add_argument(
+        "--client-pending",
+        type=_count,
+        default=env("SFU_CLIENT_PENDING", "20"),
+        help="sessions one client address may have not yet connected; more get 429 "
+        "(SFU_CLIENT_PENDING, default 20)",
+    )
+    limits.add_argument(
+        "--client-rate",
+        type=float,
+        default=float(env("SFU_CLIENT_RATE", "10")),
+        help="sessions one client address may create per second; more get 429 "
+        "(SFU_CLIENT_RATE, default 10)",
+    )
+    limits.add_argument(
+        "--client-burst",
+        type=_positive,
+        default=env("SFU_CLIENT_BURST", "20"),
+        help="sessions one client address may create at once (SFU_CLIENT_BURST, default 20)",
+    )
+    limits.add_argument(
+        "--client-connections",
+        type=_count,
+        default=env("SFU_CLIENT_CONNECTIONS", "64"),
+        help="open HTTP connections per client address; more are closed at once; not applied "
+        "with --trust-proxy (SFU_CLIENT_CONNECTIONS, default 64)",
+    )
+    limits.add_argument(
+        "--header-timeout",
+        type=float,
+        default=float(env("SFU_HEADER_TIMEOUT", "5")),
+        help="seconds an HTTP connection has to send its request headers "
+        "(SFU_HEADER_TIMEOUT, default 5)",
+    )
+    parser.add_argument(
+        "--trust-proxy",
+        action="store_true",
+        default=bool(_env_flag("SFU_TRUST_PROXY")),
+        help="behind a reverse proxy: the client is the right-most X-Forwarded-For address "
+        "(SFU_TRUST_PROXY=1)",
+    )
     auth = parser.add_argument_group("authorization (see signaling/auth.py for the token format)")
     auth.add_argument(
         "--auth-token",
@@ -129,9 +185,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     auth.add_argument(
         "--auth-stats",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=_env_flag("SFU_AUTH_STATS"),
-        help="require a token for the stats API too (SFU_AUTH_STATS=1)",
+        help="require a token for the stats API too; on by default whenever a token or "
+        "secret is set (SFU_AUTH_STATS=1 or 0)",
     )
     parser.add_argument(
         "--hook-url",
@@ -144,19 +201,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.candidate = _env_list("SFU_CANDIDATE") or ["127.0.0.1"]
     if not args.auth_token:
         args.auth_token = _env_list("SFU_AUTH_TOKENS")
-    if args.auth_stats and not (args.auth_token or args.auth_secret):
+    auth_on = bool(args.auth_token or args.auth_secret)
+    if args.auth_stats and not auth_on:
         parser.error("--auth-stats needs --auth-token or --auth-secret")
+    if args.auth_stats is None:
+        args.auth_stats = auth_on
     if args.hook_url and not args.hook_url.startswith(("http://", "https://")):
         parser.error("--hook-url must be an http:// or https:// URL")
     return args
 
 
+def connection_guard(args: argparse.Namespace, worker: bool) -> ConnectionGuard:
+    """The HTTP connection limits: a worker's only client is its front, so it has no per-address
+    cap, and neither has a server behind a proxy, whose connections all come from the proxy."""
+    per_ip = 0 if worker or args.trust_proxy else args.client_connections
+    return ConnectionGuard(header_timeout=args.header_timeout, max_per_ip=per_ip)
+
+
 async def serve(args: argparse.Namespace) -> None:
+    guard = connection_guard(args, args.worker_index is not None)
     config = MediaConfig(
         udp_host=args.udp_host,
         udp_port=args.udp_port,
         candidates=args.candidate,
         session_timeout=args.session_timeout,
+        pending_timeout=args.pending_timeout,
     )
     media = MediaServer(config)
     await media.start()
@@ -167,14 +236,18 @@ async def serve(args: argparse.Namespace) -> None:
         auth=Authenticator(args.auth_token, args.auth_secret, protect_stats=args.auth_stats),
         limits=Limits(args.max_sessions, args.max_players),
         hooks=HttpHooks(args.hook_url),
+        admission=Admission(
+            AdmissionPolicy(args.client_pending, args.client_rate, args.client_burst)
+        ),
+        guard=guard,
+        trust_proxy=args.trust_proxy,
     )
     if args.worker_index is not None:
-        add_internal_routes(app)
+        add_internal_routes(app, os.environ.pop(SECRET_ENV, ""))
     stop = stop_event()
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=args.header_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, args.http_host, args.http_port)
-    await site.start()
+    server = await listen(runner, args.http_host, args.http_port, guard)
     log.info(
         "LiteSFU ready: http://%s:%d (pages and API), media UDP %d, candidates %s",
         args.http_host,
@@ -187,6 +260,7 @@ async def serve(args: argparse.Namespace) -> None:
     log.info("shutting down")
     if watch is not None:
         watch.cancel()
+    server.close()
     await runner.cleanup()
     await media.stop()
 
@@ -214,13 +288,15 @@ async def serve_front(args: argparse.Namespace) -> None:
     stop = stop_event()
     pool = WorkerPool(args.workers, args.udp_port, args.argv)
     balancer = Balancer(pool, args.worker_players)
-    runner = web.AppRunner(create_front(pool, balancer, args.web_root), access_log=None)
+    guard = connection_guard(args, worker=False)
+    front = create_front(pool, balancer, args.web_root, guard=guard, trust_proxy=args.trust_proxy)
+    runner = web.AppRunner(front, access_log=None, keepalive_timeout=args.header_timeout)
+    server: asyncio.AbstractServer | None = None
     try:
         await pool.start()
         balancer.start()
         await runner.setup()
-        site = web.TCPSite(runner, args.http_host, args.http_port)
-        await site.start()
+        server = await listen(runner, args.http_host, args.http_port, guard)
         log.info(
             "LiteSFU ready: http://%s:%d (pages and API), %d workers, media UDP %s",
             args.http_host,
@@ -231,6 +307,8 @@ async def serve_front(args: argparse.Namespace) -> None:
         await stop.wait()
         log.info("shutting down")
     finally:
+        if server is not None:
+            server.close()
         await balancer.stop()
         # Workers stop while the HTTP side drains: a slow client does not delay them.
         await asyncio.gather(runner.cleanup(), pool.stop())
