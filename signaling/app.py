@@ -301,8 +301,8 @@ async def start_session(
 
     The caller admitted the client and checked the limits before reading the offer. Nothing is
     created until every check has passed; limits are checked again after the hook because
-    other offers may have filled the server while it was being asked. The token's digest is kept: only it may end or
-    change the session later.
+    other offers may have filled the server while it was being asked. The token's digest is
+    kept: only that token may end or change the session later.
     """
     media = request.app[MEDIA_SERVER]
     router = media.router
