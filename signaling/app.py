@@ -84,6 +84,11 @@ def unavailable(reason: str) -> Rejection:
     return Rejection(503, reason, {"Retry-After": str(RETRY_AFTER)})
 
 
+def logged_path(request: web.Request) -> str:
+    """The path as the client sent it, still percent-encoded: a %0D%0A cannot forge log lines."""
+    return request.rel_url.raw_path
+
+
 @web.middleware
 async def cors_and_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -92,13 +97,13 @@ async def cors_and_errors(
     try:
         response = await handler(request)
     except Rejection as exc:
-        log.info("%s %s -> %d %s", request.method, request.path, exc.status, exc.reason)
+        log.info("%s %s -> %d %s", request.method, logged_path(request), exc.status, exc.reason)
         response = web.Response(status=exc.status, text=exc.reason + "\n", headers=exc.headers)
     except web.HTTPException as exc:
         exc.headers.update(CORS_HEADERS)
         raise
     except Exception:
-        log.exception("%s %s failed", request.method, request.path)
+        log.exception("%s %s failed", request.method, logged_path(request))
         response = web.Response(status=500, text="internal error\n")
     response.headers.update(CORS_HEADERS)
     return response
@@ -141,7 +146,7 @@ def create_app(
     app[HOOKS] = hooks or HttpHooks()
     app[ETAGS] = EntityTags()
     app[OWNERS] = SessionOwners()
-    app[ADMISSION] = admission or Admission()
+    app[ADMISSION] = admission if admission is not None else Admission()
     if guard is not None:
         app[GUARD] = guard
     app.on_cleanup.append(close_hooks)
@@ -514,7 +519,7 @@ async def srs_api(request: web.Request, role: str) -> web.Response:
         check_limits(request, role, stream)
         session, answer = await start_session(request, role, stream, offer, token)
     except Rejection as exc:
-        log.info("%s %s -> %d %s", request.method, request.path, exc.status, exc.reason)
+        log.info("%s %s -> %d %s", request.method, logged_path(request), exc.status, exc.reason)
         return web.json_response(
             {"code": exc.status, "msg": exc.reason}, status=exc.status, headers=exc.headers
         )

@@ -30,6 +30,7 @@ from signaling.app import (
     add_public_routes,
     behind_proxy,
     cors_and_errors,
+    logged_path,
     parse_srs_body,
     read_bytes,
     srs_stream,
@@ -121,7 +122,7 @@ async def ask_worker(
     try:
         async with pool.http.request(
             request.method,
-            worker.url + (path or request.path_qs),
+            worker.url + (path or request.raw_path),  # as sent: still encoded
             data=body,
             headers=headers,
             allow_redirects=False,
@@ -133,7 +134,11 @@ async def ask_worker(
             status = response.status
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         log.warning(
-            "worker %d did not answer %s %s: %r", worker.index, request.method, request.path, exc
+            "worker %d did not answer %s %s: %r",
+            worker.index,
+            request.method,
+            logged_path(request),
+            exc,
         )
         raise unavailable(f"worker {worker.index} is not answering") from exc
     location = answer.get("Location")
