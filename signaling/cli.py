@@ -60,6 +60,26 @@ def _count(text: str) -> int:
     return value
 
 
+# Flags of the "limits" group: (flag, type, default, meaning); each has an SFU_* variable.
+LIMIT_FLAGS = (
+    ("--max-sessions", _count, "1000",
+     "live sessions in all (per worker with --workers); more get 503"),
+    ("--max-players", _count, "0",
+     "players per stream (per worker with --workers); more get 503"),
+    ("--client-pending", _count, "20",
+     "sessions one client address may have not yet connected; more get 429"),
+    ("--client-rate", float, "10",
+     "sessions one client address may create per second; more get 429"),
+    ("--client-burst", _positive, "20",
+     "sessions one client address may create at once"),
+    ("--client-connections", _count, "64",
+     "open HTTP connections per client address, more are closed at once; "
+     "not applied with --trust-proxy"),
+    ("--header-timeout", float, "5",
+     "seconds an HTTP connection has to send a request's headers"),
+)  # fmt: skip
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     parser = argparse.ArgumentParser(
@@ -116,54 +136,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     # Set by the front on the workers it starts: internal routes, log tag, exit with the front.
     scale.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     limits = parser.add_argument_group("limits (0 means none)")
-    limits.add_argument(
-        "--max-sessions",
-        type=_count,
-        default=env("SFU_MAX_SESSIONS", "1000"),
-        help="live sessions in all (per worker with --workers); more get 503 "
-        "(SFU_MAX_SESSIONS, default 1000)",
-    )
-    limits.add_argument(
-        "--max-players",
-        type=_count,
-        default=env("SFU_MAX_PLAYERS", "0"),
-        help="players per stream (per worker with --workers); more get 503 "
-        "(SFU_MAX_PLAYERS, default 0)",
-    )
-    limits.add_argument(
-        "--client-pending",
-        type=_count,
-        default=env("SFU_CLIENT_PENDING", "20"),
-        help="sessions one client address may have not yet connected; more get 429 "
-        "(SFU_CLIENT_PENDING, default 20)",
-    )
-    limits.add_argument(
-        "--client-rate",
-        type=float,
-        default=float(env("SFU_CLIENT_RATE", "10")),
-        help="sessions one client address may create per second; more get 429 "
-        "(SFU_CLIENT_RATE, default 10)",
-    )
-    limits.add_argument(
-        "--client-burst",
-        type=_positive,
-        default=env("SFU_CLIENT_BURST", "20"),
-        help="sessions one client address may create at once (SFU_CLIENT_BURST, default 20)",
-    )
-    limits.add_argument(
-        "--client-connections",
-        type=_count,
-        default=env("SFU_CLIENT_CONNECTIONS", "64"),
-        help="open HTTP connections per client address; more are closed at once; not applied "
-        "with --trust-proxy (SFU_CLIENT_CONNECTIONS, default 64)",
-    )
-    limits.add_argument(
-        "--header-timeout",
-        type=float,
-        default=float(env("SFU_HEADER_TIMEOUT", "5")),
-        help="seconds an HTTP connection has to send its request headers "
-        "(SFU_HEADER_TIMEOUT, default 5)",
-    )
+    for flag, kind, default, meaning in LIMIT_FLAGS:
+        variable = "SFU_" + flag.removeprefix("--").upper().replace("-", "_")
+        limits.add_argument(
+            flag,
+            type=kind,
+            default=env(variable, default),
+            help=f"{meaning} ({variable}, default {default})",
+        )
     parser.add_argument(
         "--trust-proxy",
         action="store_true",
