@@ -7,6 +7,7 @@ client can cause becomes a status with a one-line reason, logged once, never a t
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
@@ -58,6 +59,7 @@ ETAGS = web.AppKey("etags", EntityTags)
 OWNERS = web.AppKey("owners", SessionOwners)
 ADMISSION = web.AppKey("admission", Admission)
 GUARD = web.AppKey("guard", ConnectionGuard)
+REFUSED = web.AppKey("refused", collections.Counter)  # client errors answered, by status
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -84,6 +86,12 @@ def unavailable(reason: str) -> Rejection:
     return Rejection(503, reason, {"Retry-After": str(RETRY_AFTER)})
 
 
+def count_refusal(request: web.Request, status: int) -> None:
+    refused = request.app.get(REFUSED)
+    if refused is not None:
+        refused[str(status)] += 1
+
+
 def logged_path(request: web.Request) -> str:
     """The path as the client sent it, still percent-encoded: a %0D%0A cannot forge log lines."""
     return request.rel_url.raw_path
@@ -97,6 +105,7 @@ async def cors_and_errors(
     try:
         response = await handler(request)
     except Rejection as exc:
+        count_refusal(request, exc.status)
         log.info("%s %s -> %d %s", request.method, logged_path(request), exc.status, exc.reason)
         response = web.Response(status=exc.status, text=exc.reason + "\n", headers=exc.headers)
     except web.HTTPException as exc:
@@ -146,6 +155,7 @@ def create_app(
     app[HOOKS] = hooks or HttpHooks()
     app[ETAGS] = EntityTags()
     app[OWNERS] = SessionOwners()
+    app[REFUSED] = collections.Counter()
     app[ADMISSION] = admission if admission is not None else Admission()
     if guard is not None:
         app[GUARD] = guard
@@ -519,6 +529,7 @@ async def srs_api(request: web.Request, role: str) -> web.Response:
         check_limits(request, role, stream)
         session, answer = await start_session(request, role, stream, offer, token)
     except Rejection as exc:
+        count_refusal(request, exc.status)
         log.info("%s %s -> %d %s", request.method, logged_path(request), exc.status, exc.reason)
         return web.json_response(
             {"code": exc.status, "msg": exc.reason}, status=exc.status, headers=exc.headers
@@ -562,6 +573,7 @@ async def server_stats(request: web.Request) -> web.Response:
             "control_datagrams_out": endpoint.datagrams_out,
             "drops": dict(endpoint.drops),
             "admission_refused": dict(request.app[ADMISSION].refused),
+            "http_refused": dict(request.app[REFUSED]),  # by status: 400, 401, 413, 429, ...
             "http": request.app[GUARD].stats() if GUARD in request.app else {},
         }
     )

@@ -24,6 +24,7 @@ from multidict import CIMultiDict
 from signaling.app import (
     GUARD,
     MAX_OFFER_BYTES,
+    REFUSED,
     SESSION_ID_PATTERN,
     PublicHandlers,
     Rejection,
@@ -80,6 +81,7 @@ def create_front(
     )
     app[POOL] = pool
     app[BALANCER] = balancer
+    app[REFUSED] = collections.Counter()
     if guard is not None:
         app[GUARD] = guard
     add_public_routes(
@@ -316,6 +318,7 @@ async def server_stats(request: web.Request) -> web.Response:
     workers = request.app[POOL].workers
     total = add_up(list(by_index.values()))
     total.pop("udp_port", None)
+    total.setdefault("http_refused", collections.Counter()).update(request.app[REFUSED])
     return web.json_response(
         {
             **total,

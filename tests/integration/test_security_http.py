@@ -242,6 +242,8 @@ async def test_malformed_srs_input_is_400_with_a_reason() -> None:
                 assert status == 400 and "bad stream name part" in reason, query
         async with http.get(f"{base}/api/v1/streams") as response:
             assert (await response.json())["streams"] == []
+        async with http.get(f"{base}/api/v1/server") as response:
+            assert (await response.json())["http_refused"]["400"] == len(bodies) + 3
 
 
 async def test_internal_routes_answer_the_front_secret_only() -> None:
