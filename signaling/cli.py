@@ -223,7 +223,11 @@ async def serve(args: argparse.Namespace) -> None:
         trust_proxy=args.trust_proxy,
     )
     if args.worker_index is not None:
-        add_internal_routes(app, os.environ.pop(SECRET_ENV, ""))
+        try:
+            add_internal_routes(app, os.environ.pop(SECRET_ENV, ""))
+        except ValueError as exc:
+            log.error("cannot start: %s (--worker-index is for the front's workers)", exc)
+            raise SystemExit(1) from exc
     stop = stop_event()
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=args.header_timeout)
     await runner.setup()
