@@ -189,8 +189,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    # No session limit; with workers, each takes udp-port + i, so let the kernel choose them.
-    extra = ["--max-sessions", "0"]
+    # No session limit and no per-client admission (every generated client is 127.0.0.1);
+    # with workers, each takes udp-port + i, so let the kernel choose them.
+    extra = ["--max-sessions", "0", "--client-rate", "0", "--client-pending", "0"]
+    extra += ["--client-connections", "0"]
     workers = args.workers
     if workers > 1:
         extra += ["--workers", str(workers), "--udp-port", "0"]

@@ -24,7 +24,6 @@ from sfu.session import Address, MediaHandler, PeerSession, SendFunction, Sessio
 
 log = logging.getLogger(__name__)
 
-RELAY_PREFIX = "relay-"  # the id prefix that tells relay sessions from peers in the stats
 READ_BATCH = 256  # datagrams read per readiness callback
 MAX_DATAGRAM = 2048
 RTP_HEADER = 12
@@ -64,7 +63,7 @@ class PlainSession:
         send: SendFunction,
         now: float,
     ) -> None:
-        self.id = RELAY_PREFIX + secrets.token_hex(8)
+        self.id = secrets.token_hex(16)  # the stats tell relays by type, not by id
         self.role = role
         self.stream = stream
         self.peer = PeerParams(ice_ufrag="", ice_pwd="", fingerprints=[], tracks=tracks)

@@ -228,7 +228,8 @@ class Player:
     def snapshot(self) -> dict:
         session = self.session
         return {
-            "session": session.id,
+            # No session id: the id is the capability to end or restart the session.
+            "relay": not isinstance(session, PeerSession),
             "state": session.state.value,
             "remb": self.remb,
             "transport_feedback": self.transport_feedback,
@@ -343,7 +344,8 @@ class Stream:
             "name": self.name,
             "publishing": self.live_publisher() is not None,
             "publisher_state": publisher.session.state.value if publisher else None,
-            "publisher_session": publisher.session.id if publisher else None,
+            "publisher_relay": publisher is not None
+            and not isinstance(publisher.session, PeerSession),
             "codecs": {t.kind: t.codec.name for t in publisher.tracks} if publisher else {},
             "players": len(self.players),
             "packets_in": packets_in,
@@ -513,3 +515,8 @@ class Router:
 
     def snapshot(self) -> list[dict]:
         return [stream.snapshot() for stream in sorted(self.streams.values(), key=lambda s: s.name)]
+
+    def session_state(self, session_id: str) -> str | None:
+        """The state ("new", "connecting", "connected") of a live session; None once it ended."""
+        session = self.sessions.by_id.get(session_id)
+        return session.state.value if session is not None else None

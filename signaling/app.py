@@ -7,22 +7,28 @@ client can cause becomes a status with a one-line reason, logged once, never a t
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+import aiohttp
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from sfu.router import PLAY, PUBLISH, StreamBusy
 from sfu.server import MediaServer
 from sfu.session import PeerSession
+from signaling.admission import Admission, forwarded_client
 from signaling.answer import render_answer
-from signaling.auth import Authenticator, bearer_token
+from signaling.auth import Authenticator, SessionOwners, bearer_token
+from signaling.connections import ConnectionGuard
 from signaling.hooks import HookRejected, HookUnavailable, HttpHooks
 from signaling.limits import RETRY_AFTER, Limits
 from signaling.negotiate import (
@@ -37,7 +43,12 @@ from signaling.trickle import SDPFRAG_TYPE, EntityTags, FragmentError, parse_sdp
 log = logging.getLogger(__name__)
 
 MAX_OFFER_BYTES = 64 * 1024
-STREAM_PATTERN = r"[A-Za-z0-9_.~-]+(?:/[A-Za-z0-9_.~-]+)?"
+BODY_TIMEOUT = 10.0  # seconds a client has to send a request's body once its headers are in
+NAME_SEGMENT = r"[A-Za-z0-9_.~-]{1,64}"  # one part of a stream name
+STREAM_PATTERN = rf"{NAME_SEGMENT}(?:/{NAME_SEGMENT})?"
+SEGMENT = re.compile(NAME_SEGMENT)
+# Session ids are lowercase hex (sfu/session.py); the front forwards nothing else.
+SESSION_ID_PATTERN = r"[0-9a-f]{32}"
 SDP_TYPE = "application/sdp"
 MEDIA_SERVER = web.AppKey("media_server", MediaServer)
 CANDIDATES = web.AppKey("candidates", list)
@@ -45,6 +56,10 @@ AUTH = web.AppKey("auth", Authenticator)
 LIMITS = web.AppKey("limits", Limits)
 HOOKS = web.AppKey("hooks", HttpHooks)
 ETAGS = web.AppKey("etags", EntityTags)
+OWNERS = web.AppKey("owners", SessionOwners)
+ADMISSION = web.AppKey("admission", Admission)
+GUARD = web.AppKey("guard", ConnectionGuard)
+REFUSED = web.AppKey("refused", collections.Counter)  # client errors answered, by status
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -71,6 +86,17 @@ def unavailable(reason: str) -> Rejection:
     return Rejection(503, reason, {"Retry-After": str(RETRY_AFTER)})
 
 
+def count_refusal(request: web.Request, status: int) -> None:
+    refused = request.app.get(REFUSED)
+    if refused is not None:
+        refused[str(status)] += 1
+
+
+def logged_path(request: web.Request) -> str:
+    """The path as the client sent it, still percent-encoded: a %0D%0A cannot forge log lines."""
+    return request.rel_url.raw_path
+
+
 @web.middleware
 async def cors_and_errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -79,16 +105,30 @@ async def cors_and_errors(
     try:
         response = await handler(request)
     except Rejection as exc:
-        log.info("%s %s -> %d %s", request.method, request.path, exc.status, exc.reason)
+        count_refusal(request, exc.status)
+        log.info("%s %s -> %d %s", request.method, logged_path(request), exc.status, exc.reason)
         response = web.Response(status=exc.status, text=exc.reason + "\n", headers=exc.headers)
     except web.HTTPException as exc:
         exc.headers.update(CORS_HEADERS)
         raise
     except Exception:
-        log.exception("%s %s failed", request.method, request.path)
+        log.exception("%s %s failed", request.method, logged_path(request))
         response = web.Response(status=500, text="internal error\n")
     response.headers.update(CORS_HEADERS)
     return response
+
+
+def behind_proxy(trust_proxy: bool) -> list:
+    """The middleware that makes request.remote the client a reverse proxy names, if trusted."""
+
+    @web.middleware
+    async def real_client(request: web.Request, handler: Handler) -> web.StreamResponse:
+        client = forwarded_client(request.headers.get("X-Forwarded-For"))
+        if client is not None:
+            request = request.clone(remote=client)
+        return await handler(request)
+
+    return [real_client] if trust_proxy else []
 
 
 def create_app(
@@ -99,15 +139,26 @@ def create_app(
     auth: Authenticator | None = None,
     limits: Limits | None = None,
     hooks: HttpHooks | None = None,
+    admission: Admission | None = None,
+    guard: ConnectionGuard | None = None,
+    trust_proxy: bool = False,
 ) -> web.Application:
-    """The aiohttp application for one media server; with no policy given, everything is open."""
-    app = web.Application(middlewares=[cors_and_errors], client_max_size=MAX_OFFER_BYTES)
+    """The aiohttp application for one media server; with no policy given, everything is open
+    but for the per-client admission defaults."""
+    app = web.Application(
+        middlewares=[cors_and_errors, *behind_proxy(trust_proxy)], client_max_size=MAX_OFFER_BYTES
+    )
     app[MEDIA_SERVER] = media
     app[CANDIDATES] = candidates
     app[AUTH] = auth or Authenticator()
     app[LIMITS] = limits or Limits()
     app[HOOKS] = hooks or HttpHooks()
     app[ETAGS] = EntityTags()
+    app[OWNERS] = SessionOwners()
+    app[REFUSED] = collections.Counter()
+    app[ADMISSION] = admission if admission is not None else Admission()
+    if guard is not None:
+        app[GUARD] = guard
     app.on_cleanup.append(close_hooks)
     add_public_routes(
         app,
@@ -209,13 +260,26 @@ def authorize(request: web.Request, token: str | None, stream: str, role: str) -
         raise unauthorized(token)
 
 
+async def read_bytes(request: web.Request, what: str) -> bytes:
+    """A request's body within BODY_TIMEOUT; a stalled or aborted upload is a Rejection (the
+    client that aborted never sees it, but the log gets one line, not a traceback)."""
+    try:
+        return await asyncio.wait_for(request.read(), BODY_TIMEOUT)
+    except asyncio.TimeoutError as exc:
+        raise Rejection(408, f"{what} not received within {BODY_TIMEOUT:g} s") from exc
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise Rejection(413, f"{what} larger than {MAX_OFFER_BYTES} bytes") from exc
+    except (ConnectionError, aiohttp.ClientPayloadError, HttpProcessingError) as exc:
+        raise Rejection(400, f"{what} upload aborted: {exc}") from exc
+
+
 async def read_body(request: web.Request, content_type: str, what: str) -> str:
     """The UTF-8 body of a POST or PATCH, or a Rejection saying what is wrong with it."""
     if request.content_type != content_type:
         raise Rejection(415, f"Content-Type must be {content_type}, not {request.content_type}")
     if request.content_length is not None and request.content_length > MAX_OFFER_BYTES:
         raise Rejection(413, f"{what} larger than {MAX_OFFER_BYTES} bytes")
-    body = await request.read()
+    body = await read_bytes(request, what)
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -226,6 +290,14 @@ def check_limits(request: web.Request, role: str, stream: str) -> None:
     refusal = request.app[LIMITS].refusal(request.app[MEDIA_SERVER].router, role, stream)
     if refusal is not None:
         raise unavailable(refusal)
+
+
+def admit_client(request: web.Request) -> None:
+    """Before any offer is read: the client's own creation rate and half-open sessions (429)."""
+    router = request.app[MEDIA_SERVER].router
+    refusal = request.app[ADMISSION].check(request.remote or "", router.session_state)
+    if refusal is not None:
+        raise Rejection(429, refusal.reason, {"Retry-After": str(refusal.retry_after)})
 
 
 async def ask_hook(request: web.Request, role: str, stream: str, token: str | None) -> None:
@@ -242,8 +314,10 @@ async def start_session(
 ) -> tuple[PeerSession, str]:
     """Negotiate, pass limits and the hook, create the session and render the answer.
 
-    Nothing is created until every check has passed; limits are checked again after the hook
-    because other offers may have filled the server while it was being asked.
+    The caller admitted the client and checked the limits before reading the offer. Nothing is
+    created until every check has passed; limits are checked again after the hook because
+    other offers may have filled the server while it was being asked. The token's digest is
+    kept: only that token may end or change the session later.
     """
     media = request.app[MEDIA_SERVER]
     router = media.router
@@ -257,7 +331,6 @@ async def start_session(
         raise Rejection(422, str(exc)) from exc
     except (SdpError, NegotiationError) as exc:
         raise Rejection(400, str(exc)) from exc
-    check_limits(request, role, stream)
     await ask_hook(request, role, stream, token)
     check_limits(request, role, stream)
     now = time.monotonic()
@@ -267,6 +340,12 @@ async def start_session(
         )
     except StreamBusy as exc:
         raise Rejection(409, str(exc)) from exc
+    owners = request.app[OWNERS]
+    owners.prune(
+        lambda session_id: session_id in router.sessions.by_id or session_id in router.ended
+    )
+    owners.remember(session.id, token)
+    request.app[ADMISSION].created(request.remote or "", session.id)
     port = media.endpoint.port
     ssrcs = session.handler.ssrcs() if role == PLAY else None  # type: ignore[union-attr]
     answer = render_answer(
@@ -294,6 +373,8 @@ async def start_session(
 async def whip_or_whep(request: web.Request, role: str, stream: str) -> web.Response:
     token = request_token(request)
     authorize(request, token, stream, role)
+    admit_client(request)
+    check_limits(request, role, stream)
     offer = await read_body(request, SDP_TYPE, "offer")
     session, answer = await start_session(request, role, stream, offer, token)
     etags = request.app[ETAGS]
@@ -314,13 +395,23 @@ async def whep(request: web.Request) -> web.Response:
     return await whip_or_whep(request, PLAY, request.match_info["stream"])
 
 
+def check_owner(request: web.Request, session_id: str) -> None:
+    """With auth on, only the token that created a session may end or change it; the session
+    URL alone is the capability when auth is off."""
+    if not request.app[AUTH].enabled:
+        return
+    token = request_token(request)
+    if not request.app[OWNERS].is_owner(session_id, token):
+        raise unauthorized(token)
+
+
 def session_for(request: web.Request) -> PeerSession:
     """The live session a /sessions/{id} URL names, if the request may act on it."""
     session_id = request.match_info["id"]
     session = request.app[MEDIA_SERVER].router.sessions.by_id.get(session_id)
     if session is None:
-        raise Rejection(404, f"no session {session_id}")
-    authorize(request, request_token(request), session.stream, session.role)
+        raise Rejection(404, "no such session")
+    check_owner(request, session_id)
     return session
 
 
@@ -329,7 +420,7 @@ async def delete_session(request: web.Request) -> web.Response:
     ended = router.ended.get(request.match_info["id"])
     if ended is not None:
         # The peer's DTLS close or a timeout got there first; the client's intent is met.
-        authorize(request, request_token(request), ended.stream, ended.role)
+        check_owner(request, request.match_info["id"])
         return web.Response(status=200, text=f"session already ended: {ended.reason}\n")
     session = session_for(request)
     request.app[MEDIA_SERVER].router.close(session.id, "DELETE by client")
@@ -359,7 +450,7 @@ async def patch_session(request: web.Request) -> web.Response:
     media = request.app[MEDIA_SERVER]
     restarted = media.router.restart_ice(session.id, fragment.ufrag, fragment.pwd)
     if restarted is None:
-        raise Rejection(404, f"no session {session.id}")
+        raise Rejection(404, "no such session")
     first = restarted.peer.tracks[0]
     body = render_restart(
         restarted.ice.local_ufrag,
@@ -378,13 +469,14 @@ async def patch_session(request: web.Request) -> web.Response:
 
 
 def srs_stream(app_name: str | None, stream: str | None) -> str:
-    """SRS names a stream by app and stream; ours is `app/stream`."""
+    """SRS names a stream by app and stream; ours is `app/stream`, each part a WHIP name
+    segment (no control characters, no bare dots, at most 64 characters)."""
     if not app_name or not stream:
-        raise Rejection(400, "app and stream query parameters are required")
-    name = f"{app_name}/{stream}"
-    if len(name.split("/")) != 2 or not all(part.strip() for part in name.split("/")):
-        raise Rejection(400, f"bad stream name {name!r}")
-    return name
+        raise Rejection(400, "app and stream are required")
+    for part in (app_name, stream):
+        if not SEGMENT.fullmatch(part) or not part.strip("."):
+            raise Rejection(400, f"bad stream name part {part[:64]!r}")
+    return f"{app_name}/{stream}"
 
 
 async def srs_whip(request: web.Request) -> web.Response:
@@ -397,26 +489,48 @@ async def srs_whep(request: web.Request) -> web.Response:
     return await whip_or_whep(request, PLAY, stream)
 
 
+def parse_srs_body(raw: bytes) -> tuple[str, str]:
+    """(stream, offer) of an SRS /rtc/v1/publish/ or /play/ body; a 400 Rejection naming what
+    is wrong with any other shape."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejection(400, "body is not UTF-8") from exc
+    try:
+        body = json.loads(text)
+    except RecursionError as exc:
+        raise Rejection(400, "body nests too deep") from exc
+    except ValueError as exc:
+        raise Rejection(400, "body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise Rejection(400, "body must be a JSON object with streamurl and sdp")
+    url, offer = body.get("streamurl"), body.get("sdp")
+    if not isinstance(url, str):
+        raise Rejection(400, "streamurl must be a string")
+    if not isinstance(offer, str):
+        raise Rejection(400, "sdp must be a string")
+    try:
+        parsed = urlparse(url)
+    except ValueError as exc:
+        raise Rejection(400, "streamurl is not a URL") from exc
+    parts = parsed.path.split("/")[1:]
+    if parsed.scheme != "webrtc" or len(parts) != 2:
+        raise Rejection(400, "streamurl must look like webrtc://host/app/stream")
+    return srs_stream(*parts), offer
+
+
 async def srs_api(request: web.Request, role: str) -> web.Response:
     """SRS's /rtc/v1/publish/ and /rtc/v1/play/: JSON in, JSON out, code 0 on success."""
     try:
-        body = json.loads(await request.read())
-        url = urlparse(body["streamurl"])
-        offer = body["sdp"]
-        if not isinstance(offer, str):
-            raise TypeError("sdp")
-    except (ValueError, KeyError, TypeError) as exc:
-        raise Rejection(400, "body must be JSON with streamurl and sdp") from exc
-    parts = [part for part in url.path.split("/") if part]
-    if url.scheme != "webrtc" or len(parts) != 2:
-        raise Rejection(400, "streamurl must look like webrtc://host/app/stream")
-    stream = srs_stream(*parts)
-    token = request_token(request)
-    try:
+        admit_client(request)
+        stream, offer = parse_srs_body(await read_bytes(request, "body"))
+        token = request_token(request)
         authorize(request, token, stream, role)
+        check_limits(request, role, stream)
         session, answer = await start_session(request, role, stream, offer, token)
     except Rejection as exc:
-        log.info("%s %s -> %d %s", request.method, request.path, exc.status, exc.reason)
+        count_refusal(request, exc.status)
+        log.info("%s %s -> %d %s", request.method, logged_path(request), exc.status, exc.reason)
         return web.json_response(
             {"code": exc.status, "msg": exc.reason}, status=exc.status, headers=exc.headers
         )
@@ -458,6 +572,9 @@ async def server_stats(request: web.Request) -> web.Response:
             # STUN, DTLS and RTCP; forwarded media is media_packets_out
             "control_datagrams_out": endpoint.datagrams_out,
             "drops": dict(endpoint.drops),
+            "admission_refused": dict(request.app[ADMISSION].refused),
+            "http_refused": dict(request.app[REFUSED]),  # by status: 400, 401, 413, 429, ...
+            "http": request.app[GUARD].stats() if GUARD in request.app else {},
         }
     )
 

@@ -146,6 +146,37 @@ class Authenticator:
         return claims is not None and (claims is ALL_ACCESS or claims["role"] == STATS)
 
 
+def token_digest(token: str | None) -> bytes:
+    """What is kept of the token that created a session: enough to recognise it, not to use it."""
+    return hashlib.sha256((token or "").encode("utf-8", "surrogateescape")).digest()
+
+
+class SessionOwners:
+    """The digest of the token that created each session, so that token alone ends or changes
+    it; the digests of sessions the router no longer knows are pruned on each creation."""
+
+    def __init__(self) -> None:
+        self._digests: dict[str, bytes] = {}
+
+    def remember(self, session_id: str, token: str | None) -> None:
+        self._digests[session_id] = token_digest(token)
+
+    def is_owner(self, session_id: str, token: str | None) -> bool:
+        known = self._digests.get(session_id)
+        return (
+            token is not None
+            and known is not None
+            and hmac.compare_digest(known, token_digest(token))
+        )
+
+    def prune(self, known: Callable[[str], bool]) -> None:
+        for session_id in [s for s in self._digests if not known(s)]:
+            del self._digests[session_id]
+
+    def __len__(self) -> int:
+        return len(self._digests)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """`python -m signaling.auth mint ...`: print a signed token."""
     parser = argparse.ArgumentParser(prog="python -m signaling.auth")

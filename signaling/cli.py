@@ -15,13 +15,16 @@ from aiohttp import web
 
 from sfu.config import MediaConfig
 from sfu.server import MediaServer
+from signaling.admission import Admission, AdmissionPolicy
 from signaling.app import create_app
 from signaling.auth import Authenticator
 from signaling.balancer import Balancer
+from signaling.connections import ConnectionGuard, listen
 from signaling.front import create_front
 from signaling.hooks import HttpHooks
 from signaling.internal import add_internal_routes
 from signaling.limits import Limits
+from signaling.worker_link import SECRET_ENV
 from signaling.workers import WorkerPool
 
 log = logging.getLogger("litesfu")
@@ -34,8 +37,14 @@ def _env_list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+def _env_flag(name: str) -> bool | None:
+    """True or False when the variable is set to a yes or no word, None when it is unset."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return None
 
 
 def _positive(text: str) -> int:
@@ -50,6 +59,26 @@ def _count(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("must be 0 (no limit) or more")
     return value
+
+
+# Flags of the "limits" group: (flag, type, default, meaning); each has an SFU_* variable.
+LIMIT_FLAGS = (
+    ("--max-sessions", _count, "1000",
+     "live sessions in all (per worker with --workers); more get 503"),
+    ("--max-players", _count, "0",
+     "players per stream (per worker with --workers); more get 503"),
+    ("--client-pending", _count, "20",
+     "sessions one client address may have not yet connected; more get 429"),
+    ("--client-rate", float, "10",
+     "sessions one client address may create per second; more get 429"),
+    ("--client-burst", _positive, "20",
+     "sessions one client address may create at once"),
+    ("--client-connections", _count, "64",
+     "open HTTP connections per client address, more are closed at once; "
+     "not applied with --trust-proxy"),
+    ("--header-timeout", float, "5",
+     "seconds an HTTP connection has to send a request's headers"),
+)  # fmt: skip
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -81,6 +110,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--web-root", type=Path, default=Path(env("SFU_WEB_ROOT", DEFAULT_WEB_ROOT))
     )
+    parser.add_argument(
+        "--pending-timeout",
+        type=float,
+        default=float(env("SFU_PENDING_TIMEOUT", "10")),
+        help="seconds a new session has to connect (ICE and DTLS) before it ends "
+        "(SFU_PENDING_TIMEOUT, default 10)",
+    )
     parser.add_argument("--log-level", default=env("SFU_LOG_LEVEL", "info"))
     scale = parser.add_argument_group("processes")
     scale.add_argument(
@@ -101,19 +137,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     # Set by the front on the workers it starts: internal routes, log tag, exit with the front.
     scale.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     limits = parser.add_argument_group("limits (0 means none)")
-    limits.add_argument(
-        "--max-sessions",
-        type=_count,
-        default=env("SFU_MAX_SESSIONS", "1000"),
-        help="live sessions in all (per worker with --workers); more get 503 "
-        "(SFU_MAX_SESSIONS, default 1000)",
-    )
-    limits.add_argument(
-        "--max-players",
-        type=_count,
-        default=env("SFU_MAX_PLAYERS", "0"),
-        help="players per stream (per worker with --workers); more get 503 "
-        "(SFU_MAX_PLAYERS, default 0)",
+    for flag, kind, default, meaning in LIMIT_FLAGS:
+        variable = "SFU_" + flag.removeprefix("--").upper().replace("-", "_")
+        limits.add_argument(
+            flag,
+            type=kind,
+            default=env(variable, default),
+            help=f"{meaning} ({variable}, default {default})",
+        )
+    parser.add_argument(
+        "--trust-proxy",
+        action="store_true",
+        default=bool(_env_flag("SFU_TRUST_PROXY")),
+        help="behind a reverse proxy: the client is the right-most X-Forwarded-For address "
+        "(SFU_TRUST_PROXY=1)",
     )
     auth = parser.add_argument_group("authorization (see signaling/auth.py for the token format)")
     auth.add_argument(
@@ -129,9 +166,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     auth.add_argument(
         "--auth-stats",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=_env_flag("SFU_AUTH_STATS"),
-        help="require a token for the stats API too (SFU_AUTH_STATS=1)",
+        help="require a token for the stats API too; on by default whenever a token or "
+        "secret is set (SFU_AUTH_STATS=1 or 0)",
     )
     parser.add_argument(
         "--hook-url",
@@ -144,19 +182,31 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.candidate = _env_list("SFU_CANDIDATE") or ["127.0.0.1"]
     if not args.auth_token:
         args.auth_token = _env_list("SFU_AUTH_TOKENS")
-    if args.auth_stats and not (args.auth_token or args.auth_secret):
+    auth_on = bool(args.auth_token or args.auth_secret)
+    if args.auth_stats and not auth_on:
         parser.error("--auth-stats needs --auth-token or --auth-secret")
+    if args.auth_stats is None:
+        args.auth_stats = auth_on
     if args.hook_url and not args.hook_url.startswith(("http://", "https://")):
         parser.error("--hook-url must be an http:// or https:// URL")
     return args
 
 
+def connection_guard(args: argparse.Namespace, worker: bool) -> ConnectionGuard:
+    """The HTTP connection limits: a worker's only client is its front, so it has no per-address
+    cap, and neither has a server behind a proxy, whose connections all come from the proxy."""
+    per_ip = 0 if worker or args.trust_proxy else args.client_connections
+    return ConnectionGuard(header_timeout=args.header_timeout, max_per_ip=per_ip)
+
+
 async def serve(args: argparse.Namespace) -> None:
+    guard = connection_guard(args, args.worker_index is not None)
     config = MediaConfig(
         udp_host=args.udp_host,
         udp_port=args.udp_port,
         candidates=args.candidate,
         session_timeout=args.session_timeout,
+        pending_timeout=args.pending_timeout,
     )
     media = MediaServer(config)
     await media.start()
@@ -167,14 +217,22 @@ async def serve(args: argparse.Namespace) -> None:
         auth=Authenticator(args.auth_token, args.auth_secret, protect_stats=args.auth_stats),
         limits=Limits(args.max_sessions, args.max_players),
         hooks=HttpHooks(args.hook_url),
+        admission=Admission(
+            AdmissionPolicy(args.client_pending, args.client_rate, args.client_burst)
+        ),
+        guard=guard,
+        trust_proxy=args.trust_proxy,
     )
     if args.worker_index is not None:
-        add_internal_routes(app)
+        try:
+            add_internal_routes(app, os.environ.pop(SECRET_ENV, ""))
+        except ValueError as exc:
+            log.error("cannot start: %s (--worker-index is for the front's workers)", exc)
+            raise SystemExit(1) from exc
     stop = stop_event()
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=args.header_timeout)
     await runner.setup()
-    site = web.TCPSite(runner, args.http_host, args.http_port)
-    await site.start()
+    server = await listen(runner, args.http_host, args.http_port, guard)
     log.info(
         "LiteSFU ready: http://%s:%d (pages and API), media UDP %d, candidates %s",
         args.http_host,
@@ -187,6 +245,7 @@ async def serve(args: argparse.Namespace) -> None:
     log.info("shutting down")
     if watch is not None:
         watch.cancel()
+    server.close()
     await runner.cleanup()
     await media.stop()
 
@@ -214,13 +273,15 @@ async def serve_front(args: argparse.Namespace) -> None:
     stop = stop_event()
     pool = WorkerPool(args.workers, args.udp_port, args.argv)
     balancer = Balancer(pool, args.worker_players)
-    runner = web.AppRunner(create_front(pool, balancer, args.web_root), access_log=None)
+    guard = connection_guard(args, worker=False)
+    front = create_front(pool, balancer, args.web_root, guard=guard, trust_proxy=args.trust_proxy)
+    runner = web.AppRunner(front, access_log=None, keepalive_timeout=args.header_timeout)
+    server: asyncio.AbstractServer | None = None
     try:
         await pool.start()
         balancer.start()
         await runner.setup()
-        site = web.TCPSite(runner, args.http_host, args.http_port)
-        await site.start()
+        server = await listen(runner, args.http_host, args.http_port, guard)
         log.info(
             "LiteSFU ready: http://%s:%d (pages and API), %d workers, media UDP %s",
             args.http_host,
@@ -231,6 +292,8 @@ async def serve_front(args: argparse.Namespace) -> None:
         await stop.wait()
         log.info("shutting down")
     finally:
+        if server is not None:
+            server.close()
         await balancer.stop()
         # Workers stop while the HTTP side drains: a slow client does not delay them.
         await asyncio.gather(runner.cleanup(), pool.stop())

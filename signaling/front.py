@@ -16,23 +16,30 @@ import os
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import urlparse
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from sfu.relay import RELAY_PREFIX
 from signaling.app import (
+    GUARD,
     MAX_OFFER_BYTES,
+    REFUSED,
+    SESSION_ID_PATTERN,
     PublicHandlers,
     Rejection,
     add_public_routes,
+    behind_proxy,
     cors_and_errors,
+    logged_path,
+    parse_srs_body,
+    read_bytes,
+    srs_stream,
     unavailable,
 )
 from signaling.balancer import Balancer
-from signaling.internal import CLIENT_HEADER
+from signaling.connections import ConnectionGuard
+from signaling.worker_link import CLIENT_HEADER, SECRET_HEADER
 from signaling.workers import Worker, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -40,14 +47,14 @@ log = logging.getLogger(__name__)
 POOL = web.AppKey("pool", WorkerPool)
 BALANCER = web.AppKey("balancer", Balancer)
 SRS_JSON_ROUTES = frozenset({"/rtc/v1/publish/", "/rtc/v1/play/"})
-SESSION_ID = re.compile(r"w(\d+)-(.+)")
+SESSION_ID = re.compile(rf"w(\d{{1,3}})-({SESSION_ID_PATTERN})")
 # Headers of one hop only, or that aiohttp sets again itself.
 NOT_FORWARDED = frozenset(
     h.lower()
     for h in (
         "Host", "Connection", "Keep-Alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade",
         "Proxy-Authorization", "Proxy-Connection", "Content-Length", "Date", "Server",
-        CLIENT_HEADER,
+        "X-Forwarded-For", CLIENT_HEADER, SECRET_HEADER,
     )
 )  # fmt: skip
 # Stream counters that add up across workers; an edge's inflow is the origin's relay outflow.
@@ -58,12 +65,25 @@ OUT_COUNTERS = (
 )
 
 
-def create_front(pool: WorkerPool, balancer: Balancer, web_root: Path | None) -> web.Application:
+def create_front(
+    pool: WorkerPool,
+    balancer: Balancer,
+    web_root: Path | None,
+    *,
+    guard: ConnectionGuard | None = None,
+    trust_proxy: bool = False,
+) -> web.Application:
     """The front's aiohttp application; the workers do all the checking and the media."""
     # Bodies over the workers' limit still reach them, so they refuse them in their own words.
-    app = web.Application(middlewares=[cors_and_errors], client_max_size=4 * MAX_OFFER_BYTES)
+    app = web.Application(
+        middlewares=[cors_and_errors, *behind_proxy(trust_proxy)],
+        client_max_size=4 * MAX_OFFER_BYTES,
+    )
     app[POOL] = pool
     app[BALANCER] = balancer
+    app[REFUSED] = collections.Counter()
+    if guard is not None:
+        app[GUARD] = guard
     add_public_routes(
         app,
         PublicHandlers(
@@ -98,12 +118,13 @@ async def ask_worker(
         (k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED
     )
     headers[CLIENT_HEADER] = request.remote or ""
+    headers[SECRET_HEADER] = pool.secret
     if body is None and request.can_read_body:
-        body = await request.read()
+        body = await read_bytes(request, "body")
     try:
         async with pool.http.request(
             request.method,
-            worker.url + (path or request.path_qs),
+            worker.url + (path or request.raw_path),  # as sent: still encoded
             data=body,
             headers=headers,
             allow_redirects=False,
@@ -115,7 +136,11 @@ async def ask_worker(
             status = response.status
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         log.warning(
-            "worker %d did not answer %s %s: %r", worker.index, request.method, request.path, exc
+            "worker %d did not answer %s %s: %r",
+            worker.index,
+            request.method,
+            logged_path(request),
+            exc,
         )
         raise unavailable(f"worker {worker.index} is not answering") from exc
     location = answer.get("Location")
@@ -168,8 +193,11 @@ async def whep(request: web.Request) -> web.Response:
 
 
 def query_stream(request: web.Request) -> str | None:
-    app_name, stream = request.query.get("app"), request.query.get("stream")
-    return f"{app_name}/{stream}" if app_name and stream else None
+    """The stream an SRS query names, or None (its worker then says what is wrong)."""
+    try:
+        return srs_stream(request.query.get("app"), request.query.get("stream"))
+    except Rejection:
+        return None
 
 
 async def srs_whip(request: web.Request) -> web.Response:
@@ -183,18 +211,16 @@ async def srs_whep(request: web.Request) -> web.Response:
 def body_stream(body: bytes) -> str | None:
     """The stream an SRS JSON body names, or None (its worker then says what is wrong)."""
     try:
-        path = urlparse(json.loads(body)["streamurl"]).path
-    except (ValueError, KeyError, TypeError, AttributeError):
+        return parse_srs_body(body)[0]
+    except Rejection:
         return None
-    parts = [part for part in path.split("/") if part]
-    return "/".join(parts) if len(parts) == 2 else None
 
 
 async def srs_api(
     request: web.Request,
     place: Callable[[web.Request, str | None, bytes | None], Awaitable[web.Response]],
 ) -> web.Response:
-    body = await request.read()
+    body = await read_bytes(request, "body")
     return await place(request, body_stream(body), body)
 
 
@@ -212,7 +238,7 @@ async def to_session(request: web.Request) -> web.Response:
     match = SESSION_ID.fullmatch(session_id)
     workers = request.app[POOL].workers
     if match is None or int(match.group(1)) >= len(workers):
-        raise Rejection(404, f"no session {session_id}")
+        raise Rejection(404, "no such session")
     return await forward(request, workers[int(match.group(1))], path=f"/sessions/{match.group(2)}")
 
 
@@ -231,45 +257,33 @@ async def from_all(request: web.Request) -> list[tuple[Worker, dict]] | web.Resp
     return results
 
 
-def _with_prefix(index: int, stream: dict) -> dict:
-    stream = dict(stream)
-    if stream.get("publisher_session"):
-        stream["publisher_session"] = prefixed(index, stream["publisher_session"])
-    stream["player_sessions"] = [
-        {**p, "session": prefixed(index, p["session"])} for p in stream.get("player_sessions", [])
-    ]
-    return stream
-
-
-def _is_relay(index: int, session_id: str | None) -> bool:
-    return bool(session_id) and session_id.startswith(prefixed(index, RELAY_PREFIX))
-
-
 def merge_streams(views: list[tuple[int, list[dict]]]) -> list[dict]:
     """One entry per stream name from each worker's /api/v1/streams.
 
-    Players and their sessions are those of all workers, relay players left out. What comes in
-    is the origin's (the entry whose publisher is no relay); what goes out is every worker's,
-    less what edges received by relay, which is what their origin sent them.
+    Players are those of all workers, relay players left out. What comes in is the origin's
+    (the entry whose publisher is no relay); what goes out is every worker's, less what edges
+    received by relay, which is what their origin sent them.
     """
     by_name: dict[str, list[tuple[int, dict]]] = collections.defaultdict(list)
     for index, streams in views:
         for stream in streams:
-            by_name[stream["name"]].append((index, _with_prefix(index, stream)))
+            by_name[stream["name"]].append((index, stream))
     merged = []
     for name in sorted(by_name):
-        entries = by_name[name]
-        edges = [s for i, s in entries if _is_relay(i, s["publisher_session"])]
-        origins = [s for i, s in entries if not _is_relay(i, s["publisher_session"])]
+        workers = sorted(index for index, _ in by_name[name])
+        entries = [stream for _, stream in by_name[name]]
+        edges = [s for s in entries if s.get("publisher_relay")]
+        origins = [s for s in entries if not s.get("publisher_relay")]
         stream = dict((origins or edges)[0])
+        stream["publisher_relay"] = False
         stream["player_sessions"] = [
-            p for i, s in entries for p in s["player_sessions"] if not _is_relay(i, p["session"])
+            p for s in entries for p in s.get("player_sessions", []) if not p.get("relay")
         ]
         stream["players"] = len(stream["player_sessions"])
         for out_key, in_key in OUT_COUNTERS:
-            total = sum(s[out_key] for _, s in entries) - sum(s[in_key] for s in edges)
+            total = sum(s[out_key] for s in entries) - sum(s[in_key] for s in edges)
             stream[out_key] = max(0, total)
-        stream["workers"] = sorted(i for i, _ in entries)
+        stream["workers"] = workers
         merged.append(stream)
     return merged
 
@@ -304,12 +318,14 @@ async def server_stats(request: web.Request) -> web.Response:
     workers = request.app[POOL].workers
     total = add_up(list(by_index.values()))
     total.pop("udp_port", None)
+    total.setdefault("http_refused", collections.Counter()).update(request.app[REFUSED])
     return web.json_response(
         {
             **total,
             "streams": len(set().union(*(w.load.get("streams", {}) for w in workers))),
             "pid": os.getpid(),
             "relays": len(request.app[BALANCER].relays),
+            "http": request.app[GUARD].stats() if GUARD in request.app else {},
             "workers": [
                 {
                     **by_index.get(w.index, {}),

@@ -1,13 +1,17 @@
 """The routes a worker offers its front only: load figures and relay setup, on loopback.
 
 A worker of `--workers N` is a full server on 127.0.0.1; these routes let the front see how many
-players each stream has and open or close the two ends of a loopback relay. Requests from any
-address but loopback are refused, even if the worker was bound elsewhere by mistake.
+players each stream has and open or close the two ends of a loopback relay. Only the front may
+use them: it makes a secret for each run and hands it to its workers in their environment
+(never on a command line, which every local user can read), and sends it with every request.
+Requests without it, or from any address but loopback, are refused; the client address the
+front passes on is believed only with the secret.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import ipaddress
 import os
 from collections.abc import Awaitable, Callable
@@ -15,13 +19,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from sfu.media import AUDIO, VIDEO, Codec, TrackSpec
-from sfu.relay import RELAY_PREFIX
+from sfu.relay import PlainSession
 from sfu.router import StreamBusy
 from sfu.session import Address
 from signaling.app import MEDIA_SERVER, Rejection
+from signaling.worker_link import CLIENT_HEADER, SECRET_ENV, SECRET_HEADER
 
-# The front names the client it forwards for, so hooks and logs see the real address.
-CLIENT_HEADER = "X-LiteSFU-Client"
+FRONT_SECRET = web.AppKey("front_secret", bytes)
 
 
 def is_loopback(address: str | None) -> bool:
@@ -31,22 +35,31 @@ def is_loopback(address: str | None) -> bool:
         return False
 
 
+def is_front(request: web.Request) -> bool:
+    """True for a loopback request carrying the front's secret."""
+    offered = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
+    return is_loopback(request.remote) and hmac.compare_digest(offered, request.app[FRONT_SECRET])
+
+
 @web.middleware
 async def from_front(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Refuse /internal/ to non-loopback clients; take the client address the front passes on."""
-    loopback = is_loopback(request.remote)
-    if request.path.startswith("/internal/") and not loopback:
-        raise Rejection(403, "internal routes answer loopback clients only")
+    """Refuse /internal/ to all but the front; take the client address the front passes on."""
+    front = is_front(request)
+    if request.path.startswith("/internal/") and not front:
+        raise Rejection(403, "internal routes answer the front only")
     client = request.headers.get(CLIENT_HEADER)
-    if loopback and client:
+    if front and client:
         request = request.clone(remote=client)
     return await handler(request)
 
 
-def add_internal_routes(app: web.Application) -> None:
-    """Turn the app of one server into the app of a worker."""
+def add_internal_routes(app: web.Application, secret: str) -> None:
+    """Turn the app of one server into the app of a worker whose front holds `secret`."""
+    if not secret:
+        raise ValueError(f"a worker needs its front's secret in {SECRET_ENV}")
+    app[FRONT_SECRET] = secret.encode()
     app.middlewares.append(from_front)
     app.router.add_get("/internal/load", load)
     app.router.add_get("/internal/relay-source", relay_source)
@@ -105,8 +118,7 @@ async def load(request: web.Request) -> web.Response:
         publisher = stream.live_publisher()
         streams[name] = {
             "players": len(stream.players) - relayed[name],
-            "publishing": publisher is not None
-            and not publisher.session.id.startswith(RELAY_PREFIX),
+            "publishing": publisher is not None and not isinstance(publisher.session, PlainSession),
         }
     return web.json_response(
         {

@@ -72,16 +72,23 @@ def _is_supported(section: MediaSection, pt: int) -> bool:
     return False
 
 
-def _rtx_for(section: MediaSection, pt: int) -> int | None:
-    """The first offered rtx payload type whose apt is `pt` and whose clock matches."""
-    clock = section.rtpmap[pt].clock_rate
-    for rtx in section.payload_types:
+def _rtx_map(section: MediaSection) -> dict[int, int]:
+    """Media payload type -> the first offered rtx payload type for it with the same clock.
+
+    One pass over the distinct payload types, so negotiation stays linear in the offer's size.
+    """
+    rtx_for: dict[int, int] = {}
+    for rtx in dict.fromkeys(section.payload_types):
         rtpmap = section.rtpmap.get(rtx)
-        if rtpmap is None or rtpmap.name.lower() != "rtx" or rtpmap.clock_rate != clock:
+        if rtpmap is None or rtpmap.name.lower() != "rtx":
             continue
-        if _fmtp_params(section.fmtp.get(rtx, "")).get("apt") == str(pt):
-            return rtx
-    return None
+        apt = _fmtp_params(section.fmtp.get(rtx, "")).get("apt", "")
+        if not apt.isdigit():
+            continue
+        media = section.rtpmap.get(int(apt))
+        if media is not None and media.clock_rate == rtpmap.clock_rate:
+            rtx_for.setdefault(int(apt), rtx)
+    return rtx_for
 
 
 def _codec(section: MediaSection, pt: int, rtx: int | None) -> Codec:
@@ -203,7 +210,8 @@ def negotiate_play(offer: Offer, preferred: dict[str, str] | None = None) -> Pee
 
     def choose(section: MediaSection) -> list[Codec]:
         pts = [p for p in dict.fromkeys(section.payload_types) if _is_supported(section, p)]
-        codecs = [_codec(section, p, _rtx_for(section, p)) for p in pts]
+        rtx_for = _rtx_map(section)
+        codecs = [_codec(section, p, rtx_for.get(p)) for p in pts]
         first = wanted.get(section.kind)
         if codecs and first is not None and all(c.name.lower() != first for c in codecs):
             offered = ", ".join(dict.fromkeys(c.name for c in codecs))

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 MAX_OFFER_BYTES = 64 * 1024
 MAX_MEDIA_SECTIONS = 64
+MAX_FORMATS = 128  # formats per m-line: RTP has 128 payload types, so more are repeats
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
 _LINE = re.compile(r"([a-z])=(.*)\Z", re.DOTALL)
@@ -115,6 +116,8 @@ def _parse_m_line(value: str, index: int, where: str) -> MediaSection:
     kind, port_text, proto = parts[0], parts[1], parts[2]
     port = _number(port_text.partition("/")[0], 0, 65535, where)
     fmt = parts[3:]
+    if len(fmt) > MAX_FORMATS:
+        raise SdpError(f"{where}: {len(fmt)} formats on one m= line; the limit is {MAX_FORMATS}")
     payload_types: list[int] = []
     if "RTP/" in proto:
         payload_types = [_number(f, 0, 127, where) for f in fmt]

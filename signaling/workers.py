@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -21,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+
+from signaling.worker_link import SECRET_ENV, SECRET_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,7 @@ class WorkerPool:
     def __init__(self, count: int, udp_port: int, argv: Sequence[str]) -> None:
         self.workers = [Worker(i, udp_port + i if udp_port else 0) for i in range(count)]
         self.argv = list(argv)
+        self.secret = secrets.token_urlsafe(32)  # what the workers' internal routes ask for
         self.http: aiohttp.ClientSession | None = None
         self._stopping = False
         self._supervisors: list[asyncio.Task] = []
@@ -94,7 +98,11 @@ class WorkerPool:
     async def _supervise(self, worker: Worker, first: asyncio.Future) -> None:
         """Run one worker for as long as the front runs; a worker that dies is restarted."""
         paths = [str(ROOT), os.environ.get("PYTHONPATH", "")]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in paths if p),
+            SECRET_ENV: self.secret,
+        }
         while not self._stopping:
             http_port = free_tcp_port()
             worker.url = f"http://127.0.0.1:{http_port}"
@@ -141,7 +149,9 @@ class WorkerPool:
         """One JSON request to a worker: (status, decoded body); (0, None) if it cannot answer."""
         assert self.http is not None
         try:
-            async with self.http.request(method, worker.url + path, json=body) as response:
+            async with self.http.request(
+                method, worker.url + path, json=body, headers={SECRET_HEADER: self.secret}
+            ) as response:
                 text = await response.text()
                 try:
                     return response.status, json.loads(text)

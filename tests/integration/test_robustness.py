@@ -193,6 +193,7 @@ async def test_policy_flags_and_environment_reach_the_server(
 ) -> None:
     """The command line wires the policy: SFU_AUTH_TOKENS from the environment, a flag limit."""
     monkeypatch.setenv("SFU_AUTH_TOKENS", "env-token, other")
+    monkeypatch.setenv("SFU_AUTH_STATS", "0")  # stats are guarded by default once auth is on
     server = start_server(tmp_path, "--max-players", "1")
     base = server.http_url
     pub_offer = await offer_text([("video", "sendonly")])
@@ -443,7 +444,7 @@ async def test_vanished_publisher_times_out_and_is_replaced(
             async def publisher_freed() -> bool:
                 async with http.get(f"{base}/api/v1/streams") as response:
                     streams = (await response.json())["streams"]
-                gone = streams and streams[0]["publisher_session"] is None
+                gone = streams and streams[0]["publisher_state"] is None
                 return bool(gone) and streams[0]["players"] == 1
 
             assert await until(publisher_freed, timeout=30)

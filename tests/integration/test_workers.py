@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -89,7 +90,11 @@ async def test_players_spread_over_workers_by_relay(workers_server: ServerProces
             assert streams[0]["players"] == 3
             assert streams[0]["publishing"] is True
             assert streams[0]["workers"] == [0, 1]
-            assert not any("relay-" in p["session"] for p in streams[0]["player_sessions"])
+            assert len(streams[0]["player_sessions"]) == 3
+            assert not any(p["relay"] for p in streams[0]["player_sessions"])
+            listing = json.dumps(streams)  # ids are capabilities, never listed
+            ids = [p.location.rsplit("-", 1)[1] for p in [publisher, *players]]
+            assert not [i for i in ids if i in listing]
             info = await get_json(http, url + "/api/v1/server")
             assert info["relays"] == 1
             assert sum(w["sessions"] for w in info["workers"]) == 4
@@ -124,7 +129,7 @@ async def test_players_spread_over_workers_by_relay(workers_server: ServerProces
 
 
 async def test_publisher_refusal_passes_through(tmp_path: Path) -> None:
-    server = start_server(tmp_path, *WORKER_ARGS, "--auth-token", "sesame")
+    server = start_server(tmp_path, *WORKER_ARGS, "--auth-token", "sesame", "--no-auth-stats")
     try:
         async with aiohttp.ClientSession() as http:
             headers = {"Content-Type": "application/sdp"}
@@ -184,7 +189,7 @@ def test_merged_streams_count_a_relayed_stream_once() -> None:
     origin = {
         "name": "s",
         "publishing": True,
-        "publisher_session": "p1",
+        "publisher_relay": False,
         "players": 2,
         "packets_in": 100,
         "bytes_in": 1000,
@@ -192,21 +197,21 @@ def test_merged_streams_count_a_relayed_stream_once() -> None:
         "packets_out": 200,
         "bytes_out": 2000,
         "bitrate_out": 1600,
-        "player_sessions": [{"session": "a"}, {"session": "relay-1"}],
+        "player_sessions": [{"relay": False, "state": "a"}, {"relay": True, "state": "r"}],
     }
     edge = {
         **origin,
-        "publisher_session": "relay-2",
+        "publisher_relay": True,
         "players": 1,
         "packets_out": 100,
         "bytes_out": 1000,
         "bitrate_out": 800,
-        "player_sessions": [{"session": "b"}],
+        "player_sessions": [{"relay": False, "state": "b"}],
     }
     [merged] = merge_streams([(0, [origin]), (1, [edge])])
     assert merged["players"] == 2
-    assert [p["session"] for p in merged["player_sessions"]] == ["w0-a", "w1-b"]
-    assert merged["publisher_session"] == "w0-p1"
+    assert [p["state"] for p in merged["player_sessions"]] == ["a", "b"]
+    assert merged["publisher_relay"] is False
     assert (merged["packets_in"], merged["bytes_in"], merged["bitrate_in"]) == (100, 1000, 800)
     # 200 + 100 sent, of which the 100 the edge received went by relay.
     assert (merged["packets_out"], merged["bytes_out"], merged["bitrate_out"]) == (200, 2000, 1600)

@@ -42,13 +42,8 @@ FORBIDDEN_IN_SIGNALING = ("socket",)  # signaling never touches a socket or a pa
 KNOWN_VIOLATIONS = {
     # The entry point lives in sfu/ for `python -m sfu` but is the CLI in signaling.
     ("sfu.__main__", "signaling.cli"),
-    # The front reads RELAY_PREFIX to refuse relay ids over public HTTP; a shared constant
-    # module outside sfu/ would do.
-    ("signaling.front", "sfu.relay"),
     # The front reuses app.py's CORS/error middleware and helpers; app.py imports the router.
     ("signaling.front", "signaling.app"),
-    # CLIENT_HEADER lives in internal.py, which imports sfu.
-    ("signaling.front", "signaling.internal"),
     # The worker pool binds a TCP socket to pick a free HTTP port for each worker.
     ("signaling.workers", "socket"),
 }
