@@ -37,17 +37,18 @@ def crafted_offer() -> str:
 
 
 def widest_offer() -> str:
-    """As many m-lines of 128 distinct formats and their rtpmaps as fit in 64 KiB."""
+    """As many m-lines of 128 distinct formats and their rtpmaps as fit in 64 KiB, bundled."""
     formats = " ".join(str(pt) for pt in range(128))
     sections = []
-    size = len(HEAD)
+    size = len(HEAD) + len("a=group:BUNDLE" + " 15" * 16 + "\r\n")
     for mid in range(16):
         section = f"m=video 9 UDP/TLS/RTP/SAVPF {formats}\r\n" + attributes(mid)
         if size + len(section) > MAX_OFFER_BYTES:
             break
         sections.append(section)
         size += len(section)
-    return HEAD + "".join(sections)
+    group = "a=group:BUNDLE " + " ".join(str(mid) for mid in range(len(sections))) + "\r\n"
+    return HEAD + group + "".join(sections)
 
 
 def timed(text: str) -> tuple[float, object]:
