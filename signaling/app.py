@@ -23,6 +23,7 @@ from sfu.server import MediaServer
 from sfu.session import PeerSession
 from signaling.answer import render_answer
 from signaling.auth import Authenticator, bearer_token
+from signaling.events import whep_link
 from signaling.hooks import HookRejected, HookUnavailable, HttpHooks
 from signaling.limits import RETRY_AFTER, Limits
 from signaling.negotiate import (
@@ -298,12 +299,10 @@ async def whip_or_whep(request: web.Request, role: str, stream: str) -> web.Resp
     session, answer = await start_session(request, role, stream, offer, token)
     etags = request.app[ETAGS]
     etags.prune(request.app[MEDIA_SERVER].router.sessions.by_id)
-    return web.Response(
-        status=201,
-        body=answer.encode(),
-        content_type=SDP_TYPE,
-        headers={"Location": f"/sessions/{session.id}", "ETag": etags.renew(session.id)},
-    )
+    headers = {"Location": f"/sessions/{session.id}", "ETag": etags.renew(session.id)}
+    if role == PLAY:
+        headers["Link"] = whep_link(stream)
+    return web.Response(status=201, body=answer.encode(), content_type=SDP_TYPE, headers=headers)
 
 
 async def whip(request: web.Request) -> web.Response:

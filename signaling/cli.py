@@ -15,6 +15,7 @@ from aiohttp import web
 
 from sfu.config import MediaConfig
 from sfu.server import MediaServer
+from signaling import settings
 from signaling.app import create_app
 from signaling.auth import Authenticator
 from signaling.balancer import Balancer
@@ -22,6 +23,10 @@ from signaling.front import create_front
 from signaling.hooks import HttpHooks
 from signaling.internal import add_internal_routes
 from signaling.limits import Limits
+from signaling.logs import setup_logging
+from signaling.metrics import MAX_PER_STREAM
+from signaling.observe import add_front_observability, add_observability
+from signaling.settings import ReplacingAppend
 from signaling.workers import WorkerPool
 
 log = logging.getLogger("litesfu")
@@ -52,7 +57,8 @@ def _count(text: str) -> int:
     return value
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """Every flag, with its environment variable as the default."""
     env = os.environ.get
     parser = argparse.ArgumentParser(
         prog="python -m sfu",
@@ -68,7 +74,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--udp-port", type=int, default=int(env("SFU_UDP_PORT", "8000")))
     parser.add_argument(
         "--candidate",
-        action="append",
+        action=ReplacingAppend,
+        default=_env_list("SFU_CANDIDATE") or None,
         help="public IP advertised as a host candidate; repeatable "
         "(SFU_CANDIDATE, comma-separated; default 127.0.0.1)",
     )
@@ -118,7 +125,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     auth = parser.add_argument_group("authorization (see signaling/auth.py for the token format)")
     auth.add_argument(
         "--auth-token",
-        action="append",
+        action=ReplacingAppend,
+        default=_env_list("SFU_AUTH_TOKENS") or None,
         help="a static bearer token allowing everything; repeatable "
         "(SFU_AUTH_TOKENS, comma-separated)",
     )
@@ -138,16 +146,55 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=env("SFU_HOOK_URL"),
         help="http(s) URL asked before every publish and play (SFU_HOOK_URL)",
     )
-    args = parser.parse_args(argv)
+    ops = parser.add_argument_group("operation")
+    ops.add_argument(
+        "--config",
+        default=env("SFU_CONFIG"),
+        help="a TOML file of settings named like the flags; flags and SFU_* variables win "
+        "(SFU_CONFIG; see litesfu.example.toml)",
+    )
+    ops.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the effective settings (secrets masked) and exit",
+    )
+    ops.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=env("SFU_LOG_FORMAT", "text"),
+        help="json: one object per line (SFU_LOG_FORMAT, default text)",
+    )
+    ops.add_argument(
+        "--metrics-per-stream",
+        type=_count,
+        default=env("SFU_METRICS_PER_STREAM", "0"),
+        help=f"label /metrics by stream name for this many streams, at most {MAX_PER_STREAM} "
+        "(SFU_METRICS_PER_STREAM, default 0)",
+    )
+    ops.add_argument(
+        "--max-event-streams",
+        type=_positive,
+        default=env("SFU_MAX_EVENT_STREAMS", "200"),
+        help="open server-sent event streams; more get 503 (SFU_MAX_EVENT_STREAMS, default 200)",
+    )
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
+    args = settings.parse(build_parser, argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if not args.candidate:
-        args.candidate = _env_list("SFU_CANDIDATE") or ["127.0.0.1"]
+        args.candidate = ["127.0.0.1"]
     if not args.auth_token:
-        args.auth_token = _env_list("SFU_AUTH_TOKENS")
+        args.auth_token = []
     if args.auth_stats and not (args.auth_token or args.auth_secret):
         parser.error("--auth-stats needs --auth-token or --auth-secret")
     if args.hook_url and not args.hook_url.startswith(("http://", "https://")):
         parser.error("--hook-url must be an http:// or https:// URL")
+    if args.print_config:
+        print(settings.render(parser, args), end="")
+        raise SystemExit(0)
     return args
 
 
@@ -168,6 +215,7 @@ async def serve(args: argparse.Namespace) -> None:
         limits=Limits(args.max_sessions, args.max_players),
         hooks=HttpHooks(args.hook_url),
     )
+    add_observability(app, media, args.metrics_per_stream, args.max_event_streams)
     if args.worker_index is not None:
         add_internal_routes(app)
     stop = stop_event()
@@ -214,7 +262,9 @@ async def serve_front(args: argparse.Namespace) -> None:
     stop = stop_event()
     pool = WorkerPool(args.workers, args.udp_port, args.argv)
     balancer = Balancer(pool, args.worker_players)
-    runner = web.AppRunner(create_front(pool, balancer, args.web_root), access_log=None)
+    front = create_front(pool, balancer, args.web_root)
+    add_front_observability(front)
+    runner = web.AppRunner(front, access_log=None)
     try:
         await pool.start()
         balancer.start()
@@ -238,11 +288,7 @@ async def serve_front(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    tag = "" if args.worker_index is None else f"w{args.worker_index} "
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format=f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s",
-    )
+    setup_logging(args.log_level, args.log_format, args.worker_index)
     try:
         import uvloop
     except ImportError:
