@@ -9,6 +9,7 @@ is past the cap costs nothing more than its own queue.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -118,7 +119,7 @@ class EventHub:
         self.max_streams = max_streams
         self.listeners: set[Listener] = set()
         self.subscriptions: dict[str, Subscription] = {}
-        self.refused = 0
+        self.refused: collections.Counter[str] = collections.Counter()  # by reason
         self.dropped_slow = 0
         self._last: dict[str, StreamState] = {}
         self._task: asyncio.Task | None = None
@@ -157,7 +158,7 @@ class EventHub:
         for key in [k for k, s in self.subscriptions.items() if s.expires < now]:
             del self.subscriptions[key]
         if len(self.subscriptions) >= self.max_streams:
-            self.refused += 1
+            self.refused["cap"] += 1
             raise ValueError("too many event subscriptions")
         key = secrets.token_urlsafe(16)
         self.subscriptions[key] = Subscription(stream, events, now + SUBSCRIPTION_TTL)
@@ -168,7 +169,7 @@ class EventHub:
     ) -> web.StreamResponse:
         """Hold an SSE response open until the client goes or falls too far behind."""
         if len(self.listeners) >= self.max_streams:
-            self.refused += 1
+            self.refused["cap"] += 1
             raise ValueError("too many open event streams")
         response = web.StreamResponse(
             headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
@@ -207,9 +208,14 @@ class HubCollector(Collector):
         yield GaugeMetricFamily(
             "litesfu_event_streams", "Open server-sent event streams", len(self.hub.listeners)
         )
-        yield CounterMetricFamily(
-            "litesfu_event_streams_refused", "Event streams refused past the cap", self.hub.refused
+        refused = CounterMetricFamily(
+            "litesfu_event_requests_refused",
+            "Event requests refused: past the cap, or malformed",
+            labels=["reason"],
         )
+        for reason in ("cap", "bad_request"):
+            refused.add_metric([reason], self.hub.refused[reason])
+        yield refused
         yield CounterMetricFamily(
             "litesfu_event_streams_dropped",
             "Event streams closed for falling behind",

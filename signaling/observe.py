@@ -114,6 +114,7 @@ async def room_events(request: web.Request) -> web.StreamResponse:
     authorize_stats(request)
     room = request.query.get("room", "")
     if not room or len(room) > ROOM_MAX or "/" in room:
+        request.app[HUB].refused["bad_request"] += 1
         raise Rejection(400, f"room must be 1 to {ROOM_MAX} characters without '/'")
     listener, first = room_listener(request.app[HUB], room)
     return await serve(request, listener, first)
@@ -127,14 +128,17 @@ async def subscribe_whep(request: web.Request) -> web.Response:
     """
     stream = request.match_info["stream"]
     authorize(request, request_token(request), stream, PLAY)
+    hub = request.app[HUB]
     if request.content_length is not None and request.content_length > MAX_EVENTS_BODY:
+        hub.refused["bad_request"] += 1
         raise Rejection(413, f"body larger than {MAX_EVENTS_BODY} bytes")
     try:
         wanted = parse_wanted(await request.content.read(MAX_EVENTS_BODY + 1))
     except ValueError as exc:
+        hub.refused["bad_request"] += 1
         raise Rejection(400, str(exc)) from exc
     try:
-        key = request.app[HUB].subscribe(stream, wanted)
+        key = hub.subscribe(stream, wanted)
     except ValueError as exc:
         raise unavailable(str(exc)) from exc
     return web.Response(status=201, headers={"Location": f"/events/streams/{key}"})

@@ -1,7 +1,9 @@
 // Co-hosting room: publish yourself as `room/name`, play everyone else in `room/`.
 import { authHeaders, refusalHint } from "./auth.js";
 import { openEvents } from "./sse.js";
-import { Player, Publisher, formatBitrate, formatFps, param } from "./whip.js";
+import { Player, Publisher, fetchStreams, formatBitrate, formatFps, param } from "./whip.js";
+
+const POLL_MS = 1500; // only where the server has no room events (a --workers front)
 
 const $ = (id) => document.getElementById(id);
 const roomInput = $("room");
@@ -16,6 +18,7 @@ const alone = $("alone");
 
 let joined = null; // {room, name, media, publisher}
 let roomEvents = null; // the /api/v1/events stream of the room while joined
+let pollTimer = null;
 const live = new Set(); // participants whose stream is published, as the events tell
 let lastError = null;
 const remotes = new Map(); // participant name -> {tile, player, statusEl, video}
@@ -84,6 +87,25 @@ function sync() {
   alone.hidden = remotes.size > 0;
 }
 
+/** Who publishes in the room, from the stream list: for servers without room events. */
+async function poll(room) {
+  let streams;
+  try {
+    streams = await fetchStreams();
+  } catch (err) {
+    setStatus(`Cannot list participants: ${err.message}`, "warn");
+    return;
+  }
+  live.clear();
+  for (const stream of streams) {
+    const who = stream.name.slice(room.length + 1);
+    if (stream.publishing && stream.name.startsWith(`${room}/`) && who !== joined?.name) {
+      live.add(who);
+    }
+  }
+  sync();
+}
+
 /** Follow the room's events (published, unpublished) instead of asking again and again. */
 function followRoom(room) {
   live.clear();
@@ -101,6 +123,10 @@ function followRoom(room) {
       sync();
     },
     onError: (status, reason) => {
+      if (status === 404) {
+        pollTimer = setInterval(() => poll(room), POLL_MS);
+        return;
+      }
       const why = status ? `HTTP ${status} — ${reason}${refusalHint(status)}` : reason;
       setStatus(`Cannot follow the room: ${why}`, "warn");
       if (status === 401 || status === 403) showError(`Cannot follow the room: ${why}`);
@@ -170,6 +196,8 @@ async function leave(keepalive = false) {
   joined = null;
   roomEvents?.close();
   roomEvents = null;
+  clearInterval(pollTimer);
+  pollTimer = null;
   live.clear();
   const stops = [...remotes.keys()].map((name) => {
     const remote = remotes.get(name);

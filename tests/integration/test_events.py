@@ -100,6 +100,8 @@ async def test_bad_event_subscriptions(sfu_server) -> None:
             assert response.status == 400
         async with http.get(f"{base}/api/v1/events?room=a/b") as response:
             assert response.status == 400
+        scraped = await scrape(http, base)
+        assert value(scraped, "litesfu_event_requests_refused_total", reason="bad_request") == 7
 
 
 async def events_until(
@@ -148,7 +150,7 @@ async def test_event_streams_are_capped_and_freed() -> None:
                 status = response.status
         assert status == 200
         scraped = await scrape(http, base)
-        assert value(scraped, "litesfu_event_streams_refused_total") >= 1
+        assert value(scraped, "litesfu_event_requests_refused_total", reason="cap") >= 1
 
 
 async def test_room_events_need_the_stats_token() -> None:
@@ -165,3 +167,11 @@ async def test_room_events_need_the_stats_token() -> None:
             f"{base}/events/whep/r1/a", json=["active"], headers=headers
         ) as response:
             assert response.status == 201
+
+
+async def test_idle_streams_get_heartbeats(monkeypatch) -> None:
+    monkeypatch.setattr("signaling.events.HEARTBEAT", 0.2)
+    async with observed() as (http, base), http.get(f"{base}/api/v1/events?room=quiet") as events:
+        assert events.status == 200
+        lines = [await asyncio.wait_for(events.content.readline(), 5) for _ in range(4)]
+    assert lines.count(b": heartbeat\n") == 2, lines
