@@ -15,7 +15,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -165,14 +165,21 @@ class EventHub:
         return key
 
     async def serve(
-        self, request: web.Request, listener: Listener, first: list[bytes]
+        self,
+        request: web.Request,
+        listener: Listener,
+        first: list[bytes],
+        headers: Mapping[str, str],
     ) -> web.StreamResponse:
-        """Hold an SSE response open until the client goes or falls too far behind."""
+        """Hold an SSE response open until the client goes or falls too far behind.
+
+        `headers` (CORS) go out with the first bytes: a prepared response's are final.
+        """
         if len(self.listeners) >= self.max_streams:
             self.refused["cap"] += 1
             raise ValueError("too many open event streams")
         response = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+            headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
         )
         await response.prepare(request)
         self.listeners.add(listener)

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from sfu.router import PLAY
 from sfu.server import MediaServer
 from signaling.app import (
+    CORS_HEADERS,
     STREAM_PATTERN,
     Rejection,
     authorize,
@@ -104,7 +105,7 @@ async def front_metrics(request: web.Request) -> web.Response:
 
 async def serve(request: web.Request, listener: Listener, first: list[bytes]) -> web.StreamResponse:
     try:
-        return await request.app[HUB].serve(request, listener, first)
+        return await request.app[HUB].serve(request, listener, first, CORS_HEADERS)
     except ValueError as exc:
         raise unavailable(str(exc)) from exc
 

@@ -456,6 +456,7 @@ export class Player {
 
   /** Ask for the WHEP events of this session and follow them until teardown. */
   async follow(eventsUrl, authorization) {
+    const pc = this.pc; // events belong to this session only
     const headers = { "Content-Type": "application/json" };
     if (authorization) headers.Authorization = authorization;
     let response;
@@ -469,7 +470,7 @@ export class Player {
       return; // events are a nicety; playback goes on without them
     }
     const where = response.headers.get("Location");
-    if (response.status !== 201 || !where || !this.pc) return;
+    if (response.status !== 201 || !where || this.pc !== pc) return;
     let viewers = null;
     this.events = openEvents(new URL(where, eventsUrl).href, {}, {
       onEvent: (event, data) => {

@@ -61,6 +61,7 @@ async def test_whep_events_follow_the_publisher(sfu_server) -> None:
         url = await events_url(http, base, link, ["active", "inactive", "viewercount"])
         async with http.get(url) as events:
             assert events.content_type == "text/event-stream"
+            assert events.headers["Access-Control-Allow-Origin"] == "*"  # sent before the body
             assert await next_event(events) == ("inactive", {})
             assert await next_event(events) == ("viewercount", {"viewercount": 1})
             publisher = await publish(http, base, "live/e")
