@@ -263,7 +263,8 @@ async def serve_front(args: argparse.Namespace) -> None:
     pool = WorkerPool(args.workers, args.udp_port, args.argv)
     balancer = Balancer(pool, args.worker_players)
     front = create_front(pool, balancer, args.web_root)
-    add_front_observability(front)
+    auth = Authenticator(args.auth_token, args.auth_secret, protect_stats=args.auth_stats)
+    add_front_observability(front, auth, args.max_event_streams)
     runner = web.AppRunner(front, access_log=None)
     try:
         await pool.start()

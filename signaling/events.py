@@ -47,9 +47,10 @@ def whep_link(stream: str) -> str:
 
 
 def sample(router: Router) -> dict[str, StreamState]:
+    """The state of a router's streams, relays left out."""
     return {
         name: (
-            stream.live_publisher() is not None,
+            stream.live_publisher() is not None and not is_relay(stream.publisher.session),
             sum(1 for p in stream.players if not is_relay(p.session)),
         )
         for name, stream in router.streams.items()
@@ -111,11 +112,17 @@ class Subscription:
     expires: float
 
 
-class EventHub:
-    """All listeners of one server and the sampler that feeds them."""
+Sampler = Callable[[], dict[str, StreamState]]
 
-    def __init__(self, router: Router, max_streams: int) -> None:
-        self.router = router
+
+class EventHub:
+    """All listeners of one server and the sampler that feeds them.
+
+    `sample` reads the state of every stream: a router's, or the workers' load reports.
+    """
+
+    def __init__(self, sample: Sampler, max_streams: int) -> None:
+        self.sample = sample
         self.max_streams = max_streams
         self.listeners: set[Listener] = set()
         self.subscriptions: dict[str, Subscription] = {}
@@ -142,7 +149,7 @@ class EventHub:
         if not self.listeners:
             self._last = {}
             return
-        now = sample(self.router)
+        now = self.sample()
         for name in sorted(now.keys() | self._last.keys()):
             before, after = self._last.get(name), now.get(name)
             if before == after:
@@ -184,7 +191,7 @@ class EventHub:
         await response.prepare(request)
         self.listeners.add(listener)
         if len(self.listeners) == 1:
-            self._last = sample(self.router)  # listeners before this one got all the news
+            self._last = self.sample()  # listeners before this one got all the news
         try:
             listener.offer(first)
             while not listener.overflowed:
@@ -254,7 +261,7 @@ def whep_listener(hub: EventHub, subscription: Subscription) -> tuple[Listener, 
 
     name = subscription.stream
     listener = Listener(lambda stream: stream == name, render)
-    return listener, render(name, None, sample(hub.router).get(name, (False, 0)))
+    return listener, render(name, None, hub.sample().get(name, (False, 0)))
 
 
 def room_listener(hub: EventHub, room: str) -> tuple[Listener, list[bytes]]:
@@ -265,7 +272,7 @@ def room_listener(hub: EventHub, room: str) -> tuple[Listener, list[bytes]]:
         return list(room_frames(name, before, after))
 
     listener = Listener(lambda stream: stream.startswith(prefix), render)
-    now = sample(hub.router)
+    now = hub.sample()
     first = [
         f for name in sorted(now) if name.startswith(prefix) for f in render(name, None, now[name])
     ]

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from sfu.router import PLAY
 from sfu.server import MediaServer
 from signaling.app import (
+    AUTH,
     CORS_HEADERS,
     STREAM_PATTERN,
     Rejection,
@@ -19,18 +20,23 @@ from signaling.app import (
     request_token,
     unavailable,
 )
+from signaling.auth import Authenticator
 from signaling.events import (
     MAX_EVENTS_BODY,
     SUBSCRIPTION_TTL,
     EventHub,
     Listener,
+    Sampler,
+    StreamState,
     parse_wanted,
     room_listener,
+    sample,
     whep_listener,
 )
 from signaling.front import POOL, ask_worker
 from signaling.logs import access_log
 from signaling.metrics import CONTENT_TYPE, LoopLag, exposition, merged, new_registry
+from signaling.workers import WorkerPool
 
 HUB = web.AppKey("event_hub", EventHub)
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
@@ -43,40 +49,69 @@ def add_observability(
 ) -> None:
     """Metrics and events for a server's app; the probe and sampler run while it does."""
     lag = LoopLag()
-    hub = EventHub(media.router, max_event_streams)
+    hub = EventHub(lambda: sample(media.router), max_event_streams)
     registry = new_registry(media, lag, per_stream)
     registry.register(hub.collector())
     app[LAG], app[HUB], app[REGISTRY] = lag, hub, registry
     app.on_startup.append(start_background)
     app.on_shutdown.append(stop_background)
     app.middlewares.insert(0, access_log)
-    stream = f"{{stream:{STREAM_PATTERN}}}"
     app.router.add_get("/metrics", metrics)
+    add_event_routes(app)
+
+
+def add_event_routes(app: web.Application) -> None:
+    stream = f"{{stream:{STREAM_PATTERN}}}"
     app.router.add_get("/api/v1/events", room_events)
     app.router.add_post(f"/events/whep/{stream}", subscribe_whep)
     app.router.add_get("/events/streams/{key}", whep_events)
 
 
-def add_front_observability(app: web.Application) -> None:
-    """The --workers front: access lines, and /metrics of itself and every worker."""
+def add_front_observability(
+    app: web.Application, auth: Authenticator, max_event_streams: int
+) -> None:
+    """The --workers front: access lines, /metrics of itself and every worker, and events.
+
+    The front's events come from the load each worker reports every second; it checks
+    tokens for them itself, with the same Authenticator settings as its workers.
+    """
+    app[AUTH] = auth
     app[LAG] = LoopLag()
+    app[HUB] = EventHub(workers_sample(app[POOL]), max_event_streams)
     app[REGISTRY] = new_registry(None, app[LAG])
+    app[REGISTRY].register(app[HUB].collector())
     app.on_startup.append(start_background)
     app.on_shutdown.append(stop_background)
     app.middlewares.insert(0, access_log)
     app.router.add_get("/metrics", front_metrics)
+    add_event_routes(app)
+
+
+def workers_sample(pool: WorkerPool) -> Sampler:
+    """Streams as the workers' load reports show them: live anywhere, players summed."""
+
+    def sample_workers() -> dict[str, StreamState]:
+        streams: dict[str, StreamState] = {}
+        for worker in pool.workers:
+            for name, state in worker.load.get("streams", {}).items():
+                live, players = streams.get(name, (False, 0))
+                streams[name] = (
+                    live or bool(state.get("publishing")),
+                    players + int(state.get("players", 0)),
+                )
+        return streams
+
+    return sample_workers
 
 
 async def start_background(app: web.Application) -> None:
     app[LAG].start()
-    if HUB in app:
-        app[HUB].start()
+    app[HUB].start()
 
 
 async def stop_background(app: web.Application) -> None:
     await app[LAG].stop()
-    if HUB in app:
-        await app[HUB].stop()
+    await app[HUB].stop()
 
 
 async def metrics(request: web.Request) -> web.Response:

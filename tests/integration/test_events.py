@@ -10,6 +10,7 @@ import aiohttp
 
 from signaling.auth import Authenticator
 from signaling.events import LINK_REL
+from tests.conftest import start_server, stop_server
 from tests.integration.observed import observed
 from tests.integration.peers import close_all, new_peer_connection, play, publish
 from tests.integration.test_metrics import scrape, value
@@ -176,3 +177,30 @@ async def test_idle_streams_get_heartbeats(monkeypatch) -> None:
         assert events.status == 200
         lines = [await asyncio.wait_for(events.content.readline(), 5) for _ in range(4)]
     assert lines.count(b": heartbeat\n") == 2, lines
+
+
+async def test_events_through_the_workers_front(tmp_path) -> None:
+    """The front derives events from its workers' load reports: same URLs, same events."""
+    server = start_server(tmp_path, "--workers", "2", "--udp-port", "0")
+    base = server.http_url
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{base}/api/v1/events?room=r1") as room,
+        ):
+            assert room.status == 200
+            publisher = await publish(http, base, "r1/a")
+            player = await play(http, base, "r1/a")
+            try:
+                await events_until(room, ("published", {"stream": "r1/a"}))
+                await events_until(room, ("players", {"stream": "r1/a", "players": 1}))
+                link = await whep_link(http, base, "r1/a")
+                url = await events_url(http, base, link, ["active", "viewercount"])
+                async with http.get(url) as events:
+                    assert await next_event(events) == ("active", {})
+            finally:
+                await close_all(player, publisher)
+            await events_until(room, ("unpublished", {"stream": "r1/a"}))
+    finally:
+        stop_server(server)
+    assert "Traceback" not in server.log()
