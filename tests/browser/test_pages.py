@@ -265,7 +265,12 @@ def test_player_recovers_when_stream_returns(browsing: Browsing, sfu_server: Any
         lambda s: s["framesDecoded"] > frames_before and s["state"] == "connected",
         30,  # publisher reconnect + at most one 8 s backoff + first keyframe
     )
-    assert player.text_content("#publisher").startswith("live"), after
+    browsing.wait_for(
+        "the WHEP events to say the publisher is back",
+        lambda: player.text_content("#publisher") or "",
+        lambda text: text.startswith("live"),
+        5,
+    )
     print(
         f"player playing again {recovered_in:.1f} s after the publisher restarted, "
         f"WHEP sessions used: {after['sessions']}"
