@@ -63,6 +63,8 @@ def checked(action: argparse.Action, key: str, value: object) -> object:
         return [action.type(i) if action.type else i for i in items]
     if isinstance(value, (dict, list, bool)) and not isinstance(action.default, bool):
         raise ValueError(f"{key} must be a single value")
+    if action.choices is not None and value not in action.choices:
+        raise ValueError(f"{key} must be one of {', '.join(map(str, action.choices))}")
     return str(value) if action.type is not None else value
 
 

@@ -62,6 +62,7 @@ def test_file_list_is_replaced_by_flags_not_added_to(tmp_path) -> None:
         ("candidate = [1, 2]\n", "candidate must be a string or a list of strings"),
         ("http-port = [1]\n", "http_port must be a single value"),
         ("http-port = 'x'\n", "invalid int value"),
+        ("log-format = 'xml'\n", "log_format must be one of text, json"),
         ("this is = not toml\n", "is not valid TOML"),
     ],
 )
