@@ -42,6 +42,17 @@ async def scrape(http: aiohttp.ClientSession, url: str, token: str | None = None
         return samples(await response.text())
 
 
+async def scrape_while_playing(http: aiohttp.ClientSession, base: str, stream: str) -> dict:
+    """Publish and play `stream`, scrape once video reaches the player, then end both."""
+    publisher = await publish(http, base, stream)
+    player = await play(http, base, stream)
+    try:
+        assert await player.wait_for("video", 10, timeout=30)
+        return await scrape(http, base)
+    finally:
+        await close_all(player, publisher)
+
+
 async def test_metrics_move_while_a_stream_plays(tmp_path) -> None:
     server = start_server(tmp_path, "--metrics-per-stream", "3")
     try:
@@ -82,13 +93,7 @@ async def test_metrics_move_while_a_stream_plays(tmp_path) -> None:
 async def test_counters_keep_what_ended_sessions_reached(sfu_server) -> None:
     """Counters never go backwards when the stream they came from ends."""
     async with aiohttp.ClientSession() as http:
-        publisher = await publish(http, sfu_server.http_url, "live/gone")
-        player = await play(http, sfu_server.http_url, "live/gone")
-        try:
-            assert await player.wait_for("video", 10, timeout=20)
-            during = await scrape(http, sfu_server.http_url)
-        finally:
-            await close_all(player, publisher)
+        during = await scrape_while_playing(http, sfu_server.http_url, "live/gone")
         deadline = time.monotonic() + 15
         after = during
         while time.monotonic() < deadline:
@@ -117,13 +122,7 @@ async def test_front_labels_each_worker_and_counts_once(tmp_path) -> None:
     server = start_server(tmp_path, "--workers", "2", "--udp-port", "0")
     try:
         async with aiohttp.ClientSession() as http:
-            publisher = await publish(http, server.http_url, "live/w")
-            player = await play(http, server.http_url, "live/w")
-            try:
-                assert await player.wait_for("video", 10, timeout=30)
-                scraped = await scrape(http, server.http_url)
-            finally:
-                await close_all(player, publisher)
+            scraped = await scrape_while_playing(http, server.http_url, "live/w")
     finally:
         stop_server(server)
     workers = {
