@@ -29,6 +29,7 @@ from signaling.admission import Admission, forwarded_client
 from signaling.answer import render_answer
 from signaling.auth import Authenticator, SessionOwners, bearer_token
 from signaling.connections import ConnectionGuard
+from signaling.events import whep_link
 from signaling.hooks import HookRejected, HookUnavailable, HttpHooks
 from signaling.limits import RETRY_AFTER, Limits
 from signaling.negotiate import (
@@ -379,12 +380,10 @@ async def whip_or_whep(request: web.Request, role: str, stream: str) -> web.Resp
     session, answer = await start_session(request, role, stream, offer, token)
     etags = request.app[ETAGS]
     etags.prune(request.app[MEDIA_SERVER].router.sessions.by_id)
-    return web.Response(
-        status=201,
-        body=answer.encode(),
-        content_type=SDP_TYPE,
-        headers={"Location": f"/sessions/{session.id}", "ETag": etags.renew(session.id)},
-    )
+    headers = {"Location": f"/sessions/{session.id}", "ETag": etags.renew(session.id)}
+    if role == PLAY:
+        headers["Link"] = whep_link(stream)
+    return web.Response(status=201, body=answer.encode(), content_type=SDP_TYPE, headers=headers)
 
 
 async def whip(request: web.Request) -> web.Response:

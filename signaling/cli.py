@@ -15,6 +15,7 @@ from aiohttp import web
 
 from sfu.config import MediaConfig
 from sfu.server import MediaServer
+from signaling import settings
 from signaling.admission import Admission, AdmissionPolicy
 from signaling.app import create_app
 from signaling.auth import Authenticator
@@ -24,6 +25,10 @@ from signaling.front import create_front
 from signaling.hooks import HttpHooks
 from signaling.internal import add_internal_routes
 from signaling.limits import Limits
+from signaling.logs import setup_logging
+from signaling.metrics import MAX_PER_STREAM
+from signaling.observe import add_front_observability, add_observability
+from signaling.settings import ReplacingAppend
 from signaling.worker_link import SECRET_ENV
 from signaling.workers import WorkerPool
 
@@ -81,7 +86,8 @@ LIMIT_FLAGS = (
 )  # fmt: skip
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """Every flag, with its environment variable as the default."""
     env = os.environ.get
     parser = argparse.ArgumentParser(
         prog="python -m sfu",
@@ -97,7 +103,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--udp-port", type=int, default=int(env("SFU_UDP_PORT", "8000")))
     parser.add_argument(
         "--candidate",
-        action="append",
+        action=ReplacingAppend,
+        default=_env_list("SFU_CANDIDATE") or None,
         help="public IP advertised as a host candidate; repeatable "
         "(SFU_CANDIDATE, comma-separated; default 127.0.0.1)",
     )
@@ -155,7 +162,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     auth = parser.add_argument_group("authorization (see signaling/auth.py for the token format)")
     auth.add_argument(
         "--auth-token",
-        action="append",
+        action=ReplacingAppend,
+        default=_env_list("SFU_AUTH_TOKENS") or None,
         help="a static bearer token allowing everything; repeatable "
         "(SFU_AUTH_TOKENS, comma-separated)",
     )
@@ -176,12 +184,48 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=env("SFU_HOOK_URL"),
         help="http(s) URL asked before every publish and play (SFU_HOOK_URL)",
     )
-    args = parser.parse_args(argv)
+    ops = parser.add_argument_group("operation")
+    ops.add_argument(
+        "--config",
+        default=env("SFU_CONFIG"),
+        help="a TOML file of settings named like the flags; flags and SFU_* variables win "
+        "(SFU_CONFIG; see litesfu.example.toml)",
+    )
+    ops.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the effective settings (secrets masked) and exit",
+    )
+    ops.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=env("SFU_LOG_FORMAT", "text"),
+        help="json: one object per line (SFU_LOG_FORMAT, default text)",
+    )
+    ops.add_argument(
+        "--metrics-per-stream",
+        type=_count,
+        default=env("SFU_METRICS_PER_STREAM", "0"),
+        help=f"label /metrics by stream name for this many streams, at most {MAX_PER_STREAM} "
+        "(SFU_METRICS_PER_STREAM, default 0)",
+    )
+    ops.add_argument(
+        "--max-event-streams",
+        type=_positive,
+        default=env("SFU_MAX_EVENT_STREAMS", "200"),
+        help="open server-sent event streams; more get 503 (SFU_MAX_EVENT_STREAMS, default 200)",
+    )
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
+    args = settings.parse(build_parser, argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     if not args.candidate:
-        args.candidate = _env_list("SFU_CANDIDATE") or ["127.0.0.1"]
+        args.candidate = ["127.0.0.1"]
     if not args.auth_token:
-        args.auth_token = _env_list("SFU_AUTH_TOKENS")
+        args.auth_token = []
     auth_on = bool(args.auth_token or args.auth_secret)
     if args.auth_stats and not auth_on:
         parser.error("--auth-stats needs --auth-token or --auth-secret")
@@ -189,6 +233,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.auth_stats = auth_on
     if args.hook_url and not args.hook_url.startswith(("http://", "https://")):
         parser.error("--hook-url must be an http:// or https:// URL")
+    if args.print_config:
+        print(settings.render(parser, args), end="")
+        raise SystemExit(0)
     return args
 
 
@@ -223,6 +270,7 @@ async def serve(args: argparse.Namespace) -> None:
         guard=guard,
         trust_proxy=args.trust_proxy,
     )
+    add_observability(app, media, args.metrics_per_stream, args.max_event_streams)
     if args.worker_index is not None:
         try:
             add_internal_routes(app, os.environ.pop(SECRET_ENV, ""))
@@ -275,6 +323,8 @@ async def serve_front(args: argparse.Namespace) -> None:
     balancer = Balancer(pool, args.worker_players)
     guard = connection_guard(args, worker=False)
     front = create_front(pool, balancer, args.web_root, guard=guard, trust_proxy=args.trust_proxy)
+    auth = Authenticator(args.auth_token, args.auth_secret, protect_stats=args.auth_stats)
+    add_front_observability(front, auth, args.max_event_streams)
     runner = web.AppRunner(front, access_log=None, keepalive_timeout=args.header_timeout)
     server: asyncio.AbstractServer | None = None
     try:
@@ -301,11 +351,7 @@ async def serve_front(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    tag = "" if args.worker_index is None else f"w{args.worker_index} "
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format=f"%(asctime)s %(levelname)s {tag}%(name)s: %(message)s",
-    )
+    setup_logging(args.log_level, args.log_format, args.worker_index)
     try:
         import uvloop
     except ImportError:

@@ -13,6 +13,7 @@ const statsList = $("stats");
 
 let player = null;
 let lastError = null;
+let publisherState = null; // "live" or "waiting for the publisher", from the WHEP events
 
 function setStatus(text, kind = "") {
   statusLine.textContent = text;
@@ -46,8 +47,15 @@ function play() {
   updateEndpoint();
   lastError = null;
   errorBox.textContent = "";
+  publisherState = null;
   player = new Player(name, video, {
     onStatus,
+    onPublisher: (live, viewers) => {
+      publisherState = live ? "live" : "waiting for the publisher";
+      const count = viewers === null ? "" : ` · ${viewers} watching`;
+      $("publisher").textContent = `${publisherState}${count}`;
+      $("publisher").dataset.kind = live ? "ok" : "warn";
+    },
     onStats: (summary) => renderRows(statsList, playerRows(summary, video)),
   });
   player.start();
@@ -83,6 +91,7 @@ window.litesfu = {
   stats: async () => ({
     playing: Boolean(player),
     error: lastError,
+    publisher: publisherState,
     ...(player ? player.snapshot() : { framesDecoded: 0, videoWidth: 0, sessions: 0 }),
   }),
 };

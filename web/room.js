@@ -1,7 +1,10 @@
 // Co-hosting room: publish yourself as `room/name`, play everyone else in `room/`.
-import { Player, Publisher, fetchStreams, formatBitrate, param } from "./whip.js";
+import { authHeaders, refusalHint } from "./auth.js";
+import { openEvents } from "./sse.js";
+import { Player, Publisher, fetchStreams, formatBitrate, formatFps, param } from "./whip.js";
 
-const POLL_MS = 1500;
+const POLL_MS = 1500; // only where the server has no room events (a --workers front)
+
 const $ = (id) => document.getElementById(id);
 const roomInput = $("room");
 const nameInput = $("name");
@@ -14,7 +17,9 @@ const tilesBox = $("tiles");
 const alone = $("alone");
 
 let joined = null; // {room, name, media, publisher}
+let roomEvents = null; // the /api/v1/events stream of the room while joined
 let pollTimer = null;
+const live = new Set(); // participants whose stream is published, as the events tell
 let lastError = null;
 const remotes = new Map(); // participant name -> {tile, player, statusEl, video}
 
@@ -55,7 +60,7 @@ function addTile(name) {
     onStats: (s) => {
       if (player.status !== "playing") return;
       const size = video.videoWidth ? `${video.videoWidth}×${video.videoHeight}` : "—";
-      const fps = s.framesPerSecond ? s.framesPerSecond.toFixed(0) : "0";
+      const fps = formatFps(s.framesPerSecond);
       statusEl.textContent = `${size} · ${fps} fps · ${formatBitrate(s.bitrate)}`;
     },
   });
@@ -74,9 +79,16 @@ function removeTile(name) {
   remote.tile.remove();
 }
 
-/** Bring the tiles in line with who is publishing in the room right now. */
-async function poll() {
+/** Bring the tiles in line with who is publishing in the room. */
+function sync() {
   if (!joined) return;
+  for (const name of [...remotes.keys()]) if (!live.has(name)) removeTile(name);
+  for (const name of [...live].sort()) if (!remotes.has(name)) addTile(name);
+  alone.hidden = remotes.size > 0;
+}
+
+/** Who publishes in the room, from the stream list: for servers without room events. */
+async function poll(room) {
   let streams;
   try {
     streams = await fetchStreams();
@@ -84,17 +96,42 @@ async function poll() {
     setStatus(`Cannot list participants: ${err.message}`, "warn");
     return;
   }
-  if (!joined) return;
-  const prefix = `${joined.room}/`;
-  const present = new Set();
+  live.clear();
   for (const stream of streams) {
-    if (!stream.publishing || !stream.name.startsWith(prefix)) continue;
-    const who = stream.name.slice(prefix.length);
-    if (who && who !== joined.name) present.add(who);
+    const who = stream.name.slice(room.length + 1);
+    if (stream.publishing && stream.name.startsWith(`${room}/`) && who !== joined?.name) {
+      live.add(who);
+    }
   }
-  for (const name of [...remotes.keys()]) if (!present.has(name)) removeTile(name);
-  for (const name of [...present].sort()) if (!remotes.has(name)) addTile(name);
-  alone.hidden = remotes.size > 0;
+  sync();
+}
+
+/** Follow the room's events (published, unpublished) instead of asking again and again. */
+function followRoom(room) {
+  live.clear();
+  const url = `/api/v1/events?room=${encodeURIComponent(room)}`;
+  roomEvents = openEvents(url, authHeaders(null, "stats"), {
+    onOpen: () => {
+      live.clear(); // a reconnect starts with the room's state again
+      setStatus(`In room ${room} as ${joined?.name}.`, "ok");
+    },
+    onEvent: (event, data) => {
+      const who = data.stream?.slice(room.length + 1);
+      if (!who || who === joined?.name) return;
+      if (event === "published") live.add(who);
+      else if (event === "unpublished") live.delete(who);
+      sync();
+    },
+    onError: (status, reason) => {
+      if (status === 404) {
+        pollTimer = setInterval(() => poll(room), POLL_MS);
+        return;
+      }
+      const why = status ? `HTTP ${status} — ${reason}${refusalHint(status)}` : reason;
+      setStatus(`Cannot follow the room: ${why}`, "warn");
+      if (status === 401 || status === 403) showError(`Cannot follow the room: ${why}`);
+    },
+  });
 }
 
 function setJoined(on) {
@@ -150,16 +187,18 @@ async function join() {
     return;
   }
   setStatus(`In room ${room} as ${name}.`, "ok");
-  poll();
-  pollTimer = setInterval(poll, POLL_MS);
+  followRoom(room);
 }
 
 /** Stop playing and publishing; DELETEs every session (keepalive when the page unloads). */
 async function leave(keepalive = false) {
   const was = joined;
   joined = null;
+  roomEvents?.close();
+  roomEvents = null;
   clearInterval(pollTimer);
   pollTimer = null;
+  live.clear();
   const stops = [...remotes.keys()].map((name) => {
     const remote = remotes.get(name);
     remotes.delete(name);

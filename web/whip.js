@@ -1,5 +1,10 @@
 // LiteSFU browser client: WHIP publish, WHEP play, getStats summaries.
 // Shared by every page so that the signalling and the numbers shown are the same everywhere.
+import { authHeaders, refusalHint } from "./auth.js";
+import { openEvents } from "./sse.js";
+
+const EVENTS_REL = "urn:ietf:params:whep:ext:core:server-sent-events";
+const sessionHeaders = new Map(); // session URL -> the Authorization its DELETE needs
 
 /** An HTTP answer other than 201: keeps the status and the server's one-line reason. */
 export class HttpError extends Error {
@@ -46,20 +51,33 @@ function gathered(pc, ms) {
   });
 }
 
+/** The target of the server-sent-events Link of a WHEP answer, or null. */
+function eventsLink(header, base) {
+  for (const part of (header ?? "").split(/,(?=\s*<)/)) {
+    const match = part.match(/<([^>]*)>/);
+    if (match && part.includes(`rel="${EVENTS_REL}"`)) return new URL(match[1], base).href;
+  }
+  return null;
+}
+
 /**
  * Offer/answer over WHIP or WHEP. Returns the absolute session URL (from Location) that
- * DELETE ends. Throws HttpError with the status and the server's reason on failure.
+ * DELETE ends and the WHEP events URL if offered. Throws HttpError with the status and the
+ * server's reason on failure.
  */
 export async function negotiate(pc, kind, stream) {
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   await gathered(pc, 1000);
   const url = endpointUrl(kind, stream);
+  const headers = authHeaders(stream, kind === "whip" ? "publish" : "play", {
+    "Content-Type": "application/sdp",
+  });
   let response;
   try {
     response = await fetch(url, {
       method: "POST",
-      headers: { "Content-Type": "application/sdp" },
+      headers,
       body: pc.localDescription.sdp,
       signal: AbortSignal.timeout(10000),
     });
@@ -69,19 +87,31 @@ export async function negotiate(pc, kind, stream) {
   }
   const text = await response.text();
   if (response.status !== 201 && response.status !== 200) {
-    throw new HttpError(response.status, text.trim().split("\n")[0] || response.statusText);
+    const reason = text.trim().split("\n")[0] || response.statusText;
+    throw new HttpError(response.status, reason + refusalHint(response.status));
   }
   if (pc.signalingState === "closed") throw new HttpError(0, "closed while negotiating");
   await pc.setRemoteDescription({ type: "answer", sdp: text });
   const where = response.headers.get("Location");
-  return where ? new URL(where, url).href : null;
+  const sessionUrl = where ? new URL(where, url).href : null;
+  if (sessionUrl && headers.Authorization) {
+    sessionHeaders.set(sessionUrl, { Authorization: headers.Authorization });
+  }
+  return { sessionUrl, eventsUrl: eventsLink(response.headers.get("Link"), url), headers };
 }
 
 /** DELETE a session; never throws, since leaving must always succeed locally. */
 export async function endSession(sessionUrl, keepalive = false) {
   if (!sessionUrl) return;
   try {
-    await fetch(sessionUrl, { method: "DELETE", keepalive, signal: AbortSignal.timeout(3000) });
+    const headers = sessionHeaders.get(sessionUrl) ?? {};
+    sessionHeaders.delete(sessionUrl);
+    await fetch(sessionUrl, {
+      method: "DELETE",
+      headers,
+      keepalive,
+      signal: AbortSignal.timeout(3000),
+    });
   } catch {
     // The server may already be gone; the local side is closed either way.
   }
@@ -146,15 +176,17 @@ export class StatsMeter {
       bytesSent: 0,
       bytesReceived: 0,
       bitrate: 0,
-      framesEncoded: 0,
+      // Null until a stat reports it: Firefox has no targetBitrate, for one, and a page
+      // should say "—" (unknown) rather than 0 (known to be nothing).
+      framesEncoded: null,
       framesDecoded: 0,
-      framesPerSecond: 0,
+      framesPerSecond: null,
       frameWidth: 0,
       frameHeight: 0,
-      packetsLost: 0,
+      packetsLost: null,
       jitterMs: null,
       rttMs: null,
-      targetBitrate: 0,
+      targetBitrate: null,
       availableOutgoingBitrate: null,
       videoCodec: null,
       audioCodec: null,
@@ -162,13 +194,19 @@ export class StatsMeter {
     let pairRtt = null;
     let remoteRtt = null;
     const codecName = (stat) => report.get(stat.codecId)?.mimeType?.split("/")[1] ?? null;
+    const add = (key, value) => {
+      if (typeof value === "number") summary[key] = (summary[key] ?? 0) + value;
+    };
+    const latest = (key, value) => {
+      if (typeof value === "number") summary[key] = value;
+    };
     report.forEach((stat) => {
       if (stat.type === "outbound-rtp") {
         summary.bytesSent += stat.bytesSent ?? 0;
         if (stat.kind === "video") {
-          summary.framesEncoded += stat.framesEncoded ?? 0;
-          summary.targetBitrate += stat.targetBitrate ?? 0;
-          summary.framesPerSecond = stat.framesPerSecond ?? summary.framesPerSecond;
+          add("framesEncoded", stat.framesEncoded);
+          add("targetBitrate", stat.targetBitrate);
+          latest("framesPerSecond", stat.framesPerSecond);
           summary.frameWidth = stat.frameWidth ?? summary.frameWidth;
           summary.frameHeight = stat.frameHeight ?? summary.frameHeight;
           summary.videoCodec = codecName(stat) ?? summary.videoCodec;
@@ -177,10 +215,10 @@ export class StatsMeter {
         }
       } else if (stat.type === "inbound-rtp") {
         summary.bytesReceived += stat.bytesReceived ?? 0;
-        summary.packetsLost += stat.packetsLost ?? 0;
+        add("packetsLost", stat.packetsLost);
         if (stat.kind === "video") {
           summary.framesDecoded += stat.framesDecoded ?? 0;
-          summary.framesPerSecond = stat.framesPerSecond ?? summary.framesPerSecond;
+          latest("framesPerSecond", stat.framesPerSecond);
           summary.frameWidth = stat.frameWidth ?? summary.frameWidth;
           summary.frameHeight = stat.frameHeight ?? summary.frameHeight;
           summary.videoCodec = codecName(stat) ?? summary.videoCodec;
@@ -189,7 +227,7 @@ export class StatsMeter {
           summary.audioCodec = codecName(stat) ?? summary.audioCodec;
         }
       } else if (stat.type === "remote-inbound-rtp") {
-        summary.packetsLost += stat.packetsLost ?? 0;
+        add("packetsLost", stat.packetsLost);
         if (typeof stat.roundTripTime === "number") remoteRtt = stat.roundTripTime * 1000;
       } else if (stat.type === "candidate-pair" && stat.nominated && stat.state === "succeeded") {
         if (typeof stat.currentRoundTripTime === "number") {
@@ -211,10 +249,20 @@ export class StatsMeter {
 }
 
 export function formatBitrate(bps) {
+  if (bps === null || bps === undefined) return "—";
   if (!Number.isFinite(bps) || bps <= 0) return "0 bit/s";
   if (bps >= 1e6) return `${(bps / 1e6).toFixed(2)} Mbit/s`;
   if (bps >= 1e3) return `${(bps / 1e3).toFixed(0)} kbit/s`;
   return `${bps.toFixed(0)} bit/s`;
+}
+
+/** A count, or "—" when the browser does not report it. */
+export function formatCount(n) {
+  return n === null || n === undefined ? "—" : String(n);
+}
+
+export function formatFps(fps) {
+  return fps === null || fps === undefined ? "—" : fps.toFixed(0);
 }
 
 export function formatMs(ms) {
@@ -241,11 +289,11 @@ export function publisherRows(s) {
     ["codec", [s.videoCodec, s.audioCodec].filter(Boolean).join(" + ") || "—"],
     ["bitrate", formatBitrate(s.bitrate)],
     ["encoder target", formatBitrate(s.targetBitrate)],
-    ["bandwidth estimate", formatBitrate(s.availableOutgoingBitrate ?? 0)],
-    ["fps", s.framesPerSecond ? s.framesPerSecond.toFixed(0) : "0"],
+    ["bandwidth estimate", formatBitrate(s.availableOutgoingBitrate)],
+    ["fps", formatFps(s.framesPerSecond)],
     ["resolution", s.frameWidth ? `${s.frameWidth}×${s.frameHeight}` : "—"],
-    ["frames encoded", s.framesEncoded],
-    ["packets lost", s.packetsLost],
+    ["frames encoded", formatCount(s.framesEncoded)],
+    ["packets lost", formatCount(s.packetsLost)],
     ["RTT", formatMs(s.rttMs)],
   ];
 }
@@ -258,10 +306,10 @@ export function playerRows(s, videoEl) {
     ["state", s.state],
     ["codec", [s.videoCodec, s.audioCodec].filter(Boolean).join(" + ") || "—"],
     ["bitrate", formatBitrate(s.bitrate)],
-    ["fps", s.framesPerSecond ? s.framesPerSecond.toFixed(0) : "0"],
+    ["fps", formatFps(s.framesPerSecond)],
     ["resolution", width ? `${width}×${height}` : "—"],
     ["frames decoded", s.framesDecoded],
-    ["packets lost", s.packetsLost],
+    ["packets lost", formatCount(s.packetsLost)],
     ["jitter", formatMs(s.jitterMs)],
   ];
 }
@@ -288,7 +336,7 @@ export class Publisher {
       if (kind === "video") preferCodec(transceiver, codec);
     }
     try {
-      this.sessionUrl = await negotiate(pc, "whip", this.stream);
+      this.sessionUrl = (await negotiate(pc, "whip", this.stream)).sessionUrl;
     } catch (err) {
       pc.close();
       throw err;
@@ -319,11 +367,18 @@ export class Publisher {
  * decoded for a while, it drops the session and opens a new one, waiting 1, 2, 4, 8 s.
  */
 export class Player {
-  constructor(stream, video, { onStatus = () => {}, onStats = () => {} } = {}) {
+  constructor(
+    stream,
+    video,
+    { onStatus = () => {}, onStats = () => {}, onPublisher = () => {} } = {},
+  ) {
     this.stream = stream;
     this.video = video;
     this.onStatus = onStatus;
     this.onStats = onStats;
+    this.onPublisher = onPublisher; // (live: boolean, viewers: number|null) from WHEP events
+    this.events = null;
+    this.publisherLive = null; // unknown until the server says
     this.pc = null;
     this.sessionUrl = null;
     this.meter = null;
@@ -385,15 +440,54 @@ export class Player {
     });
     this.report("connecting");
     try {
-      const url = await negotiate(pc, "whep", this.stream);
+      const { sessionUrl, eventsUrl, headers } = await negotiate(pc, "whep", this.stream);
       if (pc !== this.pc) {
-        await endSession(url);
+        await endSession(sessionUrl);
         return;
       }
-      this.sessionUrl = url;
+      this.sessionUrl = sessionUrl;
+      if (eventsUrl) this.follow(eventsUrl, headers.Authorization);
     } catch (err) {
-      if (pc === this.pc) this.retry(err.message, err);
+      if (pc !== this.pc) return;
+      if (err.status === 401 || err.status === 403) this.fail(err);
+      else this.retry(err.message, err);
     }
+  }
+
+  /** Ask for the WHEP events of this session and follow them until teardown. */
+  async follow(eventsUrl, authorization) {
+    const pc = this.pc; // events belong to this session only
+    const headers = { "Content-Type": "application/json" };
+    if (authorization) headers.Authorization = authorization;
+    let response;
+    try {
+      response = await fetch(eventsUrl, {
+        method: "POST",
+        headers,
+        body: JSON.stringify(["active", "inactive", "viewercount"]),
+      });
+    } catch {
+      return; // events are a nicety; playback goes on without them
+    }
+    const where = response.headers.get("Location");
+    if (response.status !== 201 || !where || this.pc !== pc) return;
+    let viewers = null;
+    this.events = openEvents(new URL(where, eventsUrl).href, {}, {
+      onEvent: (event, data) => {
+        if (event === "active" || event === "inactive") this.publisherLive = event === "active";
+        if (event === "viewercount") viewers = data.viewercount;
+        if (event === "inactive") this.report("waiting for the publisher");
+        this.onPublisher(this.publisherLive, viewers);
+      },
+    });
+  }
+
+  /** A refusal no retry can fix (no token, or the wrong one): say so and stop. */
+  fail(err) {
+    this.running = false;
+    clearInterval(this.watchTimer);
+    this.teardown();
+    this.report(`refused: ${err.message}`, err);
   }
 
   async watch() {
@@ -415,6 +509,11 @@ export class Player {
       this.firstFrameMs ??= now - this.playStartedAt;
       this.backoffMs = 1000;
       this.report("playing");
+      return;
+    }
+    if (this.publisherLive === false) {
+      this.progressAt = now; // nothing to decode until the publisher comes: no retrying
+      this.report("waiting for the publisher");
       return;
     }
     // Allow longer before the first frame (ICE, DTLS, keyframe) than between frames.
@@ -442,6 +541,9 @@ export class Player {
     this.last = null;
     this.pc = null;
     this.sessionUrl = null;
+    this.events?.close();
+    this.events = null;
+    this.publisherLive = null;
     await closeAfterDelete(pc, url, keepalive);
   }
 
@@ -459,6 +561,7 @@ export class Player {
       packetsLost: s.packetsLost ?? 0,
       jitterMs: s.jitterMs ?? null,
       codec: s.videoCodec ?? null,
+      publisherLive: this.publisherLive,
     };
   }
 
@@ -477,11 +580,17 @@ export class Player {
 export async function fetchStreams() {
   let response;
   try {
-    response = await fetch("/api/v1/streams", { cache: "no-store" });
+    response = await fetch("/api/v1/streams", {
+      cache: "no-store",
+      headers: authHeaders(null, "stats"),
+    });
   } catch (err) {
     throw new HttpError(0, `server unreachable (${err.message})`);
   }
-  if (!response.ok) throw new HttpError(response.status, (await response.text()).trim());
+  if (!response.ok) {
+    const reason = (await response.text()).trim() + refusalHint(response.status);
+    throw new HttpError(response.status, reason);
+  }
   const body = await response.json();
   return Array.isArray(body.streams) ? body.streams : [];
 }

@@ -1,0 +1,279 @@
+"""Server-sent events: WHEP's active/inactive/viewercount and a room's published streams.
+
+The router is never asked to call back: a sampler reads its public state a few times a second
+while anyone listens, diffs it with the last sample, and hands each change to the listeners
+that want it. A listener is an HTTP response held open; one that cannot keep up, goes away or
+is past the cap costs nothing more than its own queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from sfu.router import Router
+from signaling.metrics import is_relay
+
+log = logging.getLogger(__name__)
+
+SAMPLE_INTERVAL = 0.25  # seconds between looks at the router while someone listens
+HEARTBEAT = 15.0  # seconds between comments that keep proxies from closing an idle stream
+QUEUE_SIZE = 64  # events a listener may fall behind before it is dropped
+SUBSCRIPTION_TTL = 60.0  # seconds an event-stream URL lives with nobody reading it
+WHEP_EVENTS = ("active", "inactive", "viewercount", "layers")
+# `layers` is accepted and stays silent until there is simulcast.
+SUPPORTED = frozenset(WHEP_EVENTS)
+LINK_REL = "urn:ietf:params:whep:ext:core:server-sent-events"
+MAX_EVENTS_BODY = 1024
+
+# What the sampler sees of one stream: is its publisher sending, and how many players.
+StreamState = tuple[bool, int]
+
+
+def whep_link(stream: str) -> str:
+    """The Link header of a WHEP 201 that offers the events of its stream."""
+    return f'</events/whep/{stream}>; rel="{LINK_REL}"; events="{",".join(WHEP_EVENTS)}"'
+
+
+def sample(router: Router) -> dict[str, StreamState]:
+    """The state of a router's streams, relays left out."""
+    return {
+        name: (
+            stream.live_publisher() is not None and not is_relay(stream.publisher.session),
+            sum(1 for p in stream.players if not is_relay(p.session)),
+        )
+        for name, stream in router.streams.items()
+    }
+
+
+def frame(event: str, data: dict) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+def whep_frames(
+    before: StreamState | None, after: StreamState | None
+) -> Iterator[tuple[str, bytes]]:
+    """The WHEP events (name, frame) that the change of one stream's state makes."""
+    was_live, was_count = before or (False, 0)
+    live, count = after or (False, 0)
+    if before is None or live != was_live:
+        yield ("active", frame("active", {})) if live else ("inactive", frame("inactive", {}))
+    if before is None or count != was_count:
+        yield "viewercount", frame("viewercount", {"viewercount": count})
+
+
+def room_frames(
+    name: str, before: StreamState | None, after: StreamState | None
+) -> Iterator[bytes]:
+    """The room events that the change of one stream's state makes."""
+    was_live, was_count = before or (False, 0)
+    live, count = after or (False, 0)
+    if live != was_live:
+        yield frame("published" if live else "unpublished", {"stream": name})
+    if count != was_count or (before is None and after is not None):
+        yield frame("players", {"stream": name, "players": count})
+
+
+@dataclass(eq=False)
+class Listener:
+    """One open event stream: which streams it follows and the frames waiting for it."""
+
+    matches: Callable[[str], bool]
+    render: Callable[[str, StreamState | None, StreamState | None], list[bytes]]
+    queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    overflowed: bool = False
+
+    def offer(self, frames: list[bytes]) -> None:
+        for item in frames:
+            try:
+                self.queue.put_nowait(item)
+            except asyncio.QueueFull:
+                self.overflowed = True
+                return
+
+
+@dataclass
+class Subscription:
+    """The answer to a WHEP events POST: which stream, which events, until when unused."""
+
+    stream: str
+    events: frozenset[str]
+    expires: float
+
+
+Sampler = Callable[[], dict[str, StreamState]]
+
+
+class EventHub:
+    """All listeners of one server and the sampler that feeds them.
+
+    `sample` reads the state of every stream: a router's, or the workers' load reports.
+    """
+
+    def __init__(self, sample: Sampler, max_streams: int) -> None:
+        self.sample = sample
+        self.max_streams = max_streams
+        self.listeners: set[Listener] = set()
+        self.subscriptions: dict[str, Subscription] = {}
+        self.refused: collections.Counter[str] = collections.Counter()  # by reason
+        self.dropped_slow = 0
+        self._last: dict[str, StreamState] = {}
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(SAMPLE_INTERVAL)
+            self.tick()
+
+    def tick(self) -> None:
+        """Diff the router with the last sample and queue the changes."""
+        if not self.listeners:
+            self._last = {}
+            return
+        now = self.sample()
+        for name in sorted(now.keys() | self._last.keys()):
+            before, after = self._last.get(name), now.get(name)
+            if before == after:
+                continue
+            for listener in self.listeners:
+                if listener.matches(name):
+                    listener.offer(listener.render(name, before, after))
+        self._last = now
+
+    def subscribe(self, stream: str, events: frozenset[str]) -> str:
+        """A capability URL id for a WHEP event stream, or ValueError past the cap."""
+        now = time.monotonic()
+        for key in [k for k, s in self.subscriptions.items() if s.expires < now]:
+            del self.subscriptions[key]
+        if len(self.subscriptions) >= self.max_streams:
+            self.refused["cap"] += 1
+            raise ValueError("too many event subscriptions")
+        key = secrets.token_urlsafe(16)
+        self.subscriptions[key] = Subscription(stream, events, now + SUBSCRIPTION_TTL)
+        return key
+
+    async def serve(
+        self,
+        request: web.Request,
+        listener: Listener,
+        first: list[bytes],
+        headers: Mapping[str, str],
+    ) -> web.StreamResponse:
+        """Hold an SSE response open until the client goes or falls too far behind.
+
+        `headers` (CORS) go out with the first bytes: a prepared response's are final.
+        """
+        if len(self.listeners) >= self.max_streams:
+            self.refused["cap"] += 1
+            raise ValueError("too many open event streams")
+        response = web.StreamResponse(
+            headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
+        await response.prepare(request)
+        self.listeners.add(listener)
+        if len(self.listeners) == 1:
+            self._last = self.sample()  # listeners before this one got all the news
+        try:
+            listener.offer(first)
+            while not listener.overflowed:
+                try:
+                    item = await asyncio.wait_for(listener.queue.get(), HEARTBEAT)
+                except asyncio.TimeoutError:
+                    item = b": heartbeat\n\n"
+                await response.write(item)
+            self.dropped_slow += 1
+            log.info("event stream %s dropped: the client fell behind", request.path)
+        except (ConnectionError, RuntimeError):
+            pass  # the client went away
+        finally:
+            self.listeners.discard(listener)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await response.write_eof()
+        return response
+
+    def collector(self) -> Collector:
+        return HubCollector(self)
+
+
+class HubCollector(Collector):
+    def __init__(self, hub: EventHub) -> None:
+        self.hub = hub
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "litesfu_event_streams", "Open server-sent event streams", len(self.hub.listeners)
+        )
+        refused = CounterMetricFamily(
+            "litesfu_event_requests_refused",
+            "Event requests refused: past the cap, or malformed",
+            labels=["reason"],
+        )
+        for reason in ("cap", "bad_request"):
+            refused.add_metric([reason], self.hub.refused[reason])
+        yield refused
+        yield CounterMetricFamily(
+            "litesfu_event_streams_dropped",
+            "Event streams closed for falling behind",
+            self.hub.dropped_slow,
+        )
+
+
+def parse_wanted(body: bytes) -> frozenset[str]:
+    """The JSON list of event names a WHEP client POSTs; ValueError with a reason otherwise."""
+    if len(body) > MAX_EVENTS_BODY:
+        raise ValueError(f"body larger than {MAX_EVENTS_BODY} bytes")
+    try:
+        wanted = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("body must be a JSON list of event names") from exc
+    if not isinstance(wanted, list) or not all(isinstance(e, str) for e in wanted):
+        raise ValueError("body must be a JSON list of event names")
+    unknown = sorted(set(wanted) - SUPPORTED)
+    if unknown:
+        raise ValueError(f"unsupported events: {', '.join(unknown)}")
+    return frozenset(wanted)
+
+
+def whep_listener(hub: EventHub, subscription: Subscription) -> tuple[Listener, list[bytes]]:
+    """A listener of one stream's WHEP events, and the frames that tell it the state now."""
+
+    def render(name: str, before: StreamState | None, after: StreamState | None) -> list[bytes]:
+        return [f for event, f in whep_frames(before, after) if event in subscription.events]
+
+    name = subscription.stream
+    listener = Listener(lambda stream: stream == name, render)
+    return listener, render(name, None, hub.sample().get(name, (False, 0)))
+
+
+def room_listener(hub: EventHub, room: str) -> tuple[Listener, list[bytes]]:
+    """A listener of every stream named `room/...`, and the frames of those that exist now."""
+    prefix = room + "/"
+
+    def render(name: str, before: StreamState | None, after: StreamState | None) -> list[bytes]:
+        return list(room_frames(name, before, after))
+
+    listener = Listener(lambda stream: stream.startswith(prefix), render)
+    now = hub.sample()
+    first = [
+        f for name in sorted(now) if name.startswith(prefix) for f in render(name, None, now[name])
+    ]
+    return listener, first

@@ -1,0 +1,206 @@
+"""Server-sent events: WHEP's active/inactive/viewercount and the room's stream list."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import aiohttp
+
+from signaling.auth import Authenticator
+from signaling.events import LINK_REL
+from tests.conftest import start_server, stop_server
+from tests.integration.observed import observed
+from tests.integration.peers import close_all, new_peer_connection, play, publish
+from tests.integration.test_metrics import scrape, value
+
+SDP = {"Content-Type": "application/sdp"}
+
+
+async def next_event(response: aiohttp.ClientResponse, timeout: float = 10) -> tuple[str, dict]:
+    """The next `event:`/`data:` pair of an event stream, skipping heartbeat comments."""
+    name = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = await asyncio.wait_for(response.content.readline(), deadline - time.monotonic())
+        text = line.decode().rstrip("\n")
+        if text.startswith("event: "):
+            name = text[len("event: ") :]
+        elif text.startswith("data: ") and name is not None:
+            return name, json.loads(text[len("data: ") :])
+        elif not line:
+            raise AssertionError("the event stream ended")
+    raise AssertionError("no event in time")
+
+
+async def whep_link(http: aiohttp.ClientSession, base: str, stream: str) -> str:
+    """POST a player's offer (the session need not connect) and return the 201's Link."""
+    pc = new_peer_connection()
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    offer = pc.localDescription.sdp
+    await pc.close()
+    async with http.post(f"{base}/whep/{stream}", data=offer, headers=SDP) as response:
+        assert response.status == 201, await response.text()
+        return response.headers["Link"]
+
+
+async def events_url(http: aiohttp.ClientSession, base: str, link: str, wanted: list) -> str:
+    target = link.split(">")[0].lstrip("<")
+    async with http.post(base + target, json=wanted) as response:
+        assert response.status == 201, await response.text()
+        return base + response.headers["Location"]
+
+
+async def test_whep_events_follow_the_publisher(sfu_server) -> None:
+    base = sfu_server.http_url
+    async with aiohttp.ClientSession() as http:
+        link = await whep_link(http, base, "live/e")
+        assert f'rel="{LINK_REL}"' in link
+        assert 'events="active,inactive,viewercount,layers"' in link
+        url = await events_url(http, base, link, ["active", "inactive", "viewercount"])
+        async with http.get(url) as events:
+            assert events.content_type == "text/event-stream"
+            assert events.headers["Access-Control-Allow-Origin"] == "*"  # sent before the body
+            assert await next_event(events) == ("inactive", {})
+            assert await next_event(events) == ("viewercount", {"viewercount": 1})
+            publisher = await publish(http, base, "live/e")
+            player = await play(http, base, "live/e")
+            try:
+                seen = [await next_event(events, 20) for _ in range(2)]
+                assert sorted(seen) == [("active", {}), ("viewercount", {"viewercount": 2})]
+                async with http.delete(publisher.location) as response:
+                    assert response.status == 200
+                assert await next_event(events) == ("inactive", {})
+            finally:
+                await close_all(player, publisher)
+        # The capability URL is only for what was asked: viewercount alone gives no active.
+        url = await events_url(http, base, link, ["viewercount"])
+        async with http.get(url) as events:
+            name, _ = await next_event(events)
+            assert name == "viewercount"
+
+
+async def test_bad_event_subscriptions(sfu_server) -> None:
+    base = sfu_server.http_url
+    async with aiohttp.ClientSession() as http:
+        for body, status in (
+            (b'["active", "bogus"]', 400),
+            (b"not json", 400),
+            (b'{"active": true}', 400),
+            (b"[1, 2]", 400),
+            (b'["active"' + b', "active"' * 400 + b"]", 413),
+        ):
+            async with http.post(f"{base}/events/whep/live/x", data=body) as response:
+                assert response.status == status, body
+                reason = await response.text()
+                assert reason.count("\n") == 1 and "Traceback" not in reason
+        async with http.get(f"{base}/events/streams/nothing-here") as response:
+            assert response.status == 404
+        async with http.get(f"{base}/api/v1/events") as response:
+            assert response.status == 400
+        async with http.get(f"{base}/api/v1/events?room=a/b") as response:
+            assert response.status == 400
+        scraped = await scrape(http, base)
+        assert value(scraped, "litesfu_event_requests_refused_total", reason="bad_request") == 7
+
+
+async def events_until(
+    response: aiohttp.ClientResponse, last: tuple[str, dict], timeout: float = 20
+) -> list[tuple[str, dict]]:
+    """Events up to and including `last`, which must come within `timeout` seconds."""
+    seen: list[tuple[str, dict]] = []
+    deadline = time.monotonic() + timeout
+    while last not in seen:
+        seen.append(await next_event(response, deadline - time.monotonic()))
+    return seen
+
+
+async def test_room_events_name_streams_of_that_room_only(sfu_server) -> None:
+    base = sfu_server.http_url
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{base}/api/v1/events?room=r1") as events,
+    ):
+        assert events.status == 200
+        other = await publish(http, base, "r2/x")
+        publisher = await publish(http, base, "r1/alice")
+        player = await play(http, base, "r1/alice")
+        try:
+            seen = await events_until(events, ("players", {"stream": "r1/alice", "players": 1}))
+            assert ("published", {"stream": "r1/alice"}) in seen
+        finally:
+            await close_all(player, publisher, other)
+        seen += await events_until(events, ("unpublished", {"stream": "r1/alice"}))
+        assert all(data["stream"] == "r1/alice" for _, data in seen), seen
+
+
+async def test_event_streams_are_capped_and_freed() -> None:
+    async with observed(max_event_streams=1) as (http, base):
+        first = await http.get(f"{base}/api/v1/events?room=r1")
+        assert first.status == 200
+        async with http.get(f"{base}/api/v1/events?room=r1") as response:
+            assert response.status == 503
+            assert int(response.headers["Retry-After"]) > 0
+        first.close()  # the client goes away; the server must notice and free its place
+        deadline = time.monotonic() + 10
+        status = 503
+        while status == 503 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            async with http.get(f"{base}/api/v1/events?room=r1") as response:
+                status = response.status
+        assert status == 200
+        scraped = await scrape(http, base)
+        assert value(scraped, "litesfu_event_requests_refused_total", reason="cap") >= 1
+
+
+async def test_room_events_need_the_stats_token() -> None:
+    auth = Authenticator(["op-secret"], protect_stats=True)
+    async with observed(auth) as (http, base):
+        async with http.get(f"{base}/api/v1/events?room=r1") as response:
+            assert response.status == 401
+        headers = {"Authorization": "Bearer op-secret"}
+        async with http.get(f"{base}/api/v1/events?room=r1", headers=headers) as response:
+            assert response.status == 200
+        async with http.post(f"{base}/events/whep/r1/a", json=["active"]) as response:
+            assert response.status == 401
+        async with http.post(
+            f"{base}/events/whep/r1/a", json=["active"], headers=headers
+        ) as response:
+            assert response.status == 201
+
+
+async def test_idle_streams_get_heartbeats(monkeypatch) -> None:
+    monkeypatch.setattr("signaling.events.HEARTBEAT", 0.2)
+    async with observed() as (http, base), http.get(f"{base}/api/v1/events?room=quiet") as events:
+        assert events.status == 200
+        lines = [await asyncio.wait_for(events.content.readline(), 5) for _ in range(4)]
+    assert lines.count(b": heartbeat\n") == 2, lines
+
+
+async def test_events_through_the_workers_front(tmp_path) -> None:
+    """The front derives events from its workers' load reports: same URLs, same events."""
+    server = start_server(tmp_path, "--workers", "2", "--udp-port", "0")
+    base = server.http_url
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"{base}/api/v1/events?room=r1") as room,
+        ):
+            assert room.status == 200
+            publisher = await publish(http, base, "r1/a")
+            player = await play(http, base, "r1/a")
+            try:
+                await events_until(room, ("published", {"stream": "r1/a"}))
+                await events_until(room, ("players", {"stream": "r1/a", "players": 1}))
+                link = await whep_link(http, base, "r1/a")
+                url = await events_url(http, base, link, ["active", "viewercount"])
+                async with http.get(url) as events:
+                    assert await next_event(events) == ("active", {})
+            finally:
+                await close_all(player, publisher)
+            await events_until(room, ("unpublished", {"stream": "r1/a"}))
+    finally:
+        stop_server(server)
+    assert "Traceback" not in server.log()

@@ -1,0 +1,63 @@
+"""Pieces of /metrics and the logs that need no server: totals, merging, JSON lines."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from signaling.logs import JsonFormatter
+from signaling.metrics import Totals, merged
+
+
+class Thing:
+    """Something with counts that comes and goes, like a stream."""
+
+
+def test_totals_keep_what_gone_objects_reached() -> None:
+    totals = Totals(2)
+    a, b = Thing(), Thing()
+    assert totals.update([(a, (5, 50)), (b, (1, 10))]) == [6, 60]
+    assert totals.update([(b, (3, 30))]) == [8, 80]  # a ended at (5, 50): still counted
+    assert totals.update([]) == [8, 80]
+    assert totals.update([(Thing(), (1, 1))]) == [9, 81]
+
+
+WORKER = """# HELP litesfu_players Players
+# TYPE litesfu_players gauge
+litesfu_players 2.0
+# HELP litesfu_drops_total Drops
+# TYPE litesfu_drops_total counter
+litesfu_drops_total{reason="stun_malformed"} 3.0
+"""
+
+
+def test_merged_expositions_label_each_process_once() -> None:
+    text = merged([("0", WORKER), ("1", WORKER.replace("2.0", "5.0"))]).decode()
+    assert text.count("# TYPE litesfu_players gauge") == 1  # one family, declared once
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    players = {s.labels["worker"]: s.value for s in families["litesfu_players"].samples}
+    assert players == {"0": 2.0, "1": 5.0}
+    drops = families["litesfu_drops"].samples
+    assert {(s.labels["worker"], s.labels["reason"]) for s in drops} == {
+        ("0", "stun_malformed"),
+        ("1", "stun_malformed"),
+    }
+
+
+def test_json_lines_carry_the_context_given_as_extra() -> None:
+    record = logging.LogRecord(
+        "sfu.session", logging.INFO, __file__, 1, "ended: %s", ("idle",), None
+    )
+    record.session_id, record.stream, record.role = "abc", "live/x", "play"
+    entry = json.loads(JsonFormatter(worker=2).format(record))
+    assert entry["message"] == "ended: idle"
+    assert (entry["session_id"], entry["stream"], entry["role"], entry["worker"]) == (
+        "abc",
+        "live/x",
+        "play",
+        2,
+    )
+    plain = json.loads(JsonFormatter(worker=None).format(logging.makeLogRecord({"msg": "x"})))
+    assert "session_id" not in plain and "worker" not in plain

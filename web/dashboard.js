@@ -1,0 +1,159 @@
+// Dashboard: the server's /metrics and /api/v1/streams read each second, drawn as charts.
+import { authHeaders, refusalHint } from "./auth.js";
+import { LineChart } from "./chart.js";
+import { HttpError, formatBitrate, formatMs } from "./whip.js";
+
+const INTERVAL_MS = 1000;
+const MAX_STREAMS = 6; // lines per stream chart, so a busy server stays readable
+const $ = (id) => document.getElementById(id);
+const rate = (n) => `${n.toFixed(0)}/s`;
+const plain = (n) => n.toFixed(0);
+const percent = (n) => `${n.toFixed(1)} %`;
+
+const server = $("server-charts");
+const streamsBox = $("stream-charts");
+const charts = {
+  bitrate: new LineChart(server, "Media bitrate", formatBitrate),
+  packets: new LineChart(server, "Media packets", rate),
+  sessions: new LineChart(server, "Sessions", plain),
+  cpu: new LineChart(server, "CPU", percent),
+  drops: new LineChart(server, "Drops", rate),
+  streamBitrate: new LineChart(streamsBox, "Bitrate in", formatBitrate),
+  players: new LineChart(streamsBox, "Players", plain),
+  loss: new LineChart(streamsBox, "Loss", percent),
+  rtt: new LineChart(streamsBox, "RTT", formatMs),
+};
+let previous = null; // {time, totals} of the last scrape, for rates
+let latestPlayers = [];
+
+/** Prometheus text as {name: sum over every sample of that name} (workers added up). */
+function parseMetrics(text) {
+  const sums = {};
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const match = line.match(/^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/);
+    if (!match) continue;
+    const [, name, labels = "", value] = match;
+    const number = Number(value);
+    if (!Number.isFinite(number)) continue;
+    sums[name] = (sums[name] ?? 0) + number;
+    const role = labels.match(/role="(\w+)"/);
+    if (name === "litesfu_sessions" && role) {
+      sums[`sessions_${role[1]}`] = (sums[`sessions_${role[1]}`] ?? 0) + number;
+    }
+  }
+  return sums;
+}
+
+async function get(path) {
+  let response;
+  try {
+    response = await fetch(path, { cache: "no-store", headers: authHeaders(null, "stats") });
+  } catch (err) {
+    throw new HttpError(0, `server unreachable (${err.message})`);
+  }
+  if (!response.ok) {
+    const reason = (await response.text()).trim() + refusalHint(response.status);
+    throw new HttpError(response.status, reason);
+  }
+  return response;
+}
+
+function perSecond(now, totals, name) {
+  if (!previous || now <= previous.time) return 0;
+  const delta = (totals[name] ?? 0) - (previous.totals[name] ?? 0);
+  return Math.max(0, delta) / ((now - previous.time) / 1000);
+}
+
+function drawServer(now, totals) {
+  charts.bitrate.push({
+    in: 8 * perSecond(now, totals, "litesfu_media_bytes_in_total"),
+    out: 8 * perSecond(now, totals, "litesfu_media_bytes_out_total"),
+  });
+  charts.packets.push({
+    in: perSecond(now, totals, "litesfu_media_packets_in_total"),
+    out: perSecond(now, totals, "litesfu_media_packets_out_total"),
+  });
+  charts.sessions.push({
+    publishers: totals.sessions_publish ?? 0,
+    players: totals.sessions_play ?? 0,
+  });
+  charts.cpu.push({ cpu: 100 * perSecond(now, totals, "process_cpu_seconds_total") });
+  charts.drops.push({ drops: perSecond(now, totals, "litesfu_drops_total") });
+}
+
+const average = (values) => (values.length ? values.reduce((a, b) => a + b, 0) / values.length : 0);
+
+function drawStreams(streams) {
+  const shown = streams.slice(0, MAX_STREAMS);
+  const by = (pick) => Object.fromEntries(shown.map((s) => [s.name, pick(s)]));
+  const tracksOf = (s) => (s.player_sessions ?? []).flatMap((p) => p.tracks ?? []);
+  charts.streamBitrate.push(by((s) => s.bitrate_in ?? 0));
+  charts.players.push(by((s) => s.players ?? 0));
+  charts.loss.push(by((s) => 100 * average(tracksOf(s).map((t) => t.fraction_lost ?? 0))));
+  charts.rtt.push(
+    by((s) => average(tracksOf(s).flatMap((t) => (t.rtt_ms === null ? [] : [t.rtt_ms])))),
+  );
+}
+
+function drawPlayers(streams) {
+  latestPlayers = streams.flatMap((s) =>
+    (s.player_sessions ?? []).map((p) => {
+      const tracks = p.tracks ?? [];
+      const rtts = tracks.flatMap((t) => (t.rtt_ms === null ? [] : [t.rtt_ms]));
+      return {
+        stream: s.name,
+        state: p.state,
+        rttMs: rtts.length ? average(rtts) : null,
+        loss: average(tracks.map((t) => t.fraction_lost ?? 0)),
+      };
+    }),
+  );
+  const rows = latestPlayers.map((p) => {
+    const tr = document.createElement("tr");
+    for (const text of [p.stream, p.state, "UDP", formatMs(p.rttMs), percent(100 * p.loss)]) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    return tr;
+  });
+  document.querySelector("#players tbody").replaceChildren(...rows);
+  $("no-players").hidden = rows.length > 0;
+}
+
+async function tick() {
+  try {
+    const [metrics, list] = await Promise.all([get("/metrics"), get("/api/v1/streams")]);
+    const totals = parseMetrics(await metrics.text());
+    const streams = (await list.json()).streams ?? [];
+    const now = performance.now();
+    drawServer(now, totals);
+    drawStreams(streams);
+    drawPlayers(streams);
+    previous = { time: now, totals };
+    $("status").textContent = `Updated ${new Date().toLocaleTimeString()}.`;
+    $("error").textContent = "";
+  } catch (err) {
+    $("error").textContent = `Cannot read the server: ${err.message}`;
+  }
+}
+
+// Read-only hook for tests: samples per chart and the latest value of each series.
+window.litesfu = {
+  stats: async () => ({
+    charts: Object.fromEntries(
+      Object.entries(charts).map(([key, chart]) => [
+        key,
+        {
+          points: chart.points(),
+          latest: Object.fromEntries([...chart.series].map(([n, line]) => [n, line.at(-1)])),
+        },
+      ]),
+    ),
+    players: latestPlayers,
+  }),
+};
+
+tick();
+setInterval(tick, INTERVAL_MS);
