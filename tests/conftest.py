@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -76,6 +77,10 @@ def start_server(
             with urllib.request.urlopen(url + "/api/v1/streams", timeout=1) as response:
                 if response.status == 200:
                     return ServerProcess(process, url, udp_port, log_path)
+        except urllib.error.HTTPError as refused:
+            if refused.code == 401:  # the stats need a token: the server is up all the same
+                return ServerProcess(process, url, udp_port, log_path)
+            time.sleep(0.1)
         except OSError:
             time.sleep(0.1)
     process.kill()
