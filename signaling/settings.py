@@ -52,7 +52,10 @@ def read_file(path: Path) -> dict[str, object]:
 
 def checked(action: argparse.Action, key: str, value: object) -> object:
     """The value in the shape the flag takes, or ValueError naming the key."""
-    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+    if isinstance(
+        action,
+        (argparse._StoreTrueAction, argparse._StoreFalseAction, argparse.BooleanOptionalAction),
+    ):
         if not isinstance(value, bool):
             raise ValueError(f"{key} must be true or false")
         return value

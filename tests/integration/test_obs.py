@@ -33,8 +33,8 @@ class ObsPublisher(Publisher):
             r"a=fingerprint:\S+ \S+", f"a=fingerprint:sha-256 {self.certificate.fingerprint}", text
         )
         text = text.replace("opus/48000/2", "OPUS/48000/2")  # as OBS writes it
-        text = text.replace("2853119873", str(self.audio_ssrc))
-        text = text.replace("2853119874", str(self.video_ssrc))
+        text = text.replace("2853119873", str(self.media.audio_ssrc))
+        text = text.replace("2853119874", str(self.media.video_ssrc))
         return text.replace("\r\n", "\n").replace("\n", "\r\n")
 
 
@@ -63,7 +63,9 @@ async def test_obs_offer_publishes_with_a_bearer_token(tmp_path) -> None:
                 stream = {}
                 deadline = time.monotonic() + 10
                 while time.monotonic() < deadline:
-                    async with http.get(f"{base}/api/v1/streams") as response:
+                    stats = f"{base}/api/v1/streams"
+                    bearer = {"Authorization": f"Bearer {TOKEN}"}  # stats need it with auth on
+                    async with http.get(stats, headers=bearer) as response:
                         streams = (await response.json())["streams"]
                     stream = streams[0] if streams else {}
                     if stream.get("packets_in", 0) > 50:
