@@ -34,6 +34,11 @@ def is_tcp(addr: Address) -> bool:
     return addr[0].startswith(TCP_PREFIX)
 
 
+def network_address(addr: Address) -> Address:
+    """The IP and port a peer really has, as a STUN XOR-MAPPED-ADDRESS must tell it."""
+    return (addr[0].removeprefix(TCP_PREFIX), addr[1])
+
+
 # A valid Binding Request from a new address moves the session there when it nominates the pair
 # (USE-CANDIDATE), or when nothing valid has come from the current address for this long (NAT
 # rebinding); once media flows, only after the address has answered a check of our own (return
@@ -118,7 +123,7 @@ class PeerSession:
         if self.state is SessionState.CLOSED:
             return ice.IGNORED
         self._latest = now
-        outcome = self.ice.handle(data, msg, addr)
+        outcome = self.ice.handle(data, msg, network_address(addr))
         if outcome.authenticated and outcome.error_code is None:
             self._valid_check_from(addr, outcome.use_candidate, taken, now)
         return outcome

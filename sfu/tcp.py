@@ -102,12 +102,11 @@ class TcpConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         listener = self.listener
         if len(listener.connections) >= listener.max_connections:
             listener.drops["tcp_connection_limit"] += 1
-            transport.abort()
+            transport.abort()  # type: ignore[attr-defined]
             return
         self.addr = tcp_address(transport.get_extra_info("peername"))
         listener.connections[self.addr] = self
@@ -138,7 +137,13 @@ class TcpConnection(asyncio.Protocol):
         for datagram in frames:
             if self.transport is None:  # closed by what an earlier frame caused
                 return
-            demux.datagram_received(datagram, self.addr, now)  # type: ignore[arg-type]
+            try:
+                demux.datagram_received(datagram, self.addr, now)  # type: ignore[arg-type]
+            except Exception:
+                # A bug must cost one packet, not the connection or other sessions.
+                self.listener.drops["handler_error"] += 1
+                if self.listener.drops["handler_error"] == 1:
+                    log.exception("error handling a frame from %s:%d; dropping it", *self.addr)
 
     def send(self, data: bytes) -> None:
         """Queue one frame; a peer that does not read fast enough is dropped, not waited for."""
