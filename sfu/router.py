@@ -14,7 +14,7 @@ from sfu import rtp
 from sfu.config import MediaConfig
 from sfu.dtls import Certificate
 from sfu.media import PeerParams
-from sfu.session import PeerSession, SendFunction, SessionState, SessionTable
+from sfu.session import PeerSession, SendFunction, SessionState, SessionTable, is_tcp
 from sfu.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
 from sfu.twcc import FMT_TRANSPORT_CC, TwccRecorder
 
@@ -103,7 +103,7 @@ class Publisher:
                 codec = sub.codec_for(track.codec)
                 sub.detach()
                 if codec is not None:
-                    sub.attach(track, codec, self.router.raw_sendto)
+                    sub.attach(track, codec, self.router.sendto_for(sub.session))
         track.ssrc = ssrc
         self.by_ssrc[ssrc] = track
         track.request_keyframe(now)
@@ -140,6 +140,7 @@ class Publisher:
 
     def snapshot(self) -> dict:
         return {
+            "transport": getattr(self.session, "transport", "relay"),
             "srtp_errors": self.session.srtp_errors,
             "unknown_ssrc_packets": self.unknown_packets,
             "transport_feedback_sent": self.twcc.feedback_sent if self.twcc else 0,
@@ -161,6 +162,8 @@ class Player:
         self.remb: int | None = None
         self.transport_feedback = 0
         self._resends_left = 0  # of MAX_RESENDS_PER_RTCP, for the datagram being handled
+        # kind -> the stream's codec this player did not offer (it joined before the publisher)
+        self.codec_mismatch: dict[str, str] = {}
 
     def ssrcs(self) -> dict[str, tuple[int, int | None]]:
         """mid -> (media SSRC, RTX SSRC) that the answer announces."""
@@ -231,6 +234,8 @@ class Player:
             # No session id: the id is the capability to end or restart the session.
             "relay": not isinstance(session, PeerSession),
             "state": session.state.value,
+            "transport": getattr(session, "transport", "relay"),
+            "codec_mismatch": self.codec_mismatch,
             "remb": self.remb,
             "transport_feedback": self.transport_feedback,
             "srtp_errors": session.srtp_errors,
@@ -290,8 +295,10 @@ class Stream:
                         source.codec.name,
                         kind,
                     )
+                    player.codec_mismatch[kind] = source.codec.name
                     continue
-                sink.attach(source, codec, self.router.raw_sendto)
+                player.codec_mismatch.pop(kind, None)
+                sink.attach(source, codec, self.router.sendto_for(player.session))
                 source.request_keyframe(now)
 
     def publisher_gone(self, publisher: Publisher) -> None:
@@ -416,6 +423,12 @@ class Router:
         stream.publisher = Publisher(self, stream, session)
         session.handler = stream.publisher
         return stream.publisher
+
+    def sendto_for(self, session: PeerSession) -> SendFunction:
+        """What forwards to a session: the UDP socket's own sendto (the compiled fan-out's
+        path), or for an ICE-TCP peer the endpoint's send, which frames onto its connection."""
+        addr = session.addr
+        return self.send if isinstance(addr, tuple) and is_tcp(addr) else self.raw_sendto
 
     def publish(self, name: str, peer: PeerParams, now: float) -> PeerSession:
         """A new publishing session for stream `name`; StreamBusy if one is already there."""

@@ -13,6 +13,7 @@ from sfu.dtls import Certificate
 from sfu.relay import Relays, relay_host
 from sfu.router import Router
 from sfu.session import SessionTable
+from sfu.tcp import TcpListener
 from sfu.udp import UdpEndpoint
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,11 @@ class MediaServer:
         self._ticker: asyncio.Task | None = None
 
     async def start(self) -> None:
-        """Bind the UDP port and start the timers."""
+        """Bind the UDP port (and the ICE-TCP one, if any) and start the timers."""
         self.endpoint.open(self.config.udp_host, self.config.udp_port, self.config.socket_buffer)
+        if self.config.tcp_port:
+            self.endpoint.tcp = TcpListener(self.endpoint)
+            await self.endpoint.tcp.open(self.config.udp_host, self.config.tcp_port)
         fastpath.announce()
         self.router.raw_sendto = self.endpoint.sock.sendto  # type: ignore[union-attr]
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
@@ -50,7 +54,14 @@ class MediaServer:
                 await self._ticker
         self.relays.close_all("server shutting down")
         self.router.close_all("server shutting down")
+        if self.endpoint.tcp is not None:
+            self.endpoint.tcp.close()
         self.endpoint.close()
+
+    @property
+    def tcp_port(self) -> int | None:
+        """The ICE-TCP listener's port, None when there is none."""
+        return self.endpoint.tcp.port if self.endpoint.tcp is not None else None
 
     async def _tick(self) -> None:
         router = self.router

@@ -25,6 +25,19 @@ log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 SendFunction = Callable[[bytes, Address], None]
+# The host part of an ICE-TCP peer's address (sfu/tcp.py): never equal to a UDP address, and
+# what sending uses to pick the connection instead of the UDP socket.
+TCP_PREFIX = "tcp:"
+
+
+def is_tcp(addr: Address) -> bool:
+    return addr[0].startswith(TCP_PREFIX)
+
+
+def network_address(addr: Address) -> Address:
+    """The IP and port a peer really has, as a STUN XOR-MAPPED-ADDRESS must tell it."""
+    return (addr[0].removeprefix(TCP_PREFIX), addr[1])
+
 
 # A valid Binding Request from a new address moves the session there when it nominates the pair
 # (USE-CANDIDATE), or when nothing valid has come from the current address for this long (NAT
@@ -90,6 +103,13 @@ class PeerSession:
         # Drops by reason; the session table shares its own, so they add up per endpoint.
         self.drops: collections.Counter[str] = collections.Counter()
 
+    @property
+    def transport(self) -> str | None:
+        """ "udp" or "tcp", what the session's media goes over; None before ICE."""
+        if self.addr is None:
+            return None
+        return "tcp" if is_tcp(self.addr) else "udp"
+
     # -- input, one method per demuxed packet class ---------------------------------------------
 
     def handle_binding(
@@ -103,7 +123,7 @@ class PeerSession:
         if self.state is SessionState.CLOSED:
             return ice.IGNORED
         self._latest = now
-        outcome = self.ice.handle(data, msg, addr)
+        outcome = self.ice.handle(data, msg, network_address(addr))
         if outcome.authenticated and outcome.error_code is None:
             self._valid_check_from(addr, outcome.use_candidate, taken, now)
         return outcome
@@ -117,9 +137,11 @@ class PeerSession:
         stale = now - self.last_seen > ADDRESS_STALE_AFTER
         if not (self.addr is None or use_candidate or stale):
             return
-        if self.state is SessionState.CONNECTED or taken:
+        if (self.state is SessionState.CONNECTED or taken) and not is_tcp(addr):
             # Media flows, or the address is another session's (a spoofed check from it would
             # unbind its owner): it moves only once the address answers a check of our own.
+            # An ICE-TCP connection needs no such check: its handshake already proved that
+            # the peer receives at that address, and no one else can send on it.
             request = self.checks.start(
                 addr, f"{self.ice.remote_ufrag}:{self.ice.local_ufrag}", self.ice.remote_pwd, now
             )

@@ -14,7 +14,8 @@ import time
 
 from sfu import ice, stun
 from sfu.demux import DTLS, SRTP, STUN, classify
-from sfu.session import Address, SessionTable
+from sfu.session import Address, SessionTable, is_tcp
+from sfu.tcp import TcpListener
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ class UdpEndpoint:
         self.error_replies = ice.ErrorReplyLimiter()
         self.datagrams_in = 0
         self.datagrams_out = 0
+        self.tcp: TcpListener | None = None  # ICE-TCP, whose frames come through this demux
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def open(self, host: str, port: int, buffer_size: int) -> None:
@@ -62,8 +64,18 @@ class UdpEndpoint:
         assert self.sock is not None
         return self.sock.getsockname()[1]
 
+    def bound(self, addr: Address) -> bool:
+        """Whether a session's media goes to `addr` (the TCP listener keeps such connections)."""
+        return addr in self.sessions.by_addr
+
     def send(self, data: bytes, addr: Address) -> None:
         """Send one datagram; a full socket buffer drops it (counted), never blocks."""
+        if is_tcp(addr):
+            if self.tcp is None:
+                self.drops["tcp_no_connection"] += 1
+            else:
+                self.tcp.send(data, addr)
+            return
         try:
             self.sock.sendto(data, addr)  # type: ignore[union-attr]
             self.datagrams_out += 1

@@ -15,27 +15,43 @@ from signaling.sdp import MediaSection, Offer
 
 _ANSWER_PROTO = "UDP/TLS/RTP/SAVPF"
 _HOST_TYPE_PREFERENCE = 126  # RFC 8445 section 5.1.2.2
+# RFC 6544 §4.2 lets TCP candidates rank below UDP ones of the same type: a client that can
+# use UDP should, TCP is for networks that block it.
+_TCP_HOST_TYPE_PREFERENCE = 100
 _MAX_LOCAL_PREFERENCE = 65535
 
 
-def candidate_priority(index: int, component: int = 1) -> int:
+def candidate_priority(index: int, component: int = 1, tcp: bool = False) -> int:
     """RFC 8445 priority of the host candidate at `index`: earlier candidates rank higher."""
     local = max(_MAX_LOCAL_PREFERENCE - index, 0)
-    return (_HOST_TYPE_PREFERENCE << 24) + (local << 8) + (256 - component)
+    kind = _TCP_HOST_TYPE_PREFERENCE if tcp else _HOST_TYPE_PREFERENCE
+    return (kind << 24) + (local << 8) + (256 - component)
 
 
 def _address_type(ip: str) -> str:
     return "IP6" if ipaddress.ip_address(ip).version == 6 else "IP4"
 
 
-def candidate_lines(candidates: list[tuple[str, int]]) -> list[str]:
-    """Host candidates in order of preference, then end-of-candidates (answers and restarts)."""
-    foundations: dict[str, str] = {}
+def candidate_lines(candidates: list[tuple[str, int]], tcp_port: int | None = None) -> list[str]:
+    """Host candidates in order of preference, then end-of-candidates (answers and restarts).
+
+    With `tcp_port`, each address also gets an RFC 6544 passive TCP candidate, ranked below
+    every UDP one; its foundation differs because its transport does (RFC 8445 §5.1.1.3).
+    """
+    foundations: dict[tuple[str, str], str] = {}
     lines = []
     for index, (ip, port) in enumerate(candidates):
-        foundation = foundations.setdefault(ip, str(len(foundations) + 1))
+        foundation = foundations.setdefault((ip, "udp"), str(len(foundations) + 1))
         priority = candidate_priority(index)
         lines.append(f"a=candidate:{foundation} 1 udp {priority} {ip} {port} typ host")
+    if tcp_port:
+        for index, (ip, _) in enumerate(candidates):
+            foundation = foundations.setdefault((ip, "tcp"), str(len(foundations) + 1))
+            priority = candidate_priority(index, tcp=True)
+            lines.append(
+                f"a=candidate:{foundation} 1 tcp {priority} {ip} {tcp_port} typ host"
+                " tcptype passive"
+            )
     lines.append("a=end-of-candidates")
     return lines
 
@@ -89,6 +105,7 @@ def render_answer(
     ice_pwd: str,
     fingerprint: str,
     candidates: list[tuple[str, int]],
+    tcp_port: int | None = None,
     ssrcs: dict[str, tuple[int, int | None]] | None = None,
     cname: str = "litesfu",
     stream_id: str = "litesfu",
@@ -96,7 +113,8 @@ def render_answer(
     """The answer to `offer` given what negotiation accepted in `peer`.
 
     `direction` is "recvonly" for a publisher and "sendonly" for a player; `ssrcs` maps a
-    player's mid to the (media, rtx) SSRCs the server will send with. Lines end with CRLF.
+    player's mid to the (media, rtx) SSRCs the server will send with; `tcp_port` adds passive
+    ICE-TCP candidates. Lines end with CRLF.
     """
     if direction not in ("recvonly", "sendonly"):
         raise ValueError(f"answer direction must be recvonly or sendonly, not {direction!r}")
@@ -111,7 +129,7 @@ def render_answer(
         f"a=fingerprint:sha-256 {fingerprint}",
         "a=setup:passive",
     ]
-    candidate_block = candidate_lines(candidates)
+    candidate_block = candidate_lines(candidates, tcp_port)
     accepted_mids = [s.effective_mid for s in offer.media if s.effective_mid in accepted]
     # Only a group the offer proposed: adding one it never had would answer for transports
     # that do not exist (negotiation refuses unbundled offers of more than one m-line).

@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from multidict import CIMultiDict
 
 from sfu.router import PLAY, PUBLISH, StreamBusy
 from sfu.server import MediaServer
@@ -28,9 +29,11 @@ from sfu.session import PeerSession
 from signaling.admission import Admission, forwarded_client
 from signaling.answer import render_answer
 from signaling.auth import Authenticator, SessionOwners, bearer_token
+from signaling.candidates import for_request
 from signaling.connections import ConnectionGuard
 from signaling.events import whep_link
 from signaling.hooks import HookRejected, HookUnavailable, HttpHooks
+from signaling.ice_servers import IceServers
 from signaling.limits import RETRY_AFTER, Limits
 from signaling.negotiate import (
     NegotiationError,
@@ -53,6 +56,7 @@ SESSION_ID_PATTERN = r"[0-9a-f]{32}"
 SDP_TYPE = "application/sdp"
 MEDIA_SERVER = web.AppKey("media_server", MediaServer)
 CANDIDATES = web.AppKey("candidates", list)
+AUTO_CANDIDATES = web.AppKey("auto_candidates", bool)  # lead with the Host header's literal
 AUTH = web.AppKey("auth", Authenticator)
 LIMITS = web.AppKey("limits", Limits)
 HOOKS = web.AppKey("hooks", HttpHooks)
@@ -61,11 +65,12 @@ OWNERS = web.AppKey("owners", SessionOwners)
 ADMISSION = web.AppKey("admission", Admission)
 GUARD = web.AppKey("guard", ConnectionGuard)
 REFUSED = web.AppKey("refused", collections.Counter)  # client errors answered, by status
+ICE_SERVERS = web.AppKey("ice_servers", IceServers)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
-    "Access-Control-Allow-Methods": "GET, POST, PATCH, DELETE, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type, Authorization, If-Match",
+    "Access-Control-Allow-Methods": "GET, HEAD, POST, PATCH, DELETE, OPTIONS",
+    "Access-Control-Allow-Headers": "Content-Type, Authorization, If-Match, ETag",
     "Access-Control-Expose-Headers": (
         "Location, ETag, Link, Accept-Post, Accept-Patch, Retry-After, WWW-Authenticate"
     ),
@@ -143,6 +148,8 @@ def create_app(
     admission: Admission | None = None,
     guard: ConnectionGuard | None = None,
     trust_proxy: bool = False,
+    auto_candidates: bool = False,
+    ice_servers: IceServers | None = None,
 ) -> web.Application:
     """The aiohttp application for one media server; with no policy given, everything is open
     but for the per-client admission defaults."""
@@ -151,6 +158,9 @@ def create_app(
     )
     app[MEDIA_SERVER] = media
     app[CANDIDATES] = candidates
+    app[AUTO_CANDIDATES] = auto_candidates
+    if ice_servers is not None:
+        app[ICE_SERVERS] = ice_servers
     app[AUTH] = auth or Authenticator()
     app[LIMITS] = limits or Limits()
     app[HOOKS] = hooks or HttpHooks()
@@ -206,8 +216,9 @@ def add_public_routes(
     stream = f"{{stream:{STREAM_PATTERN}}}"
     app.router.add_post(f"/whip/{stream}", handlers.whip)
     app.router.add_post(f"/whep/{stream}", handlers.whep)
-    app.router.add_route("OPTIONS", f"/whip/{stream}", options)
-    app.router.add_route("OPTIONS", f"/whep/{stream}", options)
+    for path in (f"/whip/{stream}", f"/whep/{stream}"):
+        app.router.add_route("OPTIONS", path, options)
+        app.router.add_route("HEAD", path, head)
     app.router.add_delete("/sessions/{id}", handlers.delete_session)
     app.router.add_patch("/sessions/{id}", handlers.patch_session)
     app.router.add_route("OPTIONS", "/sessions/{id}", session_options)
@@ -234,8 +245,24 @@ async def close_hooks(app: web.Application) -> None:
     await app[HOOKS].close()
 
 
+def ice_server_links(request: web.Request) -> list[tuple[str, str]]:
+    """RFC 9725 §4.6 Link headers of the operator's STUN/TURN servers, fresh credentials each."""
+    servers = request.app.get(ICE_SERVERS)
+    if servers is None:
+        return []
+    return [("Link", link) for link in servers.link_headers(time.time())]
+
+
 async def options(request: web.Request) -> web.Response:
-    return web.Response(status=204, headers={"Accept-Post": SDP_TYPE})
+    """The CORS preflight, and where a page learns the ICE servers before it makes an offer."""
+    return web.Response(
+        status=204, headers=CIMultiDict([("Accept-Post", SDP_TYPE), *ice_server_links(request)])
+    )
+
+
+async def head(request: web.Request) -> web.Response:
+    """WHEP draft: HEAD on an endpoint answers 200, so a client can probe it (with CORS)."""
+    return web.Response(status=200, headers={"Accept-Post": SDP_TYPE})
 
 
 async def session_options(request: web.Request) -> web.Response:
@@ -285,6 +312,19 @@ async def read_body(request: web.Request, content_type: str, what: str) -> str:
         return body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Rejection(400, f"{what} is not UTF-8") from exc
+
+
+def answer_candidates(request: web.Request) -> list[tuple[str, int]]:
+    """The (address, UDP port) host candidates of one answer or restart."""
+    base = request.app[CANDIDATES]
+    addresses = for_request(
+        base,
+        request.headers.get("Host"),
+        request.app[AUTO_CANDIDATES],
+        ipv6=any(":" in address for address in base),
+    )
+    port = request.app[MEDIA_SERVER].endpoint.port
+    return [(address, port) for address in addresses]
 
 
 def check_limits(request: web.Request, role: str, stream: str) -> None:
@@ -347,7 +387,6 @@ async def start_session(
     )
     owners.remember(session.id, token)
     request.app[ADMISSION].created(request.remote or "", session.id)
-    port = media.endpoint.port
     ssrcs = session.handler.ssrcs() if role == PLAY else None  # type: ignore[union-attr]
     answer = render_answer(
         offer,
@@ -356,7 +395,8 @@ async def start_session(
         ice_ufrag=session.ice.local_ufrag,
         ice_pwd=session.ice.local_pwd,
         fingerprint=media.certificate.fingerprint,
-        candidates=[(address, port) for address in request.app[CANDIDATES]],
+        candidates=answer_candidates(request),
+        tcp_port=media.tcp_port,
         ssrcs=ssrcs,
         stream_id=stream.replace("/", "-"),
     )
@@ -380,9 +420,12 @@ async def whip_or_whep(request: web.Request, role: str, stream: str) -> web.Resp
     session, answer = await start_session(request, role, stream, offer, token)
     etags = request.app[ETAGS]
     etags.prune(request.app[MEDIA_SERVER].router.sessions.by_id)
-    headers = {"Location": f"/sessions/{session.id}", "ETag": etags.renew(session.id)}
+    headers = CIMultiDict(
+        [("Location", f"/sessions/{session.id}"), ("ETag", etags.renew(session.id))]
+    )
     if role == PLAY:
-        headers["Link"] = whep_link(stream)
+        headers.add("Link", whep_link(stream))
+    headers.extend(ice_server_links(request))
     return web.Response(status=201, body=answer.encode(), content_type=SDP_TYPE, headers=headers)
 
 
@@ -432,11 +475,11 @@ async def patch_session(request: web.Request) -> web.Response:
     session = session_for(request)
     if request.content_type != SDPFRAG_TYPE:
         raise Rejection(415, f"Content-Type must be {SDPFRAG_TYPE}, not {request.content_type}")
+    # Trickle needs no If-Match (several clients never keep the ETag); one that is sent must
+    # match, and an ICE restart, which changes the session, must send one.
     if_match = request.headers.get("If-Match")
-    if if_match is None:
-        raise Rejection(428, 'If-Match is required ("*" for an ICE restart)')
     etags = request.app[ETAGS]
-    if not etags.matches(session.id, if_match):
+    if if_match is not None and not etags.matches(session.id, if_match):
         raise Rejection(412, "If-Match does not match the session's current ETag")
     try:
         fragment = parse_sdpfrag(await read_body(request, SDPFRAG_TYPE, "fragment"))
@@ -444,6 +487,8 @@ async def patch_session(request: web.Request) -> web.Response:
         raise Rejection(400, str(exc)) from exc
     if fragment.ufrag is None or fragment.ufrag == session.ice.remote_ufrag:
         return web.Response(status=204)  # an ICE-lite server has no use for client candidates
+    if if_match is None:
+        raise Rejection(428, 'an ICE restart needs If-Match (the ETag, or "*")')
     if fragment.pwd is None:
         raise Rejection(400, "an ICE restart needs a=ice-pwd with the new a=ice-ufrag")
     media = request.app[MEDIA_SERVER]
@@ -456,7 +501,8 @@ async def patch_session(request: web.Request) -> web.Response:
         restarted.ice.local_pwd,
         first.kind,
         first.mid,
-        [(address, media.endpoint.port) for address in request.app[CANDIDATES]],
+        answer_candidates(request),
+        media.tcp_port,
     )
     log.info("session %s: ICE restart over HTTP from %s", session.id, request.remote)
     return web.Response(

@@ -20,9 +20,11 @@ from signaling.admission import Admission, AdmissionPolicy
 from signaling.app import create_app
 from signaling.auth import Authenticator
 from signaling.balancer import Balancer
+from signaling.candidates import AUTO, default_candidates, interface_addresses
 from signaling.connections import ConnectionGuard, listen
 from signaling.front import create_front
 from signaling.hooks import HttpHooks
+from signaling.ice_servers import IceServerError, IceServers
 from signaling.internal import add_internal_routes
 from signaling.limits import Limits
 from signaling.logs import setup_logging
@@ -105,8 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--candidate",
         action=ReplacingAppend,
         default=_env_list("SFU_CANDIDATE") or None,
-        help="public IP advertised as a host candidate; repeatable "
-        "(SFU_CANDIDATE, comma-separated; default 127.0.0.1)",
+        help="public IP advertised as a host candidate; repeatable; 'auto' (the default): "
+        "every interface address, loopback, and first the IP literal a request's Host header "
+        "names (SFU_CANDIDATE, comma-separated)",
+    )
+    parser.add_argument(
+        "--tcp-port",
+        type=_count,
+        default=env("SFU_TCP_PORT"),
+        help="port of the passive ICE-TCP listener, for clients whose UDP is blocked; "
+        "0 disables (SFU_TCP_PORT, default the UDP port's number)",
     )
     parser.add_argument(
         "--session-timeout",
@@ -184,6 +194,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("SFU_HOOK_URL"),
         help="http(s) URL asked before every publish and play (SFU_HOOK_URL)",
     )
+    relay = parser.add_argument_group("STUN/TURN servers offered to clients (Link headers)")
+    relay.add_argument(
+        "--ice-server",
+        action=ReplacingAppend,
+        default=_env_list("SFU_ICE_SERVER") or None,
+        help='a stun:, turn: or turns: URI sent as Link: rel="ice-server"; repeatable '
+        "(SFU_ICE_SERVER, comma-separated)",
+    )
+    relay.add_argument(
+        "--ice-server-username",
+        default=env("SFU_ICE_SERVER_USERNAME"),
+        help="static TURN username (SFU_ICE_SERVER_USERNAME)",
+    )
+    relay.add_argument(
+        "--ice-server-credential",
+        default=env("SFU_ICE_SERVER_CREDENTIAL"),
+        help="static TURN password (SFU_ICE_SERVER_CREDENTIAL)",
+    )
+    relay.add_argument(
+        "--turn-secret",
+        default=env("SFU_TURN_SECRET"),
+        help="secret shared with the TURN server (coturn use-auth-secret): short-lived "
+        "credentials per answer (SFU_TURN_SECRET)",
+    )
     ops = parser.add_argument_group("operation")
     ops.add_argument(
         "--config",
@@ -222,8 +256,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = settings.parse(build_parser, argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    if not args.candidate:
-        args.candidate = ["127.0.0.1"]
+    args.candidate = args.candidate or [AUTO]
+    if AUTO in args.candidate and len(args.candidate) > 1:
+        parser.error("--candidate auto stands alone")
+    try:
+        args.ice_servers = IceServers(
+            tuple(args.ice_server or ()),
+            args.ice_server_username,
+            args.ice_server_credential,
+            args.turn_secret,
+        )
+    except IceServerError as exc:
+        parser.error(str(exc))
     if not args.auth_token:
         args.auth_token = []
     auth_on = bool(args.auth_token or args.auth_secret)
@@ -248,10 +292,16 @@ def connection_guard(args: argparse.Namespace, worker: bool) -> ConnectionGuard:
 
 async def serve(args: argparse.Namespace) -> None:
     guard = connection_guard(args, args.worker_index is not None)
+    auto = args.candidate == [AUTO]
     config = MediaConfig(
         udp_host=args.udp_host,
         udp_port=args.udp_port,
-        candidates=args.candidate,
+        tcp_port=args.udp_port if args.tcp_port is None else args.tcp_port,
+        candidates=(
+            default_candidates(interface_addresses(), ipv6=":" in args.udp_host)
+            if auto
+            else args.candidate
+        ),
         session_timeout=args.session_timeout,
         pending_timeout=args.pending_timeout,
     )
@@ -269,6 +319,8 @@ async def serve(args: argparse.Namespace) -> None:
         ),
         guard=guard,
         trust_proxy=args.trust_proxy,
+        auto_candidates=auto,
+        ice_servers=args.ice_servers,
     )
     add_observability(app, media, args.metrics_per_stream, args.max_event_streams)
     if args.worker_index is not None:
@@ -282,11 +334,13 @@ async def serve(args: argparse.Namespace) -> None:
     await runner.setup()
     server = await listen(runner, args.http_host, args.http_port, guard)
     log.info(
-        "LiteSFU ready: http://%s:%d (pages and API), media UDP %d, candidates %s",
+        "LiteSFU ready: http://%s:%d (pages and API), media UDP %d, ICE-TCP %s, candidates %s%s",
         args.http_host,
         args.http_port,
         media.endpoint.port,
+        media.tcp_port or "off",
         ", ".join(config.candidates),
+        " (auto: led by the Host header's IP literal)" if auto else "",
     )
     watch = asyncio.create_task(exit_with_parent(stop)) if args.worker_index is not None else None
     await stop.wait()

@@ -17,7 +17,7 @@ from unittest import mock
 import tomllib
 
 NOT_SETTINGS = frozenset({"help", "config", "print_config"})
-SECRET_WORDS = ("secret", "token", "password")
+SECRET_WORDS = ("secret", "token", "password", "credential")
 MASK = "***"
 
 

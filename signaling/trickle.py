@@ -142,7 +142,12 @@ def parse_sdpfrag(text: str) -> IceFragment:
 
 
 def render_restart(
-    ufrag: str, pwd: str, kind: str, mid: str, candidates: list[tuple[str, int]]
+    ufrag: str,
+    pwd: str,
+    kind: str,
+    mid: str,
+    candidates: list[tuple[str, int]],
+    tcp_port: int | None = None,
 ) -> str:
     """The 200 body of an ICE restart: the server's new credentials and its candidates."""
     lines = [
@@ -151,7 +156,7 @@ def render_restart(
         f"a=ice-pwd:{pwd}",
         f"m={kind} 9 UDP/TLS/RTP/SAVPF 0",
         f"a=mid:{mid}",
-        *candidate_lines(candidates),
+        *candidate_lines(candidates, tcp_port),
     ]
     return "\r\n".join(lines) + "\r\n"
 

@@ -25,6 +25,19 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return sock.getsockname()[1]
 
 
+def free_media_port() -> int:
+    """A UDP port whose TCP namesake is free too: ICE-TCP listens on the same number."""
+    for _ in range(50):
+        port = free_port(socket.SOCK_DGRAM)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no port free for both UDP and TCP in 50 tries")
+
+
 @dataclass
 class ServerProcess:
     """A running `python -m sfu` and where to reach it."""
@@ -47,7 +60,7 @@ def start_server(
     the command, e.g. `ip netns exec NAME` to run it inside a network namespace.
     """
     http_port = free_port()
-    udp_port = free_port(socket.SOCK_DGRAM)
+    udp_port = free_media_port()
     log_path = tmp_path / f"server-{http_port}.log"
     args = [
         *prefix,

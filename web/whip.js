@@ -60,6 +60,38 @@ function eventsLink(header, base) {
   return null;
 }
 
+/** RTCIceServer entries of the `Link: rel="ice-server"` values of one header (RFC 9725 §4.6). */
+export function parseIceServers(header) {
+  const servers = [];
+  for (const part of (header ?? "").split(/,(?=\s*<)/)) {
+    const match = part.match(/<([^>]*)>/);
+    if (!match || !part.includes('rel="ice-server"')) continue;
+    const server = { urls: match[1] };
+    const username = part.match(/username="([^"]*)"/);
+    const credential = part.match(/credential="([^"]*)"/);
+    if (username && credential) Object.assign(server, { username: username[1], credential: credential[1] });
+    servers.push(server);
+  }
+  return servers;
+}
+
+/**
+ * The STUN/TURN servers the operator configured, from an OPTIONS request to the endpoint
+ * before the peer connection exists (a TURN server must be known before gathering starts).
+ * None on any failure: the page still works with host candidates.
+ */
+export async function iceServers(kind, stream) {
+  try {
+    const response = await fetch(endpointUrl(kind, stream), {
+      method: "OPTIONS",
+      signal: AbortSignal.timeout(5000),
+    });
+    return parseIceServers(response.headers.get("Link"));
+  } catch {
+    return [];
+  }
+}
+
 /**
  * Offer/answer over WHIP or WHEP. Returns the absolute session URL (from Location) that
  * DELETE ends and the WHEP events URL if offered. Throws HttpError with the status and the
@@ -326,7 +358,8 @@ export class Publisher {
   }
 
   async start(media, codec) {
-    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+    const servers = await iceServers("whip", this.stream);
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers: servers });
     this.pc = pc;
     pc.addEventListener("connectionstatechange", () => this.onState(pc.connectionState));
     for (const kind of ["audio", "video"]) {
@@ -411,7 +444,9 @@ export class Player {
   async connect() {
     await this.teardown();
     if (!this.running) return;
-    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+    const servers = await iceServers("whep", this.stream);
+    if (!this.running) return;
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers: servers });
     this.pc = pc;
     this.meter = new StatsMeter();
     this.sessions += 1;

@@ -77,6 +77,14 @@ async def test_error_statuses(sfu_server) -> None:
             assert response.status == 204
             assert response.headers["Accept-Post"] == "application/sdp"
             assert response.headers["Access-Control-Allow-Origin"] == "*"
+            allowed = response.headers["Access-Control-Allow-Headers"].split(", ")
+            assert {"ETag", "If-Match"} <= set(allowed)
+            assert "ETag" in response.headers["Access-Control-Expose-Headers"]
+            assert "Link" not in response.headers  # no ICE servers configured
+        for endpoint in ("whip", "whep"):
+            async with http.head(f"{base}/{endpoint}/live/x") as response:
+                assert response.status == 200
+                assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 
 async def test_srs_routes(sfu_server) -> None:

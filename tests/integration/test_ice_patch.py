@@ -194,7 +194,8 @@ async def test_patch_statuses_and_ice_restart(sfu_server) -> None:
 
         assert await patch(trickle, {**FRAG, "If-Match": "*"}, f"{base}/sessions/nope") == 404
         assert await patch(trickle, {**SDP, "If-Match": etag}) == 415
-        assert await patch(trickle, FRAG) == 428
+        assert await patch(trickle, FRAG) == 204  # trickle without If-Match is fine
+        assert await patch(restart, FRAG) == 428  # a restart is not
         assert await patch(trickle, {**FRAG, "If-Match": '"stale"'}) == 412
         assert await patch("not a fragment", {**FRAG, "If-Match": etag}) == 400
         assert await patch(f"a=ice-ufrag:{NEW_UFRAG}\r\n", {**FRAG, "If-Match": "*"}) == 400
@@ -219,6 +220,26 @@ async def test_patch_statuses_and_ice_restart(sfu_server) -> None:
         async with http.delete(url) as response:
             assert response.status == 200
         assert await patch(trickle, {**FRAG, "If-Match": "*"}) == 404
+
+
+async def test_client_trickle_bodies_without_if_match(sfu_server) -> None:
+    """What Chrome (IPv6), Eyevinn (component 0, [fd00::2]) and medooze (no If-Match) send."""
+    base = sfu_server.http_url
+    offer = await offer_text([("audio", "sendonly"), ("video", "sendonly")])
+    client_ufrag, _ = ice_credentials(offer)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{base}/whip/live/trickled", data=offer, headers=SDP) as response:
+            assert response.status == 201
+            url = base + response.headers["Location"]
+        bodies = [
+            f"a=ice-ufrag:{client_ufrag}\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n"
+            f"{CLIENT_CANDIDATES[0][0]}\r\n{CLIENT_CANDIDATES[1][0]}\r\n{CANDIDATE}\r\n",
+            f"{CLIENT_CANDIDATES[2][0]}\r\na=end-of-candidates\r\n",
+            "a=candidate:1 1 udp 1 192.0.2.7;rm 5000 typ host\r\n",  # unreadable, ignored
+        ]
+        for body in bodies:
+            async with http.patch(url, data=body, headers=FRAG) as response:
+                assert response.status == 204, await response.text()
 
 
 async def test_media_continues_across_an_ice_restart(sfu_server) -> None:

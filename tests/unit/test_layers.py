@@ -28,7 +28,7 @@ LAYERS: dict[str, int] = {
     "sfu.fastpath": 1,
     "sfu.session": 2,
     **dict.fromkeys(["sfu.tracks", "sfu.router", "sfu.relay"], 3),
-    **dict.fromkeys(["sfu.udp", "sfu.server"], 4),
+    **dict.fromkeys(["sfu.udp", "sfu.tcp", "sfu.server"], 4),
     "signaling": 5,  # every signaling module not named here: control
     "sfu.__main__": 6,  # the program entry sits above both
 }

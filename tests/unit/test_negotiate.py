@@ -274,6 +274,31 @@ def test_answer_candidates_priority_foundation_and_ipv6() -> None:
     assert foundations[0] == foundations[2] != foundations[1]
 
 
+def test_answer_tcp_candidates_rank_below_udp() -> None:
+    text = load("obs_publish.sdp")
+    answer = render_answer(
+        parse_offer(text),
+        negotiate_publish(parse_offer(text)),
+        direction="recvonly",
+        ice_ufrag="u",
+        ice_pwd="p" * 22,
+        fingerprint=FINGERPRINT,
+        candidates=[("192.0.2.7", 9000), ("2001:db8::1", 9000)],
+        tcp_port=9443,
+    )
+    section = answer.split("m=")[1]
+    fields = [line.split() for line in section.split("\r\n") if line.startswith("a=candidate:")]
+    assert [(f[2], f[4], f[5]) for f in fields] == [
+        ("udp", "192.0.2.7", "9000"),
+        ("udp", "2001:db8::1", "9000"),
+        ("tcp", "192.0.2.7", "9443"),
+        ("tcp", "2001:db8::1", "9443"),
+    ]
+    assert all(f[-2:] == ["tcptype", "passive"] for f in fields[2:])
+    assert min(int(f[3]) for f in fields[:2]) > max(int(f[3]) for f in fields[2:])
+    assert len({f[0] for f in fields}) == 4  # a transport of its own is a foundation of its own
+
+
 def test_answer_rejects_bad_arguments() -> None:
     text = load("obs_publish.sdp")
     peer = negotiate_publish(parse_offer(text))
