@@ -154,10 +154,14 @@ class UdpEndpoint:
         taken = owner is not None and owner is not session
         outcome = session.handle_binding(data, msg, addr, now, taken)
         if outcome.response is None:
+            self.drops["stun_ignored"] += 1  # the session has just closed
             return
-        if outcome.error_code is not None and not self.error_replies.allow(addr[0], now):
-            self.drops["stun_error_rate_limited"] += 1
-            return
+        if outcome.error_code is not None:
+            # Every rejection is counted by its code (400, 401, 487), answered or not.
+            self.drops[f"stun_rejected_{outcome.error_code}"] += 1
+            if not self.error_replies.allow(addr[0], now):
+                self.drops["stun_error_rate_limited"] += 1
+                return
         self.send(outcome.response, addr)
 
     def _check_response(self, data: bytes, msg: stun.Message, addr: Address, now: float) -> None:

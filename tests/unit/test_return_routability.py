@@ -273,6 +273,7 @@ def test_error_answers_are_rate_limited_per_host(server: Server, session: PeerSe
     assert len(errors) == ice.ERROR_REPLY_BURST
     assert stun.decode_error_code(stun.parse(errors[0]).get(stun.ERROR_CODE))[0] == 401
     assert server.table.drops["stun_error_rate_limited"] == 100 - ice.ERROR_REPLY_BURST
+    assert server.table.drops["stun_rejected_401"] == 100  # every rejection is counted
     server.receive(wrong, ("127.0.0.4", 1), 1.0)  # another host has its own budget
     assert len(server.take()) == 1
     for _ in range(10):
