@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass
@@ -12,7 +12,6 @@ class MediaConfig:
     udp_host: str = "0.0.0.0"  # where the UDP socket binds
     udp_port: int = 8000
     tcp_port: int = 0  # passive ICE-TCP listener (RFC 6544); 0: none
-    candidates: list[str] = field(default_factory=lambda: ["127.0.0.1"])  # advertised addresses
     session_timeout: float = 30.0  # seconds with no valid packet before a session ends
     pending_timeout: float = 10.0  # seconds for ICE + DTLS to finish before a session ends
     keyframe_interval: float = 0.5  # at most one keyframe request per track per this many seconds

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sfu import rtp
 from sfu.config import MediaConfig
 from sfu.dtls import Certificate
 from sfu.media import PeerParams
-from sfu.session import PeerSession, SendFunction, SessionState, SessionTable, is_tcp
+from sfu.session import Address, PeerSession, SendFunction, SessionState, SessionTable
 from sfu.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
 from sfu.twcc import FMT_TRANSPORT_CC, TwccRecorder
 
@@ -146,6 +147,9 @@ class Publisher:
             "transport_feedback_sent": self.twcc.feedback_sent if self.twcc else 0,
         }
 
+    def on_moved(self) -> None:
+        """Feedback goes through the session's own send, which follows its address."""
+
     def on_closed(self) -> None:
         self.stream.publisher_gone(self)
 
@@ -241,6 +245,14 @@ class Player:
             "srtp_errors": session.srtp_errors,
             "tracks": [t.snapshot() for t in self.tracks],
         }
+
+    def on_moved(self) -> None:
+        """The peer's address changed while playing: its tracks send the way the new address
+        takes (the other IP family's socket, or a TCP connection)."""
+        sendto = self.router.sendto_for(self.session)
+        for track in self.tracks:
+            if track.source is not None:
+                track.rebind(sendto)
 
     def on_closed(self) -> None:
         self.stream.player_gone(self)
@@ -376,13 +388,15 @@ class Router:
         certificate: Certificate,
         send: SendFunction,
         sessions: SessionTable,
+        sendto_for: Callable[[Address | None], SendFunction] | None = None,
     ) -> None:
         self.config = config
         self.certificate = certificate
         self.send = send
-        # What forwarding sends with: the socket's own sendto once the endpoint has one (the
-        # caller catches its OSError), `send` until then.
-        self.raw_sendto: SendFunction = send
+        # What forwarding to an address sends with: the endpoint's choice of the socket's own
+        # sendto (the caller catches its OSError; the compiled fan-out uses its descriptor) or
+        # a framing send for ICE-TCP; `send` for everything when there is no endpoint.
+        self._sendto_for = sendto_for or (lambda addr: send)
         self.sessions = sessions
         self.streams: dict[str, Stream] = {}
         self.ended: OrderedDict[str, EndedSession] = OrderedDict()
@@ -425,10 +439,8 @@ class Router:
         return stream.publisher
 
     def sendto_for(self, session: PeerSession) -> SendFunction:
-        """What forwards to a session: the UDP socket's own sendto (the compiled fan-out's
-        path), or for an ICE-TCP peer the endpoint's send, which frames onto its connection."""
-        addr = session.addr
-        return self.send if isinstance(addr, tuple) and is_tcp(addr) else self.raw_sendto
+        """What forwards to a session at its current address (UDP of either family, or TCP)."""
+        return self._sendto_for(session.addr)
 
     def publish(self, name: str, peer: PeerParams, now: float) -> PeerSession:
         """A new publishing session for stream `name`; StreamBusy if one is already there."""

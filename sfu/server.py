@@ -31,7 +31,9 @@ class MediaServer:
         self.certificate = Certificate.generate()
         sessions = SessionTable()
         self.endpoint = UdpEndpoint(sessions)
-        self.router = Router(config, self.certificate, self.endpoint.send, sessions)
+        self.router = Router(
+            config, self.certificate, self.endpoint.send, sessions, self.endpoint.sendto_for
+        )
         self.relays = Relays(
             self.router, relay_host(config.udp_host), config.socket_buffer, config.session_timeout
         )
@@ -44,7 +46,6 @@ class MediaServer:
             self.endpoint.tcp = TcpListener(self.endpoint)
             await self.endpoint.tcp.open(self.config.udp_host, self.config.tcp_port)
         fastpath.announce()
-        self.router.raw_sendto = self.endpoint.sock.sendto  # type: ignore[union-attr]
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
 
     async def stop(self) -> None:

@@ -64,6 +64,7 @@ class MediaHandler(Protocol):
     def on_rtp(self, packet: bytes, now: float) -> None: ...
     def on_rtcp(self, packet: bytes, now: float) -> None: ...
     def on_closed(self) -> None: ...
+    def on_moved(self) -> None: ...
 
 
 class PeerSession:
@@ -176,6 +177,8 @@ class PeerSession:
             )
         if self.on_address is not None:
             self.on_address(self, old, addr)
+        if self.handler is not None and self.state is SessionState.CONNECTED:
+            self.handler.on_moved()  # what sends to the peer may differ (IPv4/IPv6, UDP/TCP)
 
     def handle_dtls(self, data: bytes, now: float) -> None:
         """Feed a DTLS record from the session's address."""

@@ -313,6 +313,11 @@ class SubscriberTrack(fastpath.PlayerState):
         self._sendto = sendto
         source.subscribers.append(self)
 
+    def rebind(self, sendto: SendFunction) -> None:
+        """Send the same stream another way (the session moved); SRTP state carries over."""
+        self._protect = fastpath.bind(self, sendto)
+        self._sendto = sendto
+
     def detach(self) -> None:
         """Leave the current source, remembering where the sequence and timestamps stood."""
         source = self.source

@@ -1,4 +1,4 @@
-"""The single UDP socket: read until empty, demux by first byte, find the session, send.
+"""The media port: read until empty, demux by first byte, find the session, send.
 
 asyncio's selector datagram transport costs several times more per packet than reading the
 socket directly from a reader callback, so the endpoint owns a plain non-blocking socket.
@@ -14,7 +14,7 @@ import time
 
 from sfu import ice, stun
 from sfu.demux import DTLS, SRTP, STUN, classify
-from sfu.session import Address, SessionTable, is_tcp
+from sfu.session import Address, SendFunction, SessionTable, is_tcp
 from sfu.tcp import TcpListener
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,7 @@ class UdpEndpoint:
     def __init__(self, sessions: SessionTable) -> None:
         self.sessions = sessions
         self.sock: socket.socket | None = None
+        self.sock6: socket.socket | None = None  # IPv6 beside an IPv4 wildcard socket
         self.drops: collections.Counter[str] = sessions.drops
         self.error_replies = ice.ErrorReplyLimiter()
         self.datagrams_in = 0
@@ -38,26 +39,63 @@ class UdpEndpoint:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def open(self, host: str, port: int, buffer_size: int) -> None:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, option, buffer_size)
-            except OSError:
-                log.warning("could not set UDP socket buffer to %d bytes", buffer_size)
-        sock.bind((host, port))
-        sock.setblocking(False)
-        self.sock = sock
+        """Bind the media port. On the wildcard address IPv6 gets a socket of its own on the
+        same port (IPV6_V6ONLY, so IPv4 addresses stay plain tuples); where the host has no
+        IPv6, media is IPv4 only."""
         self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(sock.fileno(), self._on_readable)
-        log.info("media: UDP listening on %s:%d", host, sock.getsockname()[1])
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = self._bind(family, host, port, buffer_size)
+        port = self.sock.getsockname()[1]
+        log.info("media: UDP listening on %s:%d", host, port)
+        if host in ("", "0.0.0.0") and socket.has_ipv6:
+            try:
+                self.sock6 = self._bind(socket.AF_INET6, "::", port, buffer_size)
+            except OSError as exc:
+                log.info("media: no IPv6 (%s); IPv4 only", exc.strerror)
+            else:
+                log.info("media: UDP listening on [::]:%d", port)
+
+    def _bind(self, family: int, host: str, port: int, buffer_size: int) -> socket.socket:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, option, buffer_size)
+                except OSError:
+                    log.warning("could not set UDP socket buffer to %d bytes", buffer_size)
+            sock.bind((host, port))
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        assert self._loop is not None
+        self._loop.add_reader(sock.fileno(), self._on_readable, sock)
+        return sock
+
+    @property
+    def ipv6(self) -> bool:
+        """Whether the media port takes IPv6 (for the candidates to advertise)."""
+        return self.sock6 is not None or (
+            self.sock is not None and self.sock.family == socket.AF_INET6
+        )
+
+    def sendto_for(self, addr: Address | None) -> SendFunction:
+        """What sends to `addr`: the socket of its family's own sendto (the compiled fan-out
+        sends on that socket's descriptor), or for an ICE-TCP peer `send`, which frames it."""
+        if addr is None or is_tcp(addr):
+            return self.send
+        sock = self.sock6 if self.sock6 is not None and ":" in addr[0] else self.sock
+        return sock.sendto if sock is not None else self.send
 
     def close(self) -> None:
-        if self.sock is not None:
-            if self._loop is not None:
-                self._loop.remove_reader(self.sock.fileno())
-            self.sock.close()
-            self.sock = None
+        for sock in (self.sock, self.sock6):
+            if sock is not None:
+                if self._loop is not None:
+                    self._loop.remove_reader(sock.fileno())
+                sock.close()
+        self.sock = self.sock6 = None
 
     @property
     def port(self) -> int:
@@ -77,19 +115,22 @@ class UdpEndpoint:
                 self.tcp.send(data, addr)
             return
         try:
-            self.sock.sendto(data, addr)  # type: ignore[union-attr]
+            self.sendto_for(addr)(data, addr)
             self.datagrams_out += 1
         except (BlockingIOError, InterruptedError):
             self.drops["send_buffer_full"] += 1
         except OSError:
             self.drops["send_error"] += 1
 
-    def _on_readable(self) -> None:
-        recvfrom = self.sock.recvfrom  # type: ignore[union-attr]
+    def _on_readable(self, sock: socket.socket) -> None:
+        recvfrom = sock.recvfrom
+        ipv6 = sock.family == socket.AF_INET6
         now = time.monotonic()
         for _ in range(READ_BATCH):
             try:
                 data, addr = recvfrom(MAX_DATAGRAM)
+                if ipv6:
+                    addr = addr[:2]  # (host, port): flow info and scope play no part
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:

@@ -321,7 +321,7 @@ def answer_candidates(request: web.Request) -> list[tuple[str, int]]:
         base,
         request.headers.get("Host"),
         request.app[AUTO_CANDIDATES],
-        ipv6=any(":" in address for address in base),
+        ipv6=request.app[MEDIA_SERVER].endpoint.ipv6,
     )
     port = request.app[MEDIA_SERVER].endpoint.port
     return [(address, port) for address in addresses]

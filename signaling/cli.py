@@ -297,19 +297,20 @@ async def serve(args: argparse.Namespace) -> None:
         udp_host=args.udp_host,
         udp_port=args.udp_port,
         tcp_port=args.udp_port if args.tcp_port is None else args.tcp_port,
-        candidates=(
-            default_candidates(interface_addresses(), ipv6=":" in args.udp_host)
-            if auto
-            else args.candidate
-        ),
         session_timeout=args.session_timeout,
         pending_timeout=args.pending_timeout,
     )
     media = MediaServer(config)
     await media.start()
+    # Automatic candidates include IPv6 addresses only when the media port took IPv6.
+    candidates = (
+        default_candidates(interface_addresses(), ipv6=media.endpoint.ipv6)
+        if auto
+        else args.candidate
+    )
     app = create_app(
         media,
-        config.candidates,
+        candidates,
         args.web_root,
         auth=Authenticator(args.auth_token, args.auth_secret, protect_stats=args.auth_stats),
         limits=Limits(args.max_sessions, args.max_players),
@@ -339,7 +340,7 @@ async def serve(args: argparse.Namespace) -> None:
         args.http_port,
         media.endpoint.port,
         media.tcp_port or "off",
-        ", ".join(config.candidates),
+        ", ".join(candidates),
         " (auto: led by the Host header's IP literal)" if auto else "",
     )
     watch = asyncio.create_task(exit_with_parent(stop)) if args.worker_index is not None else None

@@ -156,8 +156,9 @@ class Server:
         sessions = SessionTable()
         self.endpoint = UdpEndpoint(sessions)
         self.endpoint.sock = self.socket  # type: ignore[assignment]
-        self.router = Router(config, certificate, self.endpoint.send, sessions)
-        self.router.raw_sendto = self.socket.sendto
+        self.router = Router(
+            config, certificate, self.endpoint.send, sessions, self.endpoint.sendto_for
+        )
         self._next_feedback = self._next_poll = self._next_report = network.now
         network.servers[address] = self
 

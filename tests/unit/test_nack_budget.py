@@ -44,7 +44,6 @@ class Scene:
     def __init__(self) -> None:
         self.sent: list[tuple[bytes, tuple[str, int]]] = []
         self.router = Router(MediaConfig(), CERTIFICATE, self._send, SessionTable())
-        self.router.raw_sendto = self._send
         publisher_session = PlainSession(
             PUBLISH, "s", [video_spec()], PUBLISHER_ADDR, self._send, 0.0
         )
