@@ -4,23 +4,34 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
+
 from bench.sdp import AUDIO_PT, VIDEO_PT
 from sfu.config import MediaConfig
 from sfu.session import ADDRESS_STALE_AFTER
-from tests.harness import Harness
+from tests.harness import Harness, MemorySocket
 
 
-def test_media_follows_a_player_whose_nat_rebinds():
+@pytest.mark.parametrize("new_address", [("10.0.9.9", 6000), ("2001:db8::9", 6000)])
+def test_media_follows_a_player_whose_nat_rebinds(new_address: tuple[str, int]):
+    """Also across IP families: the player's tracks re-bind to the other family's socket."""
     h = Harness()
+    endpoint = h.server.endpoint
+    # The server's IPv6 socket: another stand-in on the same address, told apart by identity.
+    endpoint.sock6 = MemorySocket(h.network, h.server.address)  # type: ignore[assignment]
     _publisher, player = h.pair()
     h.run(0.5)
-    player.move_to(("10.0.9.9", 6000))
+    tracks = [t for t in player.session.handler.tracks if t.source is not None]
+    assert tracks and all(t._sendto.__self__ is endpoint.sock for t in tracks)
+    player.move_to(new_address)
     h.run(ADDRESS_STALE_AFTER + 3.0)  # stale, then the next consent check moves the session
-    assert player.session.addr == ("10.0.9.9", 6000)
+    assert player.session.addr == new_address
     arrived = [r for r in player.media_packets(VIDEO_PT) if r.at > h.now - 1.0]
     assert len(arrived) > 30
-    assert h.router.sessions.by_addr[("10.0.9.9", 6000)] is player.session
+    assert h.router.sessions.by_addr[new_address] is player.session
     assert ("10.0.1.2", 5000) not in h.router.sessions.by_addr
+    family_socket = endpoint.sock6 if ":" in new_address[0] else endpoint.sock
+    assert all(t._sendto.__self__ is family_socket for t in tracks)
 
 
 def test_media_follows_a_publisher_whose_nat_rebinds():
