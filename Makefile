@@ -19,6 +19,7 @@ run: $(STAMP)
 browser-deps:
 	bash scripts/install-chromium.sh
 	bash scripts/install-firefox.sh
+	bash scripts/install-nftables.sh
 
 test: $(STAMP) browser-deps
 	$(BIN)/ruff check .

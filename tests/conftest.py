@@ -52,11 +52,16 @@ class ServerProcess:
 
 
 def start_server(
-    tmp_path: Path, *extra_args: str, host: str = "127.0.0.1", prefix: Sequence[str] = ()
+    tmp_path: Path,
+    *extra_args: str,
+    host: str = "127.0.0.1",
+    prefix: Sequence[str] = (),
+    advertise_host: bool = True,
 ) -> ServerProcess:
     """Start the server and wait (at most 20 s) until its HTTP API answers.
 
-    `host` is where HTTP listens and the media candidate it advertises; `prefix` goes before
+    `host` is where HTTP listens and, with `advertise_host`, the one media candidate it
+    advertises (without, the server picks its own default candidates); `prefix` goes before
     the command, e.g. `ip netns exec NAME` to run it inside a network namespace.
     """
     http_port = free_port()
@@ -73,8 +78,7 @@ def start_server(
         str(http_port),
         "--udp-port",
         str(udp_port),
-        "--candidate",
-        host,
+        *(("--candidate", host) if advertise_host else ()),
         *extra_args,
     ]
     with log_path.open("wb") as log:

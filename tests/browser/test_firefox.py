@@ -1,10 +1,12 @@
 """Firefox ESR with stock ICE settings publishes and plays through the pages, also with Chromium.
 
 Stock Firefox gathers no loopback candidate, so a server advertising 127.0.0.1 is out of its
-reach. The server here runs in a network namespace the fixture creates, listening on and
-advertising the namespace's end of a veth pair (198.18.0.0/15, the benchmarking range, which
-no real network uses); the browsers stay outside and reach it over the pair, the way a browser
-reaches `make run` on a LAN address. Nothing leaves the two ends of the pair.
+reach. The server here runs in a network namespace the fixture creates, listening on the
+namespace's end of a veth pair (198.18.0.0/15, the benchmarking range, which no real network
+uses) with its default candidates, which must include that address; the browsers stay
+outside and reach it over the pair, the way a browser reaches `make run` on a LAN address.
+A second server there has UDP to its media port dropped by nftables, so Chromium can reach it
+only over ICE-TCP. Nothing leaves the two ends of the pair.
 
 The page origin is then not localhost, so both browsers are told to treat it as secure (or
 getUserMedia is not there); that is about the page, not about ICE.
@@ -31,6 +33,7 @@ from .firefox import FIREFOX, PROFILE_PREFS, Firefox, from_remote, user_js
 from .test_pages import FIRST_MEDIA_S, assert_grows
 
 pytestmark = pytest.mark.timeout(180)
+NFT = "/usr/sbin/nft"
 
 
 @dataclass
@@ -100,7 +103,10 @@ def ns_server(namespace: Namespace, tmp_path_factory: pytest.TempPathFactory) ->
     """The server inside the namespace; one for the module, since the browsers are told
     its origin when they start."""
     server = start_server(
-        tmp_path_factory.mktemp("ns-server"), host=namespace.inside, prefix=namespace.exec_prefix()
+        tmp_path_factory.mktemp("ns-server"),
+        host=namespace.inside,
+        prefix=namespace.exec_prefix(),
+        advertise_host=False,  # the default candidates must be ones stock browsers reach
     )
     yield server
     stop_server(server)
@@ -120,11 +126,59 @@ def firefox(ns_server: ServerProcess, namespace: Namespace) -> Iterator[Firefox]
 
 
 @pytest.fixture(scope="module")
-def stock_chromium(ns_server: ServerProcess) -> Iterator[Any]:
+def tcp_only_server(
+    namespace: Namespace, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A second server in the namespace, whose media port drops every UDP datagram (an
+    nftables rule inside the namespace): only ICE-TCP can carry its sessions."""
+    if not Path(NFT).exists():
+        _skip_or_fail(f"{NFT} not installed (run scripts/install-nftables.sh)")
+    server = start_server(
+        tmp_path_factory.mktemp("tcp-server"),
+        host=namespace.inside,
+        prefix=namespace.exec_prefix(),
+        advertise_host=False,
+    )
+    rules = (
+        "table inet litesfu_no_udp {\n chain input {\n  type filter hook input priority 0;\n"
+        f"  udp dport {server.udp_port} drop\n }}\n}}\n"
+    )
+    try:
+        blocked = subprocess.run(
+            [*namespace.exec_prefix(), NFT, "-f", "-"],
+            input=rules,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if blocked.returncode != 0:
+            _skip_or_fail(f"cannot block UDP with nftables: {blocked.stderr.strip()}")
+        yield server
+    finally:
+        stop_server(server)
+    assert "Traceback" not in server.log(), server.log()
+
+
+@pytest.fixture(scope="module")
+def stock_chromium(ns_server: ServerProcess, tcp_only_server: ServerProcess) -> Iterator[Any]:
     """Chromium without the loopback and mDNS switches the other browser tests use."""
-    origin = f"--unsafely-treat-insecure-origin-as-secure={ns_server.http_url}"
-    with launch_chromium([*CHROMIUM_ARGS, origin]) as chromium:
+    origins = f"{ns_server.http_url},{tcp_only_server.http_url}"
+    with launch_chromium(
+        [*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={origins}"]
+    ) as chromium:
         yield chromium
+
+
+@pytest.fixture
+def browser_session_for_tcp(
+    stock_chromium: Any,
+    tcp_only_server: ServerProcess,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[Browsing]:
+    session = Browsing(stock_chromium, tmp_path, request.node.name, server=tcp_only_server)
+    with checked_browsing(session) as checked:
+        yield checked
 
 
 @pytest.fixture
@@ -210,6 +264,48 @@ def test_publish_and_play(
     )
     browsing.screenshot(publisher, f"{publisher_browser}-publish")
     browsing.screenshot(player, f"{player_browser}-play")
+
+
+def test_default_candidates_include_the_namespace_address(
+    ns_server: ServerProcess, namespace: Namespace
+) -> None:
+    """The servers here run without --candidate: what stock browsers reached above is the
+    server's own choice of candidates."""
+    (ready,) = [line for line in ns_server.log().splitlines() if "LiteSFU ready" in line]
+    assert namespace.inside in ready.partition("candidates ")[2], ready
+
+
+def test_chromium_publishes_and_plays_over_ice_tcp_when_udp_is_blocked(
+    browser_session_for_tcp: Browsing, tcp_only_server: ServerProcess
+) -> None:
+    browsing = browser_session_for_tcp
+    base = tcp_only_server.http_url
+    publisher = browsing.open(f"{base}/publish.html?stream=live/tcp", "publisher")
+    publisher.click("#start")
+    browsing.wait_for(
+        "publisher connected and encoding over TCP",
+        lambda: browsing.stats(publisher),
+        lambda s: s["state"] == "connected" and s["framesEncoded"] > 0,
+        FIRST_MEDIA_S,
+    )
+    player = browsing.open(f"{base}/play.html?stream=live/tcp", "player")
+    got, first_in = browsing.wait_for(
+        "player to decode video over TCP",
+        lambda: browsing.stats(player),
+        lambda s: s["framesDecoded"] > 0 and s["videoWidth"] > 0,
+        FIRST_MEDIA_S,
+    )
+    decoded = assert_grows(
+        browsing, "framesDecoded to grow", lambda: browsing.stats(player)["framesDecoded"]
+    )
+    log = tcp_only_server.log()
+    connected = re.findall(r"session \S+: ICE connected from (\S+):\d+", log)
+    assert len(connected) == 2 and all(a.startswith("tcp:") for a in connected), connected
+    print(
+        f"ICE-TCP: first frame after {first_in:.1f} s, {got['videoWidth']}x{got['videoHeight']}, "
+        f"framesDecoded {decoded[0]} -> {decoded[1]}"
+    )
+    browsing.screenshot(player, "chromium-play-over-tcp")
 
 
 def test_profile_keeps_stock_ice_and_fakes_media() -> None:
