@@ -77,6 +77,7 @@ class PlainSession:
         self.close_reason = ""
         self.srtp_errors = 0  # here: packets too short to be RTP or RTCP, or that looked like DTLS
         self.transport_seq = 0  # relay tracks carry no header extensions, so it stays unused
+        self.transport = "relay"  # what the stats say it runs over, where a peer says udp/tcp
         self.send_failures = 0
         self.on_close: Callable[[PlainSession], None] | None = None
         self._send = send

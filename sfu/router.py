@@ -141,7 +141,7 @@ class Publisher:
 
     def snapshot(self) -> dict:
         return {
-            "transport": getattr(self.session, "transport", "relay"),
+            "transport": self.session.transport,
             "srtp_errors": self.session.srtp_errors,
             "unknown_ssrc_packets": self.unknown_packets,
             "transport_feedback_sent": self.twcc.feedback_sent if self.twcc else 0,
@@ -238,7 +238,7 @@ class Player:
             # No session id: the id is the capability to end or restart the session.
             "relay": not isinstance(session, PeerSession),
             "state": session.state.value,
-            "transport": getattr(session, "transport", "relay"),
+            "transport": session.transport,
             "codec_mismatch": self.codec_mismatch,
             "remb": self.remb,
             "transport_feedback": self.transport_feedback,
