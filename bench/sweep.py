@@ -55,8 +55,11 @@ def log_tail(path: Path, lines: int = 20) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def start_server(log_path: Path, extra: list[str]) -> tuple[subprocess.Popen, str]:
-    """Start the server on free loopback ports; wait (at most 20 s) for its API to answer."""
+def start_server(
+    log_path: Path, extra: list[str], root: Path = ROOT
+) -> tuple[subprocess.Popen, str]:
+    """Start the server of the checkout at `root` on free loopback ports; wait (at most 20 s)
+    for its API to answer."""
     http_port = free_port()
     udp_port = free_port(socket.SOCK_DGRAM)
     command = [
@@ -66,7 +69,7 @@ def start_server(log_path: Path, extra: list[str]) -> tuple[subprocess.Popen, st
         "--candidate", "127.0.0.1", "--log-level", "WARNING", *extra,
     ]  # fmt: skip
     with log_path.open("ab") as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{http_port}"
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -91,10 +94,13 @@ def stop_server(process: subprocess.Popen) -> None:
         process.wait(timeout=5)
 
 
-def run_step(players: int, args: argparse.Namespace, extra: list[str], tmp: Path) -> dict | None:
-    """One fresh server, one load run; the load result's summary, or None if the run failed."""
+def run_step(
+    players: int, args: argparse.Namespace, extra: list[str], tmp: Path, root: Path = ROOT
+) -> dict | None:
+    """One fresh server (of the checkout at `root`), one load run with this checkout's load
+    generator; the load result's summary, or None if the run failed."""
     result_path = tmp / f"load-{players}.json"
-    server, url = start_server(tmp / "server.log", extra)
+    server, url = start_server(tmp / "server.log", extra, root)
     command = [
         sys.executable, "-m", "bench.load",
         "--url", url, "--publishers", "1", "--players", str(players),
