@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -163,6 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"{meaning} ({variable}, default {default})",
         )
     parser.add_argument(
+        "--tls-cert",
+        default=env("SFU_TLS_CERT"),
+        help="PEM certificate (chain) to serve HTTPS with, beside --tls-key: browsers give the "
+        "camera only to secure pages, so publishing from another machine needs it "
+        "(SFU_TLS_CERT)",
+    )
+    parser.add_argument(
+        "--tls-key", default=env("SFU_TLS_KEY"), help="PEM private key of --tls-cert (SFU_TLS_KEY)"
+    )
+    parser.add_argument(
         "--trust-proxy",
         action="store_true",
         default=bool(_env_flag("SFU_TRUST_PROXY")),
@@ -277,10 +288,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.auth_stats = auth_on
     if args.hook_url and not args.hook_url.startswith(("http://", "https://")):
         parser.error("--hook-url must be an http:// or https:// URL")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        parser.error("--tls-cert and --tls-key go together")
     if args.print_config:
         print(settings.render(parser, args), end="")
         raise SystemExit(0)
     return args
+
+
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """HTTPS for the pages and API when a certificate is given; a bad file stops the start."""
+    if not args.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        log.error("cannot start: --tls-cert/--tls-key: %s", exc)
+        raise SystemExit(1) from exc
+    return context
 
 
 def connection_guard(args: argparse.Namespace, worker: bool) -> ConnectionGuard:
@@ -333,9 +359,11 @@ async def serve(args: argparse.Namespace) -> None:
     stop = stop_event()
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=args.header_timeout)
     await runner.setup()
-    server = await listen(runner, args.http_host, args.http_port, guard)
+    tls = tls_context(args) if args.worker_index is None else None
+    server = await listen(runner, args.http_host, args.http_port, guard, tls)
     log.info(
-        "LiteSFU ready: http://%s:%d (pages and API), media UDP %d, ICE-TCP %s, candidates %s%s",
+        "LiteSFU ready: %s://%s:%d (pages and API), media UDP %d, ICE-TCP %s, candidates %s%s",
+        "https" if tls else "http",
         args.http_host,
         args.http_port,
         media.endpoint.port,
@@ -386,9 +414,11 @@ async def serve_front(args: argparse.Namespace) -> None:
         await pool.start()
         balancer.start()
         await runner.setup()
-        server = await listen(runner, args.http_host, args.http_port, guard)
+        tls = tls_context(args)
+        server = await listen(runner, args.http_host, args.http_port, guard, tls)
         log.info(
-            "LiteSFU ready: http://%s:%d (pages and API), %d workers, media UDP %s",
+            "LiteSFU ready: %s://%s:%d (pages and API), %d workers, media UDP %s",
+            "https" if tls else "http",
             args.http_host,
             args.http_port,
             len(pool.workers),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import ssl
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -117,12 +118,22 @@ class GuardedProtocol(asyncio.Protocol):
 
 
 async def listen(
-    runner: web.AppRunner, host: str, port: int, guard: ConnectionGuard
+    runner: web.AppRunner,
+    host: str,
+    port: int,
+    guard: ConnectionGuard,
+    tls: ssl.SSLContext | None = None,
 ) -> asyncio.AbstractServer:
-    """Serve a set-up runner's app on host:port with every connection behind `guard`."""
+    """Serve a set-up runner's app on host:port (HTTPS with `tls`) with every connection
+    behind `guard`; the TLS handshake counts towards the header deadline."""
     server = runner.server
     assert server is not None, "runner.setup() first"
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: GuardedProtocol(server(), guard), host, port, reuse_address=True, backlog=1024
+        lambda: GuardedProtocol(server(), guard),
+        host,
+        port,
+        reuse_address=True,
+        backlog=1024,
+        ssl=tls,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -57,12 +58,14 @@ def start_server(
     host: str = "127.0.0.1",
     prefix: Sequence[str] = (),
     advertise_host: bool = True,
+    scheme: str = "http",
 ) -> ServerProcess:
     """Start the server and wait (at most 20 s) until its HTTP API answers.
 
     `host` is where HTTP listens and, with `advertise_host`, the one media candidate it
     advertises (without, the server picks its own default candidates); `prefix` goes before
-    the command, e.g. `ip netns exec NAME` to run it inside a network namespace.
+    the command, e.g. `ip netns exec NAME` to run it inside a network namespace; `scheme` is
+    "https" for a server given a certificate (any certificate: the probe does not verify it).
     """
     http_port = free_port()
     udp_port = free_media_port()
@@ -85,13 +88,17 @@ def start_server(
         process = subprocess.Popen(
             args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ}
         )
-    url = f"http://{host}:{http_port}"
+    url = f"{scheme}://{host}:{http_port}"
+    # The probe trusts whatever certificate a test server was given.
+    probe_tls = ssl._create_unverified_context() if scheme == "https" else None
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
         try:
-            with urllib.request.urlopen(url + "/api/v1/streams", timeout=1) as response:
+            with urllib.request.urlopen(
+                url + "/api/v1/streams", timeout=1, context=probe_tls
+            ) as response:
                 if response.status == 200:
                     return ServerProcess(process, url, udp_port, log_path)
         except urllib.error.HTTPError as refused:
