@@ -13,6 +13,7 @@ only a play that would need a new relay is refused, and the loop retries with ba
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -23,7 +24,7 @@ import psutil
 from aiohttp import web
 
 from sfu.dtls import SrtpKeys
-from sfu.relay import PlainSession, mirrored, relay_keys
+from sfu.relay import RELAY_KEY_BYTES, RELAY_PROFILE, PlainSession, mirrored, relay_keys
 from sfu.router import PUBLISH, StreamBusy
 from sfu.server import MediaServer
 from signaling.app import Rejection, unavailable
@@ -81,7 +82,8 @@ def keys_from_json(data: object) -> SrtpKeys:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"bad keys: {exc}") from exc
-    if keys.profile != relay_keys().profile or len(keys.local_key) != len(relay_keys().local_key):
+    lengths = {len(keys.local_key), len(keys.remote_key)}
+    if keys.profile != RELAY_PROFILE or lengths != {RELAY_KEY_BYTES}:
         raise ValueError("relay keys of the wrong profile or length")
     return keys
 
@@ -102,6 +104,7 @@ class Cluster:
         self.edges: dict[str, EdgeRelay] = {}  # by stream
         self.outbound: dict[str, tuple[str, str]] = {}  # relay-out id -> (stream, edge node)
         self._setups: dict[str, asyncio.Task[None]] = {}
+        self.refused: collections.Counter[str] = collections.Counter()  # node requests, by why
         self._task: asyncio.Task | None = None
         self._http: aiohttp.ClientSession | None = None
         self._process = psutil.Process()

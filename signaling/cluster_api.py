@@ -37,8 +37,10 @@ async def opened(request: web.Request) -> dict:
     try:
         message = request.app[CLUSTER_NODE].link.open(request.path, body)
     except (LinkError, ValueError) as exc:
+        request.app[CLUSTER_NODE].refused["unsealed"] += 1
         raise Rejection(403, f"not sealed for this cluster: {exc}") from exc
     if not isinstance(message.get("stream", ""), str):
+        request.app[CLUSTER_NODE].refused["malformed"] += 1
         raise Rejection(400, "stream must be a string")
     return message
 
@@ -69,14 +71,17 @@ async def relay_out(request: web.Request) -> web.Response:
     node = message.get("node")
     record = await cluster.node(node) if isinstance(node, str) else None
     if record is None:
+        cluster.refused["unknown node"] += 1
         raise Rejection(403, f"node {node!r} is not registered")
     try:
         tracks = tracks_from_json(message.get("tracks"))
         target = address_from_json(message.get("target"))
         keys = keys_from_json(message.get("keys"))
     except ValueError as exc:
+        cluster.refused["malformed"] += 1
         raise Rejection(400, str(exc)) from exc
     if target[0] != record.get("relay", [None])[0]:
+        cluster.refused["foreign target"] += 1
         raise Rejection(400, f"a relay goes to the relay host node {node} registered")
     stream = message["stream"]
     relays = cluster.media.relays
@@ -102,5 +107,10 @@ async def list_nodes(request: web.Request) -> web.Response:
     authorize_stats(request)
     cluster = request.app[CLUSTER_NODE]
     return web.json_response(
-        {"node": cluster.name, "registry": cluster.connected, "nodes": cluster.nodes_view()}
+        {
+            "node": cluster.name,
+            "registry": cluster.connected,
+            "nodes": cluster.nodes_view(),
+            "refused": dict(cluster.refused),  # node-to-node requests refused, by why
+        }
     )
