@@ -100,7 +100,8 @@ class Cluster:
         self.nodes: dict[str, dict] = {}  # as last read from the registry
         self.connected = False
         self.draining = False
-        self.claimed: dict[str, float] = {}  # stream -> when this node first claimed it
+        # stream -> when a publish of it was admitted (0 once its publisher was seen here)
+        self.claimed: dict[str, float] = {}
         self.edges: dict[str, EdgeRelay] = {}  # by stream
         self.outbound: dict[str, tuple[str, str]] = {}  # relay-out id -> (stream, edge node)
         self._setups: dict[str, asyncio.Task[None]] = {}
@@ -211,7 +212,8 @@ class Cluster:
         for stream in local | set(self.claimed):
             if stream in local or now - self.claimed[stream] < CLAIM_GRACE:
                 owner = await self.registry.claim(stream, self.name, TTL)
-                self.claimed.setdefault(stream, now)
+                if stream in local:
+                    self.claimed[stream] = 0.0  # the grace was for its offer: it is over
                 if owner != self.name:
                     log.warning("stream %s: published here but claimed by %s", stream, owner)
             else:
@@ -351,11 +353,11 @@ class Cluster:
             owner = await self.registry.claim(stream, self.name, TTL)
         except RegistryError as exc:
             log.warning("publish %s without a claim (%s); claimed once it is back", stream, exc)
-            self.claimed.setdefault(stream, time.monotonic())
+            self.claimed[stream] = time.monotonic()
             return
         if owner != self.name:
             raise self._elsewhere(request, owner, f"stream {stream} is published on {owner}")
-        self.claimed.setdefault(stream, time.monotonic())
+        self.claimed[stream] = time.monotonic()
         if stream in self.edges:  # the owner we relayed from lost its claim: it is ours now
             await self._close_edge(stream, "published here now")
 

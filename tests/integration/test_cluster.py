@@ -95,6 +95,20 @@ async def test_players_on_other_nodes_survive_the_owner_being_killed(
             for player, before in zip((on_b, on_c), frames, strict=True):
                 assert await player.wait_for("video", before + 10, timeout=20), b.log()
             assert await registry.get("litesfu:stream:live/cam") == "c"
+
+            # Churn over: once the peers leave, no relay, claim or dead node's record remains.
+            await close_all(on_b, on_c, republished)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                listed = (await get_json(http, b.http_url + "/api/v1/nodes"))["nodes"]
+                keys = set(await registry.keys("litesfu:*"))
+                if keys == {"litesfu:node:b", "litesfu:node:c"} and not any(
+                    n["relays"] for n in listed
+                ):
+                    break
+                await asyncio.sleep(0.5)
+            assert keys == {"litesfu:node:b", "litesfu:node:c"}, keys
+            assert [n["relays"] for n in listed] == [0, 0], listed
             assert "a" not in {
                 n["name"] for n in (await get_json(http, b.http_url + "/api/v1/nodes"))["nodes"]
             }
