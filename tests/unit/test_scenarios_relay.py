@@ -38,8 +38,9 @@ class EdgeRelayEnd:
         self.session.handle_srtp(data, now)
 
 
-@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "srtp"])
-def test_a_relay_carries_a_stream_from_origin_to_an_edge_player(encrypted: bool):
+def relayed(edge_keys, origin_keys):
+    """A live publisher on the origin, relayed to an edge under the keys given to each end;
+    (harness, publisher, origin relays, edge end, a connected player on the edge)."""
     h = Harness()
     edge = h.add_server(("10.0.0.2", 8000))
     publisher = h.publisher("s")
@@ -48,14 +49,20 @@ def test_a_relay_carries_a_stream_from_origin_to_an_edge_player(encrypted: bool)
     relays = Relays(h.router, "10.0.0.1", 0, h.config.session_timeout)
     tracks = relays.source_tracks("s")
     assert tracks is not None
-    keys = relay_keys() if encrypted else None
-    end = EdgeRelayEnd(h, edge.router, "s", tracks, h.server.address, keys)
-    relays.open_out("s", tracks, EDGE_RELAY, mirrored(keys) if keys else None)
+    end = EdgeRelayEnd(h, edge.router, "s", tracks, h.server.address, edge_keys)
+    relays.open_out("s", tracks, EDGE_RELAY, origin_keys)
     plis_before = publisher.stats.plis
     player = h.player("s", server=edge)
     h.connect(player)
     h.run(1.0)
-    assert publisher.stats.plis > plis_before  # the edge player's PLI crossed the relay
+    return h, publisher.stats.plis - plis_before, relays, end, player
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "srtp"])
+def test_a_relay_carries_a_stream_from_origin_to_an_edge_player(encrypted: bool):
+    keys = relay_keys() if encrypted else None
+    h, plis, relays, end, player = relayed(keys, mirrored(keys) if keys else None)
+    assert plis > 0  # the edge player's PLI crossed the relay
     video = player.media_packets(VIDEO_PT)
     assert video and video[0].keyframe
     assert len(player.media_packets(AUDIO_PT)) > 30
@@ -67,18 +74,7 @@ def test_a_relay_carries_a_stream_from_origin_to_an_edge_player(encrypted: bool)
 
 def test_a_relay_under_other_keys_delivers_nothing_and_counts_every_packet():
     """What a node without the relay's keys sends is refused: nothing forged reaches players."""
-    h = Harness()
-    edge = h.add_server(("10.0.0.2", 8000))
-    publisher = h.publisher("s")
-    h.connect(publisher)
-    h.run(0.3)
-    relays = Relays(h.router, "10.0.0.1", 0, h.config.session_timeout)
-    tracks = relays.source_tracks("s")
-    end = EdgeRelayEnd(h, edge.router, "s", tracks, h.server.address, relay_keys())
-    relays.open_out("s", tracks, EDGE_RELAY, mirrored(relay_keys()))
-    player = h.player("s", server=edge)
-    h.connect(player)
-    h.run(1.0)
+    _, _, relays, end, player = relayed(relay_keys(), mirrored(relay_keys()))
     assert not player.media_packets(VIDEO_PT)
     assert not player.media_packets(AUDIO_PT)
     assert end.session.srtp_errors > 30
