@@ -12,6 +12,7 @@ from sfu.relay import relay_keys
 from sfu.router import PLAY, PUBLISH
 from sfu.server import MediaServer
 from signaling.app import Rejection
+from signaling.cli import parse_args
 from signaling.cluster import Cluster, ClusterConfig, keys_from_json, keys_to_json
 from signaling.cluster_link import ClusterLink, LinkError
 from signaling.registry import MemoryRegistry
@@ -162,3 +163,30 @@ def test_relay_keys_travel_as_json_and_bad_keys_are_refused() -> None:
     ):
         with pytest.raises(ValueError):
             keys_from_json(bad)
+
+
+@pytest.mark.parametrize(
+    ("argv", "reason"),
+    [
+        (["--redis-url", "http://x"], "must be a redis://"),
+        (["--redis-url", "redis://127.0.0.1:1/0"], "needs --cluster-secret"),
+        (["--redis-url", "redis://127.0.0.1:1/0", "--cluster-secret", "short"], "16 characters"),
+        (
+            ["--redis-url", "redis://127.0.0.1:1/0", "--cluster-secret", SECRET, "--workers", "2"],
+            "one media process per node",
+        ),
+    ],
+)
+def test_cluster_flags_are_checked_with_a_reason(argv, reason, capsys) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert reason in capsys.readouterr().err
+
+
+def test_cluster_flags_default_from_the_others() -> None:
+    args = parse_args(["--redis-url", "redis://127.0.0.1:1/0", "--cluster-secret", SECRET,
+                       "--http-port", "9001", "--candidate", "192.0.2.7"])  # fmt: skip
+    assert args.public_url == "http://127.0.0.1:9001"
+    assert args.relay_host == "192.0.2.7"
+    assert args.node_name.endswith("-9001")
+    assert parse_args([]).redis_url is None  # clustering stays off by default
