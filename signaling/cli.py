@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import logging
 import os
+import platform
 import signal
-import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -286,8 +286,8 @@ def check_cluster_args(parser: argparse.ArgumentParser, args: argparse.Namespace
         parser.error("--redis-url needs --cluster-secret of 16 characters or more")
     if args.workers != 1:
         parser.error("--redis-url runs one media process per node; use one node per core")
-    host = args.http_host if args.http_host not in ("", "0.0.0.0", "::") else socket.getfqdn()
-    args.node_name = args.node_name or f"{socket.gethostname()}-{args.http_port}"
+    host = args.http_host if args.http_host not in ("", "0.0.0.0", "::") else platform.node()
+    args.node_name = args.node_name or f"{platform.node()}-{args.http_port}"
     args.public_url = args.public_url or f"http://{host}:{args.http_port}"
     args.relay_host = args.relay_host or args.candidate[0]
 
