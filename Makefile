@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench browser-deps clean
+.PHONY: run test lint bench browser-deps cluster-deps clean
 
 $(STAMP): pyproject.toml setup.py sfu/_fanout.c
 	PYTHON=$(PYTHON) sh scripts/install-build-deps.sh
@@ -16,12 +16,15 @@ $(STAMP): pyproject.toml setup.py sfu/_fanout.c
 run: $(STAMP)
 	$(BIN)/python -m sfu $(ARGS)
 
+cluster-deps:
+	sh scripts/install-redis.sh
+
 browser-deps:
 	bash scripts/install-chromium.sh
 	bash scripts/install-firefox.sh
 	bash scripts/install-nftables.sh
 
-test: $(STAMP) browser-deps
+test: $(STAMP) browser-deps cluster-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -1,10 +1,12 @@
-"""Loopback RTP relays between worker processes: a stream live on one worker played on another.
+"""RTP relays between media processes: a stream live on one process played on another.
 
-The origin worker sends the stream as plain RTP over loopback through a Player whose session is
-a PlainSession; the edge worker feeds what arrives on a socket of its own to a Publisher whose
-session is a PlainSession too. The router's Player and Publisher run unchanged at both ends, so
-rewriting, keyframe starts, PLI, NACK and reports cross the hop as they do for real peers; only
-ICE, DTLS and SRTP are left out, which two processes of one server on 127.0.0.1 do not need.
+The origin sends the stream through a Player whose session is a PlainSession; the edge feeds
+what arrives on a socket of its own to a Publisher whose session is a PlainSession too. The
+router's Player and Publisher run unchanged at both ends, so rewriting, keyframe starts, PLI,
+NACK and reports cross the hop as they do for real peers; ICE and DTLS are left out. Between the
+workers of one server on 127.0.0.1 the packets stay plain; between cluster nodes they are SRTP
+under keys made for that one relay (relay_keys) and handed over the cluster's sealed control
+channel, so nothing on the network between nodes can read or inject media.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ import time
 from collections.abc import Callable
 from typing import cast
 
+import pylibsrtp
+
+from sfu.dtls import SrtpKeys
 from sfu.media import PeerParams, TrackSpec
 from sfu.router import PLAY, PUBLISH, Router
 from sfu.session import Address, MediaHandler, PeerSession, SendFunction, SessionState
+from sfu.srtp import SrtpContext
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +34,8 @@ READ_BATCH = 256  # datagrams read per readiness callback
 MAX_DATAGRAM = 2048
 RTP_HEADER = 12
 RTCP_HEADER = 8
+RELAY_PROFILE = pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM
+RELAY_KEY_BYTES = 28  # AES-128 master key and the 12-byte GCM salt
 
 
 def relay_host(udp_host: str) -> str:
@@ -47,8 +55,28 @@ class _Plaintext:
         return packet
 
 
+def relay_keys() -> SrtpKeys:
+    """Fresh keys for one relay, as its edge end holds them; the origin gets them mirrored."""
+    return SrtpKeys(
+        RELAY_PROFILE, secrets.token_bytes(RELAY_KEY_BYTES), secrets.token_bytes(RELAY_KEY_BYTES)
+    )
+
+
+def mirrored(keys: SrtpKeys) -> SrtpKeys:
+    """The other end's view of `keys`: what one end protects with, the other unprotects with."""
+    return SrtpKeys(keys.profile, keys.remote_key, keys.local_key)
+
+
+class _RelayKeys:
+    """Stands where a DTLS transport would: the fast path reads the SRTP keys from here."""
+
+    def __init__(self, keys: SrtpKeys) -> None:
+        self.keys = keys
+
+
 class PlainSession:
-    """What Player and Publisher use of a PeerSession, for plain RTP to one fixed address.
+    """What Player and Publisher use of a PeerSession, for RTP to one fixed address: plain, or
+    SRTP when it has keys.
 
     It is never in the router's session table, so HTTP cannot reach it and limits do not count
     it; the origin's endpoint finds it by address only, to hand it the edge's RTCP.
@@ -62,12 +90,15 @@ class PlainSession:
         addr: Address,
         send: SendFunction,
         now: float,
+        keys: SrtpKeys | None = None,
     ) -> None:
         self.id = secrets.token_hex(16)  # the stats tell relays by type, not by id
         self.role = role
         self.stream = stream
         self.peer = PeerParams(ice_ufrag="", ice_pwd="", fingerprints=[], tracks=tracks)
-        self.srtp = _Plaintext()
+        self.srtp: SrtpContext | _Plaintext = _Plaintext() if keys is None else SrtpContext(keys)
+        self.dtls = None if keys is None else _RelayKeys(keys)
+        self.encrypted = keys is not None
         self.state = SessionState.CONNECTED
         self.addr: Address | None = addr
         self.rtcp_ssrc = secrets.randbits(32) or 1
@@ -75,7 +106,8 @@ class PlainSession:
         self.created = now
         self.last_seen = now
         self.close_reason = ""
-        self.srtp_errors = 0  # here: packets too short to be RTP or RTCP, or that looked like DTLS
+        # here: packets too short, failing SRTP, or that looked like DTLS
+        self.srtp_errors = 0
         self.transport_seq = 0  # relay tracks carry no header extensions, so it stays unused
         self.transport = "relay"  # what the stats say it runs over, where a peer says udp/tcp
         self.send_failures = 0
@@ -83,7 +115,7 @@ class PlainSession:
         self._send = send
 
     def handle_srtp(self, data: bytes, now: float) -> None:
-        """One plain RTP or RTCP packet (the endpoint calls every media handler by this name)."""
+        """One RTP or RTCP packet (the endpoint calls every media handler by this name)."""
         handler = self.handler
         if self.state is SessionState.CLOSED or handler is None:
             return
@@ -91,6 +123,13 @@ class PlainSession:
         if len(data) < (RTCP_HEADER if is_rtcp else RTP_HEADER):
             self.srtp_errors += 1
             return
+        if self.encrypted:
+            srtp = cast(SrtpContext, self.srtp)
+            try:
+                data = srtp.unprotect_rtcp(data) if is_rtcp else srtp.unprotect_rtp(data)
+            except pylibsrtp.Error:
+                self.srtp_errors += 1
+                return
         self.last_seen = now
         if is_rtcp:
             handler.on_rtcp(data, now)
@@ -104,14 +143,14 @@ class PlainSession:
     def send_rtcp(self, packet: bytes) -> None:
         if self.addr is not None:
             try:
-                self._send(packet, self.addr)
-            except OSError:
+                self._send(self.srtp.protect_rtcp(packet), self.addr)
+            except (OSError, pylibsrtp.Error):
                 self.send_failures += 1
 
     def poll(self, now: float, timeout: float) -> None:
         """End the relay when the other end went silent: its publisher (or player) is gone."""
         if self.state is not SessionState.CLOSED and now - self.last_seen > timeout:
-            self.close(f"nothing from the other worker for {timeout:.0f} s")
+            self.close(f"nothing from the other end for {timeout:.0f} s")
 
     def close(self, reason: str) -> None:
         if self.state is SessionState.CLOSED:
@@ -137,6 +176,7 @@ class RelayIn:
         host: str,
         buffer_size: int,
         now: float,
+        keys: SrtpKeys | None = None,
     ) -> None:
         self.source = source
         self.foreign = 0  # datagrams from anyone but the origin, dropped
@@ -145,7 +185,7 @@ class RelayIn:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
             sock.bind((host, 0))
             sock.setblocking(False)
-            self.session = PlainSession(PUBLISH, stream, tracks, source, self._send, now)
+            self.session = PlainSession(PUBLISH, stream, tracks, source, self._send, now, keys)
             router.add_publisher(stream, cast(PeerSession, self.session))
         except BaseException:
             sock.close()
@@ -203,10 +243,25 @@ class Relays:
         """Per stream, how many of its players are relays to other workers."""
         return collections.Counter(session.stream for session in self.outbound.values())
 
-    def open_in(self, stream: str, tracks: list[TrackSpec], source: Address) -> RelayIn:
-        """The edge end for `stream`, fed from `source`; StreamBusy if it has a publisher."""
+    def open_in(
+        self,
+        stream: str,
+        tracks: list[TrackSpec],
+        source: Address,
+        keys: SrtpKeys | None = None,
+        host: str | None = None,
+    ) -> RelayIn:
+        """The edge end for `stream`, fed from `source` (SRTP under `keys` if given) on a socket
+        bound to `host` (default: this worker's relay host); StreamBusy if it has a publisher."""
         relay = RelayIn(
-            self.router, stream, tracks, source, self.host, self.buffer_size, time.monotonic()
+            self.router,
+            stream,
+            tracks,
+            source,
+            host or self.host,
+            self.buffer_size,
+            time.monotonic(),
+            keys,
         )
         self.inbound[relay.session.id] = relay
         relay.session.on_close = self._in_closed
@@ -220,10 +275,12 @@ class Relays:
         if relay is not None:
             relay.release()
 
-    def open_out(self, stream: str, tracks: list[TrackSpec], target: Address) -> PlainSession:
+    def open_out(
+        self, stream: str, tracks: list[TrackSpec], target: Address, keys: SrtpKeys | None = None
+    ) -> PlainSession:
         """The origin end: a player of `stream` sending to an edge's relay socket."""
         now = time.monotonic()
-        session = PlainSession(PLAY, stream, tracks, target, self.router.send, now)
+        session = PlainSession(PLAY, stream, tracks, target, self.router.send, now, keys)
         player = self.router.add_player(stream, cast(PeerSession, session))
         self.outbound[session.id] = session
         by_addr = self.router.sessions.by_addr

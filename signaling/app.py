@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlparse
 
 import aiohttp
@@ -66,6 +67,16 @@ ADMISSION = web.AppKey("admission", Admission)
 GUARD = web.AppKey("guard", ConnectionGuard)
 REFUSED = web.AppKey("refused", collections.Counter)  # client errors answered, by status
 ICE_SERVERS = web.AppKey("ice_servers", IceServers)
+
+
+class ClusterHooks(Protocol):
+    """What the public handlers ask of signaling/cluster.py's Cluster, with --redis-url only."""
+
+    async def admit(self, request: web.Request, role: str, stream: str) -> None: ...
+    def streams_view(self) -> dict: ...
+
+
+CLUSTER = web.AppKey("cluster", ClusterHooks)
 
 CORS_HEADERS = {
     "Access-Control-Allow-Origin": "*",
@@ -411,11 +422,19 @@ async def start_session(
     return session, answer
 
 
+async def admit_cluster(request: web.Request, role: str, stream: str) -> None:
+    """In a cluster: claim the stream of a publish, set up the relay a play needs (or refuse)."""
+    cluster = request.app.get(CLUSTER)
+    if cluster is not None:
+        await cluster.admit(request, role, stream)
+
+
 async def whip_or_whep(request: web.Request, role: str, stream: str) -> web.Response:
     token = request_token(request)
     authorize(request, token, stream, role)
     admit_client(request)
     check_limits(request, role, stream)
+    await admit_cluster(request, role, stream)
     offer = await read_body(request, SDP_TYPE, "offer")
     session, answer = await start_session(request, role, stream, offer, token)
     etags = request.app[ETAGS]
@@ -572,6 +591,7 @@ async def srs_api(request: web.Request, role: str) -> web.Response:
         token = request_token(request)
         authorize(request, token, stream, role)
         check_limits(request, role, stream)
+        await admit_cluster(request, role, stream)
         session, answer = await start_session(request, role, stream, offer, token)
     except Rejection as exc:
         count_refusal(request, exc.status)
@@ -600,7 +620,10 @@ def authorize_stats(request: web.Request) -> None:
 
 async def list_streams(request: web.Request) -> web.Response:
     authorize_stats(request)
-    return web.json_response({"streams": request.app[MEDIA_SERVER].router.snapshot()})
+    body: dict = {"streams": request.app[MEDIA_SERVER].router.snapshot()}
+    if CLUSTER in request.app:
+        body["cluster"] = request.app[CLUSTER].streams_view()
+    return web.json_response(body)
 
 
 async def server_stats(request: web.Request) -> web.Response:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import platform
 import signal
 import ssl
 import sys
@@ -18,10 +19,13 @@ from sfu.config import MediaConfig
 from sfu.server import MediaServer
 from signaling import settings
 from signaling.admission import Admission, AdmissionPolicy
-from signaling.app import create_app
+from signaling.app import CLUSTER, create_app
 from signaling.auth import Authenticator
 from signaling.balancer import Balancer
 from signaling.candidates import AUTO, default_candidates, interface_addresses
+from signaling.cluster import Cluster, ClusterConfig
+from signaling.cluster_api import add_cluster_routes
+from signaling.cluster_link import ClusterLink
 from signaling.connections import ConnectionGuard, listen
 from signaling.front import create_front
 from signaling.hooks import HttpHooks
@@ -31,6 +35,7 @@ from signaling.limits import Limits
 from signaling.logs import setup_logging
 from signaling.metrics import MAX_PER_STREAM
 from signaling.observe import add_front_observability, add_observability
+from signaling.registry import RedisRegistry
 from signaling.settings import ReplacingAppend
 from signaling.worker_link import SECRET_ENV
 from signaling.workers import WorkerPool
@@ -154,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # Set by the front on the workers it starts: internal routes, log tag, exit with the front.
     scale.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
+    add_cluster_flags(parser)
     limits = parser.add_argument_group("limits (0 means none)")
     for flag, kind, default, meaning in LIMIT_FLAGS:
         variable = "SFU_" + flag.removeprefix("--").upper().replace("-", "_")
@@ -263,6 +269,74 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_cluster_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of clustering on Redis; none of them matters without --redis-url."""
+    env = os.environ.get
+    group = parser.add_argument_group("cluster (on with --redis-url)")
+    group.add_argument(
+        "--redis-url",
+        default=env("SFU_REDIS_URL"),
+        help="redis://host:port/db of the cluster's registry; turns clustering on (SFU_REDIS_URL)",
+    )
+    group.add_argument(
+        "--redis-prefix",
+        default=env("SFU_REDIS_PREFIX", "litesfu:"),
+        help="prefix of every key this cluster keeps in Redis (SFU_REDIS_PREFIX)",
+    )
+    group.add_argument(
+        "--node-name",
+        default=env("SFU_NODE_NAME"),
+        help="this node's name in the cluster (SFU_NODE_NAME, default hostname-httpport)",
+    )
+    group.add_argument(
+        "--public-url",
+        default=env("SFU_PUBLIC_URL"),
+        help="base URL clients and other nodes reach this node's HTTP at "
+        "(SFU_PUBLIC_URL, default http://http-host:http-port)",
+    )
+    group.add_argument(
+        "--relay-host",
+        default=env("SFU_RELAY_HOST"),
+        help="IPv4 address other nodes send relayed media to, and relays leave from "
+        "(SFU_RELAY_HOST, default the first --candidate)",
+    )
+    group.add_argument(
+        "--cluster-secret",
+        default=env("SFU_CLUSTER_SECRET"),
+        help="shared by every node (16 characters or more): seals node-to-node requests and "
+        "the relays' SRTP keys (SFU_CLUSTER_SECRET)",
+    )
+    group.add_argument(
+        "--cluster-redirect",
+        action="store_true",
+        default=bool(_env_flag("SFU_CLUSTER_REDIRECT")),
+        help="answer 307 to the owning (or, when draining, another) node instead of 409 or 503 "
+        "(SFU_CLUSTER_REDIRECT=1)",
+    )
+    group.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=float(env("SFU_DRAIN_TIMEOUT", "30")),
+        help="seconds SIGTERM lets a cluster node's sessions finish before it leaves "
+        "(SFU_DRAIN_TIMEOUT, default 30)",
+    )
+
+
+def check_cluster_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not args.redis_url:
+        return
+    if not args.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        parser.error("--redis-url must be a redis://, rediss:// or unix:// URL")
+    if not args.cluster_secret or len(args.cluster_secret) < 16:
+        parser.error("--redis-url needs --cluster-secret of 16 characters or more")
+    if args.workers != 1:
+        parser.error("--redis-url runs one media process per node; use one node per core")
+    host = args.http_host if args.http_host not in ("", "0.0.0.0", "::") else platform.node()
+    args.node_name = args.node_name or f"{platform.node()}-{args.http_port}"
+    args.public_url = args.public_url or f"http://{host}:{args.http_port}"
+    args.relay_host = args.relay_host or args.candidate[0]
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = settings.parse(build_parser, argv)
@@ -290,6 +364,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--hook-url must be an http:// or https:// URL")
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
+    check_cluster_args(parser, args)
     if args.print_config:
         print(settings.render(parser, args), end="")
         raise SystemExit(0)
@@ -356,11 +431,14 @@ async def serve(args: argparse.Namespace) -> None:
         except ValueError as exc:
             log.error("cannot start: %s (--worker-index is for the front's workers)", exc)
             raise SystemExit(1) from exc
+    cluster = join_cluster(app, media, args, candidates) if args.redis_url else None
     stop = stop_event()
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=args.header_timeout)
     await runner.setup()
     tls = tls_context(args) if args.worker_index is None else None
     server = await listen(runner, args.http_host, args.http_port, guard, tls)
+    if cluster is not None:
+        await cluster.start()
     log.info(
         "LiteSFU ready: %s://%s:%d (pages and API), media UDP %d, ICE-TCP %s, candidates %s%s",
         "https" if tls else "http",
@@ -376,9 +454,34 @@ async def serve(args: argparse.Namespace) -> None:
     log.info("shutting down")
     if watch is not None:
         watch.cancel()
+    if cluster is not None:
+        await cluster.drain()
     server.close()
+    if cluster is not None:
+        await cluster.stop()
     await runner.cleanup()
     await media.stop()
+
+
+def join_cluster(
+    app: web.Application, media: MediaServer, args: argparse.Namespace, candidates: list[str]
+) -> Cluster:
+    """Make this server a node of the cluster whose registry is at --redis-url."""
+    config = ClusterConfig(
+        node_name=args.node_name,
+        public_url=args.public_url,
+        relay_host=args.relay_host,
+        redirect=args.cluster_redirect,
+        drain_timeout=args.drain_timeout,
+        candidates=tuple(candidates),
+    )
+    registry = RedisRegistry(args.redis_url, prefix=args.redis_prefix)
+    cluster = Cluster(media, registry, ClusterLink(args.cluster_secret), config)
+    app[CLUSTER] = cluster
+    add_cluster_routes(app, cluster)
+    log.info("cluster node %s at %s, relays via %s", config.node_name, config.public_url,
+             config.relay_host)  # fmt: skip
+    return cluster
 
 
 def stop_event() -> asyncio.Event:

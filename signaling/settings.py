@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from unittest import mock
@@ -106,6 +107,11 @@ def is_secret(key: str) -> bool:
     return any(word in key for word in SECRET_WORDS)
 
 
+def without_password(value: str) -> str:
+    """A URL's password masked (redis://user:pw@host/0), anything else as it is."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://[^:/@]*):[^@/]*@", rf"\1:{MASK}@", value)
+
+
 def render(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
     """The effective settings as a TOML file would give them, secrets masked."""
     lines = []
@@ -117,6 +123,8 @@ def render(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
             continue
         if is_secret(key):
             value = [MASK] * len(value) if isinstance(value, list) else MASK
+        elif isinstance(value, str):
+            value = without_password(value)
         if isinstance(value, Path):
             value = str(value)
         text = json.dumps(value) if not isinstance(value, bool) else str(value).lower()

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from typing import cast
 
+import pytest
+
 from bench.sdp import AUDIO_PT, VIDEO_PT
-from sfu.relay import PlainSession, Relays
+from sfu.relay import PlainSession, Relays, mirrored, relay_keys
 from sfu.router import PUBLISH
 from sfu.session import Address, PeerSession
 from tests.harness import Harness, MemorySocket
@@ -18,11 +20,13 @@ EDGE_RELAY: Address = ("10.0.0.2", 7000)
 class EdgeRelayEnd:
     """The edge end of a relay: takes the origin's plain RTP, answers with plain RTCP."""
 
-    def __init__(self, h: Harness, edge_router, stream: str, tracks, origin: Address) -> None:
+    def __init__(
+        self, h: Harness, edge_router, stream: str, tracks, origin: Address, keys=None
+    ) -> None:
         self.origin = origin
         self.foreign = 0
         socket = MemorySocket(h.network, EDGE_RELAY)
-        self.session = PlainSession(PUBLISH, stream, tracks, origin, socket.sendto, h.now)
+        self.session = PlainSession(PUBLISH, stream, tracks, origin, socket.sendto, h.now, keys)
         edge_router.add_publisher(stream, cast(PeerSession, self.session))
         self.session.handler.on_connected(h.now)
         h.network.receivers[EDGE_RELAY] = self
@@ -34,7 +38,9 @@ class EdgeRelayEnd:
         self.session.handle_srtp(data, now)
 
 
-def test_a_relay_carries_a_stream_from_origin_to_an_edge_player():
+def relayed(edge_keys, origin_keys):
+    """A live publisher on the origin, relayed to an edge under the keys given to each end;
+    (harness, publisher, origin relays, edge end, a connected player on the edge)."""
     h = Harness()
     edge = h.add_server(("10.0.0.2", 8000))
     publisher = h.publisher("s")
@@ -43,16 +49,33 @@ def test_a_relay_carries_a_stream_from_origin_to_an_edge_player():
     relays = Relays(h.router, "10.0.0.1", 0, h.config.session_timeout)
     tracks = relays.source_tracks("s")
     assert tracks is not None
-    EdgeRelayEnd(h, edge.router, "s", tracks, h.server.address)
-    relays.open_out("s", tracks, EDGE_RELAY)
+    end = EdgeRelayEnd(h, edge.router, "s", tracks, h.server.address, edge_keys)
+    relays.open_out("s", tracks, EDGE_RELAY, origin_keys)
     plis_before = publisher.stats.plis
     player = h.player("s", server=edge)
     h.connect(player)
     h.run(1.0)
-    assert publisher.stats.plis > plis_before  # the edge player's PLI crossed the relay
+    return h, publisher.stats.plis - plis_before, relays, end, player
+
+
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "srtp"])
+def test_a_relay_carries_a_stream_from_origin_to_an_edge_player(encrypted: bool):
+    keys = relay_keys() if encrypted else None
+    h, plis, relays, end, player = relayed(keys, mirrored(keys) if keys else None)
+    assert plis > 0  # the edge player's PLI crossed the relay
     video = player.media_packets(VIDEO_PT)
     assert video and video[0].keyframe
     assert len(player.media_packets(AUDIO_PT)) > 30
     assert relays.relayed_players()["s"] == 1
+    assert end.session.srtp_errors == 0
     relays.close_all("test over")
     assert h.router.resource_counts()["player_tracks"] == 0
+
+
+def test_a_relay_under_other_keys_delivers_nothing_and_counts_every_packet():
+    """What a node without the relay's keys sends is refused: nothing forged reaches players."""
+    _, _, relays, end, player = relayed(relay_keys(), mirrored(relay_keys()))
+    assert not player.media_packets(VIDEO_PT)
+    assert not player.media_packets(AUDIO_PT)
+    assert end.session.srtp_errors > 30
+    relays.close_all("test over")

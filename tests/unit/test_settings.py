@@ -90,3 +90,15 @@ def test_print_config_masks_secrets_and_reads_back(tmp_path, capsys) -> None:
     assert "max-players = 3" in printed
     again = config(tmp_path, printed.replace('"***"', '"s"').replace('["***"]', '["t"]'))
     assert parse_args(["--config", again]).max_players == 3  # the output is a config file
+
+
+def test_print_config_masks_a_password_inside_a_url(tmp_path, capsys) -> None:
+    path = config(
+        tmp_path,
+        'redis-url = "redis://:hunter2@127.0.0.1:6379/0"\ncluster-secret = "0123456789abcdef"\n',
+    )
+    with pytest.raises(SystemExit):
+        parse_args(["--config", path, "--print-config"])
+    printed = capsys.readouterr().out
+    assert "hunter2" not in printed
+    assert 'redis-url = "redis://:***@127.0.0.1:6379/0"' in printed
