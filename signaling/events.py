@@ -47,10 +47,11 @@ def whep_link(stream: str) -> str:
 
 
 def sample(router: Router) -> dict[str, StreamState]:
-    """The state of a router's streams, relays left out."""
+    """The state of a router's streams as its own players see them: a stream relayed in from
+    its owner (another node of a cluster) is live here; relays out to others are no viewers."""
     return {
         name: (
-            stream.live_publisher() is not None and not is_relay(stream.publisher.session),
+            stream.live_publisher() is not None,
             sum(1 for p in stream.players if not is_relay(p.session)),
         )
         for name, stream in router.streams.items()
