@@ -505,7 +505,7 @@ async def exit_with_parent(stop: asyncio.Event) -> None:
 async def serve_front(args: argparse.Namespace) -> None:
     """`--workers N`: start and supervise the workers, serve HTTP for all of them."""
     stop = stop_event()
-    pool = WorkerPool(args.workers, args.udp_port, args.argv)
+    pool = WorkerPool(args.workers, args.udp_port, args.argv, args.tcp_port)
     balancer = Balancer(pool, args.worker_players)
     guard = connection_guard(args, worker=False)
     front = create_front(pool, balancer, args.web_root, guard=guard, trust_proxy=args.trust_proxy)

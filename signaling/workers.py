@@ -67,9 +67,14 @@ class Worker:
 class WorkerPool:
     """N supervised workers and one HTTP client session to reach them."""
 
-    def __init__(self, count: int, udp_port: int, argv: Sequence[str]) -> None:
+    def __init__(
+        self, count: int, udp_port: int, argv: Sequence[str], tcp_port: int | None = None
+    ) -> None:
         self.workers = [Worker(i, udp_port + i if udp_port else 0) for i in range(count)]
         self.argv = list(argv)
+        # An explicit ICE-TCP port is offset per worker like the UDP one; without one, each
+        # worker's TCP listener takes its own UDP port's number (or none with --udp-port 0).
+        self.tcp_port = tcp_port
         self.secret = secrets.token_urlsafe(32)  # what the workers' internal routes ask for
         self.http: aiohttp.ClientSession | None = None
         self._stopping = False
@@ -93,7 +98,13 @@ class WorkerPool:
             sys.executable, "-m", "sfu", *self.argv,
             "--workers", "1", "--http-host", "127.0.0.1", "--http-port", str(http_port),
             "--udp-port", str(worker.udp_port), "--worker-index", str(worker.index),
+            *self._tcp_port(worker),
         ]  # fmt: skip
+
+    def _tcp_port(self, worker: Worker) -> list[str]:
+        if not self.tcp_port:  # not given (follow the UDP port) or 0 (off): as the front's
+            return []
+        return ["--tcp-port", str(self.tcp_port + worker.index)]
 
     async def _supervise(self, worker: Worker, first: asyncio.Future) -> None:
         """Run one worker for as long as the front runs; a worker that dies is restarted."""
