@@ -330,7 +330,7 @@ def answer_candidates(request: web.Request) -> list[tuple[str, int]]:
     base = request.app[CANDIDATES]
     addresses = for_request(
         base,
-        request.headers.get("Host"),
+        request.headers.get("Host"),  # a --workers front passes on the client's
         request.app[AUTO_CANDIDATES],
         ipv6=request.app[MEDIA_SERVER].endpoint.ipv6,
     )

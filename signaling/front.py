@@ -39,7 +39,7 @@ from signaling.app import (
 )
 from signaling.balancer import Balancer
 from signaling.connections import ConnectionGuard
-from signaling.worker_link import CLIENT_HEADER, SECRET_HEADER
+from signaling.worker_link import CLIENT_HEADER, HOST_HEADER, SECRET_HEADER
 from signaling.workers import Worker, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ NOT_FORWARDED = frozenset(
     for h in (
         "Host", "Connection", "Keep-Alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade",
         "Proxy-Authorization", "Proxy-Connection", "Content-Length", "Date", "Server",
-        "X-Forwarded-For", CLIENT_HEADER, SECRET_HEADER,
+        "X-Forwarded-For", CLIENT_HEADER, HOST_HEADER, SECRET_HEADER,
     )
 )  # fmt: skip
 # Stream counters that add up across workers; an edge's inflow is the origin's relay outflow.
@@ -118,6 +118,7 @@ async def ask_worker(
         (k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED
     )
     headers[CLIENT_HEADER] = request.remote or ""
+    headers[HOST_HEADER] = request.host
     headers[SECRET_HEADER] = pool.secret
     if body is None and request.can_read_body:
         body = await read_bytes(request, "body")

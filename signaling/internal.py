@@ -23,7 +23,7 @@ from sfu.relay import PlainSession
 from sfu.router import StreamBusy
 from sfu.session import Address
 from signaling.app import MEDIA_SERVER, Rejection
-from signaling.worker_link import CLIENT_HEADER, SECRET_ENV, SECRET_HEADER
+from signaling.worker_link import CLIENT_HEADER, HOST_HEADER, SECRET_ENV, SECRET_HEADER
 
 FRONT_SECRET = web.AppKey("front_secret", bytes)
 
@@ -45,13 +45,19 @@ def is_front(request: web.Request) -> bool:
 async def from_front(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Refuse /internal/ to all but the front; take the client address the front passes on."""
+    """Refuse /internal/ to all but the front; take the client address and Host the front
+    passes on."""
     front = is_front(request)
     if request.path.startswith("/internal/") and not front:
         raise Rejection(403, "internal routes answer the front only")
     client = request.headers.get(CLIENT_HEADER)
+    host = request.headers.get(HOST_HEADER)
     if front and client:
         request = request.clone(remote=client)
+    if front and host:
+        headers = request.headers.copy()
+        headers["Host"] = host
+        request = request.clone(headers=headers)
     return await handler(request)
 
 

@@ -8,5 +8,7 @@ from __future__ import annotations
 
 # The front names the client it forwards for, so hooks, admission and logs see the real address.
 CLIENT_HEADER = "X-LiteSFU-Client"
+# ... and the Host it was asked for, whose IP literal leads automatic candidates.
+HOST_HEADER = "X-LiteSFU-Host"
 SECRET_HEADER = "X-LiteSFU-Secret"  # the front's per-run secret, on every request it sends
 SECRET_ENV = "SFU_INTERNAL_SECRET"  # how a worker gets that secret from its front

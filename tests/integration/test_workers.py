@@ -19,7 +19,7 @@ from sfu.relay import PlainSession
 from sfu.session import PeerSession
 from signaling.front import merge_streams
 from tests.conftest import ServerProcess, start_server, stop_server
-from tests.integration.peers import close_all, play, publish
+from tests.integration.peers import close_all, new_peer_connection, play, publish
 
 # One player of a stream per worker before the next goes to the other; ports the kernel picks.
 WORKER_ARGS = ("--workers", "2", "--worker-players", "1", "--udp-port", "0")
@@ -244,3 +244,25 @@ def test_plain_session_has_what_players_and_publishers_use_of_a_peer_session() -
     }
     missing = {name for name in dir(peer) if not name.startswith("_") and not hasattr(plain, name)}
     assert missing == ice_and_dtls
+
+
+async def test_the_front_passes_the_clients_host_to_a_worker(tmp_path: Path) -> None:
+    """With automatic candidates a worker's answer is led by the IP literal of the Host the
+    client used, even though the front reaches the worker at its own loopback address."""
+    server = start_server(tmp_path, "--workers", "2", "--udp-port", "0", advertise_host=False)
+    try:
+        async with aiohttp.ClientSession() as http:
+            pc = new_peer_connection()
+            pc.addTransceiver("video", direction="recvonly")
+            await pc.setLocalDescription(await pc.createOffer())
+            headers = {"Content-Type": "application/sdp", "Host": "192.0.2.44:8080"}
+            async with http.post(
+                server.http_url + "/whep/host", data=pc.localDescription.sdp, headers=headers
+            ) as response:
+                answer = await response.text()
+                assert response.status == 201, answer
+            await pc.close()
+        first = re.search(r"a=candidate:\S+ 1 udp \d+ (\S+) \d+ typ host", answer)
+        assert first is not None and first.group(1) == "192.0.2.44", answer
+    finally:
+        stop_server(server)
