@@ -44,9 +44,9 @@ from sfu.keyframes import vp8_keyframe_start
 from sfu.receiver import ReceptionStats
 from sfu.router import PLAY, PUBLISH, Router
 from sfu.rtp import TRANSPORT_CC_URI
-from sfu.simulcast import vp8_picture_fields
 from sfu.server import FEEDBACK_INTERVAL, POLL_INTERVAL, REPORT_INTERVAL
 from sfu.session import Address, PeerSession, SessionTable
+from sfu.simulcast import vp8_picture_fields
 from sfu.twcc import FMT_TRANSPORT_CC, TwccRecorder
 from sfu.udp import UdpEndpoint
 from signaling.answer import render_answer

@@ -72,7 +72,7 @@ def test_pinned_layers_switch_on_keyframes_with_everything_continuous() -> None:
 
 def test_each_player_gets_its_own_layer() -> None:
     h = Harness()
-    publisher, low = h.simulcast_pair()
+    _, low = h.simulcast_pair()
     high = h.player("s")
     h.connect(high)
     handler(low).set_choice(Choice(rid="q"), None, h.now)
