@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import pylibsrtp
 
-from bench.sdp import AUDIO_PT, VIDEO_PT, Answer, build_offer, parse_answer
+from bench.sdp import AUDIO_PT, RID_ID, VIDEO_PT, Answer, build_offer, parse_answer
 from sfu import ice, rtp, stun
 from sfu.demux import DTLS, SRTP, STUN, classify
 from sfu.dtls import Certificate, DtlsEndpoint, DtlsState
@@ -500,9 +500,11 @@ class Publisher(Client):
 
     role = "publish"
 
-    def __init__(self, index: int, target: Target, certificate: Certificate) -> None:
+    def __init__(
+        self, index: int, target: Target, certificate: Certificate, simulcast: bool = False
+    ) -> None:
         super().__init__(index, target, certificate)
-        self.media = SyntheticMedia(index)
+        self.media = SimulcastMedia(index) if simulcast else SyntheticMedia(index)
         self.sent = {AUDIO: 0, VIDEO: 0}
         self.send_errors = 0
         self.plis = 0
@@ -525,6 +527,7 @@ class Publisher(Client):
             send=True,
             audio_ssrc=self.media.audio_ssrc,
             video_ssrc=self.media.video_ssrc,
+            rids=tuple(layer.rid for layer in getattr(self.media, "layers", ())),
         )
 
     def on_connected(self) -> None:
@@ -572,7 +575,12 @@ class Publisher(Client):
         if keyframe:
             self._keyframe_wanted = False
             self._next_keyframe = now + KEYFRAME_EVERY
-        packets = self.media.video_frame(keyframe, time.time_ns())
+        media = self.media
+        if isinstance(media, SimulcastMedia):
+            layered = media.simulcast_frame(keyframe, time.time_ns())
+            packets = [bytes(rtp.add_extensions(p, [(RID_ID, rid)])[0]) for rid, p in layered]
+        else:
+            packets = media.video_frame(keyframe, time.time_ns())
         for packet in packets:
             self._send_packet(packet)
         self.sent[VIDEO] += len(packets)

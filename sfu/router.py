@@ -530,6 +530,23 @@ class Router:
             return {}
         return {t.kind: t.codec.name for t in stream.publisher.tracks}
 
+    def layer_rids(self, name: str) -> set[str] | None:
+        """The rids the stream's live publisher sends; None when there is no live publisher."""
+        stream = self.streams.get(name)
+        publisher = stream.live_publisher() if stream is not None else None
+        if publisher is None:
+            return None
+        return {t.rid for t in publisher.tracks if t.rid is not None}
+
+    def set_layer(self, session_id: str, mid: str | None, choice: Choice, now: float) -> None:
+        """A player's layer choice (the WHEP layer extension); KeyError for a session that is
+        not a live player, LookupError for a mid or rid it cannot have."""
+        session = self.sessions.by_id.get(session_id)
+        player = session.handler if session is not None else None
+        if not isinstance(player, Player):
+            raise KeyError(session_id)
+        player.set_choice(choice, mid, now)
+
     def close(self, session_id: str, reason: str) -> bool:
         session = self.sessions.by_id.get(session_id)
         if session is None:

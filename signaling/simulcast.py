@@ -20,7 +20,7 @@ class SimulcastError(ValueError):
     """A simulcast offer we cannot accept as offered; one line, fit for an HTTP 400 body."""
 
 
-def _check_rid(rid: str, where: str) -> str:
+def check_rid(rid: str, where: str) -> str:
     if not 0 < len(rid) <= MAX_RID_LENGTH or not _RID.match(rid):
         raise SimulcastError(
             f"{where}: rid {rid[:20]!r} is not 1-{MAX_RID_LENGTH} of A-Z a-z 0-9 _ -"
@@ -36,7 +36,7 @@ def _send_rids(section: MediaSection) -> list[str]:
         direction = rest.split(" ", 1)[0]
         if direction != "send":
             continue
-        if _check_rid(rid, "a=rid") not in declared:
+        if check_rid(rid, "a=rid") not in declared:
             declared.append(rid)
     return declared
 
@@ -60,7 +60,7 @@ def offered_layers(section: MediaSection) -> tuple[str, ...]:
     layers: list[str] = []
     for stream in streams:
         rid = stream.split(",", 1)[0].removeprefix("~")
-        _check_rid(rid, "a=simulcast")
+        check_rid(rid, "a=simulcast")
         if rid not in declared:
             raise SimulcastError(f"a=simulcast names rid {rid!r} that no a=rid ... send declares")
         if rid in layers:
