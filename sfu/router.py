@@ -11,13 +11,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from sfu import rtp
+from sfu.bwe import BandwidthEstimator
 from sfu.config import MediaConfig
 from sfu.dtls import Certificate
 from sfu.media import VIDEO, PeerParams
 from sfu.session import PeerSession, SendFunction, SessionState, SessionTable
-from sfu.simulcast import Choice, choose, ranked
+from sfu.simulcast import Choice, LayerPace, choose, ranked
 from sfu.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
-from sfu.twcc import FMT_TRANSPORT_CC, TwccRecorder
+from sfu.twcc import FMT_TRANSPORT_CC, TwccRecorder, parse_feedback
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +199,8 @@ class Player:
         self.by_ssrc = {t.ssrc: t for t in self.tracks}
         self.remb: int | None = None
         self.transport_feedback = 0
+        self.bwe = BandwidthEstimator()
+        self.pace = LayerPace()
         self._resends_left = 0  # of MAX_RESENDS_PER_RTCP, for the datagram being handled
 
     def first_layer(self, group: list[PublisherTrack], sink: SubscriberTrack) -> PublisherTrack:
@@ -212,18 +215,39 @@ class Player:
 
     def estimate(self) -> float | None:
         """What this player's link carries, bits per second; None while unknown."""
-        return float(self.remb) if self.remb else None
+        return self.bwe.estimate
+
+    @property
+    def adaptive(self) -> bool:
+        """True when a track plays a simulcast source: its estimate matters."""
+        return any(t.source is not None and len(t.source.layers) > 1 for t in self.tracks)
+
+    def note_sent(self, now: float) -> None:
+        """Every feedback tick: what was sent so far, the estimator's send-side clock."""
+        transport_seq = getattr(self.session, "transport_seq", None)
+        if transport_seq is not None:
+            self.bwe.note_sent(transport_seq, sum(t.bytes for t in self.tracks), now)
 
     def adapt(self, now: float) -> None:
-        """Move each simulcast track towards the layer its choice and estimate allow."""
+        """Move each simulcast track towards the layer its choice and estimate allow: down at
+        once, up only as LayerPace lets an automatic choice."""
         estimate = self.estimate()
         for track in self.tracks:
             source = track.source
             if source is None or len(source.layers) < 2:
                 continue
             target = choose(source.layers, track.choice, estimate)
-            if target is not None:
-                track.switch_to(target, now)
+            current = track.pending or source
+            if target is None or target is current:
+                continue
+            order = ranked(source.layers)
+            up = order.index(target) > order.index(current)
+            if up and track.choice.auto:
+                if not self.pace.allows_upgrade(now):
+                    continue
+                target = order[order.index(current) + 1]  # one step at a time
+            track.switch_to(target, now)
+            self.pace.changed(up, now)
 
     def set_choice(self, choice: Choice, mid: str | None, now: float) -> None:
         """A player's layer wish for its video track `mid` (None: every video track);
@@ -273,6 +297,7 @@ class Player:
                 targets = rtp.fir_targets(item)
             else:
                 self.remb = rtp.remb_bitrate(item) or self.remb
+                self.bwe.remb = float(self.remb) if self.remb else None
                 return
             for ssrc in targets:
                 track = self.by_ssrc.get(ssrc)
@@ -281,6 +306,13 @@ class Player:
                     track.source.request_keyframe(now)
         elif kind == rtp.RTCP_RTPFB and item.fmt == FMT_TRANSPORT_CC:
             self.transport_feedback += 1
+            if self.adaptive:
+                try:
+                    base, arrivals = parse_feedback(item.body)
+                except rtp.RtpError:
+                    self.router.sessions.drops["bad_transport_feedback"] += 1
+                    return
+                self.bwe.on_feedback(base, arrivals, now)
         elif kind == rtp.RTCP_RTPFB and item.fmt == rtp.FMT_NACK:
             track = self.by_ssrc.get(rtp.feedback_media_ssrc(item))
             if track is not None:
@@ -311,6 +343,8 @@ class Player:
             "state": session.state.value,
             "remb": self.remb,
             "estimate": round(e) if (e := self.estimate()) is not None else None,
+            "congestion": self.bwe.state,
+            "overuses": self.bwe.overuses,
             "transport_feedback": self.transport_feedback,
             "srtp_errors": session.srtp_errors,
             "tracks": [t.snapshot() for t in self.tracks],
@@ -576,6 +610,9 @@ class Router:
             publisher = stream.live_publisher()
             if publisher is not None:
                 publisher.send_feedback(now)
+                for player in stream.players:
+                    if player.adaptive:
+                        player.note_sent(now)
 
     def send_reports(self, now: float) -> None:
         """Once a second: RR to publishers, SR to players, keyframes for waiting players,

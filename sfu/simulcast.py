@@ -159,3 +159,31 @@ class Vp8Continuity:
                 self.tl0_offset = (after[1] + 1 - packet[tl0_at]) & 0xFF
             packet[tl0_at] = (packet[tl0_at] + self.tl0_offset) & 0xFF
         self._after = None
+
+
+UPGRADE_HOLD = 4.0  # seconds on a layer before moving up
+MAX_UPGRADE_HOLD = 16.0
+FAILED_UPGRADE = 6.0  # a move down this soon after a move up means the upgrade did not fit
+
+
+class LayerPace:
+    """Hysteresis for automatic choice: moving down is at once (the link says so), moving up
+    waits UPGRADE_HOLD, doubled each time an upgrade had to be undone soon after."""
+
+    def __init__(self) -> None:
+        self.changed_at = float("-inf")
+        self.upgraded_at = float("-inf")  # of the last move up not yet undone
+        self.hold = UPGRADE_HOLD
+
+    def allows_upgrade(self, now: float) -> bool:
+        if self.changed_at == self.upgraded_at and now - self.upgraded_at >= FAILED_UPGRADE:
+            self.hold = UPGRADE_HOLD  # the last upgrade held: the link has room, go on
+        return now - self.changed_at >= self.hold
+
+    def changed(self, up: bool, now: float) -> None:
+        if up:
+            self.upgraded_at = now
+        elif now - self.upgraded_at < FAILED_UPGRADE:
+            self.hold = min(MAX_UPGRADE_HOLD, 2 * self.hold)
+            self.upgraded_at = float("-inf")  # one failure per upgrade, however many steps down
+        self.changed_at = now

@@ -72,13 +72,18 @@ class Receiver(Protocol):
 @dataclass
 class Link:
     """One direction between a peer and a server: loss probability, delay and its jitter
-    (a uniform extra delay, which reorders packets when it exceeds their spacing)."""
+    (a uniform extra delay, which reorders packets when it exceeds their spacing), and a
+    bottleneck: `rate` bits per second (0: none) with a queue of at most `queue` seconds,
+    past which packets are dropped as a router's tail drop does."""
 
     loss: float = 0.0
     delay: float = 0.0
     jitter: float = 0.0
+    rate: float = 0.0
+    queue: float = 0.2
     sent: int = 0
     dropped: int = 0
+    busy_until: float = 0.0  # when the bottleneck has sent what is queued
 
 
 class MemorySocket:
@@ -125,6 +130,13 @@ class Network:
                 link.dropped += 1
                 return
             delay = link.delay + (self.rng.uniform(0, link.jitter) if link.jitter else 0.0)
+            if link.rate:
+                start = max(self.now, link.busy_until)
+                if start - self.now > link.queue:
+                    link.dropped += 1
+                    return
+                link.busy_until = start + 8 * len(data) / link.rate
+                delay += link.busy_until - self.now
         self._order += 1
         heapq.heappush(self._queue, (self.now + delay, self._order, src, dst, data))
 
