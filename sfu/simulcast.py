@@ -162,7 +162,7 @@ class Vp8Continuity:
 
 
 UPGRADE_HOLD = 4.0  # seconds on a layer before moving up
-MAX_UPGRADE_HOLD = 16.0
+MAX_UPGRADE_HOLD = 8.0
 FAILED_UPGRADE = 6.0  # a move down this soon after a move up means the upgrade did not fit
 
 

@@ -137,6 +137,8 @@ class Network:
                     return
                 link.busy_until = start + 8 * len(data) / link.rate
                 delay += link.busy_until - self.now
+            elif link.busy_until > self.now:  # a lifted bottleneck still drains in order
+                delay += link.busy_until - self.now
         self._order += 1
         heapq.heappush(self._queue, (self.now + delay, self._order, src, dst, data))
 

@@ -36,7 +36,7 @@ def video(player: Peer, since: float = 0.0) -> list[Received]:
 def test_three_layers_learnt_by_rid_and_auto_climbs_to_the_top() -> None:
     h = Harness()
     publisher, player = h.simulcast_pair()
-    h.run(4.0)
+    h.run(10.0)  # one layer up at a time, the upgrade hold between steps
     publisher_handler: Publisher = publisher.session.handler  # type: ignore[assignment]
     layers = [t for t in publisher_handler.tracks if t.kind == "video"]
     assert sorted(t.rid for t in layers) == ["f", "h", "q"]
