@@ -140,7 +140,7 @@ async function start() {
   });
   publisher = attempt;
   try {
-    await attempt.start(media, codecSelect.value);
+    await attempt.start(media, codecSelect.value, { simulcast: $("simulcast").checked });
   } catch (err) {
     if (publisher === attempt) publisher = null;
     setPublishing(false);
@@ -177,6 +177,7 @@ function init() {
   for (const name of codecs) codecSelect.append(new Option(name, name));
   const wanted = param("codec", "").toUpperCase();
   if (codecs.includes(wanted)) codecSelect.value = wanted;
+  $("simulcast").checked = param("simulcast", "0") === "1";
   $("form").addEventListener("submit", (event) => {
     event.preventDefault();
     start();
