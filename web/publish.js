@@ -64,7 +64,11 @@ function constraintFor(select, extra) {
 
 /** (Re)open the chosen devices; swaps tracks in place when already publishing. */
 async function openDevices() {
-  const video = constraintFor(cameraSelect, { width: { ideal: 640 }, height: { ideal: 480 } });
+  // Simulcast's quarter-size layer is only worth having from a camera opened large.
+  const size = $("simulcast").checked
+    ? { width: { ideal: 1280 }, height: { ideal: 720 } }
+    : { width: { ideal: 640 }, height: { ideal: 480 } };
+  const video = constraintFor(cameraSelect, size);
   const audio = constraintFor(micSelect, true);
   const old = media;
   if (!video && !audio) {
@@ -187,6 +191,7 @@ function init() {
     mediaReady = openDevices();
   };
   cameraSelect.addEventListener("change", reopen);
+  $("simulcast").addEventListener("change", reopen);
   micSelect.addEventListener("change", reopen);
   navigator.mediaDevices?.addEventListener?.("devicechange", listDevices);
   window.addEventListener("pagehide", () => publisher?.stop(true));
