@@ -51,6 +51,7 @@ class PublisherTrack:
         self.layers: list[PublisherTrack] = [self]
         self.ssrc: int | None = spec.ssrc
         self.width = 0  # from a VP8 keyframe of a simulcast layer; 0 while unknown
+        self._learns_size = rid is not None and self.codec.name.lower() == "vp8"
         self.height = 0
         self.bitrate = 0.0  # bits per second over the last report interval
         self._bytes_at_sample: tuple[float, int] | None = None
@@ -101,7 +102,7 @@ class PublisherTrack:
                 return
         if self.cache is not None:
             self.cache[seq & _CACHE_MASK] = packet
-        if self.rid is not None and (self.switching or not self.width):
+        if self.switching or (self._learns_size and not self.width):
             self._at_layer_keyframe(packet, now)
         subscribers = self.subscribers
         if not subscribers:
