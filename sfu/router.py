@@ -16,7 +16,7 @@ from sfu.config import MediaConfig
 from sfu.dtls import Certificate
 from sfu.media import VIDEO, PeerParams
 from sfu.session import PeerSession, SendFunction, SessionState, SessionTable
-from sfu.simulcast import Choice, LayerPace, choose, ranked
+from sfu.simulcast import Choice, LayerPace, choose, ranked, remb_choice
 from sfu.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
 from sfu.twcc import FMT_TRANSPORT_CC, TwccRecorder, parse_feedback
 
@@ -232,12 +232,16 @@ class Player:
         """Move each simulcast track towards the layer its choice and estimate allow: down at
         once, up only as LayerPace lets an automatic choice."""
         estimate = self.estimate()
+        remb_only = estimate is not None and not self.bwe.feedback_used
         for track in self.tracks:
             source = track.source
             if source is None or len(source.layers) < 2:
                 continue
-            target = choose(source.layers, track.choice, estimate)
             current = track.pending or source
+            if remb_only and track.choice.auto:
+                target = remb_choice(source.layers, track.choice, current, estimate)
+            else:
+                target = choose(source.layers, track.choice, estimate)
             if target is None or target is current:
                 continue
             order = ranked(source.layers)

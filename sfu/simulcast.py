@@ -65,6 +65,21 @@ def choose(layers: Sequence[Layer], choice: Choice, estimate: float | None) -> L
     return fitting[-1] if fitting else order[0]
 
 
+REMB_FALLS_SHORT = 0.8  # of the current layer's bitrate: REMB below this means congestion
+
+
+def remb_choice(
+    layers: Sequence[Layer], choice: Choice, current: Layer, remb: float
+) -> Layer | None:
+    """The layer for a player whose only signal is REMB. A receiver's estimate stays near
+    what it gets, so it never shows room for a bigger layer: it moves the player down when
+    it falls well short of the current layer, and otherwise the ceiling is the player's
+    own limit (adapt() probes one step up at a time, as LayerPace allows)."""
+    if current.bitrate and remb < REMB_FALLS_SHORT * current.bitrate:
+        return choose(layers, choice, remb)
+    return choose(layers, choice, None)
+
+
 def vp8_picture_fields(payload: bytes | bytearray, start: int) -> tuple[int, int, int]:
     """Where the VP8 descriptor at `start` keeps its picture ID and TL0PICIDX: (offset of the
     picture ID or -1, its bits 7 or 15, offset of TL0PICIDX or -1)."""
