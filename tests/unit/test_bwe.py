@@ -6,7 +6,7 @@ import pytest
 
 from sfu import rtp
 from sfu.bwe import INITIAL_ESTIMATE, BandwidthEstimator
-from sfu.simulcast import UPGRADE_HOLD, Choice, LayerPace, choose
+from sfu.simulcast import UPGRADE_HOLD, Choice, LayerPace, choose, remb_choice
 from sfu.twcc import TwccRecorder, parse_feedback
 
 TICK = 0.05
@@ -152,3 +152,20 @@ def test_pace_holds_upgrades_and_backs_off_after_a_failed_one() -> None:
     )
     pace.changed(True, 20.0)
     assert pace.allows_upgrade(27.0) and pace.hold == UPGRADE_HOLD  # it held: back to normal
+
+
+def test_remb_moves_down_when_short_and_otherwise_allows_probing_up() -> None:
+    q, h, f = (
+        FakeLayer("q", 320, 150_000),
+        FakeLayer("h", 640, 500_000),
+        FakeLayer("f", 1280, 1_500_000),
+    )
+    layers = [q, h, f]
+    # A receiver's REMB sits near what it gets: 1.3 Mbit/s on f is no reason to leave it.
+    assert remb_choice(layers, Choice(), f, 1_300_000) is f
+    # Well short of the current layer: down to what fits.
+    assert remb_choice(layers, Choice(), f, 600_000) is h
+    assert remb_choice(layers, Choice(), h, 100_000) is q
+    # On q with a REMB that only shows q's rate: the ceiling, which adapt() probes towards.
+    assert remb_choice(layers, Choice(), q, 160_000) is f
+    assert remb_choice(layers, Choice(max_width=640), q, 160_000) is h
