@@ -454,10 +454,14 @@ class SimulcastLayer:
         self.tl0 = secrets.randbits(8)
 
 
+# Temporal layer of each frame in a four-frame cycle, as VP8 with three temporal layers (L1T3).
+TEMPORAL_PATTERN = (0, 2, 1, 2)
+
+
 class SimulcastMedia(SyntheticMedia):
     """SyntheticMedia whose video is three simulcast layers. Each VP8 payload starts with an
-    extended descriptor (15-bit picture ID, TL0PICIDX) as Chromium sends, so a layer switch
-    shows whether the server keeps them continuous."""
+    extended descriptor (15-bit picture ID, TL0PICIDX, TID) as Chromium sends, so a layer
+    switch shows whether the server keeps them continuous and frames can be thinned out."""
 
     def __init__(self, index: int) -> None:
         super().__init__(index)
@@ -473,17 +477,19 @@ class SimulcastMedia(SyntheticMedia):
             ts = (layer.ts0 + self.frames * VIDEO_TS_STEP) & 0xFFFFFFFF
             count = layer.packets_per_frame * (3 if keyframe else 1)
             picture = layer.picture_id
+            tid = 0 if keyframe else TEMPORAL_PATTERN[self.frames % len(TEMPORAL_PATTERN)]
+            if tid == 0:
+                layer.tl0 = (layer.tl0 + 1) & 0xFF
             for i in range(count):
                 tag = (0x50 if keyframe else 0x51) if i == 0 else 0x00
-                descriptor = [0x90 if i == 0 else 0x80, 0xC0, 0x80 | picture >> 8, picture & 0xFF]
-                start = bytes([*descriptor, layer.tl0, tag, 0x2D, 0x00])
+                descriptor = [0x90 if i == 0 else 0x80, 0xE0, 0x80 | picture >> 8, picture & 0xFF]
+                start = bytes([*descriptor, layer.tl0, tid << 6 | 0x20, tag, 0x2D, 0x00])
                 buf[12 : 12 + STAMP_OFFSET] = start.ljust(STAMP_OFFSET, b"\x00")
                 marker = 0x80 if i == count - 1 else 0
                 packet = self._packet(buf, marker | VIDEO_PT, layer.seq, ts, layer.ssrc, stamp_ns)
                 out.append((layer.rid.encode(), packet))
                 layer.seq = (layer.seq + 1) & 0xFFFF
             layer.picture_id = (picture + 1) & 0x7FFF
-            layer.tl0 = (layer.tl0 + 1) & 0xFF
         self.frames += 1
         return out
 

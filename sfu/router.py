@@ -16,7 +16,7 @@ from sfu.config import MediaConfig
 from sfu.dtls import Certificate
 from sfu.media import VIDEO, PeerParams
 from sfu.session import PeerSession, SendFunction, SessionState, SessionTable
-from sfu.simulcast import Choice, LayerPace, choose, ranked, remb_choice
+from sfu.simulcast import TEMPORAL_BACK, Choice, LayerPace, choose, ranked, remb_choice
 from sfu.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
 from sfu.twcc import FMT_TRANSPORT_CC, TwccRecorder, parse_feedback
 
@@ -242,6 +242,7 @@ class Player:
                 target = remb_choice(source.layers, track.choice, current, estimate)
             else:
                 target = choose(source.layers, track.choice, estimate)
+            self._limit_temporal(track, ranked(source.layers)[0], estimate)
             if target is None or target is current:
                 continue
             order = ranked(source.layers)
@@ -252,6 +253,17 @@ class Player:
                 target = order[order.index(current) + 1]  # one step at a time
             track.switch_to(target, now)
             self.pace.changed(up, now)
+
+    def _limit_temporal(
+        self, track: SubscriberTrack, lowest: PublisherTrack, estimate: float | None
+    ) -> None:
+        """On the lowest layer with an estimate below even its bitrate, keep only its base
+        temporal layer (a lower frame rate); all frames again once there is clear room."""
+        on_lowest = track.source is lowest and track.pending is None and track.choice.auto
+        if on_lowest and estimate is not None and lowest.bitrate > estimate:
+            track.limit_temporal(0)
+        elif not on_lowest or estimate is None or estimate > TEMPORAL_BACK * lowest.bitrate:
+            track.limit_temporal(None)
 
     def set_choice(self, choice: Choice, mid: str | None, now: float) -> None:
         """A player's layer wish for its video track `mid` (None: every video track);

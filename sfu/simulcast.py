@@ -65,6 +65,7 @@ def choose(layers: Sequence[Layer], choice: Choice, estimate: float | None) -> L
     return fitting[-1] if fitting else order[0]
 
 
+TEMPORAL_BACK = 1.3  # the lowest layer's bitrate times this: room for all its frames again
 REMB_FALLS_SHORT = 0.8  # of the current layer's bitrate: REMB below this means congestion
 
 
@@ -95,6 +96,18 @@ def vp8_picture_fields(payload: bytes | bytearray, start: int) -> tuple[int, int
         pos += 2 if bits == 15 else 1
     tl0_at = pos if ext & 0x40 and pos < len(payload) else -1
     return picture_at, bits, tl0_at
+
+
+def vp8_temporal_id(payload: bytes | bytearray, start: int) -> int | None:
+    """The TID of a VP8 packet (RFC 7741 §4.2, T bit set), or None when it carries none."""
+    if len(payload) < start + 2 or not payload[start] & 0x80 or not payload[start + 1] & 0x20:
+        return None
+    ext = payload[start + 1]
+    pos = start + 2
+    if ext & 0x80:
+        pos += 2 if pos < len(payload) and payload[pos] & 0x80 else 1
+    pos += bool(ext & 0x40)
+    return payload[pos] >> 6 if pos < len(payload) else None
 
 
 def _descriptor_end(payload: bytes | bytearray, start: int) -> int:

@@ -18,7 +18,7 @@ from sfu.keyframes import keyframe_detector
 from sfu.media import VIDEO, Codec, TrackSpec
 from sfu.receiver import MissingPackets, ReceptionStats
 from sfu.session import PeerSession, SendFunction
-from sfu.simulcast import Choice, Vp8Continuity, vp8_dimensions
+from sfu.simulcast import Choice, Vp8Continuity, vp8_dimensions, vp8_temporal_id
 
 # Marker+PT byte, sequence number, timestamp, SSRC: bytes 1..11 of the RTP header.
 _REWRITE = struct.Struct("!BHII")
@@ -135,6 +135,11 @@ class PublisherTrack:
                 if not keyframe:
                     continue
                 sub.start(seq, ts, now)
+            if sub.max_temporal is not None:
+                tid = vp8_temporal_id(packet, payload_start)
+                if tid is not None and tid > sub.max_temporal:
+                    sub.skip_packet(seq)
+                    continue
             layout = sub.extension_layout
             if layout is None:
                 target = buf
@@ -311,7 +316,10 @@ class SubscriberTrack(fastpath.PlayerState):
         self.choice = Choice()  # the player's layer wish when the source is simulcast
         self.pending: PublisherTrack | None = None  # the layer it moves to at its next keyframe
         self.layer_switches = 0
+        self.temporal_drops = 0
         self.vp8: Vp8Continuity | None = None  # for simulcast VP8 sources only
+        # The highest VP8 temporal layer sent when even the lowest spatial one is too much.
+        self.max_temporal: int | None = None
         self.payload_type = 0
         self.rtx_payload_type: int | None = None
         self.started = False
@@ -366,7 +374,31 @@ class SubscriberTrack(fastpath.PlayerState):
             self.vp8 = self.vp8 or Vp8Continuity()
             if self.vp8.switched:
                 self._fd = -1  # its ids are rewritten: the Python loop sends for it
+        if self.max_temporal is not None:
+            self._fd = -1
         source.subscribers.append(self)
+
+    def limit_temporal(self, max_temporal: int | None) -> None:
+        """Send only VP8 frames of temporal layer <= `max_temporal` (None: all). Dropping
+        frames renumbers what follows, which the Python loop does per packet."""
+        if max_temporal == self.max_temporal:
+            return
+        self.max_temporal = max_temporal
+        if max_temporal is not None:
+            self._fd = -1
+        elif (
+            self.source is not None
+            and self._sendto is not None
+            and not (self.vp8 is not None and self.vp8.switched)
+        ):
+            self._protect = fastpath.bind(self, self._sendto)
+
+    def skip_packet(self, seq: int) -> None:
+        """Leave out packet `seq` of the current source: the numbers after it close the gap,
+        and NACKs reach back no further (older numbers now mean other packets)."""
+        self.seq_offset = (self.seq_offset - 1) & 0xFFFF
+        self.first_out_seq = (seq + 1 + self.seq_offset) & 0xFFFF
+        self.temporal_drops += 1
 
     def switch_to(self, layer: PublisherTrack, now: float) -> None:
         """Move to another layer of the same m-line at its next keyframe (asked for now);
@@ -552,4 +584,6 @@ class SubscriberTrack(fastpath.PlayerState):
             "max_width": choice.max_width,
             "max_height": choice.max_height,
             "layer_switches": self.layer_switches,
+            "max_temporal": self.max_temporal,
+            "temporal_drops": self.temporal_drops,
         }

@@ -46,7 +46,7 @@ from sfu.router import PLAY, PUBLISH, Router
 from sfu.rtp import TRANSPORT_CC_URI
 from sfu.server import FEEDBACK_INTERVAL, POLL_INTERVAL, REPORT_INTERVAL
 from sfu.session import Address, PeerSession, SessionTable
-from sfu.simulcast import vp8_picture_fields
+from sfu.simulcast import vp8_picture_fields, vp8_temporal_id
 from sfu.twcc import FMT_TRANSPORT_CC, TwccRecorder
 from sfu.udp import UdpEndpoint
 from signaling.answer import render_answer
@@ -228,6 +228,7 @@ class Received:
     original_seq: int | None = None  # for RTX: the sequence number it repairs
     picture_id: int | None = None  # VP8 15-bit picture ID, when the descriptor has one
     tl0: int | None = None  # VP8 TL0PICIDX, when the descriptor has one
+    temporal_id: int | None = None  # VP8 TID, when the descriptor has one
 
 
 @dataclass
@@ -388,7 +389,8 @@ class Peer:
         if bits == 15:
             picture = (payload[picture_at] & 0x7F) << 8 | payload[picture_at + 1]
         tl0 = payload[tl0_at] if tl0_at >= 0 else None
-        self.received.append(Received(now, ssrc, pt, seq, ts, keyframe, None, picture, tl0))
+        tid = vp8_temporal_id(payload, 0) if pt == VIDEO_PT else None
+        self.received.append(Received(now, ssrc, pt, seq, ts, keyframe, None, picture, tl0, tid))
         clock = 90000 if pt == VIDEO_PT else 48000
         reception = self._reception.setdefault(ssrc, ReceptionStats(clock))
         reception.update(seq, ts, now)

@@ -101,3 +101,30 @@ def test_a_player_that_sends_only_remb_follows_it() -> None:
     player.send_rtcp(remb(player.rtcp_ssrc, 200_000))
     run_until(h, player, {"q"}, 5)  # down at once, all the way
     assert handler(player).snapshot()["estimate"] == 200_000
+
+
+def test_below_the_lowest_layer_only_its_base_temporal_layer_is_sent() -> None:
+    h = Harness()
+    _, player = h.simulcast_pair()
+    run_until(h, player, {"f"}, 15)
+    player.down.rate = 150_000  # even q (0.3 Mbit/s) does not fit; its base frames do
+    track = handler(player).tracks[1]
+    for _ in range(40):
+        h.run(0.5)
+        if track.max_temporal == 0 and layer_of(player) == "q":
+            break
+    assert (layer_of(player), track.max_temporal) == ("q", 0)
+    h.run(4.0)
+    recent = video(player, h.now - 2)
+    assert recent and {p.temporal_id for p in recent} == {0}  # a quarter of the frames
+    assert_continuous(recent, 90000)  # renumbered: no gap where frames were left out
+    assert len({p.tl0 for p in recent}) >= 10  # base frames keep coming, ~7.5 a second
+    assert handler(player).snapshot()["tracks"][1]["temporal_drops"] > 0
+    player.down.rate = 0
+    for _ in range(60):
+        h.run(0.5)
+        if track.max_temporal is None:
+            break
+    assert track.max_temporal is None
+    h.run(2.0)
+    assert {p.temporal_id for p in video(player, h.now - 1)} == {0, 1, 2}
