@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import pylibsrtp
 
-from bench.sdp import AUDIO_PT, VIDEO_PT, Answer, build_offer, parse_answer
+from bench.sdp import AUDIO_PT, RID_ID, VIDEO_PT, Answer, build_offer, parse_answer
 from sfu import ice, rtp, stun
 from sfu.demux import DTLS, SRTP, STUN, classify
 from sfu.dtls import Certificate, DtlsEndpoint, DtlsState
@@ -436,6 +436,64 @@ class SyntheticMedia:
         return packet
 
 
+# A simulcast publisher's layers, lowest first, and the packets per frame of each (about 0.3,
+# 0.6 and 1.2 Mbit/s of video at 30 fps).
+SIMULCAST_LAYERS = (("q", 1), ("h", 2), ("f", 4))
+
+
+class SimulcastLayer:
+    """One layer's RTP stream: its own SSRC, numbering, and VP8 picture ID and TL0PICIDX."""
+
+    def __init__(self, rid: str, packets_per_frame: int) -> None:
+        self.rid = rid
+        self.packets_per_frame = packets_per_frame
+        self.ssrc = secrets.randbits(32) or 3
+        self.seq = secrets.randbits(16)
+        self.ts0 = secrets.randbits(32)
+        self.picture_id = secrets.randbits(15)
+        self.tl0 = secrets.randbits(8)
+
+
+# Temporal layer of each frame in a four-frame cycle, as VP8 with three temporal layers (L1T3).
+TEMPORAL_PATTERN = (0, 2, 1, 2)
+
+
+class SimulcastMedia(SyntheticMedia):
+    """SyntheticMedia whose video is three simulcast layers. Each VP8 payload starts with an
+    extended descriptor (15-bit picture ID, TL0PICIDX, TID) as Chromium sends, so a layer
+    switch shows whether the server keeps them continuous and frames can be thinned out."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.layers = [SimulcastLayer(rid, count) for rid, count in SIMULCAST_LAYERS]
+
+    def simulcast_frame(self, keyframe: bool, stamp_ns: int) -> list[tuple[bytes, bytes]]:
+        """(rid, packet without extensions) for the next frame of every layer."""
+        if keyframe:
+            self.keyframes += 1
+        out = []
+        buf = self._video_buf
+        for layer in self.layers:
+            ts = (layer.ts0 + self.frames * VIDEO_TS_STEP) & 0xFFFFFFFF
+            count = layer.packets_per_frame * (3 if keyframe else 1)
+            picture = layer.picture_id
+            tid = 0 if keyframe else TEMPORAL_PATTERN[self.frames % len(TEMPORAL_PATTERN)]
+            if tid == 0:
+                layer.tl0 = (layer.tl0 + 1) & 0xFF
+            for i in range(count):
+                tag = (0x50 if keyframe else 0x51) if i == 0 else 0x00
+                descriptor = [0x90 if i == 0 else 0x80, 0xE0, 0x80 | picture >> 8, picture & 0xFF]
+                start = bytes([*descriptor, layer.tl0, tid << 6 | 0x20, tag, 0x2D, 0x00])
+                buf[12 : 12 + STAMP_OFFSET] = start.ljust(STAMP_OFFSET, b"\x00")
+                marker = 0x80 if i == count - 1 else 0
+                packet = self._packet(buf, marker | VIDEO_PT, layer.seq, ts, layer.ssrc, stamp_ns)
+                out.append((layer.rid.encode(), packet))
+                layer.seq = (layer.seq + 1) & 0xFFFF
+            layer.picture_id = (picture + 1) & 0x7FFF
+        self.frames += 1
+        return out
+
+
 def asks_keyframe(packets: list[rtp.RtcpPacket]) -> bool:
     """True when plaintext RTCP from the server holds a PLI or FIR."""
     return any(
@@ -448,9 +506,11 @@ class Publisher(Client):
 
     role = "publish"
 
-    def __init__(self, index: int, target: Target, certificate: Certificate) -> None:
+    def __init__(
+        self, index: int, target: Target, certificate: Certificate, simulcast: bool = False
+    ) -> None:
         super().__init__(index, target, certificate)
-        self.media = SyntheticMedia(index)
+        self.media = SimulcastMedia(index) if simulcast else SyntheticMedia(index)
         self.sent = {AUDIO: 0, VIDEO: 0}
         self.send_errors = 0
         self.plis = 0
@@ -473,6 +533,7 @@ class Publisher(Client):
             send=True,
             audio_ssrc=self.media.audio_ssrc,
             video_ssrc=self.media.video_ssrc,
+            rids=tuple(layer.rid for layer in getattr(self.media, "layers", ())),
         )
 
     def on_connected(self) -> None:
@@ -520,7 +581,12 @@ class Publisher(Client):
         if keyframe:
             self._keyframe_wanted = False
             self._next_keyframe = now + KEYFRAME_EVERY
-        packets = self.media.video_frame(keyframe, time.time_ns())
+        media = self.media
+        if isinstance(media, SimulcastMedia):
+            layered = media.simulcast_frame(keyframe, time.time_ns())
+            packets = [bytes(rtp.add_extensions(p, [(RID_ID, rid)])[0]) for rid, p in layered]
+        else:
+            packets = media.video_frame(keyframe, time.time_ns())
         for packet in packets:
             self._send_packet(packet)
         self.sent[VIDEO] += len(packets)

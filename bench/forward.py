@@ -25,11 +25,18 @@ from types import SimpleNamespace
 from sfu import fastpath, rtp
 from sfu.dtls import Certificate, DtlsEndpoint, SrtpKeys
 from sfu.media import VIDEO, Codec, TrackSpec
+from sfu.simulcast import Vp8Continuity
 from sfu.srtp import SrtpContext
 from sfu.tracks import PublisherTrack, SubscriberTrack
 
 PROFILES = {"AES-GCM": b"SRTP_AEAD_AES_128_GCM", "AES-CM-SHA1": b"SRTP_AES128_CM_SHA1_80"}
 PAYLOAD_BYTES = 1100
+# Sources: one single-layer track, a simulcast layer whose players have not switched (the
+# compiled path still sends for them), or one whose players have (VP8 ids rewritten in Python).
+SOURCES = ("single", "simulcast", "switched")
+# A VP8 keyframe start with picture ID and TL0PICIDX, then a 1280x720 frame header.
+_VP8_LAYER_START = bytes([0x90, 0xC0, 0x81, 0x23, 0x05, 0x50, 0x2D, 0x00, 0x9D, 0x01, 0x2A])
+_VP8_LAYER_START += (1280).to_bytes(2, "little") + (720).to_bytes(2, "little")
 MAX_HANDSHAKE_ROUNDS = 10
 
 
@@ -52,7 +59,9 @@ def server_keys(profile: bytes) -> SrtpKeys:
     return server.keys
 
 
-def measure(players: int, keys: SrtpKeys, extensions: bool, packets: int) -> float:
+def measure(
+    players: int, keys: SrtpKeys, extensions: bool, packets: int, source_kind: str = "single"
+) -> float:
     """CPU seconds per forwarded packet (one packet to one player)."""
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -60,7 +69,9 @@ def measure(players: int, keys: SrtpKeys, extensions: bool, packets: int) -> flo
         sink.bind(("127.0.0.1", 0))
         sender.setblocking(False)
         codec = Codec("VP8", 96, 90000, rtcp_fb=("nack",))
-        source = PublisherTrack(TrackSpec("0", VIDEO, [codec], ssrc=1), keyframe_interval=0.5)
+        rid = None if source_kind == "single" else "f"
+        spec = TrackSpec("0", VIDEO, [codec], ssrc=1, rids=(rid,) if rid else ())
+        source = PublisherTrack(spec, keyframe_interval=0.5, rid=rid)
         ids = {1: rtp.MID_URI, 2: rtp.ABS_SEND_TIME_URI, 3: rtp.TRANSPORT_CC_URI}
         for _ in range(players):
             session = SimpleNamespace(
@@ -71,8 +82,14 @@ def measure(players: int, keys: SrtpKeys, extensions: bool, packets: int) -> flo
             )
             spec = TrackSpec("0", VIDEO, [codec], extensions=ids if extensions else {})
             player = SubscriberTrack(session, spec)  # type: ignore[arg-type]
+            if source_kind == "switched":
+                player.vp8 = Vp8Continuity()
+                player.vp8.picture_offset = 7  # as after a switch: ids rewritten
             player.attach(source, codec, sender.sendto)
-        body = bytes([0x10, 0x00]) + os.urandom(PAYLOAD_BYTES)  # a VP8 keyframe start
+        if source_kind == "single":
+            body = bytes([0x10, 0x00]) + os.urandom(PAYLOAD_BYTES)  # a VP8 keyframe start
+        else:
+            body = _VP8_LAYER_START + os.urandom(PAYLOAD_BYTES - 13)
         stream = [
             struct.pack("!BBHII", 0x80, 96, seq & 0xFFFF, seq * 3000, 1) + body
             for seq in range(packets)
@@ -89,11 +106,13 @@ def measure(players: int, keys: SrtpKeys, extensions: bool, packets: int) -> flo
         sender.close()
 
 
-def measure_python(players: int, keys: SrtpKeys, extensions: bool, packets: int) -> float:
+def measure_python(
+    players: int, keys: SrtpKeys, extensions: bool, packets: int, source_kind: str = "single"
+) -> float:
     """`measure` with the compiled fan-out switched off, as SFU_NO_EXTENSION=1 would."""
     compiled, fastpath.fanout = fastpath.fanout, None
     try:
-        return measure(players, keys, extensions, packets)
+        return measure(players, keys, extensions, packets, source_kind)
     finally:
         fastpath.fanout = compiled
 
@@ -102,6 +121,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.forward", description=__doc__)
     parser.add_argument("--players", type=int, nargs="+", default=[10, 100, 500])
     parser.add_argument("--packets", type=int, default=2000)
+    parser.add_argument(
+        "--source", choices=SOURCES, default="single", help="single-layer or simulcast source"
+    )
     args = parser.parse_args(argv)
     compiled = fastpath.fanout is not None
     if not compiled:
@@ -114,13 +136,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         keys = server_keys(profile)
         for extensions in (False, True):
             for players in args.players:
-                python = measure_python(players, keys, extensions, args.packets)
+                python = measure_python(players, keys, extensions, args.packets, args.source)
                 line = (
                     f"{name:<12} {'yes' if extensions else 'no':<10} {players:>7} "
                     f"{python * 1e6:>10.2f}"
                 )
                 if compiled:
-                    fast = measure(players, keys, extensions, args.packets)
+                    fast = measure(players, keys, extensions, args.packets, args.source)
                     line += f" {fast * 1e6:>12.2f} {python / fast:>5.1f}x"
                 print(line)
 

@@ -168,7 +168,14 @@ def run(args: argparse.Namespace) -> dict:
     procs = max(1, min(args.procs, clients))
     connect_timeout = 20.0
     specs = [
-        WorkerSpec(base_url, args.route, group, args.sample_every, connect_timeout)
+        WorkerSpec(
+            base_url,
+            args.route,
+            group,
+            args.sample_every,
+            connect_timeout,
+            simulcast=args.simulcast,
+        )
         for group in plan(args.publishers, args.players, args.stream_prefix, procs)
     ]
     server = TreeSampler([args.server_pid]) if args.server_pid else None
@@ -421,6 +428,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--procs", type=int, default=1, help="generator processes")
     parser.add_argument("--sample-every", type=int, default=10, help="decrypt 1 in k packets")
     parser.add_argument("--stream-prefix", default="live/bench")
+    parser.add_argument(
+        "--simulcast", action="store_true", help="publishers send 3 layers; players get the top"
+    )
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("--plot", type=Path, help="write a PNG of the per-second series here")
     args = parser.parse_args(argv)

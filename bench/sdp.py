@@ -10,12 +10,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from sfu.rtp import TRANSPORT_CC_URI
+from sfu.rtp import RID_URI, TRANSPORT_CC_URI
 
 AUDIO_PT = 111
 VIDEO_PT = 96
 VIDEO_RTX_PT = 97
 TRANSPORT_CC_ID = 3
+RID_ID = 4
 
 AUDIO_MID = "0"
 VIDEO_MID = "1"
@@ -47,6 +48,7 @@ def build_offer(
     video_ssrc: int = 0,
     rtx: bool = False,
     transport_cc: bool = False,
+    rids: tuple[str, ...] = (),
 ) -> str:
     """An offer with one audio (opus) and one video (VP8) m-line, bundled.
 
@@ -54,6 +56,7 @@ def build_offer(
     packets to tracks; a player offers recvonly and learns the server's SSRCs from the answer.
     `rtx` adds a VP8 retransmission format, `transport_cc` the transport-wide sequence
     extension and its feedback (the in-memory tests use both; the load clients neither).
+    `rids` makes a publisher's video simulcast: those layers, named by the RID extension.
     """
     direction = "sendonly" if send else "recvonly"
     stream_id = secrets.token_hex(4)
@@ -93,7 +96,11 @@ def build_offer(
             ]
         if with_rtx:
             lines += [f"a=rtpmap:{VIDEO_RTX_PT} rtx/90000", f"a=fmtp:{VIDEO_RTX_PT} apt={pt}"]
-        if send:
+        if send and rids and kind == "video":
+            lines += [f"a=extmap:{RID_ID} {RID_URI}", f"a=msid:{stream_id} {stream_id}-{kind}"]
+            lines += [f"a=rid:{rid} send" for rid in rids]
+            lines.append(f"a=simulcast:send {';'.join(rids)}")
+        elif send:
             lines += [
                 f"a=msid:{stream_id} {stream_id}-{kind}",
                 f"a=ssrc:{ssrc} cname:bench-{stream_id}",

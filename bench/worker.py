@@ -52,6 +52,7 @@ class WorkerSpec:
     sample_every: int = 10
     connect_timeout: float = 20.0
     concurrency: int = 16
+    simulcast: bool = False  # publishers send 3 synthetic layers (SimulcastMedia)
 
 
 async def signal(http: aiohttp.ClientSession, client: Client) -> None:
@@ -189,7 +190,9 @@ async def run(conn: Connection, spec: WorkerSpec) -> None:
     for item in spec.clients:
         target = Target(spec.base_url, spec.route, item.stream)
         if item.role == "publish":
-            publishers.append(Publisher(item.publisher_index, target, certificate))
+            publishers.append(
+                Publisher(item.publisher_index, target, certificate, simulcast=spec.simulcast)
+            )
         else:
             players.append(
                 Player(

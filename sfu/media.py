@@ -48,6 +48,7 @@ class TrackSpec:
     ssrc: int | None = None  # the offerer's media SSRC from a=ssrc, when it declared one
     rtx_ssrc: int | None = None  # the offerer's RTX SSRC (a=ssrc-group:FID), when declared
     extensions: dict[int, str] = field(default_factory=dict)  # accepted header extension id -> URI
+    rids: tuple[str, ...] = ()  # a publisher's simulcast layers by rid, as offered; () for one
 
 
 @dataclass

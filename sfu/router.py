@@ -12,12 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sfu import rtp
+from sfu.bwe import BandwidthEstimator
 from sfu.config import MediaConfig
 from sfu.dtls import Certificate
-from sfu.media import PeerParams
+from sfu.media import VIDEO, PeerParams
 from sfu.session import Address, PeerSession, SendFunction, SessionState, SessionTable
+from sfu.simulcast import TEMPORAL_BACK, Choice, LayerPace, choose, ranked, remb_choice
 from sfu.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
-from sfu.twcc import FMT_TRANSPORT_CC, TwccRecorder
+from sfu.twcc import FMT_TRANSPORT_CC, TwccRecorder, parse_feedback
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +52,32 @@ class Publisher:
         self.stream = stream
         self.session = session
         interval = router.config.keyframe_interval
-        self.tracks = [PublisherTrack(spec, interval) for spec in session.peer.tracks]
+        # One group per m-line: its layers (one track unless the m-line is simulcast).
+        self.groups: list[list[PublisherTrack]] = []
+        for spec in session.peer.tracks:
+            if spec.rids:
+                group = [PublisherTrack(spec, interval, rid) for rid in spec.rids]
+                for track in group:
+                    track.layers = group
+            else:
+                group = [PublisherTrack(spec, interval)]
+            self.groups.append(group)
+        self.tracks = [track for group in self.groups for track in group]
         self.by_ssrc: dict[int, PublisherTrack] = {
             t.ssrc: t for t in self.tracks if t.ssrc is not None
         }
-        self.by_pt: dict[int, PublisherTrack] = {t.codec.payload_type: t for t in self.tracks}
+        self.by_pt: dict[int, PublisherTrack] = {}
+        for group in self.groups:
+            self.by_pt.setdefault(group[0].codec.payload_type, group[0])
+        # RID header extension ID per simulcast m-line's payload type.
+        self.rid_ids: dict[int, int] = {
+            group[0].codec.payload_type: ext_id
+            for group in self.groups
+            for ext_id, uri in group[0].spec.extensions.items()
+            if group[0].rid is not None and uri == rtp.RID_URI
+        }
         self.unknown_packets = 0
+        self.unknown_rid_packets = 0  # simulcast packets with no RID or one never offered
         for track in self.tracks:
             track.send_pli = self._send_pli
             track.send_nack = self._send_nack
@@ -91,11 +113,19 @@ class Publisher:
         track.forward(packet, now)
 
     def _learn_ssrc(self, packet: bytes, ssrc: int, now: float) -> PublisherTrack | None:
-        """Map an undeclared SSRC to its track by payload type (one codec per m-line)."""
-        track = self.by_pt.get(packet[1] & 0x7F)
+        """Map an undeclared SSRC to its track by payload type (one codec per m-line), and to
+        its layer by the RID extension on a simulcast m-line."""
+        pt = packet[1] & 0x7F
+        track = self.by_pt.get(pt)
         if track is None or len(self.by_ssrc) >= 4 * len(self.tracks):
             self.unknown_packets += 1
             return None
+        if track.rid is not None:
+            track = self._layer_by_rid(packet, track)
+            if track is None:
+                self.unknown_rid_packets += 1
+                self.router.sessions.drops["unknown_rid"] += 1
+                return None
         if track.ssrc is not None:
             # The publisher restarted this track with a new SSRC: players resync on a keyframe.
             log.info("stream %s: %s SSRC changed to %d", self.stream.name, track.kind, ssrc)
@@ -109,6 +139,14 @@ class Publisher:
         self.by_ssrc[ssrc] = track
         track.request_keyframe(now)
         return track
+
+    def _layer_by_rid(self, packet: bytes, first: PublisherTrack) -> PublisherTrack | None:
+        """The layer of `first`'s group whose rid the packet's RID extension names."""
+        value = rtp.find_extension(packet, self.rid_ids.get(first.codec.payload_type, 0))
+        if not value:
+            return None
+        rid = bytes(value).rstrip(b"\x00").decode("ascii", "replace")
+        return next((layer for layer in first.layers if layer.rid == rid), None)
 
     def on_rtcp(self, packet: bytes, now: float) -> None:
         """Sender Reports give the NTP/RTP mapping passed on to players and our LSR."""
@@ -144,6 +182,7 @@ class Publisher:
             "transport": self.session.transport,
             "srtp_errors": self.session.srtp_errors,
             "unknown_ssrc_packets": self.unknown_packets,
+            "unknown_rid_packets": self.unknown_rid_packets,
             "transport_feedback_sent": self.twcc.feedback_sent if self.twcc else 0,
         }
 
@@ -165,9 +204,88 @@ class Player:
         self.by_ssrc = {t.ssrc: t for t in self.tracks}
         self.remb: int | None = None
         self.transport_feedback = 0
+        self.bwe = BandwidthEstimator()
+        self.pace = LayerPace()
         self._resends_left = 0  # of MAX_RESENDS_PER_RTCP, for the datagram being handled
         # kind -> the stream's codec this player did not offer (it joined before the publisher)
         self.codec_mismatch: dict[str, str] = {}
+
+    def first_layer(self, group: list[PublisherTrack], sink: SubscriberTrack) -> PublisherTrack:
+        """The layer a track starts on: its choice among those heard from, else the pinned
+        rid, else the first offered (adapt() moves it once layers have been measured)."""
+        if len(group) == 1:
+            return group[0]
+        chosen = choose(group, sink.choice, self.estimate())
+        if chosen is None and sink.choice.rid is not None:
+            chosen = next((layer for layer in group if layer.rid == sink.choice.rid), None)
+        return chosen or group[0]
+
+    def estimate(self) -> float | None:
+        """What this player's link carries, bits per second; None while unknown."""
+        return self.bwe.estimate
+
+    @property
+    def adaptive(self) -> bool:
+        """True when a track plays a simulcast source: its estimate matters."""
+        return any(t.source is not None and len(t.source.layers) > 1 for t in self.tracks)
+
+    def note_sent(self, now: float) -> None:
+        """Every feedback tick: what was sent so far, the estimator's send-side clock."""
+        transport_seq = getattr(self.session, "transport_seq", None)
+        if transport_seq is not None:
+            self.bwe.note_sent(transport_seq, sum(t.bytes for t in self.tracks), now)
+
+    def adapt(self, now: float) -> None:
+        """Move each simulcast track towards the layer its choice and estimate allow: down at
+        once, up only as LayerPace lets an automatic choice."""
+        estimate = self.estimate()
+        remb_only = estimate is not None and not self.bwe.feedback_used
+        for track in self.tracks:
+            source = track.source
+            if source is None or len(source.layers) < 2:
+                continue
+            current = track.pending or source
+            if remb_only and track.choice.auto:
+                target = remb_choice(source.layers, track.choice, current, estimate)
+            else:
+                target = choose(source.layers, track.choice, estimate)
+            self._limit_temporal(track, ranked(source.layers)[0], estimate)
+            if target is None or target is current:
+                continue
+            order = ranked(source.layers)
+            up = order.index(target) > order.index(current)
+            if up and track.choice.auto:
+                if not self.pace.allows_upgrade(now):
+                    continue
+                target = order[order.index(current) + 1]  # one step at a time
+            track.switch_to(target, now)
+            self.pace.changed(up, now)
+
+    def _limit_temporal(
+        self, track: SubscriberTrack, lowest: PublisherTrack, estimate: float | None
+    ) -> None:
+        """On the lowest layer with an estimate below even its bitrate, keep only its base
+        temporal layer (a lower frame rate); all frames again once there is clear room."""
+        on_lowest = track.source is lowest and track.pending is None and track.choice.auto
+        if on_lowest and estimate is not None and lowest.bitrate > estimate:
+            track.limit_temporal(0)
+        elif not on_lowest or estimate is None or estimate > TEMPORAL_BACK * lowest.bitrate:
+            track.limit_temporal(None)
+
+    def set_choice(self, choice: Choice, mid: str | None, now: float) -> None:
+        """A player's layer wish for its video track `mid` (None: every video track);
+        LookupError for a mid it does not have or a rid the live publisher does not send."""
+        tracks = [t for t in self.tracks if t.kind == VIDEO and mid in (None, t.spec.mid)]
+        if not tracks:
+            raise LookupError(f"no video track with mediaId {mid!r}")
+        publisher = self.stream.live_publisher()
+        if choice.rid is not None and publisher is not None:
+            rids = {t.rid for t in publisher.tracks if t.kind == VIDEO}
+            if choice.rid not in rids:
+                raise LookupError(f"the stream sends no layer with rid {choice.rid!r}")
+        for track in tracks:
+            track.choice = choice
+        self.adapt(now)
 
     def ssrcs(self) -> dict[str, tuple[int, int | None]]:
         """mid -> (media SSRC, RTX SSRC) that the answer announces."""
@@ -202,6 +320,7 @@ class Player:
                 targets = rtp.fir_targets(item)
             else:
                 self.remb = rtp.remb_bitrate(item) or self.remb
+                self.bwe.remb = float(self.remb) if self.remb else None
                 return
             for ssrc in targets:
                 track = self.by_ssrc.get(ssrc)
@@ -210,6 +329,13 @@ class Player:
                     track.source.request_keyframe(now)
         elif kind == rtp.RTCP_RTPFB and item.fmt == FMT_TRANSPORT_CC:
             self.transport_feedback += 1
+            if self.adaptive:
+                try:
+                    base, arrivals = parse_feedback(item.body)
+                except rtp.RtpError:
+                    self.router.sessions.drops["bad_transport_feedback"] += 1
+                    return
+                self.bwe.on_feedback(base, arrivals, now)
         elif kind == rtp.RTCP_RTPFB and item.fmt == rtp.FMT_NACK:
             track = self.by_ssrc.get(rtp.feedback_media_ssrc(item))
             if track is not None:
@@ -241,6 +367,9 @@ class Player:
             "transport": session.transport,
             "codec_mismatch": self.codec_mismatch,
             "remb": self.remb,
+            "estimate": round(e) if (e := self.estimate()) is not None else None,
+            "congestion": self.bwe.state,
+            "overuses": self.bwe.overuses,
             "transport_feedback": self.transport_feedback,
             "srtp_errors": session.srtp_errors,
             "tracks": [t.snapshot() for t in self.tracks],
@@ -295,9 +424,10 @@ class Stream:
         publisher = self.publisher
         assert publisher is not None
         for kind in {t.kind for t in player.tracks}:
-            sources = [t for t in publisher.tracks if t.kind == kind]
+            groups = [g for g in publisher.groups if g[0].kind == kind]
             sinks = [t for t in player.tracks if t.kind == kind]
-            for source, sink in zip(sources, sinks, strict=False):
+            for group, sink in zip(groups, sinks, strict=False):
+                source = player.first_layer(group, sink)
                 codec = sink.codec_for(source.codec)
                 if codec is None:
                     log.warning(
@@ -475,6 +605,23 @@ class Router:
             return {}
         return {t.kind: t.codec.name for t in stream.publisher.tracks}
 
+    def layer_rids(self, name: str) -> set[str] | None:
+        """The rids the stream's live publisher sends; None when there is no live publisher."""
+        stream = self.streams.get(name)
+        publisher = stream.live_publisher() if stream is not None else None
+        if publisher is None:
+            return None
+        return {t.rid for t in publisher.tracks if t.rid is not None}
+
+    def set_layer(self, session_id: str, mid: str | None, choice: Choice, now: float) -> None:
+        """A player's layer choice (the WHEP layer extension); KeyError for a session that is
+        not a live player, LookupError for a mid or rid it cannot have."""
+        session = self.sessions.by_id.get(session_id)
+        player = session.handler if session is not None else None
+        if not isinstance(player, Player):
+            raise KeyError(session_id)
+        player.set_choice(choice, mid, now)
+
     def close(self, session_id: str, reason: str) -> bool:
         session = self.sessions.by_id.get(session_id)
         if session is None:
@@ -504,6 +651,9 @@ class Router:
             publisher = stream.live_publisher()
             if publisher is not None:
                 publisher.send_feedback(now)
+                for player in stream.players:
+                    if player.adaptive:
+                        player.note_sent(now)
 
     def send_reports(self, now: float) -> None:
         """Once a second: RR to publishers, SR to players, keyframes for waiting players,
@@ -515,11 +665,15 @@ class Router:
                 continue
             publisher.send_reports(now)
             for track in publisher.tracks:
-                if track.subscribers and track.waiting_players():
+                track.sample_bitrate(now)
+                if track.switching or (track.subscribers and track.waiting_players()):
                     track.request_keyframe(now)
+            for group in publisher.groups:
+                group[:] = ranked(group)  # layers keep lowest first as bitrates change
             for player in stream.players:
                 if player.session.state is SessionState.CONNECTED:
                     player.send_reports(now)
+                    player.adapt(now)
 
     def resource_counts(self) -> dict[str, int]:
         """How much state the router holds, to spot leaks: all must return to zero when idle."""

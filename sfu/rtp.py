@@ -112,6 +112,8 @@ def parse_extensions(packet: bytes) -> dict[int, bytes]:
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 TRANSPORT_CC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"  # RFC 8852: a simulcast layer's name
+REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
 
 
 def add_extensions(packet: bytes, elements: list[tuple[int, bytes]]) -> tuple[bytearray, list[int]]:

@@ -18,6 +18,7 @@ from sfu.keyframes import keyframe_detector
 from sfu.media import VIDEO, Codec, TrackSpec
 from sfu.receiver import MissingPackets, ReceptionStats
 from sfu.session import PeerSession, SendFunction
+from sfu.simulcast import Choice, Vp8Continuity, vp8_dimensions, vp8_temporal_id
 
 # Marker+PT byte, sequence number, timestamp, SSRC: bytes 1..11 of the RTP header.
 _REWRITE = struct.Struct("!BHII")
@@ -37,13 +38,25 @@ MAX_RESENDS_PER_RTCP = 32
 
 
 class PublisherTrack:
-    """One incoming track: where its packets come from and which player tracks they go to."""
+    """One incoming RTP stream: where its packets come from and which player tracks they go to.
 
-    def __init__(self, spec: TrackSpec, keyframe_interval: float) -> None:
+    A simulcast m-line has one per layer, named by its rid; `layers` is that group, lowest
+    first once measured (simulcast.ranked), and just this track for a single-layer m-line."""
+
+    def __init__(self, spec: TrackSpec, keyframe_interval: float, rid: str | None = None) -> None:
         self.spec = spec
         self.kind = spec.kind
         self.codec: Codec = spec.codecs[0]
+        self.rid = rid
+        self.layers: list[PublisherTrack] = [self]
         self.ssrc: int | None = spec.ssrc
+        self.width = 0  # from a VP8 keyframe of a simulcast layer; 0 while unknown
+        self._learns_size = rid is not None and self.codec.name.lower() == "vp8"
+        self.height = 0
+        self.bitrate = 0.0  # bits per second over the last report interval
+        self._bytes_at_sample: tuple[float, int] | None = None
+        # Players waiting for a keyframe of this layer to move here from another one.
+        self.switching: list[SubscriberTrack] = []
         self.is_keyframe = keyframe_detector(self.codec.name)
         self.subscribers: list[SubscriberTrack] = []
         self.packets = 0
@@ -89,6 +102,8 @@ class PublisherTrack:
                 return
         if self.cache is not None:
             self.cache[seq & _CACHE_MASK] = packet
+        if self.switching or (self._learns_size and not self.width):
+            self._at_layer_keyframe(packet, now)
         subscribers = self.subscribers
         if not subscribers:
             return
@@ -103,6 +118,12 @@ class PublisherTrack:
             subscribers = [sub for sub in subscribers if not sub.started or sub._fd < 0]
         buf = bytearray(packet)
         marker = packet[1] & 0x80
+        payload_start = 0
+        if self.rid is not None:
+            try:
+                payload_start = rtp.header_length(packet)
+            except rtp.RtpError:
+                return
         keyframe: bool | None = None
         pack_into = _REWRITE.pack_into
         # One copy with header extensions per extension layout, shared by the players using it.
@@ -114,6 +135,11 @@ class PublisherTrack:
                 if not keyframe:
                     continue
                 sub.start(seq, ts, now)
+            if sub.max_temporal is not None:
+                tid = vp8_temporal_id(packet, payload_start)
+                if tid is not None and tid > sub.max_temporal:
+                    sub.skip_packet(seq)
+                    continue
             layout = sub.extension_layout
             if layout is None:
                 target = buf
@@ -138,6 +164,8 @@ class PublisherTrack:
                 (ts + sub.ts_offset) & 0xFFFFFFFF,
                 sub.ssrc,
             )
+            if sub.vp8 is not None:  # every player of a simulcast VP8 layer: the buffer is shared
+                sub.vp8.rewrite(target, len(target) - len(packet) + payload_start)
             # Sending is inlined: one Python frame less per packet and player is ~5% of a core.
             addr = sub.session.addr
             if addr is None:
@@ -148,6 +176,27 @@ class PublisherTrack:
                 sub._sendto(sub._protect(target), addr)
             except (OSError, pylibsrtp.Error):
                 self.send_failures += 1
+
+    def _at_layer_keyframe(self, packet: bytes, now: float) -> None:
+        """At the first packet of a keyframe: learn the layer's size, and move the players
+        that wait to switch here (they start on this very packet)."""
+        if not self._starts_keyframe(packet):
+            return
+        if self.codec.name.lower() == "vp8":
+            size = vp8_dimensions(packet, rtp.payload_bounds(packet)[0])
+            if size is not None:
+                self.width, self.height = size
+        switching, self.switching = self.switching, []
+        for sub in switching:
+            sub.move_to(self)
+
+    def sample_bitrate(self, now: float) -> None:
+        """Bits per second since the last sample (once per report interval)."""
+        if self._bytes_at_sample is not None:
+            then, before = self._bytes_at_sample
+            if now > then:
+                self.bitrate = 8 * (self.bytes - before) / (now - then)
+        self._bytes_at_sample = (now, self.bytes)
 
     def send_due_nacks(self, now: float) -> None:
         if self.missing is None or self.ssrc is None or self.send_nack is None:
@@ -196,10 +245,13 @@ class PublisherTrack:
 
     def snapshot(self) -> dict:
         reception = self.reception
+        layer = {"rid": self.rid, "width": self.width, "height": self.height} if self.rid else {}
         return {
             "kind": self.kind,
             "codec": self.codec.name,
             "ssrc": self.ssrc,
+            **layer,
+            "bitrate": round(self.bitrate),
             "packets": self.packets,
             "bytes": self.bytes,
             "packets_lost": max(0, reception.lost),
@@ -261,6 +313,13 @@ class SubscriberTrack(fastpath.PlayerState):
         self.rtx_ssrc = (secrets.randbits(32) or 1) if has_rtx else None
         self.extension_layout = extension_layout(spec)
         self.source: PublisherTrack | None = None
+        self.choice = Choice()  # the player's layer wish when the source is simulcast
+        self.pending: PublisherTrack | None = None  # the layer it moves to at its next keyframe
+        self.layer_switches = 0
+        self.temporal_drops = 0
+        self.vp8: Vp8Continuity | None = None  # for simulcast VP8 sources only
+        # The highest VP8 temporal layer sent when even the lowest spatial one is too much.
+        self.max_temporal: int | None = None
         self.payload_type = 0
         self.rtx_payload_type: int | None = None
         self.started = False
@@ -309,17 +368,76 @@ class SubscriberTrack(fastpath.PlayerState):
         self.payload_type = codec.payload_type
         self.rtx_payload_type = codec.rtx_payload_type if self.rtx_ssrc is not None else None
         self.started = False
-        self._protect = fastpath.bind(self, sendto)
-        self._sendto = sendto
+        if source.rid is not None and codec.name.lower() == "vp8":
+            self.vp8 = self.vp8 or Vp8Continuity()
+        self._bind(sendto)
         source.subscribers.append(self)
 
-    def rebind(self, sendto: SendFunction) -> None:
-        """Send the same stream another way (the session moved); SRTP state carries over."""
+    def _bind(self, sendto: SendFunction) -> None:
+        """Send with `sendto`: on the compiled fan-out's socket, unless this player's packets
+        are rewritten one by one (switched VP8 picture ids, temporal drops), which only the
+        Python loop does. SRTP state carries over."""
         self._protect = fastpath.bind(self, sendto)
         self._sendto = sendto
+        if (self.vp8 is not None and self.vp8.switched) or self.max_temporal is not None:
+            self._fd = -1
+
+    def rebind(self, sendto: SendFunction) -> None:
+        """Send the same stream another way (the session moved)."""
+        self._bind(sendto)
+
+    def limit_temporal(self, max_temporal: int | None) -> None:
+        """Send only VP8 frames of temporal layer <= `max_temporal` (None: all). Dropping
+        frames renumbers what follows, which the Python loop does per packet."""
+        if max_temporal == self.max_temporal:
+            return
+        self.max_temporal = max_temporal
+        if self.source is not None and self._sendto is not None:
+            self._bind(self._sendto)
+
+    def skip_packet(self, seq: int) -> None:
+        """Leave out packet `seq` of the current source: the numbers after it close the gap,
+        and NACKs reach back no further (older numbers now mean other packets)."""
+        self.seq_offset = (self.seq_offset - 1) & 0xFFFF
+        self.first_out_seq = (seq + 1 + self.seq_offset) & 0xFFFF
+        self.temporal_drops += 1
+
+    def switch_to(self, layer: PublisherTrack, now: float) -> None:
+        """Move to another layer of the same m-line at its next keyframe (asked for now);
+        the current one keeps flowing until then, so the picture never breaks."""
+        if self.pending is layer or (self.pending is None and layer is self.source):
+            return
+        self._cancel_switch()
+        if layer is self.source:
+            return
+        self.pending = layer
+        layer.switching.append(self)
+        layer.request_keyframe(now)
+
+    def _cancel_switch(self) -> None:
+        if self.pending is not None:
+            if self in self.pending.switching:
+                self.pending.switching.remove(self)
+            self.pending = None
+
+    def move_to(self, layer: PublisherTrack) -> None:
+        """At a keyframe of `layer`: leave the current one and start on that keyframe."""
+        self.pending = None
+        old = self.source
+        codec = self.codec_for(layer.codec)
+        if codec is None or self._sendto is None:
+            return
+        if old is not None and self.vp8 is not None and self.started:
+            last = old.cached(old.last_seq)
+            start = rtp.header_length(last) if last is not None else 0
+            self.vp8.leave(last, start)
+        self.detach()
+        self.attach(layer, codec, self._sendto)
+        self.layer_switches += 1
 
     def detach(self) -> None:
         """Leave the current source, remembering where the sequence and timestamps stood."""
+        self._cancel_switch()
         source = self.source
         if source is None:
             return
@@ -395,6 +513,7 @@ class SubscriberTrack(fastpath.PlayerState):
         if self.rtx_payload_type is None:
             buf = bytearray(packet)
             _REWRITE.pack_into(buf, 1, marker | self.payload_type, out_seq, ts, self.ssrc)
+            vp8_at = rtp.header_length(packet)
         else:
             try:
                 start, end = rtp.payload_bounds(packet)
@@ -407,6 +526,9 @@ class SubscriberTrack(fastpath.PlayerState):
             )
             self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
             buf = header + out_seq.to_bytes(2, "big") + packet[start:end]
+            vp8_at = start + 2
+        if self.vp8 is not None:
+            self.vp8.rewrite(buf, vp8_at)
         self.retransmissions += 1
         try:
             self._sendto(self._protect(buf), self.session.addr)  # type: ignore[misc]
@@ -448,4 +570,22 @@ class SubscriberTrack(fastpath.PlayerState):
             "fraction_lost": round(self.fraction_lost, 4),
             "packets_lost": self.packets_lost,
             "rtt_ms": round(1000 * self.rtt, 1) if self.rtt is not None else None,
+            **self._layer_snapshot(),
+        }
+
+    def _layer_snapshot(self) -> dict:
+        """The current and target layer and the wish, for a track fed by a simulcast source."""
+        source = self.source
+        if source is None or source.rid is None:
+            return {}
+        choice = self.choice
+        return {
+            "layer": source.rid,
+            "target_layer": self.pending.rid if self.pending is not None else source.rid,
+            "choice": choice.rid or "auto",
+            "max_width": choice.max_width,
+            "max_height": choice.max_height,
+            "layer_switches": self.layer_switches,
+            "max_temporal": self.max_temporal,
+            "temporal_drops": self.temporal_drops,
         }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from sfu.rtp import RTCP_RTPFB
+from sfu.rtp import RTCP_RTPFB, RtpError
 
 FMT_TRANSPORT_CC = 15
 TICK_US = 250  # receive deltas are in 250 µs units
@@ -99,3 +99,44 @@ class TwccRecorder:
             del self._arrivals[seq]
         self._next_base = last + 1
         return struct.pack("!BBH", first, RTCP_RTPFB, (len(body) + 4) // 4 - 1) + body
+
+
+MAX_FEEDBACK_STATUSES = 4096  # per feedback we read from a player; more is refused
+
+
+def parse_feedback(body: bytes) -> tuple[int, list[int | None]]:
+    """A transport-wide CC feedback's base sequence number and, for each packet from it on,
+    its arrival in µs on the feedback's clock, or None if not received. `body` is what
+    follows the sender SSRC; RtpError for anything malformed or over the bound."""
+    if len(body) < 12:
+        raise RtpError("transport-cc feedback too short")
+    base, count, reference = struct.unpack_from("!HHI", body, 4)
+    if count > MAX_FEEDBACK_STATUSES:
+        raise RtpError(f"transport-cc feedback reports {count} packets")
+    symbols: list[int] = []
+    pos = 12
+    while len(symbols) < count:
+        if pos + 2 > len(body):
+            raise RtpError("transport-cc status chunks run past the end")
+        (chunk,) = struct.unpack_from("!H", body, pos)
+        pos += 2
+        if not chunk & 0x8000:  # run length: one symbol repeated
+            symbols += [chunk >> 13 & 0x03] * min(chunk & 0x1FFF, count - len(symbols))
+        elif chunk & 0x4000:  # seven 2-bit symbols
+            symbols += [chunk >> (12 - 2 * i) & 0x03 for i in range(7)][: count - len(symbols)]
+        else:  # fourteen 1-bit symbols
+            symbols += [chunk >> (13 - i) & 0x01 for i in range(14)][: count - len(symbols)]
+    arrival = (reference >> 8) * REFERENCE_US
+    arrivals: list[int | None] = []
+    for symbol in symbols:
+        if symbol == 0:
+            arrivals.append(None)
+            continue
+        size = 1 if symbol == 1 else 2
+        if symbol == 3 or pos + size > len(body):
+            raise RtpError("transport-cc receive deltas run past the end")
+        delta = body[pos] if size == 1 else struct.unpack_from("!h", body, pos)[0]
+        pos += size
+        arrival += delta * TICK_US
+        arrivals.append(arrival)
+    return base, arrivals

@@ -12,6 +12,7 @@ import secrets
 
 from sfu.media import Codec, PeerParams, TrackSpec
 from signaling.sdp import MediaSection, Offer
+from signaling.simulcast import answer_lines
 
 _ANSWER_PROTO = "UDP/TLS/RTP/SAVPF"
 _HOST_TYPE_PREFERENCE = 126  # RFC 8445 section 5.1.2.2
@@ -164,6 +165,7 @@ def render_answer(
             lines.append("a=rtcp-rsize")
         for codec in track.codecs:
             lines += _codec_lines(codec)
+        lines += answer_lines(track.rids)
         if direction == "sendonly":
             lines += _source_lines(track, (ssrcs or {}).get(track.mid), cname, stream_id)
         lines += candidate_block

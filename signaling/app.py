@@ -27,6 +27,7 @@ from multidict import CIMultiDict
 from sfu.router import PLAY, PUBLISH, StreamBusy
 from sfu.server import MediaServer
 from sfu.session import PeerSession
+from sfu.simulcast import AUTO, Choice
 from signaling.admission import Admission, forwarded_client
 from signaling.answer import render_answer
 from signaling.auth import Authenticator, SessionOwners, bearer_token
@@ -35,6 +36,13 @@ from signaling.connections import ConnectionGuard
 from signaling.events import whep_link
 from signaling.hooks import HookRejected, HookUnavailable, HttpHooks
 from signaling.ice_servers import IceServers
+from signaling.layer_request import (
+    MAX_LAYER_BODY,
+    LayerRequestError,
+    layer_link,
+    parse_layer_request,
+    rid_choice,
+)
 from signaling.limits import RETRY_AFTER, Limits
 from signaling.negotiate import (
     NegotiationError,
@@ -55,6 +63,7 @@ SEGMENT = re.compile(NAME_SEGMENT)
 # Session ids are lowercase hex (sfu/session.py); the front forwards nothing else.
 SESSION_ID_PATTERN = r"[0-9a-f]{32}"
 SDP_TYPE = "application/sdp"
+JSON_TYPE = "application/json"
 MEDIA_SERVER = web.AppKey("media_server", MediaServer)
 CANDIDATES = web.AppKey("candidates", list)
 AUTO_CANDIDATES = web.AppKey("auto_candidates", bool)  # lead with the Host header's literal
@@ -189,6 +198,7 @@ def create_app(
             whep=whep,
             delete_session=delete_session,
             patch_session=patch_session,
+            set_layer=set_layer,
             srs_whip=srs_whip,
             srs_whep=srs_whep,
             srs_publish=srs_publish,
@@ -212,6 +222,7 @@ class PublicHandlers:
     whep: Handler
     delete_session: Handler
     patch_session: Handler
+    set_layer: Handler
     srs_whip: Handler
     srs_whep: Handler
     srs_publish: Handler
@@ -233,6 +244,8 @@ def add_public_routes(
     app.router.add_delete("/sessions/{id}", handlers.delete_session)
     app.router.add_patch("/sessions/{id}", handlers.patch_session)
     app.router.add_route("OPTIONS", "/sessions/{id}", session_options)
+    app.router.add_post("/sessions/{id}/layer", handlers.set_layer)
+    app.router.add_route("OPTIONS", "/sessions/{id}/layer", options)
     app.router.add_post("/rtc/v1/whip/", handlers.srs_whip)
     app.router.add_post("/rtc/v1/whep/", handlers.srs_whep)
     app.router.add_route("OPTIONS", "/rtc/v1/{path:.*}", options)
@@ -435,17 +448,54 @@ async def whip_or_whep(request: web.Request, role: str, stream: str) -> web.Resp
     admit_client(request)
     check_limits(request, role, stream)
     await admit_cluster(request, role, stream)
+    choice = first_layer_choice(request, stream) if role == PLAY else None
     offer = await read_body(request, SDP_TYPE, "offer")
     session, answer = await start_session(request, role, stream, offer, token)
+    router = request.app[MEDIA_SERVER].router
     etags = request.app[ETAGS]
-    etags.prune(request.app[MEDIA_SERVER].router.sessions.by_id)
-    headers = CIMultiDict(
-        [("Location", f"/sessions/{session.id}"), ("ETag", etags.renew(session.id))]
-    )
+    etags.prune(router.sessions.by_id)
+    location = f"/sessions/{session.id}"
+    headers = CIMultiDict([("Location", location), ("ETag", etags.renew(session.id))])
     if role == PLAY:
-        headers.add("Link", whep_link(stream))
+        headers.add("Link", f"{whep_link(stream)}, {layer_link(location)}")
+        if choice is not None:
+            router.set_layer(session.id, None, choice, time.monotonic())
     headers.extend(ice_server_links(request))
     return web.Response(status=201, body=answer.encode(), content_type=SDP_TYPE, headers=headers)
+
+
+def first_layer_choice(request: web.Request, stream: str) -> Choice | None:
+    """The `?layer=` of a WHEP POST, checked against the live publisher's layers if any."""
+    rid = request.query.get("layer")
+    if rid is None:
+        return None
+    try:
+        choice = rid_choice(rid)
+    except LayerRequestError as exc:
+        raise Rejection(400, str(exc)) from exc
+    known = request.app[MEDIA_SERVER].router.layer_rids(stream)
+    if choice.rid is not None and known is not None and choice.rid not in known:
+        raise Rejection(400, f"the stream sends no layer with rid {choice.rid!r}")
+    return choice
+
+
+async def set_layer(request: web.Request) -> web.Response:
+    """The WHEP layer extension: pin a rid, cap the size, or "auto" -> 200."""
+    session = session_for(request)
+    if request.content_type != JSON_TYPE:
+        raise Rejection(415, f"Content-Type must be {JSON_TYPE}, not {request.content_type}")
+    if request.content_length is not None and request.content_length > MAX_LAYER_BODY:
+        raise Rejection(413, f"layer request larger than {MAX_LAYER_BODY} bytes")
+    try:
+        mid, choice = parse_layer_request(await read_bytes(request, "layer request"))
+        request.app[MEDIA_SERVER].router.set_layer(session.id, mid, choice, time.monotonic())
+    except LayerRequestError as exc:
+        raise Rejection(400, str(exc)) from exc
+    except KeyError as exc:
+        raise Rejection(400, "layers are chosen by playing (WHEP) sessions only") from exc
+    except LookupError as exc:
+        raise Rejection(400, str(exc)) from exc
+    return web.json_response({"mediaId": mid, "rid": choice.rid or AUTO})
 
 
 async def whip(request: web.Request) -> web.Response:

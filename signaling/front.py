@@ -91,6 +91,7 @@ def create_front(
             whep=whep,
             delete_session=to_session,
             patch_session=to_session,
+            set_layer=to_session,
             srs_whip=srs_whip,
             srs_whep=srs_whep,
             srs_publish=srs_publish,
@@ -146,7 +147,12 @@ async def ask_worker(
         raise unavailable(f"worker {worker.index} is not answering") from exc
     location = answer.get("Location")
     if location is not None and location.startswith("/sessions/"):
-        answer["Location"] = "/sessions/" + prefixed(worker.index, location[len("/sessions/") :])
+        session_id = location[len("/sessions/") :]
+        answer["Location"] = "/sessions/" + prefixed(worker.index, session_id)
+        if "Link" in answer:  # the layer extension's URL names the session too
+            answer["Link"] = answer["Link"].replace(
+                f"</sessions/{session_id}/", f"</sessions/{prefixed(worker.index, session_id)}/"
+            )
     return status, answer, payload
 
 
@@ -234,13 +240,15 @@ async def srs_play(request: web.Request) -> web.Response:
 
 
 async def to_session(request: web.Request) -> web.Response:
-    """DELETE or PATCH /sessions/w<i>-<id>: to worker i, as /sessions/<id>."""
+    """DELETE or PATCH /sessions/w<i>-<id> (or POST to its /layer): to worker i, as
+    /sessions/<id>."""
     session_id = request.match_info["id"]
     match = SESSION_ID.fullmatch(session_id)
     workers = request.app[POOL].workers
     if match is None or int(match.group(1)) >= len(workers):
         raise Rejection(404, "no such session")
-    return await forward(request, workers[int(match.group(1))], path=f"/sessions/{match.group(2)}")
+    path = f"/sessions/{match.group(2)}" + ("/layer" if request.path.endswith("/layer") else "")
+    return await forward(request, workers[int(match.group(1))], path=path)
 
 
 async def from_all(request: web.Request) -> list[tuple[Worker, dict]] | web.Response:

@@ -9,13 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sfu.media import AUDIO, VIDEO, Codec, PeerParams, TrackSpec
-from sfu.rtp import ABS_SEND_TIME_URI, MID_URI, TRANSPORT_CC_URI
+from sfu.rtp import ABS_SEND_TIME_URI, MID_URI, RID_URI, TRANSPORT_CC_URI
 from signaling.sdp import MediaSection, Offer
+from signaling.simulcast import SimulcastError, offered_layers
 
 # Header extensions the server reads on a publisher's packets (mid, and transport-wide CC for
 # its bandwidth feedback), and those it writes afresh for each player with the player's own IDs.
 PUBLISH_EXTENSIONS = frozenset({MID_URI, ABS_SEND_TIME_URI, TRANSPORT_CC_URI})
 PLAY_EXTENSIONS = frozenset({MID_URI, ABS_SEND_TIME_URI, TRANSPORT_CC_URI})
+# Read as well on a simulcast m-line: the RID names the layer of each packet. Publishers send
+# no RTX here (the answer accepts none), so the repaired-RID is never needed.
+SIMULCAST_EXTENSIONS = PUBLISH_EXTENSIONS | {RID_URI}
 
 # RTCP feedback the server understands, per kind.
 ACCEPTED_FEEDBACK = {
@@ -132,6 +136,19 @@ def _is_carried(section: MediaSection, directions: tuple[str, ...]) -> bool:
     )
 
 
+def _layers(section: MediaSection) -> tuple[str, ...]:
+    """A video m-line's simulcast rids, when its packets can say which layer they are."""
+    if section.kind != VIDEO:
+        return ()
+    try:
+        rids = offered_layers(section)
+    except SimulcastError as error:
+        raise NegotiationError(str(error)) from None
+    if rids and RID_URI not in section.extmap.values():
+        raise NegotiationError("a=simulcast needs the rtp-stream-id header extension (a=extmap)")
+    return rids
+
+
 def _peer(offer: Offer, tracks: list[TrackSpec], sections: list[MediaSection]) -> PeerParams:
     """Check ICE and DTLS parameters of the first accepted m-line and build the PeerParams."""
     if not tracks:
@@ -161,6 +178,7 @@ def _negotiate(
     directions: tuple[str, ...],
     choose: Callable[[MediaSection], list[Codec]],
     extensions: frozenset[str],
+    simulcast: bool = False,
 ) -> PeerParams:
     media_count = sum(1 for section in offer.media if section.kind in (AUDIO, VIDEO))
     if media_count > MAX_MEDIA_SECTIONS:
@@ -175,9 +193,13 @@ def _negotiate(
         codecs = choose(section)
         if not codecs:
             continue
-        ssrc, rtx_ssrc = _offered_ssrcs(section)
-        accepted = {i: uri for i, uri in section.extmap.items() if uri in extensions}
-        spec = TrackSpec(section.effective_mid, section.kind, codecs, ssrc, rtx_ssrc, accepted)
+        rids = _layers(section) if simulcast else ()
+        ssrc, rtx_ssrc = _offered_ssrcs(section) if not rids else (None, None)
+        wanted = SIMULCAST_EXTENSIONS if rids else extensions
+        accepted = {i: uri for i, uri in section.extmap.items() if uri in wanted}
+        spec = TrackSpec(
+            section.effective_mid, section.kind, codecs, ssrc, rtx_ssrc, accepted, rids
+        )
         tracks.append(spec)
         sections.append(section)
     if len(sections) > 1 and offer.bundle_group([s.effective_mid for s in sections]) is None:
@@ -195,7 +217,7 @@ def negotiate_publish(offer: Offer) -> PeerParams:
         pt = next((p for p in section.payload_types if _is_supported(section, p)), None)
         return [] if pt is None else [_codec(section, pt, None)]
 
-    return _negotiate(offer, ("sendonly", "sendrecv"), choose, PUBLISH_EXTENSIONS)
+    return _negotiate(offer, ("sendonly", "sendrecv"), choose, PUBLISH_EXTENSIONS, simulcast=True)
 
 
 def negotiate_play(offer: Offer, preferred: dict[str, str] | None = None) -> PeerParams:

@@ -28,12 +28,14 @@ import pylibsrtp
 from bench.client import (
     AUDIO_PPS,
     KEYFRAME_EVERY,
+    SIMULCAST_LAYERS,
     VIDEO_FPS,
+    SimulcastMedia,
     SyntheticMedia,
     Transport,
     asks_keyframe,
 )
-from bench.sdp import TRANSPORT_CC_ID, VIDEO_PT, VIDEO_RTX_PT, build_offer, parse_answer
+from bench.sdp import RID_ID, TRANSPORT_CC_ID, VIDEO_PT, VIDEO_RTX_PT, build_offer, parse_answer
 from sfu import ice, rtp
 from sfu.config import MediaConfig
 from sfu.demux import DTLS, SRTP, STUN, classify
@@ -44,6 +46,7 @@ from sfu.router import PLAY, PUBLISH, Router
 from sfu.rtp import TRANSPORT_CC_URI
 from sfu.server import FEEDBACK_INTERVAL, POLL_INTERVAL, REPORT_INTERVAL
 from sfu.session import Address, PeerSession, SessionTable
+from sfu.simulcast import vp8_picture_fields, vp8_temporal_id
 from sfu.twcc import FMT_TRANSPORT_CC, TwccRecorder
 from sfu.udp import UdpEndpoint
 from signaling.answer import render_answer
@@ -69,13 +72,18 @@ class Receiver(Protocol):
 @dataclass
 class Link:
     """One direction between a peer and a server: loss probability, delay and its jitter
-    (a uniform extra delay, which reorders packets when it exceeds their spacing)."""
+    (a uniform extra delay, which reorders packets when it exceeds their spacing), and a
+    bottleneck: `rate` bits per second (0: none) with a queue of at most `queue` seconds,
+    past which packets are dropped as a router's tail drop does."""
 
     loss: float = 0.0
     delay: float = 0.0
     jitter: float = 0.0
+    rate: float = 0.0
+    queue: float = 0.2
     sent: int = 0
     dropped: int = 0
+    busy_until: float = 0.0  # when the bottleneck has sent what is queued
 
 
 class MemorySocket:
@@ -122,6 +130,15 @@ class Network:
                 link.dropped += 1
                 return
             delay = link.delay + (self.rng.uniform(0, link.jitter) if link.jitter else 0.0)
+            if link.rate:
+                start = max(self.now, link.busy_until)
+                if start - self.now > link.queue:
+                    link.dropped += 1
+                    return
+                link.busy_until = start + 8 * len(data) / link.rate
+                delay += link.busy_until - self.now
+            elif link.busy_until > self.now:  # a lifted bottleneck still drains in order
+                delay += link.busy_until - self.now
         self._order += 1
         heapq.heappush(self._queue, (self.now + delay, self._order, src, dst, data))
 
@@ -210,6 +227,9 @@ class Received:
     ts: int
     keyframe: bool  # the first packet of a VP8 keyframe
     original_seq: int | None = None  # for RTX: the sequence number it repairs
+    picture_id: int | None = None  # VP8 15-bit picture ID, when the descriptor has one
+    tl0: int | None = None  # VP8 TL0PICIDX, when the descriptor has one
+    temporal_id: int | None = None  # VP8 TID, when the descriptor has one
 
 
 @dataclass
@@ -238,6 +258,7 @@ class Peer:
         rtx: bool = True,
         transport_cc: bool = True,
         auto_nack: bool = False,
+        simulcast: bool = False,
     ) -> None:
         self.network = network
         self.server = server
@@ -247,7 +268,8 @@ class Peer:
         self.up = Link()
         self.down = Link()
         self.transport = Transport(CLIENT_CERTIFICATE)
-        self.media = SyntheticMedia(len(network.peers)) if role == PUBLISH else None
+        media_type = SimulcastMedia if simulcast else SyntheticMedia
+        self.media = media_type(len(network.peers)) if role == PUBLISH else None
         self.auto_nack = auto_nack
         self.answer_text = ""
         self.sending = True  # a publisher's media; False pauses it
@@ -274,6 +296,7 @@ class Peer:
             video_ssrc=self.media.video_ssrc if self.media else 0,
             rtx=rtx,
             transport_cc=transport_cc,
+            rids=tuple(rid for rid, _ in SIMULCAST_LAYERS) if simulcast and role == PUBLISH else (),
         )
         self.session = server.open_session(self, offer)
         self.transport.accept_answer(parse_answer(self.answer_text))
@@ -362,7 +385,13 @@ class Peer:
             self.received.append(Received(now, ssrc, pt, seq, ts, False, original))
             return
         keyframe = pt == VIDEO_PT and vp8_keyframe_start(payload)
-        self.received.append(Received(now, ssrc, pt, seq, ts, keyframe))
+        picture_at, bits, tl0_at = vp8_picture_fields(payload, 0) if pt == VIDEO_PT else (-1, 0, -1)
+        picture = None
+        if bits == 15:
+            picture = (payload[picture_at] & 0x7F) << 8 | payload[picture_at + 1]
+        tl0 = payload[tl0_at] if tl0_at >= 0 else None
+        tid = vp8_temporal_id(payload, 0) if pt == VIDEO_PT else None
+        self.received.append(Received(now, ssrc, pt, seq, ts, keyframe, None, picture, tl0, tid))
         clock = 90000 if pt == VIDEO_PT else 48000
         reception = self._reception.setdefault(ssrc, ReceptionStats(clock))
         reception.update(seq, ts, now)
@@ -383,12 +412,15 @@ class Peer:
     def send_pli(self, media_ssrc: int) -> None:
         self.send_rtcp(rtp.pli(self.rtcp_ssrc, media_ssrc))
 
-    def _send_rtp(self, plain: bytes) -> None:
-        """Protect and send, with a transport-wide sequence number when the answer agreed."""
+    def _send_rtp(self, plain: bytes, rid: bytes = b"") -> None:
+        """Protect and send, with a transport-wide sequence number when the answer agreed,
+        and a simulcast layer's RID."""
+        elements = [(RID_ID, rid)] if rid else []
         if self._extension_up:
-            seq = self._transport_seq.to_bytes(2, "big")
+            elements.append((TRANSPORT_CC_ID, self._transport_seq.to_bytes(2, "big")))
             self._transport_seq = (self._transport_seq + 1) & 0xFFFF
-            plain = bytes(rtp.add_extensions(plain, [(TRANSPORT_CC_ID, seq)])[0])
+        if elements:
+            plain = bytes(rtp.add_extensions(plain, elements)[0])
         self.send(self.transport.srtp.protect_rtp(plain))  # type: ignore[union-attr]
 
     # -- time ------------------------------------------------------------------------------------
@@ -423,8 +455,12 @@ class Peer:
             if keyframe:
                 self._keyframe_wanted = False
                 self._next_keyframe = now + KEYFRAME_EVERY
-            for packet in media.video_frame(keyframe, stamp):
-                self._send_rtp(packet)
+            if isinstance(media, SimulcastMedia):
+                for rid, packet in media.simulcast_frame(keyframe, stamp):
+                    self._send_rtp(packet, rid)
+            else:
+                for packet in media.video_frame(keyframe, stamp):
+                    self._send_rtp(packet)
             self._next_frame += 1 / VIDEO_FPS
         if now >= self._next_audio:
             self._send_rtp(media.audio_packet(stamp))
@@ -485,6 +521,13 @@ class Harness:
         peer = Peer(self.network, server or self.server, role, stream, address, **options)
         self.peers.append(peer)
         return peer
+
+    def simulcast_pair(self, stream: str = "s", **player_options: bool) -> tuple[Peer, Peer]:
+        """A connected 3-layer simulcast publisher (SimulcastMedia) and a player."""
+        publisher = self.publisher(stream, simulcast=True)
+        player = self.player(stream, **player_options)
+        self.connect(publisher, player)
+        return publisher, player
 
     def publisher(self, stream: str, server: Server | None = None, **options: bool) -> Peer:
         return self._peer(PUBLISH, stream, server, **options)

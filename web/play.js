@@ -10,6 +10,7 @@ const video = $("video");
 const statusLine = $("status");
 const errorBox = $("error");
 const statsList = $("stats");
+const layerSelect = $("layer");
 
 let player = null;
 let lastError = null;
@@ -43,7 +44,9 @@ function play() {
     return;
   }
   player?.stop();
-  history.replaceState(null, "", `?stream=${encodeURIComponent(name)}`);
+  const layer = layerSelect.value;
+  const query = layer === "auto" ? "" : `&layer=${encodeURIComponent(layer)}`;
+  history.replaceState(null, "", `?stream=${encodeURIComponent(name)}${query}`);
   updateEndpoint();
   lastError = null;
   errorBox.textContent = "";
@@ -58,6 +61,7 @@ function play() {
     },
     onStats: (summary) => renderRows(statsList, playerRows(summary, video)),
   });
+  player.layer = { rid: layer };
   player.start();
   playButton.disabled = true;
   stopButton.disabled = false;
@@ -84,6 +88,11 @@ unmuteButton.addEventListener("click", () => {
   video.play().catch(() => {});
 });
 streamInput.addEventListener("input", updateEndpoint);
+layerSelect.addEventListener("change", async () => {
+  if (!player) return;
+  const refused = await player.setLayer({ rid: layerSelect.value });
+  errorBox.textContent = refused ? `Layer not changed: ${refused}` : "";
+});
 window.addEventListener("pagehide", () => player?.stop(true));
 
 // Read-only hook for tests: decoded frames (summed over reconnects) and the rendered size.
@@ -97,5 +106,10 @@ window.litesfu = {
 };
 
 streamInput.value = param("stream", "live/livestream");
+const wantedLayer = param("layer", "auto");
+if (![...layerSelect.options].some((o) => o.value === wantedLayer)) {
+  layerSelect.append(new Option(wantedLayer, wantedLayer));
+}
+layerSelect.value = wantedLayer;
 updateEndpoint();
 if (param("autoplay", "1") !== "0") play();

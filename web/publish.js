@@ -64,7 +64,11 @@ function constraintFor(select, extra) {
 
 /** (Re)open the chosen devices; swaps tracks in place when already publishing. */
 async function openDevices() {
-  const video = constraintFor(cameraSelect, { width: { ideal: 640 }, height: { ideal: 480 } });
+  // Simulcast's quarter-size layer is only worth having from a camera opened large.
+  const size = $("simulcast").checked
+    ? { width: { ideal: 1280 }, height: { ideal: 720 } }
+    : { width: { ideal: 640 }, height: { ideal: 480 } };
+  const video = constraintFor(cameraSelect, size);
   const audio = constraintFor(micSelect, true);
   const old = media;
   if (!video && !audio) {
@@ -140,7 +144,7 @@ async function start() {
   });
   publisher = attempt;
   try {
-    await attempt.start(media, codecSelect.value);
+    await attempt.start(media, codecSelect.value, { simulcast: $("simulcast").checked });
   } catch (err) {
     if (publisher === attempt) publisher = null;
     setPublishing(false);
@@ -177,6 +181,7 @@ function init() {
   for (const name of codecs) codecSelect.append(new Option(name, name));
   const wanted = param("codec", "").toUpperCase();
   if (codecs.includes(wanted)) codecSelect.value = wanted;
+  $("simulcast").checked = param("simulcast", "0") === "1";
   $("form").addEventListener("submit", (event) => {
     event.preventDefault();
     start();
@@ -186,6 +191,7 @@ function init() {
     mediaReady = openDevices();
   };
   cameraSelect.addEventListener("change", reopen);
+  $("simulcast").addEventListener("change", reopen);
   micSelect.addEventListener("change", reopen);
   navigator.mediaDevices?.addEventListener?.("devicechange", listDevices);
   window.addEventListener("pagehide", () => publisher?.stop(true));

@@ -68,7 +68,20 @@ function addTile(name) {
     video.muted = !video.muted;
   });
   remotes.set(name, { tile, player, statusEl, video });
+  player.layer = { maxWidth: tileWidth(video) };
+  // A small tile asks a simulcast publisher for a small layer; resizing asks again.
+  new ResizeObserver(() => {
+    const maxWidth = tileWidth(video);
+    if (maxWidth !== player.layer.maxWidth) player.setLayer({ maxWidth });
+  }).observe(video);
   player.start();
+}
+
+/** The pixels a tile shows, rounded up to a step so small resizes ask nothing new. */
+function tileWidth(video) {
+  const step = 160;
+  const pixels = (video.clientWidth || 320) * (window.devicePixelRatio || 1);
+  return Math.min(16384, Math.ceil(pixels / step) * step);
 }
 
 function removeTile(name) {

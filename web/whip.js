@@ -4,6 +4,13 @@ import { authHeaders, refusalHint } from "./auth.js";
 import { openEvents } from "./sse.js";
 
 const EVENTS_REL = "urn:ietf:params:whep:ext:core:server-sent-events";
+const LAYER_REL = "urn:ietf:params:whep:ext:core:layer";
+// Simulcast layers a publisher sends, lowest first: quarter, half and full size.
+export const SIMULCAST_ENCODINGS = [
+  { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+  { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+  { rid: "f", maxBitrate: 1_500_000 },
+];
 const sessionHeaders = new Map(); // session URL -> the Authorization its DELETE needs
 
 /** An HTTP answer other than 201: keeps the status and the server's one-line reason. */
@@ -51,11 +58,11 @@ function gathered(pc, ms) {
   });
 }
 
-/** The target of the server-sent-events Link of a WHEP answer, or null. */
-function eventsLink(header, base) {
+/** The target of the Link with relation `rel` in a WHEP answer, or null. */
+function linkTarget(header, base, rel) {
   for (const part of (header ?? "").split(/,(?=\s*<)/)) {
     const match = part.match(/<([^>]*)>/);
-    if (match && part.includes(`rel="${EVENTS_REL}"`)) return new URL(match[1], base).href;
+    if (match && part.includes(`rel="${rel}"`)) return new URL(match[1], base).href;
   }
   return null;
 }
@@ -97,11 +104,11 @@ export async function iceServers(kind, stream) {
  * DELETE ends and the WHEP events URL if offered. Throws HttpError with the status and the
  * server's reason on failure.
  */
-export async function negotiate(pc, kind, stream) {
+export async function negotiate(pc, kind, stream, query = "") {
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   await gathered(pc, 1000);
-  const url = endpointUrl(kind, stream);
+  const url = endpointUrl(kind, stream) + query;
   const headers = authHeaders(stream, kind === "whip" ? "publish" : "play", {
     "Content-Type": "application/sdp",
   });
@@ -129,7 +136,13 @@ export async function negotiate(pc, kind, stream) {
   if (sessionUrl && headers.Authorization) {
     sessionHeaders.set(sessionUrl, { Authorization: headers.Authorization });
   }
-  return { sessionUrl, eventsUrl: eventsLink(response.headers.get("Link"), url), headers };
+  const link = response.headers.get("Link");
+  return {
+    sessionUrl,
+    eventsUrl: linkTarget(link, url, EVENTS_REL),
+    layerUrl: linkTarget(link, url, LAYER_REL),
+    headers,
+  };
 }
 
 /** DELETE a session; never throws, since leaving must always succeed locally. */
@@ -357,7 +370,8 @@ export class Publisher {
     this.last = null;
   }
 
-  async start(media, codec) {
+  /** Publish `media`; with `simulcast` the video goes as three layers (SIMULCAST_ENCODINGS). */
+  async start(media, codec, { simulcast = false } = {}) {
     const servers = await iceServers("whip", this.stream);
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers: servers });
     this.pc = pc;
@@ -365,7 +379,9 @@ export class Publisher {
     for (const kind of ["audio", "video"]) {
       const track = media.getTracks().find((t) => t.kind === kind);
       if (!track) continue;
-      const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [media] });
+      const init = { direction: "sendonly", streams: [media] };
+      if (kind === "video" && simulcast) init.sendEncodings = SIMULCAST_ENCODINGS;
+      const transceiver = pc.addTransceiver(track, init);
       if (kind === "video") preferCodec(transceiver, codec);
     }
     try {
@@ -410,6 +426,8 @@ export class Player {
     this.onStatus = onStatus;
     this.onStats = onStats;
     this.onPublisher = onPublisher; // (live: boolean, viewers: number|null) from WHEP events
+    this.layer = { rid: "auto" }; // the layer wish, kept across reconnects
+    this.layerUrl = null;
     this.events = null;
     this.publisherLive = null; // unknown until the server says
     this.pc = null;
@@ -475,12 +493,22 @@ export class Player {
     });
     this.report("connecting");
     try {
-      const { sessionUrl, eventsUrl, headers } = await negotiate(pc, "whep", this.stream);
+      const rid = this.layer.rid;
+      const query = rid && rid !== "auto" ? `?layer=${encodeURIComponent(rid)}` : "";
+      const { sessionUrl, eventsUrl, layerUrl, headers } = await negotiate(
+        pc,
+        "whep",
+        this.stream,
+        query,
+      );
       if (pc !== this.pc) {
         await endSession(sessionUrl);
         return;
       }
       this.sessionUrl = sessionUrl;
+      this.layerUrl = layerUrl;
+      this.layerHeaders = headers;
+      if (!rid) this.setLayer(this.layer); // a size cap is not a query parameter
       if (eventsUrl) this.follow(eventsUrl, headers.Authorization);
     } catch (err) {
       if (pc !== this.pc) return;
@@ -515,6 +543,28 @@ export class Player {
         this.onPublisher(this.publisherLive, viewers);
       },
     });
+  }
+
+  /**
+   * Ask for a simulcast layer: `{rid: "q"}` pins one, `{rid: "auto"}` lets the server follow
+   * the link, `{maxWidth, maxHeight}` caps the size. Kept for reconnects; returns the server's
+   * one-line reason when it refuses, or null.
+   */
+  async setLayer(layer) {
+    this.layer = layer;
+    if (!this.layerUrl) return null;
+    const headers = { "Content-Type": "application/json" };
+    if (this.layerHeaders?.Authorization) headers.Authorization = this.layerHeaders.Authorization;
+    try {
+      const response = await fetch(this.layerUrl, {
+        method: "POST",
+        headers,
+        body: JSON.stringify(layer),
+      });
+      return response.ok ? null : (await response.text()).trim();
+    } catch (err) {
+      return err.message;
+    }
   }
 
   /** A refusal no retry can fix (no token, or the wrong one): say so and stop. */
@@ -576,6 +626,7 @@ export class Player {
     this.last = null;
     this.pc = null;
     this.sessionUrl = null;
+    this.layerUrl = null;
     this.events?.close();
     this.events = null;
     this.publisherLive = null;

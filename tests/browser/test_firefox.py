@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import os
 import re
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -264,6 +266,53 @@ def test_publish_and_play(
     )
     browsing.screenshot(publisher, f"{publisher_browser}-publish")
     browsing.screenshot(player, f"{player_browser}-play")
+
+
+def test_firefox_publishes_simulcast(cross_browsing: Browsing, ns_server: ServerProcess) -> None:
+    """Firefox's simulcast offer (rids listed in its own order) through publish.html: the
+    server learns every layer from the RID extension; players pinned low and high differ."""
+    browsing = cross_browsing
+    base = ns_server.http_url
+    stream = "live/firefox-simulcast"
+    publisher = open_page(
+        browsing, "firefox", f"{base}/publish.html?stream={stream}&simulcast=1", "publisher"
+    )
+    publisher.click("#start")
+    browsing.wait_for(
+        "firefox publisher connected and encoding",
+        lambda: browsing.stats(publisher),
+        lambda s: s["state"] == "connected" and s["framesEncoded"] > 0,
+        FIRST_MEDIA_S,
+    )
+
+    def layers() -> dict[str, int]:
+        with urllib.request.urlopen(f"{base}/api/v1/streams", timeout=2) as response:
+            streams = json.load(response)["streams"]
+        tracks = next((s["tracks"] for s in streams if s["name"] == stream), [])
+        return {t["rid"]: t["packets"] for t in tracks if t.get("rid")}
+
+    seen, _ = browsing.wait_for(
+        "layers with packets",
+        layers,
+        lambda by_rid: len(by_rid) == 3 and sum(1 for n in by_rid.values() if n > 20) >= 2,
+        45,
+        interval=1.0,
+    )
+    print(f"firefox layers: {seen}")
+    sizes = {}
+    for rid in ("q", "f"):
+        player = open_page(
+            browsing, "chromium", f"{base}/play.html?stream={stream}&layer={rid}", rid
+        )
+        got, _ = browsing.wait_for(
+            f"the {rid} player to decode",
+            lambda player=player: browsing.stats(player),
+            lambda s: s["framesDecoded"] > 0 and s["videoWidth"] > 0,
+            FIRST_MEDIA_S,
+        )
+        sizes[rid] = got["videoWidth"]
+    print(f"firefox simulcast decoded widths: {sizes}")
+    assert sizes["q"] < sizes["f"]
 
 
 def test_default_candidates_include_the_namespace_address(

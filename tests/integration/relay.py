@@ -1,10 +1,12 @@
 """A UDP relay on 127.0.0.1 between one client and the server, to make a network misbehave:
-drop chosen packets in either direction, or move to a new source port (NAT rebinding)."""
+drop chosen packets in either direction, move to a new source port (NAT rebinding), or be a
+bottleneck towards the client (a rate with a short queue, tail-dropping past it)."""
 
 from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Callable
 
 Drop = Callable[[bytes], bool]
@@ -48,6 +50,10 @@ class Relay:
         self.upstream: asyncio.DatagramTransport | None = None
         self.forwarded = {"to_server": 0, "to_client": 0}
         self.dropped = {"to_server": 0, "to_client": 0}
+        self.rate_to_client = 0.0  # bits per second towards the client; 0: no bottleneck
+        self.queue_to_client = 0.2  # seconds of queue before the bottleneck drops
+        self.over_rate = 0  # packets the bottleneck dropped
+        self._busy_until = 0.0
 
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
@@ -81,9 +87,22 @@ class Relay:
             return
         if self.drop_to_client(data):
             self.dropped["to_client"] += 1
-        else:
-            self.forwarded["to_client"] += 1
+            return
+        now = time.monotonic()
+        start = max(now, self._busy_until)
+        if self.rate_to_client:
+            if start - now > self.queue_to_client:
+                self.over_rate += 1
+                return
+            self._busy_until = start + 8 * len(data) / self.rate_to_client
+        self.forwarded["to_client"] += 1
+        if self._busy_until <= now:
             self.front.sendto(data, self.client)
+            return
+        # Queued behind the bottleneck (or what it still holds after being lifted): in order.
+        asyncio.get_running_loop().call_later(
+            self._busy_until - now, self.front.sendto, data, self.client
+        )
 
     def close(self) -> None:
         for transport in (self.front, self.upstream):

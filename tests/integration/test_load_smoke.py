@@ -29,7 +29,8 @@ def stream_players(base_url: str, name: str) -> int | None:
 
 
 @pytest.mark.timeout(60)
-def test_load_smoke(sfu_server: ServerProcess, tmp_path: Path) -> None:
+@pytest.mark.parametrize("simulcast", [False, True], ids=["single", "simulcast"])
+def test_load_smoke(sfu_server: ServerProcess, tmp_path: Path, simulcast: bool) -> None:
     result_path = tmp_path / "load.json"
     command = [
         sys.executable, "-m", "bench.load",
@@ -40,6 +41,7 @@ def test_load_smoke(sfu_server: ServerProcess, tmp_path: Path) -> None:
         "--stream-prefix", PREFIX,
         "--server-pid", str(sfu_server.process.pid),
         "--json", str(result_path),
+        *(["--simulcast"] if simulcast else []),
     ]  # fmt: skip
     load = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     seen_players: set[int | None] = set()

@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bench.sdp import build_offer
 from sfu.dtls import Certificate
 from sfu.media import PeerParams
 from sfu.relay import PlainSession
@@ -98,6 +99,23 @@ async def test_players_spread_over_workers_by_relay(workers_server: ServerProces
             info = await get_json(http, url + "/api/v1/server")
             assert info["relays"] == 1
             assert sum(w["sessions"] for w in info["workers"]) == 4
+
+            # The WHEP layer extension reaches the player's own worker through the front, and
+            # the Link names the session as the front's Location does.
+            for player in (early, late[0]):
+                layer_url = player.location + "/layer"  # already absolute
+                async with http.post(layer_url, json={"rid": "auto"}) as response:
+                    assert response.status == 200, await response.text()
+                async with http.post(layer_url, json={"rid": "q"}) as response:
+                    assert response.status == 400 and "no layer with rid" in await response.text()
+            offer = build_offer("wkuf", "wk" * 12, ":".join(["AB"] * 32), send=False)
+            headers = {"Content-Type": "application/sdp"}
+            async with http.post(url + "/whep/spread", data=offer, headers=headers) as response:
+                assert response.status == 201
+                location = response.headers["Location"]
+                assert f"<{location}/layer>" in response.headers["Link"]
+            async with http.delete(url + location) as response:
+                assert response.status == 200
 
             # A republish on the origin reaches the relayed players through the same relay.
             async with http.delete(publisher.location) as response:
