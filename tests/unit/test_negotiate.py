@@ -251,17 +251,23 @@ def test_play_answer_carries_rtx_msid_and_ssrcs() -> None:
     assert audio.rtpmap[111].channels == 2
 
 
-def test_answer_candidates_priority_foundation_and_ipv6() -> None:
+def obs_answer(candidates: list[tuple[str, int]], **options: object) -> str:
+    """The answer to OBS's offer with these candidates."""
     text = load("obs_publish.sdp")
-    answer = render_answer(
+    return render_answer(
         parse_offer(text),
         negotiate_publish(parse_offer(text)),
         direction="recvonly",
         ice_ufrag="u",
         ice_pwd="p" * 22,
         fingerprint=FINGERPRINT,
-        candidates=[("2001:db8::1", 9000), ("192.0.2.7", 9000), ("2001:db8::1", 9001)],
+        candidates=candidates,
+        **options,  # type: ignore[arg-type]
     )
+
+
+def test_answer_candidates_priority_foundation_and_ipv6() -> None:
+    answer = obs_answer([("2001:db8::1", 9000), ("192.0.2.7", 9000), ("2001:db8::1", 9001)])
     assert "m=audio 9000 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP6 2001:db8::1\r\n" in answer
     lines = [line for line in answer.split("\r\n") if line.startswith("a=candidate:")]
     assert len(lines) == 6
@@ -275,17 +281,7 @@ def test_answer_candidates_priority_foundation_and_ipv6() -> None:
 
 
 def test_answer_tcp_candidates_rank_below_udp() -> None:
-    text = load("obs_publish.sdp")
-    answer = render_answer(
-        parse_offer(text),
-        negotiate_publish(parse_offer(text)),
-        direction="recvonly",
-        ice_ufrag="u",
-        ice_pwd="p" * 22,
-        fingerprint=FINGERPRINT,
-        candidates=[("192.0.2.7", 9000), ("2001:db8::1", 9000)],
-        tcp_port=9443,
-    )
+    answer = obs_answer([("192.0.2.7", 9000), ("2001:db8::1", 9000)], tcp_port=9443)
     section = answer.split("m=")[1]
     fields = [line.split() for line in section.split("\r\n") if line.startswith("a=candidate:")]
     assert [(f[2], f[4], f[5]) for f in fields] == [
