@@ -20,13 +20,11 @@ from aiohttp.test_utils import TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 
-from sfu.config import MediaConfig
-from sfu.server import MediaServer
-from signaling.app import create_app
 from signaling.auth import Authenticator, mint
 from signaling.hooks import HttpHooks
 from signaling.limits import Limits
 from tests.conftest import ServerProcess, free_port, start_server, stop_server
+from tests.integration.observed import serving
 from tests.integration.peers import (
     PatternVideoTrack,
     Player,
@@ -39,21 +37,6 @@ from tests.integration.test_http_api import offer_text
 
 SDP = {"Content-Type": "application/sdp"}
 SECRET = "robustness secret"
-
-
-@asynccontextmanager
-async def serving(**policy: object) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
-    """The app with `policy` (auth=, limits=, hooks=) on 127.0.0.1, and a client for it."""
-    media = MediaServer(MediaConfig(udp_host="127.0.0.1", udp_port=0))
-    await media.start()
-    server = TestServer(create_app(media, ["127.0.0.1"], None, **policy), host="127.0.0.1")
-    await server.start_server()
-    try:
-        async with aiohttp.ClientSession() as http:
-            yield http, str(server.make_url("")).rstrip("/")
-    finally:
-        await server.close()
-        await media.stop()
 
 
 def bearer(token: str) -> dict[str, str]:

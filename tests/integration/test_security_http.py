@@ -21,8 +21,9 @@ from signaling.auth import Authenticator, mint
 from signaling.internal import add_internal_routes
 from signaling.worker_link import CLIENT_HEADER, SECRET_HEADER
 from tests.conftest import start_server, stop_server
+from tests.integration.observed import serving
 from tests.integration.test_http_api import offer_text
-from tests.integration.test_robustness import bearer, serving, status_and_reason
+from tests.integration.test_robustness import bearer, status_and_reason
 from tests.integration.test_workers import WORKER_ARGS
 
 SDP = {"Content-Type": "application/sdp"}
