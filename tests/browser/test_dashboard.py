@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.browser.test_pages import FIRST_MEDIA_S, start_publishing
+from tests.browser.test_pages import start_playing, start_publishing
 
 if TYPE_CHECKING:
     from .conftest import Browsing
@@ -17,13 +17,7 @@ pytestmark = pytest.mark.timeout(120)
 def test_dashboard_charts_have_data(browsing: Browsing, sfu_server: Any) -> None:
     base = sfu_server.http_url
     start_publishing(browsing, base, "live/dash", "publisher")
-    player = browsing.open(f"{base}/play.html?stream=live/dash", "player")
-    browsing.wait_for(
-        "the player to decode",
-        lambda: browsing.stats(player)["framesDecoded"],
-        lambda frames: frames > 0,
-        FIRST_MEDIA_S,
-    )
+    start_playing(browsing, base, "live/dash")
     dashboard = browsing.open(f"{base}/dashboard.html", "dashboard")
     stats, _ = browsing.wait_for(
         "five seconds of charts with media flowing",

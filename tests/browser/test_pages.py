@@ -35,6 +35,18 @@ def start_publishing(browsing: Browsing, base: str, stream: str, name: str) -> A
     return page
 
 
+def start_playing(browsing: Browsing, base: str, stream: str, name: str = "player") -> Any:
+    """Open play.html and wait until it has decoded a frame."""
+    page = browsing.open(f"{base}/play.html?stream={stream}", name)
+    browsing.wait_for(
+        f"{name} to decode",
+        lambda: browsing.stats(page)["framesDecoded"],
+        lambda frames: frames > 0,
+        FIRST_MEDIA_S,
+    )
+    return page
+
+
 def assert_grows(browsing: Browsing, what: str, probe: Any, by: int = 10) -> tuple[int, int]:
     """`probe()` is a frame counter; it must gain `by` frames within GROW_S.
 
@@ -90,13 +102,7 @@ def test_index_lists_the_stream(browsing: Browsing, sfu_server: Any) -> None:
     """The home page's live list shows a published stream, its codec, and its player."""
     base = sfu_server.http_url
     start_publishing(browsing, base, "live/listed", "publisher")
-    player = browsing.open(f"{base}/play.html?stream=live/listed", "player")
-    browsing.wait_for(
-        "player to decode",
-        lambda: browsing.stats(player)["framesDecoded"],
-        lambda frames: frames > 0,
-        FIRST_MEDIA_S,
-    )
+    start_playing(browsing, base, "live/listed")
 
     index = browsing.open(f"{base}/", "index")
     row = 'tr[data-stream="live/listed"]'
@@ -239,13 +245,7 @@ def test_player_recovers_when_stream_returns(browsing: Browsing, sfu_server: Any
     """A player keeps trying while the publisher is gone and plays again when it is back."""
     base = sfu_server.http_url
     publisher = start_publishing(browsing, base, "live/flaky", "publisher")
-    player = browsing.open(f"{base}/play.html?stream=live/flaky", "player")
-    browsing.wait_for(
-        "the player to decode",
-        lambda: browsing.stats(player)["framesDecoded"],
-        lambda frames: frames > 0,
-        FIRST_MEDIA_S,
-    )
+    player = start_playing(browsing, base, "live/flaky")
 
     publisher.click("#stop")
     status, stalled_after = browsing.wait_for(
