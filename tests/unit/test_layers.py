@@ -29,7 +29,9 @@ LAYERS: dict[str, int] = {
     # the protocol state it builds on (DTLS keys) rather than with the socket adapters.
     "sfu.fastpath": 1,
     "sfu.session": 2,
-    **dict.fromkeys(["sfu.tracks", "sfu.router", "sfu.relay"], 3),
+    **dict.fromkeys(
+        ["sfu.tracks", "sfu.publisher", "sfu.player", "sfu.stream", "sfu.router", "sfu.relay"], 3
+    ),
     **dict.fromkeys(["sfu.udp", "sfu.tcp", "sfu.server"], 4),
     "signaling": 5,  # every signaling module not named here: control
     "sfu.__main__": 6,  # the program entry sits above both

@@ -15,8 +15,9 @@ from sfu import rtp
 from sfu.config import MediaConfig
 from sfu.dtls import Certificate
 from sfu.media import VIDEO, Codec, TrackSpec
+from sfu.player import Player
 from sfu.relay import PlainSession
-from sfu.router import PLAY, PUBLISH, Player, Router
+from sfu.router import PLAY, PUBLISH, Router
 from sfu.session import SessionTable
 from sfu.tracks import (
     MAX_RESENDS_PER_RTCP,

@@ -7,7 +7,8 @@ import itertools
 import pytest
 
 from bench.sdp import VIDEO_PT
-from sfu.router import Player, Publisher
+from sfu.player import Player
+from sfu.publisher import Publisher
 from sfu.simulcast import Choice
 from tests.harness import Harness, Peer, Received
 from tests.unit.test_scenarios_publish_play import assert_continuous
