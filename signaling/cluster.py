@@ -27,9 +27,9 @@ from sfu.dtls import SrtpKeys
 from sfu.relay import RELAY_KEY_BYTES, RELAY_PROFILE, PlainSession, mirrored, relay_keys
 from sfu.router import PUBLISH, StreamBusy
 from sfu.server import MediaServer
-from signaling.app import Rejection, unavailable
 from signaling.cluster_link import SEALED_TYPE, ClusterLink, LinkError
 from signaling.internal import address_from_json, tracks_from_json
+from signaling.plumbing import Rejection, unavailable
 from signaling.registry import Registry, RegistryError
 
 log = logging.getLogger(__name__)

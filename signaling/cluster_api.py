@@ -11,10 +11,11 @@ import logging
 from aiohttp import web
 
 from sfu.relay import PlainSession
-from signaling.app import Rejection, authorize_stats, read_bytes
+from signaling.access import authorize_stats
 from signaling.cluster import Cluster, keys_from_json
 from signaling.cluster_link import MAX_SEALED_BYTES, SEALED_TYPE, LinkError
 from signaling.internal import address_from_json, tracks_from_json, tracks_to_json
+from signaling.plumbing import Rejection, read_bytes
 
 log = logging.getLogger(__name__)
 

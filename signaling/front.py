@@ -21,24 +21,21 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from signaling.app import (
+from signaling.balancer import Balancer
+from signaling.connections import ConnectionGuard
+from signaling.plumbing import (
     GUARD,
     MAX_OFFER_BYTES,
     REFUSED,
-    SESSION_ID_PATTERN,
-    PublicHandlers,
     Rejection,
-    add_public_routes,
     behind_proxy,
     cors_and_errors,
     logged_path,
-    parse_srs_body,
     read_bytes,
-    srs_stream,
     unavailable,
 )
-from signaling.balancer import Balancer
-from signaling.connections import ConnectionGuard
+from signaling.routes import SESSION_ID_PATTERN, PublicHandlers, add_public_routes
+from signaling.srs_url import parse_srs_body, query_stream
 from signaling.worker_link import CLIENT_HEADER, HOST_HEADER, SECRET_HEADER
 from signaling.workers import Worker, WorkerPool
 
@@ -78,6 +75,7 @@ def create_front(
     app = web.Application(
         middlewares=[cors_and_errors, *behind_proxy(trust_proxy)],
         client_max_size=4 * MAX_OFFER_BYTES,
+        logger=log,
     )
     app[POOL] = pool
     app[BALANCER] = balancer
@@ -199,20 +197,20 @@ async def whep(request: web.Request) -> web.Response:
     return await play(request, request.match_info["stream"], None)
 
 
-def query_stream(request: web.Request) -> str | None:
+def named_stream(request: web.Request) -> str | None:
     """The stream an SRS query names, or None (its worker then says what is wrong)."""
     try:
-        return srs_stream(request.query.get("app"), request.query.get("stream"))
+        return query_stream(request.query)
     except Rejection:
         return None
 
 
 async def srs_whip(request: web.Request) -> web.Response:
-    return await publish(request, query_stream(request), None)
+    return await publish(request, named_stream(request), None)
 
 
 async def srs_whep(request: web.Request) -> web.Response:
-    return await play(request, query_stream(request), None)
+    return await play(request, named_stream(request), None)
 
 
 def body_stream(body: bytes) -> str | None:

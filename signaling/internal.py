@@ -22,8 +22,9 @@ from sfu.media import AUDIO, VIDEO, Codec, TrackSpec
 from sfu.relay import PlainSession
 from sfu.router import StreamBusy
 from sfu.session import Address
-from signaling.app import MEDIA_SERVER, Rejection
+from signaling.plumbing import Rejection
 from signaling.worker_link import CLIENT_HEADER, HOST_HEADER, SECRET_ENV, SECRET_HEADER
+from signaling.worker_state import MEDIA_SERVER
 
 FRONT_SECRET = web.AppKey("front_secret", bytes)
 

@@ -10,16 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from sfu.router import PLAY
 from sfu.server import MediaServer
-from signaling.app import (
-    AUTH,
-    CORS_HEADERS,
-    STREAM_PATTERN,
-    Rejection,
-    authorize,
-    authorize_stats,
-    request_token,
-    unavailable,
-)
+from signaling.access import AUTH, authorize, authorize_stats, request_token
 from signaling.auth import Authenticator
 from signaling.events import (
     MAX_EVENTS_BODY,
@@ -36,6 +27,8 @@ from signaling.events import (
 from signaling.front import POOL, ask_worker
 from signaling.logs import access_log
 from signaling.metrics import CONTENT_TYPE, LoopLag, exposition, merged, new_registry
+from signaling.plumbing import CORS_HEADERS, Rejection, unavailable
+from signaling.routes import STREAM_PATTERN
 from signaling.workers import WorkerPool
 
 HUB = web.AppKey("event_hub", EventHub)

@@ -44,8 +44,6 @@ FORBIDDEN_IN_SIGNALING = ("socket",)  # signaling never touches a socket or a pa
 KNOWN_VIOLATIONS = {
     # The entry point lives in sfu/ for `python -m sfu` but is the CLI in signaling.
     ("sfu.__main__", "signaling.cli"),
-    # The front reuses app.py's CORS/error middleware and helpers; app.py imports the router.
-    ("signaling.front", "signaling.app"),
     # The worker pool binds a TCP socket to pick a free HTTP port for each worker.
     ("signaling.workers", "socket"),
 }
