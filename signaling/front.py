@@ -329,9 +329,10 @@ async def server_stats(request: web.Request) -> web.Response:
     return web.json_response(
         {
             **total,
-            "streams": len(set().union(*(w.load.get("streams", {}) for w in workers))),
+            "streams": len(set().union(*(w.load.streams for w in workers))),
             "pid": os.getpid(),
             "relays": len(request.app[BALANCER].relays),
+            "malformed_worker_messages": dict(request.app[POOL].malformed),
             "http": request.app[GUARD].stats() if GUARD in request.app else {},
             "workers": [
                 {

@@ -86,12 +86,9 @@ def workers_sample(pool: WorkerPool) -> Sampler:
     def sample_workers() -> dict[str, StreamState]:
         streams: dict[str, StreamState] = {}
         for worker in pool.workers:
-            for name, state in worker.load.get("streams", {}).items():
+            for name, state in worker.load.streams.items():
                 live, players = streams.get(name, (False, 0))
-                streams[name] = (
-                    live or bool(state.get("publishing")),
-                    players + int(state.get("players", 0)),
-                )
+                streams[name] = (live or state.publishing, players + state.players)
         return streams
 
     return sample_workers
