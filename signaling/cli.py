@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Every flag, with its environment variable as the default."""
     env = os.environ.get
     parser = argparse.ArgumentParser(
-        prog="python -m sfu",
+        prog="litesfu",
         description="LiteSFU: a WebRTC SFU speaking WHIP/WHEP. Every flag has an SFU_* variable.",
     )
     parser.add_argument("--http-host", default=env("SFU_HTTP_HOST", "127.0.0.1"))

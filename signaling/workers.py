@@ -1,6 +1,6 @@
 """Worker processes of `--workers N`: start them, restart the ones that die, stop them all.
 
-Each worker is the ordinary server (`python -m sfu`) with the front's own options, bound to
+Each worker is the ordinary server (`python -m litesfu`) with the front's own options, bound to
 127.0.0.1 on an HTTP port the front picks and on a UDP port of its own, which its answers
 advertise. The front talks to a worker only over HTTP, through `call` and its own proxy.
 """
@@ -109,7 +109,7 @@ class WorkerPool:
     def _command(self, worker: Worker, http_port: int) -> list[str]:
         # Later options win in argparse, so the worker's own come last.
         return [
-            sys.executable, "-m", "sfu", *self.argv,
+            sys.executable, "-m", "litesfu", *self.argv,
             "--workers", "1", "--http-host", "127.0.0.1", "--http-port", str(http_port),
             "--udp-port", str(worker.udp_port), "--worker-index", str(worker.index),
             *self._tcp_port(worker),
