@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -37,9 +38,16 @@ from signaling.plumbing import (
 from signaling.routes import SESSION_ID_PATTERN, PublicHandlers, add_public_routes
 from signaling.srs_url import parse_srs_body, query_stream
 from signaling.worker_link import CLIENT_HEADER, HOST_HEADER, SECRET_HEADER
+from signaling.worker_messages import (
+    OUT_COUNTERS,
+    MessageError,
+    server_stats_answer,
+    streams_answer,
+)
 from signaling.workers import Worker, WorkerPool
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 POOL = web.AppKey("pool", WorkerPool)
 BALANCER = web.AppKey("balancer", Balancer)
@@ -54,12 +62,6 @@ NOT_FORWARDED = frozenset(
         "X-Forwarded-For", CLIENT_HEADER, HOST_HEADER, SECRET_HEADER,
     )
 )  # fmt: skip
-# Stream counters that add up across workers; an edge's inflow is the origin's relay outflow.
-OUT_COUNTERS = (
-    ("packets_out", "packets_in"),
-    ("bytes_out", "bytes_in"),
-    ("bitrate_out", "bitrate_in"),
-)
 
 
 def create_front(
@@ -249,9 +251,12 @@ async def to_session(request: web.Request) -> web.Response:
     return await forward(request, workers[int(match.group(1))], path=path)
 
 
-async def from_all(request: web.Request) -> list[tuple[Worker, dict]] | web.Response:
-    """The client's GET answered by every ready worker, as JSON; or the first refusal (a 401
-    for stats behind a token), to pass back as it is."""
+async def from_all(
+    request: web.Request, read: Callable[[bytes], T]
+) -> list[tuple[Worker, T]] | web.Response:
+    """The client's GET answered by every ready worker, each answer as `read` checks it; or
+    the first refusal (a 401 for stats behind a token), to pass back as it is. A malformed
+    answer is counted and refused with a 502 that names the worker."""
     ready = [w for w in request.app[POOL].workers if w.ready]
     if not ready:
         raise unavailable("no worker is ready")
@@ -260,7 +265,12 @@ async def from_all(request: web.Request) -> list[tuple[Worker, dict]] | web.Resp
     for worker, (status, headers, payload) in zip(ready, answers, strict=True):
         if status != 200:
             return web.Response(status=status, headers=headers, body=payload)
-        results.append((worker, json.loads(payload)))
+        try:
+            results.append((worker, read(payload)))
+        except MessageError as exc:
+            request.app[POOL].malformed[request.path] += 1
+            log.warning("worker %d answered %s with %s", worker.index, request.path, exc)
+            raise Rejection(502, f"worker {worker.index} answered with {exc}") from exc
     return results
 
 
@@ -296,10 +306,10 @@ def merge_streams(views: list[tuple[int, list[dict]]]) -> list[dict]:
 
 
 async def list_streams(request: web.Request) -> web.Response:
-    answers = await from_all(request)
+    answers = await from_all(request, streams_answer)
     if isinstance(answers, web.Response):
         return answers
-    views = [(worker.index, answer["streams"]) for worker, answer in answers]
+    views = [(worker.index, streams) for worker, streams in answers]
     return web.json_response({"streams": merge_streams(views)})
 
 
@@ -318,7 +328,7 @@ def add_up(answers: list[dict]) -> dict:
 
 async def server_stats(request: web.Request) -> web.Response:
     """The workers' figures added up, the front's pid, and each worker with its own."""
-    answers = await from_all(request)
+    answers = await from_all(request, server_stats_answer)
     if isinstance(answers, web.Response):
         return answers
     by_index = {worker.index: answer for worker, answer in answers}

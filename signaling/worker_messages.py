@@ -41,38 +41,38 @@ class Fields:
         self.data = data
         self.where = where
 
-    def _get(self, key: str) -> object:
+    def value(self, key: str) -> object:
         if key not in self.data:
             raise MessageError(f"{self.where} has no {key}")
         return self.data[key]
 
     def text(self, key: str, limit: int = MAX_TEXT) -> str:
-        value = self._get(key)
+        value = self.value(key)
         if not isinstance(value, str) or len(value) > limit:
             raise MessageError(f"{self.where}.{key} must be a string of at most {limit}")
         return value
 
     def integer(self, key: str, high: int = 2**32) -> int:
-        return checked_integer(self._get(key), f"{self.where}.{key}", high)
+        return checked_integer(self.value(key), f"{self.where}.{key}", high)
 
     def optional_integer(self, key: str, high: int) -> int | None:
         value = self.data.get(key)
         return None if value is None else checked_integer(value, f"{self.where}.{key}", high)
 
     def flag(self, key: str) -> bool:
-        value = self._get(key)
+        value = self.value(key)
         if not isinstance(value, bool):
             raise MessageError(f"{self.where}.{key} must be true or false")
         return value
 
     def items(self, key: str, limit: int) -> list:
-        value = self._get(key)
+        value = self.value(key)
         if not isinstance(value, list) or len(value) > limit:
             raise MessageError(f"{self.where}.{key} must be a list of at most {limit}")
         return value
 
     def entries(self, key: str, limit: int = MAX_ENTRIES) -> dict:
-        value = self._get(key)
+        value = self.value(key)
         if not isinstance(value, dict) or len(value) > limit:
             raise MessageError(f"{self.where}.{key} must be an object of at most {limit}")
         return value
@@ -86,15 +86,33 @@ class Fields:
         return found
 
     def address(self, key: str) -> Address:
-        return address_from_data(self._get(key), f"{self.where}.{key}")
+        return address_from_data(self.value(key), f"{self.where}.{key}")
 
     def tracks(self, key: str) -> tuple[RelayTrack, ...]:
-        return tracks_from_data(self._get(key), f"{self.where}.{key}")
+        return tracks_from_data(self.value(key), f"{self.where}.{key}")
+
+
+def decode(raw: str | bytes, what: str) -> object:
+    """The JSON value of at most MAX_MESSAGE_BYTES that `raw` holds, or a MessageError."""
+    if len(raw.encode() if isinstance(raw, str) else raw) > MAX_MESSAGE_BYTES:
+        raise MessageError(f"{what} message larger than {MAX_MESSAGE_BYTES} bytes")
+    try:
+        return json.loads(raw)
+    except RecursionError as exc:
+        raise MessageError(f"{what} message nests too deep") from exc
+    except ValueError as exc:  # UnicodeDecodeError is one too
+        raise MessageError(f"{what} message is not JSON") from exc
 
 
 def checked_integer(value: object, where: str, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
         raise MessageError(f"{where} must be an integer from 0 to {high}")
+    return value
+
+
+def checked_number(value: object, where: str) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
+        raise MessageError(f"{where} must be a number, 0 or more")
     return value
 
 
@@ -196,14 +214,7 @@ class Message:
 
     @classmethod
     def from_json(cls: type[M], raw: str | bytes) -> M:
-        if len(raw.encode() if isinstance(raw, str) else raw) > MAX_MESSAGE_BYTES:
-            raise MessageError(f"{cls.KIND} message larger than {MAX_MESSAGE_BYTES} bytes")
-        try:
-            data = json.loads(raw)
-        except RecursionError as exc:
-            raise MessageError(f"{cls.KIND} message nests too deep") from exc
-        except ValueError as exc:  # UnicodeDecodeError is one too
-            raise MessageError(f"{cls.KIND} message is not JSON") from exc
+        data = decode(raw, cls.KIND)
         fields = Fields(data, cls.KIND)
         if data.get("v") != VERSION:
             raise MessageError(
@@ -358,3 +369,42 @@ class RelayOutOpened(Message):
     @classmethod
     def from_fields(cls, fields: Fields) -> RelayOutOpened:
         return cls(fields.text("id"))
+
+
+# The public stats API is not versioned (it is the clients' interface, not ours), but the
+# front reads it from every worker to merge: these check what the merge relies on.
+# Stream counters that add up across workers; an edge's inflow is the origin's relay outflow.
+OUT_COUNTERS = (
+    ("packets_out", "packets_in"),
+    ("bytes_out", "bytes_in"),
+    ("bitrate_out", "bitrate_in"),
+)
+
+
+def server_stats_answer(raw: bytes) -> dict:
+    """A worker's /api/v1/server answer: any JSON object (the front adds up its numbers)."""
+    return Fields(decode(raw, "server stats"), "server stats").data
+
+
+def streams_answer(raw: bytes) -> list[dict]:
+    """A worker's /api/v1/streams list, each entry checked for the fields the front merges by
+    (name, counters, publisher_relay, player_sessions and their relay flags) and otherwise
+    passed on as it is."""
+    streams = Fields(decode(raw, "streams"), "streams").items("streams", MAX_ENTRIES)
+    for i, entry in enumerate(streams):
+        stream = Fields(entry, f"streams[{i}]")
+        stream.text("name", MAX_NAME)
+        for key in (key for pair in OUT_COUNTERS for key in pair):
+            checked_number(stream.value(key), f"streams[{i}].{key}")
+        if not isinstance(stream.data.get("publisher_relay", False), bool):
+            raise MessageError(f"streams[{i}].publisher_relay must be true or false")
+        players = stream.data.get("player_sessions", [])
+        if not isinstance(players, list) or len(players) > MAX_ENTRIES:
+            raise MessageError(
+                f"streams[{i}].player_sessions must be a list of at most {MAX_ENTRIES}"
+            )
+        for j, player in enumerate(players):
+            where = f"streams[{i}].player_sessions[{j}]"
+            if not isinstance(Fields(player, where).data.get("relay", False), bool):
+                raise MessageError(f"{where}.relay must be true or false")
+    return streams

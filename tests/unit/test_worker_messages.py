@@ -27,6 +27,8 @@ from signaling.worker_messages import (
     RelaySource,
     RelayTrack,
     StreamLoad,
+    server_stats_answer,
+    streams_answer,
 )
 
 OPUS = RelayCodec("opus", 111, 48000, 2, "minptime=10;useinbandfec=1", ("transport-cc",))
@@ -208,3 +210,50 @@ def test_media_tracks_survive_the_trip_to_another_worker() -> None:
     assert tracks_from_json(json.loads(json.dumps(tracks_to_json(tracks)))) == tracks
     with pytest.raises(ValueError, match="exactly one codec"):
         tracks_from_json([{"mid": "0", "kind": "audio", "codecs": []}])
+
+
+STREAM = {
+    "name": "live/cam1",
+    "publisher_relay": False,
+    "player_sessions": [{"relay": True}, {"relay": False, "state": "connected"}],
+    **dict.fromkeys(["packets_out", "packets_in", "bytes_out", "bytes_in"], 10),
+    **dict.fromkeys(["bitrate_out", "bitrate_in"], 12.5),
+    "tracks": [{"anything": "passes on"}],
+}
+
+
+def test_a_workers_streams_pass_on_as_they_are() -> None:
+    raw = json.dumps({"streams": [STREAM, {**STREAM, "name": "b"}]}).encode()
+    assert streams_answer(raw) == [STREAM, {**STREAM, "name": "b"}]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({}, "streams has no streams"),
+        ({"streams": {}}, "streams.streams must be a list"),
+        ({"streams": [7]}, "streams[0] must be a JSON object"),
+        ({"streams": [{**STREAM, "name": None}]}, "streams[0].name must be a string"),
+        ({"streams": [{**STREAM, "bytes_in": "10"}]}, "streams[0].bytes_in must be a number"),
+        ({"streams": [{**STREAM, "bitrate_out": -1}]}, "streams[0].bitrate_out must be a number"),
+        ({"streams": [{**STREAM, "publisher_relay": 0}]}, "streams[0].publisher_relay must be"),
+        ({"streams": [{**STREAM, "player_sessions": {}}]}, "streams[0].player_sessions must"),
+        (
+            {"streams": [{**STREAM, "player_sessions": [{"relay": "no"}]}]},
+            "streams[0].player_sessions[0].relay must be true or false",
+        ),
+    ],
+)
+def test_a_bad_streams_answer_is_a_message_error(body: dict, expected: str) -> None:
+    with pytest.raises(MessageError) as caught:
+        streams_answer(json.dumps(body).encode())
+    assert str(caught.value).startswith(expected)
+
+
+def test_a_counter_that_is_not_a_number_is_refused_even_as_nan() -> None:
+    raw = json.dumps({"streams": [{**STREAM, "bytes_out": float("nan")}]}).encode()
+    with pytest.raises(MessageError, match="bytes_out must be a number"):
+        streams_answer(raw)
+    with pytest.raises(MessageError, match="server stats must be a JSON object"):
+        server_stats_answer(b"[]")
+    assert server_stats_answer(b'{"sessions": 2}') == {"sessions": 2}
