@@ -21,10 +21,12 @@ from urllib.parse import quote
 
 from signaling.worker_messages import (
     LoadReport,
+    M,
     RelayInOpened,
     RelayInRequest,
     RelayOutOpened,
     RelayOutRequest,
+    RelayRequest,
     RelaySource,
 )
 from signaling.workers import Worker, WorkerError, WorkerPool
@@ -131,20 +133,13 @@ class Balancer:
         except WorkerError:
             return False  # not live on the origin: players wait there for it
         asked_in = RelayInRequest(stream, source.tracks, source.source)
-        try:
-            made_in = await pool.ask(
-                edge, "POST", "/internal/relay-in", RelayInOpened, asked_in, 201
-            )
-        except WorkerError as exc:
-            log.warning("relay %s to worker %d: edge refused: %s", stream, edge.index, exc)
+        made_in = await self._open_end(edge, edge, "/internal/relay-in", asked_in, RelayInOpened)
+        if made_in is None:
             return False
         asked_out = RelayOutRequest(stream, source.tracks, made_in.addr)
-        try:
-            made_out = await pool.ask(
-                origin, "POST", "/internal/relay-out", RelayOutOpened, asked_out, 201
-            )
-        except WorkerError as exc:
-            log.warning("relay %s to worker %d: origin refused: %s", stream, edge.index, exc)
+        path = "/internal/relay-out"
+        made_out = await self._open_end(origin, edge, path, asked_out, RelayOutOpened)
+        if made_out is None:
             await pool.call(edge, "DELETE", f"/internal/relays/{made_in.id}")
             return False
         self.relays[(stream, edge.index)] = Relay(
@@ -152,6 +147,17 @@ class Balancer:
         )
         log.info("relay %s: worker %d -> worker %d", stream, origin.index, edge.index)
         return True
+
+    async def _open_end(
+        self, worker: Worker, edge: Worker, path: str, asked: RelayRequest, reply: type[M]
+    ) -> M | None:
+        """One end of the relay of `asked.stream` to `edge`, or None (logged) if refused."""
+        try:
+            return await self.pool.ask(worker, "POST", path, reply, asked, 201)
+        except WorkerError as exc:
+            end = "edge" if worker is edge else "origin"
+            log.warning("relay %s to worker %d: %s refused: %s", asked.stream, edge.index, end, exc)
+            return None
 
     async def _close_relay(self, relay: Relay, why: str) -> None:
         self.relays.pop((relay.stream, relay.edge), None)
