@@ -216,12 +216,12 @@ class Message:
     def from_json(cls: type[M], raw: str | bytes) -> M:
         data = decode(raw, cls.KIND)
         fields = Fields(data, cls.KIND)
-        if data.get("v") != VERSION:
-            raise MessageError(
-                f"{cls.KIND} message of version {data.get('v')!r}, expected {VERSION}"
-            )
-        if data.get("type") != cls.KIND:
-            raise MessageError(f"expected a {cls.KIND} message, got {data.get('type')!r}")
+        version, kind = fields.data.get("v"), fields.data.get("type")
+        if type(version) is not int or version != VERSION:  # not True, not 1.0
+            said = repr(version)[:32]
+            raise MessageError(f"{cls.KIND} message of version {said}, expected {VERSION}")
+        if kind != cls.KIND:
+            raise MessageError(f"expected a {cls.KIND} message, got {repr(kind)[:32]}")
         return cls.from_fields(fields)
 
 
