@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml setup.py sfu/_fanout.c
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/python -m sfu $(ARGS)
+	$(BIN)/litesfu $(ARGS)
 
 cluster-deps:
 	sh scripts/install-redis.sh

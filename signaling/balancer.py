@@ -19,7 +19,17 @@ import zlib
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from signaling.workers import Worker, WorkerPool
+from signaling.worker_messages import (
+    LoadReport,
+    M,
+    RelayInOpened,
+    RelayInRequest,
+    RelayOutOpened,
+    RelayOutRequest,
+    RelayRequest,
+    RelaySource,
+)
+from signaling.workers import Worker, WorkerError, WorkerPool
 
 log = logging.getLogger(__name__)
 
@@ -116,27 +126,38 @@ class Balancer:
 
     async def _open_relay(self, stream: str, edge: Worker) -> bool:
         origin = self.origin(stream)
-        call = self.pool.call
-        status, source = await call(origin, "GET", f"/internal/relay-source?stream={quote(stream)}")
-        if status != 200 or not isinstance(source, dict):
+        pool = self.pool
+        try:
+            path = f"/internal/relay-source?stream={quote(stream)}"
+            source = await pool.ask(origin, "GET", path, RelaySource)
+        except WorkerError:
             return False  # not live on the origin: players wait there for it
-        status, made_in = await call(
-            edge, "POST", "/internal/relay-in", {"stream": stream, **source}
-        )
-        if status != 201 or not isinstance(made_in, dict):
-            log.warning("relay %s to worker %d: edge refused: %s", stream, edge.index, made_in)
+        asked_in = RelayInRequest(stream, source.tracks, source.source)
+        made_in = await self._open_end(edge, edge, "/internal/relay-in", asked_in, RelayInOpened)
+        if made_in is None:
             return False
-        body = {"stream": stream, "tracks": source["tracks"], "target": made_in["addr"]}
-        status, made_out = await call(origin, "POST", "/internal/relay-out", body)
-        if status != 201 or not isinstance(made_out, dict):
-            log.warning("relay %s to worker %d: origin refused: %s", stream, edge.index, made_out)
-            await call(edge, "DELETE", f"/internal/relays/{made_in['id']}")
+        asked_out = RelayOutRequest(stream, source.tracks, made_in.addr)
+        path = "/internal/relay-out"
+        made_out = await self._open_end(origin, edge, path, asked_out, RelayOutOpened)
+        if made_out is None:
+            await pool.call(edge, "DELETE", f"/internal/relays/{made_in.id}")
             return False
         self.relays[(stream, edge.index)] = Relay(
-            stream, origin.index, edge.index, made_in["id"], made_out["id"], time.monotonic()
+            stream, origin.index, edge.index, made_in.id, made_out.id, time.monotonic()
         )
         log.info("relay %s: worker %d -> worker %d", stream, origin.index, edge.index)
         return True
+
+    async def _open_end(
+        self, worker: Worker, edge: Worker, path: str, asked: RelayRequest, reply: type[M]
+    ) -> M | None:
+        """One end of the relay of `asked.stream` to `edge`, or None (logged) if refused."""
+        try:
+            return await self.pool.ask(worker, "POST", path, reply, asked, 201)
+        except WorkerError as exc:
+            end = "edge" if worker is edge else "origin"
+            log.warning("relay %s to worker %d: %s refused: %s", asked.stream, edge.index, end, exc)
+            return None
 
     async def _close_relay(self, relay: Relay, why: str) -> None:
         self.relays.pop((relay.stream, relay.edge), None)
@@ -174,14 +195,17 @@ class Balancer:
             self.since_refresh[worker.index] = collections.Counter(
                 {s: n for (i, s), n in self.in_flight.items() if i == worker.index and n > 0}
             )
-        answers = await asyncio.gather(*(self.pool.call(w, "GET", "/internal/load") for w in ready))
-        for worker, (status, load) in zip(ready, answers, strict=True):
-            if status != 200 or not isinstance(load, dict):
+        answers = await asyncio.gather(
+            *(self.pool.ask(w, "GET", "/internal/load", LoadReport) for w in ready),
+            return_exceptions=True,
+        )
+        for worker, load in zip(ready, answers, strict=True):
+            if isinstance(load, WorkerError):
                 continue
+            if isinstance(load, BaseException):
+                raise load
             worker.load = load
-            counts = collections.Counter(
-                {name: s["players"] for name, s in load["streams"].items()}
-            )
+            counts = collections.Counter(load.players())
             counts.update(self.since_refresh[worker.index])
             self.players[worker.index] = counts
 
@@ -193,9 +217,9 @@ class Balancer:
             if relay.created >= self._refreshed_from:
                 continue  # the loads were asked for before it existed
             edge, origin = workers[relay.edge], workers[relay.origin]
-            if relay.in_id not in edge.load.get("relays_in", {}):
+            if relay.in_id not in edge.load.relays_in:
                 await self._close_relay(relay, "its edge end has ended")
-            elif relay.out_id not in origin.load.get("relays_out", {}):
+            elif relay.out_id not in origin.load.relays_out:
                 await self._close_relay(relay, "its origin end has ended")
             elif (
                 not self.players[relay.edge][relay.stream]
@@ -208,5 +232,5 @@ class Balancer:
                 origin = self.origin(stream)
                 if count <= 0 or origin is worker or (stream, worker.index) in self.relays:
                     continue
-                if origin.load.get("streams", {}).get(stream, {}).get("publishing"):
+                if origin.load.publishing(stream):
                     await self.ensure_relay(stream, worker)

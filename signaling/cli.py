@@ -19,7 +19,7 @@ from sfu.config import MediaConfig
 from sfu.server import MediaServer
 from signaling import settings
 from signaling.admission import Admission, AdmissionPolicy
-from signaling.app import CLUSTER, create_app
+from signaling.app import create_app
 from signaling.auth import Authenticator
 from signaling.balancer import Balancer
 from signaling.candidates import AUTO, default_candidates, interface_addresses
@@ -38,6 +38,7 @@ from signaling.observe import add_front_observability, add_observability
 from signaling.registry import RedisRegistry
 from signaling.settings import ReplacingAppend
 from signaling.worker_link import SECRET_ENV
+from signaling.worker_state import CLUSTER
 from signaling.workers import WorkerPool
 
 log = logging.getLogger("litesfu")
@@ -98,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Every flag, with its environment variable as the default."""
     env = os.environ.get
     parser = argparse.ArgumentParser(
-        prog="python -m sfu",
+        prog="litesfu",
         description="LiteSFU: a WebRTC SFU speaking WHIP/WHEP. Every flag has an SFU_* variable.",
     )
     parser.add_argument("--http-host", default=env("SFU_HTTP_HOST", "127.0.0.1"))

@@ -27,10 +27,11 @@ from sfu.dtls import SrtpKeys
 from sfu.relay import RELAY_KEY_BYTES, RELAY_PROFILE, PlainSession, mirrored, relay_keys
 from sfu.router import PUBLISH, StreamBusy
 from sfu.server import MediaServer
-from signaling.app import Rejection, unavailable
 from signaling.cluster_link import SEALED_TYPE, ClusterLink, LinkError
-from signaling.internal import address_from_json, tracks_from_json
+from signaling.internal import tracks_from_json
+from signaling.plumbing import Rejection, unavailable
 from signaling.registry import Registry, RegistryError
+from signaling.worker_messages import address_from_data
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +286,7 @@ class Cluster:
             raise ClusterUnavailable(f"node {owner} refused the relay: {source.get('reason')}")
         try:
             tracks = tracks_from_json(source.get("tracks"))
-            origin_addr = address_from_json(source.get("source"))
+            origin_addr = address_from_data(source.get("source"), "source")
         except ValueError as exc:
             raise ClusterUnavailable(f"node {owner} sent a bad relay source: {exc}") from exc
         keys = relay_keys()

@@ -11,10 +11,12 @@ import logging
 from aiohttp import web
 
 from sfu.relay import PlainSession
-from signaling.app import Rejection, authorize_stats, read_bytes
+from signaling.access import authorize_stats
 from signaling.cluster import Cluster, keys_from_json
 from signaling.cluster_link import MAX_SEALED_BYTES, SEALED_TYPE, LinkError
-from signaling.internal import address_from_json, tracks_from_json, tracks_to_json
+from signaling.internal import tracks_from_json, tracks_to_json
+from signaling.plumbing import Rejection, read_bytes
+from signaling.worker_messages import address_from_data
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +77,7 @@ async def relay_out(request: web.Request) -> web.Response:
         raise Rejection(403, f"node {node!r} is not registered")
     try:
         tracks = tracks_from_json(message.get("tracks"))
-        target = address_from_json(message.get("target"))
+        target = address_from_data(message.get("target"), "target")
         keys = keys_from_json(message.get("keys"))
     except ValueError as exc:
         cluster.refused["malformed"] += 1

@@ -16,33 +16,38 @@ import os
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from signaling.app import (
+from signaling.balancer import Balancer
+from signaling.connections import ConnectionGuard
+from signaling.plumbing import (
     GUARD,
     MAX_OFFER_BYTES,
     REFUSED,
-    SESSION_ID_PATTERN,
-    PublicHandlers,
     Rejection,
-    add_public_routes,
     behind_proxy,
     cors_and_errors,
     logged_path,
-    parse_srs_body,
     read_bytes,
-    srs_stream,
     unavailable,
 )
-from signaling.balancer import Balancer
-from signaling.connections import ConnectionGuard
+from signaling.routes import SESSION_ID_PATTERN, PublicHandlers, add_public_routes
+from signaling.srs_url import parse_srs_body, query_stream
 from signaling.worker_link import CLIENT_HEADER, HOST_HEADER, SECRET_HEADER
+from signaling.worker_messages import (
+    OUT_COUNTERS,
+    MessageError,
+    server_stats_answer,
+    streams_answer,
+)
 from signaling.workers import Worker, WorkerPool
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 POOL = web.AppKey("pool", WorkerPool)
 BALANCER = web.AppKey("balancer", Balancer)
@@ -57,12 +62,6 @@ NOT_FORWARDED = frozenset(
         "X-Forwarded-For", CLIENT_HEADER, HOST_HEADER, SECRET_HEADER,
     )
 )  # fmt: skip
-# Stream counters that add up across workers; an edge's inflow is the origin's relay outflow.
-OUT_COUNTERS = (
-    ("packets_out", "packets_in"),
-    ("bytes_out", "bytes_in"),
-    ("bitrate_out", "bitrate_in"),
-)
 
 
 def create_front(
@@ -78,6 +77,7 @@ def create_front(
     app = web.Application(
         middlewares=[cors_and_errors, *behind_proxy(trust_proxy)],
         client_max_size=4 * MAX_OFFER_BYTES,
+        logger=log,
     )
     app[POOL] = pool
     app[BALANCER] = balancer
@@ -199,20 +199,20 @@ async def whep(request: web.Request) -> web.Response:
     return await play(request, request.match_info["stream"], None)
 
 
-def query_stream(request: web.Request) -> str | None:
+def named_stream(request: web.Request) -> str | None:
     """The stream an SRS query names, or None (its worker then says what is wrong)."""
     try:
-        return srs_stream(request.query.get("app"), request.query.get("stream"))
+        return query_stream(request.query)
     except Rejection:
         return None
 
 
 async def srs_whip(request: web.Request) -> web.Response:
-    return await publish(request, query_stream(request), None)
+    return await publish(request, named_stream(request), None)
 
 
 async def srs_whep(request: web.Request) -> web.Response:
-    return await play(request, query_stream(request), None)
+    return await play(request, named_stream(request), None)
 
 
 def body_stream(body: bytes) -> str | None:
@@ -251,9 +251,12 @@ async def to_session(request: web.Request) -> web.Response:
     return await forward(request, workers[int(match.group(1))], path=path)
 
 
-async def from_all(request: web.Request) -> list[tuple[Worker, dict]] | web.Response:
-    """The client's GET answered by every ready worker, as JSON; or the first refusal (a 401
-    for stats behind a token), to pass back as it is."""
+async def from_all(
+    request: web.Request, read: Callable[[bytes], T]
+) -> list[tuple[Worker, T]] | web.Response:
+    """The client's GET answered by every ready worker, each answer as `read` checks it; or
+    the first refusal (a 401 for stats behind a token), to pass back as it is. A malformed
+    answer is counted and refused with a 502 that names the worker."""
     ready = [w for w in request.app[POOL].workers if w.ready]
     if not ready:
         raise unavailable("no worker is ready")
@@ -262,7 +265,12 @@ async def from_all(request: web.Request) -> list[tuple[Worker, dict]] | web.Resp
     for worker, (status, headers, payload) in zip(ready, answers, strict=True):
         if status != 200:
             return web.Response(status=status, headers=headers, body=payload)
-        results.append((worker, json.loads(payload)))
+        try:
+            results.append((worker, read(payload)))
+        except MessageError as exc:
+            request.app[POOL].malformed[request.path] += 1
+            log.warning("worker %d answered %s with %s", worker.index, request.path, exc)
+            raise Rejection(502, f"worker {worker.index} answered with {exc}") from exc
     return results
 
 
@@ -298,10 +306,10 @@ def merge_streams(views: list[tuple[int, list[dict]]]) -> list[dict]:
 
 
 async def list_streams(request: web.Request) -> web.Response:
-    answers = await from_all(request)
+    answers = await from_all(request, streams_answer)
     if isinstance(answers, web.Response):
         return answers
-    views = [(worker.index, answer["streams"]) for worker, answer in answers]
+    views = [(worker.index, streams) for worker, streams in answers]
     return web.json_response({"streams": merge_streams(views)})
 
 
@@ -320,7 +328,7 @@ def add_up(answers: list[dict]) -> dict:
 
 async def server_stats(request: web.Request) -> web.Response:
     """The workers' figures added up, the front's pid, and each worker with its own."""
-    answers = await from_all(request)
+    answers = await from_all(request, server_stats_answer)
     if isinstance(answers, web.Response):
         return answers
     by_index = {worker.index: answer for worker, answer in answers}
@@ -331,9 +339,10 @@ async def server_stats(request: web.Request) -> web.Response:
     return web.json_response(
         {
             **total,
-            "streams": len(set().union(*(w.load.get("streams", {}) for w in workers))),
+            "streams": len(set().union(*(w.load.streams for w in workers))),
             "pid": os.getpid(),
             "relays": len(request.app[BALANCER].relays),
+            "malformed_worker_messages": dict(request.app[POOL].malformed),
             "http": request.app[GUARD].stats() if GUARD in request.app else {},
             "workers": [
                 {

@@ -18,12 +18,28 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from sfu.media import AUDIO, VIDEO, Codec, TrackSpec
+from sfu.media import Codec, TrackSpec
 from sfu.relay import PlainSession
 from sfu.router import StreamBusy
-from sfu.session import Address
-from signaling.app import MEDIA_SERVER, Rejection
+from signaling.media_types import JSON_TYPE
+from signaling.plumbing import Rejection, read_bytes
 from signaling.worker_link import CLIENT_HEADER, HOST_HEADER, SECRET_ENV, SECRET_HEADER
+from signaling.worker_messages import (
+    LoadReport,
+    M,
+    Message,
+    MessageError,
+    RelayCodec,
+    RelayInOpened,
+    RelayInRequest,
+    RelayOutOpened,
+    RelayOutRequest,
+    RelaySource,
+    RelayTrack,
+    StreamLoad,
+    tracks_from_data,
+)
+from signaling.worker_state import MEDIA_SERVER
 
 FRONT_SECRET = web.AppKey("front_secret", bytes)
 
@@ -74,44 +90,34 @@ def add_internal_routes(app: web.Application, secret: str) -> None:
     app.router.add_delete("/internal/relays/{id}", close_relay)
 
 
+def track_message(track: TrackSpec) -> RelayTrack:
+    codec = track.codecs[0]
+    return RelayTrack(track.mid, track.kind, RelayCodec(**dataclasses.asdict(codec)))
+
+
+def track_spec(track: RelayTrack) -> TrackSpec:
+    return TrackSpec(track.mid, track.kind, [Codec(**dataclasses.asdict(track.codec))])
+
+
 def tracks_to_json(tracks: list[TrackSpec]) -> list[dict]:
-    return [
-        {"mid": t.mid, "kind": t.kind, "codecs": [dataclasses.asdict(c) for c in t.codecs]}
-        for t in tracks
-    ]
+    return [track_message(t).to_data() for t in tracks]
 
 
 def tracks_from_json(data: object) -> list[TrackSpec]:
-    """Relay tracks as tracks_to_json wrote them; ValueError for anything else."""
-    if not isinstance(data, list) or not data:
-        raise ValueError("tracks must be a non-empty list")
-    tracks = []
-    for item in data:
-        try:
-            codecs = [Codec(**{**c, "rtcp_fb": tuple(c["rtcp_fb"])}) for c in item["codecs"]]
-            track = TrackSpec(str(item["mid"]), item["kind"], codecs)
-        except (TypeError, KeyError) as exc:
-            raise ValueError(f"bad track: {exc}") from exc
-        if track.kind not in (AUDIO, VIDEO) or len(codecs) != 1:
-            raise ValueError("a relay track is audio or video with exactly one codec")
-        tracks.append(track)
-    return tracks
+    """Relay tracks as tracks_to_json wrote them; a MessageError (ValueError) for anything else."""
+    return [track_spec(t) for t in tracks_from_data(data)]
 
 
-def address_from_json(data: object) -> Address:
-    if not (isinstance(data, list) and len(data) == 2 and isinstance(data[1], int)):
-        raise ValueError("an address is [host, port]")
-    return str(data[0]), data[1]
-
-
-async def json_body(request: web.Request) -> dict:
+async def message_body(request: web.Request, kind: type[M]) -> M:
+    """The front's message of type `kind`, or a 400 saying what is wrong with it."""
     try:
-        body = await request.json()
-    except ValueError as exc:
-        raise Rejection(400, "body must be JSON") from exc
-    if not isinstance(body, dict) or not isinstance(body.get("stream"), str):
-        raise Rejection(400, "body must be a JSON object with a stream")
-    return body
+        return kind.from_json(await read_bytes(request, f"{kind.KIND} message"))
+    except MessageError as exc:
+        raise Rejection(400, str(exc)) from exc
+
+
+def message_response(message: Message, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=message.to_json(), content_type=JSON_TYPE)
 
 
 async def load(request: web.Request) -> web.Response:
@@ -122,20 +128,19 @@ async def load(request: web.Request) -> web.Response:
     streams = {}
     for name, stream in media.router.streams.items():
         publisher = stream.live_publisher()
-        streams[name] = {
-            "players": len(stream.players) - relayed[name],
-            "publishing": publisher is not None and not isinstance(publisher.session, PlainSession),
-        }
-    return web.json_response(
-        {
-            "pid": os.getpid(),
-            "udp_port": media.endpoint.port,
-            "sessions": len(media.router.sessions),
-            "streams": streams,
-            "relays_in": {i: r.session.stream for i, r in relays.inbound.items()},
-            "relays_out": {i: s.stream for i, s in relays.outbound.items()},
-        }
+        streams[name] = StreamLoad(
+            players=len(stream.players) - relayed[name],
+            publishing=publisher is not None and not isinstance(publisher.session, PlainSession),
+        )
+    report = LoadReport(
+        pid=os.getpid(),
+        udp_port=media.endpoint.port,
+        sessions=len(media.router.sessions),
+        streams=streams,
+        relays_in={i: r.session.stream for i, r in relays.inbound.items()},
+        relays_out={i: s.stream for i, s in relays.outbound.items()},
     )
+    return message_response(report)
 
 
 async def relay_source(request: web.Request) -> web.Response:
@@ -145,38 +150,30 @@ async def relay_source(request: web.Request) -> web.Response:
     tracks = media.relays.source_tracks(stream)
     if tracks is None:
         raise Rejection(404, f"stream {stream} is not live here")
-    return web.json_response(
-        {"tracks": tracks_to_json(tracks), "source": [media.relays.host, media.endpoint.port]}
-    )
+    source = (media.relays.host, media.endpoint.port)
+    return message_response(RelaySource(tuple(track_message(t) for t in tracks), source))
 
 
 async def relay_in(request: web.Request) -> web.Response:
-    """Open the edge end: {stream, tracks, source} -> {id, addr} to send the stream to."""
-    body = await json_body(request)
+    """Open the edge end: RelayInRequest -> RelayInOpened, the address to send the stream to."""
+    asked = await message_body(request, RelayInRequest)
+    tracks = [track_spec(t) for t in asked.tracks]
     try:
-        tracks = tracks_from_json(body.get("tracks"))
-        source = address_from_json(body.get("source"))
-    except ValueError as exc:
-        raise Rejection(400, str(exc)) from exc
-    try:
-        relay = request.app[MEDIA_SERVER].relays.open_in(body["stream"], tracks, source)
+        relay = request.app[MEDIA_SERVER].relays.open_in(asked.stream, tracks, asked.peer)
     except StreamBusy as exc:
         raise Rejection(409, str(exc)) from exc
-    return web.json_response({"id": relay.session.id, "addr": list(relay.addr)}, status=201)
+    return message_response(RelayInOpened(relay.session.id, relay.addr), status=201)
 
 
 async def relay_out(request: web.Request) -> web.Response:
-    """Open the origin end: {stream, tracks, target} -> {id}; the stream goes to target."""
-    body = await json_body(request)
-    try:
-        tracks = tracks_from_json(body.get("tracks"))
-        target = address_from_json(body.get("target"))
-    except ValueError as exc:
-        raise Rejection(400, str(exc)) from exc
+    """Open the origin end: RelayOutRequest -> RelayOutOpened; the stream goes to its peer."""
+    asked = await message_body(request, RelayOutRequest)
+    target = asked.peer
     if not is_loopback(target[0]) and target[0] != request.app[MEDIA_SERVER].relays.host:
         raise Rejection(400, "a relay goes to a worker of this server only")
-    session = request.app[MEDIA_SERVER].relays.open_out(body["stream"], tracks, target)
-    return web.json_response({"id": session.id}, status=201)
+    tracks = [track_spec(t) for t in asked.tracks]
+    session = request.app[MEDIA_SERVER].relays.open_out(asked.stream, tracks, target)
+    return message_response(RelayOutOpened(session.id), status=201)
 
 
 async def close_relay(request: web.Request) -> web.Response:

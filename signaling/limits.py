@@ -10,8 +10,6 @@ from dataclasses import dataclass
 
 from sfu.router import PLAY, Router
 
-RETRY_AFTER = 5  # seconds a refused client is asked to wait before trying again
-
 
 @dataclass(frozen=True)
 class Limits:

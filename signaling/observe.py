@@ -10,16 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from sfu.router import PLAY
 from sfu.server import MediaServer
-from signaling.app import (
-    AUTH,
-    CORS_HEADERS,
-    STREAM_PATTERN,
-    Rejection,
-    authorize,
-    authorize_stats,
-    request_token,
-    unavailable,
-)
+from signaling.access import AUTH, authorize, authorize_stats, request_token
 from signaling.auth import Authenticator
 from signaling.events import (
     MAX_EVENTS_BODY,
@@ -36,6 +27,8 @@ from signaling.events import (
 from signaling.front import POOL, ask_worker
 from signaling.logs import access_log
 from signaling.metrics import CONTENT_TYPE, LoopLag, exposition, merged, new_registry
+from signaling.plumbing import CORS_HEADERS, Rejection, unavailable
+from signaling.routes import STREAM_PATTERN
 from signaling.workers import WorkerPool
 
 HUB = web.AppKey("event_hub", EventHub)
@@ -93,12 +86,9 @@ def workers_sample(pool: WorkerPool) -> Sampler:
     def sample_workers() -> dict[str, StreamState]:
         streams: dict[str, StreamState] = {}
         for worker in pool.workers:
-            for name, state in worker.load.get("streams", {}).items():
+            for name, state in worker.load.streams.items():
                 live, players = streams.get(name, (False, 0))
-                streams[name] = (
-                    live or bool(state.get("publishing")),
-                    players + int(state.get("players", 0)),
-                )
+                streams[name] = (live or state.publishing, players + state.players)
         return streams
 
     return sample_workers

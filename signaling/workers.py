@@ -1,6 +1,6 @@
 """Worker processes of `--workers N`: start them, restart the ones that die, stop them all.
 
-Each worker is the ordinary server (`python -m sfu`) with the front's own options, bound to
+Each worker is the ordinary server (`python -m litesfu`) with the front's own options, bound to
 127.0.0.1 on an HTTP port the front picks and on a UDP port of its own, which its answers
 advertise. The front talks to a worker only over HTTP, through `call` and its own proxy.
 """
@@ -8,8 +8,8 @@ advertise. The front talks to a worker only over HTTP, through `call` and its ow
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -18,12 +18,21 @@ import socket
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 
+from signaling.media_types import JSON_TYPE
 from signaling.worker_link import SECRET_ENV, SECRET_HEADER
+from signaling.worker_messages import (
+    MAX_MESSAGE_BYTES,
+    NO_LOAD,
+    LoadReport,
+    M,
+    Message,
+    MessageError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +62,7 @@ class Worker:
     url: str = ""
     ready: bool = False
     restarts: int = 0
-    load: dict = field(default_factory=dict)  # its latest /internal/load
+    load: LoadReport = NO_LOAD  # its latest /internal/load
 
     @property
     def pid(self) -> int | None:
@@ -61,7 +70,11 @@ class Worker:
 
     @property
     def bound_udp_port(self) -> int | None:
-        return self.load.get("udp_port")
+        return self.load.udp_port or None
+
+
+class WorkerError(Exception):
+    """A worker that did not answer a call, refused it, or answered with a malformed message."""
 
 
 class WorkerPool:
@@ -77,6 +90,7 @@ class WorkerPool:
         self.tcp_port = tcp_port
         self.secret = secrets.token_urlsafe(32)  # what the workers' internal routes ask for
         self.http: aiohttp.ClientSession | None = None
+        self.malformed: collections.Counter[str] = collections.Counter()  # replies, by kind
         self._stopping = False
         self._supervisors: list[asyncio.Task] = []
 
@@ -95,7 +109,7 @@ class WorkerPool:
     def _command(self, worker: Worker, http_port: int) -> list[str]:
         # Later options win in argparse, so the worker's own come last.
         return [
-            sys.executable, "-m", "sfu", *self.argv,
+            sys.executable, "-m", "litesfu", *self.argv,
             "--workers", "1", "--http-host", "127.0.0.1", "--http-port", str(http_port),
             "--udp-port", str(worker.udp_port), "--worker-index", str(worker.index),
             *self._tcp_port(worker),
@@ -140,9 +154,11 @@ class WorkerPool:
     async def _wait_ready(self, worker: Worker) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline and worker.process.returncode is None:  # type: ignore[union-attr]
-            status, load = await self.call(worker, "GET", "/internal/load")
-            if status == 200 and isinstance(load, dict):
-                worker.load = load
+            try:
+                worker.load = await self.ask(worker, "GET", "/internal/load", LoadReport)
+            except WorkerError:
+                await asyncio.sleep(READY_POLL)
+            else:
                 worker.ready = True
                 log.info(
                     "worker %d: ready on %s, media UDP %s",
@@ -151,25 +167,50 @@ class WorkerPool:
                     worker.bound_udp_port,
                 )
                 return
-            await asyncio.sleep(READY_POLL)
         log.error("worker %d: not ready after %.0f s", worker.index, READY_TIMEOUT)
 
     async def call(
-        self, worker: Worker, method: str, path: str, body: dict | None = None
-    ) -> tuple[int, object]:
-        """One JSON request to a worker: (status, decoded body); (0, None) if it cannot answer."""
+        self, worker: Worker, method: str, path: str, message: Message | None = None
+    ) -> tuple[int, bytes]:
+        """One request to a worker: (status, body, cut after MAX_MESSAGE_BYTES + 1); (0, b"")
+        if it cannot answer."""
         assert self.http is not None
+        headers = {SECRET_HEADER: self.secret, "Content-Type": JSON_TYPE}
+        data = message.to_json() if message is not None else None
+        body = bytearray()
         try:
             async with self.http.request(
-                method, worker.url + path, json=body, headers={SECRET_HEADER: self.secret}
+                method, worker.url + path, data=data, headers=headers
             ) as response:
-                text = await response.text()
-                try:
-                    return response.status, json.loads(text)
-                except ValueError:
-                    return response.status, text
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    body += chunk
+                    if len(body) > MAX_MESSAGE_BYTES:
+                        break
+                return response.status, bytes(body)
         except (aiohttp.ClientError, asyncio.TimeoutError):
-            return 0, None
+            return 0, b""
+
+    async def ask(
+        self,
+        worker: Worker,
+        method: str,
+        path: str,
+        reply: type[M],
+        message: Message | None = None,
+        expect: int = 200,
+    ) -> M:
+        """A call whose answer is a `reply` message with status `expect`, or a WorkerError
+        saying what came instead; malformed replies are counted and logged."""
+        status, body = await self.call(worker, method, path, message)
+        if status != expect:
+            said = body[:200].decode("utf-8", "replace").strip()
+            raise WorkerError(f"worker {worker.index}: {method} {path} -> {status}: {said}")
+        try:
+            return reply.from_json(body)
+        except MessageError as exc:
+            self.malformed[reply.KIND] += 1
+            log.warning("worker %d sent a malformed %s: %s", worker.index, reply.KIND, exc)
+            raise WorkerError(f"worker {worker.index} sent a malformed {reply.KIND}") from exc
 
     async def stop(self) -> None:
         """SIGTERM every worker, SIGKILL those still running STOP_TIMEOUT later, wait for all."""

@@ -1,11 +1,11 @@
 // Dashboard: the server's /metrics and /api/v1/streams read each second, drawn as charts.
-import { authHeaders, refusalHint } from "./auth.js";
 import { LineChart } from "./chart.js";
-import { HttpError, formatBitrate, formatMs } from "./whip.js";
+import { $, setStatus, showError } from "./page.js";
+import { formatBitrate, formatMs } from "./stats.js";
+import { fetchStats } from "./whip.js";
 
 const INTERVAL_MS = 1000;
 const MAX_STREAMS = 6; // lines per stream chart, so a busy server stays readable
-const $ = (id) => document.getElementById(id);
 const rate = (n) => `${n.toFixed(0)}/s`;
 const plain = (n) => n.toFixed(0);
 const percent = (n) => `${n.toFixed(1)} %`;
@@ -43,20 +43,6 @@ function parseMetrics(text) {
     }
   }
   return sums;
-}
-
-async function get(path) {
-  let response;
-  try {
-    response = await fetch(path, { cache: "no-store", headers: authHeaders(null, "stats") });
-  } catch (err) {
-    throw new HttpError(0, `server unreachable (${err.message})`);
-  }
-  if (!response.ok) {
-    const reason = (await response.text()).trim() + refusalHint(response.status);
-    throw new HttpError(response.status, reason);
-  }
-  return response;
 }
 
 function perSecond(now, totals, name) {
@@ -124,7 +110,7 @@ function drawPlayers(streams) {
 
 async function tick() {
   try {
-    const [metrics, list] = await Promise.all([get("/metrics"), get("/api/v1/streams")]);
+    const [metrics, list] = await Promise.all([fetchStats("/metrics"), fetchStats("/api/v1/streams")]);
     const totals = parseMetrics(await metrics.text());
     const streams = (await list.json()).streams ?? [];
     const now = performance.now();
@@ -132,10 +118,10 @@ async function tick() {
     drawStreams(streams);
     drawPlayers(streams);
     previous = { time: now, totals };
-    $("status").textContent = `Updated ${new Date().toLocaleTimeString()}.`;
-    $("error").textContent = "";
+    setStatus(`Updated ${new Date().toLocaleTimeString()}.`);
+    showError("");
   } catch (err) {
-    $("error").textContent = `Cannot read the server: ${err.message}`;
+    showError(`Cannot read the server: ${err.message}`);
   }
 }
 

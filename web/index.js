@@ -1,10 +1,11 @@
 // Home page: live stream list from /api/v1/streams, refreshed every 2 s.
-import { fetchStreams, formatBitrate } from "./whip.js";
+import { $, showError } from "./page.js";
+import { formatBitrate } from "./stats.js";
+import { fetchStreams } from "./whip.js";
 
 const body = document.querySelector("#streams tbody");
-const count = document.getElementById("stream-count");
-const none = document.getElementById("no-streams");
-const errorBox = document.getElementById("error");
+const count = $("stream-count");
+const none = $("no-streams");
 let latest = [];
 
 function cell(row, content) {
@@ -53,15 +54,15 @@ async function refresh() {
     latest = await fetchStreams();
     latest.sort((a, b) => a.name.localeCompare(b.name));
     render(latest);
-    errorBox.textContent = "";
+    showError("");
   } catch (err) {
-    errorBox.textContent = `Could not load streams: ${err.message}`;
+    showError(`Could not load streams: ${err.message}`);
   }
 }
 
-document.getElementById("go").addEventListener("submit", (event) => {
+$("go").addEventListener("submit", (event) => {
   event.preventDefault();
-  const name = document.getElementById("go-stream").value.trim() || "live/livestream";
+  const name = $("go-stream").value.trim() || "live/livestream";
   const page = event.submitter?.dataset.page ?? "play.html";
   location.href = `${page}?stream=${encodeURIComponent(name)}`;
 });

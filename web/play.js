@@ -1,35 +1,25 @@
 // Player page: WHEP playback that reconnects by itself, with live stats.
-import { Player, endpointUrl, param, playerRows, renderRows } from "./whip.js";
+import { $, param, renderRows, setStatus, showError, shownError } from "./page.js";
+import { Player } from "./peers.js";
+import { playerRows } from "./stats.js";
+import { endpointUrl } from "./whip.js";
 
-const $ = (id) => document.getElementById(id);
 const streamInput = $("stream");
 const playButton = $("play");
 const stopButton = $("stop");
 const unmuteButton = $("unmute");
 const video = $("video");
-const statusLine = $("status");
-const errorBox = $("error");
 const statsList = $("stats");
 const layerSelect = $("layer");
 
 let player = null;
-let lastError = null;
 let publisherState = null; // "live" or "waiting for the publisher", from the WHEP events
-
-function setStatus(text, kind = "") {
-  statusLine.textContent = text;
-  statusLine.dataset.kind = kind;
-}
 
 function onStatus(text, err) {
   const kind = text === "playing" ? "ok" : text.includes("retrying") ? "warn" : "";
   setStatus(`${player?.stream ?? ""}: ${text}`, kind);
-  if (text === "playing") {
-    errorBox.textContent = "";
-  } else if (err) {
-    lastError = err.message;
-    errorBox.textContent = `Play failed: ${err.message}`;
-  }
+  if (text === "playing") showError("");
+  else if (err) showError(`Play failed: ${err.message}`);
 }
 
 function updateEndpoint() {
@@ -40,7 +30,7 @@ function updateEndpoint() {
 function play() {
   const name = streamInput.value.trim();
   if (!name) {
-    errorBox.textContent = "Enter a stream name.";
+    showError("Enter a stream name.");
     return;
   }
   player?.stop();
@@ -48,8 +38,7 @@ function play() {
   const query = layer === "auto" ? "" : `&layer=${encodeURIComponent(layer)}`;
   history.replaceState(null, "", `?stream=${encodeURIComponent(name)}${query}`);
   updateEndpoint();
-  lastError = null;
-  errorBox.textContent = "";
+  showError("");
   publisherState = null;
   player = new Player(name, video, {
     onStatus,
@@ -91,7 +80,7 @@ streamInput.addEventListener("input", updateEndpoint);
 layerSelect.addEventListener("change", async () => {
   if (!player) return;
   const refused = await player.setLayer({ rid: layerSelect.value });
-  errorBox.textContent = refused ? `Layer not changed: ${refused}` : "";
+  showError(refused ? `Layer not changed: ${refused}` : "");
 });
 window.addEventListener("pagehide", () => player?.stop(true));
 
@@ -99,7 +88,7 @@ window.addEventListener("pagehide", () => player?.stop(true));
 window.litesfu = {
   stats: async () => ({
     playing: Boolean(player),
-    error: lastError,
+    error: shownError(),
     publisher: publisherState,
     ...(player ? player.snapshot() : { framesDecoded: 0, videoWidth: 0, sessions: 0 }),
   }),

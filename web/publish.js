@@ -1,14 +1,9 @@
 // Publisher page: camera/mic preview, device and codec choice, WHIP start/stop, live stats.
-import {
-  Publisher,
-  endpointUrl,
-  param,
-  publisherRows,
-  renderRows,
-  sendableVideoCodecs,
-} from "./whip.js";
+import { $, param, renderRows, setStatus, showError, shownError } from "./page.js";
+import { Publisher } from "./peers.js";
+import { publisherRows } from "./stats.js";
+import { endpointUrl, sendableVideoCodecs } from "./whip.js";
 
-const $ = (id) => document.getElementById(id);
 const streamInput = $("stream");
 const cameraSelect = $("camera");
 const micSelect = $("microphone");
@@ -16,25 +11,12 @@ const codecSelect = $("codec");
 const startButton = $("start");
 const stopButton = $("stop");
 const preview = $("preview");
-const statusLine = $("status");
-const errorBox = $("error");
 const statsList = $("stats");
 
 let media = null;
 let mediaReady = Promise.resolve(); // the latest device (re)open, awaited before publishing
 let publisher = null;
 let lastSummary = null;
-let lastError = null;
-
-function setStatus(text, kind = "") {
-  statusLine.textContent = text;
-  statusLine.dataset.kind = kind;
-}
-
-function showError(text) {
-  lastError = text;
-  errorBox.textContent = text;
-}
 
 function updateLinks() {
   const name = streamInput.value.trim();
@@ -116,7 +98,6 @@ function setPublishing(on) {
 
 async function start() {
   showError("");
-  lastError = null;
   const name = streamInput.value.trim();
   if (!name) {
     showError("Enter a stream name.");
@@ -216,7 +197,7 @@ window.litesfu = {
       targetBitrate: s.targetBitrate ?? 0,
       availableOutgoingBitrate: s.availableOutgoingBitrate ?? 0,
       codec: s.videoCodec ?? null,
-      error: lastError,
+      error: shownError(),
     };
   },
 };

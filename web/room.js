@@ -1,18 +1,18 @@
 // Co-hosting room: publish yourself as `room/name`, play everyone else in `room/`.
 import { authHeaders, refusalHint } from "./auth.js";
 import { openEvents } from "./sse.js";
-import { Player, Publisher, fetchStreams, formatBitrate, formatFps, param } from "./whip.js";
+import { $, param, setStatus, showError, shownError } from "./page.js";
+import { Player, Publisher } from "./peers.js";
+import { formatBitrate, formatFps } from "./stats.js";
+import { fetchStreams } from "./whip.js";
 
 const POLL_MS = 1500; // only where the server has no room events (a --workers front)
 
-const $ = (id) => document.getElementById(id);
 const roomInput = $("room");
 const nameInput = $("name");
 const joinButton = $("join");
 const leaveButton = $("leave");
 const muteButton = $("mute");
-const statusLine = $("status");
-const errorBox = $("error");
 const tilesBox = $("tiles");
 const alone = $("alone");
 
@@ -20,18 +20,7 @@ let joined = null; // {room, name, media, publisher}
 let roomEvents = null; // the /api/v1/events stream of the room while joined
 let pollTimer = null;
 const live = new Set(); // participants whose stream is published, as the events tell
-let lastError = null;
 const remotes = new Map(); // participant name -> {tile, player, statusEl, video}
-
-function setStatus(text, kind = "") {
-  statusLine.textContent = text;
-  statusLine.dataset.kind = kind;
-}
-
-function showError(text) {
-  lastError = text || null;
-  errorBox.textContent = text;
-}
 
 function addTile(name) {
   const tile = document.createElement("article");
@@ -251,7 +240,7 @@ window.litesfu = {
     const s = own?.pc ? await own.stats().catch(() => null) : null;
     return {
       joined: Boolean(joined),
-      error: lastError,
+      error: shownError(),
       publisher: {
         state: own?.pc?.connectionState ?? "closed",
         framesEncoded: s?.framesEncoded ?? 0,

@@ -11,10 +11,10 @@ from sfu.config import MediaConfig
 from sfu.relay import relay_keys
 from sfu.router import PLAY, PUBLISH
 from sfu.server import MediaServer
-from signaling.app import Rejection
 from signaling.cli import parse_args
 from signaling.cluster import Cluster, ClusterConfig, keys_from_json, keys_to_json
 from signaling.cluster_link import ClusterLink, LinkError
+from signaling.plumbing import Rejection
 from signaling.registry import MemoryRegistry
 
 SECRET = "a-unit-test-cluster-secret"

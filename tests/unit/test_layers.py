@@ -11,7 +11,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("sfu", "signaling")
+PACKAGES = ("sfu", "signaling", "litesfu")
 
 # Rank of each layer; imports point to an equal or lower rank. config and media are the plain
 # data contracts every layer shares, so they sit at the bottom with the wire codecs.
@@ -34,7 +34,9 @@ LAYERS: dict[str, int] = {
     ),
     **dict.fromkeys(["sfu.udp", "sfu.tcp", "sfu.server"], 4),
     "signaling": 5,  # every signaling module not named here: control
-    "sfu.__main__": 6,  # the program entry sits above both
+    # `python -m sfu` execs `python -m litesfu`; it imports no project module at all.
+    "sfu.__main__": 0,
+    "litesfu": 6,  # the program entry sits above both
 }
 
 # The --workers front routes HTTP and must not load the media plane at all.
@@ -44,10 +46,6 @@ FORBIDDEN_IN_SIGNALING = ("socket",)  # signaling never touches a socket or a pa
 
 # (importer, imported): known violations, to be removed by later steps of issue 15.
 KNOWN_VIOLATIONS = {
-    # The entry point lives in sfu/ for `python -m sfu` but is the CLI in signaling.
-    ("sfu.__main__", "signaling.cli"),
-    # The front reuses app.py's CORS/error middleware and helpers; app.py imports the router.
-    ("signaling.front", "signaling.app"),
     # The worker pool binds a TCP socket to pick a free HTTP port for each worker.
     ("signaling.workers", "socket"),
 }
