@@ -9,8 +9,8 @@ from sfu import rtp
 from sfu.bwe import BandwidthEstimator
 from sfu.media import VIDEO
 from sfu.session import PeerSession
-from sfu.stats import PlayerStats, next_serial
 from sfu.simulcast import TEMPORAL_BACK, Choice, LayerPace, choose, ranked, remb_choice
+from sfu.stats import PlayerStats, next_serial
 from sfu.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
 from sfu.twcc import FMT_TRANSPORT_CC, parse_feedback
 

@@ -16,6 +16,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def is_relay(session: object) -> bool:
+    """A relay's end (sfu.relay.PlainSession) rather than a peer's session."""
+    return not isinstance(session, PeerSession)
+
+
 class Stream:
     """A named stream: at most one publisher and any number of players, in either order."""
 
