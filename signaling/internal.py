@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from sfu.media import AUDIO, VIDEO, Codec, TrackSpec
-from sfu.relay import PlainSession
 from sfu.router import StreamBusy
 from sfu.session import Address
 from signaling.app import MEDIA_SERVER, Rejection
@@ -119,18 +118,18 @@ async def load(request: web.Request) -> web.Response:
     media = request.app[MEDIA_SERVER]
     relays = media.relays
     relayed = relays.relayed_players()
-    streams = {}
-    for name, stream in media.router.streams.items():
-        publisher = stream.live_publisher()
-        streams[name] = {
-            "players": len(stream.players) - relayed[name],
-            "publishing": publisher is not None and not isinstance(publisher.session, PlainSession),
+    streams = {
+        name: {
+            "players": stream.players - relayed[name],
+            "publishing": stream.live and not stream.publisher_relay,
         }
+        for name, stream in media.router.stream_summaries().items()
+    }
     return web.json_response(
         {
             "pid": os.getpid(),
             "udp_port": media.endpoint.port,
-            "sessions": len(media.router.sessions),
+            "sessions": media.router.session_count(),
             "streams": streams,
             "relays_in": {i: r.session.stream for i, r in relays.inbound.items()},
             "relays_out": {i: s.stream for i, s in relays.outbound.items()},

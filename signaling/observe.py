@@ -22,6 +22,7 @@ from signaling.app import (
 )
 from signaling.auth import Authenticator
 from signaling.events import (
+    GONE,
     MAX_EVENTS_BODY,
     SUBSCRIPTION_TTL,
     EventHub,
@@ -94,10 +95,10 @@ def workers_sample(pool: WorkerPool) -> Sampler:
         streams: dict[str, StreamState] = {}
         for worker in pool.workers:
             for name, state in worker.load.get("streams", {}).items():
-                live, players = streams.get(name, (False, 0))
-                streams[name] = (
-                    live or bool(state.get("publishing")),
-                    players + int(state.get("players", 0)),
+                seen = streams.get(name, GONE)
+                streams[name] = StreamState(
+                    seen.live or bool(state.get("publishing")),
+                    seen.players + int(state.get("players", 0)),
                 )
         return streams
 
