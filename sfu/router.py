@@ -268,6 +268,10 @@ class Router:
             return None
         return SessionInfo(session.id, session.role, session.stream, session.state.value)
 
+    def session_ids(self) -> frozenset[str]:
+        """The ids of the live sessions, to prune what signaling keeps per session."""
+        return frozenset(self.sessions.by_id)
+
     def ended_session(self, session_id: str) -> EndedSession | None:
         """What is remembered of a session that ended, for a late DELETE."""
         return self.ended.get(session_id)

@@ -98,7 +98,7 @@ def test_session_queries_and_counts() -> None:
     info = router.session_info(player.session.id)
     assert info is not None and (info.role, info.stream, info.state) == (PLAY, "s", "connected")
     assert router.session_info("no-such-id") is None
-    assert router.session_count() == 3
+    assert router.session_count() == 3 and player.session.id in router.session_ids()
     assert router.player_count("s") == 2 and router.player_count("nothing") == 0
     summary = router.stream_summary("s")
     assert summary is not None and summary.live and summary.has_publisher
@@ -113,6 +113,7 @@ def test_session_queries_and_counts() -> None:
     ended = router.ended_session(publisher.session.id)
     assert ended is not None and (ended.role, ended.reason) == (PUBLISH, "test")
     assert router.session_info(publisher.session.id) is None
+    assert publisher.session.id not in router.session_ids()
     assert router.resources().sessions == 2
 
 
