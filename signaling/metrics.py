@@ -1,10 +1,10 @@
 """`GET /metrics`: the router's state in the Prometheus text format, read when scraped.
 
-Nothing here runs on the media path: the collector walks the router's streams, sessions and
-tracks at scrape time. Counts that the router keeps per live object (a stream's packets, a
-track's NACKs) are turned into counters that never go backwards by remembering, between scrapes,
-what objects that have since gone had reached. Session ids and client addresses are never
-labels; stream names are, only for the first `--metrics-per-stream` streams.
+Nothing here runs on the media path: the collector reads the router's stream stats (frozen
+values, sfu.stats) at scrape time. Counts that the router keeps per live object (a stream's
+packets, a track's NACKs) are turned into counters that never go backwards by remembering,
+between scrapes, what objects that have since gone had reached. Session ids and client
+addresses are never labels; stream names are, only for the first `--metrics-per-stream` streams.
 """
 
 from __future__ import annotations
