@@ -10,6 +10,7 @@ from sfu.bwe import BandwidthEstimator
 from sfu.media import VIDEO
 from sfu.session import PeerSession
 from sfu.simulcast import TEMPORAL_BACK, Choice, LayerPace, choose, ranked, remb_choice
+from sfu.stats import PlayerStats, next_serial
 from sfu.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
 from sfu.twcc import FMT_TRANSPORT_CC, parse_feedback
 
@@ -25,6 +26,7 @@ class Player:
         self.router = router
         self.stream = stream
         self.session = session
+        self.serial = next_serial()
         self.tracks = [SubscriberTrack(session, spec) for spec in session.peer.tracks]
         self.by_ssrc = {t.ssrc: t for t in self.tracks}
         self.remb: int | None = None
@@ -183,22 +185,22 @@ class Player:
         if reports:
             self.session.send_rtcp(b"".join(reports))
 
-    def snapshot(self) -> dict:
+    def stats(self) -> PlayerStats:
         session = self.session
-        return {
-            # No session id: the id is the capability to end or restart the session.
-            "relay": not isinstance(session, PeerSession),
-            "state": session.state.value,
-            "transport": session.transport,
-            "codec_mismatch": self.codec_mismatch,
-            "remb": self.remb,
-            "estimate": round(e) if (e := self.estimate()) is not None else None,
-            "congestion": self.bwe.state,
-            "overuses": self.bwe.overuses,
-            "transport_feedback": self.transport_feedback,
-            "srtp_errors": session.srtp_errors,
-            "tracks": [t.snapshot() for t in self.tracks],
-        }
+        return PlayerStats(
+            serial=self.serial,
+            relay=not isinstance(session, PeerSession),
+            state=session.state.value,
+            transport=session.transport,
+            codec_mismatch=dict(self.codec_mismatch),
+            remb=self.remb,
+            estimate=self.estimate(),
+            congestion=self.bwe.state,
+            overuses=self.bwe.overuses,
+            transport_feedback=self.transport_feedback,
+            srtp_errors=session.srtp_errors,
+            tracks=tuple(t.stats() for t in self.tracks),
+        )
 
     def on_moved(self) -> None:
         """The peer's address changed while playing: its tracks send the way the new address

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from sfu import rtp
 from sfu.session import PeerSession
+from sfu.stats import Layer, PublisherStats, next_serial
 from sfu.tracks import PublisherTrack
 from sfu.twcc import TwccRecorder
 
@@ -24,6 +25,7 @@ class Publisher:
         self.router = router
         self.stream = stream
         self.session = session
+        self.serial = next_serial()
         interval = router.config.keyframe_interval
         # One group per m-line: its layers (one track unless the m-line is simulcast).
         self.groups: list[list[PublisherTrack]] = []
@@ -150,14 +152,29 @@ class Publisher:
         if blocks:
             self.session.send_rtcp(rtp.receiver_report(self.session.rtcp_ssrc, blocks))
 
-    def snapshot(self) -> dict:
-        return {
-            "transport": self.session.transport,
-            "srtp_errors": self.session.srtp_errors,
-            "unknown_ssrc_packets": self.unknown_packets,
-            "unknown_rid_packets": self.unknown_rid_packets,
-            "transport_feedback_sent": self.twcc.feedback_sent if self.twcc else 0,
-        }
+    def stats(self) -> PublisherStats:
+        session = self.session
+        return PublisherStats(
+            serial=self.serial,
+            state=session.state.value,
+            relay=not isinstance(session, PeerSession),
+            transport=session.transport,
+            srtp_errors=session.srtp_errors,
+            unknown_ssrc_packets=self.unknown_packets,
+            unknown_rid_packets=self.unknown_rid_packets,
+            transport_feedback_sent=self.twcc.feedback_sent if self.twcc else 0,
+            tracks=tuple(t.stats() for t in self.tracks),
+        )
+
+    def layers(self) -> tuple[Layer, ...]:
+        """The simulcast layers it offers, in the order of its offer (m-lines, then rids):
+        `tracks` keeps that order while each group is re-ranked by bitrate."""
+        mlines = self.session.peer.tracks
+        return tuple(
+            Layer(mlines.index(t.spec), t.rid, t.width, t.height, t.bitrate, t.bitrate > 0)
+            for t in self.tracks
+            if t.rid is not None
+        )
 
     def on_moved(self) -> None:
         """Feedback goes through the session's own send, which follows its address."""

@@ -17,6 +17,7 @@ from sfu.player import Player
 from sfu.publisher import Publisher
 from sfu.session import Address, PeerSession, SendFunction, SessionState, SessionTable
 from sfu.simulcast import Choice, ranked
+from sfu.stats import ResourceCounts, SessionInfo, StreamStats, StreamSummary
 from sfu.stream import Stream
 
 PUBLISH = "publish"
@@ -207,26 +208,70 @@ class Router:
                     player.adapt(now)
 
     def resource_counts(self) -> dict[str, int]:
-        """How much state the router holds, to spot leaks: all must return to zero when idle."""
-        publishers = [s.publisher for s in self.streams.values() if s.publisher is not None]
-        players = [p for s in self.streams.values() for p in s.players]
-        return {
-            "sessions": len(self.sessions),
-            "bound_addresses": len(self.sessions.by_addr),
-            "streams": len(self.streams),
-            "publisher_tracks": sum(len(p.tracks) for p in publishers),
-            "player_tracks": sum(len(p.tracks) for p in players),
-            "media_packets_out": sum(s.counters()[2] for s in self.streams.values()),
-        }
+        """The resources() of /api/v1/server."""
+        return self.resources().to_json()
 
     def close_all(self, reason: str) -> None:
         for session in list(self.sessions.by_id.values()):
             session.close(reason)
 
     def snapshot(self) -> list[dict]:
-        return [stream.snapshot() for stream in sorted(self.streams.values(), key=lambda s: s.name)]
+        """The `streams` of /api/v1/streams."""
+        return [s.to_json() for s in self.stream_stats()]
 
     def session_state(self, session_id: str) -> str | None:
         """The state ("new", "connecting", "connected") of a live session; None once it ended."""
         session = self.sessions.by_id.get(session_id)
         return session.state.value if session is not None else None
+
+    # --- queries for the control plane: frozen values, never the router's own objects ---
+
+    def stream_stats(self) -> list[StreamStats]:
+        """Every stream with its publisher, players and tracks, by name."""
+        return [stream.stats() for stream in sorted(self.streams.values(), key=lambda s: s.name)]
+
+    def stream_summaries(self) -> dict[str, StreamSummary]:
+        """name -> what a sampler or a load report needs of each stream."""
+        return {name: stream.summary() for name, stream in self.streams.items()}
+
+    def stream_summary(self, name: str) -> StreamSummary | None:
+        """One stream's summary; None when it has neither publisher nor players."""
+        stream = self.streams.get(name)
+        return stream.summary() if stream is not None else None
+
+    def resources(self) -> ResourceCounts:
+        """How much state the router holds, to spot leaks: all must return to zero when idle."""
+        publishers = [s.publisher for s in self.streams.values() if s.publisher is not None]
+        players = [p for s in self.streams.values() for p in s.players]
+        return ResourceCounts(
+            sessions=len(self.sessions),
+            bound_addresses=len(self.sessions.by_addr),
+            streams=len(self.streams),
+            publisher_tracks=sum(len(p.tracks) for p in publishers),
+            player_tracks=sum(len(p.tracks) for p in players),
+            media_packets_out=sum(s.counters()[2] for s in self.streams.values()),
+        )
+
+    def session_count(self) -> int:
+        """Live sessions of the session table (relays' ends are not there)."""
+        return len(self.sessions)
+
+    def player_count(self, name: str) -> int:
+        """Players of a stream, relays included: what a per-stream cap counts."""
+        stream = self.streams.get(name)
+        return len(stream.players) if stream is not None else 0
+
+    def session_info(self, session_id: str) -> SessionInfo | None:
+        """A live session by id; None for one never made or ended."""
+        session = self.sessions.by_id.get(session_id)
+        if session is None:
+            return None
+        return SessionInfo(session.id, session.role, session.stream, session.state.value)
+
+    def session_ids(self) -> frozenset[str]:
+        """The ids of the live sessions, to prune what signaling keeps per session."""
+        return frozenset(self.sessions.by_id)
+
+    def ended_session(self, session_id: str) -> EndedSession | None:
+        """What is remembered of a session that ended, for a late DELETE."""
+        return self.ended.get(session_id)

@@ -6,6 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from sfu.session import PeerSession, SessionState
+from sfu.stats import StreamStats, StreamSummary, next_serial
 
 if TYPE_CHECKING:
     from sfu.player import Player
@@ -15,12 +16,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def is_relay(session: object) -> bool:
+    """A relay's end (sfu.relay.PlainSession) rather than a peer's session."""
+    return not isinstance(session, PeerSession)
+
+
 class Stream:
     """A named stream: at most one publisher and any number of players, in either order."""
 
     def __init__(self, router: Router, name: str) -> None:
         self.router = router
         self.name = name
+        self.serial = next_serial()
         self.publisher: Publisher | None = None
         self.players: set[Player] = set()
         # Counters of sessions that have left, so totals never go backwards.
@@ -113,25 +120,33 @@ class Stream:
                 self.rate_out = 8 * (bytes_out - last_out) / elapsed
         self._last_sample = (now, bytes_in, bytes_out)
 
-    def snapshot(self) -> dict:
-        """The stream as the stats API shows it."""
+    def stats(self) -> StreamStats:
         packets_in, bytes_in, packets_out, bytes_out = self.counters()
         publisher = self.publisher
-        return {
-            "name": self.name,
-            "publishing": self.live_publisher() is not None,
-            "publisher_state": publisher.session.state.value if publisher else None,
-            "publisher_relay": publisher is not None
+        return StreamStats(
+            serial=self.serial,
+            name=self.name,
+            live=self.live_publisher() is not None,
+            packets_in=packets_in,
+            bytes_in=bytes_in,
+            packets_out=packets_out,
+            bytes_out=bytes_out,
+            bitrate_in=self.rate_in,
+            bitrate_out=self.rate_out,
+            publisher=publisher.stats() if publisher is not None else None,
+            players=tuple(p.stats() for p in self.players),
+        )
+
+    def summary(self) -> StreamSummary:
+        publisher = self.publisher
+        live = self.live_publisher()
+        return StreamSummary(
+            name=self.name,
+            has_publisher=publisher is not None,
+            live=live is not None,
+            publisher_relay=publisher is not None
             and not isinstance(publisher.session, PeerSession),
-            "codecs": {t.kind: t.codec.name for t in publisher.tracks} if publisher else {},
-            "players": len(self.players),
-            "packets_in": packets_in,
-            "bytes_in": bytes_in,
-            "packets_out": packets_out,
-            "bytes_out": bytes_out,
-            "bitrate_in": round(self.rate_in),
-            "bitrate_out": round(self.rate_out),
-            "tracks": [t.snapshot() for t in publisher.tracks] if publisher else [],
-            "publisher_details": publisher.snapshot() if publisher else None,
-            "player_sessions": [p.snapshot() for p in self.players],
-        }
+            players=len(self.players),
+            relay_players=sum(1 for p in self.players if not isinstance(p.session, PeerSession)),
+            layers=live.layers() if live is not None else (),
+        )

@@ -19,6 +19,7 @@ from sfu.media import VIDEO, Codec, TrackSpec
 from sfu.receiver import MissingPackets, ReceptionStats
 from sfu.session import PeerSession, SendFunction
 from sfu.simulcast import Choice, Vp8Continuity, vp8_dimensions, vp8_temporal_id
+from sfu.stats import InTrackStats, LayerState, OutTrackStats
 
 # Marker+PT byte, sequence number, timestamp, SSRC: bytes 1..11 of the RTP header.
 _REWRITE = struct.Struct("!BHII")
@@ -243,26 +244,27 @@ class PublisherTrack:
             return None
         return self.reception.report_block(self.ssrc, now)
 
-    def snapshot(self) -> dict:
-        reception = self.reception
-        layer = {"rid": self.rid, "width": self.width, "height": self.height} if self.rid else {}
-        return {
-            "kind": self.kind,
-            "codec": self.codec.name,
-            "ssrc": self.ssrc,
-            **layer,
-            "bitrate": round(self.bitrate),
-            "packets": self.packets,
-            "bytes": self.bytes,
-            "packets_lost": max(0, reception.lost),
-            "jitter_ms": round(1000 * reception.jitter / self.codec.clock_rate, 2),
-            "nacks_sent": self.missing.nacks_sent if self.missing else 0,
-            "recovered": self.missing.recovered if self.missing else 0,
-            "rtt_ms": round(1000 * self.missing.rtt, 1) if self.missing else None,
-            "plis_sent": self.keyframe_requests,
-            "send_failures": self.send_failures,
-            "subscribers": len(self.subscribers),
-        }
+    def stats(self) -> InTrackStats:
+        missing = self.missing
+        return InTrackStats(
+            kind=self.kind,
+            codec=self.codec.name,
+            ssrc=self.ssrc,
+            rid=self.rid,
+            width=self.width,
+            height=self.height,
+            bitrate=self.bitrate,
+            packets=self.packets,
+            bytes=self.bytes,
+            packets_lost=max(0, self.reception.lost),
+            jitter=self.reception.jitter / self.codec.clock_rate,
+            nacks_sent=missing.nacks_sent if missing else 0,
+            recovered=missing.recovered if missing else 0,
+            rtt=missing.rtt if missing else None,
+            plis_sent=self.keyframe_requests,
+            send_failures=self.send_failures,
+            subscribers=len(self.subscribers),
+        )
 
 
 # (mid ID, mid value, abs-send-time ID, transport-wide-cc ID) as a player negotiated them.
@@ -556,36 +558,39 @@ class SubscriberTrack(fastpath.PlayerState):
         if self._last_sr is not None and block.last_sr == self._last_sr[0]:
             self.rtt = max(0.0, now - self._last_sr[1] - block.delay_since_last_sr / 65536)
 
-    def snapshot(self) -> dict:
-        return {
-            "kind": self.kind,
-            "ssrc": self.ssrc,
-            "packets": self.packets,
-            "bytes": self.bytes,
-            "nacks_received": self.nacks_received,
-            "retransmissions": self.retransmissions,
-            "retransmit_misses": self.retransmit_misses,
-            "nack_budget_drops": self.nack_budget_drops,
-            "plis_received": self.keyframe_requests,
-            "fraction_lost": round(self.fraction_lost, 4),
-            "packets_lost": self.packets_lost,
-            "rtt_ms": round(1000 * self.rtt, 1) if self.rtt is not None else None,
-            **self._layer_snapshot(),
-        }
+    def stats(self) -> OutTrackStats:
+        clock_rate = self.spec.codecs[0].clock_rate if self.spec.codecs else 0
+        return OutTrackStats(
+            kind=self.kind,
+            ssrc=self.ssrc,
+            packets=self.packets,
+            bytes=self.bytes,
+            nacks_received=self.nacks_received,
+            retransmissions=self.retransmissions,
+            retransmit_misses=self.retransmit_misses,
+            nack_budget_drops=self.nack_budget_drops,
+            plis_received=self.keyframe_requests,
+            fraction_lost=self.fraction_lost,
+            packets_lost=self.packets_lost,
+            rtt=self.rtt,
+            started=self.started,
+            jitter=self.jitter / clock_rate if self.started and clock_rate else None,
+            layer=self._layer_state(),
+        )
 
-    def _layer_snapshot(self) -> dict:
+    def _layer_state(self) -> LayerState | None:
         """The current and target layer and the wish, for a track fed by a simulcast source."""
         source = self.source
         if source is None or source.rid is None:
-            return {}
+            return None
         choice = self.choice
-        return {
-            "layer": source.rid,
-            "target_layer": self.pending.rid if self.pending is not None else source.rid,
-            "choice": choice.rid or "auto",
-            "max_width": choice.max_width,
-            "max_height": choice.max_height,
-            "layer_switches": self.layer_switches,
-            "max_temporal": self.max_temporal,
-            "temporal_drops": self.temporal_drops,
-        }
+        return LayerState(
+            layer=source.rid,
+            target_layer=self.pending.rid if self.pending is not None else source.rid,
+            choice=choice.rid or "auto",
+            max_width=choice.max_width,
+            max_height=choice.max_height,
+            layer_switches=self.layer_switches,
+            max_temporal=self.max_temporal,
+            temporal_drops=self.temporal_drops,
+        )

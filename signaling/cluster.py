@@ -24,7 +24,7 @@ import psutil
 from aiohttp import web
 
 from sfu.dtls import SrtpKeys
-from sfu.relay import RELAY_KEY_BYTES, RELAY_PROFILE, PlainSession, mirrored, relay_keys
+from sfu.relay import RELAY_KEY_BYTES, RELAY_PROFILE, mirrored, relay_keys
 from sfu.router import PUBLISH, StreamBusy
 from sfu.server import MediaServer
 from signaling.cluster_link import SEALED_TYPE, ClusterLink, LinkError
@@ -126,9 +126,9 @@ class Cluster:
         with contextlib.suppress(RegistryError):
             await self.registry.put_node(self.name, self.record(), TTL)
         deadline = time.monotonic() + self.config.drain_timeout
-        while len(self.media.router.sessions) and time.monotonic() < deadline:
+        while self.media.router.session_count() and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-        log.info("drained: %d sessions left", len(self.media.router.sessions))
+        log.info("drained: %d sessions left", self.media.router.session_count())
 
     async def stop(self) -> None:
         """Leave the registry: claims released, record removed, relays closed."""
@@ -172,16 +172,16 @@ class Cluster:
     def local_players(self) -> dict[str, int]:
         """Players of real peers per stream (relays to other nodes or workers left out)."""
         relayed = self.media.relays.relayed_players()
-        counts = {n: len(s.players) - relayed[n] for n, s in self.media.router.streams.items()}
+        streams = self.media.router.stream_summaries()
+        counts = {name: s.players - relayed[name] for name, s in streams.items()}
         return {name: count for name, count in counts.items() if count > 0}
 
     def local_publishers(self) -> set[str]:
         """Streams with a publisher of this node's own (pending or live), relays left out."""
         return {
             name
-            for name, stream in self.media.router.streams.items()
-            if stream.publisher is not None
-            and not isinstance(stream.publisher.session, PlainSession)
+            for name, stream in self.media.router.stream_summaries().items()
+            if stream.has_publisher and not stream.publisher_relay
         }
 
     def record(self) -> dict:
@@ -190,7 +190,7 @@ class Cluster:
             "url": self.config.public_url,
             "relay": [self.config.relay_host, self.media.endpoint.port],
             "candidates": list(self.config.candidates),
-            "sessions": len(self.media.router.sessions),
+            "sessions": self.media.router.session_count(),
             "players": sum(players.values()),
             "cpu": self._process.cpu_percent(),
             "draining": self.draining,
@@ -224,7 +224,7 @@ class Cluster:
 
     async def _sync_edges(self) -> None:
         players = self.local_players()
-        streams = self.media.router.streams
+        streams = self.media.router.stream_summaries()
         now = time.monotonic()
         for stream, edge in list(self.edges.items()):
             owner = await self.registry.owner(stream)
@@ -238,7 +238,7 @@ class Cluster:
             elif not players.get(stream) and time.monotonic() - edge.created > RELAY_GRACE:
                 await self._close_edge(stream, "no players left here")
         for stream in players:
-            if streams[stream].publisher is not None:
+            if streams[stream].has_publisher:
                 continue
             owner = await self.registry.owner(stream)
             if owner is not None and owner != self.name and owner in self.nodes:
@@ -364,8 +364,8 @@ class Cluster:
             await self._close_edge(stream, "published here now")
 
     async def _admit_play(self, stream: str) -> None:
-        existing = self.media.router.streams.get(stream)
-        if (existing is not None and existing.publisher is not None) or stream in self.edges:
+        existing = self.media.router.stream_summary(stream)
+        if (existing is not None and existing.has_publisher) or stream in self.edges:
             return
         try:
             owner = await self.registry.owner(stream)

@@ -10,7 +10,6 @@ import logging
 
 from aiohttp import web
 
-from sfu.relay import PlainSession
 from signaling.access import authorize_stats
 from signaling.cluster import Cluster, keys_from_json
 from signaling.cluster_link import MAX_SEALED_BYTES, SEALED_TYPE, LinkError
@@ -57,10 +56,9 @@ async def relay_source(request: web.Request) -> web.Response:
     message = await opened(request)
     cluster = request.app[CLUSTER_NODE]
     stream = message.get("stream", "")
-    existing = cluster.media.router.streams.get(stream)
-    publisher = existing.live_publisher() if existing is not None else None
+    existing = cluster.media.router.stream_summary(stream)
     tracks = cluster.media.relays.source_tracks(stream)
-    if tracks is None or publisher is None or isinstance(publisher.session, PlainSession):
+    if tracks is None or existing is None or not existing.live or existing.publisher_relay:
         raise Rejection(404, f"stream {stream} is not live here")
     source = [cluster.config.relay_host, cluster.media.endpoint.port]
     return sealed(request, {"tracks": tracks_to_json(tracks), "source": source})

@@ -1,4 +1,4 @@
-"""Server-sent events: WHEP's active/inactive/viewercount and a room's published streams.
+"""Server-sent events: WHEP's active/inactive/viewercount/layers and a room's published streams.
 
 The router is never asked to call back: a sampler reads its public state a few times a second
 while anyone listens, diffs it with the last sample, and hands each change to the listeners
@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from sfu.router import Router
-from signaling.metrics import is_relay
+from sfu.stats import Layer
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +32,22 @@ HEARTBEAT = 15.0  # seconds between comments that keep proxies from closing an i
 QUEUE_SIZE = 64  # events a listener may fall behind before it is dropped
 SUBSCRIPTION_TTL = 60.0  # seconds an event-stream URL lives with nobody reading it
 WHEP_EVENTS = ("active", "inactive", "viewercount", "layers")
-# `layers` is accepted and stays silent until there is simulcast.
 SUPPORTED = frozenset(WHEP_EVENTS)
 LINK_REL = "urn:ietf:params:whep:ext:core:server-sent-events"
 MAX_EVENTS_BODY = 1024
 
-# What the sampler sees of one stream: is its publisher sending, and how many players.
-StreamState = tuple[bool, int]
+
+@dataclass(frozen=True)
+class StreamState:
+    """What the sampler sees of one stream: is its publisher sending, how many players, and
+    the simulcast layers it offers (equal when only their bitrates moved)."""
+
+    live: bool = False
+    players: int = 0
+    layers: tuple[Layer, ...] = ()
+
+
+GONE = StreamState()  # a stream that does not exist looks like this
 
 
 def whep_link(stream: str) -> str:
@@ -50,11 +59,8 @@ def sample(router: Router) -> dict[str, StreamState]:
     """The state of a router's streams as its own players see them: a stream relayed in from
     its owner (another node of a cluster) is live here; relays out to others are no viewers."""
     return {
-        name: (
-            stream.live_publisher() is not None,
-            sum(1 for p in stream.players if not is_relay(p.session)),
-        )
-        for name, stream in router.streams.items()
+        name: StreamState(stream.live, stream.peer_players, stream.layers)
+        for name, stream in router.stream_summaries().items()
     }
 
 
@@ -62,28 +68,40 @@ def frame(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
+def layers_data(layers: tuple[Layer, ...]) -> dict[str, list[dict]]:
+    """The `layers` event's data: m-line index -> its layers, in the shape of the WHEP core
+    extensions draft (rid, width, height, bitrate; a size only once known) plus `active`."""
+    data: dict[str, list[dict]] = {}
+    for layer in layers:
+        size = {"width": layer.width, "height": layer.height} if layer.width else {}
+        data.setdefault(str(layer.mline), []).append(
+            {"rid": layer.rid, **size, "bitrate": round(layer.bitrate), "active": layer.active}
+        )
+    return data
+
+
 def whep_frames(
     before: StreamState | None, after: StreamState | None
 ) -> Iterator[tuple[str, bytes]]:
     """The WHEP events (name, frame) that the change of one stream's state makes."""
-    was_live, was_count = before or (False, 0)
-    live, count = after or (False, 0)
-    if before is None or live != was_live:
-        yield ("active", frame("active", {})) if live else ("inactive", frame("inactive", {}))
-    if before is None or count != was_count:
-        yield "viewercount", frame("viewercount", {"viewercount": count})
+    was, now = before or GONE, after or GONE
+    if before is None or now.live != was.live:
+        yield ("active", frame("active", {})) if now.live else ("inactive", frame("inactive", {}))
+    if before is None or now.players != was.players:
+        yield "viewercount", frame("viewercount", {"viewercount": now.players})
+    if now.layers and (before is None or now.layers != was.layers):
+        yield "layers", frame("layers", layers_data(now.layers))
 
 
 def room_frames(
     name: str, before: StreamState | None, after: StreamState | None
 ) -> Iterator[bytes]:
     """The room events that the change of one stream's state makes."""
-    was_live, was_count = before or (False, 0)
-    live, count = after or (False, 0)
-    if live != was_live:
-        yield frame("published" if live else "unpublished", {"stream": name})
-    if count != was_count or (before is None and after is not None):
-        yield frame("players", {"stream": name, "players": count})
+    was, now = before or GONE, after or GONE
+    if now.live != was.live:
+        yield frame("published" if now.live else "unpublished", {"stream": name})
+    if now.players != was.players or (before is None and after is not None):
+        yield frame("players", {"stream": name, "players": now.players})
 
 
 @dataclass(eq=False)
@@ -262,7 +280,7 @@ def whep_listener(hub: EventHub, subscription: Subscription) -> tuple[Listener, 
 
     name = subscription.stream
     listener = Listener(lambda stream: stream == name, render)
-    return listener, render(name, None, hub.sample().get(name, (False, 0)))
+    return listener, render(name, None, hub.sample().get(name, GONE))
 
 
 def room_listener(hub: EventHub, room: str) -> tuple[Listener, list[bytes]]:

@@ -19,7 +19,6 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from sfu.media import Codec, TrackSpec
-from sfu.relay import PlainSession
 from sfu.router import StreamBusy
 from signaling.media_types import JSON_TYPE
 from signaling.plumbing import Rejection, read_bytes
@@ -125,17 +124,17 @@ async def load(request: web.Request) -> web.Response:
     media = request.app[MEDIA_SERVER]
     relays = media.relays
     relayed = relays.relayed_players()
-    streams = {}
-    for name, stream in media.router.streams.items():
-        publisher = stream.live_publisher()
-        streams[name] = StreamLoad(
-            players=len(stream.players) - relayed[name],
-            publishing=publisher is not None and not isinstance(publisher.session, PlainSession),
+    streams = {
+        name: StreamLoad(
+            players=stream.players - relayed[name],
+            publishing=stream.live and not stream.publisher_relay,
         )
+        for name, stream in media.router.stream_summaries().items()
+    }
     report = LoadReport(
         pid=os.getpid(),
         udp_port=media.endpoint.port,
-        sessions=len(media.router.sessions),
+        sessions=media.router.session_count(),
         streams=streams,
         relays_in={i: r.session.stream for i, r in relays.inbound.items()},
         relays_out={i: s.stream for i, s in relays.outbound.items()},

@@ -20,12 +20,9 @@ class Limits:
 
     def refusal(self, router: Router, role: str, stream: str) -> str | None:
         """Why one more `role` session on `stream` would exceed a cap, or None if it fits."""
-        if self.max_sessions and len(router.sessions) >= self.max_sessions:
+        if self.max_sessions and router.session_count() >= self.max_sessions:
             return f"server is full: {self.max_sessions} sessions is the limit"
-        if role == PLAY and self.max_players_per_stream:
-            existing = router.streams.get(stream)
-            if existing is not None and len(existing.players) >= self.max_players_per_stream:
-                return (
-                    f"stream {stream} is full: {self.max_players_per_stream} players is the limit"
-                )
+        cap = self.max_players_per_stream
+        if role == PLAY and cap and router.player_count(stream) >= cap:
+            return f"stream {stream} is full: {cap} players is the limit"
         return None

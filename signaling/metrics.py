@@ -1,17 +1,17 @@
 """`GET /metrics`: the router's state in the Prometheus text format, read when scraped.
 
-Nothing here runs on the media path: the collector walks the router's streams, sessions and
-tracks at scrape time. Counts that the router keeps per live object (a stream's packets, a
-track's NACKs) are turned into counters that never go backwards by remembering, between scrapes,
-what objects that have since gone had reached. Session ids and client addresses are never
-labels; stream names are, only for the first `--metrics-per-stream` streams.
+Nothing here runs on the media path: the collector reads the router's stream stats (frozen
+values, sfu.stats) at scrape time. Counts that the router keeps per live object (a stream's
+packets, a track's NACKs) are turned into counters that never go backwards by remembering,
+between scrapes, what objects that have since gone had reached. Session ids and client
+addresses are never labels; stream names are, only for the first `--metrics-per-stream` streams.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Hashable, Iterable, Iterator
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
@@ -25,8 +25,9 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from sfu.relay import PlainSession
+from sfu.router import PLAY, PUBLISH
 from sfu.server import MediaServer
+from sfu.stats import StreamStats
 
 MAX_PER_STREAM = 100  # the cap on --metrics-per-stream, so labels cannot explode
 LAG_INTERVAL = 0.25  # seconds the lag probe sleeps between measurements
@@ -65,27 +66,24 @@ class LoopLag:
 
 
 class Totals:
-    """Counters over objects that come and go: the live ones' counts plus what gone ones left."""
+    """Counters over objects that come and go: the live ones' counts plus what gone ones left.
+
+    Each object is named by a key no other object ever has (a stats serial)."""
 
     def __init__(self, width: int) -> None:
         self._gone = [0] * width
-        self._last: dict[int, tuple[object, tuple[int, ...]]] = {}
+        self._last: dict[Hashable, tuple[int, ...]] = {}
 
-    def update(self, live: Iterable[tuple[object, tuple[int, ...]]]) -> list[int]:
-        current = {id(obj): (obj, counts) for obj, counts in live}
-        for key, (_, counts) in self._last.items():
+    def update(self, live: Iterable[tuple[Hashable, tuple[int, ...]]]) -> list[int]:
+        current = dict(live)
+        for key, counts in self._last.items():
             if key not in current:
                 self._gone = [a + b for a, b in zip(self._gone, counts, strict=True)]
-        self._last = current  # holding the objects until next time keeps their ids unique
+        self._last = current
         totals = list(self._gone)
-        for _, counts in current.values():
+        for counts in current.values():
             totals = [a + b for a, b in zip(totals, counts, strict=True)]
         return totals
-
-
-def is_relay(session: object) -> bool:
-    """A relay's end (another worker's copy of a stream), which metrics never count as a peer."""
-    return isinstance(session, PlainSession)
 
 
 def histogram(name: str, doc: str, values: list[float], buckets: tuple[float, ...]) -> Metric:
@@ -107,29 +105,29 @@ class RouterCollector(Collector):
         self.out_track_totals = Totals(3)
 
     def collect(self) -> Iterator[Metric]:
-        router = self.media.router
         endpoint = self.media.endpoint
-        streams = sorted(router.streams.values(), key=lambda s: s.name)
+        streams = self.media.router.stream_stats()
         publishers = [s.publisher for s in streams if s.publisher is not None]
         players = [p for s in streams for p in s.players]
+        peers = [h for h in (*publishers, *players) if not h.relay]
 
         sessions = GaugeMetricFamily(
             "litesfu_sessions", "Peer sessions by role and state", labels=["role", "state"]
         )
         by_kind: dict[tuple[str, str], int] = {}
-        for handler in (*publishers, *players):
-            session = handler.session
-            if not is_relay(session):
-                key = (session.role, session.state.value)
-                by_kind[key] = by_kind.get(key, 0) + 1
+        for role, handlers in ((PUBLISH, publishers), (PLAY, players)):
+            for handler in handlers:
+                if not handler.relay:
+                    key = (role, handler.state)
+                    by_kind[key] = by_kind.get(key, 0) + 1
         for (role, state), count in sorted(by_kind.items()):
             sessions.add_metric([role, state], count)
         yield sessions
         relays = GaugeMetricFamily(
             "litesfu_relay_sessions", "Loopback relays between workers", labels=["role"]
         )
-        for role, handlers in (("publish", publishers), ("play", players)):
-            relays.add_metric([role], sum(1 for h in handlers if is_relay(h.session)))
+        for role, handlers in ((PUBLISH, publishers), (PLAY, players)):
+            relays.add_metric([role], sum(1 for h in handlers if h.relay))
         yield relays
         yield GaugeMetricFamily(
             "litesfu_streams", "Streams with a publisher or players", len(streams)
@@ -137,16 +135,14 @@ class RouterCollector(Collector):
         yield GaugeMetricFamily(
             "litesfu_streams_live",
             "Streams whose publisher sends media",
-            len([s for s in streams if s.live_publisher() is not None]),
+            len([s for s in streams if s.live]),
         )
         yield GaugeMetricFamily(
-            "litesfu_players",
-            "Players (relays left out)",
-            sum(1 for p in players if not is_relay(p.session)),
+            "litesfu_players", "Players (relays left out)", sum(1 for p in players if not p.relay)
         )
 
         packets_in, bytes_in, packets_out, bytes_out = self.stream_totals.update(
-            (s, s.counters()) for s in streams
+            (s.serial, (s.packets_in, s.bytes_in, s.packets_out, s.bytes_out)) for s in streams
         )
         for name, doc, value in (
             ("litesfu_media_packets_in", "RTP packets received from publishers", packets_in),
@@ -176,28 +172,22 @@ class RouterCollector(Collector):
         yield CounterMetricFamily(
             "litesfu_stun_rejected", "STUN requests refused (the stun_* drops)", value=stun_failures
         )
-        states = [h.session.state.value for h in (*publishers, *players) if not is_relay(h.session)]
         yield GaugeMetricFamily(
             "litesfu_dtls_connected",
             "Sessions whose DTLS handshake completed",
-            states.count("connected"),
+            sum(1 for h in peers if h.state == "connected"),
         )
 
-        in_tracks = [t for p in publishers for t in p.tracks]
         nacks_sent, recovered, plis_sent = self.in_track_totals.update(
-            (
-                t,
-                (
-                    t.missing.nacks_sent if t.missing else 0,
-                    t.missing.recovered if t.missing else 0,
-                    t.keyframe_requests,
-                ),
-            )
-            for t in in_tracks
+            ((p.serial, i), (t.nacks_sent, t.recovered, t.plis_sent))
+            for p in publishers
+            for i, t in enumerate(p.tracks)
         )
-        out_tracks = [t for p in players if not is_relay(p.session) for t in p.tracks]
+        peer_players = [p for p in players if not p.relay]
         nacks_received, retransmissions, plis_received = self.out_track_totals.update(
-            (t, (t.nacks_received, t.retransmissions, t.keyframe_requests)) for t in out_tracks
+            ((p.serial, i), (t.nacks_received, t.retransmissions, t.plis_received))
+            for p in peer_players
+            for i, t in enumerate(p.tracks)
         )
         for name, doc, value in (
             ("litesfu_nacks_sent", "NACKs sent to publishers", nacks_sent),
@@ -213,13 +203,10 @@ class RouterCollector(Collector):
         ):
             yield CounterMetricFamily(name, doc, value=value)
 
+        out_tracks = [t for p in peer_players for t in p.tracks]
         rtts = [t.rtt for t in out_tracks if t.rtt is not None]
         losses = [t.fraction_lost for t in out_tracks if t.started]
-        jitters = [
-            t.jitter / t.spec.codecs[0].clock_rate
-            for t in out_tracks
-            if t.started and t.spec.codecs
-        ]
+        jitters = [t.jitter for t in out_tracks if t.jitter is not None]
         yield histogram("litesfu_player_rtt_seconds", "Players' round-trip time", rtts, RTT_BUCKETS)
         yield histogram(
             "litesfu_player_loss_ratio", "Players' reported fraction lost", losses, LOSS_BUCKETS
@@ -235,7 +222,7 @@ class RouterCollector(Collector):
         if self.per_stream:
             yield from self.stream_metrics(streams[: self.per_stream])
 
-    def stream_metrics(self, streams: list) -> Iterator[Metric]:
+    def stream_metrics(self, streams: list[StreamStats]) -> Iterator[Metric]:
         """Labelled by stream name, for the first few streams only (the cap is the operator's)."""
         players = GaugeMetricFamily(
             "litesfu_stream_players", "Players of a stream", labels=["stream"]
@@ -247,11 +234,9 @@ class RouterCollector(Collector):
             "litesfu_stream_bitrate_out", "Bits per second to all players", labels=["stream"]
         )
         for stream in streams:
-            players.add_metric(
-                [stream.name], sum(1 for p in stream.players if not is_relay(p.session))
-            )
-            rate_in.add_metric([stream.name], stream.rate_in)
-            rate_out.add_metric([stream.name], stream.rate_out)
+            players.add_metric([stream.name], sum(1 for p in stream.players if not p.relay))
+            rate_in.add_metric([stream.name], stream.bitrate_in)
+            rate_out.add_metric([stream.name], stream.bitrate_out)
         yield from (players, rate_in, rate_out)
 
 

@@ -13,6 +13,7 @@ from sfu.server import MediaServer
 from signaling.access import AUTH, authorize, authorize_stats, request_token
 from signaling.auth import Authenticator
 from signaling.events import (
+    GONE,
     MAX_EVENTS_BODY,
     SUBSCRIPTION_TTL,
     EventHub,
@@ -87,8 +88,10 @@ def workers_sample(pool: WorkerPool) -> Sampler:
         streams: dict[str, StreamState] = {}
         for worker in pool.workers:
             for name, state in worker.load.streams.items():
-                live, players = streams.get(name, (False, 0))
-                streams[name] = (live or state.publishing, players + state.players)
+                seen = streams.get(name, GONE)
+                streams[name] = StreamState(
+                    seen.live or state.publishing, seen.players + state.players
+                )
         return streams
 
     return sample_workers

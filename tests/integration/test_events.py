@@ -1,4 +1,4 @@
-"""Server-sent events: WHEP's active/inactive/viewercount and the room's stream list."""
+"""Server-sent events: WHEP's active/inactive/viewercount/layers and the room's stream list."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ import json
 import time
 
 import aiohttp
+import pytest
 
+from bench.client import Publisher, Target
+from bench.worker import connect, keep_alive
+from sfu.dtls import Certificate
 from signaling.auth import Authenticator
 from signaling.events import LINK_REL
 from tests.conftest import start_server, stop_server
@@ -80,6 +84,36 @@ async def test_whep_events_follow_the_publisher(sfu_server) -> None:
         async with http.get(url) as events:
             name, _ = await next_event(events)
             assert name == "viewercount"
+
+
+@pytest.mark.timeout(60)
+async def test_whep_layers_event_names_the_simulcast_layers(sfu_server) -> None:
+    base, stream = sfu_server.http_url, "live/layers"
+    async with aiohttp.ClientSession() as http:
+        link = await whep_link(http, base, stream)
+        url = await events_url(http, base, link, ["layers"])
+        async with http.get(url) as events:
+            target = Target(base, "whip", stream)
+            publisher = Publisher(0, target, Certificate.generate(), simulcast=True)
+            keeper = asyncio.get_running_loop().create_task(keep_alive([publisher]))
+            try:
+                await connect(http, publisher, asyncio.Semaphore(1), 10)
+                assert publisher.error is None, publisher.error
+                # Layers are news when they appear and when they start sending: the last
+                # of those events has all three active, each with its bitrate.
+                deadline = time.monotonic() + 20
+                layers: list[dict] = []
+                while not (layers and all(layer["active"] for layer in layers)):
+                    name, data = await next_event(events, deadline - time.monotonic())
+                    assert name == "layers", name  # nothing that was not asked for
+                    (layers,) = data.values()  # one simulcast m-line
+                    assert sorted(layer["rid"] for layer in layers) == ["f", "h", "q"]
+                assert all(layer["bitrate"] > 0 for layer in layers)
+            finally:
+                keeper.cancel()
+                async with http.delete(publisher.resource) as response:
+                    assert response.status == 200
+                publisher.close()
 
 
 async def test_bad_event_subscriptions(sfu_server) -> None:

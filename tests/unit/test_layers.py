@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     **dict.fromkeys(
         ["sfu.ice", "sfu.dtls", "sfu.srtp", "sfu.receiver", "sfu.twcc", "sfu.keyframes"], 1
     ),
+    "sfu.stats": 0,  # the frozen values the router's queries answer with: data contracts
     "sfu.simulcast": 1,  # layer order, choice and VP8 id continuity: pure values
     "sfu.bwe": 1,  # a player's bandwidth estimate from its feedback: pure values
     # The compiled fan-out (rewrite, SRTP, sendmmsg) is called by the tracks, so it sits with

@@ -11,17 +11,12 @@ from signaling.logs import JsonFormatter
 from signaling.metrics import Totals, merged
 
 
-class Thing:
-    """Something with counts that comes and goes, like a stream."""
-
-
 def test_totals_keep_what_gone_objects_reached() -> None:
-    totals = Totals(2)
-    a, b = Thing(), Thing()
-    assert totals.update([(a, (5, 50)), (b, (1, 10))]) == [6, 60]
-    assert totals.update([(b, (3, 30))]) == [8, 80]  # a ended at (5, 50): still counted
+    totals = Totals(2)  # objects named by their stats serial, as streams and tracks are
+    assert totals.update([(1, (5, 50)), (2, (1, 10))]) == [6, 60]
+    assert totals.update([(2, (3, 30))]) == [8, 80]  # 1 ended at (5, 50): still counted
     assert totals.update([]) == [8, 80]
-    assert totals.update([(Thing(), (1, 1))]) == [9, 81]
+    assert totals.update([((3, 0), (1, 1))]) == [9, 81]
 
 
 WORKER = """# HELP litesfu_players Players

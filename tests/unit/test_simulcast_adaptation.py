@@ -56,7 +56,7 @@ def test_a_bottleneck_moves_the_player_down_and_back_up() -> None:
     assert "f" not in seen and seen.count("q") > len(seen) // 2, seen
     assert len(video(player, h.now - 2)) > 50
     assert longest_gap(player, limited + 3) < 1.0  # no freeze once it settled
-    snapshot = handler(player).snapshot()
+    snapshot = handler(player).stats().to_json()
     assert snapshot["estimate"] < 1_000_000 and snapshot["overuses"] >= 1
     lifted = h.now
     player.down.rate = 0
@@ -100,7 +100,7 @@ def test_a_player_that_sends_only_remb_follows_it() -> None:
     assert handler(player).estimate() is None  # no feedback of any kind: no limit
     player.send_rtcp(remb(player.rtcp_ssrc, 200_000))
     run_until(h, player, {"q"}, 5)  # down at once, all the way
-    assert handler(player).snapshot()["estimate"] == 200_000
+    assert handler(player).stats().to_json()["estimate"] == 200_000
 
 
 def test_below_the_lowest_layer_only_its_base_temporal_layer_is_sent() -> None:
@@ -119,7 +119,7 @@ def test_below_the_lowest_layer_only_its_base_temporal_layer_is_sent() -> None:
     assert recent and {p.temporal_id for p in recent} == {0}  # a quarter of the frames
     assert_continuous(recent, 90000)  # renumbered: no gap where frames were left out
     assert len({p.tl0 for p in recent}) >= 10  # base frames keep coming, ~7.5 a second
-    assert handler(player).snapshot()["tracks"][1]["temporal_drops"] > 0
+    assert handler(player).stats().to_json()["tracks"][1]["temporal_drops"] > 0
     player.down.rate = 0
     for _ in range(60):
         h.run(0.5)

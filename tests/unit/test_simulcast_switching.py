@@ -19,7 +19,7 @@ def handler(peer: Peer) -> Player:
 
 
 def layer_of(player: Peer) -> str:
-    return handler(player).snapshot()["tracks"][1]["layer"]
+    return handler(player).stats().tracks[1].to_json()["layer"]
 
 
 def assert_vp8_continuous(packets: list[Received]) -> None:
@@ -67,7 +67,7 @@ def test_pinned_layers_switch_on_keyframes_with_everything_continuous() -> None:
     packets = video(player)
     assert_continuous(packets, 2 * 90000)
     assert_vp8_continuous(packets)
-    snapshot = handler(player).snapshot()["tracks"][1]
+    snapshot = handler(player).stats().tracks[1].to_json()
     assert snapshot["layer_switches"] >= 4 and snapshot["choice"] == "q"
 
 

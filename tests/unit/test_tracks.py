@@ -451,7 +451,7 @@ def test_publisher_nacks_a_gap_and_counts_recovery() -> None:
     source.forward(packet(3, 0, VP8_CONTINUATION), 0.05)
     assert source.missing is not None and source.missing.recovered == 1
     assert source.cached(3) is not None and source.cached(4) is None
-    assert source.snapshot()["packets_lost"] == 1
+    assert source.stats().packets_lost == 1
 
 
 def test_keyframe_requests_are_rate_limited() -> None:
