@@ -82,6 +82,7 @@ class Link:
     jitter: float = 0.0
     rate: float = 0.0
     queue: float = 0.2
+    lose_dtls: int = 0  # drop this many DTLS datagrams next (a lost handshake flight)
     sent: int = 0
     dropped: int = 0
     busy_until: float = 0.0  # when the bottleneck has sent what is queued
@@ -127,6 +128,10 @@ class Network:
         delay = 0.0
         if link is not None:
             link.sent += 1
+            if link.lose_dtls and classify(data) is DTLS:
+                link.lose_dtls -= 1
+                link.dropped += 1
+                return
             if link.loss and self.rng.random() < link.loss:
                 link.dropped += 1
                 return
