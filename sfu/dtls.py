@@ -2,9 +2,18 @@
 
 The endpoint never touches a socket: datagrams go in through `receive`, datagrams to send
 come back as return values, and the caller's clock is passed in so retransmission is
-driven by the owner's event loop (see `timer_at` / `handle_timer`). Once the handshake is
+driven by the owner's event loop (see `next_timer` / `handle_timer`). Once the handshake is
 done and the peer certificate matches the fingerprint from its SDP, `keys` holds the SRTP
 master keys (RFC 5764 section 4.2) for `sfu.srtp.SrtpContext`.
+
+Retransmission runs on the caller's clock wherever it can. pyOpenSSL has no
+DTLS_set_timer_cb, and DTLSv1_handle_timeout does nothing until OpenSSL's own wall-clock
+timer has expired, so the endpoint keeps its last flight and resends those very bytes when
+its timer (1 s, doubling) fires. That is right for every flight but one holding our
+Finished: a peer that received such a flight may be done, and its replay window drops the
+identical records without answering. Only a DTLS client sends such a flight and then waits
+(a server's Finished goes last and is resent when the client's retransmission comes in), and
+for it the endpoint lets OpenSSL retransmit (new record numbers) on OpenSSL's schedule.
 """
 
 from __future__ import annotations
@@ -40,10 +49,11 @@ _CIPHERS = (
 )
 _DTLS1_2_VERSION = 0xFEFD  # pyOpenSSL exposes no constant for it
 _MTU = 1200  # below any path MTU WebRTC meets, leaving room for IP/UDP/TURN headers
-_HANDSHAKE_TIMEOUT = 30.0
-_MAX_RETRANSMITS = 7  # OpenSSL doubles the interval from 1 s: about 30 s in all
+_HANDSHAKE_TIMEOUT = 30.0  # also bounds retransmissions: 1 s doubling leaves 4 before it
+_FIRST_RESEND = 1.0  # RFC 6347 section 4.2.4.1's initial timer value
 _MAX_DRAIN = 64  # bound on loops that empty OpenSSL's buffers
 _RECORD_HEADER = 13  # content type, version, epoch, sequence number, length
+_CHANGE_CIPHER_SPEC = 20  # the record type that precedes our Finished in a flight
 
 # OpenSSL profile name -> (pylibsrtp profile, master key length, master salt length).
 _PROFILES: dict[bytes, tuple[int, int, int]] = {
@@ -149,6 +159,17 @@ class DtlsState(enum.Enum):
     CLOSED = "closed"
 
 
+def _has_change_cipher_spec(datagrams: list[bytes]) -> bool:
+    """Whether a flight carries our ChangeCipherSpec, and so our Finished."""
+    for datagram in datagrams:
+        pos = 0
+        while pos + _RECORD_HEADER <= len(datagram):
+            if datagram[pos] == _CHANGE_CIPHER_SPEC:
+                return True
+            pos += _RECORD_HEADER + int.from_bytes(datagram[pos + 11 : pos + 13], "big")
+    return False
+
+
 def _pack_datagrams(data: bytes, mtu: int) -> list[bytes]:
     """Split what OpenSSL wrote into DTLS records and pack them into datagrams.
 
@@ -204,7 +225,11 @@ class DtlsEndpoint:
         else:
             self._conn.set_connect_state()
         self._deadline = 0.0
-        self._retransmits = 0
+        self._flight: list[bytes] = []  # the last flight we sent while the handshake runs
+        self._flight_finishes = False  # it holds our Finished: OpenSSL resends it
+        self._resend_interval = _FIRST_RESEND
+        self._resend_at: float | None = None
+        self.retransmissions = 0  # flights resent, by us or by OpenSSL
 
     def start(self, now: float) -> list[bytes]:
         """Begin the handshake; a client returns its ClientHello, a server waits."""
@@ -213,7 +238,7 @@ class DtlsEndpoint:
         self.state = DtlsState.CONNECTING
         self._deadline = now + _HANDSHAKE_TIMEOUT
         if self.is_server:
-            self._update_timer(now)
+            self._update_timer()
             return []
         return self._handshake(now)
 
@@ -231,26 +256,36 @@ class DtlsEndpoint:
             return self._read_connected()
         return []
 
-    def handle_timer(self, now: float) -> list[bytes]:
-        """Retransmit the last flight when OpenSSL's timer has expired.
+    def next_timer(self) -> float | None:
+        """When handle_timer has work: a resend or the handshake deadline; None after it."""
+        return self.timer_at
 
-        OpenSSL measures its timer with the wall clock and `timer_at` is on the caller's
-        clock; both advance together, so calling at `timer_at` lands on the expiry.
-        """
-        if self.state is DtlsState.CONNECTING and now >= self._deadline:
-            return self._fail("handshake timed out")
-        if self.state not in (DtlsState.CONNECTING, DtlsState.CONNECTED):
+    def handle_timer(self, now: float) -> list[bytes]:
+        """Resend the last flight when its timer is due (see the module docstring for whose
+        clock); fail once the handshake deadline has passed."""
+        if self.state is not DtlsState.CONNECTING:
             return []
+        if now >= self._deadline:
+            return self._fail("handshake timed out")
+        if self._resend_at is None or now < self._resend_at:
+            return []
+        # OpenSSL handles its own timeout in every case: in real time that keeps its timer in
+        # step with ours, so reading the peer's next flight does not make it resend as well.
         try:
             fired = self._conn.DTLSv1_handle_timeout()
         except SSL.Error as exc:
             return self._fail(f"retransmission error: {exc}")
-        if fired and self.state is DtlsState.CONNECTING:
-            self._retransmits += 1
-            if self._retransmits > _MAX_RETRANSMITS:
-                return self._fail("too many retransmissions")
         out = self._drain()
-        self._update_timer(now)
+        if self._flight_finishes:
+            remaining = self._conn.DTLSv1_get_timeout()
+            self._resend_at = now + (remaining if remaining is not None else _FIRST_RESEND)
+        else:
+            fired = True
+            out = list(self._flight)  # instead of OpenSSL's copy, if it made one
+            self._resend_interval *= 2
+            self._resend_at = now + self._resend_interval
+        self.retransmissions += bool(fired)
+        self._update_timer()
         return out
 
     def close(self) -> list[bytes]:
@@ -269,8 +304,7 @@ class DtlsEndpoint:
         try:
             self._conn.do_handshake()
         except SSL.WantReadError:
-            self._update_timer(now)
-            return self._drain()
+            return self._sent_flight(self._drain(), now)
         except SSL.Error as exc:
             out = self._drain()  # usually a fatal alert for the peer
             self._fail(f"handshake error: {exc}")
@@ -283,8 +317,20 @@ class DtlsEndpoint:
             return self._fail("no SRTP profile negotiated")
         self.keys = keys
         self.state = DtlsState.CONNECTED
-        self._update_timer(now)
+        self._flight = []
+        self._update_timer()
         return self._drain()
+
+    def _sent_flight(self, flight: list[bytes], now: float) -> list[bytes]:
+        """Keep a flight that is on its way, and time its resend from now."""
+        if flight:
+            self._flight = flight
+            self._flight_finishes = _has_change_cipher_spec(flight)
+            self._resend_interval = _FIRST_RESEND
+            remaining = self._conn.DTLSv1_get_timeout() if self._flight_finishes else None
+            self._resend_at = now + (remaining if remaining is not None else _FIRST_RESEND)
+            self._update_timer()
+        return flight
 
     def _read_connected(self) -> list[bytes]:
         """Swallow application data; answer retransmitted handshake records."""
@@ -336,12 +382,13 @@ class DtlsEndpoint:
             return SrtpKeys(srtp_profile, local_key=server, remote_key=client)
         return SrtpKeys(srtp_profile, local_key=client, remote_key=server)
 
-    def _update_timer(self, now: float) -> None:
-        remaining = self._conn.DTLSv1_get_timeout()
-        at = None if remaining is None else now + remaining
-        if self.state is DtlsState.CONNECTING:
-            at = self._deadline if at is None else min(at, self._deadline)
-        self.timer_at = at
+    def _update_timer(self) -> None:
+        if self.state is not DtlsState.CONNECTING:
+            self.timer_at = None
+        elif self._resend_at is None:
+            self.timer_at = self._deadline
+        else:
+            self.timer_at = min(self._resend_at, self._deadline)
 
     def _drain(self) -> list[bytes]:
         chunks = []

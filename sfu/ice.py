@@ -10,6 +10,7 @@ cannot point its media at a third party.
 from __future__ import annotations
 
 import collections
+import random
 import secrets
 import string
 import struct
@@ -45,18 +46,22 @@ _U32 = struct.Struct("!I")
 _U64 = struct.Struct("!Q")
 
 
-def _random_ice_string(length: int) -> str:
-    return "".join(secrets.choice(ICE_CHARS) for _ in range(length))
+# Where credentials, ids and SSRCs come from unless a caller injects a seeded generator (tests).
+SYSTEM_RANDOM = secrets.SystemRandom()
 
 
-def new_ufrag() -> str:
+def _random_ice_string(length: int, rng: random.Random) -> str:
+    return "".join(rng.choice(ICE_CHARS) for _ in range(length))
+
+
+def new_ufrag(rng: random.Random = SYSTEM_RANDOM) -> str:
     """A fresh ice-ufrag: 8 ice-chars (RFC 8839 wants at least 4; 8 keeps lookups unique)."""
-    return _random_ice_string(8)
+    return _random_ice_string(8, rng)
 
 
-def new_pwd() -> str:
+def new_pwd(rng: random.Random = SYSTEM_RANDOM) -> str:
     """A fresh ice-pwd: 24 ice-chars, above RFC 8839's 22-char (128-bit) minimum."""
-    return _random_ice_string(24)
+    return _random_ice_string(24, rng)
 
 
 def split_username(msg: Message) -> tuple[str, str] | None:
@@ -228,9 +233,10 @@ class ReturnRoutability:
     session by the tag, and only the peer that really receives at the address learns the id.
     """
 
-    def __init__(self) -> None:
-        self.tag = secrets.token_bytes(CHECK_TAG_BYTES)
-        self.tie_breaker = secrets.randbits(64)
+    def __init__(self, rng: random.Random = SYSTEM_RANDOM) -> None:
+        self._rng = rng
+        self.tag = rng.randbytes(CHECK_TAG_BYTES)
+        self.tie_breaker = rng.getrandbits(64)
         self.pending: dict[bytes, _Check] = {}
         self.given_up = 0
 
@@ -243,7 +249,7 @@ class ReturnRoutability:
             return None
         if any(check.addr == addr for check in self.pending.values()):
             return None
-        transaction_id = self.tag + secrets.token_bytes(12 - CHECK_TAG_BYTES)
+        transaction_id = self.tag + self._rng.randbytes(12 - CHECK_TAG_BYTES)
         request = binding_request(
             transaction_id,
             username,
@@ -266,6 +272,12 @@ class ReturnRoutability:
             return False  # unsigned errors cost nothing to forge: let the check run its course
         self.pending.clear()  # the peer has one path now; other checks are moot
         return True
+
+    def next_due(self) -> float | None:
+        """When a check under way is next resent (or given up); None when none is."""
+        if not self.pending:
+            return None
+        return min(check.sent_at for check in self.pending.values()) + CHECK_INTERVAL
 
     def due(self, now: float) -> list[tuple[bytes, tuple[str, int]]]:
         """Checks to send again now; those out of attempts are dropped and counted."""

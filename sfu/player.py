@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from sfu import rtp
 from sfu.bwe import BandwidthEstimator
 from sfu.media import VIDEO
-from sfu.session import PeerSession
+from sfu.session import PeerSession, Transport
 from sfu.simulcast import TEMPORAL_BACK, Choice, LayerPace, choose, ranked, remb_choice
 from sfu.stats import PlayerStats, next_serial
 from sfu.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
@@ -22,12 +22,12 @@ if TYPE_CHECKING:
 class Player:
     """The media handler of a playing session."""
 
-    def __init__(self, router: Router, stream: Stream, session: PeerSession) -> None:
+    def __init__(self, router: Router, stream: Stream, session: Transport) -> None:
         self.router = router
         self.stream = stream
         self.session = session
         self.serial = next_serial()
-        self.tracks = [SubscriberTrack(session, spec) for spec in session.peer.tracks]
+        self.tracks = [SubscriberTrack(session, spec, router.rng) for spec in session.peer.tracks]
         self.by_ssrc = {t.ssrc: t for t in self.tracks}
         self.remb: int | None = None
         self.transport_feedback = 0
@@ -154,6 +154,9 @@ class Player:
                 if track is not None and track.source is not None:
                     track.keyframe_requests += 1
                     track.source.request_keyframe(now)
+            publisher = self.stream.live_publisher()
+            if publisher is not None:
+                publisher.flush()  # the PLI goes out now, not at the next packet
         elif kind == rtp.RTCP_RTPFB and item.fmt == FMT_TRANSPORT_CC:
             self.transport_feedback += 1
             if self.adaptive:
@@ -167,9 +170,9 @@ class Player:
             track = self.by_ssrc.get(rtp.feedback_media_ssrc(item))
             if track is not None:
                 dropped_before = track.nack_budget_drops
-                self._resends_left -= track.retransmit(
-                    rtp.nack_sequence_numbers(item), now, self._resends_left
-                )
+                resent = track.retransmit(rtp.nack_sequence_numbers(item), now, self._resends_left)
+                self._resends_left -= resent
+                self.router.sessions.media_datagrams_out += resent
                 dropped = track.nack_budget_drops - dropped_before
                 if dropped:
                     self.router.sessions.drops["nack_budget"] += dropped

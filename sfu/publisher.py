@@ -6,9 +6,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from sfu import rtp
-from sfu.session import PeerSession
+from sfu.session import PeerSession, Transport
 from sfu.stats import Layer, PublisherStats, next_serial
-from sfu.tracks import PublisherTrack
+from sfu.tracks import KeyframeNeeded, PublisherTrack
 from sfu.twcc import TwccRecorder
 
 if TYPE_CHECKING:
@@ -21,11 +21,12 @@ log = logging.getLogger(__name__)
 class Publisher:
     """The media handler of a publishing session: forwards its RTP, gives it RTCP feedback."""
 
-    def __init__(self, router: Router, stream: Stream, session: PeerSession) -> None:
+    def __init__(self, router: Router, stream: Stream, session: Transport) -> None:
         self.router = router
         self.stream = stream
         self.session = session
         self.serial = next_serial()
+        self._table = router.sessions  # where forwarded packets are counted
         interval = router.config.keyframe_interval
         # One group per m-line: its layers (one track unless the m-line is simulcast).
         self.groups: list[list[PublisherTrack]] = []
@@ -53,9 +54,6 @@ class Publisher:
         }
         self.unknown_packets = 0
         self.unknown_rid_packets = 0  # simulcast packets with no RID or one never offered
-        for track in self.tracks:
-            track.send_pli = self._send_pli
-            track.send_nack = self._send_nack
         twcc_ids = {
             ext_id
             for spec in session.peer.tracks
@@ -65,11 +63,20 @@ class Publisher:
         self.twcc_id = min(twcc_ids) if twcc_ids else 0
         self.twcc = TwccRecorder() if self.twcc_id else None
 
-    def _send_pli(self, media_ssrc: int) -> None:
-        self.session.send_rtcp(rtp.pli(self.session.rtcp_ssrc, media_ssrc))
+    def send_requests(self, track: PublisherTrack) -> None:
+        """Send what a track asks of the publisher: a PLI per keyframe, a NACK per retry."""
+        rtcp_ssrc = self.session.rtcp_ssrc
+        for request in track.poll_requests():
+            if isinstance(request, KeyframeNeeded):
+                self.session.send_rtcp(rtp.pli(rtcp_ssrc, request.ssrc))
+            else:
+                self.session.send_rtcp(rtp.nack(rtcp_ssrc, request.ssrc, request.seqs))
 
-    def _send_nack(self, media_ssrc: int, sequence_numbers: list[int]) -> None:
-        self.session.send_rtcp(rtp.nack(self.session.rtcp_ssrc, media_ssrc, sequence_numbers))
+    def flush(self) -> None:
+        """Send every track's requests now (keyframes asked for by players and the router)."""
+        for track in self.tracks:
+            if track.requests:
+                self.send_requests(track)
 
     def on_connected(self, now: float) -> None:
         self.stream.publisher_ready(now)
@@ -85,7 +92,9 @@ class Publisher:
             track = self._learn_ssrc(packet, ssrc, now)
             if track is None:
                 return
-        track.forward(packet, now)
+        self._table.media_datagrams_out += track.forward(packet, now)
+        if track.requests:
+            self.send_requests(track)
 
     def _learn_ssrc(self, packet: bytes, ssrc: int, now: float) -> PublisherTrack | None:
         """Map an undeclared SSRC to its track by payload type (one codec per m-line), and to
@@ -145,6 +154,7 @@ class Publisher:
         for track in self.tracks:
             if track.missing is not None and len(track.missing):
                 track.send_due_nacks(now)
+        self.flush()
 
     def send_reports(self, now: float) -> None:
         """Receiver Reports, once a second, with the loss and jitter we really saw."""

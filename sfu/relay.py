@@ -14,18 +14,27 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import random
 import secrets
 import socket
 import time
-from collections.abc import Callable
 from typing import cast
 
 import pylibsrtp
 
+from sfu import ice
+from sfu.config import MediaConfig
 from sfu.dtls import SrtpKeys
 from sfu.media import PeerParams, TrackSpec
 from sfu.router import PLAY, PUBLISH, Router
-from sfu.session import Address, MediaHandler, PeerSession, SendFunction, SessionState
+from sfu.session import (
+    Address,
+    MediaHandler,
+    SendFunction,
+    SessionClosed,
+    SessionEvent,
+    SessionState,
+)
 from sfu.srtp import SrtpContext
 
 log = logging.getLogger(__name__)
@@ -75,8 +84,7 @@ class _RelayKeys:
 
 
 class PlainSession:
-    """What Player and Publisher use of a PeerSession, for RTP to one fixed address: plain, or
-    SRTP when it has keys.
+    """A sfu.session.Transport for RTP to one fixed address: plain, or SRTP when it has keys.
 
     It is never in the router's session table, so HTTP cannot reach it and limits do not count
     it; the origin's endpoint finds it by address only, to hand it the edge's RTCP.
@@ -91,8 +99,10 @@ class PlainSession:
         send: SendFunction,
         now: float,
         keys: SrtpKeys | None = None,
+        timeout: float = MediaConfig.session_timeout,
+        rng: random.Random = ice.SYSTEM_RANDOM,
     ) -> None:
-        self.id = secrets.token_hex(16)  # the stats tell relays by type, not by id
+        self.id = f"{rng.getrandbits(128):032x}"  # the stats tell relays by type, not by id
         self.role = role
         self.stream = stream
         self.peer = PeerParams(ice_ufrag="", ice_pwd="", fingerprints=[], tracks=tracks)
@@ -101,7 +111,7 @@ class PlainSession:
         self.encrypted = keys is not None
         self.state = SessionState.CONNECTED
         self.addr: Address | None = addr
-        self.rtcp_ssrc = secrets.randbits(32) or 1
+        self.rtcp_ssrc = rng.getrandbits(32) or 1
         self.handler: MediaHandler | None = None
         self.created = now
         self.last_seen = now
@@ -111,8 +121,9 @@ class PlainSession:
         self.transport_seq = 0  # relay tracks carry no header extensions, so it stays unused
         self.transport = "relay"  # what the stats say it runs over, where a peer says udp/tcp
         self.send_failures = 0
-        self.on_close: Callable[[PlainSession], None] | None = None
+        self._timeout = timeout
         self._send = send
+        self._events: list[SessionEvent] = []
 
     def handle_srtp(self, data: bytes, now: float) -> None:
         """One RTP or RTCP packet (the endpoint calls every media handler by this name)."""
@@ -147,10 +158,19 @@ class PlainSession:
             except (OSError, pylibsrtp.Error):
                 self.send_failures += 1
 
-    def poll(self, now: float, timeout: float) -> None:
+    def next_timer(self) -> float | None:
+        """When the other end will have been silent too long; None once closed."""
+        return None if self.state is SessionState.CLOSED else self.last_seen + self._timeout
+
+    def handle_timer(self, now: float) -> None:
         """End the relay when the other end went silent: its publisher (or player) is gone."""
-        if self.state is not SessionState.CLOSED and now - self.last_seen > timeout:
-            self.close(f"nothing from the other end for {timeout:.0f} s")
+        if self.state is not SessionState.CLOSED and now - self.last_seen > self._timeout:
+            self.close(f"nothing from the other end for {self._timeout:.0f} s")
+
+    def poll_events(self) -> list[SessionEvent]:
+        """Its end, once (a relay never moves)."""
+        events, self._events = self._events, []
+        return events
 
     def close(self, reason: str) -> None:
         if self.state is SessionState.CLOSED:
@@ -160,8 +180,7 @@ class PlainSession:
         log.info("relay %s closed (%s %s): %s", self.id, self.role, self.stream, reason)
         if self.handler is not None:
             self.handler.on_closed()
-        if self.on_close is not None:
-            self.on_close(self)
+        self._events.append(SessionClosed(self))
 
 
 class RelayIn:
@@ -177,6 +196,7 @@ class RelayIn:
         buffer_size: int,
         now: float,
         keys: SrtpKeys | None = None,
+        timeout: float = MediaConfig.session_timeout,
     ) -> None:
         self.source = source
         self.foreign = 0  # datagrams from anyone but the origin, dropped
@@ -185,8 +205,10 @@ class RelayIn:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_size)
             sock.bind((host, 0))
             sock.setblocking(False)
-            self.session = PlainSession(PUBLISH, stream, tracks, source, self._send, now, keys)
-            router.add_publisher(stream, cast(PeerSession, self.session))
+            self.session = PlainSession(
+                PUBLISH, stream, tracks, source, self._send, now, keys, timeout, router.rng
+            )
+            router.add_publisher(stream, self.session)
         except BaseException:
             sock.close()
             raise
@@ -262,39 +284,38 @@ class Relays:
             self.buffer_size,
             time.monotonic(),
             keys,
+            self.timeout,
         )
         self.inbound[relay.session.id] = relay
-        relay.session.on_close = self._in_closed
         log.info(
             "relay %s: %s in on %s:%d from %s:%d", relay.session.id, stream, *relay.addr, *source
         )
         return relay
-
-    def _in_closed(self, session: PlainSession) -> None:
-        relay = self.inbound.pop(session.id, None)
-        if relay is not None:
-            relay.release()
 
     def open_out(
         self, stream: str, tracks: list[TrackSpec], target: Address, keys: SrtpKeys | None = None
     ) -> PlainSession:
         """The origin end: a player of `stream` sending to an edge's relay socket."""
         now = time.monotonic()
-        session = PlainSession(PLAY, stream, tracks, target, self.router.send, now, keys)
-        player = self.router.add_player(stream, cast(PeerSession, session))
+        session = PlainSession(
+            PLAY, stream, tracks, target, self.router.send, now, keys, self.timeout, self.router.rng
+        )
+        player = self.router.add_player(stream, session)
         self.outbound[session.id] = session
-        by_addr = self.router.sessions.by_addr
-        by_addr[target] = cast(PeerSession, session)
-        session.on_close = self._out_closed
+        self.router.sessions.bind(target, session)
         player.on_connected(now)
         log.info("relay %s: %s out to %s:%d", session.id, stream, *target)
         return session
 
-    def _out_closed(self, session: PlainSession) -> None:
-        self.outbound.pop(session.id, None)
-        by_addr = self.router.sessions.by_addr
-        if session.addr is not None and by_addr.get(session.addr) is session:
-            del by_addr[session.addr]
+    def _settle(self, session: PlainSession) -> None:
+        """Free what a closed relay end held: the edge's socket, the origin's address."""
+        if not session.poll_events():
+            return
+        relay = self.inbound.pop(session.id, None)
+        if relay is not None:
+            relay.release()
+        if self.outbound.pop(session.id, None) is not None:
+            self.router.sessions.unbind(session)
 
     def close(self, relay_id: str, reason: str) -> bool:
         """End one relay end by id; False if this worker has no such relay."""
@@ -303,11 +324,22 @@ class Relays:
         if session is None:
             return False
         session.close(reason)
+        self._settle(session)
         return True
 
-    def poll(self, now: float) -> None:
-        for session in [*self.outbound.values(), *(r.session for r in self.inbound.values())]:
-            session.poll(now, self.timeout)
+    def _sessions(self) -> list[PlainSession]:
+        return [*self.outbound.values(), *(r.session for r in self.inbound.values())]
+
+    def next_timer(self) -> float | None:
+        """The earliest relay timeout; None when there are no relays."""
+        times = [at for at in (s.next_timer() for s in self._sessions()) if at is not None]
+        return min(times, default=None)
+
+    def handle_timer(self, now: float) -> None:
+        """Time out silent relays, and free those closed since (also from outside: cluster)."""
+        for session in self._sessions():
+            session.handle_timer(now)
+            self._settle(session)
 
     def close_all(self, reason: str) -> None:
         for relay_id in [*self.inbound, *self.outbound]:

@@ -6,35 +6,31 @@ sfu.player.Player), which feed one another through a sfu.stream.Stream.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import random
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from sfu import ice
 from sfu.config import MediaConfig
 from sfu.dtls import Certificate
 from sfu.media import PeerParams
 from sfu.player import Player
 from sfu.publisher import Publisher
-from sfu.session import Address, PeerSession, SendFunction, SessionState, SessionTable
+from sfu.session import (
+    Address,
+    PeerSession,
+    SendFunction,
+    SessionState,
+    SessionTable,
+    Transport,
+)
 from sfu.simulcast import Choice, ranked
 from sfu.stats import ResourceCounts, SessionInfo, StreamStats, StreamSummary
 from sfu.stream import Stream
 
 PUBLISH = "publish"
 PLAY = "play"
-
-
-@dataclass(frozen=True)
-class EndedSession:
-    """What is kept of a session after it ends, so a late DELETE is answered, not refused."""
-
-    stream: str
-    role: str
-    reason: str
-
-
-# Ended sessions remembered for late DELETEs: the newest this many.
-ENDED_REMEMBERED = 4096
+FEEDBACK_INTERVAL = 0.05  # transport-wide CC feedback and NACK retries
+REPORT_INTERVAL = 1.0  # RTCP SR/RR, bitrate samples, layer choices
 
 
 class StreamBusy(Exception):
@@ -51,8 +47,11 @@ class Router:
         send: SendFunction,
         sessions: SessionTable,
         sendto_for: Callable[[Address | None], SendFunction] | None = None,
+        rng: random.Random = ice.SYSTEM_RANDOM,
     ) -> None:
         self.config = config
+        # Session ids, ICE credentials, SSRCs and sequence starts: seeded in tests.
+        self.rng = rng
         self.certificate = certificate
         self.send = send
         # What forwarding to an address sends with: the endpoint's choice of the socket's own
@@ -61,7 +60,8 @@ class Router:
         self._sendto_for = sendto_for or (lambda addr: send)
         self.sessions = sessions
         self.streams: dict[str, Stream] = {}
-        self.ended: OrderedDict[str, EndedSession] = OrderedDict()
+        self.ended = sessions.ended  # for late DELETEs
+        self._next_feedback = self._next_report = 0.0
 
     def _stream(self, name: str) -> Stream:
         stream = self.streams.get(name)
@@ -78,16 +78,11 @@ class Router:
             del self.streams[stream.name]
 
     def _new_session(self, role: str, stream: str, peer: PeerParams, now: float) -> PeerSession:
-        session = PeerSession(role, stream, peer, self.certificate, self.send, now)
+        session = PeerSession(
+            role, stream, peer, self.certificate, self.send, now, self.config, self.rng
+        )
         self.sessions.add(session)
-        session.on_close = self._session_closed
         return session
-
-    def _session_closed(self, session: PeerSession) -> None:
-        self.sessions.remove(session)
-        self.ended[session.id] = EndedSession(session.stream, session.role, session.close_reason)
-        while len(self.ended) > ENDED_REMEMBERED:
-            self.ended.popitem(last=False)
 
     def _free_stream(self, name: str) -> Stream:
         stream = self._stream(name)
@@ -95,12 +90,12 @@ class Router:
             raise StreamBusy(f"stream {name} already has a publisher")
         return stream
 
-    def _set_publisher(self, stream: Stream, session: PeerSession) -> Publisher:
+    def _set_publisher(self, stream: Stream, session: Transport) -> Publisher:
         stream.publisher = Publisher(self, stream, session)
         session.handler = stream.publisher
         return stream.publisher
 
-    def sendto_for(self, session: PeerSession) -> SendFunction:
+    def sendto_for(self, session: Transport) -> SendFunction:
         """What forwards to a session at its current address (UDP of either family, or TCP)."""
         return self._sendto_for(session.addr)
 
@@ -111,7 +106,7 @@ class Router:
         self._set_publisher(stream, session)
         return session
 
-    def add_publisher(self, name: str, session: PeerSession) -> Publisher:
+    def add_publisher(self, name: str, session: Transport) -> Publisher:
         """Make a session created elsewhere (a relay's) the publisher of `name`; StreamBusy if
         one is already there. The caller keeps the session out of the session table."""
         return self._set_publisher(self._free_stream(name), session)
@@ -122,7 +117,7 @@ class Router:
         self.add_player(name, session)
         return session
 
-    def add_player(self, name: str, session: PeerSession) -> Player:
+    def add_player(self, name: str, session: Transport) -> Player:
         """Make a session a player of `name`: play() for real peers, relays for their own."""
         stream = self._stream(name)
         player = Player(self, stream, session)
@@ -159,6 +154,7 @@ class Router:
         if session is None:
             return False
         session.close(reason)
+        self.sessions.settle(session)
         return True
 
     def restart_ice(
@@ -169,13 +165,32 @@ class Router:
         if session is None or session.state is SessionState.CLOSED:
             return None
         session.restart_ice(remote_ufrag, remote_pwd)
+        self.sessions.settle(session)
         return session
 
-    def poll(self, now: float) -> None:
-        """Session timers: DTLS retransmission and consent timeouts."""
-        timeout, pending_timeout = self.config.session_timeout, self.config.pending_timeout
+    def next_timer(self) -> float | None:
+        """The earliest of the feedback and report ticks and every session's own timer."""
+        at = min(self._next_feedback, self._next_report)
+        for session in self.sessions.by_id.values():
+            session_at = session.next_timer()
+            if session_at is not None and session_at < at:
+                at = session_at
+        return at
+
+    def handle_timer(self, now: float) -> None:
+        """Run whatever is due: feedback, the sessions' timers (DTLS retransmission, checks,
+        timeouts), reports."""
+        if now >= self._next_feedback:
+            self._next_feedback = now + FEEDBACK_INTERVAL
+            self.send_feedback(now)
         for session in list(self.sessions.by_id.values()):
-            session.poll(now, timeout, pending_timeout)
+            at = session.next_timer()
+            if at is not None and at <= now:
+                session.handle_timer(now)
+                self.sessions.settle(session)
+        if now >= self._next_report:
+            self._next_report = now + REPORT_INTERVAL
+            self.send_reports(now)
 
     def send_feedback(self, now: float) -> None:
         """Every few tens of ms: transport-wide CC and NACK retries to publishers."""
@@ -206,6 +221,7 @@ class Router:
                 if player.session.state is SessionState.CONNECTED:
                     player.send_reports(now)
                     player.adapt(now)
+            publisher.flush()  # keyframes for waiting and switching players
 
     def resource_counts(self) -> dict[str, int]:
         """The resources() of /api/v1/server."""
@@ -214,6 +230,7 @@ class Router:
     def close_all(self, reason: str) -> None:
         for session in list(self.sessions.by_id.values()):
             session.close(reason)
+            self.sessions.settle(session)
 
     def snapshot(self) -> list[dict]:
         """The `streams` of /api/v1/streams."""

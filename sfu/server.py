@@ -11,16 +11,16 @@ from sfu import fastpath
 from sfu.config import MediaConfig
 from sfu.dtls import Certificate
 from sfu.relay import Relays, relay_host
-from sfu.router import Router
+from sfu.router import FEEDBACK_INTERVAL, Router
 from sfu.session import SessionTable
 from sfu.tcp import TcpListener
 from sfu.udp import UdpEndpoint
 
 log = logging.getLogger(__name__)
 
-FEEDBACK_INTERVAL = 0.05  # transport-wide CC feedback and NACK retries
-POLL_INTERVAL = 0.2  # DTLS retransmission and consent timeouts
-REPORT_INTERVAL = 1.0  # RTCP SR/RR, bitrate samples
+# The ticker wakes at the earliest timer, but never sooner than this after its last run (a
+# burst of DTLS timers must not spin the loop) and never later than the feedback interval.
+MIN_SLEEP = 0.005
 
 
 class MediaServer:
@@ -65,19 +65,20 @@ class MediaServer:
         return self.endpoint.tcp.port if self.endpoint.tcp is not None else None
 
     async def _tick(self) -> None:
-        router = self.router
-        next_poll = next_report = time.monotonic()
         while True:
-            await asyncio.sleep(FEEDBACK_INTERVAL)
             now = time.monotonic()
             try:
-                router.send_feedback(now)
-                if now >= next_poll:
-                    router.poll(now)
-                    self.relays.poll(now)
-                    next_poll = now + POLL_INTERVAL
-                if now >= next_report:
-                    router.send_reports(now)
-                    next_report = now + REPORT_INTERVAL
+                self.router.handle_timer(now)
+                self.relays.handle_timer(now)
+                wake = min(
+                    (
+                        t
+                        for t in (self.router.next_timer(), self.relays.next_timer())
+                        if t is not None
+                    ),
+                    default=now + FEEDBACK_INTERVAL,
+                )
             except Exception:
                 log.exception("media timer failed; continuing")
+                wake = now + FEEDBACK_INTERVAL
+            await asyncio.sleep(min(max(wake - time.monotonic(), MIN_SLEEP), FEEDBACK_INTERVAL))

@@ -9,14 +9,17 @@ from __future__ import annotations
 import collections
 import enum
 import logging
-import secrets
+import random
+from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 import pylibsrtp
 
 from sfu import ice
-from sfu.dtls import Certificate, DtlsEndpoint, DtlsState
+from sfu.config import MediaConfig
+from sfu.dtls import Certificate, DtlsEndpoint, DtlsState, SrtpKeys
 from sfu.media import PeerParams
 from sfu.srtp import SrtpContext
 from sfu.stun import Message
@@ -67,6 +70,83 @@ class MediaHandler(Protocol):
     def on_moved(self) -> None: ...
 
 
+# -- what a session reports to its owner, drained with poll_events() ----------------------------
+
+
+@dataclass(frozen=True)
+class AddressChanged:
+    """The session's media moved from `old` (None: it had none) to `new`."""
+
+    session: Transport
+    old: Address | None
+    new: Address
+
+
+@dataclass(frozen=True)
+class UfragChanged:
+    """An ICE restart replaced the server ufrag `old` that first STUN finds the session by."""
+
+    session: Transport
+    old: str
+
+
+@dataclass(frozen=True)
+class SessionClosed:
+    """The session ended; `session.close_reason` says why."""
+
+    session: Transport
+
+
+SessionEvent = AddressChanged | UfragChanged | SessionClosed
+
+
+class Keys(Protocol):
+    """Where the fast path finds a transport's SRTP master keys (a DTLS endpoint or not)."""
+
+    keys: SrtpKeys | None
+
+
+class Protection(Protocol):
+    """SRTP, or plain RTP for an unencrypted relay."""
+
+    def protect_rtp(self, packet: bytes | bytearray) -> bytes | bytearray: ...
+    def protect_rtcp(self, packet: bytes) -> bytes: ...
+
+
+class Transport(Protocol):
+    """What players, publishers and tracks use of a session: a peer's ICE/DTLS-SRTP one
+    (PeerSession) or a relay's fixed-address one (sfu.relay.PlainSession)."""
+
+    id: str
+    role: str
+    stream: str
+    peer: PeerParams
+    state: SessionState
+    addr: Address | None
+    handler: MediaHandler | None
+    rtcp_ssrc: int
+    transport_seq: int
+    srtp_errors: int
+    created: float
+    last_seen: float
+    close_reason: str
+
+    @property
+    def srtp(self) -> Protection | None: ...
+    @property
+    def dtls(self) -> Keys | None: ...
+    @property
+    def transport(self) -> str | None: ...
+
+    def handle_srtp(self, data: bytes, now: float) -> None: ...
+    def handle_dtls(self, data: bytes, now: float) -> None: ...
+    def send_rtcp(self, packet: bytes) -> None: ...
+    def handle_timer(self, now: float) -> None: ...
+    def next_timer(self) -> float | None: ...
+    def poll_events(self) -> list[SessionEvent]: ...
+    def close(self, reason: str) -> None: ...
+
+
 class PeerSession:
     """ICE-lite + DTLS-SRTP for one peer connection, bundled on one 5-tuple."""
 
@@ -78,13 +158,19 @@ class PeerSession:
         certificate: Certificate,
         send: SendFunction,
         now: float,
+        config: MediaConfig | None = None,
+        rng: random.Random = ice.SYSTEM_RANDOM,
     ) -> None:
-        self.id = secrets.token_hex(SESSION_ID_HEX // 2)
+        self.id = f"{rng.getrandbits(4 * SESSION_ID_HEX):0{SESSION_ID_HEX}x}"
         self.role = role
         self.stream = stream
         self.peer = peer
-        self.ice = ice.IceLite(ice.new_ufrag(), ice.new_pwd(), peer.ice_ufrag, peer.ice_pwd)
-        self.checks = ice.ReturnRoutability()
+        config = config or MediaConfig()
+        self._timeout = config.session_timeout
+        self._pending_timeout = config.pending_timeout
+        self._rng = rng
+        self.ice = ice.IceLite(ice.new_ufrag(rng), ice.new_pwd(rng), peer.ice_ufrag, peer.ice_pwd)
+        self.checks = ice.ReturnRoutability(rng)
         self.dtls = DtlsEndpoint(certificate, is_server=True, remote_fingerprints=peer.fingerprints)
         self.srtp: SrtpContext | None = None
         self.state = SessionState.NEW
@@ -93,12 +179,10 @@ class PeerSession:
         self.last_seen = now
         self._latest = now  # the newest time any input brought, for the duration in the log
         self.close_reason = ""
-        self.rtcp_ssrc = secrets.randbits(32) or 1  # our SSRC as the sender of feedback
+        self.rtcp_ssrc = rng.getrandbits(32) or 1  # our SSRC as the sender of feedback
         self.handler: MediaHandler | None = None
         self._send = send
-        self.on_address: Callable[[PeerSession, Address | None, Address], None] | None = None
-        self.on_close: Callable[[PeerSession], None] | None = None
-        self.on_ufrag: Callable[[PeerSession, str], None] | None = None
+        self._events: list[SessionEvent] = []
         self.srtp_errors = 0
         self.transport_seq = 0  # transport-wide CC sequence number of what we send this peer
         # Drops by reason; the session table shares its own, so they add up per endpoint.
@@ -175,8 +259,7 @@ class PeerSession:
             log.info(
                 "session %s: moved from %s:%d to %s:%d", self.id, *old, *addr, extra=self._log_extra
             )
-        if self.on_address is not None:
-            self.on_address(self, old, addr)
+        self._events.append(AddressChanged(self, old, addr))
         if self.handler is not None and self.state is SessionState.CONNECTED:
             self.handler.on_moved()  # what sends to the peer may differ (IPv4/IPv6, UDP/TCP)
 
@@ -208,9 +291,8 @@ class PeerSession:
     def restart_ice(self, remote_ufrag: str, remote_pwd: str) -> None:
         """ICE restart (RFC 8445 §9): new credentials on both sides; DTLS and SRTP carry on."""
         old_ufrag = self.ice.local_ufrag
-        self.ice.restart(ice.new_ufrag(), ice.new_pwd(), remote_ufrag, remote_pwd)
-        if self.on_ufrag is not None:
-            self.on_ufrag(self, old_ufrag)
+        self.ice.restart(ice.new_ufrag(self._rng), ice.new_pwd(self._rng), remote_ufrag, remote_pwd)
+        self._events.append(UfragChanged(self, old_ufrag))
         log.info("session %s: ICE restart", self.id, extra=self._log_extra)
 
     # -- output ----------------------------------------------------------------------------------
@@ -227,17 +309,36 @@ class PeerSession:
 
     # -- time and lifecycle ----------------------------------------------------------------------
 
-    def poll(self, now: float, timeout: float, pending_timeout: float) -> None:
+    def poll_events(self) -> list[SessionEvent]:
+        """What happened since the last call (moves, ICE restarts, the end), oldest first."""
+        events, self._events = self._events, []
+        return events
+
+    def next_timer(self) -> float | None:
+        """When handle_timer has work next: a DTLS retransmission, a check's retry, or the
+        silence and connect deadlines; None once closed."""
+        if self.state is SessionState.CLOSED:
+            return None
+        at = self.last_seen + self._timeout
+        if self.state is not SessionState.CONNECTED:
+            at = min(at, self.created + self._pending_timeout)
+        dtls_at = self.dtls.timer_at
+        if dtls_at is not None:
+            at = min(at, dtls_at)
+        checks_at = self.checks.next_due()
+        return at if checks_at is None else min(at, checks_at)
+
+    def handle_timer(self, now: float) -> None:
         """Run the DTLS and check timers; end the session when the peer went silent, or when it
-        has not connected (ICE and DTLS) within pending_timeout, so it frees its slot."""
+        has not connected (ICE and DTLS) within the pending timeout, so it frees its slot."""
         if self.state is SessionState.CLOSED:
             return
         self._latest = now
-        if now - self.last_seen > timeout:
-            self.close(f"no valid packet for {timeout:g} s")
+        if now - self.last_seen > self._timeout:
+            self.close(f"no valid packet for {self._timeout:g} s")
             return
-        if self.state is not SessionState.CONNECTED and now - self.created > pending_timeout:
-            self.close(f"not connected within {pending_timeout:g} s")
+        if self.state is not SessionState.CONNECTED and now - self.created > self._pending_timeout:
+            self.close(f"not connected within {self._pending_timeout:g} s")
             return
         timer_at = self.dtls.timer_at
         if timer_at is not None and now >= timer_at:
@@ -298,36 +399,73 @@ class PeerSession:
         )
         if self.handler is not None:
             self.handler.on_closed()
-        if self.on_close is not None:
-            self.on_close(self)
+        self._events.append(SessionClosed(self))
+
+
+@dataclass(frozen=True)
+class EndedSession:
+    """What is kept of a session after it ends, so a late DELETE is answered, not refused."""
+
+    stream: str
+    role: str
+    reason: str
+
+
+# Ended sessions remembered for late DELETEs: the newest this many.
+ENDED_REMEMBERED = 4096
 
 
 class SessionTable:
     """Sessions by id (HTTP), by server ufrag (first STUN), by address (everything after) and
-    by the tag of their own checks' transaction ids (answers from a new address)."""
+    by the tag of their own checks' transaction ids (answers from a new address); the ended
+    ones by id. Whoever calls into a session hands its events to `settle`, so the indexes
+    follow before the next datagram is demuxed."""
 
     def __init__(self) -> None:
         self.by_id: dict[str, PeerSession] = {}
         self.by_ufrag: dict[str, PeerSession] = {}
-        self.by_addr: dict[Address, PeerSession] = {}
+        self.by_addr: dict[Address, Transport] = {}
         self.by_check_tag: dict[bytes, PeerSession] = {}
+        self.ended: OrderedDict[str, EndedSession] = OrderedDict()
         # The media plane's drops by reason, shared by the endpoint, the sessions and the router.
         self.drops: collections.Counter[str] = collections.Counter()
+        # Forwarded RTP (and RTX) datagrams, which the tracks send on the socket directly.
+        self.media_datagrams_out = 0
 
     def add(self, session: PeerSession) -> None:
         self.by_id[session.id] = session
         self.by_ufrag[session.ice.local_ufrag] = session
         self.by_check_tag[session.checks.tag] = session
         session.drops = self.drops
-        session.on_address = self._rebind
-        session.on_ufrag = self._rekey
 
-    def _rekey(self, session: PeerSession, old_ufrag: str) -> None:
-        if self.by_ufrag.get(old_ufrag) is session:
-            del self.by_ufrag[old_ufrag]
-        self.by_ufrag[session.ice.local_ufrag] = session
+    def settle(self, session: Transport) -> None:
+        """Apply what the session reported: an address or ufrag it moved to, or its end."""
+        for event in session.poll_events():
+            if isinstance(event, AddressChanged):
+                self._rebind(session, event.old, event.new)
+                continue
+            member = self.by_id.get(session.id)
+            if member is not session:
+                self.unbind(session)  # a relay's: its owner takes the rest
+            elif isinstance(event, UfragChanged):
+                if self.by_ufrag.get(event.old) is member:
+                    del self.by_ufrag[event.old]
+                self.by_ufrag[member.ice.local_ufrag] = member
+            else:
+                self.remove(member)
+                self._remember(member)
 
-    def _rebind(self, session: PeerSession, old: Address | None, new: Address) -> None:
+    def bind(self, addr: Address, session: Transport) -> None:
+        """Give `addr` to a session outside the table (a relay's), to hand it what comes from
+        there; the address's previous owner loses it."""
+        self._rebind(session, None, addr)
+
+    def unbind(self, session: Transport) -> None:
+        """Free the address of a session that is going away."""
+        if session.addr is not None and self.by_addr.get(session.addr) is session:
+            del self.by_addr[session.addr]
+
+    def _rebind(self, session: Transport, old: Address | None, new: Address) -> None:
         if old is not None and self.by_addr.get(old) is session:
             del self.by_addr[old]
         previous = self.by_addr.get(new)
@@ -342,8 +480,12 @@ class SessionTable:
             del self.by_check_tag[session.checks.tag]
         if self.by_ufrag.get(session.ice.local_ufrag) is session:
             del self.by_ufrag[session.ice.local_ufrag]
-        if session.addr is not None and self.by_addr.get(session.addr) is session:
-            del self.by_addr[session.addr]
+        self.unbind(session)
+
+    def _remember(self, session: PeerSession) -> None:
+        self.ended[session.id] = EndedSession(session.stream, session.role, session.close_reason)
+        while len(self.ended) > ENDED_REMEMBERED:
+            self.ended.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self.by_id)

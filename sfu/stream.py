@@ -77,6 +77,7 @@ class Stream:
                 player.codec_mismatch.pop(kind, None)
                 sink.attach(source, codec, self.router.sendto_for(player.session))
                 source.request_keyframe(now)
+        publisher.flush()
 
     def publisher_gone(self, publisher: Publisher) -> None:
         if self.publisher is not publisher:

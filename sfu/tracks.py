@@ -7,17 +7,18 @@ keyframe) and a publisher may leave and come back without the player seeing more
 
 from __future__ import annotations
 
-import secrets
+import random
 import struct
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pylibsrtp
 
-from sfu import fastpath, rtp
+from sfu import fastpath, ice, rtp
 from sfu.keyframes import keyframe_detector
 from sfu.media import VIDEO, Codec, TrackSpec
 from sfu.receiver import MissingPackets, ReceptionStats
-from sfu.session import PeerSession, SendFunction
+from sfu.session import SendFunction, Transport
 from sfu.simulcast import Choice, Vp8Continuity, vp8_dimensions, vp8_temporal_id
 from sfu.stats import InTrackStats, LayerState, OutTrackStats
 
@@ -36,6 +37,24 @@ RESEND_INTERVAL_FLOOR = 0.02
 RESEND_INTERVAL_DEFAULT = 0.1
 # At most this many retransmissions for one incoming RTCP datagram, across all its NACK items.
 MAX_RESENDS_PER_RTCP = 32
+
+
+@dataclass(frozen=True)
+class KeyframeNeeded:
+    """A keyframe is wanted of the publisher's stream `ssrc`: the publisher sends a PLI."""
+
+    ssrc: int
+
+
+@dataclass(frozen=True)
+class NackNeeded:
+    """Packets `seqs` of `ssrc` are missing and due to be asked for again: a NACK."""
+
+    ssrc: int
+    seqs: list[int]
+
+
+TrackRequest = KeyframeNeeded | NackNeeded
 
 
 class PublisherTrack:
@@ -74,11 +93,17 @@ class PublisherTrack:
         self.cache: list[bytes | None] | None = [None] * CACHE_SIZE if self.kind == VIDEO else None
         # (NTP time, RTP timestamp, arrival) of the publisher's last Sender Report.
         self.sender_info: tuple[int, int, float] | None = None
-        self.send_pli: Callable[[int], None] | None = None
-        self.send_nack: Callable[[int, list[int]], None] | None = None
+        # What to ask of the publisher (PLI, NACK), until its owner takes them: poll_requests.
+        self.requests: list[TrackRequest] = []
 
-    def forward(self, packet: bytes, now: float) -> None:
-        """The hot path: rewrite and send one plaintext RTP packet to every started player."""
+    def poll_requests(self) -> list[TrackRequest]:
+        """The keyframe and retransmission requests made since the last call, oldest first."""
+        requests, self.requests = self.requests, []
+        return requests
+
+    def forward(self, packet: bytes, now: float) -> int:
+        """The hot path: rewrite and send one plaintext RTP packet to every started player;
+        returns how many it sent."""
         self.packets += 1
         self.bytes += len(packet)
         seq = packet[2] << 8 | packet[3]
@@ -100,20 +125,21 @@ class PublisherTrack:
             try:
                 packet = rtp.strip_extensions(packet)
             except rtp.RtpError:
-                return
+                return 0
         if self.cache is not None:
             self.cache[seq & _CACHE_MASK] = packet
         if self.switching or (self._learns_size and not self.width):
             self._at_layer_keyframe(packet, now)
         subscribers = self.subscribers
         if not subscribers:
-            return
+            return 0
         fanout = fastpath.fanout
+        sent = 0
         if fanout is not None:
-            _, dropped, left = fanout(packet, subscribers, now)
+            sent, dropped, left = fanout(packet, subscribers, now)
             self.send_failures += dropped
             if not left:
-                return
+                return sent
             # Players still waiting for a keyframe, and any without a socket or SRTP sender
             # the extension can use, go through the loop below.
             subscribers = [sub for sub in subscribers if not sub.started or sub._fd < 0]
@@ -124,7 +150,7 @@ class PublisherTrack:
             try:
                 payload_start = rtp.header_length(packet)
             except rtp.RtpError:
-                return
+                return sent
         keyframe: bool | None = None
         pack_into = _REWRITE.pack_into
         # One copy with header extensions per extension layout, shared by the players using it.
@@ -175,8 +201,10 @@ class PublisherTrack:
             sub.bytes += len(target)
             try:
                 sub._sendto(sub._protect(target), addr)
+                sent += 1
             except (OSError, pylibsrtp.Error):
                 self.send_failures += 1
+        return sent
 
     def _at_layer_keyframe(self, packet: bytes, now: float) -> None:
         """At the first packet of a keyframe: learn the layer's size, and move the players
@@ -200,11 +228,12 @@ class PublisherTrack:
         self._bytes_at_sample = (now, self.bytes)
 
     def send_due_nacks(self, now: float) -> None:
-        if self.missing is None or self.ssrc is None or self.send_nack is None:
+        """Ask again for the missing packets whose retry is due."""
+        if self.missing is None or self.ssrc is None:
             return
         due = self.missing.due(now)
         if due:
-            self.send_nack(self.ssrc, due)
+            self.requests.append(NackNeeded(self.ssrc, due))
 
     def cached(self, seq: int) -> bytes | None:
         """The packet with this sequence number if it is still in the cache."""
@@ -224,13 +253,13 @@ class PublisherTrack:
 
     def request_keyframe(self, now: float) -> None:
         """Ask the publisher for a keyframe (PLI), at most once per keyframe interval."""
-        if self.kind != VIDEO or self.ssrc is None or self.send_pli is None:
+        if self.kind != VIDEO or self.ssrc is None:
             return
         if now - self.keyframe_requested_at < self._keyframe_interval:
             return
         self.keyframe_requested_at = now
         self.keyframe_requests += 1
-        self.send_pli(self.ssrc)
+        self.requests.append(KeyframeNeeded(self.ssrc))
 
     def waiting_players(self) -> bool:
         return any(not sub.started for sub in self.subscribers)
@@ -306,13 +335,16 @@ class SubscriberTrack(fastpath.PlayerState):
     With the extension built, the fields the fan-out reads (ssrc, payload_type, offsets,
     started, counters, session, extension_layout) live flat in its C base."""
 
-    def __init__(self, session: PeerSession, spec: TrackSpec) -> None:
+    def __init__(
+        self, session: Transport, spec: TrackSpec, rng: random.Random = ice.SYSTEM_RANDOM
+    ) -> None:
         self.session = session
         self.spec = spec
         self.kind = spec.kind
-        self.ssrc = secrets.randbits(32) or 1
+        self._rng = rng
+        self.ssrc = rng.getrandbits(32) or 1
         has_rtx = any(c.rtx_payload_type is not None for c in spec.codecs)
-        self.rtx_ssrc = (secrets.randbits(32) or 1) if has_rtx else None
+        self.rtx_ssrc = (rng.getrandbits(32) or 1) if has_rtx else None
         self.extension_layout = extension_layout(spec)
         self.source: PublisherTrack | None = None
         self.choice = Choice()  # the player's layer wish when the source is simulcast
@@ -328,7 +360,7 @@ class SubscriberTrack(fastpath.PlayerState):
         self.seq_offset = 0
         self.ts_offset = 0
         self.first_out_seq = 0  # NACKs for numbers before this were sent from another source
-        self.rtx_seq = secrets.randbits(15)
+        self.rtx_seq = rng.getrandbits(15)
         self.packets = 0
         self.bytes = 0
         self.nacks_received = 0
@@ -456,8 +488,8 @@ class SubscriberTrack(fastpath.PlayerState):
     def start(self, seq: int, ts: int, now: float) -> None:
         """Set the offsets at the first packet sent from a source (a keyframe for video)."""
         if self._resume is None:
-            next_seq = secrets.randbits(15)
-            next_ts = secrets.randbits(31)
+            next_seq = self._rng.getrandbits(15)
+            next_ts = self._rng.getrandbits(31)
         else:
             next_seq, last_ts, at = self._resume
             clock_rate = self.source.codec.clock_rate if self.source else 90000

@@ -34,7 +34,7 @@ class UdpEndpoint:
         self.drops: collections.Counter[str] = sessions.drops
         self.error_replies = ice.ErrorReplyLimiter()
         self.datagrams_in = 0
-        self.datagrams_out = 0
+        self.control_datagrams_out = 0  # what `send` sent: STUN, DTLS, RTCP
         self.tcp: TcpListener | None = None  # ICE-TCP, whose frames come through this demux
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -106,6 +106,16 @@ class UdpEndpoint:
         """Whether a session's media goes to `addr` (the TCP listener keeps such connections)."""
         return addr in self.sessions.by_addr
 
+    @property
+    def media_datagrams_out(self) -> int:
+        """Forwarded RTP and RTX, which the tracks send on the socket (or its descriptor)."""
+        return self.sessions.media_datagrams_out
+
+    @property
+    def datagrams_out(self) -> int:
+        """Every datagram sent: control traffic and forwarded media."""
+        return self.control_datagrams_out + self.sessions.media_datagrams_out
+
     def send(self, data: bytes, addr: Address) -> None:
         """Send one datagram; a full socket buffer drops it (counted), never blocks."""
         if is_tcp(addr):
@@ -116,7 +126,7 @@ class UdpEndpoint:
             return
         try:
             self.sendto_for(addr)(data, addr)
-            self.datagrams_out += 1
+            self.control_datagrams_out += 1
         except (BlockingIOError, InterruptedError):
             self.drops["send_buffer_full"] += 1
         except OSError:
@@ -163,6 +173,7 @@ class UdpEndpoint:
                 self.drops["dtls_unknown_address"] += 1
                 return
             session.handle_dtls(data, now)
+            self.sessions.settle(session)
         else:
             self.drops["unclassified"] += 1
 
@@ -194,6 +205,7 @@ class UdpEndpoint:
         owner = self.sessions.by_addr.get(addr)
         taken = owner is not None and owner is not session
         outcome = session.handle_binding(data, msg, addr, now, taken)
+        self.sessions.settle(session)
         if outcome.response is None:
             self.drops["stun_ignored"] += 1  # the session has just closed
             return
@@ -213,3 +225,5 @@ class UdpEndpoint:
             return
         if not session.handle_binding_response(data, msg, addr, now):
             self.drops["stun_unverified_response"] += 1
+            return
+        self.sessions.settle(session)

@@ -157,7 +157,7 @@ class RouterCollector(Collector):
             (
                 "litesfu_udp_control_datagrams_out",
                 "STUN, DTLS and RTCP datagrams sent",
-                endpoint.datagrams_out,
+                endpoint.control_datagrams_out,
             ),
         ):
             yield CounterMetricFamily(name, doc, value=value)

@@ -32,7 +32,7 @@ async def server_stats(request: web.Request) -> web.Response:
             "udp_port": endpoint.port,
             "datagrams_in": endpoint.datagrams_in,
             # STUN, DTLS and RTCP; forwarded media is media_packets_out
-            "control_datagrams_out": endpoint.datagrams_out,
+            "control_datagrams_out": endpoint.control_datagrams_out,
             "drops": dict(endpoint.drops),
             "admission_refused": dict(request.app[ADMISSION].refused),
             "http_refused": dict(request.app[REFUSED]),  # by status: 400, 401, 413, 429, ...

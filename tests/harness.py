@@ -6,13 +6,15 @@ as configured) and then calls `endpoint.datagram_received` or the peer's `receiv
 created the way the HTTP handlers create them: offer text -> signaling.sdp / signaling.negotiate
 -> router.publish / router.play -> signaling.answer.render_answer -> bench.sdp.parse_answer.
 
-Peers are bench.client's `Transport` (client ICE, DTLS, SRTP) with synthetic media on top. All
-harness randomness (loss, jitter) comes from one `random.Random(seed)`; credentials, SSRCs and
-the server's own random choices still come from `secrets`.
+Peers are bench.client's `Transport` (client ICE, DTLS, SRTP) with synthetic media on top. The
+network's randomness (loss, jitter) comes from one `random.Random(seed)`, and each server's
+router gets a seeded one of its own (session ids, server ICE credentials, SSRCs, sequence
+starts); the peers' own credentials and SSRCs still come from `secrets`.
 
-Limit: DTLS retransmission runs on OpenSSL's own clock, not the fake one, so a lost handshake
-record is never resent in fake time. Keep links lossless until peers are connected (`connect`
-does that: set loss after it returns).
+Servers run their timers the way sfu/server.py does: `router.handle_timer(now)` at every step,
+so DTLS retransmission follows the fake clock (sfu/dtls.py), except one case: a DTLS client's
+final flight is resent by OpenSSL, on its own wall clock. The peers here are such clients, so a
+lost server Finished is not repaired in fake time; set loss after `connect` returns.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ from sfu.keyframes import vp8_keyframe_start
 from sfu.receiver import ReceptionStats
 from sfu.router import PLAY, PUBLISH, Router
 from sfu.rtp import TRANSPORT_CC_URI
-from sfu.server import FEEDBACK_INTERVAL, POLL_INTERVAL, REPORT_INTERVAL
 from sfu.session import Address, PeerSession, SessionTable
 from sfu.simulcast import vp8_picture_fields, vp8_temporal_id
 from sfu.twcc import FMT_TRANSPORT_CC, TwccRecorder
@@ -81,6 +82,7 @@ class Link:
     jitter: float = 0.0
     rate: float = 0.0
     queue: float = 0.2
+    lose_dtls: int = 0  # drop this many DTLS datagrams next (a lost handshake flight)
     sent: int = 0
     dropped: int = 0
     busy_until: float = 0.0  # when the bottleneck has sent what is queued
@@ -126,6 +128,10 @@ class Network:
         delay = 0.0
         if link is not None:
             link.sent += 1
+            if link.lose_dtls and classify(data) is DTLS:
+                link.lose_dtls -= 1
+                link.dropped += 1
+                return
             if link.loss and self.rng.random() < link.loss:
                 link.dropped += 1
                 return
@@ -164,7 +170,12 @@ class Server:
     """A Router and its UdpEndpoint on a memory socket, with sfu/server.py's timer cadence."""
 
     def __init__(
-        self, network: Network, address: Address, config: MediaConfig, certificate: Certificate
+        self,
+        network: Network,
+        address: Address,
+        config: MediaConfig,
+        certificate: Certificate,
+        rng: random.Random,
     ) -> None:
         self.network = network
         self.address = address
@@ -174,21 +185,20 @@ class Server:
         self.endpoint = UdpEndpoint(sessions)
         self.endpoint.sock = self.socket  # type: ignore[assignment]
         self.router = Router(
-            config, certificate, self.endpoint.send, sessions, self.endpoint.sendto_for
+            config,
+            certificate,
+            self.endpoint.send,
+            sessions,
+            self.endpoint.sendto_for,
+            rng,
         )
-        self._next_feedback = self._next_poll = self._next_report = network.now
         network.servers[address] = self
 
     def tick(self, now: float) -> None:
-        if now >= self._next_feedback:
-            self.router.send_feedback(now)
-            self._next_feedback = now + FEEDBACK_INTERVAL
-            if now >= self._next_poll:
-                self.router.poll(now)
-                self._next_poll = now + POLL_INTERVAL
-            if now >= self._next_report:
-                self.router.send_reports(now)
-                self._next_report = now + REPORT_INTERVAL
+        """What the server's ticker does when it wakes: whatever timers are due."""
+        next_timer = self.router.next_timer()
+        if next_timer is not None and now >= next_timer:
+            self.router.handle_timer(now)
 
     def open_session(self, peer: Peer, offer_text: str) -> PeerSession:
         """What signaling's start_session does, minus HTTP: negotiate, create, answer."""
@@ -496,6 +506,7 @@ class Harness:
     """Servers, peers and the network between them on one fake clock."""
 
     def __init__(self, seed: int = 1, config: MediaConfig | None = None) -> None:
+        self.seed = seed
         self.rng = random.Random(seed)
         self.network = Network(self.rng)
         self.config = config or MediaConfig()
@@ -514,7 +525,8 @@ class Harness:
     def add_server(self, address: Address) -> Server:
         if self._certificate is None:
             self._certificate = Certificate.generate()
-        return Server(self.network, address, self.config, self._certificate)
+        rng = random.Random(f"{self.seed} {address}")  # the server's own, apart from the network's
+        return Server(self.network, address, self.config, self._certificate, rng)
 
     def _peer(self, role: str, stream: str, server: Server | None, **options: bool) -> Peer:
         address = (f"10.0.1.{len(self.network.peers) + 1}", 5000)

@@ -14,10 +14,6 @@ import aiohttp
 import pytest
 
 from bench.sdp import build_offer
-from sfu.dtls import Certificate
-from sfu.media import PeerParams
-from sfu.relay import PlainSession
-from sfu.session import PeerSession
 from signaling.front import merge_streams
 from tests.conftest import ServerProcess, start_server, stop_server
 from tests.integration.peers import close_all, new_peer_connection, play, publish
@@ -234,34 +230,6 @@ def test_merged_streams_count_a_relayed_stream_once() -> None:
     # 200 + 100 sent, of which the 100 the edge received went by relay.
     assert (merged["packets_out"], merged["bytes_out"], merged["bitrate_out"]) == (200, 2000, 1600)
     assert merged["workers"] == [0, 1]
-
-
-def test_plain_session_has_what_players_and_publishers_use_of_a_peer_session() -> None:
-    """Player and Publisher take either; a field added to PeerSession must be added here too."""
-    peer = PeerSession(
-        "play",
-        "s",
-        PeerParams("u", "p", [], []),
-        Certificate.generate(),
-        lambda data, addr: None,
-        0.0,
-    )
-    plain = PlainSession("play", "s", [], ("127.0.0.1", 9), lambda data, addr: None, 0.0)
-    # ICE and DTLS are what a relay leaves out, with the callbacks the session table sets, the
-    # return-routability checks and the drops counter they report to. (A relay has a `dtls`
-    # holding its SRTP keys, for the fast path, only when it is encrypted.)
-    ice_and_dtls = {
-        "ice",
-        "on_address",
-        "on_ufrag",
-        "handle_binding",
-        "restart_ice",
-        "checks",
-        "handle_binding_response",
-        "drops",
-    }
-    missing = {name for name in dir(peer) if not name.startswith("_") and not hasattr(plain, name)}
-    assert missing == ice_and_dtls
 
 
 async def test_the_front_passes_the_clients_host_to_a_worker(tmp_path: Path) -> None:

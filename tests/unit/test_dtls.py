@@ -184,36 +184,27 @@ def test_handshake_datagrams_fit_mtu(server_cert: Certificate, client_cert: Cert
     assert sizes and max(sizes) <= 1200
 
 
-def test_lost_server_flight_is_retransmitted(
+def test_lost_server_flight_is_resent_on_our_clock(
     server_cert: Certificate, client_cert: Certificate
 ) -> None:
-    """OpenSSL's timers run on the wall clock, so this test uses the real one (~1 s)."""
+    """The server keeps its flight and resends those bytes when the caller's clock says so,
+    1 s and then 2 s later: no wall time passes, and OpenSSL's own timer has not expired."""
     server, client = make_pair(server_cert, client_cert)
-    now = time.monotonic()
-    server.start(now)
-    hello = client.start(now)
-    assert server.receive(hello[0], now)  # the server's first flight, lost
-    assert client.timer_at is not None and server.timer_at is not None
-    assert client.timer_at - now <= 1.5
-    resent: list[bytes] = []
-    for _ in range(100):
-        now = time.monotonic()
-        wait = min(client.timer_at, server.timer_at) - now
-        if wait > 0:
-            time.sleep(wait + 0.01)
-            now = time.monotonic()
-        resent = server.handle_timer(now)
-        client_resent = client.handle_timer(now)
-        if resent or client_resent:
-            break
-    assert resent or client_resent, "no retransmission"
-    # Whichever side retransmitted, the handshake completes from here.
-    to_server = client_resent
-    for d in resent:
-        to_server += client.receive(d, now)
-    shuttle(server, client, to_server, now)
+    server.start(0.0)
+    [hello] = client.start(0.0)
+    lost = server.receive(hello, 0.0)
+    assert lost and server.next_timer() == pytest.approx(1.0)
+    assert server.handle_timer(0.99) == []
+    assert server.handle_timer(1.0) == lost  # the very bytes: the peer has not seen them
+    remaining = server._conn.DTLSv1_get_timeout()
+    assert remaining is not None and remaining > 0  # OpenSSL alone would not have resent
+    assert server.next_timer() == pytest.approx(3.0)  # doubled, and lost again
+    resent = server.handle_timer(3.0)
+    assert resent == lost and server.retransmissions == 2
+    shuttle(server, client, [out for d in resent for out in client.receive(d, 3.0)], 3.0)
     assert server.state is DtlsState.CONNECTED, server.failure
     assert client.state is DtlsState.CONNECTED, client.failure
+    assert server.next_timer() is None
     assert client.keys is not None
     assert server.keys == SrtpKeys(
         client.keys.profile, local_key=client.keys.remote_key, remote_key=client.keys.local_key
@@ -264,21 +255,23 @@ def test_handshake_deadline(server_cert: Certificate, client_cert: Certificate) 
     assert server.timer_at is None
 
 
-def test_retransmissions_are_bounded(
-    server_cert: Certificate, client_cert: Certificate, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A peer that never answers: give up after a bounded number of retransmissions,
-    even before the 30 s deadline (OpenSSL's own timer is stubbed to always fire)."""
+def test_retransmissions_are_bounded(server_cert: Certificate, client_cert: Certificate) -> None:
+    """A peer that never answers: the ClientHello goes again at 1, 3, 7 and 15 s of the
+    caller's clock, byte for byte, and the handshake fails at its 30 s deadline."""
     _, client = make_pair(server_cert, client_cert)
-    client.start(0.0)
-    monkeypatch.setattr(client._conn, "DTLSv1_handle_timeout", lambda: True)
-    for step in range(1, 50):
-        client.handle_timer(step * 0.1)
+    [hello] = client.start(0.0)
+    resent_at = []
+    for step in range(1, 400):
+        now = step * 0.1
+        out = client.handle_timer(now)
+        if out:
+            assert out == [hello]
+            resent_at.append(round(now, 1))
         if client.state is DtlsState.FAILED:
             break
+    assert resent_at == [1.0, 3.0, 7.0, 15.0]
     assert client.state is DtlsState.FAILED
-    assert client.failure == "too many retransmissions"
-    assert step < 20
+    assert client.failure == "handshake timed out" and step == 300
 
 
 @pytest.mark.parametrize("closer", ["server", "client"])

@@ -152,7 +152,7 @@ def test_spoofed_move_gets_only_stun_and_media_stays(server: Server, session: Pe
     session.send_rtcp(b"\x80\xc9\x00\x01" + b"\x00" * 4)
     assert len(server.take(FIRST)) == 1  # media keeps going to the proven address
     for step in range(1, 20):
-        session.poll(1.0 + step * 0.1, 30.0, 10.0)
+        session.handle_timer(1.0 + step * 0.1)
         assert all(is_stun(d) for d in server.take(SPOOFED))
     assert session.addr == FIRST
     assert server.table.by_addr[FIRST] is session and SPOOFED not in server.table.by_addr
@@ -164,7 +164,7 @@ def test_checks_are_retried_a_few_times_then_given_up(server: Server, session: P
     server.receive(check(session), SPOOFED, 1.0)
     server.take()
     for step in range(1, 40):
-        session.poll(1.0 + step * 0.05, 30.0, 10.0)
+        session.handle_timer(1.0 + step * 0.05)
     requests = server.take(SPOOFED)
     assert len(requests) == ice.CHECK_ATTEMPTS - 1
     assert len({stun.parse(r).transaction_id for r in requests}) == 1
@@ -300,9 +300,9 @@ def test_a_session_not_connected_in_time_ends_and_frees_its_slot(ice_done: bool)
     session = server.new_session(now=0.0)
     if ice_done:  # ICE passed, DTLS never started
         server.receive(check(session), FIRST, 0.5)
-    server.router.poll(1.9)
+    server.router.handle_timer(1.9)
     assert session.state is not SessionState.CLOSED
-    server.router.poll(2.1)
+    server.router.handle_timer(2.1)
     assert session.state is SessionState.CLOSED
     assert session.close_reason == "not connected within 2 s"
     assert server.router.resource_counts()["sessions"] == 0
@@ -313,7 +313,7 @@ def test_connected_sessions_outlive_the_pending_timeout(server: Server) -> None:
     session = server.new_session()
     connect(server, session, now=0.0)
     server.receive(check(session, use_candidate=False), FIRST, 29.0)
-    server.router.poll(server.config.pending_timeout + 20)
+    server.router.handle_timer(server.config.pending_timeout + 20)
     assert session.state is SessionState.CONNECTED
 
 
@@ -334,7 +334,7 @@ def test_lifecycle_logs_carry_the_session(server: Server, caplog: pytest.LogCapt
     connect(server, session, now=100.0)
     server.receive(check(session), REBOUND, 101.0)
     server.receive(answer(our_check(server.take(REBOUND)), REBOUND), REBOUND, 101.0)
-    session.poll(112.5, 30.0, 10.0)
+    session.handle_timer(112.5)
     session.close("test over")
     records = [r for r in caplog.records if r.name == "sfu.session"]
     messages = [r.getMessage() for r in records]

@@ -4,14 +4,12 @@ lines of wiring are repeated here)."""
 
 from __future__ import annotations
 
-from typing import cast
-
 import pytest
 
 from bench.sdp import AUDIO_PT, VIDEO_PT
 from sfu.relay import PlainSession, Relays, mirrored, relay_keys
 from sfu.router import PUBLISH
-from sfu.session import Address, PeerSession
+from sfu.session import Address
 from tests.harness import Harness, MemorySocket
 
 EDGE_RELAY: Address = ("10.0.0.2", 7000)
@@ -27,7 +25,7 @@ class EdgeRelayEnd:
         self.foreign = 0
         socket = MemorySocket(h.network, EDGE_RELAY)
         self.session = PlainSession(PUBLISH, stream, tracks, origin, socket.sendto, h.now, keys)
-        edge_router.add_publisher(stream, cast(PeerSession, self.session))
+        edge_router.add_publisher(stream, self.session)
         self.session.handler.on_connected(h.now)
         h.network.receivers[EDGE_RELAY] = self
 
@@ -79,3 +77,30 @@ def test_a_relay_under_other_keys_delivers_nothing_and_counts_every_packet():
     assert not player.media_packets(AUDIO_PT)
     assert end.session.srtp_errors > 30
     relays.close_all("test over")
+
+
+def test_a_relay_closed_from_outside_is_freed_at_the_next_timer():
+    """The cluster closes a relay's session directly: the next handle_timer of the relays
+    frees its address in the origin's table, and a silent one times out on the fake clock."""
+    h, _, relays, end, _ = relayed(None, None)
+    [session] = relays.outbound.values()
+    assert h.router.sessions.by_addr[EDGE_RELAY] is session
+    session.close("node gone")
+    assert EDGE_RELAY in h.router.sessions.by_addr  # nothing drained its event yet
+    relays.handle_timer(h.now)
+    assert EDGE_RELAY not in h.router.sessions.by_addr and not relays.outbound
+    assert relays.next_timer() is None
+    end.session.close("test over")
+
+
+def test_a_silent_relay_times_out_at_its_next_timer():
+    h, _, relays, end, _ = relayed(None, None)
+    [session] = relays.outbound.values()
+    end.session.close("edge gone")  # it answers nothing from now on
+    deadline = relays.next_timer()
+    assert deadline is not None and deadline <= h.now + h.config.session_timeout
+    relays.handle_timer(deadline + 0.01)
+    assert (
+        session.close_reason == f"nothing from the other end for {h.config.session_timeout:.0f} s"
+    )
+    assert not relays.outbound and EDGE_RELAY not in h.router.sessions.by_addr

@@ -9,6 +9,7 @@ on 127.0.0.1; what it receives is unprotected with pylibsrtp before the test loo
 from __future__ import annotations
 
 import os
+import random
 import socket
 import struct
 from collections.abc import Iterator
@@ -17,11 +18,18 @@ from types import SimpleNamespace
 import pytest
 from pylibsrtp import Policy, Session
 
-from sfu import fastpath, rtp, tracks
+from sfu import fastpath, rtp
 from sfu.dtls import SrtpKeys
 from sfu.media import AUDIO, VIDEO, Codec, TrackSpec
 from sfu.receiver import MissingPackets
-from sfu.tracks import CACHE_SIZE, MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
+from sfu.tracks import (
+    CACHE_SIZE,
+    MAX_RESENDS_PER_RTCP,
+    KeyframeNeeded,
+    NackNeeded,
+    PublisherTrack,
+    SubscriberTrack,
+)
 
 PLAYER_ADDR = ("198.51.100.7", 50000)
 FEEDBACK = ("nack", "nack pli", "ccm fir", "goog-remb")
@@ -31,15 +39,23 @@ VP8_INTER_START = b"\x10" + b"\x31\x05\x00"
 VP8_CONTINUATION = b"\x00" + b"\x77" * 20
 
 
-@pytest.fixture(autouse=True)
-def deterministic_random(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+class KnownRandom(random.Random):
     """Distinct, known 'random' SSRCs and bases, so offsets differ by construction."""
-    values = iter(range(0x1111, 0x1111 + 1000 * 0x3333, 0x3333))
 
-    def randbits(bits: int) -> int:
-        return next(values) & ((1 << bits) - 1)
+    def __init__(self) -> None:
+        super().__init__(0)
+        self._values = iter(range(0x1111, 0x1111 + 1000 * 0x3333, 0x3333))
 
-    monkeypatch.setattr(tracks.secrets, "randbits", randbits)
+    def getrandbits(self, k: int) -> int:
+        return next(self._values) & ((1 << k) - 1)
+
+
+RNG = [KnownRandom()]  # what the players' tracks draw from: a fresh one for every test
+
+
+@pytest.fixture(autouse=True)
+def deterministic_random() -> Iterator[None]:
+    RNG[0] = KnownRandom()
     yield
 
 
@@ -110,7 +126,7 @@ class Player:
             rtcp_fb=FEEDBACK,
             rtx_payload_type=payload_type + 1 if rtx else None,
         )
-        self.track = SubscriberTrack(self.session, TrackSpec("0", VIDEO, [codec]))  # type: ignore[arg-type]
+        self.track = SubscriberTrack(self.session, TrackSpec("0", VIDEO, [codec]), RNG[0])  # type: ignore[arg-type]
 
     def __del__(self) -> None:
         for sock in self._sockets or ():
@@ -440,14 +456,13 @@ def test_report_block_gives_rtt() -> None:
 
 def test_publisher_nacks_a_gap_and_counts_recovery() -> None:
     source = publisher()
-    nacks: list[tuple[int, list[int]]] = []
-    source.send_nack = lambda ssrc, seqs: nacks.append((ssrc, seqs))
     source.forward(packet(1, 0, VP8_KEY_START), 0.0)
     source.forward(packet(2, 0, VP8_CONTINUATION), 0.001)
     source.forward(packet(5, 0, VP8_CONTINUATION), 0.002)
-    assert nacks == []  # within the reorder wait
+    assert source.poll_requests() == []  # within the reorder wait
     source.forward(packet(6, 0, VP8_CONTINUATION), 0.002 + MissingPackets.REORDER_WAIT)
-    assert nacks == [(0xA1A1A1A1, [3, 4])]
+    assert source.poll_requests() == [NackNeeded(0xA1A1A1A1, [3, 4])]
+    assert source.poll_requests() == []  # taken once
     source.forward(packet(3, 0, VP8_CONTINUATION), 0.05)
     assert source.missing is not None and source.missing.recovered == 1
     assert source.cached(3) is not None and source.cached(4) is None
@@ -456,15 +471,13 @@ def test_publisher_nacks_a_gap_and_counts_recovery() -> None:
 
 def test_keyframe_requests_are_rate_limited() -> None:
     source = publisher()
-    plis: list[int] = []
-    source.send_pli = plis.append
     for step in range(30):
         source.request_keyframe(step * 0.1)
-    assert plis == [0xA1A1A1A1] * 3  # at 0.0, 1.0 and 2.0 with a 1 s interval
+    # At 0.0, 1.0 and 2.0 with a 1 s interval.
+    assert source.poll_requests() == [KeyframeNeeded(0xA1A1A1A1)] * 3
     audio = publisher(kind=AUDIO, name="opus")
-    audio.send_pli = plis.append
     audio.request_keyframe(10.0)
-    assert len(plis) == 3
+    assert audio.poll_requests() == []
 
 
 def test_audio_starts_at_once_and_is_not_cached() -> None:
@@ -489,6 +502,7 @@ def test_player_extensions_carry_its_own_ids_and_transport_sequence() -> None:
     player.track = SubscriberTrack(
         player.session,  # type: ignore[arg-type]
         TrackSpec("v1", VIDEO, [Codec("VP8", 102, 90000)], extensions=extensions),
+        RNG[0],
     )
     player.attach(source)
     plain = Player()
