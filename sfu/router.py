@@ -17,6 +17,7 @@ from sfu.player import Player
 from sfu.publisher import Publisher
 from sfu.session import (
     Address,
+    EndedSession,
     PeerSession,
     SendFunction,
     SessionState,
