@@ -286,6 +286,10 @@ class Router:
             return None
         return SessionInfo(session.id, session.role, session.stream, session.state.value)
 
+    def live_session(self, session_id: str) -> PeerSession | None:
+        """The live session itself, for the commands that act on it (PATCH, trickle)."""
+        return self.sessions.by_id.get(session_id)
+
     def session_ids(self) -> frozenset[str]:
         """The ids of the live sessions, to prune what signaling keeps per session."""
         return frozenset(self.sessions.by_id)

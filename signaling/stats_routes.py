@@ -7,6 +7,7 @@ import os
 
 from aiohttp import web
 
+from sfu import fastpath
 from signaling.access import authorize_stats
 from signaling.plumbing import GUARD, REFUSED
 from signaling.worker_state import ADMISSION, CLUSTER, MEDIA_SERVER
@@ -29,6 +30,7 @@ async def server_stats(request: web.Request) -> web.Response:
             **media.router.resource_counts(),
             "tasks": len(asyncio.all_tasks()),
             "open_files": open_file_count(),
+            "forwarding_path": fastpath.PATH,  # "compiled" (sfu._fanout) or "python"
             "udp_port": endpoint.port,
             "datagrams_in": endpoint.datagrams_in,
             # STUN, DTLS and RTCP; forwarded media is media_packets_out

@@ -121,7 +121,10 @@ async def start_session(
         raise Rejection(409, str(exc)) from exc
     owners = request.app[OWNERS]
     owners.prune(
-        lambda session_id: session_id in router.sessions.by_id or session_id in router.ended
+        lambda session_id: (
+            router.session_info(session_id) is not None
+            or router.ended_session(session_id) is not None
+        )
     )
     owners.remember(session.id, token)
     request.app[ADMISSION].created(request.remote or "", session.id)
@@ -167,7 +170,7 @@ async def whip_or_whep(request: web.Request, role: str, stream: str) -> web.Resp
     session, answer = await start_session(request, role, stream, offer, token)
     router = request.app[MEDIA_SERVER].router
     etags = request.app[ETAGS]
-    etags.prune(router.sessions.by_id)
+    etags.prune(router.session_ids())
     location = f"/sessions/{session.id}"
     headers = CIMultiDict([("Location", location), ("ETag", etags.renew(session.id))])
     if role == PLAY:
@@ -223,7 +226,7 @@ async def whep(request: web.Request) -> web.Response:
 def session_for(request: web.Request) -> PeerSession:
     """The live session a /sessions/{id} URL names, if the request may act on it."""
     session_id = request.match_info["id"]
-    session = request.app[MEDIA_SERVER].router.sessions.by_id.get(session_id)
+    session = request.app[MEDIA_SERVER].router.live_session(session_id)
     if session is None:
         raise Rejection(404, "no such session")
     check_owner(request, session_id)
@@ -232,7 +235,7 @@ def session_for(request: web.Request) -> PeerSession:
 
 async def delete_session(request: web.Request) -> web.Response:
     router = request.app[MEDIA_SERVER].router
-    ended = router.ended.get(request.match_info["id"])
+    ended = router.ended_session(request.match_info["id"])
     if ended is not None:
         # The peer's DTLS close or a timeout got there first; the client's intent is met.
         check_owner(request, request.match_info["id"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import aiohttp
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
@@ -20,6 +21,14 @@ async def offer_text(kind_directions: list[tuple[str, str]]) -> str:
     sdp = pc.localDescription.sdp
     await pc.close()
     return sdp
+
+
+async def test_server_stats_name_the_forwarding_path(sfu_server) -> None:
+    forced_python = os.environ.get("SFU_NO_EXTENSION", "") not in ("", "0")
+    url = f"{sfu_server.http_url}/api/v1/server"
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        stats = await response.json()
+    assert stats["forwarding_path"] == ("python" if forced_python else "compiled")
 
 
 async def test_whip_answer_headers_and_delete(sfu_server) -> None:
