@@ -132,6 +132,9 @@ class Certificate:
                 | SSL.OP_NO_COMPRESSION
             )
             ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
+            # Free each connection's record buffers while idle: after the handshake a session
+            # reads a DTLS record rarely (an alert), and this saves ~13 KB per session.
+            ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
             ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _accept_any_chain)
             ctx.use_certificate(self.cert)
             ctx.use_privatekey(self.key)
