@@ -4,6 +4,8 @@ longer), the packets as the player decrypts them, the rate bound, and players no
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from bench.sdp import TRANSPORT_CC_ID, VIDEO_RTX_PT
@@ -116,7 +118,7 @@ def test_a_link_that_does_not_fit_is_probed_and_the_hold_doubles() -> None:
     assert p.pace.hold == min(MAX_UPGRADE_HOLD, 2 * UPGRADE_HOLD)
     assert p.pace.changed_at >= started  # the longer hold counts from the failure
     assert layer_of(player) == "q" and p.tracks[1].pending is None
-    assert h.router.snapshot()[0]["players"][0]["failed_probes"] == 1
+    assert h.router.snapshot()[0]["player_sessions"][0]["failed_probes"] == 1
 
 
 def test_probe_packets_are_srtp_rtx_padding_the_player_decrypts() -> None:
@@ -129,7 +131,7 @@ def test_probe_packets_are_srtp_rtx_padding_the_player_decrypts() -> None:
     assert len(padding) == handler(player).probe_packets > 50
     assert player.stats.unprotect_errors == 0
     rtx_seqs = [int.from_bytes(plain[2:4], "big") for plain in padding]
-    assert all((b - a) & 0xFFFF == 1 for a, b in zip(rtx_seqs, rtx_seqs[1:], strict=False))
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(rtx_seqs))
     for plain in padding:
         assert int.from_bytes(plain[8:12], "big") == track.rtx_ssrc
         start, end = rtp.payload_bounds(plain)
@@ -137,7 +139,7 @@ def test_probe_packets_are_srtp_rtx_padding_the_player_decrypts() -> None:
     # Every packet, media or padding, has its own transport-wide number: feedback measures all.
     numbers = [rtp.parse_extensions(plain).get(TRANSPORT_CC_ID) for _, plain in packets]
     assert None not in numbers and len(set(numbers)) == len(numbers)
-    assert player.stats.transport_feedback  # and the player fed them back
+    assert handler(player).transport_feedback > 0  # and the player fed them back
 
 
 def test_the_padding_rate_stays_within_the_gap_to_the_target_layer() -> None:
@@ -151,10 +153,11 @@ def test_the_padding_rate_stays_within_the_gap_to_the_target_layer() -> None:
     assert 0 < rate <= min(MAX_PROBE_RATE, layers["h"].bitrate - layers["q"].bitrate)
     began = h.now
     h.run(2.0)
-    padding_bits = sum(8 * len(plain) for _, plain in packets if plain[1] & 0x7F == VIDEO_RTX_PT)
+    padding = [(at, plain) for at, plain in packets if plain[1] & 0x7F == VIDEO_RTX_PT]
+    padding_bits = sum(8 * len(plain) for _, plain in padding)
     assert padding_bits <= rate * PROBE_DURATION + 8 * 300  # at most one packet over
     assert padding_bits >= 0.8 * rate * PROBE_DURATION  # and it did bring the rate up
-    assert all(at - began < PROBE_DURATION + 0.3 for at, plain in packets if plain[1] == 0xA0)
+    assert all(at - began < PROBE_DURATION + 0.3 for at, _ in padding)  # then it stopped
 
 
 @pytest.mark.parametrize("options", [{"rtx": False}, {"transport_cc": False}])
