@@ -10,10 +10,10 @@ import pylibsrtp
 from sfu import rtp
 from sfu.bwe import BandwidthEstimator
 from sfu.media import VIDEO
-from sfu.probe import Probe, padding_packet, probe_extensions, probe_rate
+from sfu.probe import Probe, padding_packet, probe_rate
 from sfu.session import PeerSession
 from sfu.simulcast import TEMPORAL_BACK, Choice, LayerPace, choose, ranked, remb_choice
-from sfu.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
+from sfu.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack, _add_extensions
 from sfu.twcc import FMT_TRANSPORT_CC, parse_feedback
 
 if TYPE_CHECKING:
@@ -156,11 +156,13 @@ class Player:
         if track._protect is None or track._sendto is None:
             return
         timestamp = (source.last_ts + track.ts_offset) & 0xFFFFFFFF  # of the last media sent
-        overhead = len(padding_packet(pt, 0, 0, 0, 1, probe_extensions(layout, 0, now))) - 1
+        overhead = len(_add_extensions(padding_packet(pt, 0, 0, 0, 1), layout, now)[0]) - 1
         for padding in probe.paddings(now, overhead):
-            elements = probe_extensions(layout, session.transport_seq, now)
-            packet = padding_packet(pt, track.rtx_seq, timestamp, rtx_ssrc, padding, elements)
-            session.transport_seq = (session.transport_seq + 1) & 0xFFFF
+            plain = padding_packet(pt, track.rtx_seq, timestamp, rtx_ssrc, padding)
+            packet, transport_seq_at = _add_extensions(plain, layout, now)
+            transport_seq = session.transport_seq
+            packet[transport_seq_at : transport_seq_at + 2] = transport_seq.to_bytes(2, "big")
+            session.transport_seq = (transport_seq + 1) & 0xFFFF
             track.rtx_seq = (track.rtx_seq + 1) & 0xFFFF
             self.probe_packets += 1
             self.probe_bytes += len(packet)

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import struct
 
-from sfu import rtp
-
 MAX_PADDING = 255  # bytes of padding one packet can say it carries (one count byte)
 PROBE_DURATION = 1.0  # seconds of padding: the delivered rate looks back one second
 PROBE_SETTLE = 0.5  # then this long for the feedback of the last padding to come back
@@ -34,38 +32,13 @@ def probe_rate(target_bitrate: float, current_bitrate: float) -> float:
     return max(0.0, min(MAX_PROBE_RATE, target_bitrate - current_bitrate))
 
 
-def padding_packet(
-    payload_type: int,
-    seq: int,
-    timestamp: int,
-    ssrc: int,
-    padding: int,
-    extensions: list[tuple[int, bytes]],
-) -> bytes:
+def padding_packet(payload_type: int, seq: int, timestamp: int, ssrc: int, padding: int) -> bytes:
     """A plaintext RTP packet with no payload and `padding` (1-255) bytes of padding, whose
-    last byte is the count; `extensions` (one-byte IDs) go in its header extension."""
+    last byte is the count (the sender adds its header extensions after the fixed header)."""
     if not 1 <= padding <= MAX_PADDING:
         raise ValueError(f"padding of {padding} bytes: one packet carries 1-{MAX_PADDING}")
     header = _HEADER.pack(0xA0, payload_type & 0x7F, seq & 0xFFFF, timestamp, ssrc)
-    if extensions:
-        header = bytes(rtp.add_extensions(header, extensions)[0])
     return header + bytes(padding - 1) + bytes((padding,))
-
-
-def probe_extensions(
-    layout: tuple[int, str, int, int], transport_seq: int, now: float
-) -> list[tuple[int, bytes]]:
-    """The header extensions of one padding packet, as the player negotiated them (a track's
-    extension layout: mid ID and value, abs-send-time ID, transport-wide-cc ID)."""
-    mid_id, mid, abs_id, transport_id = layout
-    elements = []
-    if mid_id:
-        elements.append((mid_id, mid.encode()))
-    if abs_id:
-        elements.append((abs_id, rtp.abs_send_time(now)))
-    if transport_id:
-        elements.append((transport_id, (transport_seq & 0xFFFF).to_bytes(2, "big")))
-    return elements
 
 
 class Probe:

@@ -25,18 +25,17 @@ from tests.unit.test_simulcast_adaptation import run_until
 from tests.unit.test_simulcast_switching import handler, layer_of
 
 
-def test_a_padding_packet_is_rtp_with_only_padding_and_its_extensions() -> None:
-    packet = padding_packet(97, 0x1234, 5, 0xABC, 200, [(3, b"\x00\x07")])
+def test_a_padding_packet_is_rtp_with_only_padding() -> None:
+    packet = padding_packet(97, 0x1234, 5, 0xABC, 200)
     assert packet[0] & 0x20 and packet[0] >> 6 == 2  # P bit, version 2
     assert packet[-1] == 200
     start, end = rtp.payload_bounds(packet)
     assert start == end  # no payload at all
-    assert rtp.parse_extensions(packet)[3] == b"\x00\x07"
     assert (packet[1] & 0x7F, int.from_bytes(packet[2:4], "big")) == (97, 0x1234)
     assert int.from_bytes(packet[8:12], "big") == 0xABC
     for bad in (0, MAX_PADDING + 1):
         with pytest.raises(ValueError, match="padding"):
-            padding_packet(97, 0, 0, 1, bad, [])
+            padding_packet(97, 0, 0, 1, bad)
 
 
 def test_the_probe_rate_is_the_gap_to_the_target_and_capped() -> None:
