@@ -2,7 +2,7 @@
 
     python -m bench.load --url http://127.0.0.1:8080 --publishers 1 --players 100 --seconds 10 \\
         [--route whip|srs] [--server-pid PID] [--procs K] [--json FILE] [--plot FILE] \\
-        [--stream-prefix live/bench] [--sample-every 10]
+        [--stream-prefix live/bench] [--sample-every 10] [--simulcast [--beside-single]]
 
 Players are spread evenly over the P streams (<prefix>0 .. <prefix>P-1; the SRS route needs a
 prefix of the form app/name). Clients do real ICE, DTLS and SRTP but carry no codec: see
@@ -15,6 +15,9 @@ given, and the generator's own CPU. The measurement starts once every client has
 At the end it prints a summary and writes the per-second series and per-client results as
 JSON (`--json`) and a PNG plot (`--plot`). It exits 0 whenever the run completed, whatever the
 numbers; 2 when it could not reach the server or connect any publisher.
+
+`--simulcast --beside-single` first runs the same load single-layer, then prints the server's
+CPU per player packet of both runs and their ratio (issue 10: within 10 % of each other).
 """
 
 from __future__ import annotations
@@ -330,6 +333,7 @@ def summarize(
         "generator_cpu_pct": mean([r["generator_cpu_pct"] for r in rows]),
         "egress_pps_per_cpu_second": recv_pps / (cpu_mean / 100) if cpu_mean else None,
         "players_per_core": args.players / (cpu_mean / 100) if cpu_mean else None,
+        "cpu_us_per_player_packet": 1e4 * cpu_mean / recv_pps if cpu_mean and recv_pps else None,
         "wrong_source": final["wrong_source"],
         "send_errors": final["send_errors"],
         "players_silent_at_end": args.players - (rows[-1]["players_receiving"] if rows else 0),
@@ -431,19 +435,44 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--simulcast", action="store_true", help="publishers send 3 layers; players get the top"
     )
+    parser.add_argument(
+        "--beside-single",
+        action="store_true",
+        help="with --simulcast: a single-layer run first, then the forwarding cost of both",
+    )
     parser.add_argument("--json", type=Path, help="write the result here")
     parser.add_argument("--plot", type=Path, help="write a PNG of the per-second series here")
     args = parser.parse_args(argv)
     if args.publishers < 1 or args.players < 0 or args.seconds < 1 or args.procs < 1:
         parser.error("need --publishers >= 1, --players >= 0, --seconds >= 1, --procs >= 1")
+    if args.beside_single and not (args.simulcast and args.server_pid):
+        parser.error("--beside-single needs --simulcast and --server-pid (the cost is its CPU)")
     if args.route == "srs" and args.stream_prefix.count("/") != 1:
         parser.error("--route srs needs --stream-prefix of the form app/name")
     return args
 
 
+def print_beside(single: dict, simulcast: dict) -> None:
+    """The forwarding cost of the simulcast run next to the single-layer one on the same load."""
+    cost = [r["summary"]["cpu_us_per_player_packet"] for r in (single, simulcast)]
+    ratio = cost[1] / cost[0] if None not in cost and cost[0] else None
+    print(
+        f"forwarding cost, server CPU per player packet: single layer {fmt(cost[0], '.2f')} us, "
+        f"simulcast (3 layers in, the top one out) {fmt(cost[1], '.2f')} us, "
+        f"ratio {fmt(ratio, '.2f')}",
+        flush=True,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        single = None
+        if args.beside_single:
+            single_args = argparse.Namespace(**{**vars(args), "simulcast": False})
+            single_args.stream_prefix = f"{args.stream_prefix}-single"
+            single = run(single_args)
+            print_summary(single)
         result = run(args)
     except LoadError as exc:
         print(f"bench.load: {exc}", file=sys.stderr)
@@ -451,6 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     print_summary(result)
+    if single is not None:
+        print_beside(single, result)
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result, indent=1))

@@ -7,8 +7,9 @@ delivered on overuse or heavy loss, held on underuse, up by a few percent a seco
 
 Send times are not kept per packet (the compiled fan-out numbers them without telling Python):
 the router notes each player's next transport-wide sequence number and bytes sent every feedback
-tick, and a packet's send time is the tick after it. Groups of one tick are what the delay
-gradient compares. REMB, when that is all a player sends, is taken as the estimate.
+tick, and a packet's send time is the tick after it (a probe's padding, numbered and counted
+too, is sent just before a tick: its groups measure the probe). Groups of one tick are what the
+delay gradient compares. REMB, when that is all a player sends, is taken as the estimate.
 """
 
 from __future__ import annotations

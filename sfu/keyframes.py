@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-_H264_IDR = 5
 _H264_SPS = 7
 _H264_STAP_A = 24
-_H264_FU_A = 28
 
 
 def vp8_keyframe_start(payload: bytes) -> bool:
@@ -36,21 +34,23 @@ def vp8_keyframe_start(payload: bytes) -> bool:
 
 
 def h264_keyframe_start(payload: bytes) -> bool:
-    """RFC 6184: an SPS or the start of an IDR slice, alone, in a STAP-A, or in the first FU-A."""
+    """RFC 6184: the packet that begins an IDR access unit, the one carrying its SPS, alone or
+    in a STAP-A (the PPS and the IDR slice follow, in it or in the next packets, single or
+    FU-A). A bare IDR slice does not count: a player starting or switching layers there would
+    decode it with no SPS or with the other layer's (another size), a broken picture; senders
+    over WebRTC put SPS and PPS in band before every IDR."""
     if not payload:
         return False
     nal_type = payload[0] & 0x1F
-    if nal_type in (_H264_IDR, _H264_SPS):
+    if nal_type == _H264_SPS:
         return True
-    if nal_type == _H264_FU_A:
-        return len(payload) > 1 and bool(payload[1] & 0x80) and payload[1] & 0x1F == _H264_IDR
     if nal_type == _H264_STAP_A:
         pos = 1
         for _ in range(64):
             if pos + 2 >= len(payload):
                 break
             size = int.from_bytes(payload[pos : pos + 2], "big")
-            if payload[pos + 2] & 0x1F in (_H264_IDR, _H264_SPS):
+            if payload[pos + 2] & 0x1F == _H264_SPS:
                 return True
             pos += 2 + size
     return False

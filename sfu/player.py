@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pylibsrtp
+
 from sfu import rtp
 from sfu.bwe import BandwidthEstimator
 from sfu.media import VIDEO
+from sfu.probe import Probe, padding_packet, probe_rate
 from sfu.session import PeerSession, Transport
 from sfu.simulcast import TEMPORAL_BACK, Choice, LayerPace, choose, ranked, remb_choice
 from sfu.stats import PlayerStats, next_serial
-from sfu.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
+from sfu.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack, _add_extensions
 from sfu.twcc import FMT_TRANSPORT_CC, parse_feedback
 
 if TYPE_CHECKING:
@@ -33,6 +36,12 @@ class Player:
         self.transport_feedback = 0
         self.bwe = BandwidthEstimator()
         self.pace = LayerPace()
+        self.probe: Probe | None = None  # padding sent before an automatic move up
+        self._probing: tuple[SubscriberTrack, PublisherTrack] | None = None  # the move it tests
+        self.probes = 0
+        self.failed_probes = 0
+        self.probe_packets = 0
+        self.probe_bytes = 0
         self._resends_left = 0  # of MAX_RESENDS_PER_RTCP, for the datagram being handled
         # kind -> the stream's codec this player did not offer (it joined before the publisher)
         self.codec_mismatch: dict[str, str] = {}
@@ -57,14 +66,19 @@ class Player:
         return any(t.source is not None and len(t.source.layers) > 1 for t in self.tracks)
 
     def note_sent(self, now: float) -> None:
-        """Every feedback tick: what was sent so far, the estimator's send-side clock."""
-        transport_seq = getattr(self.session, "transport_seq", None)
-        if transport_seq is not None:
-            self.bwe.note_sent(transport_seq, sum(t.bytes for t in self.tracks), now)
+        """Every feedback tick: a running probe's padding, then what was sent so far, the
+        estimator's send-side clock."""
+        if getattr(self.session, "transport_seq", None) is None:
+            return
+        if self.probe is not None:
+            self._run_probe(self.probe, now)
+        sent = sum(t.bytes for t in self.tracks) + self.probe_bytes
+        self.bwe.note_sent(self.session.transport_seq, sent, now)
 
     def adapt(self, now: float) -> None:
         """Move each simulcast track towards the layer its choice and estimate allow: down at
-        once, up only as LayerPace lets an automatic choice."""
+        once, up only as LayerPace lets an automatic choice, and after a probe that shows
+        the link carries the step when the player can be probed."""
         estimate = self.estimate()
         remb_only = estimate is not None and not self.bwe.feedback_used
         for track in self.tracks:
@@ -82,11 +96,83 @@ class Player:
             order = ranked(source.layers)
             up = order.index(target) > order.index(current)
             if up and track.choice.auto:
-                if not self.pace.allows_upgrade(now):
+                if self.probe is not None or not self.pace.allows_upgrade(now):
                     continue
                 target = order[order.index(current) + 1]  # one step at a time
+                if self._start_probe(track, current, target, now):
+                    continue
+            elif self._probing is not None and self._probing[0] is track:
+                self._stop_probe(failed=not up, now=now)  # down: the link said no already
             track.switch_to(target, now)
             self.pace.changed(up, now)
+
+    def _start_probe(
+        self, track: SubscriberTrack, current: PublisherTrack, target: PublisherTrack, now: float
+    ) -> bool:
+        """Begin padding towards `target`'s bitrate; False when this player cannot be probed
+        (no RTX, no transport-cc feedback, not playing yet): it steps up unprobed."""
+        layout = track.extension_layout
+        if track.rtx_payload_type is None or track.rtx_ssrc is None or not track.started:
+            return False
+        if layout is None or not layout[3] or not self.bwe.feedback_used:
+            return False
+        rate = probe_rate(target.bitrate, current.bitrate)
+        if rate <= 0:
+            return False
+        self.probe = Probe(target.bitrate, rate, now, self.bwe.overuses)
+        self._probing = (track, target)
+        self.probes += 1
+        return True
+
+    def _run_probe(self, probe: Probe, now: float) -> None:
+        """Judge the probe on the feedback so far: move up when it held, count a failed
+        upgrade when it did not, else send the padding now due."""
+        assert self._probing is not None
+        track, target = self._probing
+        if track.source is None or target not in track.source.layers or not track.started:
+            self._stop_probe(failed=False, now=now)  # the source went or changed: moot
+            return
+        bwe = self.bwe
+        verdict = probe.verdict(now, bwe.overuses, bwe.estimate, bwe.delivered_rate(now))
+        if verdict is None:
+            self._send_padding(track, probe, now)
+            return
+        self._stop_probe(failed=not verdict, now=now)
+        if verdict:
+            track.switch_to(target, now)
+            self.pace.changed(True, now)
+
+    def _stop_probe(self, *, failed: bool, now: float) -> None:
+        self.probe = self._probing = None
+        if failed:
+            self.failed_probes += 1
+            self.pace.probe_failed(now)
+
+    def _send_padding(self, track: SubscriberTrack, probe: Probe, now: float) -> None:
+        """The padding-only RTX packets due, each with the next transport-wide number."""
+        session, source = self.session, track.source
+        addr, layout = session.addr, track.extension_layout
+        pt, rtx_ssrc = track.rtx_payload_type, track.rtx_ssrc
+        if addr is None or source is None or layout is None or pt is None or rtx_ssrc is None:
+            return
+        if track._protect is None or track._sendto is None:
+            return
+        timestamp = (source.last_ts + track.ts_offset) & 0xFFFFFFFF  # of the last media sent
+        overhead = len(_add_extensions(padding_packet(pt, 0, 0, 0, 1), layout, now)[0]) - 1
+        for padding in probe.paddings(now, overhead):
+            plain = padding_packet(pt, track.rtx_seq, timestamp, rtx_ssrc, padding)
+            packet, transport_seq_at = _add_extensions(plain, layout, now)
+            transport_seq = session.transport_seq
+            packet[transport_seq_at : transport_seq_at + 2] = transport_seq.to_bytes(2, "big")
+            session.transport_seq = (transport_seq + 1) & 0xFFFF
+            track.rtx_seq = (track.rtx_seq + 1) & 0xFFFF
+            self.probe_packets += 1
+            self.probe_bytes += len(packet)
+            try:
+                track._sendto(track._protect(packet), addr)
+            except (OSError, pylibsrtp.Error):
+                self.router.sessions.drops["probe_send"] += 1
+                return
 
     def _limit_temporal(
         self, track: SubscriberTrack, lowest: PublisherTrack, estimate: float | None
@@ -94,6 +180,7 @@ class Player:
         """On the lowest layer with an estimate below even its bitrate, keep only its base
         temporal layer (a lower frame rate); all frames again once there is clear room."""
         on_lowest = track.source is lowest and track.pending is None and track.choice.auto
+        on_lowest = on_lowest and lowest.codec.name.lower() == "vp8"  # TIDs are read from VP8
         if on_lowest and estimate is not None and lowest.bitrate > estimate:
             track.limit_temporal(0)
         elif not on_lowest or estimate is None or estimate > TEMPORAL_BACK * lowest.bitrate:
@@ -201,6 +288,10 @@ class Player:
             congestion=self.bwe.state,
             overuses=self.bwe.overuses,
             transport_feedback=self.transport_feedback,
+            probes=self.probes,
+            failed_probes=self.failed_probes,
+            probe_packets=self.probe_packets,
+            probe_bytes=self.probe_bytes,
             srtp_errors=session.srtp_errors,
             tracks=tuple(t.stats() for t in self.tracks),
         )

@@ -208,6 +208,12 @@ class LayerPace:
             self.hold = UPGRADE_HOLD  # the last upgrade held: the link has room, go on
         return now - self.changed_at >= self.hold
 
+    def probe_failed(self, now: float) -> None:
+        """A probe before an upgrade showed the link would not carry it: as an undone
+        upgrade, the hold doubles, counted from now."""
+        self.hold = min(MAX_UPGRADE_HOLD, 2 * self.hold)
+        self.changed_at = now
+
     def changed(self, up: bool, now: float) -> None:
         if up:
             self.upgraded_at = now

@@ -163,6 +163,10 @@ class PlayerStats:
     congestion: str
     overuses: int
     transport_feedback: int
+    probes: int  # upgrade probes started; failed_probes of them did not fit
+    failed_probes: int
+    probe_packets: int  # RTX padding sent for them
+    probe_bytes: int
     srtp_errors: int
     tracks: tuple[OutTrackStats, ...]
 
@@ -177,6 +181,10 @@ class PlayerStats:
             "congestion": self.congestion,
             "overuses": self.overuses,
             "transport_feedback": self.transport_feedback,
+            "probes": self.probes,
+            "failed_probes": self.failed_probes,
+            "probe_packets": self.probe_packets,
+            "probe_bytes": self.probe_bytes,
             "srtp_errors": self.srtp_errors,
             "tracks": [t.to_json() for t in self.tracks],
         }

@@ -578,3 +578,17 @@ class Harness:
         waiting = [p.transport.error or f"{p.role} not connected" for p in peers if not p.connected]
         if waiting:
             raise AssertionError(f"peers did not connect within {within} s: {waiting}")
+
+
+def record_rtp(peer: Peer) -> list[tuple[float, bytes]]:
+    """From now on, keep every RTP packet `peer` decrypts (arrival time, plaintext), for checks
+    that need more than `Received` holds: padding, header extensions, H264 payloads."""
+    packets: list[tuple[float, bytes]] = []
+    handle = peer._on_rtp
+
+    def recording(plain: bytes, now: float) -> None:
+        packets.append((now, plain))
+        handle(plain, now)
+
+    peer._on_rtp = recording  # type: ignore[method-assign]
+    return packets

@@ -6,7 +6,7 @@ import pytest
 
 from sfu import rtp
 from sfu.bwe import INITIAL_ESTIMATE, BandwidthEstimator
-from sfu.simulcast import UPGRADE_HOLD, Choice, LayerPace, choose, remb_choice
+from sfu.simulcast import MAX_UPGRADE_HOLD, UPGRADE_HOLD, Choice, LayerPace, choose, remb_choice
 from sfu.twcc import TwccRecorder, parse_feedback
 
 TICK = 0.05
@@ -152,6 +152,20 @@ def test_pace_holds_upgrades_and_backs_off_after_a_failed_one() -> None:
     )
     pace.changed(True, 20.0)
     assert pace.allows_upgrade(27.0) and pace.hold == UPGRADE_HOLD  # it held: back to normal
+
+
+def test_a_failed_probe_doubles_the_hold_from_the_failure_up_to_the_most() -> None:
+    pace = LayerPace()
+    assert pace.allows_upgrade(10.0)
+    pace.probe_failed(10.0)
+    assert pace.hold == 2 * UPGRADE_HOLD
+    assert not pace.allows_upgrade(10.0 + 2 * UPGRADE_HOLD - 0.1)
+    assert pace.allows_upgrade(10.0 + 2 * UPGRADE_HOLD)
+    for at in (30.0, 50.0, 70.0):
+        pace.probe_failed(at)
+    assert pace.hold == MAX_UPGRADE_HOLD  # however often the link says no
+    pace.changed(True, 80.0)  # a probe that held, its upgrade kept: back to the short hold
+    assert pace.allows_upgrade(80.0 + MAX_UPGRADE_HOLD) and pace.hold == UPGRADE_HOLD
 
 
 def test_remb_moves_down_when_short_and_otherwise_allows_probing_up() -> None:

@@ -109,18 +109,19 @@ def fu_a(nal: bytes, start: bool, end: bool) -> bytes:
 @pytest.mark.parametrize(
     ("payload", "expected"),
     [
-        (IDR, True),
+        (IDR, False),  # a bare IDR: no SPS in front of it
         (SPS, True),
-        (b"\x25\x88", True),  # IDR with a lower nal_ref_idc
+        (b"\x27\x42", True),  # SPS with a lower nal_ref_idc
         (PPS, False),
         (SLICE, False),
         (SEI, False),
         (stap_a(SPS, PPS), True),
         (stap_a(SEI, SPS, PPS), True),
-        (stap_a(SEI, PPS, IDR), True),
+        (stap_a(SEI, PPS, IDR), False),
+        (stap_a(SPS, PPS, IDR), True),
         (stap_a(SEI, PPS), False),
         (stap_a(SLICE, SLICE), False),
-        (fu_a(IDR, start=True, end=False), True),
+        (fu_a(IDR, start=True, end=False), False),  # its SPS came in the packet before
         (fu_a(IDR, start=False, end=False), False),
         (fu_a(IDR, start=False, end=True), False),
         (fu_a(SLICE, start=True, end=False), False),
@@ -129,13 +130,14 @@ def fu_a(nal: bytes, start: bool, end: bool) -> bytes:
     ids=[
         "idr",
         "sps",
-        "idr-nri1",
+        "sps-nri1",
         "pps",
         "slice",
         "sei",
         "stap-sps",
         "stap-sei-sps",
-        "stap-idr-third",
+        "stap-idr-no-sps",
+        "stap-sps-pps-idr",
         "stap-no-key",
         "stap-slices",
         "fua-idr-start",

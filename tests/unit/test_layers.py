@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "sfu.stats": 0,  # the frozen values the router's queries answer with: data contracts
     "sfu.simulcast": 1,  # layer order, choice and VP8 id continuity: pure values
     "sfu.bwe": 1,  # a player's bandwidth estimate from its feedback: pure values
+    "sfu.probe": 1,  # padding packets and the probe schedule before an upgrade: pure values
     # The compiled fan-out (rewrite, SRTP, sendmmsg) is called by the tracks, so it sits with
     # the protocol state it builds on (DTLS keys) rather than with the socket adapters.
     "sfu.fastpath": 1,

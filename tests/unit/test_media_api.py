@@ -38,7 +38,8 @@ PUBLISHER_KEYS = [
 ]  # fmt: skip
 PLAYER_KEYS = [
     "relay", "state", "transport", "codec_mismatch", "remb", "estimate", "congestion",
-    "overuses", "transport_feedback", "srtp_errors", "tracks",
+    "overuses", "transport_feedback", "probes", "failed_probes", "probe_packets", "probe_bytes",
+    "srtp_errors", "tracks",
 ]  # fmt: skip
 OUT_TRACK_KEYS = [
     "kind", "ssrc", "packets", "bytes", "nacks_received", "retransmissions",

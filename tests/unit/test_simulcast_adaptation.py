@@ -54,7 +54,9 @@ def test_a_bottleneck_moves_the_player_down_and_back_up() -> None:
         h.run(0.5)
         seen.append(layer_of(player))
     assert "f" not in seen and seen.count("q") > len(seen) // 2, seen
-    assert len(video(player, h.now - 2)) > 50
+    # Still decoding: a failed probe may cut the estimate below q itself for a while, and then
+    # only q's base temporal layer is sent (a quarter of its 30 packets a second).
+    assert len(video(player, h.now - 2)) > 10
     assert longest_gap(player, limited + 3) < 1.0  # no freeze once it settled
     snapshot = handler(player).stats().to_json()
     assert snapshot["estimate"] < 1_000_000 and snapshot["overuses"] >= 1
