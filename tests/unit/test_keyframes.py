@@ -6,7 +6,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sfu.keyframes import h264_keyframe_start, keyframe_detector, vp8_keyframe_start
+from sfu.keyframes import (
+    H264KeyframeStart,
+    h264_idr_start,
+    h264_keyframe_start,
+    keyframe_detector,
+    vp8_keyframe_start,
+)
 
 # VP8 payload header (RFC 7741 §4.3) first bytes: P=0 is a key frame, P=1 an interframe.
 VP8_KEY = b"\x50\x02\x00\x9d\x01\x2a\x80\x02\xe0\x01"  # size bits, start code, 640x480
@@ -165,6 +171,22 @@ def test_h264_keyframe_start(payload: bytes, expected: bool) -> None:
 )
 def test_h264_truncated_never_raises(payload: bytes) -> None:
     assert h264_keyframe_start(payload) is False
+    assert h264_idr_start(payload) is False
+    assert H264KeyframeStart()(payload) is False
+
+
+def test_h264_idr_starts_until_the_stream_shows_its_parameter_sets_in_band() -> None:
+    """A sender with sprop-parameter-sets only: its IDR is where players start. Once an SPS
+    has come in band, a bare IDR (its SPS went by before the player asked) no longer is."""
+    detector = H264KeyframeStart()
+    for payload in (IDR, stap_a(SEI, IDR), fu_a(IDR, start=True, end=False)):
+        assert detector(payload) is True
+    assert detector(fu_a(IDR, start=False, end=False)) is False
+    assert detector(SLICE) is False and not detector.in_band
+    assert detector(stap_a(SPS, PPS, IDR)) is True and detector.in_band
+    for payload in (IDR, stap_a(SEI, IDR), fu_a(IDR, start=True, end=False)):
+        assert detector(payload) is False
+    assert detector(SPS) is True
 
 
 def test_h264_truncated_prefixes() -> None:
@@ -178,11 +200,13 @@ def test_h264_truncated_prefixes() -> None:
 def test_detectors_return_bool_on_any_bytes(payload: bytes) -> None:
     assert isinstance(vp8_keyframe_start(payload), bool)
     assert isinstance(h264_keyframe_start(payload), bool)
+    assert isinstance(h264_idr_start(payload), bool)
 
 
 def test_keyframe_detector_by_name() -> None:
     assert keyframe_detector("VP8") is vp8_keyframe_start
     assert keyframe_detector("vp8") is vp8_keyframe_start
-    assert keyframe_detector("H264") is h264_keyframe_start
+    assert isinstance(keyframe_detector("H264"), H264KeyframeStart)
+    assert keyframe_detector("h264") is not keyframe_detector("h264")  # one per stream
     assert keyframe_detector("opus")(b"") is True
     assert keyframe_detector("AV1")(VP8_INTER) is True  # unknown: start anywhere
