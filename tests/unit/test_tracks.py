@@ -537,8 +537,8 @@ def test_players_of_one_simulcast_layer_each_get_their_own_vp8_ids() -> None:
     offsets = {one: (10, 3), plain: (0, 0), two: (0x7F00, 250)}
     for player, (picture_offset, tl0_offset) in offsets.items():
         player.take()
-        player.track.vp8.picture_offset = picture_offset
-        player.track.vp8.tl0_offset = tl0_offset
+        player.track.picture_offset = picture_offset
+        player.track.tl0_offset = tl0_offset
     for index in range(1, 4):
         data = vp8_start(0x0123 + index, 5 + index)
         source.forward(packet(10 + index, 3000 * index, data, marker=True), index / 30)
