@@ -902,7 +902,7 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
     /* Read once from the publisher's packet, never from a player's rewritten copy. */
     Vp8Ids ids;
     int has_ids = vp8_layer && carriable && parse_vp8(packet, start, len, &ids);
-    unsigned int seq = (unsigned int)(packet[2] << 8 | packet[3]);
+    unsigned int seq = carriable ? (unsigned int)(packet[2] << 8 | packet[3]) : 0;
     /* abs-send-time: 24-bit 6.18 fixed-point seconds (sfu.rtp.abs_send_time). */
     uint32_t abs_value = (uint32_t)((long long)(now * 262144.0) & 0xFFFFFF);
     uint8_t abs_time[3] = {(uint8_t)(abs_value >> 16), (uint8_t)(abs_value >> 8),
