@@ -362,6 +362,16 @@ typedef struct {
     unsigned int ts_offset;
     char started;
     int fd; /* the socket the fan-out sends with, -1 when this player goes the Python way */
+    unsigned int first_out_seq; /* NACKs for numbers before this were sent from elsewhere */
+    /* VP8 continuity (sfu.simulcast.Vp8Continuity): offsets, and the ids last sent from the
+     * layer left (-1: it had none) while after_pending, until the next layer's first packet. */
+    unsigned int picture_offset;
+    unsigned int tl0_offset;
+    char after_pending;
+    int after_picture;
+    int after_tl0;
+    int max_temporal; /* the highest VP8 temporal layer sent, -1 for all */
+    unsigned long long temporal_drops;
     unsigned long long packets;
     unsigned long long bytes;
     PyObject *session;
@@ -379,6 +389,7 @@ static PyObject *Player_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     Player *self = (Player *)type->tp_alloc(type, 0);
     if (self) {
         self->fd = -1;
+        self->max_temporal = -1;
         self->sender = Py_NewRef(Py_None);
         self->layout = Py_NewRef(Py_None);
     }
@@ -479,6 +490,73 @@ static int Player_set_sender(Player *self, PyObject *value, void *closure)
     return 0;
 }
 
+/* An int in [0, limit], or -1 for None; -2 with an exception set. */
+static int optional_int(PyObject *value, long limit, const char *what)
+{
+    if (value == Py_None)
+        return -1;
+    long number = PyLong_Check(value) ? PyLong_AsLong(value) : -1;
+    if (number < 0 || number > limit) {
+        if (!PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError, "%s must be None or 0-%ld", what, limit);
+        }
+        return -2;
+    }
+    return (int)number;
+}
+
+static PyObject *optional_object(int value)
+{
+    return value < 0 ? Py_NewRef(Py_None) : PyLong_FromLong(value);
+}
+
+static PyObject *Player_get_max_temporal(Player *self, void *closure)
+{
+    return optional_object(self->max_temporal);
+}
+
+static int Player_set_max_temporal(Player *self, PyObject *value, void *closure)
+{
+    int layer = value ? optional_int(value, 3, "max_temporal") : -1;
+    if (layer == -2)
+        return -1;
+    self->max_temporal = layer;
+    return 0;
+}
+
+static PyObject *Player_get_after(Player *self, void *closure)
+{
+    if (!self->after_pending)
+        Py_RETURN_NONE;
+    PyObject *picture = optional_object(self->after_picture);
+    PyObject *tl0 = optional_object(self->after_tl0);
+    PyObject *after = picture && tl0 ? PyTuple_Pack(2, picture, tl0) : NULL;
+    Py_XDECREF(picture);
+    Py_XDECREF(tl0);
+    return after;
+}
+
+static int Player_set_after(Player *self, PyObject *value, void *closure)
+{
+    if (value == NULL || value == Py_None) {
+        self->after_pending = 0;
+        return 0;
+    }
+    if (!PyTuple_Check(value) || PyTuple_GET_SIZE(value) != 2) {
+        PyErr_SetString(PyExc_TypeError, "vp8_after is None or (picture ID, TL0PICIDX)");
+        return -1;
+    }
+    int picture = optional_int(PyTuple_GET_ITEM(value, 0), 0x7FFF, "a picture ID");
+    int tl0 = picture == -2 ? -2 : optional_int(PyTuple_GET_ITEM(value, 1), 0xFF, "a TL0PICIDX");
+    if (tl0 == -2)
+        return -1;
+    self->after_picture = picture;
+    self->after_tl0 = tl0;
+    self->after_pending = 1;
+    return 0;
+}
+
 static PyMemberDef Player_members[] = {
     {"ssrc", T_UINT, offsetof(Player, ssrc), 0, NULL},
     {"payload_type", T_UINT, offsetof(Player, payload_type), 0, NULL},
@@ -489,12 +567,19 @@ static PyMemberDef Player_members[] = {
     {"bytes", T_ULONGLONG, offsetof(Player, bytes), 0, NULL},
     {"session", T_OBJECT_EX, offsetof(Player, session), 0, NULL},
     {"_fd", T_INT, offsetof(Player, fd), 0, NULL},
+    {"first_out_seq", T_UINT, offsetof(Player, first_out_seq), 0, NULL},
+    {"picture_offset", T_UINT, offsetof(Player, picture_offset), 0, NULL},
+    {"tl0_offset", T_UINT, offsetof(Player, tl0_offset), 0, NULL},
+    {"temporal_drops", T_ULONGLONG, offsetof(Player, temporal_drops), 0, NULL},
     {NULL},
 };
 
 static PyGetSetDef Player_getset[] = {
     {"extension_layout", (getter)Player_get_layout, (setter)Player_set_layout, NULL, NULL},
     {"_sender", (getter)Player_get_sender, (setter)Player_set_sender, NULL, NULL},
+    {"max_temporal", (getter)Player_get_max_temporal, (setter)Player_set_max_temporal, NULL,
+     NULL},
+    {"vp8_after", (getter)Player_get_after, (setter)Player_set_after, NULL, NULL},
     {NULL},
 };
 
@@ -510,6 +595,95 @@ static PyTypeObject PlayerType = {
     .tp_members = Player_members,
     .tp_getset = Player_getset,
 };
+
+/* ------------------------------------------------------------------------------------------ */
+/* VP8 ids of simulcast layers: the rules of sfu.simulcast (vp8_ids, Vp8Continuity) and
+ * SubscriberTrack.skip_packet, which the Python path runs; the bytes are the same. */
+
+typedef struct {
+    Py_ssize_t picture_at; /* offsets in the packet, -1 when absent */
+    int bits;              /* of the picture ID: 7 or 15 */
+    unsigned int picture;
+    Py_ssize_t tl0_at;
+    unsigned int tl0;
+    int tid; /* the temporal layer, -1 without the T bit */
+} Vp8Ids;
+
+/* The VP8 descriptor (RFC 7741 §4.2) at p[start]: 0 when it has no extension byte (X bit) or
+ * a field it announces lies past len, and the packet passes as it is. */
+static int parse_vp8(const uint8_t *p, Py_ssize_t start, Py_ssize_t len, Vp8Ids *ids)
+{
+    if (len < start + 2 || !(p[start] & 0x80))
+        return 0;
+    uint8_t ext = p[start + 1];
+    Py_ssize_t pos = start + 2;
+    ids->picture_at = ids->tl0_at = -1;
+    ids->bits = 0;
+    ids->picture = ids->tl0 = 0;
+    ids->tid = -1;
+    if (ext & 0x80) {
+        if (pos >= len || ((p[pos] & 0x80) && pos + 1 >= len))
+            return 0;
+        ids->picture_at = pos;
+        if (p[pos] & 0x80) {
+            ids->bits = 15;
+            ids->picture = (unsigned int)(p[pos] & 0x7F) << 8 | p[pos + 1];
+            pos += 2;
+        } else {
+            ids->bits = 7;
+            ids->picture = p[pos];
+            pos += 1;
+        }
+    }
+    if (ext & 0x40) {
+        if (pos >= len)
+            return 0;
+        ids->tl0_at = pos;
+        ids->tl0 = p[pos];
+        pos += 1;
+    }
+    if (ext & 0x30) {
+        if (pos >= len)
+            return 0;
+        if (ext & 0x20)
+            ids->tid = p[pos] >> 6;
+    }
+    return 1;
+}
+
+/* Leave out packet seq: the numbers after it close the gap, NACKs reach back no further. */
+static void skip_packet(Player *player, unsigned int seq)
+{
+    player->seq_offset = (player->seq_offset - 1) & 0xFFFF;
+    player->first_out_seq = (seq + 1 + player->seq_offset) & 0xFFFF;
+    player->temporal_drops += 1;
+}
+
+/* Write the player's picture ID and TL0PICIDX into out, its copy of the packet whose ids
+ * these are with everything `shift` bytes further on; the first packet after a switch sets
+ * the offsets so its ids follow the last ones sent. */
+static void continue_ids(Player *player, const Vp8Ids *ids, uint8_t *out, Py_ssize_t shift)
+{
+    if (ids->picture_at >= 0) {
+        unsigned int mask = ids->bits == 15 ? 0x7FFF : 0x7F;
+        if (player->after_pending && player->after_picture >= 0)
+            player->picture_offset = ((unsigned int)player->after_picture + 1 - ids->picture) & mask;
+        unsigned int picture = (ids->picture + player->picture_offset) & mask;
+        uint8_t *at = out + ids->picture_at + shift;
+        if (ids->bits == 15) {
+            at[0] = (uint8_t)(0x80 | picture >> 8);
+            at[1] = (uint8_t)picture;
+        } else {
+            at[0] = (uint8_t)picture;
+        }
+    }
+    if (ids->tl0_at >= 0) {
+        if (player->after_pending && player->after_tl0 >= 0)
+            player->tl0_offset = ((unsigned int)player->after_tl0 + 1 - ids->tl0) & 0xFF;
+        out[ids->tl0_at + shift] = (uint8_t)(ids->tl0 + player->tl0_offset);
+    }
+    player->after_pending = 0;
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* fanout */
@@ -702,10 +876,13 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
     Py_buffer view;
     PyObject *players;
     double now;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "fanout(packet, players, now) takes three arguments");
+    if (nargs != 3 && nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "fanout(packet, players, now[, vp8_layer])");
         return NULL;
     }
+    int vp8_layer = nargs == 4 ? PyObject_IsTrue(args[3]) : 0;
+    if (vp8_layer < 0)
+        return NULL;
     players = args[1];
     if (!PyList_Check(players)) {
         PyErr_SetString(PyExc_TypeError, "players must be a list");
@@ -722,6 +899,10 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
     Py_ssize_t sent = 0, dropped = 0, left = 0;
     /* What SRTP would refuse for every player is dropped for every player. */
     int carriable = start >= 0 && len <= MAX_PLAINTEXT;
+    /* Read once from the publisher's packet, never from a player's rewritten copy. */
+    Vp8Ids ids;
+    int has_ids = vp8_layer && carriable && parse_vp8(packet, start, len, &ids);
+    unsigned int seq = carriable ? (unsigned int)(packet[2] << 8 | packet[3]) : 0;
     /* abs-send-time: 24-bit 6.18 fixed-point seconds (sfu.rtp.abs_send_time). */
     uint32_t abs_value = (uint32_t)((long long)(now * 262144.0) & 0xFFFFFF);
     uint8_t abs_time[3] = {(uint8_t)(abs_value >> 16), (uint8_t)(abs_value >> 8),
@@ -754,6 +935,10 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
             dropped++;
             continue;
         }
+        if (has_ids && player->max_temporal >= 0 && ids.tid > player->max_temporal) {
+            skip_packet(player, seq);
+            continue;
+        }
         if (count == MAX_BATCH || (count && player->fd != batch_fd)) {
             flush(batch_fd, batch, count, &sent, &dropped);
             count = 0;
@@ -761,6 +946,8 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
         uint8_t *out = batch->buffers + (size_t)count * SLOT;
         Py_ssize_t transport_at;
         Py_ssize_t n = rewrite(player, packet, len, start, abs_time, out, &transport_at);
+        if (has_ids)
+            continue_ids(player, &ids, out, n - len);
         if (transport_at) {
             long seq = take_transport_seq(player->session);
             if (seq < 0) {
@@ -816,9 +1003,11 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
 
 static PyMethodDef module_methods[] = {
     {"fanout", (PyCFunction)(void (*)(void))fanout, METH_FASTCALL,
-     "fanout(packet, players, now) -> (sent, dropped, left): rewrite, protect and send a "
-     "plaintext RTP packet to every started player with a socket, in one sendmmsg; `left` "
-     "counts the players it did not handle (not started, or no socket or SRTP sender)."},
+     "fanout(packet, players, now[, vp8_layer]) -> (sent, dropped, left): rewrite, protect "
+     "and send a plaintext RTP packet to every started player with a socket, in one "
+     "sendmmsg; `left` counts the players it did not handle (not started, or no socket or "
+     "SRTP sender). With vp8_layer true (a VP8 simulcast layer), each player's picture ID and "
+     "TL0PICIDX are continued and frames above its max_temporal left out."},
     {NULL},
 };
 

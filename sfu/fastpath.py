@@ -30,8 +30,9 @@ def _load() -> tuple[Any, str]:
 _extension, WHY = _load()
 PATH = "compiled" if _extension is not None else "python"
 
-# fanout(packet, players, now) -> (sent, dropped, left), or None on the Python path.
-fanout: Callable[[bytes, list, float], tuple[int, int, int]] | None = (
+# fanout(packet, players, now, vp8_layer) -> (sent, dropped, left), or None on the Python
+# path; vp8_layer: continue each player's VP8 ids and apply its temporal limit.
+fanout: Callable[[bytes, list, float, bool], tuple[int, int, int]] | None = (
     _extension.fanout if _extension is not None else None
 )
 # The base of SubscriberTrack: its per-player fields kept flat in C, or a plain object.

@@ -14,7 +14,7 @@ from sfu.probe import Probe, padding_packet, probe_rate
 from sfu.session import PeerSession, Transport
 from sfu.simulcast import TEMPORAL_BACK, Choice, LayerPace, choose, ranked, remb_choice
 from sfu.stats import PlayerStats, next_serial
-from sfu.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack, _add_extensions
+from sfu.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack, extend_for_player
 from sfu.twcc import FMT_TRANSPORT_CC, parse_feedback
 
 if TYPE_CHECKING:
@@ -158,10 +158,10 @@ class Player:
         if track._protect is None or track._sendto is None:
             return
         timestamp = (source.last_ts + track.ts_offset) & 0xFFFFFFFF  # of the last media sent
-        overhead = len(_add_extensions(padding_packet(pt, 0, 0, 0, 1), layout, now)[0]) - 1
+        overhead = len(extend_for_player(padding_packet(pt, 0, 0, 0, 1), layout, now)[0]) - 1
         for padding in probe.paddings(now, overhead):
             plain = padding_packet(pt, track.rtx_seq, timestamp, rtx_ssrc, padding)
-            packet, transport_seq_at = _add_extensions(plain, layout, now)
+            packet, transport_seq_at = extend_for_player(plain, layout, now)
             transport_seq = session.transport_seq
             packet[transport_seq_at : transport_seq_at + 2] = transport_seq.to_bytes(2, "big")
             session.transport_seq = (transport_seq + 1) & 0xFFFF

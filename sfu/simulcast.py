@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 AUTO = "auto"
 
@@ -81,33 +81,64 @@ def remb_choice(
     return choose(layers, choice, None)
 
 
+class Vp8Ids(NamedTuple):
+    """What one packet's VP8 descriptor (RFC 7741 §4.2) says of its frame: where its picture
+    ID and TL0PICIDX are (offsets in the packet, -1 when absent) and their values."""
+
+    picture_at: int
+    bits: int  # of the picture ID: 7 or 15 (0 when absent)
+    picture: int
+    tl0_at: int
+    tl0: int
+    tid: int  # the temporal layer, -1 when the T bit is clear
+
+
+def vp8_ids(payload: bytes | bytearray, start: int) -> Vp8Ids | None:
+    """The ids of the VP8 descriptor at `start`; None when it has no extension byte (X bit)
+    or a field it announces lies past the end: such a packet passes as it is. sfu/_fanout.c
+    (parse_vp8) reads descriptors by the same rule."""
+    end = len(payload)
+    if end < start + 2 or not payload[start] & 0x80:
+        return None
+    ext = payload[start + 1]
+    pos = start + 2
+    picture_at, bits, picture = -1, 0, 0
+    if ext & 0x80:
+        if pos >= end or (payload[pos] & 0x80 and pos + 1 >= end):
+            return None
+        picture_at = pos
+        if payload[pos] & 0x80:
+            bits, picture = 15, (payload[pos] & 0x7F) << 8 | payload[pos + 1]
+            pos += 2
+        else:
+            bits, picture = 7, payload[pos]
+            pos += 1
+    tl0_at, tl0 = -1, 0
+    if ext & 0x40:
+        if pos >= end:
+            return None
+        tl0_at, tl0 = pos, payload[pos]
+        pos += 1
+    tid = -1
+    if ext & 0x30:
+        if pos >= end:
+            return None
+        if ext & 0x20:
+            tid = payload[pos] >> 6
+    return Vp8Ids(picture_at, bits, picture, tl0_at, tl0, tid)
+
+
 def vp8_picture_fields(payload: bytes | bytearray, start: int) -> tuple[int, int, int]:
     """Where the VP8 descriptor at `start` keeps its picture ID and TL0PICIDX: (offset of the
     picture ID or -1, its bits 7 or 15, offset of TL0PICIDX or -1)."""
-    if len(payload) < start + 2 or not payload[start] & 0x80:
-        return -1, 0, -1
-    ext = payload[start + 1]
-    pos = start + 2
-    picture_at, bits = -1, 0
-    if ext & 0x80:
-        if pos >= len(payload):
-            return -1, 0, -1
-        picture_at, bits = pos, 15 if payload[pos] & 0x80 else 7
-        pos += 2 if bits == 15 else 1
-    tl0_at = pos if ext & 0x40 and pos < len(payload) else -1
-    return picture_at, bits, tl0_at
+    ids = vp8_ids(payload, start)
+    return (-1, 0, -1) if ids is None else (ids.picture_at, ids.bits, ids.tl0_at)
 
 
 def vp8_temporal_id(payload: bytes | bytearray, start: int) -> int | None:
     """The TID of a VP8 packet (RFC 7741 §4.2, T bit set), or None when it carries none."""
-    if len(payload) < start + 2 or not payload[start] & 0x80 or not payload[start + 1] & 0x20:
-        return None
-    ext = payload[start + 1]
-    pos = start + 2
-    if ext & 0x80:
-        pos += 2 if pos < len(payload) and payload[pos] & 0x80 else 1
-    pos += bool(ext & 0x40)
-    return payload[pos] >> 6 if pos < len(payload) else None
+    ids = vp8_ids(payload, start)
+    return None if ids is None or ids.tid < 0 else ids.tid
 
 
 def _descriptor_end(payload: bytes | bytearray, start: int) -> int:
@@ -134,59 +165,52 @@ def vp8_dimensions(payload: bytes | bytearray, start: int) -> tuple[int, int] | 
 
 
 class Vp8Continuity:
-    """One player's VP8 picture ID and TL0PICIDX offsets, so they run on across layer
-    switches as its sequence numbers do; zero until its first switch."""
+    """One player track's VP8 picture ID and TL0PICIDX, continued across layer switches as
+    its sequence numbers are. A base of tracks.SubscriberTrack, whose fields it works on are
+    flat in the compiled fan-out's PlayerState; sfu/_fanout.c (continue_ids) does the same
+    per packet, byte for byte. The fields:
 
-    __slots__ = ("_after", "picture_offset", "tl0_offset")
+    - picture_offset, tl0_offset: added to the publisher's ids; zero until the first switch.
+    - vp8_after: (picture ID, TL0PICIDX) last sent from the layer left, each None when it had
+      none, from the switch until the next layer's first packet; None otherwise."""
 
-    def __init__(self) -> None:
-        self.picture_offset = 0
-        self.tl0_offset = 0
-        # (picture ID, TL0PICIDX) last sent from the layer left, until the next one's first packet.
-        self._after: tuple[int | None, int | None] | None = None
+    __slots__ = ()
+    picture_offset: int
+    tl0_offset: int
+    vp8_after: tuple[int | None, int | None] | None
 
-    @property
-    def switched(self) -> bool:
-        return bool(self.picture_offset or self.tl0_offset or self._after)
-
-    def leave(self, last_packet: bytes | None, payload_start: int) -> None:
-        """Note the ids the player last got (the old layer's newest packet, rewritten)."""
-        if last_packet is None:
-            self._after = (None, None)
+    def leave_layer(self, last: Vp8Ids | None) -> None:
+        """Note the ids the player last got: those of the old layer's newest packet, as sent."""
+        if last is None:
+            self.vp8_after = (None, None)
             return
-        picture_at, bits, tl0_at = vp8_picture_fields(last_packet, payload_start)
         picture = None
-        if picture_at >= 0:
-            raw = last_packet[picture_at] & 0x7F
-            if bits == 15:
-                raw = raw << 8 | last_packet[picture_at + 1]
-            picture = (raw + self.picture_offset) & (0x7FFF if bits == 15 else 0x7F)
-        tl0 = (last_packet[tl0_at] + self.tl0_offset) & 0xFF if tl0_at >= 0 else None
-        self._after = (picture, tl0)
+        if last.picture_at >= 0:
+            picture = (last.picture + self.picture_offset) & (0x7FFF if last.bits == 15 else 0x7F)
+        tl0 = (last.tl0 + self.tl0_offset) & 0xFF if last.tl0_at >= 0 else None
+        self.vp8_after = (picture, tl0)
 
-    def rewrite(self, packet: bytearray, payload_start: int) -> None:
-        """Rewrite the picture ID and TL0PICIDX of one outgoing packet in place; the first
-        packet after a switch sets the offsets so its ids follow the last ones sent."""
-        picture_at, bits, tl0_at = vp8_picture_fields(packet, payload_start)
-        after = self._after
-        if picture_at >= 0:
-            mask = 0x7FFF if bits == 15 else 0x7F
-            picture = packet[picture_at] & 0x7F
-            if bits == 15:
-                picture = picture << 8 | packet[picture_at + 1]
+    def continue_ids(self, target: bytearray, shift: int, ids: Vp8Ids) -> None:
+        """Write this player's picture ID and TL0PICIDX for the packet `ids` were read from
+        into `target`, its copy with the descriptor `shift` bytes further on. The first packet
+        after a switch sets the offsets so its ids follow the last ones sent."""
+        after = self.vp8_after
+        if ids.picture_at >= 0:
+            mask = 0x7FFF if ids.bits == 15 else 0x7F
             if after is not None and after[0] is not None:
-                self.picture_offset = (after[0] + 1 - picture) & mask
-            picture = (picture + self.picture_offset) & mask
-            if bits == 15:
-                packet[picture_at] = 0x80 | picture >> 8
-                packet[picture_at + 1] = picture & 0xFF
+                self.picture_offset = (after[0] + 1 - ids.picture) & mask
+            picture = (ids.picture + self.picture_offset) & mask
+            at = ids.picture_at + shift
+            if ids.bits == 15:
+                target[at] = 0x80 | picture >> 8
+                target[at + 1] = picture & 0xFF
             else:
-                packet[picture_at] = picture
-        if tl0_at >= 0:
+                target[at] = picture
+        if ids.tl0_at >= 0:
             if after is not None and after[1] is not None:
-                self.tl0_offset = (after[1] + 1 - packet[tl0_at]) & 0xFF
-            packet[tl0_at] = (packet[tl0_at] + self.tl0_offset) & 0xFF
-        self._after = None
+                self.tl0_offset = (after[1] + 1 - ids.tl0) & 0xFF
+            target[ids.tl0_at + shift] = (ids.tl0 + self.tl0_offset) & 0xFF
+        self.vp8_after = None
 
 
 UPGRADE_HOLD = 4.0  # seconds on a layer before moving up

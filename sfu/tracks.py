@@ -19,7 +19,7 @@ from sfu.keyframes import keyframe_detector
 from sfu.media import VIDEO, Codec, TrackSpec
 from sfu.receiver import MissingPackets, ReceptionStats
 from sfu.session import SendFunction, Transport
-from sfu.simulcast import Choice, Vp8Continuity, vp8_dimensions, vp8_temporal_id
+from sfu.simulcast import Choice, Vp8Continuity, vp8_dimensions, vp8_ids
 from sfu.stats import InTrackStats, LayerState, OutTrackStats
 
 # Marker+PT byte, sequence number, timestamp, SSRC: bytes 1..11 of the RTP header.
@@ -71,7 +71,9 @@ class PublisherTrack:
         self.layers: list[PublisherTrack] = [self]
         self.ssrc: int | None = spec.ssrc
         self.width = 0  # from a VP8 keyframe of a simulcast layer; 0 while unknown
-        self._learns_size = rid is not None and self.codec.name.lower() == "vp8"
+        # A VP8 simulcast layer: its players' picture IDs continue across switches, and its
+        # size is learnt from a keyframe.
+        self.vp8_layer = rid is not None and self.codec.name.lower() == "vp8"
         self.height = 0
         self.bitrate = 0.0  # bits per second over the last report interval
         self._bytes_at_sample: tuple[float, int] | None = None
@@ -128,7 +130,7 @@ class PublisherTrack:
                 return 0
         if self.cache is not None:
             self.cache[seq & _CACHE_MASK] = packet
-        if self.switching or (self._learns_size and not self.width):
+        if self.switching or (self.vp8_layer and not self.width):
             self._at_layer_keyframe(packet, now)
         subscribers = self.subscribers
         if not subscribers:
@@ -136,7 +138,7 @@ class PublisherTrack:
         fanout = fastpath.fanout
         sent = 0
         if fanout is not None:
-            sent, dropped, left = fanout(packet, subscribers, now)
+            sent, dropped, left = fanout(packet, subscribers, now, self.vp8_layer)
             self.send_failures += dropped
             if not left:
                 return sent
@@ -151,6 +153,7 @@ class PublisherTrack:
                 payload_start = rtp.header_length(packet)
             except rtp.RtpError:
                 return sent
+        ids = vp8_ids(packet, payload_start) if self.vp8_layer else None
         keyframe: bool | None = None
         pack_into = _REWRITE.pack_into
         # One copy with header extensions per extension layout, shared by the players using it.
@@ -162,9 +165,9 @@ class PublisherTrack:
                 if not keyframe:
                     continue
                 sub.start(seq, ts, now)
-            if sub.max_temporal is not None:
-                tid = vp8_temporal_id(packet, payload_start)
-                if tid is not None and tid > sub.max_temporal:
+            if ids is not None:
+                max_temporal = sub.max_temporal
+                if max_temporal is not None and ids.tid > max_temporal:
                     sub.skip_packet(seq)
                     continue
             layout = sub.extension_layout
@@ -175,7 +178,7 @@ class PublisherTrack:
                     with_extensions = {}
                 entry = with_extensions.get(layout)
                 if entry is None:
-                    entry = with_extensions[layout] = _add_extensions(packet, layout, now)
+                    entry = with_extensions[layout] = extend_for_player(packet, layout, now)
                 target, transport_seq_at = entry
                 if transport_seq_at:
                     session = sub.session
@@ -191,8 +194,8 @@ class PublisherTrack:
                 (ts + sub.ts_offset) & 0xFFFFFFFF,
                 sub.ssrc,
             )
-            if sub.vp8 is not None:  # every player of a simulcast VP8 layer: the buffer is shared
-                sub.vp8.rewrite(target, len(target) - len(packet) + payload_start)
+            if ids is not None:  # from the publisher's ids, as the buffer is shared
+                sub.continue_ids(target, len(target) - len(packet), ids)
             # Sending is inlined: one Python frame less per packet and player is ~5% of a core.
             addr = sub.session.addr
             if addr is None:
@@ -314,7 +317,7 @@ def extension_layout(spec: TrackSpec) -> ExtensionLayout | None:
     return layout if layout != (0, "", 0, 0) else None
 
 
-def _add_extensions(packet: bytes, layout: ExtensionLayout, now: float) -> tuple[bytearray, int]:
+def extend_for_player(packet: bytes, layout: ExtensionLayout, now: float) -> tuple[bytearray, int]:
     """The packet with the player's extensions; the offset of the transport-wide sequence
     number (0 if none), which differs per player session and is filled in per send."""
     mid_id, mid, abs_id, transport_id = layout
@@ -329,11 +332,12 @@ def _add_extensions(packet: bytes, layout: ExtensionLayout, now: float) -> tuple
     return buf, offsets[-1] if transport_id else 0
 
 
-class SubscriberTrack(fastpath.PlayerState):
+class SubscriberTrack(Vp8Continuity, fastpath.PlayerState):
     """One outgoing track of a player, fed by at most one publisher track at a time.
 
     With the extension built, the fields the fan-out reads (ssrc, payload_type, offsets,
-    started, counters, session, extension_layout) live flat in its C base."""
+    VP8 continuity, temporal limit, started, counters, session, extension_layout) live flat
+    in its C base."""
 
     def __init__(
         self, session: Transport, spec: TrackSpec, rng: random.Random = ice.SYSTEM_RANDOM
@@ -351,7 +355,9 @@ class SubscriberTrack(fastpath.PlayerState):
         self.pending: PublisherTrack | None = None  # the layer it moves to at its next keyframe
         self.layer_switches = 0
         self.temporal_drops = 0
-        self.vp8: Vp8Continuity | None = None  # for simulcast VP8 sources only
+        self.picture_offset = 0  # VP8 continuity (simulcast.Vp8Continuity)
+        self.tl0_offset = 0
+        self.vp8_after: tuple[int | None, int | None] | None = None
         # The highest VP8 temporal layer sent when even the lowest spatial one is too much.
         self.max_temporal: int | None = None
         self.payload_type = 0
@@ -402,36 +408,28 @@ class SubscriberTrack(fastpath.PlayerState):
         self.payload_type = codec.payload_type
         self.rtx_payload_type = codec.rtx_payload_type if self.rtx_ssrc is not None else None
         self.started = False
-        if source.rid is not None and codec.name.lower() == "vp8":
-            self.vp8 = self.vp8 or Vp8Continuity()
         self._bind(sendto)
         source.subscribers.append(self)
 
     def _bind(self, sendto: SendFunction) -> None:
-        """Send with `sendto`: on the compiled fan-out's socket, unless this player's packets
-        are rewritten one by one (switched VP8 picture ids, temporal drops), which only the
-        Python loop does. SRTP state carries over."""
+        """Send with `sendto` (on the compiled fan-out's socket when it can); SRTP state
+        carries over."""
         self._protect = fastpath.bind(self, sendto)
         self._sendto = sendto
-        if (self.vp8 is not None and self.vp8.switched) or self.max_temporal is not None:
-            self._fd = -1
 
     def rebind(self, sendto: SendFunction) -> None:
         """Send the same stream another way (the session moved)."""
         self._bind(sendto)
 
     def limit_temporal(self, max_temporal: int | None) -> None:
-        """Send only VP8 frames of temporal layer <= `max_temporal` (None: all). Dropping
-        frames renumbers what follows, which the Python loop does per packet."""
-        if max_temporal == self.max_temporal:
-            return
+        """Send only VP8 frames of temporal layer <= `max_temporal` (None: all), from a
+        simulcast layer; the packets left out are renumbered away (skip_packet)."""
         self.max_temporal = max_temporal
-        if self.source is not None and self._sendto is not None:
-            self._bind(self._sendto)
 
     def skip_packet(self, seq: int) -> None:
         """Leave out packet `seq` of the current source: the numbers after it close the gap,
-        and NACKs reach back no further (older numbers now mean other packets)."""
+        and NACKs reach back no further (older numbers now mean other packets). The compiled
+        fan-out does the same in C (skip_packet)."""
         self.seq_offset = (self.seq_offset - 1) & 0xFFFF
         self.first_out_seq = (seq + 1 + self.seq_offset) & 0xFFFF
         self.temporal_drops += 1
@@ -461,10 +459,9 @@ class SubscriberTrack(fastpath.PlayerState):
         codec = self.codec_for(layer.codec)
         if codec is None or self._sendto is None:
             return
-        if old is not None and self.vp8 is not None and self.started:
+        if old is not None and old.vp8_layer and self.started:
             last = old.cached(old.last_seq)
-            start = rtp.header_length(last) if last is not None else 0
-            self.vp8.leave(last, start)
+            self.leave_layer(vp8_ids(last, rtp.header_length(last)) if last is not None else None)
         self.detach()
         self.attach(layer, codec, self._sendto)
         self.layer_switches += 1
@@ -561,8 +558,9 @@ class SubscriberTrack(fastpath.PlayerState):
             self.rtx_seq = (self.rtx_seq + 1) & 0xFFFF
             buf = header + out_seq.to_bytes(2, "big") + packet[start:end]
             vp8_at = start + 2
-        if self.vp8 is not None:
-            self.vp8.rewrite(buf, vp8_at)
+        ids = vp8_ids(buf, vp8_at) if source.vp8_layer else None  # a copy of its own: in place
+        if ids is not None:
+            self.continue_ids(buf, 0, ids)
         self.retransmissions += 1
         try:
             self._sendto(self._protect(buf), self.session.addr)  # type: ignore[misc]

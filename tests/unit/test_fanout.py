@@ -200,7 +200,7 @@ def expected_plaintext(packet: bytes, state: _fanout.PlayerState, now: float, tw
     if state.extension_layout is None:
         out = bytearray(packet)
     else:
-        out, transport_at = tracks._add_extensions(packet, state.extension_layout, now)
+        out, transport_at = tracks.extend_for_player(packet, state.extension_layout, now)
         if transport_at:
             out[transport_at : transport_at + 2] = twcc.to_bytes(2, "big")
     seq, ts = struct.unpack_from("!HI", packet, 2)
@@ -302,3 +302,29 @@ def test_full_socket_buffer_drops_and_counts_only_what_was_not_sent(tmp_path: Pa
     finally:
         peer.close()
         sender.close()
+
+
+def test_vp8_fields_refuse_values_out_of_range() -> None:
+    """max_temporal and vp8_after hold what the C code can use, or refuse with a reason."""
+    state = _fanout.PlayerState()
+    assert (state.max_temporal, state.vp8_after, state.temporal_drops) == (None, None, 0)
+    state.max_temporal = 2
+    state.vp8_after = (None, 255)
+    assert (state.max_temporal, state.vp8_after) == (2, (None, 255))
+    for value in (4, -1, "1", 2**70):
+        with pytest.raises(ValueError, match="max_temporal must be None or 0-3"):
+            state.max_temporal = value
+    for after, error in [
+        ((0x8000, 0), ValueError),
+        ((0, 256), ValueError),
+        ((0, -1), ValueError),
+        ((1,), TypeError),
+        ([1, 2], TypeError),
+    ]:
+        with pytest.raises(error):
+            state.vp8_after = after
+    assert (state.max_temporal, state.vp8_after) == (2, (None, 255))  # unchanged by refusals
+    state.vp8_after = None
+    assert state.vp8_after is None
+    with pytest.raises(TypeError, match="vp8_layer"):
+        _fanout.fanout(rtp_packet(1), [], 0.0, True, None)

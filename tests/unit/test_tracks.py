@@ -521,3 +521,44 @@ def test_player_extensions_carry_its_own_ids_and_transport_sequence() -> None:
         assert payload_of(data).startswith((VP8_KEY_START[:1], b"\x00"))
     assert transport_seqs == [0xFFFE, 0xFFFF, 0]
     assert player.session.transport_seq == 1
+
+
+def simulcast_layer(rid: str = "f", ssrc: int = 0xA1A1A1A1) -> PublisherTrack:
+    codec = Codec("VP8", 96, 90000, rtcp_fb=FEEDBACK)
+    spec = TrackSpec("0", VIDEO, [codec], ssrc=ssrc, rids=(rid,))
+    return PublisherTrack(spec, keyframe_interval=1.0, rid=rid)
+
+
+def vp8_start(picture: int, tl0: int, key: bool = False) -> bytes:
+    """A first packet of a VP8 frame with a 15-bit picture ID and a TL0PICIDX."""
+    descriptor = bytes([0x90, 0xC0, 0x80 | picture >> 8, picture & 0xFF, tl0])
+    return descriptor + (b"\x50\x02\x00\x9d\x01\x2a" if key else b"\x31\x05\x00")
+
+
+def vp8_ids_of(data: bytes) -> tuple[int, int]:
+    payload = payload_of(data)
+    return (payload[2] & 0x7F) << 8 | payload[3], payload[4]
+
+
+def test_players_of_one_simulcast_layer_each_get_their_own_vp8_ids() -> None:
+    """Players sharing a layer (and an extension layout, so one buffer) but not their VP8
+    offsets: each gets the publisher's ids plus its own offsets, whatever came before it."""
+    source = simulcast_layer()
+    one, plain, two = Player(), Player(), Player()
+    for player in (one, plain, two):
+        player.attach(source)
+    source.forward(packet(10, 0, vp8_start(0x0123, 5, key=True), marker=True), 0.0)
+    offsets = {one: (10, 3), plain: (0, 0), two: (0x7F00, 250)}
+    for player, (picture_offset, tl0_offset) in offsets.items():
+        player.take()
+        player.track.picture_offset = picture_offset
+        player.track.tl0_offset = tl0_offset
+    for index in range(1, 4):
+        data = vp8_start(0x0123 + index, 5 + index)
+        source.forward(packet(10 + index, 3000 * index, data, marker=True), index / 30)
+    for player, (picture_offset, tl0_offset) in offsets.items():
+        expected = [
+            ((0x0123 + i + picture_offset) & 0x7FFF, (5 + i + tl0_offset) & 0xFF)
+            for i in range(1, 4)
+        ]
+        assert [vp8_ids_of(data) for data in player.take()] == expected
