@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from bench.launcher import ROOT, ServerProcess, start_server, stop_server
 from tests.browser.test_pages import FIRST_MEDIA_S
-from tests.conftest import ROOT, ServerProcess, start_server, stop_server
 
 if TYPE_CHECKING:
     from .conftest import Browsing

@@ -8,9 +8,9 @@ import time
 
 import aiohttp
 
+from bench.launcher import start_server, stop_server
 from signaling.auth import Authenticator
 from signaling.events import LINK_REL
-from tests.conftest import start_server, stop_server
 from tests.integration.observed import observed
 from tests.integration.peers import close_all, new_peer_connection, play, publish
 from tests.integration.test_metrics import scrape, value

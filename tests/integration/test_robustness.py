@@ -20,10 +20,10 @@ from aiohttp.test_utils import TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 
+from bench.launcher import ServerProcess, free_port, start_server, stop_server
 from signaling.auth import Authenticator, mint
 from signaling.hooks import HttpHooks
 from signaling.limits import Limits
-from tests.conftest import ServerProcess, free_port, start_server, stop_server
 from tests.integration.observed import serving
 from tests.integration.peers import (
     PatternVideoTrack,
