@@ -53,9 +53,8 @@ async def events_url(http: aiohttp.ClientSession, base: str, link: str, wanted: 
         return base + response.headers["Location"]
 
 
-async def test_whep_events_follow_the_publisher(sfu_server) -> None:
-    base = sfu_server.http_url
-    async with aiohttp.ClientSession() as http:
+async def test_whep_events_follow_the_publisher() -> None:
+    async with observed() as (http, base):
         link = await whep_link(http, base, "live/e")
         assert f'rel="{LINK_REL}"' in link
         assert 'events="active,inactive,viewercount,layers"' in link
@@ -82,9 +81,8 @@ async def test_whep_events_follow_the_publisher(sfu_server) -> None:
             assert name == "viewercount"
 
 
-async def test_bad_event_subscriptions(sfu_server) -> None:
-    base = sfu_server.http_url
-    async with aiohttp.ClientSession() as http:
+async def test_bad_event_subscriptions() -> None:
+    async with observed() as (http, base):
         for body, status in (
             (b'["active", "bogus"]', 400),
             (b"not json", 400),
@@ -117,12 +115,8 @@ async def events_until(
     return seen
 
 
-async def test_room_events_name_streams_of_that_room_only(sfu_server) -> None:
-    base = sfu_server.http_url
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{base}/api/v1/events?room=r1") as events,
-    ):
+async def test_room_events_name_streams_of_that_room_only() -> None:
+    async with observed() as (http, base), http.get(f"{base}/api/v1/events?room=r1") as events:
         assert events.status == 200
         other = await publish(http, base, "r2/x")
         publisher = await publish(http, base, "r1/alice")
