@@ -6,6 +6,7 @@ here for the test modules that import them from this file.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +17,17 @@ from bench.launcher import ROOT, ServerProcess, free_port, start_server, stop_se
 __all__ = ["ROOT", "ServerProcess", "free_port", "start_server", "stop_server"]
 
 
-@pytest.fixture
-def sfu_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A fresh server for one test."""
-    server = start_server(tmp_path)
+@contextlib.contextmanager
+def served(log_dir: Path, *extra_args: str) -> Iterator[ServerProcess]:
+    """A server for the block; stopped after it, when its log must hold no traceback."""
+    server = start_server(log_dir, *extra_args)
     yield server
     stop_server(server)
     assert "Traceback" not in server.log(), server.log()
+
+
+@pytest.fixture
+def sfu_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A fresh server for one test."""
+    with served(tmp_path) as server:
+        yield server
