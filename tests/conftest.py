@@ -7,7 +7,7 @@ here for the test modules that import them from this file.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -31,3 +31,16 @@ def sfu_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """A fresh server for one test."""
     with served(tmp_path) as server:
         yield server
+
+
+def shared_server(*extra_args: str) -> Callable[..., Iterator[ServerProcess]]:
+    """An `sfu_server` fixture that one module's tests share (started with `extra_args`), for
+    a module whose tests cannot disturb each other: streams of their own, no assertions on
+    others' sessions or counters. Use it as `sfu_server = shared_server(...)` in the module."""
+
+    @pytest.fixture(scope="module")
+    def sfu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+        with served(tmp_path_factory.mktemp("server"), *extra_args) as server:
+            yield server
+
+    return sfu_server

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from bench.launcher import ServerProcess
-from tests.conftest import served
+from tests.conftest import shared_server
 
 if TYPE_CHECKING:
     from .conftest import Browsing
@@ -26,13 +24,10 @@ FIRST_MEDIA_S = 25  # ICE + DTLS + first keyframe, generous for 2 busy cores
 GROW_S = 10  # a running stream must show new frames well within this
 
 
-@pytest.fixture(scope="module")
-def sfu_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One server for this module: every test here uses stream names of its own and closes
-    its pages at its end, so none sees another's sessions (a server start and stop saved
-    per test)."""
-    with served(tmp_path_factory.mktemp("server")) as server:
-        yield server
+# One server for this module: every test here uses stream names of its own and closes
+# its pages at its end, so none sees another's sessions (a server start and stop saved
+# per test).
+sfu_server = shared_server()
 
 
 def start_publishing(browsing: Browsing, base: str, stream: str, name: str) -> Any:
