@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT = 20.0  # seconds a server has to answer its API
+START_TIMEOUT = 30.0  # seconds a server has to answer its API (generous: CI has 2 busy cores)
 LOG_TAIL_LINES = 60  # of a server's log, in the error raised when it fails to start
 
 
