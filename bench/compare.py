@@ -22,7 +22,8 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.sweep import ROOT, fmt, run_step
+from bench.launcher import ROOT
+from bench.sweep import fmt, run_step
 
 # Flags that turn off what would stop one client address from opening hundreds of sessions;
 # a checkout that predates a flag does not get it.

@@ -20,28 +20,21 @@ import argparse
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.launcher import ROOT, start_server, stop_server
+
 FIRST_STEPS = (10, 50, 100, 200, 400)
 LOSS_LIMIT = 1.0  # percent
 CPU_LIMIT = 95.0  # percent of one core, per server worker
 MAX_STEPS = 20
 CONNECT_FAILURE_LIMIT = 0.01  # fraction of players
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port the kernel just handed out on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# Media on loopback only, and a quiet log: the load generator's clients are all 127.0.0.1.
+SERVER_ARGS = ("--udp-host", "127.0.0.1", "--log-level", "WARNING")
 
 
 def player_steps(max_players: int) -> list[int]:
@@ -51,59 +44,16 @@ def player_steps(max_players: int) -> list[int]:
     return [*steps, max_players]
 
 
-def log_tail(path: Path, lines: int = 20) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def start_server(
-    log_path: Path, extra: list[str], root: Path = ROOT
-) -> tuple[subprocess.Popen, str]:
-    """Start the server of the checkout at `root` on free loopback ports; wait (at most 20 s)
-    for its API to answer."""
-    http_port = free_port()
-    udp_port = free_port(socket.SOCK_DGRAM)
-    command = [
-        sys.executable, "-m", "sfu",
-        "--http-host", "127.0.0.1", "--http-port", str(http_port),
-        "--udp-host", "127.0.0.1", "--udp-port", str(udp_port),
-        "--candidate", "127.0.0.1", "--log-level", "WARNING", *extra,
-    ]  # fmt: skip
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(command, cwd=root, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{http_port}"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log_tail(log_path)}")
-        try:
-            with urllib.request.urlopen(url + "/api/v1/streams", timeout=1):
-                return process, url
-        except OSError:
-            time.sleep(0.1)
-    process.kill()
-    process.wait(5)
-    raise RuntimeError(f"server did not answer within 20 s:\n{log_tail(log_path)}")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
 def run_step(
     players: int, args: argparse.Namespace, extra: list[str], tmp: Path, root: Path = ROOT
 ) -> dict | None:
     """One fresh server (of the checkout at `root`), one load run with this checkout's load
     generator; the load result's summary, or None if the run failed."""
     result_path = tmp / f"load-{players}.json"
-    server, url = start_server(tmp / "server.log", extra, root)
+    server = start_server(tmp, *SERVER_ARGS, *extra, root=root)
     command = [
         sys.executable, "-m", "bench.load",
-        "--url", url, "--publishers", "1", "--players", str(players),
+        "--url", server.http_url, "--publishers", "1", "--players", str(players),
         "--seconds", str(args.seconds), "--server-pid", str(server.pid),
         "--procs", str(args.procs), "--json", str(result_path),
     ]  # fmt: skip

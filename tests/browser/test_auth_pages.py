@@ -9,14 +9,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from bench.launcher import ROOT
 from tests.browser.test_pages import FIRST_MEDIA_S
-from tests.conftest import ROOT, ServerProcess, start_server, stop_server
+from tests.conftest import shared_server
 
 if TYPE_CHECKING:
     from .conftest import Browsing
@@ -33,13 +32,9 @@ def mint(stream: str, role: str) -> str:
     ).stdout.strip()
 
 
-@pytest.fixture
-def sfu_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """The server of this module requires signed tokens for publishing and playing."""
-    server = start_server(tmp_path, "--auth-secret", SECRET)
-    yield server
-    stop_server(server)
-    assert "Traceback" not in server.log()
+# The server of this module requires signed tokens for publishing and playing; its tests
+# share it (a stream and a room of their own).
+sfu_server = shared_server("--auth-secret", SECRET)
 
 
 def test_publish_and_play_with_minted_tokens(browsing: Browsing, sfu_server: Any) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from bench.launcher import stop_server
 from tests.browser.conftest import Browsing, checked_browsing
 from tests.browser.test_pages import FIRST_MEDIA_S, assert_grows, start_publishing
-from tests.conftest import stop_server
 from tests.integration.test_cluster import start_node
 from tests.redisd import RedisProcess, redis_server  # noqa: F401  (a fixture)
 

@@ -29,7 +29,8 @@ from typing import Any
 
 import pytest
 
-from ..conftest import ServerProcess, start_server, stop_server
+from bench.launcher import ServerProcess, start_server, stop_server
+
 from .conftest import CHROMIUM_ARGS, Browsing, checked_browsing, launch_chromium
 from .firefox import FIREFOX, PROFILE_PREFS, Firefox, from_remote, user_js
 from .test_pages import FIRST_MEDIA_S, assert_grows

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tests.conftest import start_server, stop_server
+from bench.launcher import start_server, stop_server
 
 if TYPE_CHECKING:
     from .conftest import Browsing

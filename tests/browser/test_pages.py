@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.conftest import shared_server
+
 if TYPE_CHECKING:
     from .conftest import Browsing
 
@@ -20,6 +22,12 @@ pytestmark = pytest.mark.timeout(120)
 
 FIRST_MEDIA_S = 25  # ICE + DTLS + first keyframe, generous for 2 busy cores
 GROW_S = 10  # a running stream must show new frames well within this
+
+
+# One server for this module: every test here uses stream names of its own and closes
+# its pages at its end, so none sees another's sessions (a server start and stop saved
+# per test).
+sfu_server = shared_server()
 
 
 def start_publishing(browsing: Browsing, base: str, stream: str, name: str) -> Any:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.browser.test_pages import FIRST_MEDIA_S, assert_grows
+from tests.conftest import shared_server
 from tests.integration.relay import Relay, through_relay
 
 if TYPE_CHECKING:
@@ -20,22 +21,28 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.timeout(180)
 
-STREAM = "live/simul"
+# One server for the module (see sfu_server below), a stream per test.
+LAYERS_STREAM = "live/simul"
+BOTTLENECK_STREAM = "live/simul-bottleneck"
 
 
-def stream_stats(base: str) -> dict[str, Any]:
+# One server for this module: its tests publish streams of their own.
+sfu_server = shared_server()
+
+
+def stream_stats(base: str, stream: str) -> dict[str, Any]:
     with urllib.request.urlopen(f"{base}/api/v1/streams", timeout=2) as response:
         streams = json.load(response)["streams"]
-    return next((s for s in streams if s["name"] == STREAM), {})
+    return next((s for s in streams if s["name"] == stream), {})
 
 
-def layers(base: str) -> dict[str, dict[str, Any]]:
-    return {t["rid"]: t for t in stream_stats(base).get("tracks", []) if t.get("rid")}
+def layers(base: str, stream: str) -> dict[str, dict[str, Any]]:
+    return {t["rid"]: t for t in stream_stats(base, stream).get("tracks", []) if t.get("rid")}
 
 
-def start_simulcast(browsing: Browsing, base: str) -> Any:
+def start_simulcast(browsing: Browsing, base: str, stream: str) -> Any:
     """publish.html with simulcast ticked, started, until all three layers flow."""
-    publisher = browsing.open(f"{base}/publish.html?stream={STREAM}&simulcast=1", "publisher")
+    publisher = browsing.open(f"{base}/publish.html?stream={stream}&simulcast=1", "publisher")
     assert publisher.is_checked("#simulcast")
     publisher.click("#start")
     browsing.wait_for(
@@ -47,7 +54,7 @@ def start_simulcast(browsing: Browsing, base: str) -> Any:
     # Chromium turns layers on as its send estimate grows: wait for all three to flow.
     seen, took = browsing.wait_for(
         "three layers with packets",
-        lambda: layers(base),
+        lambda: layers(base, stream),
         lambda by_rid: len(by_rid) == 3 and all(t["packets"] > 50 for t in by_rid.values()),
         45,
         interval=1.0,
@@ -61,11 +68,11 @@ def start_simulcast(browsing: Browsing, base: str) -> Any:
 
 def test_three_layers_and_a_player_on_each(browsing: Browsing, sfu_server: Any) -> None:
     base = sfu_server.http_url
-    publisher = start_simulcast(browsing, base)
+    publisher = start_simulcast(browsing, base, LAYERS_STREAM)
 
-    low = browsing.open(f"{base}/play.html?stream={STREAM}&layer=q", "low")
-    top = browsing.open(f"{base}/play.html?stream={STREAM}&layer=f", "top")
-    auto = browsing.open(f"{base}/play.html?stream={STREAM}", "auto")
+    low = browsing.open(f"{base}/play.html?stream={LAYERS_STREAM}&layer=q", "low")
+    top = browsing.open(f"{base}/play.html?stream={LAYERS_STREAM}&layer=f", "top")
+    auto = browsing.open(f"{base}/play.html?stream={LAYERS_STREAM}", "auto")
     widths = {}
     for name, page, wanted in [
         ("low", low, lambda w: 0 < w <= 400),
@@ -96,7 +103,7 @@ def test_three_layers_and_a_player_on_each(browsing: Browsing, sfu_server: Any) 
     print(f"picker to h: {snapshot['videoWidth']}x{snapshot['videoHeight']} after {took:.1f} s")
     assert low.text_content("#error") == ""
     assert snapshot["sessions"] == 1  # the same session: switched, not reconnected
-    players = stream_stats(base)["player_sessions"]
+    players = stream_stats(base, LAYERS_STREAM)["player_sessions"]
     video_tracks = [t for p in players for t in p["tracks"] if t.get("layer")]
     assert sorted(t["choice"] for t in video_tracks) == ["auto", "f", "h"]
     assert all(p["estimate"] is not None for p in players)
@@ -133,9 +140,9 @@ class RelayThread:
         self._thread.join(10)
 
 
-def player_layer(base: str) -> str | None:
+def player_layer(base: str, stream: str) -> str | None:
     """The layer the one player gets (printed with its estimate, to follow a failure)."""
-    players = stream_stats(base).get("player_sessions", [])
+    players = stream_stats(base, stream).get("player_sessions", [])
     tracks = [t for p in players for t in p["tracks"]]
     layer = next((t["layer"] for t in tracks if t.get("layer")), None)
     print(f"layer {layer}, estimate {[p['estimate'] for p in players]}")
@@ -146,10 +153,10 @@ def test_a_bottleneck_moves_a_player_down_and_back(browsing: Browsing, sfu_serve
     """play.html behind a 400 kbit/s bottleneck (its WHEP answer rewritten to the relay's
     port) settles on a lower layer and keeps decoding, then climbs back once it is lifted."""
     base = sfu_server.http_url
-    start_simulcast(browsing, base)
+    start_simulcast(browsing, base, BOTTLENECK_STREAM)
     relay = RelayThread(sfu_server.udp_port)
     try:
-        page = browsing.open(f"{base}/play.html?stream={STREAM}&autoplay=0", "player")
+        page = browsing.open(f"{base}/play.html?stream={BOTTLENECK_STREAM}&autoplay=0", "player")
 
         def via_relay(route: Any) -> None:
             """Send the WHEP POST ourselves and hand the page the answer pointing at the relay;
@@ -179,7 +186,7 @@ def test_a_bottleneck_moves_a_player_down_and_back(browsing: Browsing, sfu_serve
 
         def layer() -> str | None:
             page.wait_for_timeout(50)  # lets Playwright run the route handler meanwhile
-            return player_layer(base)
+            return player_layer(base, BOTTLENECK_STREAM)
 
         browsing.wait_for("the player on the top layer", layer, lambda layer: layer == "f", 40)
         assert_grows(browsing, "frames decoded on the free link", frames)

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+from bench.launcher import ServerProcess, start_server, stop_server
 from signaling.cluster import TTL
-from tests.conftest import ServerProcess, start_server, stop_server
 from tests.integration.peers import close_all, play, publish
 from tests.redisd import RedisProcess, redis_server  # noqa: F401  (a fixture)
 

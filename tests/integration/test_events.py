@@ -10,11 +10,11 @@ import aiohttp
 import pytest
 
 from bench.client import Publisher, Target
+from bench.launcher import start_server, stop_server
 from bench.worker import connect, keep_alive
 from sfu.dtls import Certificate
 from signaling.auth import Authenticator
 from signaling.events import LINK_REL
-from tests.conftest import start_server, stop_server
 from tests.integration.observed import observed
 from tests.integration.peers import close_all, new_peer_connection, play, publish
 from tests.integration.test_metrics import scrape, value
@@ -57,9 +57,8 @@ async def events_url(http: aiohttp.ClientSession, base: str, link: str, wanted: 
         return base + response.headers["Location"]
 
 
-async def test_whep_events_follow_the_publisher(sfu_server) -> None:
-    base = sfu_server.http_url
-    async with aiohttp.ClientSession() as http:
+async def test_whep_events_follow_the_publisher() -> None:
+    async with observed() as (http, base):
         link = await whep_link(http, base, "live/e")
         assert f'rel="{LINK_REL}"' in link
         assert 'events="active,inactive,viewercount,layers"' in link
@@ -116,9 +115,8 @@ async def test_whep_layers_event_names_the_simulcast_layers(sfu_server) -> None:
                 publisher.close()
 
 
-async def test_bad_event_subscriptions(sfu_server) -> None:
-    base = sfu_server.http_url
-    async with aiohttp.ClientSession() as http:
+async def test_bad_event_subscriptions() -> None:
+    async with observed() as (http, base):
         for body, status in (
             (b'["active", "bogus"]', 400),
             (b"not json", 400),
@@ -151,12 +149,8 @@ async def events_until(
     return seen
 
 
-async def test_room_events_name_streams_of_that_room_only(sfu_server) -> None:
-    base = sfu_server.http_url
-    async with (
-        aiohttp.ClientSession() as http,
-        http.get(f"{base}/api/v1/events?room=r1") as events,
-    ):
+async def test_room_events_name_streams_of_that_room_only() -> None:
+    async with observed() as (http, base), http.get(f"{base}/api/v1/events?room=r1") as events:
         assert events.status == 200
         other = await publish(http, base, "r2/x")
         publisher = await publish(http, base, "r1/alice")

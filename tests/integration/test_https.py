@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.conftest import start_server, stop_server
+from bench.launcher import start_server, stop_server
 from tests.integration.peers import close_all, play, publish
 
 

@@ -18,6 +18,7 @@ from signaling.trickle import (
     parse_sdpfrag,
     render_restart,
 )
+from tests.conftest import shared_server
 from tests.integration.peers import close_all, play, publish
 from tests.integration.test_http_api import offer_text
 
@@ -144,6 +145,9 @@ def test_entity_tags() -> None:
 
 # -- PATCH against the server --------------------------------------------------------------------
 
+# One server for the tests below: each has a stream of its own.
+sfu_server = shared_server()
+
 
 def binding(udp_port: int, username: str, pwd: str, timeout: float = 5) -> str:
     """Send one Binding Request from a fresh socket; 'ok', the error the server answered, or
@@ -256,7 +260,8 @@ async def test_media_continues_across_an_ice_restart(sfu_server) -> None:
             before = player.frames["video"]
             assert await player.wait_for("video", before + 40, timeout=20), player.frames
             async with http.get(f"{base}/api/v1/streams") as response:
-                stream = (await response.json())["streams"][0]
+                streams = (await response.json())["streams"]
+            stream = next(s for s in streams if s["name"] == "live/restart")
             assert stream["players"] == 1 and stream["publishing"]
         finally:
             await close_all(publisher, player)

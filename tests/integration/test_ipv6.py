@@ -6,7 +6,7 @@ import aiohttp
 import aioice.ice
 import pytest
 
-from tests.conftest import start_server, stop_server
+from bench.launcher import start_server, stop_server
 from tests.integration.peers import close_all, play, publish
 from tests.unit.test_udp_families import ipv6_loopback
 

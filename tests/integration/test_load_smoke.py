@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, ServerProcess
+from bench.launcher import ROOT, ServerProcess
 
 PLAYERS = 5
 PREFIX = "live/smoke"

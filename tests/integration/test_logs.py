@@ -6,7 +6,7 @@ import json
 
 import aiohttp
 
-from tests.conftest import start_server, stop_server
+from bench.launcher import start_server, stop_server
 
 
 async def test_json_logs_and_access_lines(tmp_path) -> None:

@@ -8,8 +8,8 @@ import time
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.launcher import start_server, stop_server
 from signaling.auth import Authenticator
-from tests.conftest import start_server, stop_server
 from tests.integration.observed import observed
 from tests.integration.peers import close_all, play, publish
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import aiohttp
 
 from bench.client import Publisher, Target
+from bench.launcher import start_server, stop_server
 from sfu.dtls import Certificate
-from tests.conftest import start_server, stop_server
 
 OBS_OFFER = Path(__file__).resolve().parent.parent / "unit" / "offers" / "obs_publish.sdp"
 TOKEN = "obs-stream-key"

@@ -14,25 +14,19 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import aioice.ice
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
-from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import AudioStreamTrack
 
+from bench.launcher import ServerProcess, free_port, start_server, stop_server
 from signaling.auth import Authenticator, mint
 from signaling.hooks import HttpHooks
 from signaling.limits import Limits
-from tests.conftest import ServerProcess, free_port, start_server, stop_server
+from tests.conftest import served
 from tests.integration.observed import serving
-from tests.integration.peers import (
-    PatternVideoTrack,
-    Player,
-    close_all,
-    new_peer_connection,
-    play,
-    publish,
-)
+from tests.integration.peers import close_all, play, publish
+from tests.integration.relay import Relay
 from tests.integration.test_http_api import offer_text
 
 SDP = {"Content-Type": "application/sdp"}
@@ -280,73 +274,6 @@ async def test_unreachable_or_slow_hook_is_503() -> None:
 # -- media through a relay -----------------------------------------------------------------------
 
 
-class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, receive: Callable[[bytes, tuple[str, int]], None]) -> None:
-        self.receive = receive
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.receive(data, addr)
-
-
-class Relay:
-    """A UDP relay on 127.0.0.1 for one client: it can move to a new port or drop everything."""
-
-    def __init__(self, server_port: int) -> None:
-        self.server = ("127.0.0.1", server_port)
-        self.client: tuple[str, int] | None = None
-        self.dark = False
-        self.port = 0
-        self._front: asyncio.DatagramTransport | None = None
-        self._back: asyncio.DatagramTransport | None = None
-
-    async def _bind(self, receive: Callable[[bytes, tuple[str, int]], None]):
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Datagrams(receive), local_addr=("127.0.0.1", 0)
-        )
-        return transport
-
-    async def start(self) -> None:
-        self._front = await self._bind(self._from_client)
-        self.port = self._front.get_extra_info("sockname")[1]
-        self._back = await self._bind(self._from_server)
-
-    async def rebind(self) -> None:
-        """Send to the server from a new port from now on; the old one is gone (NAT rebinding)."""
-        old = self._back
-        self._back = await self._bind(self._from_server)
-        assert old is not None
-        old.close()
-
-    def _from_client(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.client = addr
-        if not self.dark and self._back is not None:
-            self._back.sendto(data, self.server)
-
-    def _from_server(self, data: bytes, addr: tuple[str, int]) -> None:
-        if not self.dark and self.client is not None and self._front is not None:
-            self._front.sendto(data, self.client)
-
-    def close(self) -> None:
-        for transport in (self._front, self._back):
-            if transport is not None:
-                transport.close()
-
-
-async def exchange_via_relay(
-    http: aiohttp.ClientSession, pc: RTCPeerConnection, url: str, relay: Relay, udp_port: int
-) -> str:
-    """POST the offer, then point the client at the relay instead of the server's candidate."""
-    await pc.setLocalDescription(await pc.createOffer())
-    async with http.post(url, data=pc.localDescription.sdp, headers=SDP) as response:
-        answer = await response.text()
-        assert response.status == 201, answer
-        location = str(response.url.join(aiohttp.client.URL(response.headers["Location"])))
-    answer = answer.replace(f" {udp_port} typ host", f" {relay.port} typ host")
-    await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-    return location
-
-
 async def until(check: Callable[[], Awaitable[bool]], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -357,72 +284,51 @@ async def until(check: Callable[[], Awaitable[bool]], timeout: float) -> bool:
 
 
 @pytest.fixture
-async def relay_to() -> AsyncIterator[Callable[[int], Awaitable[Relay]]]:
-    """Makes relays in front of a server's UDP port; closes them after the test."""
-    relays: list[Relay] = []
-
-    async def make(udp_port: int) -> Relay:
-        relay = Relay(udp_port)
-        await relay.start()
-        relays.append(relay)
-        return relay
-
-    yield make
-    for relay in relays:
-        relay.close()
-
-
-@pytest.fixture
 def short_timeout_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """A server whose sessions end after 4 s without a valid packet."""
-    server = start_server(tmp_path, "--session-timeout", "4")
-    yield server
-    stop_server(server)
-    assert "Traceback" not in server.log(), server.log()
+    with served(tmp_path, "--session-timeout", "4") as server:
+        yield server
 
 
-async def test_nat_rebinding_moves_the_player(sfu_server: ServerProcess, relay_to) -> None:
+async def test_nat_rebinding_moves_the_player(
+    sfu_server: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # aioice sends a consent check every 4-6 s; from the new port, one moves the session. At
+    # 0.8-1.2 s the first comes soon after the old address went stale (3 s without packets).
+    monkeypatch.setattr(aioice.ice, "CONSENT_INTERVAL", 1)
     server = sfu_server
-    relay = await relay_to(server.udp_port)
+    relay = Relay(("127.0.0.1", server.udp_port))
+    relay_port = await relay.start()
     base = server.http_url
     async with aiohttp.ClientSession() as http:
         publisher = await publish(http, base, "live/nat")
-        player = Player(new_peer_connection())
-        player.pc.on(
-            "track", lambda track: player.tasks.append(asyncio.ensure_future(player.consume(track)))
-        )
-        player.pc.addTransceiver("video", direction="recvonly")
-        player.pc.addTransceiver("audio", direction="recvonly")
+        player = await play(http, base, "live/nat", relay_port=relay_port)
         try:
-            await exchange_via_relay(
-                http, player.pc, f"{base}/whep/live/nat", relay, server.udp_port
-            )
             assert await player.wait_for("video", 20, timeout=20), player.frames
             await relay.rebind()
             at_switch = player.frames["video"]
-            # aioice's consent checks (every 4-6 s) come from the new port and move the session.
+            # A consent check from the new port moves the session.
             assert await player.wait_for("video", at_switch + 60, timeout=40), player.frames
             assert "moved from 127.0.0.1" in server.log()
         finally:
             await close_all(publisher, player)
+            relay.close()
 
 
 async def test_vanished_publisher_times_out_and_is_replaced(
-    short_timeout_server: ServerProcess, relay_to
+    short_timeout_server: ServerProcess,
 ) -> None:
     server = short_timeout_server
-    relay = await relay_to(server.udp_port)
+    relay = Relay(("127.0.0.1", server.udp_port))
+    relay_port = await relay.start()
     base = server.http_url
     async with aiohttp.ClientSession() as http:
         player = await play(http, base, "live/gone")
-        pc = new_peer_connection()
-        pc.addTransceiver(PatternVideoTrack(), direction="sendonly")
-        pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
-        peers: list = [player]
+        peers: list = [player, await publish(http, base, "live/gone", relay_port=relay_port)]
         try:
-            await exchange_via_relay(http, pc, f"{base}/whip/live/gone", relay, server.udp_port)
             assert await player.wait_for("video", 20, timeout=20), player.frames
-            relay.dark = True  # the publisher vanishes without a DELETE
+            # The publisher vanishes without a DELETE: nothing crosses the relay any more.
+            relay.drop_to_server = relay.drop_to_client = lambda data: True
 
             async def publisher_freed() -> bool:
                 async with http.get(f"{base}/api/v1/streams") as response:
@@ -436,5 +342,5 @@ async def test_vanished_publisher_times_out_and_is_replaced(
             peers.append(await publish(http, base, "live/gone"))  # the stream is free again
             assert await player.wait_for("video", before + 30, timeout=20), player.frames
         finally:
-            await pc.close()
             await close_all(*peers)
+            relay.close()

@@ -13,6 +13,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from bench.launcher import start_server, stop_server
 from sfu.config import MediaConfig
 from sfu.server import MediaServer
 from signaling.admission import Admission, AdmissionPolicy
@@ -20,7 +21,6 @@ from signaling.app import create_app
 from signaling.auth import Authenticator, mint
 from signaling.internal import add_internal_routes
 from signaling.worker_link import CLIENT_HEADER, SECRET_HEADER
-from tests.conftest import start_server, stop_server
 from tests.integration.observed import serving
 from tests.integration.test_http_api import offer_text
 from tests.integration.test_robustness import bearer, status_and_reason

@@ -11,11 +11,11 @@ import aiohttp
 import pytest
 
 from bench.client import Player, Publisher, Target
+from bench.launcher import ServerProcess
 from bench.sdp import build_offer
 from bench.worker import connect, keep_alive
 from sfu.dtls import Certificate
 from signaling.layer_request import LINK_REL
-from tests.conftest import ServerProcess
 
 STREAM = "live/sc"
 SDP = {"Content-Type": "application/sdp"}

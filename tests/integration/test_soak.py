@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from bench.churn import LEAVES, ChurnConfig, churn, server_stats
-from tests.conftest import start_server, stop_server
+from bench.launcher import start_server, stop_server
 
 SESSION_TIMEOUT = 3
 SESSIONS = 200
