@@ -112,6 +112,12 @@ class Listener:
     render: Callable[[str, StreamState | None, StreamState | None], list[bytes]]
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     overflowed: bool = False
+    closed: bool = False  # the server is stopping: end the stream now, not at a heartbeat
+
+    def close(self) -> None:
+        self.closed = True
+        with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes it anyway
+            self.queue.put_nowait(b"")
 
     def offer(self, frames: list[bytes]) -> None:
         for item in frames:
@@ -154,6 +160,10 @@ class EventHub:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
+        """Stop sampling and end every open stream, so a server stops without waiting for
+        each one's next heartbeat."""
+        for listener in list(self.listeners):
+            listener.close()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -213,14 +223,16 @@ class EventHub:
             self._last = self.sample()  # listeners before this one got all the news
         try:
             listener.offer(first)
-            while not listener.overflowed:
+            while not listener.overflowed and not listener.closed:
                 try:
                     item = await asyncio.wait_for(listener.queue.get(), HEARTBEAT)
                 except asyncio.TimeoutError:
                     item = b": heartbeat\n\n"
-                await response.write(item)
-            self.dropped_slow += 1
-            log.info("event stream %s dropped: the client fell behind", request.path)
+                if item:
+                    await response.write(item)
+            if listener.overflowed:
+                self.dropped_slow += 1
+                log.info("event stream %s dropped: the client fell behind", request.path)
         except (ConnectionError, RuntimeError):
             pass  # the client went away
         finally:

@@ -149,6 +149,24 @@ async def events_until(
     return seen
 
 
+async def test_a_server_with_an_open_event_stream_stops_at_once(tmp_path) -> None:
+    """SIGTERM ends the open streams instead of waiting out their 15 s heartbeat."""
+    server = start_server(tmp_path, "--udp-port", "0")
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{server.http_url}/api/v1/events?room=r1") as events:
+                assert events.status == 200
+                await asyncio.sleep(0.2)  # the stream is being served
+                began = time.monotonic()
+                server.process.terminate()
+                assert await asyncio.wait_for(events.content.read(), 8) == b""  # it ended
+            exit_code = await asyncio.to_thread(server.process.wait, 8)
+            stopped_in = time.monotonic() - began
+    finally:
+        stop_server(server)
+    assert exit_code == 0 and stopped_in < 8, (exit_code, stopped_in)
+
+
 async def test_room_events_name_streams_of_that_room_only() -> None:
     async with observed() as (http, base), http.get(f"{base}/api/v1/events?room=r1") as events:
         assert events.status == 200
