@@ -27,7 +27,8 @@ browser-deps:
 test: $(STAMP) browser-deps cluster-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 tests/unit
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration tests/browser
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.sweep $(ARGS)
