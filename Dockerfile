@@ -8,4 +8,4 @@ COPY web web
 RUN pip install --no-cache-dir .
 ENV SFU_HTTP_HOST=0.0.0.0 SFU_WEB_ROOT=/app/web
 EXPOSE 8080/tcp 8000/udp
-CMD ["python", "-m", "sfu"]
+CMD ["litesfu"]
