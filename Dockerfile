@@ -1,6 +1,7 @@
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY litesfu litesfu
 COPY sfu sfu
 COPY signaling signaling
 COPY bench bench
