@@ -199,9 +199,11 @@ class Router:
             publisher = stream.live_publisher()
             if publisher is not None:
                 publisher.send_feedback(now)
-                for player in stream.players:
-                    if player.adaptive:
-                        player.note_sent(now)
+                # Only a simulcast source makes a player adaptive: skip the players otherwise.
+                if any(len(group) > 1 for group in publisher.groups):
+                    for player in stream.players:
+                        if player.adaptive:
+                            player.note_sent(now)
 
     def send_reports(self, now: float) -> None:
         """Once a second: RR to publishers, SR to players, keyframes for waiting players,
