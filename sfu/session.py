@@ -151,6 +151,34 @@ class Transport(Protocol):
 class PeerSession:
     """ICE-lite + DTLS-SRTP for one peer connection, bundled on one 5-tuple."""
 
+    # Flat: the fan-out reads addr and transport_seq of every player's session per packet.
+    __slots__ = (
+        "_events",
+        "_latest",
+        "_pending_timeout",
+        "_rng",
+        "_send",
+        "_timeout",
+        "addr",
+        "checks",
+        "close_reason",
+        "created",
+        "drops",
+        "dtls",
+        "handler",
+        "ice",
+        "id",
+        "last_seen",
+        "peer",
+        "role",
+        "rtcp_ssrc",
+        "srtp",
+        "srtp_errors",
+        "state",
+        "stream",
+        "transport_seq",
+    )
+
     def __init__(
         self,
         role: str,
