@@ -4,12 +4,13 @@
 
 The base defaults to the commit before the compiled fan-out landed (the parent of the first
 commit that added sfu/_fanout.c). It is unpacked with `git archive` into a temporary folder and
-run with this venv's interpreter and packages (it has no extension of its own, so it forwards
-on the Python path it had). For every player count, each round runs one fresh server of each
-checkout in turn (the order flips every round, so neither always has the warmer machine),
-with this checkout's load generator (`bench.load`, 1 publisher at ~112 packets/s). It prints
-egress packets per server CPU-second, p99 latency and the server's peak RSS for both, and the
-head/base ratio of the medians. Numbers only: nothing here passes or fails on them.
+run with this venv's interpreter and packages; a base that has sfu/_fanout.c gets it built in
+place first, so it forwards on the path it had (the default base has none: Python). For every
+player count, each round runs one fresh server of each checkout in turn (the order flips every
+round, so neither always has the warmer machine), with this checkout's load generator
+(`bench.load`, 1 publisher at ~112 packets/s). It prints egress packets per server CPU-second,
+p99 latency and the server's peak RSS for both, and the head/base ratio of the medians.
+Numbers only: nothing here passes or fails on them.
 """
 
 from __future__ import annotations
@@ -55,6 +56,20 @@ def unpack(ref: str, into: Path) -> str:
     archive = subprocess.run(["git", "archive", commit], cwd=ROOT, capture_output=True, check=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     return commit
+
+
+def build_extension(root: Path) -> str:
+    """Build the compiled fan-out in place in a checkout that has one, so a base that already
+    had it is measured on the path it would run; what was done, for the header line."""
+    if not (root / "sfu" / "_fanout.c").exists():
+        return "no extension (Python path)"
+    built = subprocess.run(
+        [sys.executable, "setup.py", "build_ext", "--inplace"],
+        cwd=root, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    if built.returncode != 0 or not list((root / "sfu").glob("_fanout*.so")):
+        return "extension failed to build (Python path)"
+    return "extension built"
 
 
 def unlimited_flags(root: Path) -> list[str]:
@@ -131,8 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         base_root = Path(tmp) / "base"
         commit = unpack(args.base or default_base(), base_root)
         print(
-            f"compare: base {commit[:12]} against this checkout, {args.rounds} rounds, "
-            f"{args.seconds} s a run"
+            f"compare: base {commit[:12]} ({build_extension(base_root)}) against this "
+            f"checkout, {args.rounds} rounds, {args.seconds} s a run"
         )
         results = run_all(args, {"base": base_root, "head": ROOT}, Path(tmp))
         print_ratios(args.players, results)

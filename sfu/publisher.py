@@ -152,7 +152,7 @@ class Publisher:
             if feedback is not None:
                 self.session.send_rtcp(feedback)
         for track in self.tracks:
-            if track.missing is not None and len(track.missing):
+            if track.missing is not None and track.missing.pending:
                 track.send_due_nacks(now)
         self.flush()
 

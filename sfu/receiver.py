@@ -14,6 +14,22 @@ MAX_MISORDER = 100
 class ReceptionStats:
     """Sequence tracking, loss and interarrival jitter of one SSRC, as RFC 3550 A.1/A.3/A.8 do."""
 
+    __slots__ = (
+        "_bad_seq",
+        "_expected_prior",
+        "_last_arrival",
+        "_last_ts",
+        "_received_prior",
+        "base_seq",
+        "clock_rate",
+        "cycles",
+        "jitter",
+        "last_sr_at",
+        "last_sr_ntp_middle",
+        "max_seq",
+        "received",
+    )
+
     def __init__(self, clock_rate: int) -> None:
         self.clock_rate = clock_rate
         self.received = 0
@@ -113,32 +129,36 @@ class MissingPackets:
     The retry interval follows the round trip, measured from a NACK to the packet it brought.
     """
 
+    __slots__ = ("nacks_sent", "pending", "recovered", "rtt")
+
     MAX_TRACKED = 512  # a larger gap is a restart or an outage, not loss worth repairing
     MAX_RETRIES = 4
     REORDER_WAIT = 0.005  # a packet this late is usually reordering, not loss
     MAX_AGE = 1.0  # older than this, a retransmission would arrive too late to play
 
     def __init__(self) -> None:
-        self._missing: dict[int, list[float]] = {}  # seq -> [first NACK due, last NACK, retries]
+        # seq -> [first NACK due, last NACK, retries]; the hot path reads it as a flag (empty
+        # while nothing is missing), without calling __len__.
+        self.pending: dict[int, list[float]] = {}
         self.rtt = 0.1
         self.nacks_sent = 0
         self.recovered = 0
 
     def __len__(self) -> int:
-        return len(self._missing)
+        return len(self.pending)
 
     def on_gap(self, first_missing: int, count: int, now: float) -> None:
         if count > self.MAX_TRACKED:
-            self._missing.clear()
+            self.pending.clear()
             return
         for offset in range(count):
-            self._missing[(first_missing + offset) & 0xFFFF] = [now + self.REORDER_WAIT, 0.0, 0]
-        if len(self._missing) > self.MAX_TRACKED:
-            for seq in list(self._missing)[: len(self._missing) - self.MAX_TRACKED]:
-                del self._missing[seq]
+            self.pending[(first_missing + offset) & 0xFFFF] = [now + self.REORDER_WAIT, 0.0, 0]
+        if len(self.pending) > self.MAX_TRACKED:
+            for seq in list(self.pending)[: len(self.pending) - self.MAX_TRACKED]:
+                del self.pending[seq]
 
     def on_late_packet(self, seq: int, now: float) -> None:
-        entry = self._missing.pop(seq, None)
+        entry = self.pending.pop(seq, None)
         if entry is None:
             return
         self.recovered += 1
@@ -151,7 +171,7 @@ class MissingPackets:
         interval = max(0.02, 1.5 * self.rtt)
         ready: list[int] = []
         expired: list[int] = []
-        for seq, entry in self._missing.items():
+        for seq, entry in self.pending.items():
             first_due, last_nack, retries = entry
             if now - first_due > self.MAX_AGE or retries >= self.MAX_RETRIES:
                 if now - last_nack > interval:
@@ -162,6 +182,6 @@ class MissingPackets:
                 entry[2] = retries + 1
                 ready.append(seq)
         for seq in expired:
-            del self._missing[seq]
+            del self.pending[seq]
         self.nacks_sent += len(ready)
         return ready

@@ -7,6 +7,7 @@ a packet; RTCP is parsed into small tuples because only feedback and sender repo
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 RTCP_SR = 200
@@ -71,17 +72,17 @@ def strip_extensions(packet: bytes) -> bytes:
     return bytes((packet[0] & 0xEF,)) + packet[1:fixed] + packet[end:]
 
 
-def parse_extensions(packet: bytes) -> dict[int, bytes]:
-    """Header extension elements by ID (RFC 8285 one-byte and two-byte forms)."""
+def extension_elements(packet: bytes) -> Iterator[tuple[int, int, int]]:
+    """(ID, start, end) of each header extension element, in one pass over the block (RFC 8285
+    one-byte and two-byte forms); nothing for a packet without one."""
     if not packet:
         raise RtpError("empty packet")
     if not packet[0] & 0x10:
-        return {}
+        return
     start = 12 + 4 * (packet[0] & 0x0F)
     end = header_length(packet)
-    profile = int.from_bytes(packet[start : start + 2], "big")
+    profile = packet[start] << 8 | packet[start + 1]
     pos = start + 4
-    found: dict[int, bytes] = {}
     if profile == 0xBEDE:
         while pos < end:
             byte = packet[pos]
@@ -90,10 +91,10 @@ def parse_extensions(packet: bytes) -> dict[int, bytes]:
                 continue
             ext_id, length = byte >> 4, (byte & 0x0F) + 1
             if ext_id == 15:
-                break
+                return
             if pos + 1 + length > end:
                 raise RtpError("header extension element past its block")
-            found[ext_id] = packet[pos + 1 : pos + 1 + length]
+            yield ext_id, pos + 1, pos + 1 + length
             pos += 1 + length
     elif profile & 0xFFF0 == 0x1000:
         while pos + 1 < end:
@@ -104,9 +105,13 @@ def parse_extensions(packet: bytes) -> dict[int, bytes]:
             length = packet[pos + 1]
             if pos + 2 + length > end:
                 raise RtpError("header extension element past its block")
-            found[ext_id] = packet[pos + 2 : pos + 2 + length]
+            yield ext_id, pos + 2, pos + 2 + length
             pos += 2 + length
-    return found
+
+
+def parse_extensions(packet: bytes) -> dict[int, bytes]:
+    """Header extension elements by ID (the last of a repeated ID wins)."""
+    return {ext_id: packet[begin:end] for ext_id, begin, end in extension_elements(packet)}
 
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
@@ -224,13 +229,18 @@ def parse_sender_info(packet: RtcpPacket) -> tuple[int, int]:
 
 
 def find_extension(packet: bytes, ext_id: int) -> bytes | None:
-    """One header extension element by ID, without building a dict (per-packet use)."""
+    """One header extension element by ID, from one pass over the block with no dict built
+    (per-packet use); the last if repeated, None if absent or the block is malformed."""
     if not packet or not packet[0] & 0x10 or ext_id <= 0:
         return None
+    found = None
     try:
-        return parse_extensions(packet).get(ext_id)
+        for element_id, begin, end in extension_elements(packet):
+            if element_id == ext_id:
+                found = packet[begin:end]
     except RtpError:
         return None
+    return found
 
 
 @dataclass(frozen=True)

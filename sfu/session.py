@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 import enum
 import logging
+import math
 import random
 from collections import OrderedDict
 from collections.abc import Callable
@@ -149,6 +150,34 @@ class Transport(Protocol):
 
 class PeerSession:
     """ICE-lite + DTLS-SRTP for one peer connection, bundled on one 5-tuple."""
+
+    # Flat: the fan-out reads addr and transport_seq of every player's session per packet.
+    __slots__ = (
+        "_events",
+        "_latest",
+        "_pending_timeout",
+        "_rng",
+        "_send",
+        "_timeout",
+        "addr",
+        "checks",
+        "close_reason",
+        "created",
+        "drops",
+        "dtls",
+        "handler",
+        "ice",
+        "id",
+        "last_seen",
+        "peer",
+        "role",
+        "rtcp_ssrc",
+        "srtp",
+        "srtp_errors",
+        "state",
+        "stream",
+        "transport_seq",
+    )
 
     def __init__(
         self,
@@ -431,15 +460,28 @@ class SessionTable:
         self.drops: collections.Counter[str] = collections.Counter()
         # Forwarded RTP (and RTX) datagrams, which the tracks send on the socket directly.
         self.media_datagrams_out = 0
+        # No session's timer is due before this (it may be earlier than the true earliest):
+        # the router sets it when it runs the timers, and a session added or settled after
+        # handling a packet lowers it, so a tick with nothing due costs nothing per session.
+        self.timer_floor = math.inf
 
     def add(self, session: PeerSession) -> None:
         self.by_id[session.id] = session
         self.by_ufrag[session.ice.local_ufrag] = session
         self.by_check_tag[session.checks.tag] = session
         session.drops = self.drops
+        self.lower_timer_floor(session)
+
+    def lower_timer_floor(self, session: Transport) -> None:
+        """Bring timer_floor down to the session's next timer if that comes sooner."""
+        at = session.next_timer()
+        if at is not None and at < self.timer_floor:
+            self.timer_floor = at
 
     def settle(self, session: Transport) -> None:
-        """Apply what the session reported: an address or ufrag it moved to, or its end."""
+        """Apply what the session reported: an address or ufrag it moved to, or its end; note
+        its timer, which a handshake or check it just started may have brought forward."""
+        self.lower_timer_floor(session)
         for event in session.poll_events():
             if isinstance(event, AddressChanged):
                 self._rebind(session, event.old, event.new)

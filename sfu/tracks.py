@@ -63,6 +63,37 @@ class PublisherTrack:
     A simulcast m-line has one per layer, named by its rid; `layers` is that group, lowest
     first once measured (simulcast.ranked), and just this track for a single-layer m-line."""
 
+    __slots__ = (
+        "_bytes_at_sample",
+        "_keyframe_interval",
+        "bitrate",
+        "bytes",
+        "cache",
+        "codec",
+        "height",
+        "is_keyframe",
+        "keyframe_requested_at",
+        "keyframe_requests",
+        "kind",
+        "last_seq",
+        "last_time",
+        "last_ts",
+        "layers",
+        "missing",
+        "packets",
+        "reception",
+        "requests",
+        "rid",
+        "send_failures",
+        "sender_info",
+        "spec",
+        "ssrc",
+        "subscribers",
+        "switching",
+        "vp8_layer",
+        "width",
+    )
+
     def __init__(self, spec: TrackSpec, keyframe_interval: float, rid: str | None = None) -> None:
         self.spec = spec
         self.kind = spec.kind
@@ -121,7 +152,7 @@ class PublisherTrack:
                 missing.on_gap((seq - skipped) & 0xFFFF, skipped, now)
             elif skipped < 0:
                 missing.on_late_packet(seq, now)
-            if len(missing):
+            if missing.pending:
                 self.send_due_nacks(now)
         if packet[0] & 0x10:
             try:

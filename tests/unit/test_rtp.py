@@ -166,6 +166,19 @@ def test_parse_extensions_unknown_profile_and_none() -> None:
     assert rtp.find_extension(rtp_packet(), 1) is None
 
 
+def test_extension_elements_locate_values_and_find_agrees_with_parse() -> None:
+    """The one-pass scan gives each element's bounds; a repeated ID resolves to its last value
+    in both lookups, and an element running past its block makes find_extension None."""
+    elements = b"\x10\x07" + b"\x11ab" + b"\x00"  # id 1 twice (1 byte, then 2 bytes)
+    packet = rtp_packet(ext=(0xBEDE, elements))
+    assert list(rtp.extension_elements(packet)) == [(1, 17, 18), (1, 19, 21)]
+    assert rtp.find_extension(packet, 1) == rtp.parse_extensions(packet)[1] == b"ab"
+    broken = rtp_packet(ext=(0xBEDE, b"\x10\x07\x2f\x00"))  # id 2 claims 16 bytes
+    assert rtp.find_extension(broken, 1) is None
+    with pytest.raises(RtpError):
+        list(rtp.extension_elements(broken))
+
+
 def test_find_extension_on_truncated_packet_is_none() -> None:
     packet = rtp_packet(ext=(0xBEDE, b"\x10\x07\x00\x00"), payload=b"")
     assert rtp.find_extension(packet, 1) == b"\x07"
