@@ -1,7 +1,6 @@
 """Shared fixtures: the real server as a subprocess on 127.0.0.1, on free ports.
 
-The launcher itself is bench.launcher, shared with the benchmarks; its names are re-exported
-here for the test modules that import them from this file.
+The launcher itself is bench.launcher, shared with the benchmarks.
 """
 
 from __future__ import annotations
@@ -12,9 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.launcher import ROOT, ServerProcess, free_port, start_server, stop_server
-
-__all__ = ["ROOT", "ServerProcess", "free_port", "start_server", "stop_server"]
+from bench.launcher import ServerProcess, start_server, stop_server
 
 
 @contextlib.contextmanager

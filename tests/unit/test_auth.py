@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bench.launcher import ROOT
 from signaling.auth import Authenticator, bearer_token, main, mint, verify
-from tests.conftest import ROOT
 
 SECRET = "correct horse battery staple"
 NOW = 1_700_000_000.0
