@@ -10,7 +10,8 @@ setup(
     ext_modules=[
         Extension(
             "sfu._fanout",
-            sources=["sfu/_fanout.c"],
+            sources=["sfu/_fanout.c", "sfu/_aes.c"],
+            depends=["sfu/_aes.h"],
             libraries=["crypto"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
             optional=True,

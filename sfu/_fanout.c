@@ -1,5 +1,6 @@
-/* The forwarding hot path in C: SRTP protection on OpenSSL's EVP API and a fan-out that
- * rewrites, protects and sends one RTP packet to every player with one sendmmsg.
+/* The forwarding hot path in C: SRTP protection and a fan-out that rewrites, protects and
+ * sends one RTP packet to every player with one sendmmsg. AES runs on the CPU's instructions
+ * (_aes.c) with OpenSSL's GHASH for GCM, or all on OpenSSL's EVP API where they are missing.
  *
  * SRTP follows RFC 3711 (AES-CM keystream §4.1.1, HMAC-SHA1 §4.2, key derivation §4.3, packet
  * index estimation Appendix A) and RFC 7714 (AEAD_AES_128_GCM, IV §8.1, AAD §8.2). Sender-side
@@ -20,6 +21,9 @@
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/modes.h>
+
+#include "_aes.h"
 
 /* pylibsrtp's Policy.SRTP_PROFILE_* values, as sfu.dtls.SrtpKeys carries them. */
 #define PROFILE_AES128_CM_SHA1_80 1
@@ -46,6 +50,8 @@
 #define WINDOW 128
 #define MAX_MID 16
 #define MAX_EXTENSION_ID 14
+/* The name of AES on OpenSSL's EVP API, there on every machine, in AES_ENGINES. */
+#define OPENSSL_ENGINE "openssl"
 
 static PyObject *SrtpError;
 static PyObject *str_addr;
@@ -97,9 +103,12 @@ typedef struct {
 
 typedef struct {
     PyObject_HEAD
-    int profile;
-    EVP_CIPHER_CTX *cipher; /* AES-128-CTR or AES-128-GCM, keyed with the session key */
-    EVP_MAC_CTX *mac;       /* HMAC-SHA1 with the session auth key (AES-CM only) */
+    int profile;            /* 0 until keyed */
+    const AesEngine *engine; /* runs AES with `key`; NULL: EVP's `cipher` does */
+    AesKey key;              /* the session key, expanded for `engine` */
+    GCM128_CONTEXT *gcm;     /* GHASH on `key`, for AES-GCM with an engine */
+    EVP_CIPHER_CTX *cipher;  /* AES-128-CTR or AES-128-GCM with the session key, no engine */
+    EVP_MAC_CTX *mac;        /* HMAC-SHA1 with the session auth key (AES-CM only) */
     uint8_t salt[CM_SALT];  /* session salt: 14 bytes for AES-CM, the first 12 for GCM */
     int streams_used;
     Stream streams[MAX_STREAMS];
@@ -178,6 +187,50 @@ static int64_t next_index(Sender *self, uint32_t ssrc, uint16_t seq, const char 
     return (int64_t)index;
 }
 
+/* RFC 7714 §7.1 in place: buf[0:start] authenticated, buf[start:len] encrypted, the tag
+ * written at buf[len]. */
+static int gcm_seal(Sender *self, uint8_t *buf, Py_ssize_t start, Py_ssize_t len,
+                    const uint8_t iv[GCM_SALT])
+{
+    if (self->engine) {
+        CRYPTO_gcm128_setiv(self->gcm, iv, GCM_SALT);
+        if (CRYPTO_gcm128_aad(self->gcm, buf, (size_t)start) != 0 ||
+            CRYPTO_gcm128_encrypt_ctr32(self->gcm, buf + start, buf + start, (size_t)(len - start),
+                                        self->engine->ctr32) != 0)
+            return 0;
+        CRYPTO_gcm128_tag(self->gcm, buf + len, GCM_TAG);
+        return 1;
+    }
+    int written = 0;
+    return EVP_EncryptInit_ex(self->cipher, NULL, NULL, NULL, iv) &&
+           EVP_EncryptUpdate(self->cipher, NULL, &written, buf, (int)start) &&
+           EVP_EncryptUpdate(self->cipher, buf + start, &written, buf + start, (int)(len - start)) &&
+           EVP_EncryptFinal_ex(self->cipher, buf + start + written, &written) &&
+           EVP_CIPHER_CTX_ctrl(self->cipher, EVP_CTRL_GCM_GET_TAG, GCM_TAG, buf + len);
+}
+
+/* RFC 3711 §4.1.1's keystream XORed over data[0:len] in place, from the 16-byte IV. */
+static int cm_encrypt(Sender *self, uint8_t *data, size_t len, const uint8_t iv[16])
+{
+    if (!self->engine) {
+        int written = 0;
+        return EVP_EncryptInit_ex(self->cipher, NULL, NULL, NULL, iv) &&
+               EVP_EncryptUpdate(self->cipher, data, &written, data, (int)len);
+    }
+    size_t whole = len / 16, rest = len % 16;
+    self->engine->ctr32(data, data, whole, &self->key, iv);
+    if (rest) {
+        /* Block `whole`: the IV's low 16 bits are the block counter (they start at zero). */
+        uint8_t counter[16], last[16] = {0};
+        memcpy(counter, iv, 16);
+        store16(counter + 14, (uint32_t)whole);
+        memcpy(last, data + 16 * whole, rest);
+        self->engine->ctr32(last, last, 1, &self->key, counter);
+        memcpy(data + 16 * whole, last, rest);
+    }
+    return 1;
+}
+
 /* Protect the RTP packet in buf[0:len] in place (buf has room for the tag); the protected
  * length, or -1 with *reason set. */
 static Py_ssize_t protect_in_place(Sender *self, uint8_t *buf, Py_ssize_t len, const char **reason)
@@ -196,8 +249,6 @@ static Py_ssize_t protect_in_place(Sender *self, uint8_t *buf, Py_ssize_t len, c
     if (index < 0)
         return -1;
     uint32_t roc = (uint32_t)(index >> 16);
-    int body = (int)(len - start);
-    int written = 0;
     uint8_t iv[16] = {0};
     if (self->profile == PROFILE_AEAD_AES_128_GCM) {
         /* RFC 7714 §8.1: 00 00 || SSRC || ROC || SEQ, XOR the 12-byte salt. */
@@ -207,11 +258,7 @@ static Py_ssize_t protect_in_place(Sender *self, uint8_t *buf, Py_ssize_t len, c
         iv[11] = buf[3];
         for (int i = 0; i < GCM_SALT; i++)
             iv[i] ^= self->salt[i];
-        if (!EVP_EncryptInit_ex(self->cipher, NULL, NULL, NULL, iv) ||
-            !EVP_EncryptUpdate(self->cipher, NULL, &written, buf, (int)start) ||
-            !EVP_EncryptUpdate(self->cipher, buf + start, &written, buf + start, body) ||
-            !EVP_EncryptFinal_ex(self->cipher, buf + start + written, &written) ||
-            !EVP_CIPHER_CTX_ctrl(self->cipher, EVP_CTRL_GCM_GET_TAG, GCM_TAG, buf + len)) {
+        if (!gcm_seal(self, buf, start, len, iv)) {
             *reason = "AES-GCM failed";
             return -1;
         }
@@ -227,8 +274,7 @@ static Py_ssize_t protect_in_place(Sender *self, uint8_t *buf, Py_ssize_t len, c
     uint8_t digest[EVP_MAX_MD_SIZE];
     size_t digest_len = 0;
     store32(roc_bytes, roc);
-    if (!EVP_EncryptInit_ex(self->cipher, NULL, NULL, NULL, iv) ||
-        !EVP_EncryptUpdate(self->cipher, buf + start, &written, buf + start, body) ||
+    if (!cm_encrypt(self, buf + start, (size_t)(len - start), iv) ||
         !EVP_MAC_init(self->mac, NULL, 0, NULL) || !EVP_MAC_update(self->mac, buf, (size_t)len) ||
         !EVP_MAC_update(self->mac, roc_bytes, ROC_BYTES) ||
         !EVP_MAC_final(self->mac, digest, &digest_len, sizeof(digest))) {
@@ -237,6 +283,20 @@ static Py_ssize_t protect_in_place(Sender *self, uint8_t *buf, Py_ssize_t len, c
     }
     memcpy(buf + len, digest, CM_TAG);
     return len + CM_TAG;
+}
+
+/* The session key into the engine (and GHASH over it for GCM), or into an EVP context. */
+static int cipher_key(Sender *self, int profile, const uint8_t key[MASTER_KEY])
+{
+    int gcm = profile == PROFILE_AEAD_AES_128_GCM;
+    if (self->engine) {
+        self->engine->expand(&self->key, key);
+        self->gcm = gcm ? CRYPTO_gcm128_new(&self->key, self->engine->block) : NULL;
+        return !gcm || self->gcm != NULL;
+    }
+    self->cipher = EVP_CIPHER_CTX_new();
+    const EVP_CIPHER *kind = gcm ? EVP_aes_128_gcm() : EVP_aes_128_ctr();
+    return self->cipher && EVP_EncryptInit_ex(self->cipher, kind, NULL, key, NULL);
 }
 
 static int sender_key(Sender *self, int profile, const uint8_t *master, Py_ssize_t master_len)
@@ -255,14 +315,11 @@ static int sender_key(Sender *self, int profile, const uint8_t *master, Py_ssize
         PyErr_SetString(SrtpError, "SRTP key derivation failed");
         return -1;
     }
-    self->profile = profile;
-    self->cipher = EVP_CIPHER_CTX_new();
-    const EVP_CIPHER *kind =
-        profile == PROFILE_AEAD_AES_128_GCM ? EVP_aes_128_gcm() : EVP_aes_128_ctr();
-    if (!self->cipher || !EVP_EncryptInit_ex(self->cipher, kind, NULL, key, NULL)) {
+    if (!cipher_key(self, profile, key)) {
         PyErr_SetString(SrtpError, "cannot set up the SRTP cipher");
         return -1;
     }
+    self->profile = profile;
     if (profile == PROFILE_AEAD_AES_128_GCM)
         return 0;
     if (!derive(master, master_salt, salt_len, 0x01, auth_key, CM_AUTH_KEY)) {
@@ -283,21 +340,40 @@ static int sender_key(Sender *self, int profile, const uint8_t *master, Py_ssize
     return 0;
 }
 
+/* The engine called `name` (NULL: the best this CPU has); *found is NULL for "openssl". */
+static int find_engine(const char *name, const AesEngine **found)
+{
+    const AesEngine *const *engines = aes_engines();
+    if (name == NULL || strcmp(name, OPENSSL_ENGINE) == 0) {
+        *found = name == NULL ? engines[0] : NULL;
+        return 0;
+    }
+    for (; *engines; engines++) {
+        if (strcmp((*engines)->name, name) == 0) {
+            *found = *engines;
+            return 0;
+        }
+    }
+    PyErr_Format(PyExc_ValueError, "AES engine %s is not available on this CPU", name);
+    return -1;
+}
+
 static int Sender_init(Sender *self, PyObject *args, PyObject *kwds)
 {
-    static char *keywords[] = {"profile", "master", NULL};
+    static char *keywords[] = {"profile", "master", "engine", NULL};
     int profile;
     Py_buffer master;
-    if (self->cipher) {
+    const char *engine = NULL;
+    if (self->profile) {
         PyErr_SetString(PyExc_TypeError, "SrtpSender is already keyed");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iy*", keywords, &profile, &master))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iy*|z", keywords, &profile, &master, &engine))
         return -1;
     int result = -1;
     if (profile != PROFILE_AES128_CM_SHA1_80 && profile != PROFILE_AEAD_AES_128_GCM)
         PyErr_Format(PyExc_ValueError, "unsupported SRTP profile %d", profile);
-    else
+    else if (find_engine(engine, &self->engine) == 0)
         result = sender_key(self, profile, master.buf, master.len);
     PyBuffer_Release(&master);
     return result;
@@ -305,9 +381,16 @@ static int Sender_init(Sender *self, PyObject *args, PyObject *kwds)
 
 static void Sender_dealloc(Sender *self)
 {
+    if (self->gcm)
+        CRYPTO_gcm128_release(self->gcm);
     EVP_CIPHER_CTX_free(self->cipher);
     EVP_MAC_CTX_free(self->mac);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Sender_get_engine(Sender *self, void *closure)
+{
+    return PyUnicode_FromString(self->engine ? self->engine->name : OPENSSL_ENGINE);
 }
 
 static PyObject *Sender_protect(Sender *self, PyObject *arg)
@@ -315,7 +398,7 @@ static PyObject *Sender_protect(Sender *self, PyObject *arg)
     Py_buffer packet;
     uint8_t buf[SLOT];
     const char *reason = NULL;
-    if (!self->cipher) {
+    if (!self->profile) {
         PyErr_SetString(PyExc_TypeError, "SrtpSender is not keyed");
         return NULL;
     }
@@ -339,16 +422,24 @@ static PyMethodDef Sender_methods[] = {
     {NULL},
 };
 
+static PyGetSetDef Sender_getset[] = {
+    {"engine", (getter)Sender_get_engine, NULL,
+     "the AES engine this sender runs on: one of AES_ENGINES", NULL},
+    {NULL},
+};
+
 static PyTypeObject SenderType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sfu._fanout.SrtpSender",
-    .tp_doc = "SrtpSender(profile, master): outbound SRTP (RFC 3711 AES-CM/HMAC-SHA1-80 or "
-              "RFC 7714 AES-128-GCM) for any SSRC, from the DTLS-exported master key || salt.",
+    .tp_doc = "SrtpSender(profile, master, engine=None): outbound SRTP (RFC 3711 "
+              "AES-CM/HMAC-SHA1-80 or RFC 7714 AES-128-GCM) for any SSRC, from the DTLS-exported "
+              "master key || salt; AES runs on `engine` (one of AES_ENGINES; None: the first).",
     .tp_basicsize = sizeof(Sender),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Sender_init,
     .tp_dealloc = (destructor)Sender_dealloc,
     .tp_methods = Sender_methods,
+    .tp_getset = Sender_getset,
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -900,7 +991,7 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
     /* What SRTP would refuse for every player is dropped for every player. */
     int carriable = start >= 0 && len <= MAX_PLAINTEXT;
     /* Read once from the publisher's packet, never from a player's rewritten copy. */
-    Vp8Ids ids;
+    Vp8Ids ids = {0}; /* read only when has_ids; zeroed for the compiler */
     int has_ids = vp8_layer && carriable && parse_vp8(packet, start, len, &ids);
     unsigned int seq = carriable ? (unsigned int)(packet[2] << 8 | packet[3]) : 0;
     /* abs-send-time: 24-bit 6.18 fixed-point seconds (sfu.rtp.abs_send_time). */
@@ -1019,6 +1110,24 @@ static struct PyModuleDef module_def = {
     .m_methods = module_methods,
 };
 
+/* AES_ENGINES: the engines' names, best first, then "openssl". */
+static PyObject *engine_names(void)
+{
+    const AesEngine *const *engines = aes_engines();
+    Py_ssize_t count = 0;
+    while (engines[count])
+        count++;
+    PyObject *names = PyTuple_New(count + 1);
+    for (Py_ssize_t i = 0; names && i <= count; i++) {
+        PyObject *name = PyUnicode_FromString(i < count ? engines[i]->name : OPENSSL_ENGINE);
+        if (name == NULL)
+            Py_CLEAR(names);
+        else
+            PyTuple_SET_ITEM(names, i, name);
+    }
+    return names;
+}
+
 PyMODINIT_FUNC PyInit__fanout(void)
 {
     if (PyType_Ready(&SenderType) < 0 || PyType_Ready(&PlayerType) < 0)
@@ -1040,7 +1149,10 @@ PyMODINIT_FUNC PyInit__fanout(void)
     PyObject *module = PyModule_Create(&module_def);
     if (module == NULL)
         return NULL;
-    if (PyModule_AddObjectRef(module, "SrtpError", SrtpError) < 0 ||
+    PyObject *engines = engine_names();
+    int added = engines ? PyModule_AddObjectRef(module, "AES_ENGINES", engines) : -1;
+    Py_XDECREF(engines);
+    if (added < 0 || PyModule_AddObjectRef(module, "SrtpError", SrtpError) < 0 ||
         PyModule_AddObjectRef(module, "SrtpSender", (PyObject *)&SenderType) < 0 ||
         PyModule_AddObjectRef(module, "PlayerState", (PyObject *)&PlayerType) < 0 ||
         PyModule_AddIntConstant(module, "MAX_PLAINTEXT", MAX_PLAINTEXT) < 0) {

@@ -5,6 +5,8 @@ from typing import Any
 import pylibsrtp
 
 MAX_PLAINTEXT: int
+AES_ENGINES: tuple[str, ...]
+"""The AES engines this CPU runs, best first: "vaes", "aes-ni", and always "openssl" (EVP)."""
 
 class SrtpError(pylibsrtp.Error): ...
 
@@ -12,7 +14,9 @@ class SrtpSender:
     """Outbound SRTP for any SSRC: RFC 3711 AES-CM/HMAC-SHA1-80 (profile 1) or RFC 7714
     AES-128-GCM (profile 7), from the DTLS-exported master key || master salt."""
 
-    def __init__(self, profile: int, master: bytes) -> None: ...
+    def __init__(self, profile: int, master: bytes, engine: str | None = None) -> None: ...
+    @property
+    def engine(self) -> str: ...
     def protect(self, packet: bytes | bytearray) -> bytes: ...
 
 class PlayerState:

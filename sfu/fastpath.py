@@ -37,11 +37,15 @@ fanout: Callable[[bytes, list, float, bool], tuple[int, int, int]] | None = (
 )
 # The base of SubscriberTrack: its per-player fields kept flat in C, or a plain object.
 PlayerState: type = _extension.PlayerState if _extension is not None else object
+# How the compiled path can run AES here, best first ("openssl": EVP); the first is used.
+AES_ENGINES: tuple[str, ...] = _extension.AES_ENGINES if _extension is not None else ()
+# What runs forwarded media's AES: that engine, or pylibsrtp's libsrtp on the Python path.
+SRTP_AES = AES_ENGINES[0] if AES_ENGINES else "libsrtp"
 
 
 def announce() -> None:
     """The log line that says which path forwards packets (once, at server start)."""
-    log.info("forwarding path: %s (%s)", PATH, WHY)
+    log.info("forwarding path: %s (%s; SRTP's AES on %s)", PATH, WHY, SRTP_AES)
 
 
 def bind(player: Any, sendto: Callable) -> Callable[[bytes | bytearray], bytes]:
@@ -61,12 +65,18 @@ def bind(player: Any, sendto: Callable) -> Callable[[bytes | bytearray], bytes]:
     return sender.protect if sender is not None else session.srtp.protect_rtp
 
 
+def srtp_sender(keys: SrtpKeys, engine: str | None = None) -> Any:
+    """The compiled path's SRTP protection with our side's keys, AES on `engine` (one of
+    AES_ENGINES; None: the best); ValueError for a profile or engine it does not have."""
+    return _extension.SrtpSender(keys.profile, keys.local_key, engine)
+
+
 def _srtp_sender(session: Any) -> Any:
     keys = getattr(getattr(session, "dtls", None), "keys", None)
     if not isinstance(keys, SrtpKeys):
         return None
     try:
-        return _extension.SrtpSender(keys.profile, keys.local_key)
+        return srtp_sender(keys)
     except ValueError as error:
         log.warning("SRTP profile %s stays on the Python path: %s", keys.profile, error)
         return None

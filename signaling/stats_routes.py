@@ -31,6 +31,7 @@ async def server_stats(request: web.Request) -> web.Response:
             "tasks": len(asyncio.all_tasks()),
             "open_files": open_file_count(),
             "forwarding_path": fastpath.PATH,  # "compiled" (sfu._fanout) or "python"
+            "srtp_aes": fastpath.SRTP_AES,  # "vaes", "aes-ni", "openssl" or "libsrtp"
             "udp_port": endpoint.port,
             "datagrams_in": endpoint.datagrams_in,
             # STUN, DTLS and RTCP; forwarded media is media_packets_out

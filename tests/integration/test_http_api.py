@@ -8,6 +8,7 @@ import os
 import aiohttp
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
+from sfu import fastpath
 from tests.integration.peers import close_all, new_peer_connection, play, prefer_codec, publish
 
 SDP = {"Content-Type": "application/sdp"}
@@ -29,6 +30,8 @@ async def test_server_stats_name_the_forwarding_path(sfu_server) -> None:
     async with aiohttp.ClientSession() as http, http.get(url) as response:
         stats = await response.json()
     assert stats["forwarding_path"] == ("python" if forced_python else "compiled")
+    # The best AES engine this CPU has, as the extension found it; libsrtp's on the Python path.
+    assert stats["srtp_aes"] == ("libsrtp" if forced_python else fastpath.AES_ENGINES[0])
 
 
 async def test_whip_answer_headers_and_delete(sfu_server) -> None:
