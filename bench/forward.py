@@ -44,6 +44,11 @@ LIMITED_EVERY = 4  # one simulcast player in this many gets temporal layers 0 an
 MAX_HANDSHAKE_ROUNDS = 10
 
 
+class Peer(fastpath.TransportState):  # type: ignore[misc, valid-type]
+    """A player's session as the fan-out sees a PeerSession: addr and transport_seq on the
+    same base (flat in C on the compiled path), the rest as plain attributes."""
+
+
 def server_keys(profile: bytes) -> SrtpKeys:
     """SRTP keys from a real in-memory DTLS handshake."""
     cert = Certificate.generate()
@@ -98,12 +103,9 @@ def measure(
         ids = {1: rtp.MID_URI, 2: rtp.ABS_SEND_TIME_URI, 3: rtp.TRANSPORT_CC_URI}
         subscribers = []
         for index in range(players):
-            session = SimpleNamespace(
-                addr=sink.getsockname(),
-                srtp=SrtpContext(keys),
-                dtls=SimpleNamespace(keys=keys),
-                transport_seq=0,
-            )
+            session = Peer()
+            session.addr, session.transport_seq = sink.getsockname(), 0
+            session.srtp, session.dtls = SrtpContext(keys), SimpleNamespace(keys=keys)
             spec = TrackSpec("0", VIDEO, [codec], extensions=ids if extensions else {})
             player = SubscriberTrack(session, spec)  # type: ignore[arg-type]
             if engine is not None:  # attach keeps a sender it finds

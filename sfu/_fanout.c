@@ -42,6 +42,8 @@
 #define SLOT 1536
 /* Streams (SSRCs) one sender keeps state for: a player track uses two (media and RTX). */
 #define MAX_STREAMS 16
+/* About what OpenSSL 3's GCM128_CONTEXT takes (opaque to us): its counters, H and Htable. */
+#define GCM_STATE_BYTES 448
 /* The kernel's limit on datagrams per sendmmsg (UIO_MAXIOV). */
 #define MAX_BATCH 1024
 #define SEQ_HALF 32768
@@ -440,6 +442,52 @@ static PyTypeObject SenderType = {
     .tp_dealloc = (destructor)Sender_dealloc,
     .tp_methods = Sender_methods,
     .tp_getset = Sender_getset,
+};
+
+/* ------------------------------------------------------------------------------------------ */
+/* TransportState: the per-peer fields the fan-out reads, flat in C (a base of PeerSession) */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *addr;             /* where the peer's media goes; NULL reads as None */
+    unsigned int transport_seq; /* transport-wide CC number of the next packet to the peer */
+} Transport;
+
+static int Transport_traverse(Transport *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->addr);
+    return 0;
+}
+
+static int Transport_clear(Transport *self)
+{
+    Py_CLEAR(self->addr);
+    return 0;
+}
+
+static void Transport_dealloc(Transport *self)
+{
+    PyObject_GC_UnTrack(self);
+    Transport_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef Transport_members[] = {
+    {"addr", T_OBJECT, offsetof(Transport, addr), 0, NULL},
+    {"transport_seq", T_UINT, offsetof(Transport, transport_seq), 0, NULL},
+    {NULL},
+};
+
+static PyTypeObject TransportType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sfu._fanout.TransportState",
+    .tp_doc = "The fields of a peer session the fan-out reads for every packet, flat in C.",
+    .tp_basicsize = sizeof(Transport),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_traverse = (traverseproc)Transport_traverse,
+    .tp_clear = (inquiry)Transport_clear,
+    .tp_dealloc = (destructor)Transport_dealloc,
+    .tp_members = Transport_members,
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -902,6 +950,12 @@ static int resolve(Player *player, PyObject *addr)
 /* The session's next transport-wide sequence number, advancing it; -1 on an error. */
 static long take_transport_seq(PyObject *session)
 {
+    if (PyObject_TypeCheck(session, &TransportType)) {
+        Transport *transport = (Transport *)session;
+        long seq = transport->transport_seq & 0xFFFF;
+        transport->transport_seq = (unsigned int)((seq + 1) & 0xFFFF);
+        return seq;
+    }
     PyObject *value = PyObject_GetAttr(session, str_transport_seq);
     if (value == NULL)
         return -1;
@@ -962,6 +1016,43 @@ static Py_ssize_t rewrite(const Player *player, const uint8_t *packet, Py_ssize_
     return n;
 }
 
+/* session.addr (a new reference; None when unset), or NULL on an error. */
+static PyObject *session_addr(PyObject *session)
+{
+    if (PyObject_TypeCheck(session, &TransportType)) {
+        PyObject *addr = ((Transport *)session)->addr;
+        return Py_NewRef(addr ? addr : Py_None);
+    }
+    return PyObject_GetAttr(session, str_addr);
+}
+
+/* Ask the cache for `size` bytes at `at`, a line at a time. */
+static inline void prefetch_bytes(const void *at, size_t size)
+{
+    for (size_t offset = 0; offset < size; offset += 64)
+        __builtin_prefetch((const uint8_t *)at + offset);
+}
+
+/* The list is walked once a packet and a player's state is seldom still cached from the last,
+ * so loads are asked for ahead, each stage reading only what the one before fetched: three
+ * players ahead its PlayerState, two ahead its session and SrtpSender, one ahead the sender's
+ * GHASH state. */
+static void prefetch_ahead(PyObject *snapshot, Py_ssize_t i, Py_ssize_t total)
+{
+    if (i + 3 < total)
+        prefetch_bytes(PyTuple_GET_ITEM(snapshot, i + 3), sizeof(Player));
+    if (i + 2 < total && PyObject_TypeCheck(PyTuple_GET_ITEM(snapshot, i + 2), &PlayerType)) {
+        Player *player = (Player *)PyTuple_GET_ITEM(snapshot, i + 2);
+        prefetch_bytes(player->session, sizeof(Transport));
+        prefetch_bytes(player->sender, sizeof(Sender));
+    }
+    if (i + 1 < total && PyObject_TypeCheck(PyTuple_GET_ITEM(snapshot, i + 1), &PlayerType)) {
+        Player *player = (Player *)PyTuple_GET_ITEM(snapshot, i + 1);
+        if (player->sender != Py_None && ((Sender *)player->sender)->gcm)
+            prefetch_bytes(((Sender *)player->sender)->gcm, GCM_STATE_BYTES);
+    }
+}
+
 static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Py_buffer view;
@@ -1017,6 +1108,7 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
             break;
         }
         Player *player = (Player *)item;
+        prefetch_ahead(snapshot, i, total);
         if (!player->started || player->fd < 0 || player->sender == Py_None ||
             player->session == NULL) {
             left++;
@@ -1047,7 +1139,7 @@ static PyObject *fanout(PyObject *module, PyObject *const *args, Py_ssize_t narg
             }
             store16(out + transport_at, (uint32_t)seq);
         }
-        PyObject *addr = PyObject_GetAttr(player->session, str_addr);
+        PyObject *addr = session_addr(player->session);
         if (addr == NULL) {
             failed = 1;
             break;
@@ -1130,7 +1222,8 @@ static PyObject *engine_names(void)
 
 PyMODINIT_FUNC PyInit__fanout(void)
 {
-    if (PyType_Ready(&SenderType) < 0 || PyType_Ready(&PlayerType) < 0)
+    if (PyType_Ready(&SenderType) < 0 || PyType_Ready(&PlayerType) < 0 ||
+        PyType_Ready(&TransportType) < 0)
         return NULL;
     PyObject *pylibsrtp = PyImport_ImportModule("pylibsrtp");
     if (pylibsrtp == NULL)
@@ -1155,6 +1248,7 @@ PyMODINIT_FUNC PyInit__fanout(void)
     if (added < 0 || PyModule_AddObjectRef(module, "SrtpError", SrtpError) < 0 ||
         PyModule_AddObjectRef(module, "SrtpSender", (PyObject *)&SenderType) < 0 ||
         PyModule_AddObjectRef(module, "PlayerState", (PyObject *)&PlayerType) < 0 ||
+        PyModule_AddObjectRef(module, "TransportState", (PyObject *)&TransportType) < 0 ||
         PyModule_AddIntConstant(module, "MAX_PLAINTEXT", MAX_PLAINTEXT) < 0) {
         Py_DECREF(module);
         return NULL;

@@ -37,6 +37,11 @@ fanout: Callable[[bytes, list, float, bool], tuple[int, int, int]] | None = (
 )
 # The base of SubscriberTrack: its per-player fields kept flat in C, or a plain object.
 PlayerState: type = _extension.PlayerState if _extension is not None else object
+# The base of PeerSession and the relay's PlainSession: addr and transport_seq, which the
+# fan-out reads for every packet, flat in C; or a plain object, and then a subclass with
+# __slots__ keeps them in TRANSPORT_SLOTS of its own.
+TransportState: type = _extension.TransportState if _extension is not None else object
+TRANSPORT_SLOTS: tuple[str, ...] = () if _extension is not None else ("addr", "transport_seq")
 # How the compiled path can run AES here, best first ("openssl": EVP); the first is used.
 AES_ENGINES: tuple[str, ...] = _extension.AES_ENGINES if _extension is not None else ()
 # What runs forwarded media's AES: that engine, or pylibsrtp's libsrtp on the Python path.

@@ -22,7 +22,7 @@ from typing import cast
 
 import pylibsrtp
 
-from sfu import ice
+from sfu import fastpath, ice
 from sfu.config import MediaConfig
 from sfu.dtls import SrtpKeys
 from sfu.media import PeerParams, TrackSpec
@@ -83,7 +83,7 @@ class _RelayKeys:
         self.keys = keys
 
 
-class PlainSession:
+class PlainSession(fastpath.TransportState):
     """A sfu.session.Transport for RTP to one fixed address: plain, or SRTP when it has keys.
 
     It is never in the router's session table, so HTTP cannot reach it and limits do not count

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import pylibsrtp
 
-from sfu import ice
+from sfu import fastpath, ice
 from sfu.config import MediaConfig
 from sfu.dtls import Certificate, DtlsEndpoint, DtlsState, SrtpKeys
 from sfu.media import PeerParams
@@ -148,18 +148,19 @@ class Transport(Protocol):
     def close(self, reason: str) -> None: ...
 
 
-class PeerSession:
+class PeerSession(fastpath.TransportState):
     """ICE-lite + DTLS-SRTP for one peer connection, bundled on one 5-tuple."""
 
-    # Flat: the fan-out reads addr and transport_seq of every player's session per packet.
+    # Flat: the fan-out reads addr and transport_seq of every player's session per packet
+    # (from the C base where there is one).
     __slots__ = (
+        *fastpath.TRANSPORT_SLOTS,
         "_events",
         "_latest",
         "_pending_timeout",
         "_rng",
         "_send",
         "_timeout",
-        "addr",
         "checks",
         "close_reason",
         "created",
@@ -176,7 +177,6 @@ class PeerSession:
         "srtp_errors",
         "state",
         "stream",
-        "transport_seq",
     )
 
     def __init__(

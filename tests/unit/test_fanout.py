@@ -11,7 +11,7 @@ import os
 import random
 import socket
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -211,11 +211,32 @@ def receivers() -> Iterator[list[socket.socket]]:
         sock.close()
 
 
+class Peer(_fanout.TransportState):
+    """A session as PeerSession is one: addr and transport_seq in the C base."""
+
+    __slots__ = ("id",)
+
+
+def namespace_peer() -> SimpleNamespace:
+    """Any other sfu.session.Transport: the fan-out reads and sets them by name."""
+    return SimpleNamespace()
+
+
+# Both kinds of session a player may have, for the tests that read or advance their fields.
+SESSIONS = pytest.mark.parametrize("session_type", [Peer, namespace_peer], ids=["C", "any"])
+
+
 def player(
-    profile: int, key: bytes, fd: int, addr: object, layout: tracks.ExtensionLayout | None = None
+    profile: int,
+    key: bytes,
+    fd: int,
+    addr: object,
+    layout: tracks.ExtensionLayout | None = None,
+    session_type: type | Callable[[], object] = namespace_peer,
 ) -> _fanout.PlayerState:
     state = _fanout.PlayerState()
-    state.session = SimpleNamespace(addr=addr, transport_seq=0xFFFE)
+    state.session = session_type()
+    state.session.addr, state.session.transport_seq = addr, 0xFFFE
     state._sender = _fanout.SrtpSender(profile, key)
     state._fd = fd
     state.extension_layout = layout
@@ -244,15 +265,20 @@ def expected_plaintext(packet: bytes, state: _fanout.PlayerState, now: float, tw
     return bytes(out)
 
 
+@SESSIONS
 @PROFILES
 def test_fanout_sends_each_player_its_own_bytes(
-    profile: int, sender_socket: socket.socket, receivers: list[socket.socket]
+    profile: int,
+    session_type: type,
+    sender_socket: socket.socket,
+    receivers: list[socket.socket],
 ) -> None:
     key = master(profile)
     layouts = [None, (1, "0", 2, 3), (4, "video-main", 0, 0)]
     players = []
     for n, (sock, layout) in enumerate(zip(receivers, layouts, strict=True)):
-        state = player(profile, key, sender_socket.fileno(), sock.getsockname(), layout)
+        addr = sock.getsockname()
+        state = player(profile, key, sender_socket.fileno(), addr, layout, session_type)
         state.ssrc, state.payload_type = 0xA0000000 + n, 100 + n
         state.seq_offset, state.ts_offset = 40000 * n, 0xFFFF0000 * n & 0xFFFFFFFF
         players.append(state)
@@ -276,17 +302,18 @@ def test_fanout_sends_each_player_its_own_bytes(
     assert players[0].bytes == sum(912 + 3 * (s % 2) for s in range(65530, 65540))
 
 
+@SESSIONS
 def test_fanout_leaves_what_it_cannot_send(
-    sender_socket: socket.socket, receivers: list[socket.socket]
+    session_type: type, sender_socket: socket.socket, receivers: list[socket.socket]
 ) -> None:
     key = master(GCM)
     fd = sender_socket.fileno()
-    waiting = player(GCM, key, fd, receivers[0].getsockname())
+    waiting = player(GCM, key, fd, receivers[0].getsockname(), None, session_type)
     waiting.started = False
-    no_socket = player(GCM, key, -1, receivers[1].getsockname())
-    no_address = player(GCM, key, fd, None, (0, "", 0, 3))
-    bad_address = player(GCM, key, fd, ("not-an-address", 9))
-    good = player(GCM, key, fd, receivers[2].getsockname())
+    no_socket = player(GCM, key, -1, receivers[1].getsockname(), None, session_type)
+    no_address = player(GCM, key, fd, None, (0, "", 0, 3), session_type)
+    bad_address = player(GCM, key, fd, ("not-an-address", 9), None, session_type)
+    good = player(GCM, key, fd, receivers[2].getsockname(), None, session_type)
     players = [waiting, no_socket, no_address, bad_address, good]
     assert _fanout.fanout(rtp_packet(5), players, 0.0) == (1, 1, 2)
     assert receivers[2].recv(2048)

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import sys
 
 import pytest
 
 from sfu.session import Address, SessionTable
-from sfu.udp import UdpEndpoint
+from sfu.udp import IP_MTU_DISCOVER, IP_PMTUDISC_PROBE, UdpEndpoint
 
 
 class Recording(UdpEndpoint):
@@ -76,5 +77,22 @@ async def test_a_specific_ipv4_host_has_no_ipv6_socket() -> None:
     try:
         assert endpoint.sock6 is None and not endpoint.ipv6
         assert endpoint.sendto_for(("::1", 9)).__self__ is endpoint.sock
+    finally:
+        endpoint.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="IP_MTU_DISCOVER is Linux's")
+async def test_ipv4_media_leaves_with_dont_fragment_and_still_arrives() -> None:
+    endpoint = UdpEndpoint(SessionTable())
+    endpoint.open("127.0.0.1", 0, 1 << 20)
+    try:
+        assert endpoint.sock is not None
+        mode = endpoint.sock.getsockopt(socket.IPPROTO_IP, IP_MTU_DISCOVER)
+        assert mode == IP_PMTUDISC_PROBE
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+            peer.bind(("127.0.0.1", 0))
+            peer.settimeout(2)
+            endpoint.send(bytes(1400), peer.getsockname())
+            assert peer.recv(2000) == bytes(1400)
     finally:
         endpoint.close()
