@@ -80,7 +80,7 @@ class UdpEndpoint:
             sock.close()
             raise
         assert self._loop is not None
-        self._loop.add_reader(sock.fileno(), self._on_readable, sock)
+        self._loop.add_reader(sock.fileno(), self._on_readable, sock, family == socket.AF_INET6)
         return sock
 
     @property
@@ -141,9 +141,9 @@ class UdpEndpoint:
         except OSError:
             self.drops["send_error"] += 1
 
-    def _on_readable(self, sock: socket.socket) -> None:
+    def _on_readable(self, sock: socket.socket, ipv6: bool) -> None:
+        """`ipv6` is given, not read: socket.family makes an enum member on every read."""
         recvfrom = sock.recvfrom
-        ipv6 = sock.family == socket.AF_INET6
         now = time.monotonic()
         for _ in range(READ_BATCH):
             try:
