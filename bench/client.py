@@ -8,7 +8,9 @@ client role: controlling full ICE agent, DTLS client.
 A publisher sends VP8-like video (a frame every 33 ms, ~60 packets/s of 1200-byte payloads, a
 keyframe every 2 s or when the server sends a PLI) and Opus-like audio (50 packets/s). Every
 payload carries the publisher's index and its send time (`time.time_ns`, shared by processes),
-so a player can measure end-to-end latency after decrypting a packet. Players count and
+so a player can measure end-to-end latency after decrypting a packet: once when it reads the
+packet, and (on Linux) once from the kernel's stamp of when the packet reached its socket, which
+leaves out the time the packet waited for this process to get to it. Players count and
 sequence-check every packet from the clear RTP header and decrypt only every k-th one.
 """
 
@@ -20,6 +22,7 @@ import random
 import secrets
 import socket
 import struct
+import sys
 import time
 from dataclasses import dataclass
 
@@ -48,6 +51,12 @@ MAX_CATCH_UP = 5  # late pacing sends at most this many due items at once, then 
 
 STAMP_OFFSET = 10  # payload offset of (publisher index, send time ns)
 STAMP = struct.Struct("!IQ")
+# Linux's SO_TIMESTAMPNS (<asm-generic/socket.h>; Python names neither it nor SCM_TIMESTAMPNS,
+# the same number): the kernel stamps each datagram with the wall clock as it reaches the
+# socket, and recvmsg hands the stamp over as a struct timespec.
+SO_TIMESTAMPNS = 35
+TIMESPEC = struct.Struct("@qq")
+TIMESTAMP_SPACE = socket.CMSG_SPACE(TIMESPEC.size)
 RTP_HEADER = struct.Struct("!BBHII")
 HOST_PRIORITY = (126 << 24) | (65535 << 8) | 255
 
@@ -661,6 +670,15 @@ class Track:
         self.received += 1
 
 
+def arrival_ns(ancillary: list[tuple[int, int, bytes]]) -> int:
+    """The SO_TIMESTAMPNS stamp among recvmsg's ancillary items, in ns; 0 when there is none."""
+    for level, kind, value in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= TIMESPEC.size:
+            seconds, nanoseconds = TIMESPEC.unpack_from(value)
+            return seconds * 1_000_000_000 + nanoseconds
+    return 0
+
+
 class Player(Client):
     """Counts every packet per SSRC from the clear header; decrypts every k-th for latency."""
 
@@ -675,11 +693,16 @@ class Player(Client):
         publisher_index: int,
         sample_every: int,
         samples: list[float],
+        arrivals: list[float] | None = None,
     ) -> None:
         super().__init__(index, target, certificate)
         self.publisher_index = publisher_index
         self.sample_every = max(1, sample_every)
         self.samples = samples  # shared by the worker: latency in ms since its last report
+        # Shared too: latency in ms to the kernel's arrival stamp, of the same packets.
+        self.arrivals = arrivals if sys.platform == "linux" else None
+        if self.arrivals is not None:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.tracks: dict[bytes, Track] = {}
         self.received = 0
         self.last_received = 0
@@ -701,8 +724,13 @@ class Player(Client):
         """One datagram per call: the server's fan-out rarely queues two on one player socket,
         so reading on until EAGAIN would mostly buy a failing syscall and an exception; epoll
         is level-triggered and calls again while data remains."""
+        arrived = 0
         try:
-            data = self.sock.recv(2048)
+            if self._countdown == 1 and self.arrivals is not None:  # the next one is sampled
+                data, ancillary, _, _ = self.sock.recvmsg(2048, TIMESTAMP_SPACE)
+                arrived = arrival_ns(ancillary)
+            else:
+                data = self.sock.recv(2048)
         except OSError:
             return  # EAGAIN, or ICMP port unreachable from an earlier send
         first = data[0] if data else 0
@@ -716,12 +744,13 @@ class Player(Client):
             self._countdown -= 1
             if not self._countdown:
                 self._countdown = self.sample_every
-                self._sample(data)
+                self._sample(data, arrived)
         else:
             self.on_datagram(data)
 
-    def _sample(self, data: bytes) -> None:
-        """Decrypt one packet and record its one-way latency from the publisher's stamp."""
+    def _sample(self, data: bytes, arrived: int) -> None:
+        """Decrypt one packet and record its one-way latency from the publisher's stamp: to
+        now, and to `arrived` (the kernel's stamp in ns, 0 without one)."""
         srtp = self.srtp
         if srtp is None:
             return
@@ -736,6 +765,8 @@ class Player(Client):
             self.wrong_source += 1
             return
         self.samples.append((time.time_ns() - sent_ns) / 1e6)
+        if arrived and self.arrivals is not None:
+            self.arrivals.append((arrived - sent_ns) / 1e6)
 
     def counts(self) -> tuple[int, int, int]:
         """(received, lost, late) over all tracks; lost nets out packets that came late."""

@@ -9,8 +9,10 @@ prefix of the form app/name). Clients do real ICE, DTLS and SRTP but carry no co
 `bench.client`. `--procs K` splits the clients over K processes; this process only coordinates:
 it asks every worker for its counters once a second and prints one line per second with
 packets sent and received per second, sequence loss, latency p50/p99 (decrypting every
-`--sample-every`-th packet), the server's CPU (100 % = one core) and RSS when `--server-pid` is
-given, and the generator's own CPU. The measurement starts once every client has connected.
+`--sample-every`-th packet; also p99 to the kernel's stamp of when the packet reached the
+player's socket, which leaves out the generator's own queueing), the server's CPU (100 % = one
+core) and RSS when `--server-pid` is given, and the generator's own CPU. The measurement
+starts once every client has connected.
 
 At the end it prints a summary and writes the per-second series and per-client results as
 JSON (`--json`) and a PNG plot (`--plot`). It exits 0 whenever the run completed, whatever the
@@ -148,12 +150,12 @@ class Workers:
 
 
 def merge(stats: list[dict]) -> dict:
-    """Sum worker snapshots; latency samples are concatenated."""
-    total: dict[str, Any] = {"samples": []}
+    """Sum worker snapshots; latency samples (read, and at the socket) are concatenated."""
+    total: dict[str, Any] = {"samples": [], "arrivals": []}
     for item in stats:
         for key, value in item.items():
-            if key == "samples":
-                total["samples"].extend(value)
+            if key in ("samples", "arrivals"):
+                total[key].extend(value)
             else:
                 total[key] = total.get(key, 0) + value
     return total
@@ -205,14 +207,15 @@ def run(args: argparse.Namespace) -> dict:
         generator = TreeSampler([os.getpid()])
         if server is not None:
             server.sample()
-        rows, all_samples = measure(args, workers, baseline, server, generator)
+        rows, samples, arrivals = measure(args, workers, baseline, server, generator)
         workers.send("stop")
         done = workers.collect("done", 30.0)
     finally:
         workers.stop()
     final = merge([m[1] for m in done])
     reports = [r for m in done for r in m[2]]
-    return summarize(args, rows, all_samples, baseline, final, reports, errors, setup_seconds)
+    latencies = {"samples": samples, "arrivals": arrivals}
+    return summarize(args, rows, latencies, baseline, final, reports, errors, setup_seconds)
 
 
 def warm_up(workers: Workers) -> dict:
@@ -239,10 +242,12 @@ def measure(
     baseline: dict,
     server: TreeSampler | None,
     generator: TreeSampler,
-) -> tuple[list[dict], list[float]]:
-    """One tick a second for `seconds`: per-second rates, loss, latency, CPU; one line each."""
+) -> tuple[list[dict], list[float], list[float]]:
+    """One tick a second for `seconds`: per-second rates, loss, latency, CPU; one line each.
+    Returns the rows and every latency sample, as read and as it reached the socket."""
     rows: list[dict] = []
     all_samples: list[float] = []
+    all_arrivals: list[float] = []
     previous = baseline
     start = time.monotonic()
     last = start
@@ -253,8 +258,9 @@ def measure(
         now = time.monotonic()
         elapsed = max(1e-6, now - last)
         last = now
-        samples = current["samples"]
+        samples, arrivals = current["samples"], current["arrivals"]
         all_samples.extend(samples)
+        all_arrivals.extend(arrivals)
         received = current["received"] - previous["received"]
         lost = current["lost"] - previous["lost"]
         row: dict[str, Any] = {
@@ -265,6 +271,7 @@ def measure(
             "latency_p50_ms": percentile(samples, 0.5),
             "latency_p99_ms": percentile(samples, 0.99),
             "latency_samples": len(samples),
+            "socket_latency_p99_ms": percentile(arrivals, 0.99),
             "players_receiving": current["receiving"],
             "players_connected": current["players_connected"],
             "consent_stale": current["consent_stale"],
@@ -281,14 +288,15 @@ def measure(
         print(
             f"{second:4d}s sent {row['sent_pps']:7.0f} pps  recv {row['recv_pps']:8.0f} pps  "
             f"loss {row['loss_pct']:6.2f}%  latency p50 {fmt(row['latency_p50_ms'], '.2f')} "
-            f"p99 {fmt(row['latency_p99_ms'], '.2f')} ms  "
+            f"p99 {fmt(row['latency_p99_ms'], '.2f')} ms "
+            f"(at socket {fmt(row['socket_latency_p99_ms'], '.2f')})  "
             f"players {row['players_receiving']}/{args.players}  "
             f"server cpu {fmt(row['server_cpu_pct'], '.0f')}% "
             f"rss {fmt(row['server_rss_mb'], '.0f')} MB  "
             f"gen cpu {row['generator_cpu_pct']:.0f}%",
             flush=True,
         )
-    return rows, all_samples
+    return rows, all_samples, all_arrivals
 
 
 def mean(values: list[float]) -> float | None:
@@ -298,14 +306,17 @@ def mean(values: list[float]) -> float | None:
 def summarize(
     args: argparse.Namespace,
     rows: list[dict],
-    samples: list[float],
+    latencies: dict[str, list[float]],
     baseline: dict,
     final: dict,
     reports: list[dict],
     errors: list[str],
     setup_seconds: float,
 ) -> dict:
-    """The result document: configuration, totals over the window, series, per-client data."""
+    """The result document: configuration, totals over the window, series, per-client data.
+    `latencies`: "samples" (when the players read the packets) and "arrivals" (when the packets
+    reached their sockets, by the kernel's stamp: without the generator's own queueing)."""
+    samples, arrivals = latencies["samples"], latencies["arrivals"]
     received = final["received"] - baseline["received"]
     lost = max(0, final["lost"] - baseline["lost"])
     cpu = [r["server_cpu_pct"] for r in rows if r["server_cpu_pct"] is not None]
@@ -328,6 +339,9 @@ def summarize(
         "latency_p99_ms": percentile(samples, 0.99),
         "latency_max_ms": max(samples) if samples else None,
         "latency_samples": len(samples),
+        "socket_latency_p50_ms": percentile(arrivals, 0.5),
+        "socket_latency_p99_ms": percentile(arrivals, 0.99),
+        "socket_latency_max_ms": max(arrivals) if arrivals else None,
         "server_cpu_pct": cpu_mean,
         "server_rss_mb_max": max(rss) if rss else None,
         "generator_cpu_pct": mean([r["generator_cpu_pct"] for r in rows]),
@@ -368,7 +382,10 @@ def print_summary(result: dict) -> None:
         f"{s['late']} late\n"
         f"  latency p50 {fmt(s['latency_p50_ms'], '.2f')} ms, p99 "
         f"{fmt(s['latency_p99_ms'], '.2f')} ms, max {fmt(s['latency_max_ms'], '.2f')} ms "
-        f"({s['latency_samples']} samples)\n"
+        f"({s['latency_samples']} samples); at the socket p50 "
+        f"{fmt(s['socket_latency_p50_ms'], '.2f')} ms, p99 "
+        f"{fmt(s['socket_latency_p99_ms'], '.2f')} ms, max "
+        f"{fmt(s['socket_latency_max_ms'], '.2f')} ms\n"
         f"  server cpu {fmt(s['server_cpu_pct'], '.0f')}%, rss max "
         f"{fmt(s['server_rss_mb_max'], '.0f')} MB, "
         f"{fmt(s['egress_pps_per_cpu_second'], '.0f')} egress packets per CPU-second, "
@@ -397,7 +414,11 @@ def plot(result: dict, path: Path) -> None:
     sent.set_ylabel("sent packets/s", color="tab:blue")
     loss.plot(t, [r["loss_pct"] for r in rows], color="tab:red")
     loss.set_ylabel("loss %")
-    for key, label in (("latency_p50_ms", "p50"), ("latency_p99_ms", "p99")):
+    for key, label in (
+        ("latency_p50_ms", "p50"),
+        ("latency_p99_ms", "p99"),
+        ("socket_latency_p99_ms", "p99 at the socket"),
+    ):
         latency.plot(t, [r[key] if r[key] is not None else float("nan") for r in rows], label=label)
     latency.set_ylabel("latency ms")
     latency.legend()

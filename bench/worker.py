@@ -128,8 +128,11 @@ async def keep_alive(clients: list[Client]) -> None:
             client.keep_alive(now)
 
 
-def snapshot(publishers: list[Publisher], players: list[Player], samples: list[float]) -> dict:
-    """Cumulative counters of this worker, plus the latency samples taken since the last one."""
+def snapshot(
+    publishers: list[Publisher], players: list[Player], samples: list[float], arrivals: list[float]
+) -> dict:
+    """Cumulative counters of this worker, plus the latency samples taken since the last one
+    (when read, and when they reached the socket)."""
     received = lost = late = receiving = with_video = 0
     by_kind = {AUDIO: 0, VIDEO: 0}
     for player in players:
@@ -161,6 +164,7 @@ def snapshot(publishers: list[Publisher], players: list[Player], samples: list[f
         "consent_stale": stale,
         "wrong_source": sum(p.wrong_source for p in players),
         "samples": list(samples),
+        "arrivals": list(arrivals),
     }
 
 
@@ -185,6 +189,7 @@ async def run(conn: Connection, spec: WorkerSpec) -> None:
     loop = asyncio.get_running_loop()
     certificate = Certificate.generate()
     samples: list[float] = []
+    arrivals: list[float] = []
     publishers: list[Publisher] = []
     players: list[Player] = []
     for item in spec.clients:
@@ -202,6 +207,7 @@ async def run(conn: Connection, spec: WorkerSpec) -> None:
                     publisher_index=item.publisher_index,
                     sample_every=spec.sample_every,
                     samples=samples,
+                    arrivals=arrivals,
                 )
             )
     clients: list[Client] = [*publishers, *players]
@@ -218,12 +224,13 @@ async def run(conn: Connection, spec: WorkerSpec) -> None:
             for _ in range(1_000_000):
                 if await next_command(conn) != "tick":
                     break
-                conn.send(("stats", snapshot(publishers, players, samples)))
+                conn.send(("stats", snapshot(publishers, players, samples, arrivals)))
                 samples.clear()
+                arrivals.clear()
             for publisher in publishers:
                 publisher.stop()
             await asyncio.sleep(DRAIN)
-            final = snapshot(publishers, players, samples)
+            final = snapshot(publishers, players, samples, arrivals)
             with contextlib.suppress(OSError):
                 conn.send(("done", final, [c.report() for c in clients]))
             await asyncio.wait_for(
