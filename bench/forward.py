@@ -81,6 +81,55 @@ def vp8_frame(index: int) -> bytes:
     return descriptor + bytes([0x50, 0x2D, 0x00, 0x9D, 0x01, 0x2A]) + size
 
 
+def track_with_players(
+    keys: SrtpKeys,
+    addresses: Sequence[tuple[str, int]],
+    sender: socket.socket,
+    *,
+    extensions: bool = False,
+    simulcast: bool = False,
+    engine: str | None = None,
+) -> tuple[PublisherTrack, list[SubscriberTrack]]:
+    """A publisher track and a player for each address, attached as the server attaches them
+    (sending with `sender`); `engine` picks the compiled path's AES engine (None: the one the
+    server would use)."""
+    codec = Codec("VP8", 96, 90000, rtcp_fb=("nack",))
+    rid = "f" if simulcast else None
+    spec = TrackSpec("0", VIDEO, [codec], ssrc=1, rids=(rid,) if rid else ())
+    source = PublisherTrack(spec, keyframe_interval=0.5, rid=rid)
+    ids = {1: rtp.MID_URI, 2: rtp.ABS_SEND_TIME_URI, 3: rtp.TRANSPORT_CC_URI}
+    players = []
+    for index, address in enumerate(addresses):
+        session = Peer()
+        session.addr, session.transport_seq = address, 0
+        session.srtp, session.dtls = SrtpContext(keys), SimpleNamespace(keys=keys)
+        spec = TrackSpec("0", VIDEO, [codec], extensions=ids if extensions else {})
+        player = SubscriberTrack(session, spec)  # type: ignore[arg-type]
+        if engine is not None:  # attach keeps a sender it finds
+            player._sender = fastpath.srtp_sender(keys, engine)
+        if simulcast:  # as after a switch: every player's VP8 ids are its own
+            player.picture_offset, player.tl0_offset = 7 + index, 3 + index
+            if index % LIMITED_EVERY == 0:
+                player.limit_temporal(1)
+        player.attach(source, codec, sender.sendto)
+        players.append(player)
+    return source, players
+
+
+def packet_stream(
+    packets: int, simulcast: bool = False, payload: int = PAYLOAD_BYTES
+) -> list[bytes]:
+    """RTP packets as the publisher sends them: single-layer ones all keyframes (so players
+    start at once), simulcast ones frames of an L1T3 VP8 layer."""
+    body = os.urandom(payload)
+    return [
+        struct.pack("!BBHII", 0x80, 96, seq & 0xFFFF, seq * 3000, 1)
+        + (vp8_frame(seq) if simulcast else bytes([0x10, 0x00]))
+        + body
+        for seq in range(packets)
+    ]
+
+
 def measure(
     players: int,
     keys: SrtpKeys,
@@ -89,40 +138,21 @@ def measure(
     simulcast: bool = False,
     engine: str | None = None,
 ) -> float:
-    """CPU seconds per forwarded packet (one packet sent to one player); `engine` picks the
-    compiled path's AES engine (None: the one the server would use)."""
+    """CPU seconds per forwarded packet (one packet sent to one player)."""
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sink.bind(("127.0.0.1", 0))
         sender.setblocking(False)
-        codec = Codec("VP8", 96, 90000, rtcp_fb=("nack",))
-        rid = "f" if simulcast else None
-        spec = TrackSpec("0", VIDEO, [codec], ssrc=1, rids=(rid,) if rid else ())
-        source = PublisherTrack(spec, keyframe_interval=0.5, rid=rid)
-        ids = {1: rtp.MID_URI, 2: rtp.ABS_SEND_TIME_URI, 3: rtp.TRANSPORT_CC_URI}
-        subscribers = []
-        for index in range(players):
-            session = Peer()
-            session.addr, session.transport_seq = sink.getsockname(), 0
-            session.srtp, session.dtls = SrtpContext(keys), SimpleNamespace(keys=keys)
-            spec = TrackSpec("0", VIDEO, [codec], extensions=ids if extensions else {})
-            player = SubscriberTrack(session, spec)  # type: ignore[arg-type]
-            if engine is not None:  # attach keeps a sender it finds
-                player._sender = fastpath.srtp_sender(keys, engine)
-            if simulcast:  # as after a switch: every player's VP8 ids are its own
-                player.picture_offset, player.tl0_offset = 7 + index, 3 + index
-                if index % LIMITED_EVERY == 0:
-                    player.limit_temporal(1)
-            player.attach(source, codec, sender.sendto)
-            subscribers.append(player)
-        body = os.urandom(PAYLOAD_BYTES)
-        stream = [
-            struct.pack("!BBHII", 0x80, 96, seq & 0xFFFF, seq * 3000, 1)
-            + (vp8_frame(seq) if simulcast else bytes([0x10, 0x00]))  # single: all keyframes
-            + body
-            for seq in range(packets)
-        ]
+        source, subscribers = track_with_players(
+            keys,
+            [sink.getsockname()] * players,
+            sender,
+            extensions=extensions,
+            simulcast=simulcast,
+            engine=engine,
+        )
+        stream = packet_stream(packets, simulcast)
         started = time.process_time()
         for index, packet in enumerate(stream):
             source.forward(packet, index / 60)
