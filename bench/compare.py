@@ -10,9 +10,10 @@ player count, each round runs one fresh server of each checkout in turn (the ord
 round, so neither always has the warmer machine), with this checkout's load generator
 (`bench.load`, 1 publisher at ~112 packets/s). It prints egress packets per server CPU-second,
 p99 latency (as the players read the packets, and as the packets reached their sockets by the
-kernel's stamp, which leaves out the load generator's own queueing) and the server's peak RSS
-for both, and the head/base ratio of the medians.
-Numbers only: nothing here passes or fails on them.
+kernel's stamp, which leaves out the load generator's own queueing), the server's peak RSS
+and CPU for both, and the head/base ratio of the medians: over all runs, and over the runs
+whose server was not saturated (under 90 % of its core). Numbers only: nothing here passes or
+fails on them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from pathlib import Path
 from bench.launcher import ROOT
 from bench.sweep import fmt, run_step
 
+# Server CPU (100 = one core) from which a run counts as saturated.
+SATURATED_CPU = 90.0
 # Flags that turn off what would stop one client address from opening hundreds of sessions;
 # a checkout that predates a flag does not get it.
 UNLIMITED = [
@@ -104,7 +107,8 @@ def run_all(args: argparse.Namespace, roots: dict[str, Path], tmp: Path) -> dict
     """Every run, alternating the checkouts: {(players, label): [load summaries]}."""
     extra = {label: unlimited_flags(root) for label, root in roots.items()}
     print(
-        f"{'players':>7} {'run':>5} {'pkts/CPU-s':>10} {'p99 ms':>7} {'sock p99':>8} {'RSS MB':>7}"
+        f"{'players':>7} {'run':>5} {'pkts/CPU-s':>10} {'p99 ms':>7} {'sock p99':>8} "
+        f"{'RSS MB':>7} {'CPU %':>6}"
     )
     results: dict[tuple[int, str], list[dict]] = {}
     for players in args.players:
@@ -122,27 +126,46 @@ def run_all(args: argparse.Namespace, roots: dict[str, Path], tmp: Path) -> dict
                     f"{fmt(summary['egress_pps_per_cpu_second'], '.0f'):>10} "
                     f"{fmt(summary['latency_p99_ms'], '.1f'):>7} "
                     f"{fmt(summary.get('socket_latency_p99_ms'), '.1f'):>8} "
-                    f"{fmt(summary['server_rss_mb_max'], '.0f'):>7}"
+                    f"{fmt(summary['server_rss_mb_max'], '.0f'):>7} "
+                    f"{fmt(summary['server_cpu_pct'], '.0f'):>6}"
+                    f"{' saturated' if saturated(summary) else ''}"
                 )
     return results
 
 
+def saturated(summary: dict) -> bool:
+    """A server that used (nearly) all of its core: it falls behind, its players lose packets
+    and ask for them again, so what it does per packet is no longer what it costs per packet."""
+    cpu = summary["server_cpu_pct"]
+    return cpu is not None and cpu >= SATURATED_CPU
+
+
+def median_rate(summaries: list[dict]) -> float | None:
+    rates = [s["egress_pps_per_cpu_second"] for s in summaries]
+    return median([rate for rate in rates if rate is not None])
+
+
 def print_ratios(players_counts: list[int], results: dict) -> None:
-    print(f"\n{'players':>7} {'base pkts/CPU-s':>15} {'head pkts/CPU-s':>15} {'ratio':>6}")
+    """The medians, and their ratio: over all runs, and over the runs whose server had CPU to
+    spare (a saturated base makes the first ratio larger than the cost per packet says)."""
+    print(
+        f"\n{'players':>7} {'base pkts/CPU-s':>15} {'head pkts/CPU-s':>15} {'ratio':>6} "
+        f"{'unsaturated runs':>16}"
+    )
     for players in players_counts:
-        rates = {
-            label: median(
-                [
-                    s["egress_pps_per_cpu_second"]
-                    for s in results.get((players, label), [])
-                    if s["egress_pps_per_cpu_second"] is not None
-                ]
-            )
-            for label in ("base", "head")
-        }
-        base, head = rates["base"], rates["head"]
+        base_runs, head_runs = (
+            results.get((players, "base"), []),
+            results.get((players, "head"), []),
+        )
+        base, head = median_rate(base_runs), median_rate(head_runs)
         ratio = head / base if base and head else None
-        print(f"{players:>7} {fmt(base, '.0f'):>15} {fmt(head, '.0f'):>15} {fmt(ratio, '.2f'):>6}")
+        spare_base = median_rate([s for s in base_runs if not saturated(s)])
+        spare_head = median_rate([s for s in head_runs if not saturated(s)])
+        spare = spare_head / spare_base if spare_base and spare_head else None
+        print(
+            f"{players:>7} {fmt(base, '.0f'):>15} {fmt(head, '.0f'):>15} {fmt(ratio, '.2f'):>6} "
+            f"{fmt(spare, '.2f'):>16}"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
