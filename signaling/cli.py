@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import platform
@@ -392,6 +393,17 @@ def connection_guard(args: argparse.Namespace, worker: bool) -> ConnectionGuard:
     return ConnectionGuard(header_timeout=args.header_timeout, max_per_ip=per_ip)
 
 
+def freeze_startup_objects() -> int:
+    """Put what start-up made (modules, classes, the app) out of the cyclic collector's reach,
+    and return how many objects that was. They live as long as the process, so a collection
+    could never free them, yet each full one walked them all: about 62,000 objects and 15-17
+    ms here, a pause in which no packet is forwarded. Full collections now walk only what came
+    since (sessions, streams)."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 async def serve(args: argparse.Namespace) -> None:
     guard = connection_guard(args, args.worker_index is not None)
     auto = args.candidate == [AUTO]
@@ -440,6 +452,7 @@ async def serve(args: argparse.Namespace) -> None:
     server = await listen(runner, args.http_host, args.http_port, guard, tls)
     if cluster is not None:
         await cluster.start()
+    log.debug("%d start-up objects frozen out of the cyclic GC", freeze_startup_objects())
     log.info(
         "LiteSFU ready: %s://%s:%d (pages and API), media UDP %d, ICE-TCP %s, candidates %s%s",
         "https" if tls else "http",
