@@ -19,6 +19,13 @@ class SrtpSender:
     def engine(self) -> str: ...
     def protect(self, packet: bytes | bytearray) -> bytes: ...
 
+class TransportState:
+    """The per-peer fields the fan-out reads for every packet, flat in C; the base of
+    PeerSession and the relay's PlainSession."""
+
+    addr: Any
+    transport_seq: int
+
 class PlayerState:
     """The per-player fields the fan-out reads, flat in C; the base of SubscriberTrack."""
 
