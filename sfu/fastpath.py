@@ -35,8 +35,32 @@ PATH = "compiled" if _extension is not None else "python"
 fanout: Callable[[bytes, list, float, bool], tuple[int, int, int]] | None = (
     _extension.fanout if _extension is not None else None
 )
-# The base of SubscriberTrack: its per-player fields kept flat in C, or a plain object.
+# The base of SubscriberTrack: its per-player fields kept flat in C, or a plain object, and
+# then SubscriberTrack keeps them in PLAYER_SLOTS of its own.
 PlayerState: type = _extension.PlayerState if _extension is not None else object
+PLAYER_SLOTS: tuple[str, ...] = (
+    ()
+    if _extension is not None
+    else (
+        "_fd",
+        "_sender",
+        "bytes",
+        "extension_layout",
+        "first_out_seq",
+        "max_temporal",
+        "packets",
+        "payload_type",
+        "picture_offset",
+        "seq_offset",
+        "session",
+        "ssrc",
+        "started",
+        "temporal_drops",
+        "tl0_offset",
+        "ts_offset",
+        "vp8_after",
+    )
+)
 # The base of PeerSession and the relay's PlainSession: addr and transport_seq, which the
 # fan-out reads for every packet, flat in C; or a plain object, and then a subclass with
 # __slots__ keeps them in TRANSPORT_SLOTS of its own.

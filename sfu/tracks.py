@@ -368,7 +368,37 @@ class SubscriberTrack(Vp8Continuity, fastpath.PlayerState):
 
     With the extension built, the fields the fan-out reads (ssrc, payload_type, offsets,
     VP8 continuity, temporal limit, started, counters, session, extension_layout) live flat
-    in its C base."""
+    in its C base; on the Python path they are slots of its own (fastpath.PLAYER_SLOTS)."""
+
+    __slots__ = (
+        *fastpath.PLAYER_SLOTS,
+        "_last_sr",
+        "_packets_at_refill",
+        "_protect",
+        "_resend_tokens",
+        "_resent_at",
+        "_resume",
+        "_rng",
+        "_sendto",
+        "choice",
+        "fraction_lost",
+        "jitter",
+        "keyframe_requests",
+        "kind",
+        "layer_switches",
+        "nack_budget_drops",
+        "nacks_received",
+        "packets_lost",
+        "pending",
+        "retransmissions",
+        "retransmit_misses",
+        "rtt",
+        "rtx_payload_type",
+        "rtx_seq",
+        "rtx_ssrc",
+        "source",
+        "spec",
+    )
 
     def __init__(
         self, session: Transport, spec: TrackSpec, rng: random.Random = ice.SYSTEM_RANDOM
