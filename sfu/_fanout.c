@@ -969,20 +969,23 @@ static long take_transport_seq(PyObject *session)
     return failed ? -1 : seq;
 }
 
-/* Copy the packet into out as this player gets it (its extensions, if any, in place of the
- * packet's own), rewrite marker|PT, sequence number, timestamp and SSRC; the length, and in
- * *transport_at where the transport-wide sequence number goes (0 if nowhere). */
+/* Copy the packet into out as this player gets it: its own extensions, if any, in place of
+ * the publisher's (which no player gets); rewrite marker|PT, sequence number, timestamp and
+ * SSRC. Returns the length, and in *transport_at where the transport-wide sequence number goes
+ * (0 if nowhere). */
 static Py_ssize_t rewrite(const Player *player, const uint8_t *packet, Py_ssize_t len,
                           Py_ssize_t start, const uint8_t abs_time[3], uint8_t *out,
                           Py_ssize_t *transport_at)
 {
     Py_ssize_t n;
+    Py_ssize_t fixed = 12 + 4 * (packet[0] & 0x0F);
     *transport_at = 0;
     if (player->layout == Py_None) {
-        memcpy(out, packet, (size_t)len);
-        n = len;
+        memcpy(out, packet, (size_t)fixed);
+        out[0] &= 0xEF;
+        memcpy(out + fixed, packet + start, (size_t)(len - start));
+        n = fixed + (len - start);
     } else {
-        Py_ssize_t fixed = 12 + 4 * (packet[0] & 0x0F);
         memcpy(out, packet, (size_t)fixed);
         out[0] |= 0x10;
         Py_ssize_t pos = fixed + 4;

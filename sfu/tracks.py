@@ -156,9 +156,11 @@ class PublisherTrack:
                 self.send_due_nacks(now)
         if packet[0] & 0x10:
             try:
-                packet = rtp.strip_extensions(packet)
+                rtp.header_length(packet)  # an extension block past the end: not forwarded
             except rtp.RtpError:
                 return 0
+        # Kept and handed on with the publisher's extensions, which players never get: the
+        # fan-out writes each player's own in their place, and resends strip them (cached).
         if self.cache is not None:
             self.cache[seq & _CACHE_MASK] = packet
         if self.switching or (self.vp8_layer and not self.width):
@@ -176,6 +178,7 @@ class PublisherTrack:
             # Players still waiting for a keyframe, and any without a socket or SRTP sender
             # the extension can use, go through the loop below.
             subscribers = [sub for sub in subscribers if not sub.started or sub._fd < 0]
+        packet = rtp.strip_extensions(packet)  # checked above; the loop starts from the bare one
         buf = bytearray(packet)
         marker = packet[1] & 0x80
         payload_start = 0
@@ -270,13 +273,14 @@ class PublisherTrack:
             self.requests.append(NackNeeded(self.ssrc, due))
 
     def cached(self, seq: int) -> bytes | None:
-        """The packet with this sequence number if it is still in the cache."""
+        """The packet with this sequence number if it is still in the cache, without the
+        publisher's header extensions."""
         if self.cache is None:
             return None
         packet = self.cache[seq & _CACHE_MASK]
         if packet is None or (packet[2] << 8 | packet[3]) != seq:
             return None
-        return packet
+        return rtp.strip_extensions(packet)
 
     def _starts_keyframe(self, packet: bytes) -> bool:
         try:
