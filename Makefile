@@ -4,9 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench browser-deps cluster-deps clean
+.PHONY: run test lint bench sweep browser-deps cluster-deps clean
 
-$(STAMP): pyproject.toml setup.py sfu/_fanout.c
+$(STAMP): pyproject.toml setup.py sfu/_fanout.c sfu/_aes.c sfu/_aes.h
 	PYTHON=$(PYTHON) sh scripts/install-build-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -30,7 +30,11 @@ test: $(STAMP) browser-deps cluster-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 tests/unit
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration tests/browser
 
+# This checkout beside the commit before the compiled fan-out, on the same load (bench.compare).
 bench: $(STAMP)
+	$(BIN)/python -m bench.compare $(ARGS)
+
+sweep: $(STAMP)
 	$(BIN)/python -m bench.sweep $(ARGS)
 
 clean:
