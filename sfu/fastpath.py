@@ -36,14 +36,13 @@ fanout: Callable[[bytes, list, float, bool], tuple[int, int, int]] | None = (
     _extension.fanout if _extension is not None else None
 )
 # The base of SubscriberTrack: its per-player fields kept flat in C, or a plain object, and
-# then SubscriberTrack keeps them in PLAYER_SLOTS of its own.
+# then SubscriberTrack keeps them in PLAYER_SLOTS of its own (less the C path's own _fd and
+# _sender, which the Python path never sets).
 PlayerState: type = _extension.PlayerState if _extension is not None else object
 PLAYER_SLOTS: tuple[str, ...] = (
     ()
     if _extension is not None
     else (
-        "_fd",
-        "_sender",
         "bytes",
         "extension_layout",
         "first_out_seq",
