@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench sweep browser-deps cluster-deps clean
 
-$(STAMP): pyproject.toml setup.py sfu/_fanout.c sfu/_aes.c sfu/_aes.h
+$(STAMP): pyproject.toml setup.py sfu/protocol/_fanout.c sfu/protocol/_aes.c sfu/protocol/_aes.h
 	PYTHON=$(PYTHON) sh scripts/install-build-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -1,7 +1,7 @@
 """Build configuration for the compiled fan-out; everything else is in pyproject.toml.
 
 The extension is optional: where it cannot be built (no compiler, no OpenSSL headers) the
-install still succeeds and the server uses the pure-Python path (see sfu/fastpath.py).
+install still succeeds and the server uses the pure-Python path (see sfu/protocol/fastpath.py).
 """
 
 from setuptools import Extension, setup
@@ -9,9 +9,9 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "sfu._fanout",
-            sources=["sfu/_fanout.c", "sfu/_aes.c"],
-            depends=["sfu/_aes.h"],
+            "sfu.protocol._fanout",
+            sources=["sfu/protocol/_fanout.c", "sfu/protocol/_aes.c"],
+            depends=["sfu/protocol/_aes.h"],
             libraries=["crypto"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
             optional=True,

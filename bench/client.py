@@ -2,8 +2,8 @@
 
 Each client owns one non-blocking UDP socket connected to the server's candidate and read from a
 loop reader callback, because asyncio's datagram protocol costs several times more per packet.
-The handshake reuses the project's sans-IO objects (`sfu.ice`, `sfu.dtls`, `sfu.srtp`) in the
-client role: controlling full ICE agent, DTLS client.
+The handshake reuses the project's sans-IO objects (`sfu.protocol.ice`, `sfu.protocol.dtls`,
+`sfu.protocol.srtp`) in the client role: controlling full ICE agent, DTLS client.
 
 A publisher sends VP8-like video (a frame every 33 ms, ~60 packets/s of 1200-byte payloads, a
 keyframe every 2 s or when the server sends a PLI) and Opus-like audio (50 packets/s). Every
@@ -29,11 +29,12 @@ from dataclasses import dataclass
 import pylibsrtp
 
 from bench.sdp import AUDIO_PT, RID_ID, VIDEO_PT, Answer, build_offer, parse_answer
-from sfu import ice, rtp, stun
-from sfu.demux import DTLS, SRTP, STUN, classify
-from sfu.dtls import Certificate, DtlsEndpoint, DtlsState
-from sfu.srtp import SrtpContext
-from sfu.stun import StunError
+from sfu.protocol import ice
+from sfu.protocol.dtls import Certificate, DtlsEndpoint, DtlsState
+from sfu.protocol.srtp import SrtpContext
+from sfu.wire import rtp, stun
+from sfu.wire.demux import DTLS, SRTP, STUN, classify
+from sfu.wire.stun import StunError
 
 AUDIO = "audio"
 VIDEO = "video"

@@ -3,11 +3,11 @@
     python -m bench.compare [--base REF] [--players 400 800] [--seconds 6] [--rounds 2]
 
 The base defaults to the commit before the compiled fan-out landed (the parent of the first
-commit that added sfu/_fanout.c). It is unpacked with `git archive` into a temporary folder and
-run with this venv's interpreter and packages; a base that has sfu/_fanout.c gets it built in
-place first, so it forwards on the path it had (the default base has none: Python). For every
-player count, each round runs one fresh server of each checkout in turn (the order flips every
-round, so neither always has the warmer machine), with this checkout's load generator
+commit that added the fan-out's C file). It is unpacked with `git archive` into a temporary
+folder and run with this venv's interpreter and packages; a base that has the C file gets it
+built in place first, so it forwards on the path it had (the default base has none: Python).
+For every player count, each round runs one fresh server of each checkout in turn (the order
+flips every round, so neither always has the warmer machine), with this checkout's load generator
 (`bench.load`, 1 publisher at ~112 packets/s). It prints egress packets per server CPU-second,
 p99 latency (as the players read the packets, and as the packets reached their sockets by the
 kernel's stamp, which leaves out the load generator's own queueing), the server's peak RSS
@@ -41,13 +41,17 @@ UNLIMITED = [
 ]
 
 
+# Where the fan-out's C source has lived: before and after the package restructure.
+FANOUT_SOURCES = ("sfu/_fanout.c", "sfu/protocol/_fanout.c")
+
+
 def default_base() -> str:
     added = subprocess.run(
-        ["git", "log", "--diff-filter=A", "--format=%H", "--", "sfu/_fanout.c"],
+        ["git", "log", "--diff-filter=A", "--format=%H", "--", *FANOUT_SOURCES],
         cwd=ROOT, capture_output=True, text=True, check=True,
     ).stdout.split()  # fmt: skip
     if not added:
-        raise SystemExit("compare: sfu/_fanout.c is in no commit; give --base")
+        raise SystemExit("compare: the fan-out's C file is in no commit; give --base")
     return f"{added[-1]}^"
 
 
@@ -66,13 +70,14 @@ def unpack(ref: str, into: Path) -> str:
 def build_extension(root: Path) -> str:
     """Build the compiled fan-out in place in a checkout that has one, so a base that already
     had it is measured on the path it would run; what was done, for the header line."""
-    if not (root / "sfu" / "_fanout.c").exists():
+    sources = [root / path for path in FANOUT_SOURCES if (root / path).exists()]
+    if not sources:
         return "no extension (Python path)"
     built = subprocess.run(
         [sys.executable, "setup.py", "build_ext", "--inplace"],
         cwd=root, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
-    if built.returncode != 0 or not list((root / "sfu").glob("_fanout*.so")):
+    if built.returncode != 0 or not list(sources[0].parent.glob("_fanout*.so")):
         return "extension failed to build (Python path)"
     return "extension built"
 

@@ -29,8 +29,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bench.forward import PROFILES, packet_stream, server_keys, track_with_players
-from sfu import fastpath
-from sfu.dtls import SrtpKeys
+from sfu.protocol import fastpath
+from sfu.protocol.dtls import SrtpKeys
 
 SOURCE = Path(__file__).with_name("floor.c")
 DATAGRAM = 1200

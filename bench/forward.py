@@ -5,8 +5,8 @@
 One publisher track fans packets out to N players through the real code (PublisherTrack.forward,
 per-player rewrite, SRTP protection with keys from a real DTLS handshake, sends to a 127.0.0.1
 sink nobody reads), on both paths side by side: the pure-Python loop (pylibsrtp, one sendto per
-player) and the compiled fan-out (sfu._fanout: SRTP on an AES engine, one sendmmsg per packet), by
-default on OpenSSL's EVP and on the best engine this CPU has. It prints
+player) and the compiled fan-out (sfu.protocol._fanout: SRTP on an AES engine, one sendmmsg per
+packet), by default on OpenSSL's EVP and on the best engine this CPU has. It prints
 microseconds per forwarded packet (one packet to one player) for each SRTP profile, with and
 without the per-player header extensions, and the ratio. End-to-end runs (bench.load) cost more
 per packet on loopback, because each delivery also wakes the receiving process; this separates
@@ -30,11 +30,12 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from types import SimpleNamespace
 
-from sfu import fastpath, rtp
-from sfu.dtls import Certificate, DtlsEndpoint, SrtpKeys
 from sfu.media import VIDEO, Codec, TrackSpec
-from sfu.srtp import SrtpContext
-from sfu.tracks import PublisherTrack, SubscriberTrack
+from sfu.protocol import fastpath
+from sfu.protocol.dtls import Certificate, DtlsEndpoint, SrtpKeys
+from sfu.protocol.srtp import SrtpContext
+from sfu.routing.tracks import PublisherTrack, SubscriberTrack
+from sfu.wire import rtp
 
 PROFILES = {"AES-GCM": b"SRTP_AEAD_AES_128_GCM", "AES-CM-SHA1": b"SRTP_AES128_CM_SHA1_80"}
 PAYLOAD_BYTES = 1100

@@ -21,11 +21,11 @@ from collections.abc import Sequence
 from typing import cast
 
 from sfu.config import MediaConfig
+from sfu.io.server import MediaServer
 from sfu.media import VIDEO, Codec, TrackSpec
-from sfu.relay import PlainSession, mirrored, relay_keys
-from sfu.router import PLAY, PUBLISH
-from sfu.server import MediaServer
-from sfu.session import PeerSession
+from sfu.routing.relay import PlainSession, mirrored, relay_keys
+from sfu.routing.router import PLAY, PUBLISH
+from sfu.session.peer import PeerSession
 
 PAYLOAD_BYTES = 1100
 VP8 = Codec("VP8", 96, 90000, rtcp_fb=("nack", "nack pli", "ccm fir"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from sfu.rtp import RID_URI, TRANSPORT_CC_URI
+from sfu.wire.rtp import RID_URI, TRANSPORT_CC_URI
 
 AUDIO_PT = 111
 VIDEO_PT = 96

@@ -21,14 +21,14 @@ import atheris
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 with atheris.instrument_imports():
-    from sfu import rtp, stun
-    from sfu.dtls import Certificate, DtlsEndpoint
-    from sfu.session import SessionTable
-    from sfu.udp import UdpEndpoint
-    from signaling.auth import verify
-    from signaling.negotiate import NegotiationError, negotiate_play, negotiate_publish
-    from signaling.sdp import SdpError, parse_offer
-    from signaling.trickle import FragmentError, parse_sdpfrag
+    from sfu.io.udp import UdpEndpoint
+    from sfu.protocol.dtls import Certificate, DtlsEndpoint
+    from sfu.session.peer import SessionTable
+    from sfu.wire import rtp, stun
+    from signaling.sdp.negotiate import NegotiationError, negotiate_play, negotiate_publish
+    from signaling.sdp.parse import SdpError, parse_offer
+    from signaling.sdp.trickle import FragmentError, parse_sdpfrag
+    from signaling.security.auth import verify
 
 CERTIFICATE = Certificate.generate()
 

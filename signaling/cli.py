@@ -17,30 +17,30 @@ from pathlib import Path
 from aiohttp import web
 
 from sfu.config import MediaConfig
-from sfu.server import MediaServer
-from signaling import settings
-from signaling.admission import Admission, AdmissionPolicy
-from signaling.app import create_app
-from signaling.auth import Authenticator
-from signaling.balancer import Balancer
-from signaling.candidates import AUTO, default_candidates, interface_addresses
-from signaling.cluster import Cluster, ClusterConfig
-from signaling.cluster_api import add_cluster_routes
-from signaling.cluster_link import ClusterLink
-from signaling.connections import ConnectionGuard, listen
-from signaling.front import create_front
-from signaling.hooks import HttpHooks
-from signaling.ice_servers import IceServerError, IceServers
-from signaling.internal import add_internal_routes
-from signaling.limits import Limits
-from signaling.logs import setup_logging
-from signaling.metrics import MAX_PER_STREAM
-from signaling.observe import add_front_observability, add_observability
-from signaling.registry import RedisRegistry
-from signaling.settings import ReplacingAppend
-from signaling.worker_link import SECRET_ENV
-from signaling.worker_state import CLUSTER
-from signaling.workers import WorkerPool
+from sfu.io.server import MediaServer
+from signaling.cluster.api import add_cluster_routes
+from signaling.cluster.link import ClusterLink
+from signaling.cluster.node import Cluster, ClusterConfig
+from signaling.cluster.registry import RedisRegistry
+from signaling.http.app import create_app
+from signaling.http.connections import ConnectionGuard, listen
+from signaling.observe.logs import setup_logging
+from signaling.observe.metrics import MAX_PER_STREAM
+from signaling.observe.wiring import add_front_observability, add_observability
+from signaling.sdp.candidates import AUTO, default_candidates, interface_addresses
+from signaling.sdp.ice_servers import IceServerError, IceServers
+from signaling.security.admission import Admission, AdmissionPolicy
+from signaling.security.auth import Authenticator
+from signaling.security.hooks import HttpHooks
+from signaling.security.limits import Limits
+from signaling.startup import settings
+from signaling.startup.settings import ReplacingAppend
+from signaling.workers.balancer import Balancer
+from signaling.workers.front import create_front
+from signaling.workers.internal import add_internal_routes
+from signaling.workers.link import SECRET_ENV
+from signaling.workers.pool import WorkerPool
+from signaling.workers.state import CLUSTER
 
 log = logging.getLogger("litesfu")
 
@@ -188,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="behind a reverse proxy: the client is the right-most X-Forwarded-For address "
         "(SFU_TRUST_PROXY=1)",
     )
-    auth = parser.add_argument_group("authorization (see signaling/auth.py for the token format)")
+    auth = parser.add_argument_group(
+        "authorization (see signaling/security/auth.py for the token format)"
+    )
     auth.add_argument(
         "--auth-token",
         action=ReplacingAppend,

@@ -3,18 +3,19 @@
 No socket is opened. The endpoint and the router send through a `MemorySocket` that hands each
 datagram to a `Network`, which holds it for its link's delay (dropping, delaying, reordering it
 as configured) and then calls `endpoint.datagram_received` or the peer's `receive`. Sessions are
-created the way the HTTP handlers create them: offer text -> signaling.sdp / signaling.negotiate
--> router.publish / router.play -> signaling.answer.render_answer -> bench.sdp.parse_answer.
+created the way the HTTP handlers create them: offer text -> signaling.sdp.parse /
+signaling.sdp.negotiate -> router.publish / router.play -> signaling.sdp.answer.render_answer
+-> bench.sdp.parse_answer.
 
 Peers are bench.client's `Transport` (client ICE, DTLS, SRTP) with synthetic media on top. The
 network's randomness (loss, jitter) comes from one `random.Random(seed)`, and each server's
 router gets a seeded one of its own (session ids, server ICE credentials, SSRCs, sequence
 starts); the peers' own credentials and SSRCs still come from `secrets`.
 
-Servers run their timers the way sfu/server.py does: `router.handle_timer(now)` at every step,
-so DTLS retransmission follows the fake clock (sfu/dtls.py), except one case: a DTLS client's
-final flight is resent by OpenSSL, on its own wall clock. The peers here are such clients, so a
-lost server Finished is not repaired in fake time; set loss after `connect` returns.
+Servers run their timers the way sfu/io/server.py does: `router.handle_timer(now)` at every step,
+so DTLS retransmission follows the fake clock (sfu/protocol/dtls.py), except one case: a DTLS
+client's final flight is resent by OpenSSL, on its own wall clock. The peers here are such
+clients, so a lost server Finished is not repaired in fake time; set loss after `connect` returns.
 """
 
 from __future__ import annotations
@@ -38,21 +39,22 @@ from bench.client import (
     asks_keyframe,
 )
 from bench.sdp import RID_ID, TRANSPORT_CC_ID, VIDEO_PT, VIDEO_RTX_PT, build_offer, parse_answer
-from sfu import ice, rtp
 from sfu.config import MediaConfig
-from sfu.demux import DTLS, SRTP, STUN, classify
-from sfu.dtls import Certificate
-from sfu.keyframes import vp8_keyframe_start
-from sfu.receiver import ReceptionStats
-from sfu.router import PLAY, PUBLISH, Router
-from sfu.rtp import TRANSPORT_CC_URI
-from sfu.session import Address, PeerSession, SessionTable
-from sfu.simulcast import vp8_picture_fields, vp8_temporal_id
-from sfu.twcc import FMT_TRANSPORT_CC, TwccRecorder
-from sfu.udp import UdpEndpoint
-from signaling.answer import render_answer
-from signaling.negotiate import negotiate_play, negotiate_publish
-from signaling.sdp import parse_offer
+from sfu.io.udp import UdpEndpoint
+from sfu.protocol import ice
+from sfu.protocol.dtls import Certificate
+from sfu.protocol.keyframes import vp8_keyframe_start
+from sfu.protocol.receiver import ReceptionStats
+from sfu.protocol.simulcast import vp8_picture_fields, vp8_temporal_id
+from sfu.protocol.twcc import FMT_TRANSPORT_CC, TwccRecorder
+from sfu.routing.router import PLAY, PUBLISH, Router
+from sfu.session.peer import Address, PeerSession, SessionTable
+from sfu.wire import rtp
+from sfu.wire.demux import DTLS, SRTP, STUN, classify
+from sfu.wire.rtp import TRANSPORT_CC_URI
+from signaling.sdp.answer import render_answer
+from signaling.sdp.negotiate import negotiate_play, negotiate_publish
+from signaling.sdp.parse import parse_offer
 
 SERVER_ADDRESS: Address = ("10.0.0.1", 8000)
 TICK = 0.005  # fake-clock step: 5 ms, finer than any timer the server or peers run
@@ -167,7 +169,7 @@ class Network:
 
 
 class Server:
-    """A Router and its UdpEndpoint on a memory socket, with sfu/server.py's timer cadence."""
+    """A Router and its UdpEndpoint on a memory socket, with sfu/io/server.py's timer cadence."""
 
     def __init__(
         self,

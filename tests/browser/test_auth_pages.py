@@ -1,7 +1,7 @@
 """The pages with `--auth-secret`: minted tokens given as ?token= publish, play and join rooms.
 
-Tokens are minted by the real command line (python -m signaling.auth mint), are taken out of
-the visible URL, and never reach the server's log; a page without one shows the 401.
+Tokens are minted by the real command line (python -m signaling.security.auth mint), are taken
+out of the visible URL, and never reach the server's log; a page without one shows the 401.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ SECRET = "browser-test-secret"
 
 
 def mint(stream: str, role: str) -> str:
-    command = [sys.executable, "-m", "signaling.auth", "mint", "--secret", SECRET]
+    command = [sys.executable, "-m", "signaling.security.auth", "mint", "--secret", SECRET]
     command += ["--stream", stream, "--role", role, "--ttl", "600"]
     return subprocess.run(
         command, cwd=ROOT, check=True, capture_output=True, text=True

@@ -13,10 +13,10 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 
 from sfu.config import MediaConfig
-from sfu.server import MediaServer
-from signaling.app import create_app
-from signaling.auth import Authenticator
-from signaling.observe import add_observability
+from sfu.io.server import MediaServer
+from signaling.http.app import create_app
+from signaling.observe.wiring import add_observability
+from signaling.security.auth import Authenticator
 
 
 @asynccontextmanager

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from bench.launcher import ROOT
-from sfu import fastpath
+from sfu.protocol import fastpath
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("SFU_NO_EXTENSION", "") not in ("", "0"), reason="both need the compiled path"

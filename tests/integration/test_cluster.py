@@ -12,7 +12,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bench.launcher import ServerProcess, start_server, stop_server
-from signaling.cluster import TTL
+from signaling.cluster.node import TTL
 from tests.integration.peers import close_all, play, publish
 from tests.redisd import RedisProcess, redis_server  # noqa: F401  (a fixture)
 

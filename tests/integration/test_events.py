@@ -12,9 +12,9 @@ import pytest
 from bench.client import Publisher, Target
 from bench.launcher import start_server, stop_server
 from bench.worker import connect, keep_alive
-from sfu.dtls import Certificate
-from signaling.auth import Authenticator
-from signaling.events import LINK_REL
+from sfu.protocol.dtls import Certificate
+from signaling.observe.events import LINK_REL
+from signaling.security.auth import Authenticator
 from tests.integration.observed import observed
 from tests.integration.peers import close_all, new_peer_connection, play, publish
 from tests.integration.test_metrics import scrape, value
@@ -218,7 +218,7 @@ async def test_room_events_need_the_stats_token() -> None:
 
 
 async def test_idle_streams_get_heartbeats(monkeypatch) -> None:
-    monkeypatch.setattr("signaling.events.HEARTBEAT", 0.2)
+    monkeypatch.setattr("signaling.observe.events.HEARTBEAT", 0.2)
     async with observed() as (http, base), http.get(f"{base}/api/v1/events?room=quiet") as events:
         assert events.status == 200
         lines = [await asyncio.wait_for(events.content.readline(), 5) for _ in range(4)]

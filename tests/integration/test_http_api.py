@@ -8,7 +8,7 @@ import os
 import aiohttp
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
-from sfu import fastpath
+from sfu.protocol import fastpath
 from tests.integration.peers import close_all, new_peer_connection, play, prefer_codec, publish
 
 SDP = {"Content-Type": "application/sdp"}

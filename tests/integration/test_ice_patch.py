@@ -8,8 +8,9 @@ import socket
 import aiohttp
 import pytest
 
-from sfu import ice, stun
-from signaling.trickle import (
+from sfu.protocol import ice
+from sfu.wire import stun
+from signaling.sdp.trickle import (
     MAX_CANDIDATES,
     SDPFRAG_TYPE,
     Candidate,

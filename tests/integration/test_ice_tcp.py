@@ -15,10 +15,10 @@ import aiohttp
 
 from bench.client import SyntheticMedia, Transport
 from bench.sdp import build_offer, parse_answer
-from sfu import rtp
-from sfu.demux import DTLS, SRTP, STUN, classify
-from sfu.dtls import Certificate
-from sfu.framing import FrameReader, frame
+from sfu.protocol.dtls import Certificate
+from sfu.wire import rtp
+from sfu.wire.demux import DTLS, SRTP, STUN, classify
+from sfu.wire.framing import FrameReader, frame
 
 CERTIFICATE = Certificate.generate()
 SDP = {"Content-Type": "application/sdp"}

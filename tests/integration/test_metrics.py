@@ -9,7 +9,7 @@ import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.launcher import start_server, stop_server
-from signaling.auth import Authenticator
+from signaling.security.auth import Authenticator
 from tests.integration.observed import observed
 from tests.integration.peers import close_all, play, publish
 

@@ -20,9 +20,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bench.launcher import ServerProcess, free_port, start_server, stop_server
-from signaling.auth import Authenticator, mint
-from signaling.hooks import HttpHooks
-from signaling.limits import Limits
+from signaling.security.auth import Authenticator, mint
+from signaling.security.hooks import HttpHooks
+from signaling.security.limits import Limits
 from tests.conftest import served
 from tests.integration.observed import serving
 from tests.integration.peers import close_all, play, publish

@@ -15,12 +15,12 @@ from aiohttp.test_utils import TestServer
 
 from bench.launcher import start_server, stop_server
 from sfu.config import MediaConfig
-from sfu.server import MediaServer
-from signaling.admission import Admission, AdmissionPolicy
-from signaling.app import create_app
-from signaling.auth import Authenticator, mint
-from signaling.internal import add_internal_routes
-from signaling.worker_link import CLIENT_HEADER, SECRET_HEADER
+from sfu.io.server import MediaServer
+from signaling.http.app import create_app
+from signaling.security.admission import Admission, AdmissionPolicy
+from signaling.security.auth import Authenticator, mint
+from signaling.workers.internal import add_internal_routes
+from signaling.workers.link import CLIENT_HEADER, SECRET_HEADER
 from tests.integration.observed import serving
 from tests.integration.test_http_api import offer_text
 from tests.integration.test_robustness import bearer, status_and_reason
@@ -203,7 +203,7 @@ async def test_aborted_upload_is_one_info_line(sfu_server) -> None:
     deadline = time.monotonic() + 10
     while "upload aborted" not in sfu_server.log() and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    assert "INFO signaling.app: POST /whip/live/abort -> 400 offer upload aborted" in (
+    assert "INFO signaling.http.app: POST /whip/live/abort -> 400 offer upload aborted" in (
         sfu_server.log()
     )
     # The fixture asserts there is no traceback.

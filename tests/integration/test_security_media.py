@@ -17,9 +17,10 @@ import aiohttp
 from bench.client import VIDEO, Player, Publisher, Target
 from bench.launcher import ServerProcess
 from bench.worker import signal
-from sfu import ice, rtp, stun
-from sfu.dtls import Certificate
-from sfu.tracks import MAX_RESENDS_PER_RTCP
+from sfu.protocol import ice
+from sfu.protocol.dtls import Certificate
+from sfu.routing.tracks import MAX_RESENDS_PER_RTCP
+from sfu.wire import rtp, stun
 
 STREAM = "live/secure"
 SPOOF_HOST = "127.0.0.2"  # a third party that never asked for media

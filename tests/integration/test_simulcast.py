@@ -14,8 +14,8 @@ from bench.client import Player, Publisher, Target
 from bench.launcher import ServerProcess
 from bench.sdp import build_offer
 from bench.worker import connect, keep_alive
-from sfu.dtls import Certificate
-from signaling.layer_request import LINK_REL
+from sfu.protocol.dtls import Certificate
+from signaling.sdp.layer_request import LINK_REL
 
 STREAM = "live/sc"
 SDP = {"Content-Type": "application/sdp"}

@@ -15,7 +15,7 @@ import pytest
 
 from bench.launcher import ServerProcess, start_server, stop_server
 from bench.sdp import build_offer
-from signaling.front import merge_streams
+from signaling.workers.front import merge_streams
 from tests.integration.peers import close_all, new_peer_connection, play, publish
 
 # One player of a stream per worker before the next goes to the other; ports the kernel picks.

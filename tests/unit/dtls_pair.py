@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sfu.dtls import Certificate, DtlsEndpoint, DtlsState
+from sfu.protocol.dtls import Certificate, DtlsEndpoint, DtlsState
 
 
 def make_pair(

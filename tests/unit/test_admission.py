@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from signaling.admission import Admission, AdmissionPolicy, client_key, forwarded_client
-from signaling.auth import SessionOwners
 from signaling.cli import parse_args
+from signaling.security.admission import Admission, AdmissionPolicy, client_key, forwarded_client
+from signaling.security.auth import SessionOwners
 
 
 class Clock:

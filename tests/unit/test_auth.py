@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.launcher import ROOT
-from signaling.auth import Authenticator, bearer_token, main, mint, verify
+from signaling.security.auth import Authenticator, bearer_token, main, mint, verify
 
 SECRET = "correct horse battery staple"
 NOW = 1_700_000_000.0
@@ -105,7 +105,7 @@ def test_mint_command(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_mint_runs_as_a_module() -> None:
-    command = [sys.executable, "-m", "signaling.auth", "mint", "--stream", "live/x"]
+    command = [sys.executable, "-m", "signaling.security.auth", "mint", "--stream", "live/x"]
     command += ["--role", "publish", "--ttl", "3600", "--secret", SECRET]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from sfu import rtp
-from sfu.bwe import INITIAL_ESTIMATE, BandwidthEstimator
-from sfu.simulcast import MAX_UPGRADE_HOLD, UPGRADE_HOLD, Choice, LayerPace, choose, remb_choice
-from sfu.twcc import TwccRecorder, parse_feedback
+from sfu.protocol.bwe import INITIAL_ESTIMATE, BandwidthEstimator
+from sfu.protocol.simulcast import (
+    MAX_UPGRADE_HOLD,
+    UPGRADE_HOLD,
+    Choice,
+    LayerPace,
+    choose,
+    remb_choice,
+)
+from sfu.protocol.twcc import TwccRecorder, parse_feedback
+from sfu.wire import rtp
 
 TICK = 0.05
 PACKET = 1200

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from signaling.candidates import (
+from signaling.sdp.candidates import (
     MAX_CANDIDATES,
     default_candidates,
     for_request,

@@ -8,14 +8,14 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from sfu.config import MediaConfig
-from sfu.relay import relay_keys
-from sfu.router import PLAY, PUBLISH
-from sfu.server import MediaServer
+from sfu.io.server import MediaServer
+from sfu.routing.relay import relay_keys
+from sfu.routing.router import PLAY, PUBLISH
 from signaling.cli import parse_args
-from signaling.cluster import Cluster, ClusterConfig, keys_from_json, keys_to_json
-from signaling.cluster_link import ClusterLink, LinkError
-from signaling.plumbing import Rejection
-from signaling.registry import MemoryRegistry
+from signaling.cluster.link import ClusterLink, LinkError
+from signaling.cluster.node import Cluster, ClusterConfig, keys_from_json, keys_to_json
+from signaling.cluster.registry import MemoryRegistry
+from signaling.http.plumbing import Rejection
 
 SECRET = "a-unit-test-cluster-secret"
 

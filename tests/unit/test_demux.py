@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sfu.demux import DTLS, OTHER, SRTP, STUN, classify
+from sfu.wire.demux import DTLS, OTHER, SRTP, STUN, classify
 
 
 def expected_class(first: int) -> str:

@@ -1,4 +1,4 @@
-"""sfu._fanout: SRTP byte-identical to pylibsrtp, and the sendmmsg fan-out on real sockets.
+"""sfu.protocol._fanout: SRTP byte-identical to pylibsrtp, and the sendmmsg fan-out on real sockets.
 
 Every protected packet is compared with what pylibsrtp (libsrtp) makes of the same packet
 with the same master key, for both profiles the server negotiates; fan-out datagrams are
@@ -19,11 +19,12 @@ import pylibsrtp
 import pytest
 from pylibsrtp import Policy, Session
 
-from sfu import rtp, tracks
+from sfu.routing import tracks
+from sfu.wire import rtp
 
 if os.environ.get("SFU_NO_EXTENSION"):
     pytest.skip("SFU_NO_EXTENSION forces the Python path", allow_module_level=True)
-from sfu import _fanout  # the build must have made it
+from sfu.protocol import _fanout  # the build must have made it
 
 CM, GCM = Policy.SRTP_PROFILE_AES128_CM_SHA1_80, Policy.SRTP_PROFILE_AEAD_AES_128_GCM
 MASTER_LENGTH = {CM: 30, GCM: 28}
@@ -38,7 +39,7 @@ def master(profile: int) -> bytes:
 
 
 def libsrtp(profile: int, key: bytes, inbound: bool = False) -> Session:
-    """pylibsrtp as sfu.srtp sets it up: any SSRC, repeats allowed when sending."""
+    """pylibsrtp as sfu.protocol.srtp sets it up: any SSRC, repeats allowed when sending."""
     kind = Policy.SSRC_ANY_INBOUND if inbound else Policy.SSRC_ANY_OUTBOUND
     policy = Policy(key=key, ssrc_type=kind, srtp_profile=profile)
     if inbound:
@@ -218,7 +219,7 @@ class Peer(_fanout.TransportState):
 
 
 def namespace_peer() -> SimpleNamespace:
-    """Any other sfu.session.Transport: the fan-out reads and sets them by name."""
+    """Any other sfu.session.peer.Transport: the fan-out reads and sets them by name."""
     return SimpleNamespace()
 
 

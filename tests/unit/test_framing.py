@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sfu.framing import MAX_DATAGRAM, FrameReader, FramingError, frame
+from sfu.wire.framing import MAX_DATAGRAM, FrameReader, FramingError, frame
 
 DATAGRAMS = [b"\x00\x01stun", bytes(range(200)), b"\x80" + bytes(1199), b"", b"\x17dtls"]
 

@@ -16,14 +16,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sfu import ice, rtp
-from sfu.dtls import Certificate, DtlsEndpoint, DtlsState
+from sfu.io.udp import UdpEndpoint
 from sfu.media import PeerParams
-from sfu.session import PeerSession, SessionTable
-from sfu.udp import UdpEndpoint
-from signaling.answer import render_answer
-from signaling.negotiate import NegotiationError, negotiate_play, negotiate_publish
-from signaling.sdp import SdpError, parse_offer
+from sfu.protocol import ice
+from sfu.protocol.dtls import Certificate, DtlsEndpoint, DtlsState
+from sfu.session.peer import PeerSession, SessionTable
+from sfu.wire import rtp
+from signaling.sdp.answer import render_answer
+from signaling.sdp.negotiate import NegotiationError, negotiate_play, negotiate_publish
+from signaling.sdp.parse import SdpError, parse_offer
 from tests.unit.dtls_pair import connect, make_pair
 
 OFFERS = Path(__file__).parent / "offers"

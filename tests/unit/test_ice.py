@@ -7,8 +7,9 @@ import struct
 import pytest
 from aioice import stun as aioice_stun
 
-from sfu import ice, stun
-from sfu.ice import BindingOutcome, IceLite
+from sfu.protocol import ice
+from sfu.protocol.ice import BindingOutcome, IceLite
+from sfu.wire import stun
 
 SERVER_UFRAG = "srvUfrag"
 SERVER_PWD = "serverPasswordOf24Chars+"

@@ -8,7 +8,7 @@ import hmac
 
 import pytest
 
-from signaling.ice_servers import IceServerError, IceServers, turn_rest_credentials
+from signaling.sdp.ice_servers import IceServerError, IceServers, turn_rest_credentials
 
 
 def test_stun_and_turn_links_with_static_credentials() -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sfu.keyframes import (
+from sfu.protocol.keyframes import (
     H264KeyframeStart,
     h264_idr_start,
     h264_keyframe_start,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sfu.simulcast import Choice
-from signaling.layer_request import (
+from sfu.protocol.simulcast import Choice
+from signaling.sdp.layer_request import (
     LayerRequestError,
     layer_link,
     parse_layer_request,

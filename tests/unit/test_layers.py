@@ -18,23 +18,47 @@ PACKAGES = ("sfu", "signaling", "litesfu")
 LAYERS: dict[str, int] = {
     "sfu": 0,  # the empty package __init__
     **dict.fromkeys(
-        ["sfu.stun", "sfu.rtp", "sfu.demux", "sfu.framing", "sfu.config", "sfu.media"], 0
+        [
+            "sfu.wire.stun",
+            "sfu.wire.rtp",
+            "sfu.wire.demux",
+            "sfu.wire.framing",
+            "sfu.config",
+            "sfu.media",
+        ],
+        0,
     ),
     **dict.fromkeys(
-        ["sfu.ice", "sfu.dtls", "sfu.srtp", "sfu.receiver", "sfu.twcc", "sfu.keyframes"], 1
+        [
+            "sfu.protocol.ice",
+            "sfu.protocol.dtls",
+            "sfu.protocol.srtp",
+            "sfu.protocol.receiver",
+            "sfu.protocol.twcc",
+            "sfu.protocol.keyframes",
+        ],
+        1,
     ),
-    "sfu.stats": 0,  # the frozen values the router's queries answer with: data contracts
-    "sfu.simulcast": 1,  # layer order, choice and VP8 id continuity: pure values
-    "sfu.bwe": 1,  # a player's bandwidth estimate from its feedback: pure values
-    "sfu.probe": 1,  # padding packets and the probe schedule before an upgrade: pure values
+    "sfu.routing.stats": 0,  # the frozen values the router's queries answer with: data contracts
+    "sfu.protocol.simulcast": 1,  # layer order, choice and VP8 id continuity: pure values
+    "sfu.protocol.bwe": 1,  # a player's bandwidth estimate from its feedback: pure values
+    "sfu.protocol.probe": 1,  # padding packets and the probe schedule before an upgrade: pure values
     # The compiled fan-out (rewrite, SRTP, sendmmsg) is called by the tracks, so it sits with
     # the protocol state it builds on (DTLS keys) rather than with the socket adapters.
-    "sfu.fastpath": 1,
-    "sfu.session": 2,
+    "sfu.protocol.fastpath": 1,
+    "sfu.session.peer": 2,
     **dict.fromkeys(
-        ["sfu.tracks", "sfu.publisher", "sfu.player", "sfu.stream", "sfu.router", "sfu.relay"], 3
+        [
+            "sfu.routing.tracks",
+            "sfu.routing.publisher",
+            "sfu.routing.player",
+            "sfu.routing.stream",
+            "sfu.routing.router",
+            "sfu.routing.relay",
+        ],
+        3,
     ),
-    **dict.fromkeys(["sfu.udp", "sfu.tcp", "sfu.server"], 4),
+    **dict.fromkeys(["sfu.io.udp", "sfu.io.tcp", "sfu.io.server"], 4),
     "signaling": 5,  # every signaling module not named here: control
     # `python -m sfu` execs `python -m litesfu`; it imports no project module at all.
     "sfu.__main__": 0,
@@ -42,14 +66,14 @@ LAYERS: dict[str, int] = {
 }
 
 # The --workers front routes HTTP and must not load the media plane at all.
-FRONT = {"signaling.front", "signaling.balancer", "signaling.workers"}
+FRONT = {"signaling.workers.front", "signaling.workers.balancer", "signaling.workers.pool"}
 FORBIDDEN_IN_SFU = ("aiohttp", "signaling", "redis")
 FORBIDDEN_IN_SIGNALING = ("socket",)  # signaling never touches a socket or a packet
 
 # (importer, imported): known violations, to be removed by later steps of issue 15.
 KNOWN_VIOLATIONS = {
     # The worker pool binds a TCP socket to pick a free HTTP port for each worker.
-    ("signaling.workers", "socket"),
+    ("signaling.workers.pool", "socket"),
 }
 
 
@@ -151,5 +175,5 @@ def test_the_checker_sees_an_upward_import(tmp_path):
     """The parser resolves `from sfu import router` to the module, so the rank check can bite."""
     source = tmp_path / "probe.py"
     source.write_text("from sfu import router\nimport aiohttp.web\n")
-    assert imports_of(source, {"sfu.router"}) == {"sfu.router", "aiohttp.web"}
-    assert rank("sfu.router") > rank("sfu.session")
+    assert imports_of(source, {"sfu.routing.router"}) == {"sfu.routing.router", "aiohttp.web"}
+    assert rank("sfu.routing.router") > rank("sfu.session.peer")

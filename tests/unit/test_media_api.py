@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from sfu.router import PLAY, PUBLISH
-from sfu.stats import Layer
-from signaling.events import GONE, StreamState, layers_data, sample, whep_frames
-from signaling.limits import Limits
+from sfu.routing.router import PLAY, PUBLISH
+from sfu.routing.stats import Layer
+from signaling.observe.events import GONE, StreamState, layers_data, sample, whep_frames
+from signaling.security.limits import Limits
 from tests.harness import Harness
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,20 +11,20 @@ import struct
 
 import pytest
 
-from sfu import rtp
 from sfu.config import MediaConfig
-from sfu.dtls import Certificate
 from sfu.media import VIDEO, Codec, TrackSpec
-from sfu.player import Player
-from sfu.relay import PlainSession
-from sfu.router import PLAY, PUBLISH, Router
-from sfu.session import SessionTable
-from sfu.tracks import (
+from sfu.protocol.dtls import Certificate
+from sfu.routing.player import Player
+from sfu.routing.relay import PlainSession
+from sfu.routing.router import PLAY, PUBLISH, Router
+from sfu.routing.tracks import (
     MAX_RESENDS_PER_RTCP,
     RESEND_BURST,
     RESEND_INTERVAL_DEFAULT,
     RESEND_SHARE,
 )
+from sfu.session.peer import SessionTable
+from sfu.wire import rtp
 
 PUBLISHER_ADDR = ("127.0.0.1", 40000)
 PLAYER_ADDR = ("127.0.0.1", 40001)

@@ -12,8 +12,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
 from sfu.media import PeerParams
-from signaling.answer import candidate_priority, render_answer
-from signaling.negotiate import (
+from signaling.sdp.answer import candidate_priority, render_answer
+from signaling.sdp.negotiate import (
     PLAY_EXTENSIONS,
     BundleRequired,
     CodecMismatch,
@@ -22,7 +22,7 @@ from signaling.negotiate import (
     negotiate_play,
     negotiate_publish,
 )
-from signaling.sdp import parse_offer
+from signaling.sdp.parse import parse_offer
 
 OFFERS = Path(__file__).parent / "offers"
 FINGERPRINT = ":".join(["AB"] * 32)

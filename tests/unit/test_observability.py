@@ -7,8 +7,8 @@ import logging
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from signaling.logs import JsonFormatter
-from signaling.metrics import Totals, merged
+from signaling.observe.logs import JsonFormatter
+from signaling.observe.metrics import Totals, merged
 
 
 def test_totals_keep_what_gone_objects_reached() -> None:
@@ -43,7 +43,7 @@ def test_merged_expositions_label_each_process_once() -> None:
 
 def test_json_lines_carry_the_context_given_as_extra() -> None:
     record = logging.LogRecord(
-        "sfu.session", logging.INFO, __file__, 1, "ended: %s", ("idle",), None
+        "sfu.session.peer", logging.INFO, __file__, 1, "ended: %s", ("idle",), None
     )
     record.session_id, record.stream, record.role = "abc", "live/x", "play"
     entry = json.loads(JsonFormatter(worker=2).format(record))

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from sfu.media import VIDEO
-from signaling.negotiate import negotiate_play
-from signaling.sdp import MAX_FORMATS, MAX_OFFER_BYTES, SdpError, parse_offer
+from signaling.sdp.negotiate import negotiate_play
+from signaling.sdp.parse import MAX_FORMATS, MAX_OFFER_BYTES, SdpError, parse_offer
 
 HEAD = (
     "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=ice-ufrag:abcd\r\n"

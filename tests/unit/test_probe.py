@@ -9,8 +9,7 @@ import itertools
 import pytest
 
 from bench.sdp import TRANSPORT_CC_ID, VIDEO_RTX_PT
-from sfu import rtp
-from sfu.probe import (
+from sfu.protocol.probe import (
     MAX_PACKETS_PER_CALL,
     MAX_PADDING,
     MAX_PROBE_RATE,
@@ -19,7 +18,8 @@ from sfu.probe import (
     padding_packet,
     probe_rate,
 )
-from sfu.simulcast import MAX_UPGRADE_HOLD, UPGRADE_HOLD, Choice
+from sfu.protocol.simulcast import MAX_UPGRADE_HOLD, UPGRADE_HOLD, Choice
+from sfu.wire import rtp
 from tests.harness import Harness, Peer, record_rtp
 from tests.unit.test_simulcast_adaptation import run_until
 from tests.unit.test_simulcast_switching import handler, layer_of

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from sfu.receiver import MissingPackets, ReceptionStats
+from sfu.protocol.receiver import MissingPackets, ReceptionStats
 
 # --- ReceptionStats ------------------------------------------------------------------------
 

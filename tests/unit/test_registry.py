@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from signaling.registry import MemoryRegistry, RedisRegistry, RegistryError
+from signaling.cluster.registry import MemoryRegistry, RedisRegistry, RegistryError
 from tests.redisd import redis_server  # noqa: F401  (a fixture)
 
 

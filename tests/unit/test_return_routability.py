@@ -12,13 +12,14 @@ import re
 
 import pytest
 
-from sfu import ice, stun
 from sfu.config import MediaConfig
-from sfu.dtls import Certificate, DtlsEndpoint, DtlsState
+from sfu.io.udp import UdpEndpoint
 from sfu.media import PeerParams
-from sfu.router import Router
-from sfu.session import SESSION_ID_HEX, PeerSession, SessionState, SessionTable
-from sfu.udp import UdpEndpoint
+from sfu.protocol import ice
+from sfu.protocol.dtls import Certificate, DtlsEndpoint, DtlsState
+from sfu.routing.router import Router
+from sfu.session.peer import SESSION_ID_HEX, PeerSession, SessionState, SessionTable
+from sfu.wire import stun
 
 CLIENT_UFRAG = "cliU"
 CLIENT_PWD = "clientPasswordOf24Chars/"
@@ -329,14 +330,14 @@ def test_session_ids_carry_128_bits(server: Server) -> None:
 
 
 def test_lifecycle_logs_carry_the_session(server: Server, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="sfu.session")
+    caplog.set_level(logging.INFO, logger="sfu.session.peer")
     session = server.new_session(now=100.0)
     connect(server, session, now=100.0)
     server.receive(check(session), REBOUND, 101.0)
     server.receive(answer(our_check(server.take(REBOUND)), REBOUND), REBOUND, 101.0)
     session.handle_timer(112.5)
     session.close("test over")
-    records = [r for r in caplog.records if r.name == "sfu.session"]
+    records = [r for r in caplog.records if r.name == "sfu.session.peer"]
     messages = [r.getMessage() for r in records]
     assert any("ICE connected" in m for m in messages)
     assert any("DTLS-SRTP connected" in m for m in messages)

@@ -1,4 +1,4 @@
-"""RTP header helpers and RTCP builders/parsers of sfu/rtp.py, with hand-built packets."""
+"""RTP header helpers and RTCP builders/parsers of sfu/wire/rtp.py, with hand-built packets."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sfu import rtp
-from sfu.rtp import ReportBlock, RtcpPacket, RtpError
+from sfu.wire import rtp
+from sfu.wire.rtp import ReportBlock, RtcpPacket, RtpError
 
 
 def rtp_packet(

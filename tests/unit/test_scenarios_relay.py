@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 from bench.sdp import AUDIO_PT, VIDEO_PT
-from sfu.relay import PlainSession, Relays, mirrored, relay_keys
-from sfu.router import PUBLISH
-from sfu.session import Address
+from sfu.routing.relay import PlainSession, Relays, mirrored, relay_keys
+from sfu.routing.router import PUBLISH
+from sfu.session.peer import Address
 from tests.harness import Harness, MemorySocket
 
 EDGE_RELAY: Address = ("10.0.0.2", 7000)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from sfu.demux import DTLS, classify
-from sfu.router import FEEDBACK_INTERVAL
-from sfu.session import SessionState
+from sfu.routing.router import FEEDBACK_INTERVAL
+from sfu.session.peer import SessionState
+from sfu.wire.demux import DTLS, classify
 from tests.harness import TICK, Harness
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from bench.sdp import AUDIO_PT, VIDEO_PT
 from sfu.config import MediaConfig
-from sfu.session import ADDRESS_STALE_AFTER
+from sfu.session.peer import ADDRESS_STALE_AFTER
 from tests.harness import Harness, MemorySocket
 
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signaling.negotiate import NegotiationError, negotiate_play, negotiate_publish
-from signaling.sdp import MAX_MEDIA_SECTIONS, Rtpmap, SdpError, parse_offer
+from signaling.sdp.negotiate import NegotiationError, negotiate_play, negotiate_publish
+from signaling.sdp.parse import MAX_MEDIA_SECTIONS, Rtpmap, SdpError, parse_offer
 
 OFFERS = Path(__file__).parent / "offers"
 

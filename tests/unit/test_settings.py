@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from signaling.cli import parse_args
-from signaling.settings import read_file
+from signaling.startup.settings import read_file
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import struct
 
-from sfu import rtp
+from sfu.wire import rtp
 from tests.harness import Harness, Peer
 from tests.unit.test_scenarios_publish_play import assert_continuous
 from tests.unit.test_simulcast_switching import assert_vp8_continuous, handler, layer_of, video

@@ -10,8 +10,8 @@ import pytest
 
 from bench.client import RTP_HEADER, VIDEO_TS_STEP, SimulcastMedia
 from bench.sdp import VIDEO_PT, build_offer
-from sfu import rtp
-from sfu.simulcast import Choice
+from sfu.protocol.simulcast import Choice
+from sfu.wire import rtp
 from tests import harness
 from tests.harness import Harness, Peer, record_rtp
 from tests.unit.test_simulcast_switching import handler, layer_of

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sfu.rtp import RID_URI
-from signaling.negotiate import NegotiationError, negotiate_play, negotiate_publish
-from signaling.sdp import parse_offer
+from sfu.wire.rtp import RID_URI
+from signaling.sdp.negotiate import NegotiationError, negotiate_play, negotiate_publish
+from signaling.sdp.parse import parse_offer
 from tests.unit.test_negotiate import answer_for, as_player, load
 
 

@@ -7,9 +7,9 @@ import itertools
 import pytest
 
 from bench.sdp import VIDEO_PT
-from sfu.player import Player
-from sfu.publisher import Publisher
-from sfu.simulcast import Choice
+from sfu.protocol.simulcast import Choice
+from sfu.routing.player import Player
+from sfu.routing.publisher import Publisher
 from tests.harness import Harness, Peer, Received
 from tests.unit.test_scenarios_publish_play import assert_continuous
 

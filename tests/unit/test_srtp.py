@@ -7,8 +7,8 @@ import struct
 import pylibsrtp
 import pytest
 
-from sfu.dtls import Certificate, SrtpKeys
-from sfu.srtp import SrtpContext, direct_protect, has_direct_path
+from sfu.protocol.dtls import Certificate, SrtpKeys
+from sfu.protocol.srtp import SrtpContext, direct_protect, has_direct_path
 from tests.unit.dtls_pair import connect, make_pair
 
 PROFILES = [b"SRTP_AES128_CM_SHA1_80", b"SRTP_AEAD_AES_128_GCM"]

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sfu import stun
-from sfu.stun import StunError
+from sfu.wire import stun
+from sfu.wire.stun import StunError
 
 PASSWORD = b"VOkJxbRl1RmTxUk/WvJxBt"
 TID = bytes.fromhex("b7e7a701bc34d686fa87dfae")

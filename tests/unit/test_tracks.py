@@ -2,8 +2,8 @@
 
 Every test runs on both forwarding paths. On the Python path players are fed through a fake
 session (an address and an identity SRTP protect) and a list that collects what would go on
-the wire. On the compiled path (sfu._fanout) each player has DTLS-SRTP keys and real sockets
-on 127.0.0.1; what it receives is unprotected with pylibsrtp before the test looks at it.
+the wire. On the compiled path (sfu.protocol._fanout) each player has DTLS-SRTP keys and real
+sockets on 127.0.0.1; what it receives is unprotected with pylibsrtp before the test looks at it.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from types import SimpleNamespace
 import pytest
 from pylibsrtp import Policy, Session
 
-from sfu import fastpath, rtp
-from sfu.dtls import SrtpKeys
 from sfu.media import AUDIO, VIDEO, Codec, TrackSpec
-from sfu.receiver import MissingPackets
-from sfu.tracks import (
+from sfu.protocol import fastpath
+from sfu.protocol.dtls import SrtpKeys
+from sfu.protocol.receiver import MissingPackets
+from sfu.routing.tracks import (
     CACHE_SIZE,
     MAX_RESENDS_PER_RTCP,
     KeyframeNeeded,
@@ -30,6 +30,7 @@ from sfu.tracks import (
     PublisherTrack,
     SubscriberTrack,
 )
+from sfu.wire import rtp
 
 PLAYER_ADDR = ("198.51.100.7", 50000)
 FEEDBACK = ("nack", "nack pli", "ccm fir", "goog-remb")

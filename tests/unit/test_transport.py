@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from sfu.dtls import Certificate
 from sfu.media import PeerParams
-from sfu.relay import PlainSession, mirrored, relay_keys
-from sfu.session import PeerSession, SessionClosed, Transport
+from sfu.protocol.dtls import Certificate
+from sfu.routing.relay import PlainSession, mirrored, relay_keys
+from sfu.session.peer import PeerSession, SessionClosed, Transport
 
 CERTIFICATE = Certificate.generate()
 

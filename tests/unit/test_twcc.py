@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from sfu.rtp import RTCP_RTPFB, split_rtcp
-from sfu.twcc import MAX_STATUSES, TwccRecorder
+from sfu.protocol.twcc import MAX_STATUSES, TwccRecorder
+from sfu.wire.rtp import RTCP_RTPFB, split_rtcp
 
 NOT_RECEIVED, SMALL, LARGE = 0, 1, 2
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from sfu.session import Address, SessionTable
-from sfu.udp import IP_MTU_DISCOVER, IP_PMTUDISC_PROBE, UdpEndpoint
+from sfu.io.udp import IP_MTU_DISCOVER, IP_PMTUDISC_PROBE, UdpEndpoint
+from sfu.session.peer import Address, SessionTable
 
 
 class Recording(UdpEndpoint):

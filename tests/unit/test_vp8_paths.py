@@ -1,8 +1,8 @@
 """VP8 ids of simulcast layers on both forwarding paths: the same bytes, packet for packet.
 
 Each scenario runs twice with the same 'random' numbers, once on the Python loop and once on
-the compiled fan-out (sfu._fanout, real sockets on 127.0.0.1, SRTP undone before comparing),
-and the players' plaintext must match byte for byte; each also checks what the bytes say
+the compiled fan-out (sfu.protocol._fanout, real sockets on 127.0.0.1, SRTP undone before
+comparing), and the players' plaintext must match byte for byte; each also checks what the bytes say
 (ids continuous across switches, the frames a temporal limit leaves out, NACKs refused).
 """
 
@@ -13,10 +13,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from sfu import fastpath, rtp
 from sfu.media import VIDEO, Codec, TrackSpec
-from sfu.simulcast import vp8_ids
-from sfu.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
+from sfu.protocol import fastpath
+from sfu.protocol.simulcast import vp8_ids
+from sfu.routing.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
+from sfu.wire import rtp
 from tests.unit.test_tracks import (
     FEEDBACK,
     RNG,

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sfu.media import Codec, TrackSpec
-from signaling.internal import track_message, track_spec, tracks_from_json, tracks_to_json
-from signaling.worker_messages import (
+from signaling.workers.internal import track_message, track_spec, tracks_from_json, tracks_to_json
+from signaling.workers.messages import (
     MAX_ENTRIES,
     MAX_MESSAGE_BYTES,
     MAX_TRACKS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from signaling.workers import WorkerPool
+from signaling.workers.pool import WorkerPool
 
 
 def option(command: list[str], name: str) -> str | None:

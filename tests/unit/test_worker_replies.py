@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from signaling.worker_link import SECRET_HEADER
-from signaling.worker_messages import MAX_MESSAGE_BYTES, NO_LOAD, LoadReport, StreamLoad
-from signaling.workers import WorkerError, WorkerPool
+from signaling.workers.link import SECRET_HEADER
+from signaling.workers.messages import MAX_MESSAGE_BYTES, NO_LOAD, LoadReport, StreamLoad
+from signaling.workers.pool import WorkerError, WorkerPool
 
 GOOD = LoadReport(7, 8001, 1, {"live/a": StreamLoad(1, True)}, {}, {})
 

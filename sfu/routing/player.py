@@ -1,0 +1,313 @@
+"""A playing session's media handler: its feedback (PLI, NACK, reports, transport-cc, REMB)
+and the layer each of its simulcast tracks plays."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pylibsrtp
+
+from sfu.media import VIDEO
+from sfu.protocol.bwe import BandwidthEstimator
+from sfu.protocol.probe import Probe, padding_packet, probe_rate
+from sfu.protocol.simulcast import TEMPORAL_BACK, Choice, LayerPace, choose, ranked, remb_choice
+from sfu.protocol.twcc import FMT_TRANSPORT_CC, parse_feedback
+from sfu.routing.stats import PlayerStats, next_serial
+from sfu.routing.tracks import (
+    MAX_RESENDS_PER_RTCP,
+    PublisherTrack,
+    SubscriberTrack,
+    extend_for_player,
+)
+from sfu.session.peer import PeerSession, Transport
+from sfu.wire import rtp
+
+if TYPE_CHECKING:
+    from sfu.routing.router import Router
+    from sfu.routing.stream import Stream
+
+
+class Player:
+    """The media handler of a playing session."""
+
+    def __init__(self, router: Router, stream: Stream, session: Transport) -> None:
+        self.router = router
+        self.stream = stream
+        self.session = session
+        self.serial = next_serial()
+        self.tracks = [SubscriberTrack(session, spec, router.rng) for spec in session.peer.tracks]
+        self.by_ssrc = {t.ssrc: t for t in self.tracks}
+        self.remb: int | None = None
+        self.transport_feedback = 0
+        self.bwe = BandwidthEstimator()
+        self.pace = LayerPace()
+        self.probe: Probe | None = None  # padding sent before an automatic move up
+        self._probing: tuple[SubscriberTrack, PublisherTrack] | None = None  # the move it tests
+        self.probes = 0
+        self.failed_probes = 0
+        self.probe_packets = 0
+        self.probe_bytes = 0
+        self._resends_left = 0  # of MAX_RESENDS_PER_RTCP, for the datagram being handled
+        # kind -> the stream's codec this player did not offer (it joined before the publisher)
+        self.codec_mismatch: dict[str, str] = {}
+
+    def first_layer(self, group: list[PublisherTrack], sink: SubscriberTrack) -> PublisherTrack:
+        """The layer a track starts on: its choice among those heard from, else the pinned
+        rid, else the first offered (adapt() moves it once layers have been measured)."""
+        if len(group) == 1:
+            return group[0]
+        chosen = choose(group, sink.choice, self.estimate())
+        if chosen is None and sink.choice.rid is not None:
+            chosen = next((layer for layer in group if layer.rid == sink.choice.rid), None)
+        return chosen or group[0]
+
+    def estimate(self) -> float | None:
+        """What this player's link carries, bits per second; None while unknown."""
+        return self.bwe.estimate
+
+    @property
+    def adaptive(self) -> bool:
+        """True when a track plays a simulcast source: its estimate matters."""
+        return any(t.source is not None and len(t.source.layers) > 1 for t in self.tracks)
+
+    def note_sent(self, now: float) -> None:
+        """Every feedback tick: a running probe's padding, then what was sent so far, the
+        estimator's send-side clock."""
+        if getattr(self.session, "transport_seq", None) is None:
+            return
+        if self.probe is not None:
+            self._run_probe(self.probe, now)
+        sent = sum(t.bytes for t in self.tracks) + self.probe_bytes
+        self.bwe.note_sent(self.session.transport_seq, sent, now)
+
+    def adapt(self, now: float) -> None:
+        """Move each simulcast track towards the layer its choice and estimate allow: down at
+        once, up only as LayerPace lets an automatic choice, and after a probe that shows
+        the link carries the step when the player can be probed."""
+        estimate = self.estimate()
+        remb_only = estimate is not None and not self.bwe.feedback_used
+        for track in self.tracks:
+            source = track.source
+            if source is None or len(source.layers) < 2:
+                continue
+            current = track.pending or source
+            if remb_only and track.choice.auto:
+                target = remb_choice(source.layers, track.choice, current, estimate)
+            else:
+                target = choose(source.layers, track.choice, estimate)
+            self._limit_temporal(track, ranked(source.layers)[0], estimate)
+            if target is None or target is current:
+                continue
+            order = ranked(source.layers)
+            up = order.index(target) > order.index(current)
+            if up and track.choice.auto:
+                if self.probe is not None or not self.pace.allows_upgrade(now):
+                    continue
+                target = order[order.index(current) + 1]  # one step at a time
+                if self._start_probe(track, current, target, now):
+                    continue
+            elif self._probing is not None and self._probing[0] is track:
+                self._stop_probe(failed=not up, now=now)  # down: the link said no already
+            track.switch_to(target, now)
+            self.pace.changed(up, now)
+
+    def _start_probe(
+        self, track: SubscriberTrack, current: PublisherTrack, target: PublisherTrack, now: float
+    ) -> bool:
+        """Begin padding towards `target`'s bitrate; False when this player cannot be probed
+        (no RTX, no transport-cc feedback, not playing yet): it steps up unprobed."""
+        layout = track.extension_layout
+        if track.rtx_payload_type is None or track.rtx_ssrc is None or not track.started:
+            return False
+        if layout is None or not layout[3] or not self.bwe.feedback_used:
+            return False
+        rate = probe_rate(target.bitrate, current.bitrate)
+        if rate <= 0:
+            return False
+        self.probe = Probe(target.bitrate, rate, now, self.bwe.overuses)
+        self._probing = (track, target)
+        self.probes += 1
+        return True
+
+    def _run_probe(self, probe: Probe, now: float) -> None:
+        """Judge the probe on the feedback so far: move up when it held, count a failed
+        upgrade when it did not, else send the padding now due."""
+        assert self._probing is not None
+        track, target = self._probing
+        if track.source is None or target not in track.source.layers or not track.started:
+            self._stop_probe(failed=False, now=now)  # the source went or changed: moot
+            return
+        bwe = self.bwe
+        verdict = probe.verdict(now, bwe.overuses, bwe.estimate, bwe.delivered_rate(now))
+        if verdict is None:
+            self._send_padding(track, probe, now)
+            return
+        self._stop_probe(failed=not verdict, now=now)
+        if verdict:
+            track.switch_to(target, now)
+            self.pace.changed(True, now)
+
+    def _stop_probe(self, *, failed: bool, now: float) -> None:
+        self.probe = self._probing = None
+        if failed:
+            self.failed_probes += 1
+            self.pace.probe_failed(now)
+
+    def _send_padding(self, track: SubscriberTrack, probe: Probe, now: float) -> None:
+        """The padding-only RTX packets due, each with the next transport-wide number."""
+        session, source = self.session, track.source
+        addr, layout = session.addr, track.extension_layout
+        pt, rtx_ssrc = track.rtx_payload_type, track.rtx_ssrc
+        if addr is None or source is None or layout is None or pt is None or rtx_ssrc is None:
+            return
+        if track._protect is None or track._sendto is None:
+            return
+        timestamp = (source.last_ts + track.ts_offset) & 0xFFFFFFFF  # of the last media sent
+        overhead = len(extend_for_player(padding_packet(pt, 0, 0, 0, 1), layout, now)[0]) - 1
+        for padding in probe.paddings(now, overhead):
+            plain = padding_packet(pt, track.rtx_seq, timestamp, rtx_ssrc, padding)
+            packet, transport_seq_at = extend_for_player(plain, layout, now)
+            transport_seq = session.transport_seq
+            packet[transport_seq_at : transport_seq_at + 2] = transport_seq.to_bytes(2, "big")
+            session.transport_seq = (transport_seq + 1) & 0xFFFF
+            track.rtx_seq = (track.rtx_seq + 1) & 0xFFFF
+            self.probe_packets += 1
+            self.probe_bytes += len(packet)
+            try:
+                track._sendto(track._protect(packet), addr)
+            except (OSError, pylibsrtp.Error):
+                self.router.sessions.drops["probe_send"] += 1
+                return
+
+    def _limit_temporal(
+        self, track: SubscriberTrack, lowest: PublisherTrack, estimate: float | None
+    ) -> None:
+        """On the lowest layer with an estimate below even its bitrate, keep only its base
+        temporal layer (a lower frame rate); all frames again once there is clear room."""
+        on_lowest = track.source is lowest and track.pending is None and track.choice.auto
+        on_lowest = on_lowest and lowest.codec.name.lower() == "vp8"  # TIDs are read from VP8
+        if on_lowest and estimate is not None and lowest.bitrate > estimate:
+            track.limit_temporal(0)
+        elif not on_lowest or estimate is None or estimate > TEMPORAL_BACK * lowest.bitrate:
+            track.limit_temporal(None)
+
+    def set_choice(self, choice: Choice, mid: str | None, now: float) -> None:
+        """A player's layer wish for its video track `mid` (None: every video track);
+        LookupError for a mid it does not have or a rid the live publisher does not send."""
+        tracks = [t for t in self.tracks if t.kind == VIDEO and mid in (None, t.spec.mid)]
+        if not tracks:
+            raise LookupError(f"no video track with mediaId {mid!r}")
+        publisher = self.stream.live_publisher()
+        if choice.rid is not None and publisher is not None:
+            rids = {t.rid for t in publisher.tracks if t.kind == VIDEO}
+            if choice.rid not in rids:
+                raise LookupError(f"the stream sends no layer with rid {choice.rid!r}")
+        for track in tracks:
+            track.choice = choice
+        self.adapt(now)
+
+    def ssrcs(self) -> dict[str, tuple[int, int | None]]:
+        """mid -> (media SSRC, RTX SSRC) that the answer announces."""
+        return {t.spec.mid: (t.ssrc, t.rtx_ssrc) for t in self.tracks}
+
+    def on_connected(self, now: float) -> None:
+        self.stream.player_ready(self, now)
+
+    def on_rtp(self, packet: bytes, now: float) -> None:
+        """Players send no media we carry."""
+
+    def on_rtcp(self, packet: bytes, now: float) -> None:
+        """Players' feedback: PLI/FIR go to the publisher, NACKs are answered from the cache,
+        reports and REMB feed the stats."""
+        try:
+            packets = rtp.split_rtcp(packet)
+        except rtp.RtpError:
+            return
+        self._resends_left = MAX_RESENDS_PER_RTCP
+        for item in packets:
+            try:
+                self._on_feedback(item, now)
+            except rtp.RtpError:
+                continue
+
+    def _on_feedback(self, item: rtp.RtcpPacket, now: float) -> None:
+        kind = item.packet_type
+        if kind == rtp.RTCP_PSFB:
+            if item.fmt == rtp.FMT_PLI:
+                targets = [rtp.feedback_media_ssrc(item)]
+            elif item.fmt == rtp.FMT_FIR:
+                targets = rtp.fir_targets(item)
+            else:
+                self.remb = rtp.remb_bitrate(item) or self.remb
+                self.bwe.remb = float(self.remb) if self.remb else None
+                return
+            for ssrc in targets:
+                track = self.by_ssrc.get(ssrc)
+                if track is not None and track.source is not None:
+                    track.keyframe_requests += 1
+                    track.source.request_keyframe(now)
+            publisher = self.stream.live_publisher()
+            if publisher is not None:
+                publisher.flush()  # the PLI goes out now, not at the next packet
+        elif kind == rtp.RTCP_RTPFB and item.fmt == FMT_TRANSPORT_CC:
+            self.transport_feedback += 1
+            if self.adaptive:
+                try:
+                    base, arrivals = parse_feedback(item.body)
+                except rtp.RtpError:
+                    self.router.sessions.drops["bad_transport_feedback"] += 1
+                    return
+                self.bwe.on_feedback(base, arrivals, now)
+        elif kind == rtp.RTCP_RTPFB and item.fmt == rtp.FMT_NACK:
+            track = self.by_ssrc.get(rtp.feedback_media_ssrc(item))
+            if track is not None:
+                dropped_before = track.nack_budget_drops
+                resent = track.retransmit(rtp.nack_sequence_numbers(item), now, self._resends_left)
+                self._resends_left -= resent
+                self.router.sessions.media_datagrams_out += resent
+                dropped = track.nack_budget_drops - dropped_before
+                if dropped:
+                    self.router.sessions.drops["nack_budget"] += dropped
+        elif kind in (rtp.RTCP_RR, rtp.RTCP_SR):
+            for block in rtp.report_blocks(item):
+                track = self.by_ssrc.get(block.ssrc)
+                if track is not None:
+                    track.on_report_block(block, now)
+
+    def send_reports(self, now: float) -> None:
+        """Sender Reports for every started track, in one compound packet."""
+        reports = [r for r in (t.sender_report(now) for t in self.tracks) if r is not None]
+        if reports:
+            self.session.send_rtcp(b"".join(reports))
+
+    def stats(self) -> PlayerStats:
+        session = self.session
+        return PlayerStats(
+            serial=self.serial,
+            relay=not isinstance(session, PeerSession),
+            state=session.state.value,
+            transport=session.transport,
+            codec_mismatch=dict(self.codec_mismatch),
+            remb=self.remb,
+            estimate=self.estimate(),
+            congestion=self.bwe.state,
+            overuses=self.bwe.overuses,
+            transport_feedback=self.transport_feedback,
+            probes=self.probes,
+            failed_probes=self.failed_probes,
+            probe_packets=self.probe_packets,
+            probe_bytes=self.probe_bytes,
+            srtp_errors=session.srtp_errors,
+            tracks=tuple(t.stats() for t in self.tracks),
+        )
+
+    def on_moved(self) -> None:
+        """The peer's address changed while playing: its tracks send the way the new address
+        takes (the other IP family's socket, or a TCP connection)."""
+        sendto = self.router.sendto_for(self.session)
+        for track in self.tracks:
+            if track.source is not None:
+                track.rebind(sendto)
+
+    def on_closed(self) -> None:
+        self.stream.player_gone(self)

@@ -1,0 +1,193 @@
+"""A publishing session's media handler: its RTP goes out to the players, RTCP comes back."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from sfu.protocol.twcc import TwccRecorder
+from sfu.routing.stats import Layer, PublisherStats, next_serial
+from sfu.routing.tracks import KeyframeNeeded, PublisherTrack
+from sfu.session.peer import PeerSession, Transport
+from sfu.wire import rtp
+
+if TYPE_CHECKING:
+    from sfu.routing.router import Router
+    from sfu.routing.stream import Stream
+
+log = logging.getLogger(__name__)
+
+
+class Publisher:
+    """The media handler of a publishing session: forwards its RTP, gives it RTCP feedback."""
+
+    def __init__(self, router: Router, stream: Stream, session: Transport) -> None:
+        self.router = router
+        self.stream = stream
+        self.session = session
+        self.serial = next_serial()
+        self._table = router.sessions  # where forwarded packets are counted
+        interval = router.config.keyframe_interval
+        # One group per m-line: its layers (one track unless the m-line is simulcast).
+        self.groups: list[list[PublisherTrack]] = []
+        for spec in session.peer.tracks:
+            if spec.rids:
+                group = [PublisherTrack(spec, interval, rid) for rid in spec.rids]
+                for track in group:
+                    track.layers = group
+            else:
+                group = [PublisherTrack(spec, interval)]
+            self.groups.append(group)
+        self.tracks = [track for group in self.groups for track in group]
+        self.by_ssrc: dict[int, PublisherTrack] = {
+            t.ssrc: t for t in self.tracks if t.ssrc is not None
+        }
+        self.by_pt: dict[int, PublisherTrack] = {}
+        for group in self.groups:
+            self.by_pt.setdefault(group[0].codec.payload_type, group[0])
+        # RID header extension ID per simulcast m-line's payload type.
+        self.rid_ids: dict[int, int] = {
+            group[0].codec.payload_type: ext_id
+            for group in self.groups
+            for ext_id, uri in group[0].spec.extensions.items()
+            if group[0].rid is not None and uri == rtp.RID_URI
+        }
+        self.unknown_packets = 0
+        self.unknown_rid_packets = 0  # simulcast packets with no RID or one never offered
+        twcc_ids = {
+            ext_id
+            for spec in session.peer.tracks
+            for ext_id, uri in spec.extensions.items()
+            if uri == rtp.TRANSPORT_CC_URI and any("transport-cc" in c.rtcp_fb for c in spec.codecs)
+        }
+        self.twcc_id = min(twcc_ids) if twcc_ids else 0
+        self.twcc = TwccRecorder() if self.twcc_id else None
+
+    def send_requests(self, track: PublisherTrack) -> None:
+        """Send what a track asks of the publisher: a PLI per keyframe, a NACK per retry."""
+        rtcp_ssrc = self.session.rtcp_ssrc
+        for request in track.poll_requests():
+            if isinstance(request, KeyframeNeeded):
+                self.session.send_rtcp(rtp.pli(rtcp_ssrc, request.ssrc))
+            else:
+                self.session.send_rtcp(rtp.nack(rtcp_ssrc, request.ssrc, request.seqs))
+
+    def flush(self) -> None:
+        """Send every track's requests now (keyframes asked for by players and the router)."""
+        for track in self.tracks:
+            if track.requests:
+                self.send_requests(track)
+
+    def on_connected(self, now: float) -> None:
+        self.stream.publisher_ready(now)
+
+    def on_rtp(self, packet: bytes, now: float) -> None:
+        if self.twcc is not None:
+            value = rtp.find_extension(packet, self.twcc_id)
+            if value is not None and len(value) >= 2:
+                self.twcc.record(value[0] << 8 | value[1], int(now * 1_000_000))
+        ssrc = int.from_bytes(packet[8:12], "big")
+        track = self.by_ssrc.get(ssrc)
+        if track is None:
+            track = self._learn_ssrc(packet, ssrc, now)
+            if track is None:
+                return
+        self._table.media_datagrams_out += track.forward(packet, now)
+        if track.requests:
+            self.send_requests(track)
+
+    def _learn_ssrc(self, packet: bytes, ssrc: int, now: float) -> PublisherTrack | None:
+        """Map an undeclared SSRC to its track by payload type (one codec per m-line), and to
+        its layer by the RID extension on a simulcast m-line."""
+        pt = packet[1] & 0x7F
+        track = self.by_pt.get(pt)
+        if track is None or len(self.by_ssrc) >= 4 * len(self.tracks):
+            self.unknown_packets += 1
+            return None
+        if track.rid is not None:
+            track = self._layer_by_rid(packet, track)
+            if track is None:
+                self.unknown_rid_packets += 1
+                self.router.sessions.drops["unknown_rid"] += 1
+                return None
+        if track.ssrc is not None:
+            # The publisher restarted this track with a new SSRC: players resync on a keyframe.
+            log.info("stream %s: %s SSRC changed to %d", self.stream.name, track.kind, ssrc)
+            self.by_ssrc.pop(track.ssrc, None)
+            for sub in list(track.subscribers):
+                codec = sub.codec_for(track.codec)
+                sub.detach()
+                if codec is not None:
+                    sub.attach(track, codec, self.router.sendto_for(sub.session))
+        track.ssrc = ssrc
+        self.by_ssrc[ssrc] = track
+        track.request_keyframe(now)
+        return track
+
+    def _layer_by_rid(self, packet: bytes, first: PublisherTrack) -> PublisherTrack | None:
+        """The layer of `first`'s group whose rid the packet's RID extension names."""
+        value = rtp.find_extension(packet, self.rid_ids.get(first.codec.payload_type, 0))
+        if not value:
+            return None
+        rid = bytes(value).rstrip(b"\x00").decode("ascii", "replace")
+        return next((layer for layer in first.layers if layer.rid == rid), None)
+
+    def on_rtcp(self, packet: bytes, now: float) -> None:
+        """Sender Reports give the NTP/RTP mapping passed on to players and our LSR."""
+        try:
+            for item in rtp.split_rtcp(packet):
+                if item.packet_type == rtp.RTCP_SR:
+                    track = self.by_ssrc.get(item.ssrc)
+                    if track is not None:
+                        ntp, rtp_timestamp = rtp.parse_sender_info(item)
+                        track.on_sender_report(ntp, rtp_timestamp, now)
+        except rtp.RtpError:
+            return
+
+    def send_feedback(self, now: float) -> None:
+        """Frequent feedback: transport-wide CC, and NACK retries the packet flow did not send."""
+        if self.twcc is not None:
+            media_ssrc = next((t.ssrc for t in self.tracks if t.ssrc is not None), 0)
+            feedback = self.twcc.build(self.session.rtcp_ssrc, media_ssrc)
+            if feedback is not None:
+                self.session.send_rtcp(feedback)
+        for track in self.tracks:
+            if track.missing is not None and track.missing.pending:
+                track.send_due_nacks(now)
+        self.flush()
+
+    def send_reports(self, now: float) -> None:
+        """Receiver Reports, once a second, with the loss and jitter we really saw."""
+        blocks = [b for b in (t.report_block(now) for t in self.tracks) if b is not None]
+        if blocks:
+            self.session.send_rtcp(rtp.receiver_report(self.session.rtcp_ssrc, blocks))
+
+    def stats(self) -> PublisherStats:
+        session = self.session
+        return PublisherStats(
+            serial=self.serial,
+            state=session.state.value,
+            relay=not isinstance(session, PeerSession),
+            transport=session.transport,
+            srtp_errors=session.srtp_errors,
+            unknown_ssrc_packets=self.unknown_packets,
+            unknown_rid_packets=self.unknown_rid_packets,
+            transport_feedback_sent=self.twcc.feedback_sent if self.twcc else 0,
+            tracks=tuple(t.stats() for t in self.tracks),
+        )
+
+    def layers(self) -> tuple[Layer, ...]:
+        """The simulcast layers it offers, in the order of its offer (m-lines, then rids):
+        `tracks` keeps that order while each group is re-ranked by bitrate."""
+        mlines = self.session.peer.tracks
+        return tuple(
+            Layer(mlines.index(t.spec), t.rid, t.width, t.height, t.bitrate, t.bitrate > 0)
+            for t in self.tracks
+            if t.rid is not None
+        )
+
+    def on_moved(self) -> None:
+        """Feedback goes through the session's own send, which follows its address."""
+
+    def on_closed(self) -> None:
+        self.stream.publisher_gone(self)

@@ -1,0 +1,307 @@
+"""The router: owns the sessions and streams; signaling asks it to publish, play and close.
+
+The UDP endpoint hands packets to each session's media handler (sfu.routing.publisher.Publisher or
+sfu.routing.player.Player), which feed one another through a sfu.routing.stream.Stream.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable
+
+from sfu.config import MediaConfig
+from sfu.media import PeerParams
+from sfu.protocol import ice
+from sfu.protocol.dtls import Certificate
+from sfu.protocol.simulcast import Choice, ranked
+from sfu.routing.player import Player
+from sfu.routing.publisher import Publisher
+from sfu.routing.stats import ResourceCounts, SessionInfo, StreamStats, StreamSummary
+from sfu.routing.stream import Stream
+from sfu.session.peer import (
+    Address,
+    EndedSession,
+    PeerSession,
+    SendFunction,
+    SessionState,
+    SessionTable,
+    Transport,
+)
+
+PUBLISH = "publish"
+PLAY = "play"
+FEEDBACK_INTERVAL = 0.05  # transport-wide CC feedback and NACK retries
+REPORT_INTERVAL = 1.0  # RTCP SR/RR, bitrate samples, layer choices
+
+
+class StreamBusy(Exception):
+    """The stream already has a live publisher."""
+
+
+class Router:
+    """Owns sessions and streams; signaling calls publish/play/close, the endpoint feeds packets."""
+
+    def __init__(
+        self,
+        config: MediaConfig,
+        certificate: Certificate,
+        send: SendFunction,
+        sessions: SessionTable,
+        sendto_for: Callable[[Address | None], SendFunction] | None = None,
+        rng: random.Random = ice.SYSTEM_RANDOM,
+    ) -> None:
+        self.config = config
+        # Session ids, ICE credentials, SSRCs and sequence starts: seeded in tests.
+        self.rng = rng
+        self.certificate = certificate
+        self.send = send
+        # What forwarding to an address sends with: the endpoint's choice of the socket's own
+        # sendto (the caller catches its OSError; the compiled fan-out uses its descriptor) or
+        # a framing send for ICE-TCP; `send` for everything when there is no endpoint.
+        self._sendto_for = sendto_for or (lambda addr: send)
+        self.sessions = sessions
+        self.streams: dict[str, Stream] = {}
+        self.ended = sessions.ended  # for late DELETEs
+        self._next_feedback = self._next_report = 0.0
+
+    def _stream(self, name: str) -> Stream:
+        stream = self.streams.get(name)
+        if stream is None:
+            stream = self.streams[name] = Stream(self, name)
+        return stream
+
+    def forget_if_empty(self, stream: Stream) -> None:
+        if (
+            stream.publisher is None
+            and not stream.players
+            and self.streams.get(stream.name) is stream
+        ):
+            del self.streams[stream.name]
+
+    def _new_session(self, role: str, stream: str, peer: PeerParams, now: float) -> PeerSession:
+        session = PeerSession(
+            role, stream, peer, self.certificate, self.send, now, self.config, self.rng
+        )
+        self.sessions.add(session)
+        return session
+
+    def _free_stream(self, name: str) -> Stream:
+        stream = self._stream(name)
+        if stream.publisher is not None:
+            raise StreamBusy(f"stream {name} already has a publisher")
+        return stream
+
+    def _set_publisher(self, stream: Stream, session: Transport) -> Publisher:
+        stream.publisher = Publisher(self, stream, session)
+        session.handler = stream.publisher
+        return stream.publisher
+
+    def sendto_for(self, session: Transport) -> SendFunction:
+        """What forwards to a session at its current address (UDP of either family, or TCP)."""
+        return self._sendto_for(session.addr)
+
+    def publish(self, name: str, peer: PeerParams, now: float) -> PeerSession:
+        """A new publishing session for stream `name`; StreamBusy if one is already there."""
+        stream = self._free_stream(name)
+        session = self._new_session(PUBLISH, name, peer, now)
+        self._set_publisher(stream, session)
+        return session
+
+    def add_publisher(self, name: str, session: Transport) -> Publisher:
+        """Make a session created elsewhere (a relay's) the publisher of `name`; StreamBusy if
+        one is already there. The caller keeps the session out of the session table."""
+        return self._set_publisher(self._free_stream(name), session)
+
+    def play(self, name: str, peer: PeerParams, now: float) -> PeerSession:
+        """A new playing session; it may come before the publisher does."""
+        session = self._new_session(PLAY, name, peer, now)
+        self.add_player(name, session)
+        return session
+
+    def add_player(self, name: str, session: Transport) -> Player:
+        """Make a session a player of `name`: play() for real peers, relays for their own."""
+        stream = self._stream(name)
+        player = Player(self, stream, session)
+        stream.players.add(player)
+        session.handler = player
+        return player
+
+    def preferred_codecs(self, name: str) -> dict[str, str]:
+        """kind -> codec name of the stream's current publisher, to put first in a player answer."""
+        stream = self.streams.get(name)
+        if stream is None or stream.publisher is None:
+            return {}
+        return {t.kind: t.codec.name for t in stream.publisher.tracks}
+
+    def layer_rids(self, name: str) -> set[str] | None:
+        """The rids the stream's live publisher sends; None when there is no live publisher."""
+        stream = self.streams.get(name)
+        publisher = stream.live_publisher() if stream is not None else None
+        if publisher is None:
+            return None
+        return {t.rid for t in publisher.tracks if t.rid is not None}
+
+    def set_layer(self, session_id: str, mid: str | None, choice: Choice, now: float) -> None:
+        """A player's layer choice (the WHEP layer extension); KeyError for a session that is
+        not a live player, LookupError for a mid or rid it cannot have."""
+        session = self.sessions.by_id.get(session_id)
+        player = session.handler if session is not None else None
+        if not isinstance(player, Player):
+            raise KeyError(session_id)
+        player.set_choice(choice, mid, now)
+
+    def close(self, session_id: str, reason: str) -> bool:
+        session = self.sessions.by_id.get(session_id)
+        if session is None:
+            return False
+        session.close(reason)
+        self.sessions.settle(session)
+        return True
+
+    def restart_ice(
+        self, session_id: str, remote_ufrag: str, remote_pwd: str
+    ) -> PeerSession | None:
+        """Give a session new ICE credentials (PATCH with new ice-ufrag/pwd); None if unknown."""
+        session = self.sessions.by_id.get(session_id)
+        if session is None or session.state is SessionState.CLOSED:
+            return None
+        session.restart_ice(remote_ufrag, remote_pwd)
+        self.sessions.settle(session)
+        return session
+
+    def next_timer(self) -> float | None:
+        """The earliest of the feedback and report ticks and the sessions' timer floor."""
+        return min(self._next_feedback, self._next_report, self.sessions.timer_floor)
+
+    def handle_timer(self, now: float) -> None:
+        """Run whatever is due: feedback, the sessions' timers (DTLS retransmission, checks,
+        timeouts), reports. The sessions are visited only once their timer floor is reached
+        (one pass runs the due ones and finds the next floor): asking hundreds of sessions
+        twice per 50 ms tick was the largest cost of an idle tick."""
+        if now >= self._next_feedback:
+            self._next_feedback = now + FEEDBACK_INTERVAL
+            self.send_feedback(now)
+        table = self.sessions
+        if now >= table.timer_floor:
+            table.timer_floor = math.inf  # settle() below lowers it for what it handles
+            earliest = math.inf
+            for session in list(table.by_id.values()):
+                at = session.next_timer()
+                if at is not None and at <= now:
+                    session.handle_timer(now)
+                    table.settle(session)
+                    at = session.next_timer()
+                if at is not None and at < earliest:
+                    earliest = at
+            table.timer_floor = min(table.timer_floor, earliest)
+        if now >= self._next_report:
+            self._next_report = now + REPORT_INTERVAL
+            self.send_reports(now)
+
+    def send_feedback(self, now: float) -> None:
+        """Every few tens of ms: transport-wide CC and NACK retries to publishers."""
+        for stream in self.streams.values():
+            publisher = stream.live_publisher()
+            if publisher is not None:
+                publisher.send_feedback(now)
+                # Only a simulcast source makes a player adaptive: skip the players otherwise.
+                if any(len(group) > 1 for group in publisher.groups):
+                    for player in stream.players:
+                        if player.adaptive:
+                            player.note_sent(now)
+
+    def send_reports(self, now: float) -> None:
+        """Once a second: RR to publishers, SR to players, keyframes for waiting players,
+        bitrate samples."""
+        for stream in list(self.streams.values()):
+            stream.sample_rates(now)
+            publisher = stream.live_publisher()
+            if publisher is None:
+                continue
+            publisher.send_reports(now)
+            for track in publisher.tracks:
+                track.sample_bitrate(now)
+                if track.switching or (track.subscribers and track.waiting_players()):
+                    track.request_keyframe(now)
+            for group in publisher.groups:
+                group[:] = ranked(group)  # layers keep lowest first as bitrates change
+            for player in stream.players:
+                if player.session.state is SessionState.CONNECTED:
+                    player.send_reports(now)
+                    player.adapt(now)
+            publisher.flush()  # keyframes for waiting and switching players
+
+    def resource_counts(self) -> dict[str, int]:
+        """The resources() of /api/v1/server."""
+        return self.resources().to_json()
+
+    def close_all(self, reason: str) -> None:
+        for session in list(self.sessions.by_id.values()):
+            session.close(reason)
+            self.sessions.settle(session)
+
+    def snapshot(self) -> list[dict]:
+        """The `streams` of /api/v1/streams."""
+        return [s.to_json() for s in self.stream_stats()]
+
+    def session_state(self, session_id: str) -> str | None:
+        """The state ("new", "connecting", "connected") of a live session; None once it ended."""
+        session = self.sessions.by_id.get(session_id)
+        return session.state.value if session is not None else None
+
+    # --- queries for the control plane: frozen values, never the router's own objects ---
+
+    def stream_stats(self) -> list[StreamStats]:
+        """Every stream with its publisher, players and tracks, by name."""
+        return [stream.stats() for stream in sorted(self.streams.values(), key=lambda s: s.name)]
+
+    def stream_summaries(self) -> dict[str, StreamSummary]:
+        """name -> what a sampler or a load report needs of each stream."""
+        return {name: stream.summary() for name, stream in self.streams.items()}
+
+    def stream_summary(self, name: str) -> StreamSummary | None:
+        """One stream's summary; None when it has neither publisher nor players."""
+        stream = self.streams.get(name)
+        return stream.summary() if stream is not None else None
+
+    def resources(self) -> ResourceCounts:
+        """How much state the router holds, to spot leaks: all must return to zero when idle."""
+        publishers = [s.publisher for s in self.streams.values() if s.publisher is not None]
+        players = [p for s in self.streams.values() for p in s.players]
+        return ResourceCounts(
+            sessions=len(self.sessions),
+            bound_addresses=len(self.sessions.by_addr),
+            streams=len(self.streams),
+            publisher_tracks=sum(len(p.tracks) for p in publishers),
+            player_tracks=sum(len(p.tracks) for p in players),
+            media_packets_out=sum(s.counters()[2] for s in self.streams.values()),
+        )
+
+    def session_count(self) -> int:
+        """Live sessions of the session table (relays' ends are not there)."""
+        return len(self.sessions)
+
+    def player_count(self, name: str) -> int:
+        """Players of a stream, relays included: what a per-stream cap counts."""
+        stream = self.streams.get(name)
+        return len(stream.players) if stream is not None else 0
+
+    def session_info(self, session_id: str) -> SessionInfo | None:
+        """A live session by id; None for one never made or ended."""
+        session = self.sessions.by_id.get(session_id)
+        if session is None:
+            return None
+        return SessionInfo(session.id, session.role, session.stream, session.state.value)
+
+    def live_session(self, session_id: str) -> PeerSession | None:
+        """The live session itself, for the commands that act on it (PATCH, trickle)."""
+        return self.sessions.by_id.get(session_id)
+
+    def session_ids(self) -> frozenset[str]:
+        """The ids of the live sessions, to prune what signaling keeps per session."""
+        return frozenset(self.sessions.by_id)
+
+    def ended_session(self, session_id: str) -> EndedSession | None:
+        """What is remembered of a session that ended, for a late DELETE."""
+        return self.ended.get(session_id)

@@ -1,0 +1,533 @@
+"""One remote peer: its ICE-lite credentials and address, DTLS handshake and SRTP contexts.
+
+A session knows nothing of streams: once SRTP is up it hands plaintext RTP and RTCP to the
+media handler the router gave it, and it protects and sends what the router asks it to.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+import math
+import random
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import pylibsrtp
+
+from sfu.config import MediaConfig
+from sfu.media import PeerParams
+from sfu.protocol import fastpath, ice
+from sfu.protocol.dtls import Certificate, DtlsEndpoint, DtlsState, SrtpKeys
+from sfu.protocol.srtp import SrtpContext
+from sfu.wire.stun import Message
+
+log = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+SendFunction = Callable[[bytes, Address], None]
+# The host part of an ICE-TCP peer's address (sfu/io/tcp.py): never equal to a UDP address, and
+# what sending uses to pick the connection instead of the UDP socket.
+TCP_PREFIX = "tcp:"
+
+
+def is_tcp(addr: Address) -> bool:
+    return addr[0].startswith(TCP_PREFIX)
+
+
+def network_address(addr: Address) -> Address:
+    """The IP and port a peer really has, as a STUN XOR-MAPPED-ADDRESS must tell it."""
+    return (addr[0].removeprefix(TCP_PREFIX), addr[1])
+
+
+# A valid Binding Request from a new address moves the session there when it nominates the pair
+# (USE-CANDIDATE), or when nothing valid has come from the current address for this long (NAT
+# rebinding); once media flows, only after the address has answered a check of our own (return
+# routability). Browsers keep checking their other candidate pairs, so this must be longer than
+# a pause in their RTCP, or the session flaps between paths.
+ADDRESS_STALE_AFTER = 3.0
+
+# Session ids are capabilities (the HTTP Location of a session): 128 random bits, in hex.
+SESSION_ID_HEX = 32
+
+
+class SessionState(enum.Enum):
+    NEW = "new"  # answer sent, no authenticated STUN yet
+    CONNECTING = "connecting"  # ICE checks passed, DTLS handshake under way
+    CONNECTED = "connected"  # SRTP keys in place, media flows
+    CLOSED = "closed"
+
+
+class MediaHandler(Protocol):
+    """What the router attaches to a session to receive its media."""
+
+    def on_connected(self, now: float) -> None: ...
+    def on_rtp(self, packet: bytes, now: float) -> None: ...
+    def on_rtcp(self, packet: bytes, now: float) -> None: ...
+    def on_closed(self) -> None: ...
+    def on_moved(self) -> None: ...
+
+
+# -- what a session reports to its owner, drained with poll_events() ----------------------------
+
+
+@dataclass(frozen=True)
+class AddressChanged:
+    """The session's media moved from `old` (None: it had none) to `new`."""
+
+    session: Transport
+    old: Address | None
+    new: Address
+
+
+@dataclass(frozen=True)
+class UfragChanged:
+    """An ICE restart replaced the server ufrag `old` that first STUN finds the session by."""
+
+    session: Transport
+    old: str
+
+
+@dataclass(frozen=True)
+class SessionClosed:
+    """The session ended; `session.close_reason` says why."""
+
+    session: Transport
+
+
+SessionEvent = AddressChanged | UfragChanged | SessionClosed
+
+
+class Keys(Protocol):
+    """Where the fast path finds a transport's SRTP master keys (a DTLS endpoint or not)."""
+
+    keys: SrtpKeys | None
+
+
+class Protection(Protocol):
+    """SRTP, or plain RTP for an unencrypted relay."""
+
+    def protect_rtp(self, packet: bytes | bytearray) -> bytes | bytearray: ...
+    def protect_rtcp(self, packet: bytes) -> bytes: ...
+
+
+class Transport(Protocol):
+    """What players, publishers and tracks use of a session: a peer's ICE/DTLS-SRTP one
+    (PeerSession) or a relay's fixed-address one (sfu.routing.relay.PlainSession)."""
+
+    id: str
+    role: str
+    stream: str
+    peer: PeerParams
+    state: SessionState
+    addr: Address | None
+    handler: MediaHandler | None
+    rtcp_ssrc: int
+    transport_seq: int
+    srtp_errors: int
+    created: float
+    last_seen: float
+    close_reason: str
+
+    @property
+    def srtp(self) -> Protection | None: ...
+    @property
+    def dtls(self) -> Keys | None: ...
+    @property
+    def transport(self) -> str | None: ...
+
+    def handle_srtp(self, data: bytes, now: float) -> None: ...
+    def handle_dtls(self, data: bytes, now: float) -> None: ...
+    def send_rtcp(self, packet: bytes) -> None: ...
+    def handle_timer(self, now: float) -> None: ...
+    def next_timer(self) -> float | None: ...
+    def poll_events(self) -> list[SessionEvent]: ...
+    def close(self, reason: str) -> None: ...
+
+
+class PeerSession(fastpath.TransportState):
+    """ICE-lite + DTLS-SRTP for one peer connection, bundled on one 5-tuple."""
+
+    # Flat: the fan-out reads addr and transport_seq of every player's session per packet
+    # (from the C base where there is one).
+    __slots__ = (
+        *fastpath.TRANSPORT_SLOTS,
+        "_events",
+        "_latest",
+        "_pending_timeout",
+        "_rng",
+        "_send",
+        "_timeout",
+        "checks",
+        "close_reason",
+        "created",
+        "drops",
+        "dtls",
+        "handler",
+        "ice",
+        "id",
+        "last_seen",
+        "peer",
+        "role",
+        "rtcp_ssrc",
+        "srtp",
+        "srtp_errors",
+        "state",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        role: str,
+        stream: str,
+        peer: PeerParams,
+        certificate: Certificate,
+        send: SendFunction,
+        now: float,
+        config: MediaConfig | None = None,
+        rng: random.Random = ice.SYSTEM_RANDOM,
+    ) -> None:
+        self.id = f"{rng.getrandbits(4 * SESSION_ID_HEX):0{SESSION_ID_HEX}x}"
+        self.role = role
+        self.stream = stream
+        self.peer = peer
+        config = config or MediaConfig()
+        self._timeout = config.session_timeout
+        self._pending_timeout = config.pending_timeout
+        self._rng = rng
+        self.ice = ice.IceLite(ice.new_ufrag(rng), ice.new_pwd(rng), peer.ice_ufrag, peer.ice_pwd)
+        self.checks = ice.ReturnRoutability(rng)
+        self.dtls = DtlsEndpoint(certificate, is_server=True, remote_fingerprints=peer.fingerprints)
+        self.srtp: SrtpContext | None = None
+        self.state = SessionState.NEW
+        self.addr: Address | None = None
+        self.created = now
+        self.last_seen = now
+        self._latest = now  # the newest time any input brought, for the duration in the log
+        self.close_reason = ""
+        self.rtcp_ssrc = rng.getrandbits(32) or 1  # our SSRC as the sender of feedback
+        self.handler: MediaHandler | None = None
+        self._send = send
+        self._events: list[SessionEvent] = []
+        self.srtp_errors = 0
+        self.transport_seq = 0  # transport-wide CC sequence number of what we send this peer
+        # Drops by reason; the session table shares its own, so they add up per endpoint.
+        self.drops: collections.Counter[str] = collections.Counter()
+
+    @property
+    def transport(self) -> str | None:
+        """ "udp" or "tcp", what the session's media goes over; None before ICE."""
+        if self.addr is None:
+            return None
+        return "tcp" if is_tcp(self.addr) else "udp"
+
+    # -- input, one method per demuxed packet class ---------------------------------------------
+
+    def handle_binding(
+        self, data: bytes, msg: Message, addr: Address, now: float, taken: bool = False
+    ) -> ice.BindingOutcome:
+        """Check a STUN Binding Request; an authenticated one may (re)bind the address.
+
+        `taken` says the address is bound to another session. The caller sends the response,
+        so it can rate-limit error answers across sessions.
+        """
+        if self.state is SessionState.CLOSED:
+            return ice.IGNORED
+        self._latest = now
+        outcome = self.ice.handle(data, msg, network_address(addr))
+        if outcome.authenticated and outcome.error_code is None:
+            self._valid_check_from(addr, outcome.use_candidate, taken, now)
+        return outcome
+
+    def _valid_check_from(
+        self, addr: Address, use_candidate: bool, taken: bool, now: float
+    ) -> None:
+        if addr == self.addr:
+            self.last_seen = now
+            return
+        stale = now - self.last_seen > ADDRESS_STALE_AFTER
+        if not (self.addr is None or use_candidate or stale):
+            return
+        if (self.state is SessionState.CONNECTED or taken) and not is_tcp(addr):
+            # Media flows, or the address is another session's (a spoofed check from it would
+            # unbind its owner): it moves only once the address answers a check of our own.
+            # An ICE-TCP connection needs no such check: its handshake already proved that
+            # the peer receives at that address, and no one else can send on it.
+            request = self.checks.start(
+                addr, f"{self.ice.remote_ufrag}:{self.ice.local_ufrag}", self.ice.remote_pwd, now
+            )
+            if request is not None:
+                self._send(request, addr)
+        else:
+            # Before media, the DTLS handshake proves the address: SRTP keys exist only once
+            # the peer has received our flights there, and nothing but DTLS goes there before.
+            self._move(addr, now)
+
+    def handle_binding_response(self, data: bytes, msg: Message, addr: Address, now: float) -> bool:
+        """An answer to one of our return-routability checks: a verified address gets the media.
+        False when it is not an authenticated answer to a check under way."""
+        if self.state is SessionState.CLOSED or not self.checks.verify(data, msg, addr):
+            return False
+        self._latest = now
+        if addr != self.addr:
+            self._move(addr, now)
+        return True
+
+    def _move(self, addr: Address, now: float) -> None:
+        old, self.addr = self.addr, addr
+        self.last_seen = now
+        if old is None and self.state is SessionState.NEW:
+            log.info("session %s: ICE connected from %s:%d", self.id, *addr, extra=self._log_extra)
+            self.state = SessionState.CONNECTING
+        elif old is None:
+            log.info("session %s: bound again at %s:%d", self.id, *addr, extra=self._log_extra)
+        else:
+            log.info(
+                "session %s: moved from %s:%d to %s:%d", self.id, *old, *addr, extra=self._log_extra
+            )
+        self._events.append(AddressChanged(self, old, addr))
+        if self.handler is not None and self.state is SessionState.CONNECTED:
+            self.handler.on_moved()  # what sends to the peer may differ (IPv4/IPv6, UDP/TCP)
+
+    def handle_dtls(self, data: bytes, now: float) -> None:
+        """Feed a DTLS record from the session's address."""
+        if self.state is SessionState.CLOSED:
+            return
+        self.last_seen = self._latest = now
+        self._send_all(self.dtls.receive(data, now))
+        self._after_dtls(now)
+
+    def handle_srtp(self, data: bytes, now: float) -> None:
+        """Decrypt one SRTP/SRTCP packet and hand it to the media handler; drop what fails."""
+        srtp = self.srtp
+        if srtp is None:
+            return
+        try:
+            if 191 < data[1] < 224:
+                packet = srtp.unprotect_rtcp(data)
+                self.last_seen = now
+                self.handler.on_rtcp(packet, now)  # type: ignore[union-attr]
+            else:
+                packet = srtp.unprotect_rtp(data)
+                self.last_seen = now
+                self.handler.on_rtp(packet, now)  # type: ignore[union-attr]
+        except (pylibsrtp.Error, IndexError):
+            self.srtp_errors += 1
+
+    def restart_ice(self, remote_ufrag: str, remote_pwd: str) -> None:
+        """ICE restart (RFC 8445 §9): new credentials on both sides; DTLS and SRTP carry on."""
+        old_ufrag = self.ice.local_ufrag
+        self.ice.restart(ice.new_ufrag(self._rng), ice.new_pwd(self._rng), remote_ufrag, remote_pwd)
+        self._events.append(UfragChanged(self, old_ufrag))
+        log.info("session %s: ICE restart", self.id, extra=self._log_extra)
+
+    # -- output ----------------------------------------------------------------------------------
+
+    def send_rtcp(self, packet: bytes) -> None:
+        """Protect and send one plaintext RTCP packet to the peer."""
+        if self.srtp is not None and self.addr is not None:
+            self._send(self.srtp.protect_rtcp(packet), self.addr)
+
+    def _send_all(self, datagrams: list[bytes]) -> None:
+        if self.addr is not None:
+            for datagram in datagrams:
+                self._send(datagram, self.addr)
+
+    # -- time and lifecycle ----------------------------------------------------------------------
+
+    def poll_events(self) -> list[SessionEvent]:
+        """What happened since the last call (moves, ICE restarts, the end), oldest first."""
+        events, self._events = self._events, []
+        return events
+
+    def next_timer(self) -> float | None:
+        """When handle_timer has work next: a DTLS retransmission, a check's retry, or the
+        silence and connect deadlines; None once closed."""
+        if self.state is SessionState.CLOSED:
+            return None
+        at = self.last_seen + self._timeout
+        if self.state is not SessionState.CONNECTED:
+            at = min(at, self.created + self._pending_timeout)
+        dtls_at = self.dtls.timer_at
+        if dtls_at is not None:
+            at = min(at, dtls_at)
+        checks_at = self.checks.next_due()
+        return at if checks_at is None else min(at, checks_at)
+
+    def handle_timer(self, now: float) -> None:
+        """Run the DTLS and check timers; end the session when the peer went silent, or when it
+        has not connected (ICE and DTLS) within the pending timeout, so it frees its slot."""
+        if self.state is SessionState.CLOSED:
+            return
+        self._latest = now
+        if now - self.last_seen > self._timeout:
+            self.close(f"no valid packet for {self._timeout:g} s")
+            return
+        if self.state is not SessionState.CONNECTED and now - self.created > self._pending_timeout:
+            self.close(f"not connected within {self._pending_timeout:g} s")
+            return
+        timer_at = self.dtls.timer_at
+        if timer_at is not None and now >= timer_at:
+            self._send_all(self.dtls.handle_timer(now))
+            self._after_dtls(now)
+        if self.checks.pending:
+            for request, addr in self.checks.due(now):
+                self._send(request, addr)
+            given_up, self.checks.given_up = self.checks.given_up, 0
+            if given_up:
+                self.drops["address_check_unanswered"] += given_up
+                log.info(
+                    "session %s: a new address never answered; media stays at the old one",
+                    self.id,
+                    extra=self._log_extra,
+                )
+
+    @property
+    def _log_extra(self) -> dict[str, str]:
+        return {"session_id": self.id, "stream": self.stream, "role": self.role}
+
+    def _after_dtls(self, now: float) -> None:
+        state = self.dtls.state
+        if state is DtlsState.CONNECTED and self.srtp is None:
+            self.srtp = SrtpContext(self.dtls.keys)  # type: ignore[arg-type]
+            self.state = SessionState.CONNECTED
+            log.info(
+                "session %s: DTLS-SRTP connected (%s %s)",
+                self.id,
+                self.role,
+                self.stream,
+                extra=self._log_extra,
+            )
+            if self.handler is not None:
+                self.handler.on_connected(now)
+        elif state is DtlsState.FAILED:
+            self.close(f"DTLS failed: {self.dtls.failure}")
+        elif state is DtlsState.CLOSED:
+            self.close("peer closed DTLS")
+
+    def close(self, reason: str) -> None:
+        """End the session at once: tell the peer, free the media state, leave the tables."""
+        if self.state is SessionState.CLOSED:
+            return
+        if self.dtls.state is DtlsState.CONNECTED:
+            self._send_all(self.dtls.close())
+        self.state = SessionState.CLOSED
+        self.close_reason = reason
+        self.srtp = None
+        log.info(
+            "session %s: closed (%s %s) after %.1f s: %s",
+            self.id,
+            self.role,
+            self.stream,
+            self._latest - self.created,
+            reason,
+            extra={**self._log_extra, "duration": round(self._latest - self.created, 3)},
+        )
+        if self.handler is not None:
+            self.handler.on_closed()
+        self._events.append(SessionClosed(self))
+
+
+@dataclass(frozen=True)
+class EndedSession:
+    """What is kept of a session after it ends, so a late DELETE is answered, not refused."""
+
+    stream: str
+    role: str
+    reason: str
+
+
+# Ended sessions remembered for late DELETEs: the newest this many.
+ENDED_REMEMBERED = 4096
+
+
+class SessionTable:
+    """Sessions by id (HTTP), by server ufrag (first STUN), by address (everything after) and
+    by the tag of their own checks' transaction ids (answers from a new address); the ended
+    ones by id. Whoever calls into a session hands its events to `settle`, so the indexes
+    follow before the next datagram is demuxed."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, PeerSession] = {}
+        self.by_ufrag: dict[str, PeerSession] = {}
+        self.by_addr: dict[Address, Transport] = {}
+        self.by_check_tag: dict[bytes, PeerSession] = {}
+        self.ended: OrderedDict[str, EndedSession] = OrderedDict()
+        # The media plane's drops by reason, shared by the endpoint, the sessions and the router.
+        self.drops: collections.Counter[str] = collections.Counter()
+        # Forwarded RTP (and RTX) datagrams, which the tracks send on the socket directly.
+        self.media_datagrams_out = 0
+        # No session's timer is due before this (it may be earlier than the true earliest):
+        # the router sets it when it runs the timers, and a session added or settled after
+        # handling a packet lowers it, so a tick with nothing due costs nothing per session.
+        self.timer_floor = math.inf
+
+    def add(self, session: PeerSession) -> None:
+        self.by_id[session.id] = session
+        self.by_ufrag[session.ice.local_ufrag] = session
+        self.by_check_tag[session.checks.tag] = session
+        session.drops = self.drops
+        self.lower_timer_floor(session)
+
+    def lower_timer_floor(self, session: Transport) -> None:
+        """Bring timer_floor down to the session's next timer if that comes sooner."""
+        at = session.next_timer()
+        if at is not None and at < self.timer_floor:
+            self.timer_floor = at
+
+    def settle(self, session: Transport) -> None:
+        """Apply what the session reported: an address or ufrag it moved to, or its end; note
+        its timer, which a handshake or check it just started may have brought forward."""
+        self.lower_timer_floor(session)
+        for event in session.poll_events():
+            if isinstance(event, AddressChanged):
+                self._rebind(session, event.old, event.new)
+                continue
+            member = self.by_id.get(session.id)
+            if member is not session:
+                self.unbind(session)  # a relay's: its owner takes the rest
+            elif isinstance(event, UfragChanged):
+                if self.by_ufrag.get(event.old) is member:
+                    del self.by_ufrag[event.old]
+                self.by_ufrag[member.ice.local_ufrag] = member
+            else:
+                self.remove(member)
+                self._remember(member)
+
+    def bind(self, addr: Address, session: Transport) -> None:
+        """Give `addr` to a session outside the table (a relay's), to hand it what comes from
+        there; the address's previous owner loses it."""
+        self._rebind(session, None, addr)
+
+    def unbind(self, session: Transport) -> None:
+        """Free the address of a session that is going away."""
+        if session.addr is not None and self.by_addr.get(session.addr) is session:
+            del self.by_addr[session.addr]
+
+    def _rebind(self, session: Transport, old: Address | None, new: Address) -> None:
+        if old is not None and self.by_addr.get(old) is session:
+            del self.by_addr[old]
+        previous = self.by_addr.get(new)
+        if previous is not None and previous is not session:
+            # The address now belongs to a newer authenticated peer; the old owner lost it.
+            previous.addr = None
+        self.by_addr[new] = session
+
+    def remove(self, session: PeerSession) -> None:
+        self.by_id.pop(session.id, None)
+        if self.by_check_tag.get(session.checks.tag) is session:
+            del self.by_check_tag[session.checks.tag]
+        if self.by_ufrag.get(session.ice.local_ufrag) is session:
+            del self.by_ufrag[session.ice.local_ufrag]
+        self.unbind(session)
+
+    def _remember(self, session: PeerSession) -> None:
+        self.ended[session.id] = EndedSession(session.stream, session.role, session.close_reason)
+        while len(self.ended) > ENDED_REMEMBERED:
+            self.ended.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self.by_id)

@@ -1,0 +1,413 @@
+"""One node of a cluster: its record, its stream claims, and the relays between nodes.
+
+Every HEARTBEAT a node writes its record (URL, relay address, load) to the registry with a TTL,
+renews the claim of each stream it has a publisher for, and reconciles relays: a stream some
+local player waits for that another live node owns gets a relay from that node (one per stream,
+however many local players), and a relay whose owner lost its claim, whose edge node is gone or
+whose edge has no players left is closed. Relays are set up node to node over the sealed link
+(cluster_link.py) and carry SRTP under keys made for each relay. While the registry cannot be
+reached nothing running is touched: media keeps flowing, local publish and play keep working,
+only a play that would need a new relay is refused, and the loop retries with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+
+import aiohttp
+import psutil
+from aiohttp import web
+
+from sfu.io.server import MediaServer
+from sfu.protocol.dtls import SrtpKeys
+from sfu.routing.relay import RELAY_KEY_BYTES, RELAY_PROFILE, mirrored, relay_keys
+from sfu.routing.router import PUBLISH, StreamBusy
+from signaling.cluster.link import SEALED_TYPE, ClusterLink, LinkError
+from signaling.cluster.registry import Registry, RegistryError
+from signaling.http.plumbing import Rejection, unavailable
+from signaling.workers.internal import tracks_from_json
+from signaling.workers.messages import address_from_data
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT = 1.0  # seconds between record writes, claim renewals and relay checks
+TTL = 5.0  # seconds a record or claim outlives the last heartbeat of a node that died
+MAX_BACKOFF = 8.0  # seconds between attempts while the registry is unreachable
+CLAIM_GRACE = 15.0  # seconds a claim is kept for a publish whose offer is still under way
+RELAY_GRACE = 5.0  # seconds a new relay lives without local players, for offers in flight
+CALL_TIMEOUT = 3.0  # seconds a node-to-node request may take
+# Seconds without a packet from a relay's other end before a missing claim or record counts:
+# right after Redis restarts empty, records and claims are missing until their holders
+# heartbeat again, but their relays still carry media and are left alone.
+SILENT = 3.0
+
+
+class ClusterUnavailable(Exception):
+    """A relay this node needs cannot be had now; the reason goes to the client with a 503."""
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    node_name: str
+    public_url: str
+    relay_host: str
+    redirect: bool = False
+    drain_timeout: float = 30.0
+    candidates: tuple[str, ...] = ()  # this node's media candidates, for its record
+
+
+@dataclass
+class EdgeRelay:
+    """A stream this node receives from its owner."""
+
+    origin: str  # the owner's node name
+    in_id: str  # our relay-in end
+    out_id: str  # the owner's relay-out end
+    created: float
+
+
+def keys_to_json(keys: SrtpKeys) -> dict:
+    return {"profile": keys.profile, "local": keys.local_key.hex(), "remote": keys.remote_key.hex()}
+
+
+def keys_from_json(data: object) -> SrtpKeys:
+    if not isinstance(data, dict):
+        raise ValueError("keys must be an object")
+    try:
+        keys = SrtpKeys(
+            int(data["profile"]), bytes.fromhex(data["local"]), bytes.fromhex(data["remote"])
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"bad keys: {exc}") from exc
+    lengths = {len(keys.local_key), len(keys.remote_key)}
+    if keys.profile != RELAY_PROFILE or lengths != {RELAY_KEY_BYTES}:
+        raise ValueError("relay keys of the wrong profile or length")
+    return keys
+
+
+class Cluster:
+    def __init__(
+        self, media: MediaServer, registry: Registry, link: ClusterLink, config: ClusterConfig
+    ) -> None:
+        self.media = media
+        self.registry = registry
+        self.link = link
+        self.config = config
+        self.name = config.node_name
+        self.nodes: dict[str, dict] = {}  # as last read from the registry
+        self.connected = False
+        self.draining = False
+        # stream -> when a publish of it was admitted (0 once its publisher was seen here)
+        self.claimed: dict[str, float] = {}
+        self.edges: dict[str, EdgeRelay] = {}  # by stream
+        self.outbound: dict[str, tuple[str, str]] = {}  # relay-out id -> (stream, edge node)
+        self._setups: dict[str, asyncio.Task[None]] = {}
+        self.refused: collections.Counter[str] = collections.Counter()  # node requests, by why
+        self._task: asyncio.Task | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._process = psutil.Process()
+        self._process.cpu_percent()  # the first reading is always 0
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT))
+        self._task = asyncio.create_task(self._run())
+
+    async def drain(self) -> None:
+        """Refuse new sessions and wait (at most drain_timeout) for the local ones to end."""
+        self.draining = True
+        log.info("draining: no new sessions; waiting up to %gs", self.config.drain_timeout)
+        with contextlib.suppress(RegistryError):
+            await self.registry.put_node(self.name, self.record(), TTL)
+        deadline = time.monotonic() + self.config.drain_timeout
+        while self.media.router.session_count() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        log.info("drained: %d sessions left", self.media.router.session_count())
+
+    async def stop(self) -> None:
+        """Leave the registry: claims released, record removed, relays closed."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for stream in list(self.edges):
+            await self._close_edge(stream, "node leaving the cluster")
+        for relay_id in list(self.outbound):
+            self.media.relays.close(relay_id, "node leaving the cluster")
+        with contextlib.suppress(RegistryError):
+            for stream in list(self.claimed):
+                await self.registry.release(stream, self.name)
+            await self.registry.remove_node(self.name)
+        await self.registry.close()
+        if self._http is not None:
+            await self._http.close()
+
+    async def _run(self) -> None:
+        delay = HEARTBEAT
+        while True:
+            try:
+                await self.sync()
+            except RegistryError as exc:
+                if self.connected or delay == HEARTBEAT:
+                    log.warning("registry unreachable (%s); retrying with backoff", exc)
+                self.connected = False
+                delay = min(delay * 2, MAX_BACKOFF)
+            except Exception:
+                log.exception("cluster sync failed; continuing")
+            else:
+                if not self.connected:
+                    log.info("node %s registered (%d nodes)", self.name, len(self.nodes))
+                self.connected = True
+                delay = HEARTBEAT
+            await asyncio.sleep(delay)
+
+    # --- what this node has -----------------------------------------------------------------
+
+    def local_players(self) -> dict[str, int]:
+        """Players of real peers per stream (relays to other nodes or workers left out)."""
+        relayed = self.media.relays.relayed_players()
+        streams = self.media.router.stream_summaries()
+        counts = {name: s.players - relayed[name] for name, s in streams.items()}
+        return {name: count for name, count in counts.items() if count > 0}
+
+    def local_publishers(self) -> set[str]:
+        """Streams with a publisher of this node's own (pending or live), relays left out."""
+        return {
+            name
+            for name, stream in self.media.router.stream_summaries().items()
+            if stream.has_publisher and not stream.publisher_relay
+        }
+
+    def record(self) -> dict:
+        players = self.local_players()
+        return {
+            "url": self.config.public_url,
+            "relay": [self.config.relay_host, self.media.endpoint.port],
+            "candidates": list(self.config.candidates),
+            "sessions": self.media.router.session_count(),
+            "players": sum(players.values()),
+            "cpu": self._process.cpu_percent(),
+            "draining": self.draining,
+            "streams": players,
+            "publishing": sorted(self.local_publishers()),
+            "relays": len(self.edges) + len(self.outbound),
+        }
+
+    # --- the heartbeat ----------------------------------------------------------------------
+
+    async def sync(self) -> None:
+        await self.registry.put_node(self.name, self.record(), TTL)
+        self.nodes = await self.registry.nodes()
+        await self._sync_claims()
+        await self._sync_edges()
+        self._sync_outbound()
+
+    async def _sync_claims(self) -> None:
+        now = time.monotonic()
+        local = self.local_publishers()
+        for stream in local | set(self.claimed):
+            if stream in local or now - self.claimed[stream] < CLAIM_GRACE:
+                owner = await self.registry.claim(stream, self.name, TTL)
+                if stream in local:
+                    self.claimed[stream] = 0.0  # the grace was for its offer: it is over
+                if owner != self.name:
+                    log.warning("stream %s: published here but claimed by %s", stream, owner)
+            else:
+                await self.registry.release(stream, self.name)
+                del self.claimed[stream]
+
+    async def _sync_edges(self) -> None:
+        players = self.local_players()
+        streams = self.media.router.stream_summaries()
+        now = time.monotonic()
+        for stream, edge in list(self.edges.items()):
+            owner = await self.registry.owner(stream)
+            relay = self.media.relays.inbound.get(edge.in_id)
+            if relay is None:
+                await self._close_edge(stream, "its relay ended")
+            elif owner is not None and owner != edge.origin:
+                await self._close_edge(stream, f"{owner} has the stream now")
+            elif owner is None and now - relay.session.last_seen > SILENT:
+                await self._close_edge(stream, f"{edge.origin} no longer has the stream")
+            elif not players.get(stream) and time.monotonic() - edge.created > RELAY_GRACE:
+                await self._close_edge(stream, "no players left here")
+        for stream in players:
+            if streams[stream].has_publisher:
+                continue
+            owner = await self.registry.owner(stream)
+            if owner is not None and owner != self.name and owner in self.nodes:
+                try:
+                    await self.ensure_relay(stream, owner)
+                except ClusterUnavailable as exc:
+                    log.warning("stream %s: no relay from %s yet: %s", stream, owner, exc)
+
+    def _sync_outbound(self) -> None:
+        relays = self.media.relays
+        for relay_id, (_, node) in list(self.outbound.items()):
+            session = relays.outbound.get(relay_id)
+            if session is None:
+                del self.outbound[relay_id]
+            elif node not in self.nodes and time.monotonic() - session.last_seen > SILENT:
+                relays.close(relay_id, f"node {node} is gone")
+
+    async def node(self, name: str) -> dict | None:
+        """A live node's record: as last read, or read again for a node that joined since."""
+        if name not in self.nodes:
+            with contextlib.suppress(RegistryError):
+                self.nodes = await self.registry.nodes()
+        return self.nodes.get(name)
+
+    # --- relays this node receives ----------------------------------------------------------
+
+    async def ensure_relay(self, stream: str, owner: str) -> None:
+        """A relay of `stream` from `owner` to here, set up once however many ask at once."""
+        if stream in self.edges:
+            return
+        setup = self._setups.get(stream)
+        if setup is None:
+            setup = self._setups[stream] = asyncio.create_task(self._open_edge(stream, owner))
+            setup.add_done_callback(lambda _: self._setups.pop(stream, None))
+        await asyncio.shield(setup)
+
+    async def _open_edge(self, stream: str, owner: str) -> None:
+        node = await self.node(owner)
+        if node is None:
+            raise ClusterUnavailable(f"node {owner} that has the stream is not registered")
+        status, source = await self.call(node, "/cluster/v1/relay-source", {"stream": stream})
+        if status == 404:
+            return  # not live there yet: the players wait here, the heartbeat tries again
+        if status != 200:
+            raise ClusterUnavailable(f"node {owner} refused the relay: {source.get('reason')}")
+        try:
+            tracks = tracks_from_json(source.get("tracks"))
+            origin_addr = address_from_data(source.get("source"), "source")
+        except ValueError as exc:
+            raise ClusterUnavailable(f"node {owner} sent a bad relay source: {exc}") from exc
+        keys = relay_keys()
+        try:
+            relay = self.media.relays.open_in(
+                stream, tracks, origin_addr, keys, host=self.config.relay_host
+            )
+        except StreamBusy:
+            return  # a publisher got here first
+        body = {
+            "stream": stream,
+            "node": self.name,
+            "target": list(relay.addr),
+            "tracks": source["tracks"],
+            "keys": keys_to_json(mirrored(keys)),
+        }
+        try:
+            status, made = await self.call(node, "/cluster/v1/relay-out", body)
+        except ClusterUnavailable:
+            relay.session.close(f"node {owner} did not answer")
+            raise
+        if status != 201 or not isinstance(made.get("id"), str):
+            relay.session.close(f"node {owner} refused")
+            raise ClusterUnavailable(f"node {owner} refused the relay: {made.get('reason')}")
+        self.edges[stream] = EdgeRelay(owner, relay.session.id, made["id"], time.monotonic())
+        log.info("relay %s: from node %s", stream, owner)
+
+    async def _close_edge(self, stream: str, why: str) -> None:
+        edge = self.edges.pop(stream)
+        self.media.relays.close(edge.in_id, why)
+        node = self.nodes.get(edge.origin)
+        if node is not None:
+            with contextlib.suppress(ClusterUnavailable):
+                await self.call(node, "/cluster/v1/relay-close", {"id": edge.out_id})
+        log.info("relay %s from node %s closed: %s", stream, edge.origin, why)
+
+    async def call(self, node: dict, path: str, message: dict) -> tuple[int, dict]:
+        """POST a sealed message to another node; (status, its sealed answer or a reason)."""
+        if self._http is None:
+            raise ClusterUnavailable("cluster not started")
+        url = str(node.get("url", "")).rstrip("/") + path
+        try:
+            async with self._http.post(
+                url, data=self.link.seal(path, message), headers={"Content-Type": SEALED_TYPE}
+            ) as response:
+                body = await response.read()
+                if response.content_type == SEALED_TYPE:
+                    return response.status, self.link.open(path, body)
+                return response.status, {"reason": body.decode(errors="replace").strip()}
+        except (aiohttp.ClientError, asyncio.TimeoutError, LinkError, ValueError) as exc:
+            raise ClusterUnavailable(f"{url}: {exc or type(exc).__name__}") from exc
+
+    # --- what the public handlers ask -------------------------------------------------------
+
+    async def admit(self, request: web.Request, role: str, stream: str) -> None:
+        """Before an offer is read: refuse while draining, claim a publish, relay for a play."""
+        if self.draining:
+            raise self._elsewhere(request, None, "this node is draining")
+        if role == PUBLISH:
+            await self._admit_publish(request, stream)
+        else:
+            await self._admit_play(stream)
+
+    async def _admit_publish(self, request: web.Request, stream: str) -> None:
+        try:
+            owner = await self.registry.claim(stream, self.name, TTL)
+        except RegistryError as exc:
+            log.warning("publish %s without a claim (%s); claimed once it is back", stream, exc)
+            self.claimed[stream] = time.monotonic()
+            return
+        if owner != self.name:
+            raise self._elsewhere(request, owner, f"stream {stream} is published on {owner}")
+        self.claimed[stream] = time.monotonic()
+        if stream in self.edges:  # the owner we relayed from lost its claim: it is ours now
+            await self._close_edge(stream, "published here now")
+
+    async def _admit_play(self, stream: str) -> None:
+        existing = self.media.router.stream_summary(stream)
+        if (existing is not None and existing.has_publisher) or stream in self.edges:
+            return
+        try:
+            owner = await self.registry.owner(stream)
+        except RegistryError as exc:
+            raise unavailable(f"cluster registry unreachable, cannot relay {stream}") from exc
+        if owner is None or owner == self.name:
+            return  # the player waits for a publisher, here or on any node
+        try:
+            await self.ensure_relay(stream, owner)
+        except ClusterUnavailable as exc:
+            raise unavailable(f"cannot relay {stream} from {owner}: {exc}") from exc
+
+    def _elsewhere(self, request: web.Request, owner: str | None, reason: str) -> Rejection:
+        """307 to the owner (or the least loaded other node) with --cluster-redirect, else
+        409 for a stream owned elsewhere or 503 for a draining node."""
+        target = self.nodes.get(owner) if owner is not None else self._least_loaded()
+        if self.config.redirect and target is not None and target.get("url"):
+            location = str(target["url"]).rstrip("/") + request.path_qs
+            return Rejection(307, f"{reason}: see {location}", {"Location": location})
+        return Rejection(409, reason) if owner is not None else unavailable(reason)
+
+    def _least_loaded(self) -> dict | None:
+        others = [
+            r for n, r in self.nodes.items() if n != self.name and not r.get("draining", False)
+        ]
+        return min(others, key=lambda r: r.get("sessions", 0), default=None)
+
+    # --- views for the stats API ------------------------------------------------------------
+
+    def streams_view(self) -> dict:
+        """Per stream of the whole cluster: its owner and its players on each node."""
+        view: dict[str, dict] = {}
+        for node, record in sorted(self.nodes.items()):
+            for stream in record.get("publishing", []):
+                view.setdefault(stream, {"owner": None, "players": {}})["owner"] = node
+            for stream, count in record.get("streams", {}).items():
+                view.setdefault(stream, {"owner": None, "players": {}})["players"][node] = count
+        return view
+
+    def nodes_view(self) -> list[dict]:
+        keys = ("url", "relay", "candidates", "sessions", "players", "cpu", "draining", "relays")
+        return [
+            {"name": name, **{k: record.get(k) for k in keys}}
+            for name, record in sorted(self.nodes.items())
+        ]

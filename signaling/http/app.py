@@ -1,0 +1,97 @@
+"""A worker's aiohttp application: the public routes answered by this process's media server.
+
+The handlers live by concern (whip.py, srs_routes.py, stats_routes.py); this module wires them
+and the server's policies into one app. Its logger, `signaling.http.app`, carries every refusal.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from sfu.io.server import MediaServer
+from signaling.http.access import AUTH, OWNERS
+from signaling.http.connections import ConnectionGuard
+from signaling.http.plumbing import GUARD, MAX_OFFER_BYTES, REFUSED, behind_proxy, cors_and_errors
+from signaling.http.routes import ICE_SERVERS, PublicHandlers, add_public_routes
+from signaling.http.srs_routes import srs_play, srs_publish, srs_whep, srs_whip
+from signaling.http.stats_routes import list_streams, server_stats
+from signaling.http.whip import delete_session, patch_session, set_layer, whep, whip
+from signaling.sdp.ice_servers import IceServers
+from signaling.sdp.trickle import EntityTags
+from signaling.security.admission import Admission
+from signaling.security.auth import Authenticator, SessionOwners
+from signaling.security.hooks import HttpHooks
+from signaling.security.limits import Limits
+from signaling.workers.state import (
+    ADMISSION,
+    AUTO_CANDIDATES,
+    CANDIDATES,
+    ETAGS,
+    HOOKS,
+    LIMITS,
+    MEDIA_SERVER,
+)
+
+log = logging.getLogger(__name__)
+
+WORKER_HANDLERS = PublicHandlers(
+    whip=whip,
+    whep=whep,
+    delete_session=delete_session,
+    patch_session=patch_session,
+    set_layer=set_layer,
+    srs_whip=srs_whip,
+    srs_whep=srs_whep,
+    srs_publish=srs_publish,
+    srs_play=srs_play,
+    list_streams=list_streams,
+    server_stats=server_stats,
+)
+
+
+def create_app(
+    media: MediaServer,
+    candidates: list[str],
+    web_root: Path | None,
+    *,
+    auth: Authenticator | None = None,
+    limits: Limits | None = None,
+    hooks: HttpHooks | None = None,
+    admission: Admission | None = None,
+    guard: ConnectionGuard | None = None,
+    trust_proxy: bool = False,
+    auto_candidates: bool = False,
+    ice_servers: IceServers | None = None,
+) -> web.Application:
+    """The aiohttp application for one media server; with no policy given, everything is open
+    but for the per-client admission defaults."""
+    app = web.Application(
+        middlewares=[cors_and_errors, *behind_proxy(trust_proxy)],
+        client_max_size=MAX_OFFER_BYTES,
+        logger=log,
+    )
+    app[MEDIA_SERVER] = media
+    app[CANDIDATES] = candidates
+    app[AUTO_CANDIDATES] = auto_candidates
+    if ice_servers is not None:
+        app[ICE_SERVERS] = ice_servers
+    app[AUTH] = auth or Authenticator()
+    app[LIMITS] = limits or Limits()
+    app[HOOKS] = hooks or HttpHooks()
+    app[ETAGS] = EntityTags()
+    app[OWNERS] = SessionOwners()
+    app[REFUSED] = collections.Counter()
+    app[ADMISSION] = admission if admission is not None else Admission()
+    if guard is not None:
+        app[GUARD] = guard
+    app.on_cleanup.append(close_hooks)
+    add_public_routes(app, WORKER_HANDLERS, web_root)
+    return app
+
+
+async def close_hooks(app: web.Application) -> None:
+    await app[HOOKS].close()

@@ -1,0 +1,52 @@
+"""A worker's stats API: /api/v1/streams (per stream and track) and /api/v1/server (totals)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from aiohttp import web
+
+from sfu.protocol import fastpath
+from signaling.http.access import authorize_stats
+from signaling.http.plumbing import GUARD, REFUSED
+from signaling.workers.state import ADMISSION, CLUSTER, MEDIA_SERVER
+
+
+async def list_streams(request: web.Request) -> web.Response:
+    authorize_stats(request)
+    body: dict = {"streams": request.app[MEDIA_SERVER].router.snapshot()}
+    if CLUSTER in request.app:
+        body["cluster"] = request.app[CLUSTER].streams_view()
+    return web.json_response(body)
+
+
+async def server_stats(request: web.Request) -> web.Response:
+    authorize_stats(request)
+    media = request.app[MEDIA_SERVER]
+    endpoint = media.endpoint
+    return web.json_response(
+        {
+            **media.router.resource_counts(),
+            "tasks": len(asyncio.all_tasks()),
+            "open_files": open_file_count(),
+            "forwarding_path": fastpath.PATH,  # "compiled" (sfu.protocol._fanout) or "python"
+            "srtp_aes": fastpath.SRTP_AES,  # "vaes", "aes-ni", "openssl" or "libsrtp"
+            "udp_port": endpoint.port,
+            "datagrams_in": endpoint.datagrams_in,
+            # STUN, DTLS and RTCP; forwarded media is media_packets_out
+            "control_datagrams_out": endpoint.control_datagrams_out,
+            "drops": dict(endpoint.drops),
+            "admission_refused": dict(request.app[ADMISSION].refused),
+            "http_refused": dict(request.app[REFUSED]),  # by status: 400, 401, 413, 429, ...
+            "http": request.app[GUARD].stats() if GUARD in request.app else {},
+        }
+    )
+
+
+def open_file_count() -> int | None:
+    """File descriptors this process holds (Linux), to see leaks from outside."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None

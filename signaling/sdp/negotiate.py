@@ -1,0 +1,246 @@
+"""Decide what the server accepts from an offer: codecs, feedback, header extensions, transport.
+
+The result is a `PeerParams` for the media plane. Anything the SFU cannot forward untouched is
+left out here, so the answer rejects it and the media plane never sees it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sfu.media import AUDIO, VIDEO, Codec, PeerParams, TrackSpec
+from sfu.wire.rtp import ABS_SEND_TIME_URI, MID_URI, RID_URI, TRANSPORT_CC_URI
+from signaling.sdp.parse import MediaSection, Offer
+from signaling.sdp.simulcast import SimulcastError, offered_layers
+
+# Header extensions the server reads on a publisher's packets (mid, and transport-wide CC for
+# its bandwidth feedback), and those it writes afresh for each player with the player's own IDs.
+PUBLISH_EXTENSIONS = frozenset({MID_URI, ABS_SEND_TIME_URI, TRANSPORT_CC_URI})
+PLAY_EXTENSIONS = frozenset({MID_URI, ABS_SEND_TIME_URI, TRANSPORT_CC_URI})
+# Read as well on a simulcast m-line: the RID names the layer of each packet. Publishers send
+# no RTX here (the answer accepts none), so the repaired-RID is never needed.
+SIMULCAST_EXTENSIONS = PUBLISH_EXTENSIONS | {RID_URI}
+
+# RTCP feedback the server understands, per kind.
+ACCEPTED_FEEDBACK = {
+    VIDEO: ("nack", "nack pli", "ccm fir", "transport-cc", "goog-remb"),
+    AUDIO: ("transport-cc",),
+}
+
+_RTP_PROTOS = ("UDP/TLS/RTP/SAVPF", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "RTP/SAVP")
+_GOOD_SETUP = ("actpass", "active")
+MAX_MEDIA_SECTIONS = 16  # audio/video m-lines per offer; each costs state and answer bytes
+
+
+class NegotiationError(ValueError):
+    """An offer we understood but cannot answer; one line, fit for an HTTP 400 body."""
+
+
+class UnsupportedMedia(NegotiationError):
+    """The offer carries nothing the server can forward (HTTP 422)."""
+
+
+class CodecMismatch(UnsupportedMedia):
+    """A player that cannot decode the live publisher's codec for a kind it asks for: a 201
+    would give it a track that stays silent or black."""
+
+
+class BundleRequired(UnsupportedMedia):
+    """More than one m-line accepted, but not bundled: the server has one transport per
+    session, so a second m-line's checks could never succeed and its media never flow."""
+
+
+def _fmtp_params(fmtp: str) -> dict[str, str]:
+    """The `key=value;...` parameters of an a=fmtp, keys lower-cased."""
+    params: dict[str, str] = {}
+    for item in fmtp.split(";"):
+        key, sep, value = item.partition("=")
+        if sep:
+            params[key.strip().lower()] = value.strip()
+    return params
+
+
+def _is_supported(section: MediaSection, pt: int) -> bool:
+    """True when `pt` on `section` is a codec the SFU forwards: opus, VP8, or H264 mode 1."""
+    rtpmap = section.rtpmap.get(pt)
+    if rtpmap is None:
+        return False
+    name = rtpmap.name.lower()
+    if section.kind == AUDIO:
+        return name == "opus" and rtpmap.clock_rate == 48000 and rtpmap.channels == 2
+    if section.kind == VIDEO and rtpmap.clock_rate == 90000:
+        if name == "vp8":
+            return True
+        if name == "h264":
+            return _fmtp_params(section.fmtp.get(pt, "")).get("packetization-mode") == "1"
+    return False
+
+
+def _rtx_map(section: MediaSection) -> dict[int, int]:
+    """Media payload type -> the first offered rtx payload type for it with the same clock.
+
+    One pass over the distinct payload types, so negotiation stays linear in the offer's size.
+    """
+    rtx_for: dict[int, int] = {}
+    for rtx in dict.fromkeys(section.payload_types):
+        rtpmap = section.rtpmap.get(rtx)
+        if rtpmap is None or rtpmap.name.lower() != "rtx":
+            continue
+        apt = _fmtp_params(section.fmtp.get(rtx, "")).get("apt", "")
+        if not apt.isdigit():
+            continue
+        media = section.rtpmap.get(int(apt))
+        if media is not None and media.clock_rate == rtpmap.clock_rate:
+            rtx_for.setdefault(int(apt), rtx)
+    return rtx_for
+
+
+def _codec(section: MediaSection, pt: int, rtx: int | None) -> Codec:
+    rtpmap = section.rtpmap[pt]
+    accepted = ACCEPTED_FEEDBACK.get(section.kind, ())
+    return Codec(
+        name=rtpmap.name,
+        payload_type=pt,
+        clock_rate=rtpmap.clock_rate,
+        channels=rtpmap.channels,
+        fmtp=section.fmtp.get(pt, ""),
+        rtcp_fb=tuple(fb for fb in section.feedback_for(pt) if fb in accepted),
+        rtx_payload_type=rtx,
+    )
+
+
+def _offered_ssrcs(section: MediaSection) -> tuple[int | None, int | None]:
+    """The offerer's media SSRC and RTX SSRC: first SIM layer, its FID pair, else first a=ssrc."""
+    groups = section.ssrc_groups
+    sim = next((ssrcs for name, ssrcs in groups if name == "SIM"), None)
+    fids = [ssrcs for name, ssrcs in groups if name == "FID" and len(ssrcs) >= 2]
+    if sim:
+        media = sim[0]
+    elif fids:
+        media = fids[0][0]
+    elif section.ssrcs:
+        media = next(iter(section.ssrcs))
+    else:
+        return None, None
+    rtx = next((fid[1] for fid in fids if fid[0] == media), None)
+    return media, rtx
+
+
+def _is_carried(section: MediaSection, directions: tuple[str, ...]) -> bool:
+    """True when the m-line is RTP over DTLS-SRTP, enabled, and flows the way we need."""
+    return (
+        section.kind in (AUDIO, VIDEO)
+        and section.proto in _RTP_PROTOS
+        and (section.port != 0 or section.bundle_only)
+        and section.direction in directions
+    )
+
+
+def _layers(section: MediaSection) -> tuple[str, ...]:
+    """A video m-line's simulcast rids, when its packets can say which layer they are."""
+    if section.kind != VIDEO:
+        return ()
+    try:
+        rids = offered_layers(section)
+    except SimulcastError as error:
+        raise NegotiationError(str(error)) from None
+    if rids and RID_URI not in section.extmap.values():
+        raise NegotiationError("a=simulcast needs the rtp-stream-id header extension (a=extmap)")
+    return rids
+
+
+def _peer(offer: Offer, tracks: list[TrackSpec], sections: list[MediaSection]) -> PeerParams:
+    """Check ICE and DTLS parameters of the first accepted m-line and build the PeerParams."""
+    if not tracks:
+        raise UnsupportedMedia("offer has no audio or video m-line with a codec we support")
+    first = sections[0]
+    ufrag = first.ice_ufrag or offer.ice_ufrag
+    pwd = first.ice_pwd or offer.ice_pwd
+    if not ufrag:
+        raise NegotiationError("offer has no ice-ufrag")
+    if not pwd:
+        raise NegotiationError("offer has no ice-pwd")
+    fingerprints = first.fingerprints or offer.fingerprints
+    if not fingerprints:
+        raise NegotiationError("offer has no fingerprint")
+    setup = first.setup or offer.setup
+    if setup == "passive":
+        raise NegotiationError(
+            "we are DTLS server (setup:passive); offer setup:passive cannot work"
+        )
+    if setup is not None and setup not in _GOOD_SETUP:
+        raise NegotiationError(f"offer setup {setup[:20]!r} is not actpass or active")
+    return PeerParams(ice_ufrag=ufrag, ice_pwd=pwd, fingerprints=list(fingerprints), tracks=tracks)
+
+
+def _negotiate(
+    offer: Offer,
+    directions: tuple[str, ...],
+    choose: Callable[[MediaSection], list[Codec]],
+    extensions: frozenset[str],
+    simulcast: bool = False,
+) -> PeerParams:
+    media_count = sum(1 for section in offer.media if section.kind in (AUDIO, VIDEO))
+    if media_count > MAX_MEDIA_SECTIONS:
+        raise UnsupportedMedia(
+            f"offer has {media_count} audio/video m-lines; the limit is {MAX_MEDIA_SECTIONS}"
+        )
+    tracks: list[TrackSpec] = []
+    sections: list[MediaSection] = []
+    for section in offer.media:
+        if not _is_carried(section, directions):
+            continue
+        codecs = choose(section)
+        if not codecs:
+            continue
+        rids = _layers(section) if simulcast else ()
+        ssrc, rtx_ssrc = _offered_ssrcs(section) if not rids else (None, None)
+        wanted = SIMULCAST_EXTENSIONS if rids else extensions
+        accepted = {i: uri for i, uri in section.extmap.items() if uri in wanted}
+        spec = TrackSpec(
+            section.effective_mid, section.kind, codecs, ssrc, rtx_ssrc, accepted, rids
+        )
+        tracks.append(spec)
+        sections.append(section)
+    if len(sections) > 1 and offer.bundle_group([s.effective_mid for s in sections]) is None:
+        raise BundleRequired(
+            "offer must BUNDLE its audio and video (a=group:BUNDLE): this server carries a "
+            "session on one transport; use bundle-policy max-bundle"
+        )
+    return _peer(offer, tracks, sections)
+
+
+def negotiate_publish(offer: Offer) -> PeerParams:
+    """Accept each sending audio/video m-line with exactly one codec, the first we support."""
+
+    def choose(section: MediaSection) -> list[Codec]:
+        pt = next((p for p in section.payload_types if _is_supported(section, p)), None)
+        return [] if pt is None else [_codec(section, pt, None)]
+
+    return _negotiate(offer, ("sendonly", "sendrecv"), choose, PUBLISH_EXTENSIONS, simulcast=True)
+
+
+def negotiate_play(offer: Offer, preferred: dict[str, str] | None = None) -> PeerParams:
+    """Accept each receiving audio/video m-line with every codec we support.
+
+    `preferred` maps a kind to the live publisher's codec name, which goes first so the player
+    decodes the stream as it is; the rest keep the offer's order. Each codec keeps its rtx. A
+    section that supports codecs but not that one raises CodecMismatch.
+    """
+    preferred = preferred or {}
+    wanted = {kind: name.lower() for kind, name in preferred.items()}
+
+    def choose(section: MediaSection) -> list[Codec]:
+        pts = [p for p in dict.fromkeys(section.payload_types) if _is_supported(section, p)]
+        rtx_for = _rtx_map(section)
+        codecs = [_codec(section, p, rtx_for.get(p)) for p in pts]
+        first = wanted.get(section.kind)
+        if codecs and first is not None and all(c.name.lower() != first for c in codecs):
+            offered = ", ".join(dict.fromkeys(c.name for c in codecs))
+            raise CodecMismatch(
+                f"the stream sends {preferred[section.kind]} {section.kind}; "
+                f"this offer can receive only {offered}"
+            )
+        return sorted(codecs, key=lambda codec: codec.name.lower() != first)
+
+    return _negotiate(offer, ("recvonly", "sendrecv"), choose, PLAY_EXTENSIONS)

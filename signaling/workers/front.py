@@ -1,0 +1,358 @@
+"""The public HTTP face of `--workers N`: pages, and every API call passed to the right worker.
+
+WHIP and SRS publish go to the stream's origin worker, WHEP and SRS play where the balancer
+says, /sessions/w<i>-<id> to worker i. Statuses, bodies and headers come back as the worker sent
+them, with one change: session ids gain the `w<i>-` prefix that routes their later requests.
+The stats API merges the workers' views so a stream relayed to several workers shows once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+
+from signaling.http.connections import ConnectionGuard
+from signaling.http.plumbing import (
+    GUARD,
+    MAX_OFFER_BYTES,
+    REFUSED,
+    Rejection,
+    behind_proxy,
+    cors_and_errors,
+    logged_path,
+    read_bytes,
+    unavailable,
+)
+from signaling.http.routes import SESSION_ID_PATTERN, PublicHandlers, add_public_routes
+from signaling.http.srs_url import parse_srs_body, query_stream
+from signaling.workers.balancer import Balancer
+from signaling.workers.link import CLIENT_HEADER, HOST_HEADER, SECRET_HEADER
+from signaling.workers.messages import (
+    OUT_COUNTERS,
+    MessageError,
+    server_stats_answer,
+    streams_answer,
+)
+from signaling.workers.pool import Worker, WorkerPool
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+POOL = web.AppKey("pool", WorkerPool)
+BALANCER = web.AppKey("balancer", Balancer)
+SRS_JSON_ROUTES = frozenset({"/rtc/v1/publish/", "/rtc/v1/play/"})
+SESSION_ID = re.compile(rf"w(\d{{1,3}})-({SESSION_ID_PATTERN})")
+# Headers of one hop only, or that aiohttp sets again itself.
+NOT_FORWARDED = frozenset(
+    h.lower()
+    for h in (
+        "Host", "Connection", "Keep-Alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade",
+        "Proxy-Authorization", "Proxy-Connection", "Content-Length", "Date", "Server",
+        "X-Forwarded-For", CLIENT_HEADER, HOST_HEADER, SECRET_HEADER,
+    )
+)  # fmt: skip
+
+
+def create_front(
+    pool: WorkerPool,
+    balancer: Balancer,
+    web_root: Path | None,
+    *,
+    guard: ConnectionGuard | None = None,
+    trust_proxy: bool = False,
+) -> web.Application:
+    """The front's aiohttp application; the workers do all the checking and the media."""
+    # Bodies over the workers' limit still reach them, so they refuse them in their own words.
+    app = web.Application(
+        middlewares=[cors_and_errors, *behind_proxy(trust_proxy)],
+        client_max_size=4 * MAX_OFFER_BYTES,
+        logger=log,
+    )
+    app[POOL] = pool
+    app[BALANCER] = balancer
+    app[REFUSED] = collections.Counter()
+    if guard is not None:
+        app[GUARD] = guard
+    add_public_routes(
+        app,
+        PublicHandlers(
+            whip=whip,
+            whep=whep,
+            delete_session=to_session,
+            patch_session=to_session,
+            set_layer=to_session,
+            srs_whip=srs_whip,
+            srs_whep=srs_whep,
+            srs_publish=srs_publish,
+            srs_play=srs_play,
+            list_streams=list_streams,
+            server_stats=server_stats,
+        ),
+        web_root,
+    )
+    return app
+
+
+def prefixed(index: int, session_id: str) -> str:
+    return f"w{index}-{session_id}"
+
+
+async def ask_worker(
+    request: web.Request, worker: Worker, path: str | None = None, body: bytes | None = None
+) -> tuple[int, CIMultiDict[str], bytes]:
+    """Send the client's request to a worker: (status, headers, body) of its answer."""
+    pool = request.app[POOL]
+    if not worker.ready or pool.http is None:
+        raise unavailable(f"worker {worker.index} is starting")
+    headers = CIMultiDict(
+        (k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED
+    )
+    headers[CLIENT_HEADER] = request.remote or ""
+    headers[HOST_HEADER] = request.host
+    headers[SECRET_HEADER] = pool.secret
+    if body is None and request.can_read_body:
+        body = await read_bytes(request, "body")
+    try:
+        async with pool.http.request(
+            request.method,
+            worker.url + (path or request.raw_path),  # as sent: still encoded
+            data=body,
+            headers=headers,
+            allow_redirects=False,
+        ) as response:
+            payload = await response.read()
+            answer = CIMultiDict(
+                (k, v) for k, v in response.headers.items() if k.lower() not in NOT_FORWARDED
+            )
+            status = response.status
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        log.warning(
+            "worker %d did not answer %s %s: %r",
+            worker.index,
+            request.method,
+            logged_path(request),
+            exc,
+        )
+        raise unavailable(f"worker {worker.index} is not answering") from exc
+    location = answer.get("Location")
+    if location is not None and location.startswith("/sessions/"):
+        session_id = location[len("/sessions/") :]
+        answer["Location"] = "/sessions/" + prefixed(worker.index, session_id)
+        if "Link" in answer:  # the layer extension's URL names the session too
+            answer["Link"] = answer["Link"].replace(
+                f"</sessions/{session_id}/", f"</sessions/{prefixed(worker.index, session_id)}/"
+            )
+    return status, answer, payload
+
+
+async def forward(
+    request: web.Request, worker: Worker, body: bytes | None = None, path: str | None = None
+) -> web.Response:
+    """The worker's answer as the client's; an SRS JSON answer's sessionid gains the prefix."""
+    status, headers, payload = await ask_worker(request, worker, path, body)
+    if status == 200 and request.path in SRS_JSON_ROUTES:
+        try:
+            answer = json.loads(payload)
+            answer["sessionid"] = prefixed(worker.index, answer["sessionid"])
+        except (ValueError, KeyError, TypeError):
+            pass
+        else:
+            payload = json.dumps(answer).encode()
+    return web.Response(status=status, headers=headers, body=payload)
+
+
+async def publish(request: web.Request, stream: str | None, body: bytes | None) -> web.Response:
+    """A publisher goes to its stream's origin; no stream name, to worker 0 to be refused."""
+    pool = request.app[POOL]
+    worker = request.app[BALANCER].origin(stream) if stream else pool.workers[0]
+    return await forward(request, worker, body)
+
+
+async def play(request: web.Request, stream: str | None, body: bytes | None) -> web.Response:
+    """A player goes where the balancer places it, counted there unless the worker refuses."""
+    balancer = request.app[BALANCER]
+    if not stream:
+        return await forward(request, request.app[POOL].workers[0], body)
+    worker = await balancer.player_worker(stream)
+    with balancer.placing(worker, stream) as placement:
+        response = await forward(request, worker, body)
+        placement.accepted = response.status < 300
+    return response
+
+
+async def whip(request: web.Request) -> web.Response:
+    return await publish(request, request.match_info["stream"], None)
+
+
+async def whep(request: web.Request) -> web.Response:
+    return await play(request, request.match_info["stream"], None)
+
+
+def named_stream(request: web.Request) -> str | None:
+    """The stream an SRS query names, or None (its worker then says what is wrong)."""
+    try:
+        return query_stream(request.query)
+    except Rejection:
+        return None
+
+
+async def srs_whip(request: web.Request) -> web.Response:
+    return await publish(request, named_stream(request), None)
+
+
+async def srs_whep(request: web.Request) -> web.Response:
+    return await play(request, named_stream(request), None)
+
+
+def body_stream(body: bytes) -> str | None:
+    """The stream an SRS JSON body names, or None (its worker then says what is wrong)."""
+    try:
+        return parse_srs_body(body)[0]
+    except Rejection:
+        return None
+
+
+async def srs_api(
+    request: web.Request,
+    place: Callable[[web.Request, str | None, bytes | None], Awaitable[web.Response]],
+) -> web.Response:
+    body = await read_bytes(request, "body")
+    return await place(request, body_stream(body), body)
+
+
+async def srs_publish(request: web.Request) -> web.Response:
+    return await srs_api(request, publish)
+
+
+async def srs_play(request: web.Request) -> web.Response:
+    return await srs_api(request, play)
+
+
+async def to_session(request: web.Request) -> web.Response:
+    """DELETE or PATCH /sessions/w<i>-<id> (or POST to its /layer): to worker i, as
+    /sessions/<id>."""
+    session_id = request.match_info["id"]
+    match = SESSION_ID.fullmatch(session_id)
+    workers = request.app[POOL].workers
+    if match is None or int(match.group(1)) >= len(workers):
+        raise Rejection(404, "no such session")
+    path = f"/sessions/{match.group(2)}" + ("/layer" if request.path.endswith("/layer") else "")
+    return await forward(request, workers[int(match.group(1))], path=path)
+
+
+async def from_all(
+    request: web.Request, read: Callable[[bytes], T]
+) -> list[tuple[Worker, T]] | web.Response:
+    """The client's GET answered by every ready worker, each answer as `read` checks it; or
+    the first refusal (a 401 for stats behind a token), to pass back as it is. A malformed
+    answer is counted and refused with a 502 that names the worker."""
+    ready = [w for w in request.app[POOL].workers if w.ready]
+    if not ready:
+        raise unavailable("no worker is ready")
+    answers = await asyncio.gather(*(ask_worker(request, w) for w in ready))
+    results = []
+    for worker, (status, headers, payload) in zip(ready, answers, strict=True):
+        if status != 200:
+            return web.Response(status=status, headers=headers, body=payload)
+        try:
+            results.append((worker, read(payload)))
+        except MessageError as exc:
+            request.app[POOL].malformed[request.path] += 1
+            log.warning("worker %d answered %s with %s", worker.index, request.path, exc)
+            raise Rejection(502, f"worker {worker.index} answered with {exc}") from exc
+    return results
+
+
+def merge_streams(views: list[tuple[int, list[dict]]]) -> list[dict]:
+    """One entry per stream name from each worker's /api/v1/streams.
+
+    Players are those of all workers, relay players left out. What comes in is the origin's
+    (the entry whose publisher is no relay); what goes out is every worker's, less what edges
+    received by relay, which is what their origin sent them.
+    """
+    by_name: dict[str, list[tuple[int, dict]]] = collections.defaultdict(list)
+    for index, streams in views:
+        for stream in streams:
+            by_name[stream["name"]].append((index, stream))
+    merged = []
+    for name in sorted(by_name):
+        workers = sorted(index for index, _ in by_name[name])
+        entries = [stream for _, stream in by_name[name]]
+        edges = [s for s in entries if s.get("publisher_relay")]
+        origins = [s for s in entries if not s.get("publisher_relay")]
+        stream = dict((origins or edges)[0])
+        stream["publisher_relay"] = False
+        stream["player_sessions"] = [
+            p for s in entries for p in s.get("player_sessions", []) if not p.get("relay")
+        ]
+        stream["players"] = len(stream["player_sessions"])
+        for out_key, in_key in OUT_COUNTERS:
+            total = sum(s[out_key] for s in entries) - sum(s[in_key] for s in edges)
+            stream[out_key] = max(0, total)
+        stream["workers"] = workers
+        merged.append(stream)
+    return merged
+
+
+async def list_streams(request: web.Request) -> web.Response:
+    answers = await from_all(request, streams_answer)
+    if isinstance(answers, web.Response):
+        return answers
+    views = [(worker.index, streams) for worker, streams in answers]
+    return web.json_response({"streams": merge_streams(views)})
+
+
+def add_up(answers: list[dict]) -> dict:
+    """The workers' figures added: numbers, and dicts of numbers (drops) key by key."""
+    total: dict = {}
+    for answer in answers:
+        for key, value in answer.items():
+            if isinstance(value, dict):
+                counts = total.setdefault(key, collections.Counter())
+                counts.update({k: v for k, v in value.items() if isinstance(v, int)})
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                total[key] = total.get(key, 0) + value
+    return total
+
+
+async def server_stats(request: web.Request) -> web.Response:
+    """The workers' figures added up, the front's pid, and each worker with its own."""
+    answers = await from_all(request, server_stats_answer)
+    if isinstance(answers, web.Response):
+        return answers
+    by_index = {worker.index: answer for worker, answer in answers}
+    workers = request.app[POOL].workers
+    total = add_up(list(by_index.values()))
+    total.pop("udp_port", None)
+    total.setdefault("http_refused", collections.Counter()).update(request.app[REFUSED])
+    return web.json_response(
+        {
+            **total,
+            "streams": len(set().union(*(w.load.streams for w in workers))),
+            "pid": os.getpid(),
+            "relays": len(request.app[BALANCER].relays),
+            "malformed_worker_messages": dict(request.app[POOL].malformed),
+            "http": request.app[GUARD].stats() if GUARD in request.app else {},
+            "workers": [
+                {
+                    **by_index.get(w.index, {}),
+                    "index": w.index,
+                    "pid": w.pid,
+                    "ready": w.ready,
+                    "restarts": w.restarts,
+                }
+                for w in workers
+            ],
+        }
+    )

@@ -1,0 +1,34 @@
+"""What a worker's handlers find on their aiohttp app: the media server and its policies.
+
+create_app (app.py) fills these keys; the WHIP/WHEP, SRS, stats and internal routes read them.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from aiohttp import web
+
+from sfu.io.server import MediaServer
+from signaling.sdp.trickle import EntityTags
+from signaling.security.admission import Admission
+from signaling.security.hooks import HttpHooks
+from signaling.security.limits import Limits
+
+MEDIA_SERVER = web.AppKey("media_server", MediaServer)
+CANDIDATES = web.AppKey("candidates", list)
+AUTO_CANDIDATES = web.AppKey("auto_candidates", bool)  # lead with the Host header's literal
+LIMITS = web.AppKey("limits", Limits)
+HOOKS = web.AppKey("hooks", HttpHooks)
+ETAGS = web.AppKey("etags", EntityTags)
+ADMISSION = web.AppKey("admission", Admission)
+
+
+class ClusterHooks(Protocol):
+    """What the public handlers ask of the cluster node's Cluster, with --redis-url only."""
+
+    async def admit(self, request: web.Request, role: str, stream: str) -> None: ...
+    def streams_view(self) -> dict: ...
+
+
+CLUSTER = web.AppKey("cluster", ClusterHooks)
