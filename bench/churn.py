@@ -36,7 +36,8 @@ import aiohttp
 
 from bench.client import Client, Player, Publisher, Target
 from bench.worker import KEEPALIVE_PERIOD, connect, disconnect
-from sfu.protocol.dtls import Certificate, DtlsState
+from sfu.protocol.certificate import Certificate
+from sfu.protocol.dtls import DtlsState
 
 LEAVES = ("delete", "dtls", "vanish")
 WATCH_PERIOD = 1.0  # seconds between samples of the server's resource counts

@@ -30,7 +30,8 @@ import pylibsrtp
 
 from bench.sdp import AUDIO_PT, RID_ID, VIDEO_PT, Answer, build_offer, parse_answer
 from sfu.protocol import ice
-from sfu.protocol.dtls import Certificate, DtlsEndpoint, DtlsState
+from sfu.protocol.certificate import Certificate
+from sfu.protocol.dtls import DtlsEndpoint, DtlsState
 from sfu.protocol.srtp import SrtpContext
 from sfu.wire import rtp, stun
 from sfu.wire.demux import DTLS, SRTP, STUN, classify

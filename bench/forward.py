@@ -32,7 +32,8 @@ from types import SimpleNamespace
 
 from sfu.media import VIDEO, Codec, TrackSpec
 from sfu.protocol import fastpath
-from sfu.protocol.dtls import Certificate, DtlsEndpoint, SrtpKeys
+from sfu.protocol.certificate import Certificate
+from sfu.protocol.dtls import DtlsEndpoint, SrtpKeys
 from sfu.protocol.srtp import SrtpContext
 from sfu.routing.tracks import PublisherTrack, SubscriberTrack
 from sfu.wire import rtp

@@ -23,7 +23,7 @@ from yarl import URL
 
 from bench.client import AUDIO, VIDEO, Client, ConnectError, Player, Publisher, Target
 from bench.sdp import AnswerError
-from sfu.protocol.dtls import Certificate
+from sfu.protocol.certificate import Certificate
 
 KEEPALIVE_PERIOD = 0.5
 COMMAND_TIMEOUT = 60.0  # a worker whose coordinator went quiet this long stops by itself

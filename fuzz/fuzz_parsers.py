@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 with atheris.instrument_imports():
     from sfu.io.udp import UdpEndpoint
-    from sfu.protocol.dtls import Certificate, DtlsEndpoint
+    from sfu.protocol.certificate import Certificate
+    from sfu.protocol.dtls import DtlsEndpoint
     from sfu.session.peer import SessionTable
     from sfu.wire import rtp, stun
     from signaling.sdp.negotiate import NegotiationError, negotiate_play, negotiate_publish

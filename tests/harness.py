@@ -42,7 +42,7 @@ from bench.sdp import RID_ID, TRANSPORT_CC_ID, VIDEO_PT, VIDEO_RTX_PT, build_off
 from sfu.config import MediaConfig
 from sfu.io.udp import UdpEndpoint
 from sfu.protocol import ice
-from sfu.protocol.dtls import Certificate
+from sfu.protocol.certificate import Certificate
 from sfu.protocol.keyframes import vp8_keyframe_start
 from sfu.protocol.receiver import ReceptionStats
 from sfu.protocol.simulcast import vp8_picture_fields, vp8_temporal_id

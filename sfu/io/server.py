@@ -11,7 +11,7 @@ from sfu.config import MediaConfig
 from sfu.io.tcp import TcpListener
 from sfu.io.udp import UdpEndpoint
 from sfu.protocol import fastpath
-from sfu.protocol.dtls import Certificate
+from sfu.protocol.certificate import Certificate
 from sfu.routing.relay import Relays, relay_host
 from sfu.routing.router import FEEDBACK_INTERVAL, Router
 from sfu.session.peer import SessionTable

@@ -4,7 +4,8 @@ The endpoint never touches a socket: datagrams go in through `receive`, datagram
 come back as return values, and the caller's clock is passed in so retransmission is
 driven by the owner's event loop (see `next_timer` / `handle_timer`). Once the handshake is
 done and the peer certificate matches the fingerprint from its SDP, `keys` holds the SRTP
-master keys (RFC 5764 section 4.2) for `sfu.protocol.srtp.SrtpContext`.
+master keys (RFC 5764 section 4.2) for `sfu.protocol.srtp.SrtpContext`. The certificate,
+its SSL context and the fingerprint check are the process-wide part (certificate.py).
 
 Retransmission runs on the caller's clock wherever it can. pyOpenSSL has no
 DTLS_set_timer_cb, and DTLSv1_handle_timeout does nothing until OpenSSL's own wall-clock
@@ -19,35 +20,22 @@ for it the endpoint lets OpenSSL retransmit (new record numbers) on OpenSSL's sc
 from __future__ import annotations
 
 import contextlib
-import datetime
 import enum
-import hashlib
-import secrets
 from dataclasses import dataclass
 
 import pylibsrtp
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 
-__all__ = [
-    "DEFAULT_SRTP_PROFILES",
-    "Certificate",
-    "DtlsEndpoint",
-    "DtlsState",
-    "SrtpKeys",
-]
-
-DEFAULT_SRTP_PROFILES = b"SRTP_AEAD_AES_128_GCM:SRTP_AES128_CM_SHA1_80"
-
-# Forward-secret AEAD suites for ECDSA certificates only (what WebRTC peers use): no CBC, no
-# static RSA, no RSA certificates, so a client cannot talk the server down to a legacy suite.
-_CIPHERS = (
-    b"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305"
+from sfu.protocol.certificate import (
+    DEFAULT_SRTP_PROFILES,
+    Certificate,
+    check_fingerprint,
+    parse_fingerprints,
 )
-_DTLS1_2_VERSION = 0xFEFD  # pyOpenSSL exposes no constant for it
+
+__all__ = ["DtlsEndpoint", "DtlsState", "SrtpKeys"]
+
 _MTU = 1200  # below any path MTU WebRTC meets, leaving room for IP/UDP/TURN headers
 _HANDSHAKE_TIMEOUT = 30.0  # also bounds retransmissions: 1 s doubling leaves 4 before it
 _FIRST_RESEND = 1.0  # RFC 6347 section 4.2.4.1's initial timer value
@@ -60,89 +48,6 @@ _PROFILES: dict[bytes, tuple[int, int, int]] = {
     b"SRTP_AES128_CM_SHA1_80": (pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80, 16, 14),
     b"SRTP_AEAD_AES_128_GCM": (pylibsrtp.Policy.SRTP_PROFILE_AEAD_AES_128_GCM, 16, 12),
 }
-
-_DIGESTS = {"sha-1": "sha1", "sha-256": "sha256", "sha-384": "sha384", "sha-512": "sha512"}
-
-
-def _hex_fingerprint(der: bytes, algorithm: str) -> str:
-    """Format a digest the way SDP a=fingerprint writes it: AB:CD:..."""
-    digest = hashlib.new(_DIGESTS[algorithm], der).hexdigest().upper()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
-
-
-def _accept_any_chain(
-    _conn: SSL.Connection, _cert: object, _errno: int, _depth: int, _ok: int
-) -> bool:
-    """WebRTC certificates are self-signed; the fingerprint check after the handshake
-    is what authenticates the peer."""
-    return True
-
-
-class Certificate:
-    """The process-wide DTLS identity: an ECDSA P-256 self-signed certificate.
-
-    ECDSA keeps the certificate small, so the server's flight fits one datagram.
-    SSL contexts are built lazily and cached here because every session shares them.
-    """
-
-    def __init__(self, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
-        self.key = key
-        self.cert = cert
-        self._der = cert.public_bytes(serialization.Encoding.DER)
-        self._fingerprint = _hex_fingerprint(self._der, "sha-256")
-        self._contexts: dict[bytes, SSL.Context] = {}
-
-    @classmethod
-    def generate(cls) -> Certificate:
-        """Make a fresh certificate, valid from yesterday (clock skew) for 30 days."""
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, secrets.token_hex(8))])
-        start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start)
-            .not_valid_after(start + datetime.timedelta(days=30))
-            .sign(key, hashes.SHA256())
-        )
-        return cls(key, cert)
-
-    @property
-    def fingerprint(self) -> str:
-        """SHA-256 of the DER certificate, for the SDP a=fingerprint:sha-256 line."""
-        return self._fingerprint
-
-    def ssl_context(self, srtp_profiles: bytes = DEFAULT_SRTP_PROFILES) -> SSL.Context:
-        """The shared DTLS context offering `srtp_profiles`.
-
-        The role is chosen per connection (accept/connect state), so one context per
-        profile list serves both server and client endpoints.
-        """
-        ctx = self._contexts.get(srtp_profiles)
-        if ctx is None:
-            ctx = SSL.Context(SSL.DTLS_METHOD)
-            ctx.set_min_proto_version(_DTLS1_2_VERSION)
-            ctx.set_options(
-                SSL.OP_NO_TICKET
-                | SSL.OP_NO_QUERY_MTU
-                | SSL.OP_NO_RENEGOTIATION
-                | SSL.OP_NO_COMPRESSION
-            )
-            ctx.set_session_cache_mode(SSL.SESS_CACHE_OFF)
-            # Free each connection's record buffers while idle: after the handshake a session
-            # reads a DTLS record rarely (an alert), and this saves ~13 KB per session.
-            ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
-            ctx.set_verify(SSL.VERIFY_PEER | SSL.VERIFY_FAIL_IF_NO_PEER_CERT, _accept_any_chain)
-            ctx.use_certificate(self.cert)
-            ctx.use_privatekey(self.key)
-            ctx.check_privatekey()
-            ctx.set_cipher_list(_CIPHERS)
-            ctx.set_tlsext_use_srtp(srtp_profiles)
-            self._contexts[srtp_profiles] = ctx
-        return ctx
 
 
 @dataclass(frozen=True)
@@ -215,10 +120,7 @@ class DtlsEndpoint:
         self.keys: SrtpKeys | None = None
         self.failure: str | None = None
         self.timer_at: float | None = None
-        self._remote_fingerprints = [
-            (algorithm.lower(), value.replace(":", "").upper())
-            for algorithm, value in remote_fingerprints
-        ]
+        self._remote_fingerprints = parse_fingerprints(remote_fingerprints)
         self._conn = SSL.Connection(
             certificate.ssl_context(srtp_profiles or DEFAULT_SRTP_PROFILES), None
         )
@@ -360,13 +262,7 @@ class DtlsEndpoint:
         if cert is None:
             return "peer sent no certificate"
         der = cert.public_bytes(serialization.Encoding.DER)
-        usable = [(a, v) for a, v in self._remote_fingerprints if a in _DIGESTS]
-        if not usable:
-            return "no remote fingerprint with a supported algorithm"
-        for algorithm, value in usable:
-            if _hex_fingerprint(der, algorithm).replace(":", "") == value:
-                return None
-        return "peer certificate does not match the remote fingerprint"
+        return check_fingerprint(der, self._remote_fingerprints)
 
     def _export_keys(self) -> SrtpKeys | None:
         profile = _PROFILES.get(self._conn.get_selected_srtp_profile())

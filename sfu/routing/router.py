@@ -13,7 +13,7 @@ from collections.abc import Callable
 from sfu.config import MediaConfig
 from sfu.media import PeerParams
 from sfu.protocol import ice
-from sfu.protocol.dtls import Certificate
+from sfu.protocol.certificate import Certificate
 from sfu.protocol.simulcast import Choice, ranked
 from sfu.routing.player import Player
 from sfu.routing.publisher import Publisher

@@ -21,7 +21,8 @@ import pylibsrtp
 from sfu.config import MediaConfig
 from sfu.media import PeerParams
 from sfu.protocol import fastpath, ice
-from sfu.protocol.dtls import Certificate, DtlsEndpoint, DtlsState, SrtpKeys
+from sfu.protocol.certificate import Certificate
+from sfu.protocol.dtls import DtlsEndpoint, DtlsState, SrtpKeys
 from sfu.protocol.srtp import SrtpContext
 from sfu.wire.stun import Message
 

@@ -12,7 +12,7 @@ import pytest
 from bench.client import Publisher, Target
 from bench.launcher import start_server, stop_server
 from bench.worker import connect, keep_alive
-from sfu.protocol.dtls import Certificate
+from sfu.protocol.certificate import Certificate
 from signaling.observe.events import LINK_REL
 from signaling.security.auth import Authenticator
 from tests.integration.observed import observed

@@ -15,7 +15,7 @@ import aiohttp
 
 from bench.client import SyntheticMedia, Transport
 from bench.sdp import build_offer, parse_answer
-from sfu.protocol.dtls import Certificate
+from sfu.protocol.certificate import Certificate
 from sfu.wire import rtp
 from sfu.wire.demux import DTLS, SRTP, STUN, classify
 from sfu.wire.framing import FrameReader, frame

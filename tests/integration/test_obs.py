@@ -16,7 +16,7 @@ import aiohttp
 
 from bench.client import Publisher, Target
 from bench.launcher import start_server, stop_server
-from sfu.protocol.dtls import Certificate
+from sfu.protocol.certificate import Certificate
 
 OBS_OFFER = Path(__file__).resolve().parent.parent / "unit" / "offers" / "obs_publish.sdp"
 TOKEN = "obs-stream-key"

@@ -18,7 +18,7 @@ from bench.client import VIDEO, Player, Publisher, Target
 from bench.launcher import ServerProcess
 from bench.worker import signal
 from sfu.protocol import ice
-from sfu.protocol.dtls import Certificate
+from sfu.protocol.certificate import Certificate
 from sfu.routing.tracks import MAX_RESENDS_PER_RTCP
 from sfu.wire import rtp, stun
 

@@ -14,7 +14,7 @@ from bench.client import Player, Publisher, Target
 from bench.launcher import ServerProcess
 from bench.sdp import build_offer
 from bench.worker import connect, keep_alive
-from sfu.protocol.dtls import Certificate
+from sfu.protocol.certificate import Certificate
 from signaling.sdp.layer_request import LINK_REL
 
 STREAM = "live/sc"

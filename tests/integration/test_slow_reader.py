@@ -11,7 +11,7 @@ import aiohttp
 
 from bench.client import AUDIO, VIDEO, Player, Publisher, Target
 from bench.worker import connect, disconnect, keep_alive
-from sfu.protocol.dtls import Certificate
+from sfu.protocol.certificate import Certificate
 
 CONNECT_TIMEOUT = 15.0
 STALL_SECONDS = 5.0

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from sfu.protocol.dtls import Certificate, DtlsEndpoint, DtlsState
+from sfu.protocol.certificate import Certificate
+from sfu.protocol.dtls import DtlsEndpoint, DtlsState
 
 
 def make_pair(

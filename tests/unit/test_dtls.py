@@ -13,7 +13,8 @@ from aiortc import RTCCertificate, RTCDtlsFingerprint, RTCDtlsParameters, RTCDtl
 from cryptography.hazmat.primitives import serialization
 from OpenSSL import SSL
 
-from sfu.protocol.dtls import Certificate, DtlsEndpoint, DtlsState, SrtpKeys
+from sfu.protocol.certificate import Certificate
+from sfu.protocol.dtls import DtlsEndpoint, DtlsState, SrtpKeys
 from sfu.protocol.srtp import SrtpContext
 from tests.unit.dtls_pair import connect, make_pair, shuttle
 

@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 from sfu.io.udp import UdpEndpoint
 from sfu.media import PeerParams
 from sfu.protocol import ice
-from sfu.protocol.dtls import Certificate, DtlsEndpoint, DtlsState
+from sfu.protocol.certificate import Certificate
+from sfu.protocol.dtls import DtlsEndpoint, DtlsState
 from sfu.session.peer import PeerSession, SessionTable
 from sfu.wire import rtp
 from signaling.sdp.answer import render_answer

@@ -13,7 +13,7 @@ import pytest
 
 from sfu.config import MediaConfig
 from sfu.media import VIDEO, Codec, TrackSpec
-from sfu.protocol.dtls import Certificate
+from sfu.protocol.certificate import Certificate
 from sfu.routing.player import Player
 from sfu.routing.relay import PlainSession
 from sfu.routing.router import PLAY, PUBLISH, Router

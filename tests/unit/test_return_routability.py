@@ -16,7 +16,8 @@ from sfu.config import MediaConfig
 from sfu.io.udp import UdpEndpoint
 from sfu.media import PeerParams
 from sfu.protocol import ice
-from sfu.protocol.dtls import Certificate, DtlsEndpoint, DtlsState
+from sfu.protocol.certificate import Certificate
+from sfu.protocol.dtls import DtlsEndpoint, DtlsState
 from sfu.routing.router import Router
 from sfu.session.peer import SESSION_ID_HEX, PeerSession, SessionState, SessionTable
 from sfu.wire import stun

@@ -7,7 +7,8 @@ import struct
 import pylibsrtp
 import pytest
 
-from sfu.protocol.dtls import Certificate, SrtpKeys
+from sfu.protocol.certificate import Certificate
+from sfu.protocol.dtls import SrtpKeys
 from sfu.protocol.srtp import SrtpContext, direct_protect, has_direct_path
 from tests.unit.dtls_pair import connect, make_pair
 

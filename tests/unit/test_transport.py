@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sfu.media import PeerParams
-from sfu.protocol.dtls import Certificate
+from sfu.protocol.certificate import Certificate
 from sfu.routing.relay import PlainSession, mirrored, relay_keys
 from sfu.session.peer import PeerSession, SessionClosed, Transport
 
