@@ -6,7 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench sweep browser-deps cluster-deps clean
 
-$(STAMP): pyproject.toml setup.py sfu/protocol/_fanout.c sfu/protocol/_aes.c sfu/protocol/_aes.h
+# The compiled fan-out's sources, as setup.py lists them: a change to any rebuilds it.
+FANOUT_SOURCES := $(addprefix sfu/protocol/,_fanout.h _fanout.c _fanout_sender.c _fanout_srtp.c \
+	_fanout_transport.c _fanout_player.c _fanout_rewrite.c _fanout_send.c _aes.h _aes.c)
+
+$(STAMP): pyproject.toml setup.py $(FANOUT_SOURCES)
 	PYTHON=$(PYTHON) sh scripts/install-build-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

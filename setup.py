@@ -10,8 +10,17 @@ setup(
     ext_modules=[
         Extension(
             "sfu.protocol._fanout",
-            sources=["sfu/protocol/_fanout.c", "sfu/protocol/_aes.c"],
-            depends=["sfu/protocol/_aes.h"],
+            sources=[
+                "sfu/protocol/_fanout.c",
+                "sfu/protocol/_fanout_sender.c",
+                "sfu/protocol/_fanout_srtp.c",
+                "sfu/protocol/_fanout_transport.c",
+                "sfu/protocol/_fanout_player.c",
+                "sfu/protocol/_fanout_rewrite.c",
+                "sfu/protocol/_fanout_send.c",
+                "sfu/protocol/_aes.c",
+            ],
+            depends=["sfu/protocol/_fanout.h", "sfu/protocol/_aes.h"],
             libraries=["crypto"],
             extra_compile_args=["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
             optional=True,
