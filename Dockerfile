@@ -1,6 +1,9 @@
 FROM python:3.11-slim
+# The compiled fan-out builds during pip install: it needs a compiler and OpenSSL's headers.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libssl-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY litesfu litesfu
 COPY sfu sfu
 COPY signaling signaling

@@ -95,8 +95,8 @@ class Vp8Ids(NamedTuple):
 
 def vp8_ids(payload: bytes | bytearray, start: int) -> Vp8Ids | None:
     """The ids of the VP8 descriptor at `start`; None when it has no extension byte (X bit)
-    or a field it announces lies past the end: such a packet passes as it is. sfu/protocol/_fanout.c
-    (parse_vp8) reads descriptors by the same rule."""
+    or a field it announces lies past the end: such a packet passes as it is. The compiled
+    fan-out (_fanout_rewrite.c, litesfu_parse_vp8) reads descriptors by the same rule."""
     end = len(payload)
     if end < start + 2 or not payload[start] & 0x80:
         return None
@@ -167,8 +167,8 @@ def vp8_dimensions(payload: bytes | bytearray, start: int) -> tuple[int, int] | 
 class Vp8Continuity:
     """One player track's VP8 picture ID and TL0PICIDX, continued across layer switches as
     its sequence numbers are. A base of tracks.SubscriberTrack, whose fields it works on are
-    flat in the compiled fan-out's PlayerState; sfu/protocol/_fanout.c (continue_ids) does the same
-    per packet, byte for byte. The fields:
+    flat in the compiled fan-out's PlayerState; _fanout_rewrite.c (litesfu_continue_ids) does
+    the same per packet, byte for byte. The fields:
 
     - picture_offset, tl0_offset: added to the publisher's ids; zero until the first switch.
     - vp8_after: (picture ID, TL0PICIDX) last sent from the layer left, each None when it had
