@@ -11,7 +11,8 @@ import logging
 from aiohttp import web
 
 from signaling.cluster.link import MAX_SEALED_BYTES, SEALED_TYPE, LinkError
-from signaling.cluster.node import Cluster, keys_from_json
+from signaling.cluster.node import Cluster
+from signaling.cluster.relay_setup import keys_from_json
 from signaling.http.access import authorize_stats
 from signaling.http.plumbing import Rejection, read_bytes
 from signaling.workers.internal import tracks_from_json, tracks_to_json

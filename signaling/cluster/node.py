@@ -4,10 +4,10 @@ Every HEARTBEAT a node writes its record (URL, relay address, load) to the regis
 renews the claim of each stream it has a publisher for, and reconciles relays: a stream some
 local player waits for that another live node owns gets a relay from that node (one per stream,
 however many local players), and a relay whose owner lost its claim, whose edge node is gone or
-whose edge has no players left is closed. Relays are set up node to node over the sealed link
-(cluster_link.py) and carry SRTP under keys made for each relay. While the registry cannot be
-reached nothing running is touched: media keeps flowing, local publish and play keep working,
-only a play that would need a new relay is refused, and the loop retries with backoff.
+whose edge has no players left is closed. Relays are set up node to node (relay_setup.py) over
+the sealed link (link.py) and carry SRTP under keys made for each relay. While the registry
+cannot be reached nothing running is touched: media keeps flowing, local publish and play keep
+working, only a play that would need a new relay is refused, and the loop retries with backoff.
 """
 
 from __future__ import annotations
@@ -19,19 +19,15 @@ import logging
 import time
 from dataclasses import dataclass
 
-import aiohttp
 import psutil
 from aiohttp import web
 
 from sfu.io.server import MediaServer
-from sfu.protocol.dtls import SrtpKeys
-from sfu.routing.relay import RELAY_KEY_BYTES, RELAY_PROFILE, mirrored, relay_keys
-from sfu.routing.router import PUBLISH, StreamBusy
-from signaling.cluster.link import SEALED_TYPE, ClusterLink, LinkError
+from sfu.routing.router import PUBLISH
+from signaling.cluster.link import ClusterLink
 from signaling.cluster.registry import Registry, RegistryError
+from signaling.cluster.relay_setup import ClusterUnavailable, EdgeRelay, RelaySetup
 from signaling.http.plumbing import Rejection, unavailable
-from signaling.workers.internal import tracks_from_json
-from signaling.workers.messages import address_from_data
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +36,10 @@ TTL = 5.0  # seconds a record or claim outlives the last heartbeat of a node tha
 MAX_BACKOFF = 8.0  # seconds between attempts while the registry is unreachable
 CLAIM_GRACE = 15.0  # seconds a claim is kept for a publish whose offer is still under way
 RELAY_GRACE = 5.0  # seconds a new relay lives without local players, for offers in flight
-CALL_TIMEOUT = 3.0  # seconds a node-to-node request may take
 # Seconds without a packet from a relay's other end before a missing claim or record counts:
 # right after Redis restarts empty, records and claims are missing until their holders
 # heartbeat again, but their relays still carry media and are left alone.
 SILENT = 3.0
-
-
-class ClusterUnavailable(Exception):
-    """A relay this node needs cannot be had now; the reason goes to the client with a 503."""
 
 
 @dataclass(frozen=True)
@@ -59,35 +50,6 @@ class ClusterConfig:
     redirect: bool = False
     drain_timeout: float = 30.0
     candidates: tuple[str, ...] = ()  # this node's media candidates, for its record
-
-
-@dataclass
-class EdgeRelay:
-    """A stream this node receives from its owner."""
-
-    origin: str  # the owner's node name
-    in_id: str  # our relay-in end
-    out_id: str  # the owner's relay-out end
-    created: float
-
-
-def keys_to_json(keys: SrtpKeys) -> dict:
-    return {"profile": keys.profile, "local": keys.local_key.hex(), "remote": keys.remote_key.hex()}
-
-
-def keys_from_json(data: object) -> SrtpKeys:
-    if not isinstance(data, dict):
-        raise ValueError("keys must be an object")
-    try:
-        keys = SrtpKeys(
-            int(data["profile"]), bytes.fromhex(data["local"]), bytes.fromhex(data["remote"])
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"bad keys: {exc}") from exc
-    lengths = {len(keys.local_key), len(keys.remote_key)}
-    if keys.profile != RELAY_PROFILE or lengths != {RELAY_KEY_BYTES}:
-        raise ValueError("relay keys of the wrong profile or length")
-    return keys
 
 
 class Cluster:
@@ -109,14 +71,14 @@ class Cluster:
         self._setups: dict[str, asyncio.Task[None]] = {}
         self.refused: collections.Counter[str] = collections.Counter()  # node requests, by why
         self._task: asyncio.Task | None = None
-        self._http: aiohttp.ClientSession | None = None
+        self.relay_setup = RelaySetup(media, link, config.node_name, config.relay_host)
         self._process = psutil.Process()
         self._process.cpu_percent()  # the first reading is always 0
 
     # --- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=CALL_TIMEOUT))
+        self.relay_setup.start()
         self._task = asyncio.create_task(self._run())
 
     async def drain(self) -> None:
@@ -145,8 +107,7 @@ class Cluster:
                 await self.registry.release(stream, self.name)
             await self.registry.remove_node(self.name)
         await self.registry.close()
-        if self._http is not None:
-            await self._http.close()
+        await self.relay_setup.stop()
 
     async def _run(self) -> None:
         delay = HEARTBEAT
@@ -279,65 +240,15 @@ class Cluster:
         node = await self.node(owner)
         if node is None:
             raise ClusterUnavailable(f"node {owner} that has the stream is not registered")
-        status, source = await self.call(node, "/cluster/v1/relay-source", {"stream": stream})
-        if status == 404:
-            return  # not live there yet: the players wait here, the heartbeat tries again
-        if status != 200:
-            raise ClusterUnavailable(f"node {owner} refused the relay: {source.get('reason')}")
-        try:
-            tracks = tracks_from_json(source.get("tracks"))
-            origin_addr = address_from_data(source.get("source"), "source")
-        except ValueError as exc:
-            raise ClusterUnavailable(f"node {owner} sent a bad relay source: {exc}") from exc
-        keys = relay_keys()
-        try:
-            relay = self.media.relays.open_in(
-                stream, tracks, origin_addr, keys, host=self.config.relay_host
-            )
-        except StreamBusy:
-            return  # a publisher got here first
-        body = {
-            "stream": stream,
-            "node": self.name,
-            "target": list(relay.addr),
-            "tracks": source["tracks"],
-            "keys": keys_to_json(mirrored(keys)),
-        }
-        try:
-            status, made = await self.call(node, "/cluster/v1/relay-out", body)
-        except ClusterUnavailable:
-            relay.session.close(f"node {owner} did not answer")
-            raise
-        if status != 201 or not isinstance(made.get("id"), str):
-            relay.session.close(f"node {owner} refused")
-            raise ClusterUnavailable(f"node {owner} refused the relay: {made.get('reason')}")
-        self.edges[stream] = EdgeRelay(owner, relay.session.id, made["id"], time.monotonic())
-        log.info("relay %s: from node %s", stream, owner)
+        edge = await self.relay_setup.open_edge(stream, owner, node)
+        if edge is not None:
+            self.edges[stream] = edge
+            log.info("relay %s: from node %s", stream, owner)
 
     async def _close_edge(self, stream: str, why: str) -> None:
         edge = self.edges.pop(stream)
-        self.media.relays.close(edge.in_id, why)
-        node = self.nodes.get(edge.origin)
-        if node is not None:
-            with contextlib.suppress(ClusterUnavailable):
-                await self.call(node, "/cluster/v1/relay-close", {"id": edge.out_id})
+        await self.relay_setup.close_edge(edge, self.nodes.get(edge.origin), why)
         log.info("relay %s from node %s closed: %s", stream, edge.origin, why)
-
-    async def call(self, node: dict, path: str, message: dict) -> tuple[int, dict]:
-        """POST a sealed message to another node; (status, its sealed answer or a reason)."""
-        if self._http is None:
-            raise ClusterUnavailable("cluster not started")
-        url = str(node.get("url", "")).rstrip("/") + path
-        try:
-            async with self._http.post(
-                url, data=self.link.seal(path, message), headers={"Content-Type": SEALED_TYPE}
-            ) as response:
-                body = await response.read()
-                if response.content_type == SEALED_TYPE:
-                    return response.status, self.link.open(path, body)
-                return response.status, {"reason": body.decode(errors="replace").strip()}
-        except (aiohttp.ClientError, asyncio.TimeoutError, LinkError, ValueError) as exc:
-            raise ClusterUnavailable(f"{url}: {exc or type(exc).__name__}") from exc
 
     # --- what the public handlers ask -------------------------------------------------------
 
