@@ -38,13 +38,9 @@ from signaling.http.routes import SESSION_ID_PATTERN, PublicHandlers, add_public
 from signaling.http.srs_url import parse_srs_body, query_stream
 from signaling.workers.balancer import Balancer
 from signaling.workers.link import CLIENT_HEADER, HOST_HEADER, SECRET_HEADER
-from signaling.workers.messages import (
-    OUT_COUNTERS,
-    MessageError,
-    server_stats_answer,
-    streams_answer,
-)
+from signaling.workers.messages import MessageError
 from signaling.workers.pool import Worker, WorkerPool
+from signaling.workers.stats_answers import OUT_COUNTERS, server_stats_answer, streams_answer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

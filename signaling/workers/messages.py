@@ -2,8 +2,8 @@
 
 Each is a frozen dataclass that writes itself with `to_json` and is read back with `from_json`,
 which checks the version, the type, every field's type and every size before building it, and
-raises MessageError with a one-line reason otherwise. Like worker_link.py, this module loads no
-media code: the front reads these messages without the media plane. On the wire a message is
+raises MessageError with a one-line reason otherwise. Like link.py, this module loads no media
+code: the front reads these messages without the media plane. On the wire a message is
 a JSON object: `{"v": VERSION, "type": KIND, ...fields}`.
 """
 
@@ -107,12 +107,6 @@ def decode(raw: str | bytes, what: str) -> object:
 def checked_integer(value: object, where: str, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
         raise MessageError(f"{where} must be an integer from 0 to {high}")
-    return value
-
-
-def checked_number(value: object, where: str) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
-        raise MessageError(f"{where} must be a number, 0 or more")
     return value
 
 
@@ -369,42 +363,3 @@ class RelayOutOpened(Message):
     @classmethod
     def from_fields(cls, fields: Fields) -> RelayOutOpened:
         return cls(fields.text("id"))
-
-
-# The public stats API is not versioned (it is the clients' interface, not ours), but the
-# front reads it from every worker to merge: these check what the merge relies on.
-# Stream counters that add up across workers; an edge's inflow is the origin's relay outflow.
-OUT_COUNTERS = (
-    ("packets_out", "packets_in"),
-    ("bytes_out", "bytes_in"),
-    ("bitrate_out", "bitrate_in"),
-)
-
-
-def server_stats_answer(raw: bytes) -> dict:
-    """A worker's /api/v1/server answer: any JSON object (the front adds up its numbers)."""
-    return Fields(decode(raw, "server stats"), "server stats").data
-
-
-def streams_answer(raw: bytes) -> list[dict]:
-    """A worker's /api/v1/streams list, each entry checked for the fields the front merges by
-    (name, counters, publisher_relay, player_sessions and their relay flags) and otherwise
-    passed on as it is."""
-    streams = Fields(decode(raw, "streams"), "streams").items("streams", MAX_ENTRIES)
-    for i, entry in enumerate(streams):
-        stream = Fields(entry, f"streams[{i}]")
-        stream.text("name", MAX_NAME)
-        for key in (key for pair in OUT_COUNTERS for key in pair):
-            checked_number(stream.value(key), f"streams[{i}].{key}")
-        if not isinstance(stream.data.get("publisher_relay", False), bool):
-            raise MessageError(f"streams[{i}].publisher_relay must be true or false")
-        players = stream.data.get("player_sessions", [])
-        if not isinstance(players, list) or len(players) > MAX_ENTRIES:
-            raise MessageError(
-                f"streams[{i}].player_sessions must be a list of at most {MAX_ENTRIES}"
-            )
-        for j, player in enumerate(players):
-            where = f"streams[{i}].player_sessions[{j}]"
-            if not isinstance(Fields(player, where).data.get("relay", False), bool):
-                raise MessageError(f"{where}.relay must be true or false")
-    return streams

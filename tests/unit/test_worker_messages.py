@@ -27,9 +27,8 @@ from signaling.workers.messages import (
     RelaySource,
     RelayTrack,
     StreamLoad,
-    server_stats_answer,
-    streams_answer,
 )
+from signaling.workers.stats_answers import server_stats_answer, streams_answer
 
 OPUS = RelayCodec("opus", 111, 48000, 2, "minptime=10;useinbandfec=1", ("transport-cc",))
 VP8 = RelayCodec("VP8", 96, 90000, 0, "", ("nack", "nack pli", "ccm fir"), 97)
