@@ -35,7 +35,8 @@ from sfu.protocol import fastpath
 from sfu.protocol.certificate import Certificate
 from sfu.protocol.dtls import DtlsEndpoint, SrtpKeys
 from sfu.protocol.srtp import SrtpContext
-from sfu.routing.tracks import PublisherTrack, SubscriberTrack
+from sfu.routing.publisher_track import PublisherTrack
+from sfu.routing.subscriber_track import SubscriberTrack
 from sfu.wire import rtp
 
 PROFILES = {"AES-GCM": b"SRTP_AEAD_AES_128_GCM", "AES-CM-SHA1": b"SRTP_AES128_CM_SHA1_80"}

@@ -24,7 +24,7 @@ with atheris.instrument_imports():
     from sfu.io.udp import UdpEndpoint
     from sfu.protocol.certificate import Certificate
     from sfu.protocol.dtls import DtlsEndpoint
-    from sfu.session.peer import SessionTable
+    from sfu.session.table import SessionTable
     from sfu.wire import rtp, stun
     from signaling.sdp.negotiate import NegotiationError, negotiate_play, negotiate_publish
     from signaling.sdp.parse import SdpError, parse_offer

@@ -48,7 +48,9 @@ from sfu.protocol.receiver import ReceptionStats
 from sfu.protocol.simulcast import vp8_picture_fields, vp8_temporal_id
 from sfu.protocol.twcc import FMT_TRANSPORT_CC, TwccRecorder
 from sfu.routing.router import PLAY, PUBLISH, Router
-from sfu.session.peer import Address, PeerSession, SessionTable
+from sfu.session.peer import PeerSession
+from sfu.session.table import SessionTable
+from sfu.session.transport import Address
 from sfu.wire import rtp
 from sfu.wire.demux import DTLS, SRTP, STUN, classify
 from sfu.wire.rtp import TRANSPORT_CC_URI

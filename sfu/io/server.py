@@ -14,7 +14,7 @@ from sfu.protocol import fastpath
 from sfu.protocol.certificate import Certificate
 from sfu.routing.relay import Relays, relay_host
 from sfu.routing.router import FEEDBACK_INTERVAL, Router
-from sfu.session.peer import SessionTable
+from sfu.session.table import SessionTable
 
 log = logging.getLogger(__name__)
 

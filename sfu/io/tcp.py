@@ -19,7 +19,7 @@ import logging
 import time
 from typing import Protocol
 
-from sfu.session.peer import TCP_PREFIX, Address
+from sfu.session.transport import TCP_PREFIX, Address
 from sfu.wire.framing import FrameReader, FramingError, frame
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,8 @@ import time
 
 from sfu.io.tcp import TcpListener
 from sfu.protocol import ice
-from sfu.session.peer import Address, SendFunction, SessionTable, is_tcp
+from sfu.session.table import SessionTable
+from sfu.session.transport import Address, SendFunction, is_tcp
 from sfu.wire import stun
 from sfu.wire.demux import DTLS, SRTP, STUN, classify
 

@@ -3,7 +3,7 @@ and the layer each of its simulcast tracks plays."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import pylibsrtp
 
@@ -12,37 +12,42 @@ from sfu.protocol.bwe import BandwidthEstimator
 from sfu.protocol.probe import Probe, padding_packet, probe_rate
 from sfu.protocol.simulcast import TEMPORAL_BACK, Choice, LayerPace, choose, ranked, remb_choice
 from sfu.protocol.twcc import FMT_TRANSPORT_CC, parse_feedback
+from sfu.routing.context import HandlerContext
+from sfu.routing.publisher import Publisher
+from sfu.routing.publisher_track import PublisherTrack
+from sfu.routing.rewrite import extend_for_player
 from sfu.routing.stats import PlayerStats, next_serial
-from sfu.routing.tracks import (
-    MAX_RESENDS_PER_RTCP,
-    PublisherTrack,
-    SubscriberTrack,
-    extend_for_player,
-)
-from sfu.session.peer import PeerSession, Transport
+from sfu.routing.subscriber_track import MAX_RESENDS_PER_RTCP, Source, SubscriberTrack
+from sfu.session.peer import PeerSession
+from sfu.session.transport import Transport
 from sfu.wire import rtp
 
-if TYPE_CHECKING:
-    from sfu.routing.router import Router
-    from sfu.routing.stream import Stream
+
+class PlayerStream(Protocol):
+    """What a player uses of its stream (a stream.Stream, which imports this module): the
+    live publisher, and the calls that link the player in and out."""
+
+    def live_publisher(self) -> Publisher | None: ...
+    def player_ready(self, player: Player, now: float) -> None: ...
+    def player_gone(self, player: Player) -> None: ...
 
 
 class Player:
     """The media handler of a playing session."""
 
-    def __init__(self, router: Router, stream: Stream, session: Transport) -> None:
-        self.router = router
+    def __init__(self, context: HandlerContext, stream: PlayerStream, session: Transport) -> None:
+        self.context = context
         self.stream = stream
         self.session = session
         self.serial = next_serial()
-        self.tracks = [SubscriberTrack(session, spec, router.rng) for spec in session.peer.tracks]
+        self.tracks = [SubscriberTrack(session, spec, context.rng) for spec in session.peer.tracks]
         self.by_ssrc = {t.ssrc: t for t in self.tracks}
         self.remb: int | None = None
         self.transport_feedback = 0
         self.bwe = BandwidthEstimator()
         self.pace = LayerPace()
         self.probe: Probe | None = None  # padding sent before an automatic move up
-        self._probing: tuple[SubscriberTrack, PublisherTrack] | None = None  # the move it tests
+        self._probing: tuple[SubscriberTrack, Source] | None = None  # the move it tests
         self.probes = 0
         self.failed_probes = 0
         self.probe_packets = 0
@@ -112,7 +117,7 @@ class Player:
             self.pace.changed(up, now)
 
     def _start_probe(
-        self, track: SubscriberTrack, current: PublisherTrack, target: PublisherTrack, now: float
+        self, track: SubscriberTrack, current: Source, target: Source, now: float
     ) -> bool:
         """Begin padding towards `target`'s bitrate; False when this player cannot be probed
         (no RTX, no transport-cc feedback, not playing yet): it steps up unprobed."""
@@ -176,7 +181,7 @@ class Player:
             try:
                 track._sendto(track._protect(packet), addr)
             except (OSError, pylibsrtp.Error):
-                self.router.sessions.drops["probe_send"] += 1
+                self.context.sessions.drops["probe_send"] += 1
                 return
 
     def _limit_temporal(
@@ -255,7 +260,7 @@ class Player:
                 try:
                     base, arrivals = parse_feedback(item.body)
                 except rtp.RtpError:
-                    self.router.sessions.drops["bad_transport_feedback"] += 1
+                    self.context.sessions.drops["bad_transport_feedback"] += 1
                     return
                 self.bwe.on_feedback(base, arrivals, now)
         elif kind == rtp.RTCP_RTPFB and item.fmt == rtp.FMT_NACK:
@@ -264,10 +269,10 @@ class Player:
                 dropped_before = track.nack_budget_drops
                 resent = track.retransmit(rtp.nack_sequence_numbers(item), now, self._resends_left)
                 self._resends_left -= resent
-                self.router.sessions.media_datagrams_out += resent
+                self.context.sessions.media_datagrams_out += resent
                 dropped = track.nack_budget_drops - dropped_before
                 if dropped:
-                    self.router.sessions.drops["nack_budget"] += dropped
+                    self.context.sessions.drops["nack_budget"] += dropped
         elif kind in (rtp.RTCP_RR, rtp.RTCP_SR):
             for block in rtp.report_blocks(item):
                 track = self.by_ssrc.get(block.ssrc)
@@ -304,7 +309,7 @@ class Player:
     def on_moved(self) -> None:
         """The peer's address changed while playing: its tracks send the way the new address
         takes (the other IP family's socket, or a TCP connection)."""
-        sendto = self.router.sendto_for(self.session)
+        sendto = self.context.sendto_for(self.session)
         for track in self.tracks:
             if track.source is not None:
                 track.rebind(sendto)

@@ -3,31 +3,41 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sfu.protocol.twcc import TwccRecorder
+from sfu.routing.context import HandlerContext
+from sfu.routing.publisher_track import KeyframeNeeded, PublisherTrack
 from sfu.routing.stats import Layer, PublisherStats, next_serial
-from sfu.routing.tracks import KeyframeNeeded, PublisherTrack
-from sfu.session.peer import PeerSession, Transport
+from sfu.session.peer import PeerSession
+from sfu.session.transport import Transport
 from sfu.wire import rtp
 
-if TYPE_CHECKING:
-    from sfu.routing.router import Router
-    from sfu.routing.stream import Stream
-
 log = logging.getLogger(__name__)
+
+
+class PublisherStream(Protocol):
+    """What a publisher uses of its stream (a stream.Stream, which imports this module): its
+    name for the log, and the calls that link the publisher in and out."""
+
+    name: str
+
+    def publisher_ready(self, now: float) -> None: ...
+    def publisher_gone(self, publisher: Publisher) -> None: ...
 
 
 class Publisher:
     """The media handler of a publishing session: forwards its RTP, gives it RTCP feedback."""
 
-    def __init__(self, router: Router, stream: Stream, session: Transport) -> None:
-        self.router = router
+    def __init__(
+        self, context: HandlerContext, stream: PublisherStream, session: Transport
+    ) -> None:
+        self.context = context
         self.stream = stream
         self.session = session
         self.serial = next_serial()
-        self._table = router.sessions  # where forwarded packets are counted
-        interval = router.config.keyframe_interval
+        self._table = context.sessions  # where forwarded packets are counted
+        interval = context.keyframe_interval
         # One group per m-line: its layers (one track unless the m-line is simulcast).
         self.groups: list[list[PublisherTrack]] = []
         for spec in session.peer.tracks:
@@ -108,7 +118,7 @@ class Publisher:
             track = self._layer_by_rid(packet, track)
             if track is None:
                 self.unknown_rid_packets += 1
-                self.router.sessions.drops["unknown_rid"] += 1
+                self.context.sessions.drops["unknown_rid"] += 1
                 return None
         if track.ssrc is not None:
             # The publisher restarted this track with a new SSRC: players resync on a keyframe.
@@ -118,7 +128,7 @@ class Publisher:
                 codec = sub.codec_for(track.codec)
                 sub.detach()
                 if codec is not None:
-                    sub.attach(track, codec, self.router.sendto_for(sub.session))
+                    sub.attach(track, codec, self.context.sendto_for(sub.session))
         track.ssrc = ssrc
         self.by_ssrc[ssrc] = track
         track.request_keyframe(now)

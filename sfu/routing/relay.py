@@ -28,7 +28,7 @@ from sfu.protocol import fastpath, ice
 from sfu.protocol.dtls import SrtpKeys
 from sfu.protocol.srtp import SrtpContext
 from sfu.routing.router import PLAY, PUBLISH, Router
-from sfu.session.peer import (
+from sfu.session.transport import (
     Address,
     MediaHandler,
     SendFunction,
@@ -84,7 +84,8 @@ class _RelayKeys:
 
 
 class PlainSession(fastpath.TransportState):
-    """A sfu.session.peer.Transport for RTP to one fixed address: plain, or SRTP when it has keys.
+    """A sfu.session.transport.Transport for RTP to one fixed address: plain, or SRTP when
+    it has keys.
 
     It is never in the router's session table, so HTTP cannot reach it and limits do not count
     it; the origin's endpoint finds it by address only, to hand it the edge's RTCP.

@@ -15,19 +15,14 @@ from sfu.media import PeerParams
 from sfu.protocol import ice
 from sfu.protocol.certificate import Certificate
 from sfu.protocol.simulcast import Choice, ranked
+from sfu.routing.context import HandlerContext
 from sfu.routing.player import Player
 from sfu.routing.publisher import Publisher
 from sfu.routing.stats import ResourceCounts, SessionInfo, StreamStats, StreamSummary
 from sfu.routing.stream import Stream
-from sfu.session.peer import (
-    Address,
-    EndedSession,
-    PeerSession,
-    SendFunction,
-    SessionState,
-    SessionTable,
-    Transport,
-)
+from sfu.session.peer import PeerSession
+from sfu.session.table import EndedSession, SessionTable
+from sfu.session.transport import Address, SendFunction, SessionState, Transport
 
 PUBLISH = "publish"
 PLAY = "play"
@@ -64,11 +59,13 @@ class Router:
         self.streams: dict[str, Stream] = {}
         self.ended = sessions.ended  # for late DELETEs
         self._next_feedback = self._next_report = 0.0
+        # What the publishers and players made here may use of the router.
+        self._handlers = HandlerContext(sessions, rng, config.keyframe_interval, self.sendto_for)
 
     def _stream(self, name: str) -> Stream:
         stream = self.streams.get(name)
         if stream is None:
-            stream = self.streams[name] = Stream(self, name)
+            stream = self.streams[name] = Stream(name, self.sendto_for, self.forget_if_empty)
         return stream
 
     def forget_if_empty(self, stream: Stream) -> None:
@@ -93,7 +90,7 @@ class Router:
         return stream
 
     def _set_publisher(self, stream: Stream, session: Transport) -> Publisher:
-        stream.publisher = Publisher(self, stream, session)
+        stream.publisher = Publisher(self._handlers, stream, session)
         session.handler = stream.publisher
         return stream.publisher
 
@@ -122,7 +119,7 @@ class Router:
     def add_player(self, name: str, session: Transport) -> Player:
         """Make a session a player of `name`: play() for real peers, relays for their own."""
         stream = self._stream(name)
-        player = Player(self, stream, session)
+        player = Player(self._handlers, stream, session)
         stream.players.add(player)
         session.handler = player
         return player

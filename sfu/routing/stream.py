@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sfu.routing.stats import StreamStats, StreamSummary, next_serial
-from sfu.session.peer import PeerSession, SessionState
+from sfu.session.peer import PeerSession
+from sfu.session.transport import SendFunction, SessionState, Transport
 
 if TYPE_CHECKING:
     from sfu.routing.player import Player
     from sfu.routing.publisher import Publisher
-    from sfu.routing.router import Router
 
 log = logging.getLogger(__name__)
 
@@ -24,9 +25,17 @@ def is_relay(session: object) -> bool:
 class Stream:
     """A named stream: at most one publisher and any number of players, in either order."""
 
-    def __init__(self, router: Router, name: str) -> None:
-        self.router = router
+    def __init__(
+        self,
+        name: str,
+        sendto_for: Callable[[Transport], SendFunction],
+        on_empty: Callable[[Stream], None],
+    ) -> None:
         self.name = name
+        # What forwards to a player's session; and whom to tell once the stream has neither
+        # publisher nor players (the router, which forgets it then).
+        self._sendto_for = sendto_for
+        self._on_empty = on_empty
         self.serial = next_serial()
         self.publisher: Publisher | None = None
         self.players: set[Player] = set()
@@ -75,7 +84,7 @@ class Stream:
                     player.codec_mismatch[kind] = source.codec.name
                     continue
                 player.codec_mismatch.pop(kind, None)
-                sink.attach(source, codec, self.router.sendto_for(player.session))
+                sink.attach(source, codec, self._sendto_for(player.session))
                 source.request_keyframe(now)
         publisher.flush()
 
@@ -88,7 +97,7 @@ class Stream:
             for sub in list(track.subscribers):
                 sub.detach()
         self.publisher = None
-        self.router.forget_if_empty(self)
+        self._on_empty(self)
 
     def player_gone(self, player: Player) -> None:
         self.players.discard(player)
@@ -96,7 +105,7 @@ class Stream:
             self.past_packets_out += track.packets
             self.past_bytes_out += track.bytes
             track.detach()
-        self.router.forget_if_empty(self)
+        self._on_empty(self)
 
     def counters(self) -> tuple[int, int, int, int]:
         """(packets in, bytes in, packets out, bytes out) since the stream appeared."""

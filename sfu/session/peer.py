@@ -7,14 +7,8 @@ media handler the router gave it, and it protects and sends what the router asks
 from __future__ import annotations
 
 import collections
-import enum
 import logging
-import math
 import random
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
 
 import pylibsrtp
 
@@ -22,28 +16,23 @@ from sfu.config import MediaConfig
 from sfu.media import PeerParams
 from sfu.protocol import fastpath, ice
 from sfu.protocol.certificate import Certificate
-from sfu.protocol.dtls import DtlsEndpoint, DtlsState, SrtpKeys
+from sfu.protocol.dtls import DtlsEndpoint, DtlsState
 from sfu.protocol.srtp import SrtpContext
+from sfu.session.transport import (
+    Address,
+    AddressChanged,
+    MediaHandler,
+    SendFunction,
+    SessionClosed,
+    SessionEvent,
+    SessionState,
+    UfragChanged,
+    is_tcp,
+    network_address,
+)
 from sfu.wire.stun import Message
 
 log = logging.getLogger(__name__)
-
-Address = tuple[str, int]
-SendFunction = Callable[[bytes, Address], None]
-# The host part of an ICE-TCP peer's address (sfu/io/tcp.py): never equal to a UDP address, and
-# what sending uses to pick the connection instead of the UDP socket.
-TCP_PREFIX = "tcp:"
-
-
-def is_tcp(addr: Address) -> bool:
-    return addr[0].startswith(TCP_PREFIX)
-
-
-def network_address(addr: Address) -> Address:
-    """The IP and port a peer really has, as a STUN XOR-MAPPED-ADDRESS must tell it."""
-    return (addr[0].removeprefix(TCP_PREFIX), addr[1])
-
-
 # A valid Binding Request from a new address moves the session there when it nominates the pair
 # (USE-CANDIDATE), or when nothing valid has come from the current address for this long (NAT
 # rebinding); once media flows, only after the address has answered a check of our own (return
@@ -53,100 +42,6 @@ ADDRESS_STALE_AFTER = 3.0
 
 # Session ids are capabilities (the HTTP Location of a session): 128 random bits, in hex.
 SESSION_ID_HEX = 32
-
-
-class SessionState(enum.Enum):
-    NEW = "new"  # answer sent, no authenticated STUN yet
-    CONNECTING = "connecting"  # ICE checks passed, DTLS handshake under way
-    CONNECTED = "connected"  # SRTP keys in place, media flows
-    CLOSED = "closed"
-
-
-class MediaHandler(Protocol):
-    """What the router attaches to a session to receive its media."""
-
-    def on_connected(self, now: float) -> None: ...
-    def on_rtp(self, packet: bytes, now: float) -> None: ...
-    def on_rtcp(self, packet: bytes, now: float) -> None: ...
-    def on_closed(self) -> None: ...
-    def on_moved(self) -> None: ...
-
-
-# -- what a session reports to its owner, drained with poll_events() ----------------------------
-
-
-@dataclass(frozen=True)
-class AddressChanged:
-    """The session's media moved from `old` (None: it had none) to `new`."""
-
-    session: Transport
-    old: Address | None
-    new: Address
-
-
-@dataclass(frozen=True)
-class UfragChanged:
-    """An ICE restart replaced the server ufrag `old` that first STUN finds the session by."""
-
-    session: Transport
-    old: str
-
-
-@dataclass(frozen=True)
-class SessionClosed:
-    """The session ended; `session.close_reason` says why."""
-
-    session: Transport
-
-
-SessionEvent = AddressChanged | UfragChanged | SessionClosed
-
-
-class Keys(Protocol):
-    """Where the fast path finds a transport's SRTP master keys (a DTLS endpoint or not)."""
-
-    keys: SrtpKeys | None
-
-
-class Protection(Protocol):
-    """SRTP, or plain RTP for an unencrypted relay."""
-
-    def protect_rtp(self, packet: bytes | bytearray) -> bytes | bytearray: ...
-    def protect_rtcp(self, packet: bytes) -> bytes: ...
-
-
-class Transport(Protocol):
-    """What players, publishers and tracks use of a session: a peer's ICE/DTLS-SRTP one
-    (PeerSession) or a relay's fixed-address one (sfu.routing.relay.PlainSession)."""
-
-    id: str
-    role: str
-    stream: str
-    peer: PeerParams
-    state: SessionState
-    addr: Address | None
-    handler: MediaHandler | None
-    rtcp_ssrc: int
-    transport_seq: int
-    srtp_errors: int
-    created: float
-    last_seen: float
-    close_reason: str
-
-    @property
-    def srtp(self) -> Protection | None: ...
-    @property
-    def dtls(self) -> Keys | None: ...
-    @property
-    def transport(self) -> str | None: ...
-
-    def handle_srtp(self, data: bytes, now: float) -> None: ...
-    def handle_dtls(self, data: bytes, now: float) -> None: ...
-    def send_rtcp(self, packet: bytes) -> None: ...
-    def handle_timer(self, now: float) -> None: ...
-    def next_timer(self) -> float | None: ...
-    def poll_events(self) -> list[SessionEvent]: ...
-    def close(self, reason: str) -> None: ...
 
 
 class PeerSession(fastpath.TransportState):
@@ -430,105 +325,3 @@ class PeerSession(fastpath.TransportState):
         if self.handler is not None:
             self.handler.on_closed()
         self._events.append(SessionClosed(self))
-
-
-@dataclass(frozen=True)
-class EndedSession:
-    """What is kept of a session after it ends, so a late DELETE is answered, not refused."""
-
-    stream: str
-    role: str
-    reason: str
-
-
-# Ended sessions remembered for late DELETEs: the newest this many.
-ENDED_REMEMBERED = 4096
-
-
-class SessionTable:
-    """Sessions by id (HTTP), by server ufrag (first STUN), by address (everything after) and
-    by the tag of their own checks' transaction ids (answers from a new address); the ended
-    ones by id. Whoever calls into a session hands its events to `settle`, so the indexes
-    follow before the next datagram is demuxed."""
-
-    def __init__(self) -> None:
-        self.by_id: dict[str, PeerSession] = {}
-        self.by_ufrag: dict[str, PeerSession] = {}
-        self.by_addr: dict[Address, Transport] = {}
-        self.by_check_tag: dict[bytes, PeerSession] = {}
-        self.ended: OrderedDict[str, EndedSession] = OrderedDict()
-        # The media plane's drops by reason, shared by the endpoint, the sessions and the router.
-        self.drops: collections.Counter[str] = collections.Counter()
-        # Forwarded RTP (and RTX) datagrams, which the tracks send on the socket directly.
-        self.media_datagrams_out = 0
-        # No session's timer is due before this (it may be earlier than the true earliest):
-        # the router sets it when it runs the timers, and a session added or settled after
-        # handling a packet lowers it, so a tick with nothing due costs nothing per session.
-        self.timer_floor = math.inf
-
-    def add(self, session: PeerSession) -> None:
-        self.by_id[session.id] = session
-        self.by_ufrag[session.ice.local_ufrag] = session
-        self.by_check_tag[session.checks.tag] = session
-        session.drops = self.drops
-        self.lower_timer_floor(session)
-
-    def lower_timer_floor(self, session: Transport) -> None:
-        """Bring timer_floor down to the session's next timer if that comes sooner."""
-        at = session.next_timer()
-        if at is not None and at < self.timer_floor:
-            self.timer_floor = at
-
-    def settle(self, session: Transport) -> None:
-        """Apply what the session reported: an address or ufrag it moved to, or its end; note
-        its timer, which a handshake or check it just started may have brought forward."""
-        self.lower_timer_floor(session)
-        for event in session.poll_events():
-            if isinstance(event, AddressChanged):
-                self._rebind(session, event.old, event.new)
-                continue
-            member = self.by_id.get(session.id)
-            if member is not session:
-                self.unbind(session)  # a relay's: its owner takes the rest
-            elif isinstance(event, UfragChanged):
-                if self.by_ufrag.get(event.old) is member:
-                    del self.by_ufrag[event.old]
-                self.by_ufrag[member.ice.local_ufrag] = member
-            else:
-                self.remove(member)
-                self._remember(member)
-
-    def bind(self, addr: Address, session: Transport) -> None:
-        """Give `addr` to a session outside the table (a relay's), to hand it what comes from
-        there; the address's previous owner loses it."""
-        self._rebind(session, None, addr)
-
-    def unbind(self, session: Transport) -> None:
-        """Free the address of a session that is going away."""
-        if session.addr is not None and self.by_addr.get(session.addr) is session:
-            del self.by_addr[session.addr]
-
-    def _rebind(self, session: Transport, old: Address | None, new: Address) -> None:
-        if old is not None and self.by_addr.get(old) is session:
-            del self.by_addr[old]
-        previous = self.by_addr.get(new)
-        if previous is not None and previous is not session:
-            # The address now belongs to a newer authenticated peer; the old owner lost it.
-            previous.addr = None
-        self.by_addr[new] = session
-
-    def remove(self, session: PeerSession) -> None:
-        self.by_id.pop(session.id, None)
-        if self.by_check_tag.get(session.checks.tag) is session:
-            del self.by_check_tag[session.checks.tag]
-        if self.by_ufrag.get(session.ice.local_ufrag) is session:
-            del self.by_ufrag[session.ice.local_ufrag]
-        self.unbind(session)
-
-    def _remember(self, session: PeerSession) -> None:
-        self.ended[session.id] = EndedSession(session.stream, session.role, session.close_reason)
-        while len(self.ended) > ENDED_REMEMBERED:
-            self.ended.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self.by_id)

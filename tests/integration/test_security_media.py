@@ -19,7 +19,7 @@ from bench.launcher import ServerProcess
 from bench.worker import signal
 from sfu.protocol import ice
 from sfu.protocol.certificate import Certificate
-from sfu.routing.tracks import MAX_RESENDS_PER_RTCP
+from sfu.routing.subscriber_track import MAX_RESENDS_PER_RTCP
 from sfu.wire import rtp, stun
 
 STREAM = "live/secure"

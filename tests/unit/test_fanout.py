@@ -19,7 +19,7 @@ import pylibsrtp
 import pytest
 from pylibsrtp import Policy, Session
 
-from sfu.routing import tracks
+from sfu.routing import rewrite as tracks
 from sfu.wire import rtp
 
 if os.environ.get("SFU_NO_EXTENSION"):

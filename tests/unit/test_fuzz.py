@@ -21,7 +21,8 @@ from sfu.media import PeerParams
 from sfu.protocol import ice
 from sfu.protocol.certificate import Certificate
 from sfu.protocol.dtls import DtlsEndpoint, DtlsState
-from sfu.session.peer import PeerSession, SessionTable
+from sfu.session.peer import PeerSession
+from sfu.session.table import SessionTable
 from sfu.wire import rtp
 from signaling.sdp.answer import render_answer
 from signaling.sdp.negotiate import NegotiationError, negotiate_play, negotiate_publish

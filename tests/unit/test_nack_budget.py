@@ -17,13 +17,13 @@ from sfu.protocol.certificate import Certificate
 from sfu.routing.player import Player
 from sfu.routing.relay import PlainSession
 from sfu.routing.router import PLAY, PUBLISH, Router
-from sfu.routing.tracks import (
+from sfu.routing.subscriber_track import (
     MAX_RESENDS_PER_RTCP,
     RESEND_BURST,
     RESEND_INTERVAL_DEFAULT,
     RESEND_SHARE,
 )
-from sfu.session.peer import SessionTable
+from sfu.session.table import SessionTable
 from sfu.wire import rtp
 
 PUBLISHER_ADDR = ("127.0.0.1", 40000)

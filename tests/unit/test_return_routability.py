@@ -19,7 +19,9 @@ from sfu.protocol import ice
 from sfu.protocol.certificate import Certificate
 from sfu.protocol.dtls import DtlsEndpoint, DtlsState
 from sfu.routing.router import Router
-from sfu.session.peer import SESSION_ID_HEX, PeerSession, SessionState, SessionTable
+from sfu.session.peer import SESSION_ID_HEX, PeerSession
+from sfu.session.table import SessionTable
+from sfu.session.transport import SessionState
 from sfu.wire import stun
 
 CLIENT_UFRAG = "cliU"

@@ -9,7 +9,7 @@ import pytest
 from bench.sdp import AUDIO_PT, VIDEO_PT
 from sfu.routing.relay import PlainSession, Relays, mirrored, relay_keys
 from sfu.routing.router import PUBLISH
-from sfu.session.peer import Address
+from sfu.session.transport import Address
 from tests.harness import Harness, MemorySocket
 
 EDGE_RELAY: Address = ("10.0.0.2", 7000)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sfu.routing.router import FEEDBACK_INTERVAL
-from sfu.session.peer import SessionState
+from sfu.session.transport import SessionState
 from sfu.wire.demux import DTLS, classify
 from tests.harness import TICK, Harness
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sfu.session.peer import SessionState
+from sfu.session.transport import SessionState
 from tests.harness import TICK, Harness
 
 

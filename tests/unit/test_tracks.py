@@ -22,14 +22,9 @@ from sfu.media import AUDIO, VIDEO, Codec, TrackSpec
 from sfu.protocol import fastpath
 from sfu.protocol.dtls import SrtpKeys
 from sfu.protocol.receiver import MissingPackets
-from sfu.routing.tracks import (
-    CACHE_SIZE,
-    MAX_RESENDS_PER_RTCP,
-    KeyframeNeeded,
-    NackNeeded,
-    PublisherTrack,
-    SubscriberTrack,
-)
+from sfu.routing.publisher_track import KeyframeNeeded, NackNeeded, PublisherTrack
+from sfu.routing.rewrite import CACHE_SIZE
+from sfu.routing.subscriber_track import MAX_RESENDS_PER_RTCP, SubscriberTrack
 from sfu.wire import rtp
 
 PLAYER_ADDR = ("198.51.100.7", 50000)

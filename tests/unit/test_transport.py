@@ -7,7 +7,8 @@ import pytest
 from sfu.media import PeerParams
 from sfu.protocol.certificate import Certificate
 from sfu.routing.relay import PlainSession, mirrored, relay_keys
-from sfu.session.peer import PeerSession, SessionClosed, Transport
+from sfu.session.peer import PeerSession
+from sfu.session.transport import SessionClosed, Transport
 
 CERTIFICATE = Certificate.generate()
 

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from sfu.io.udp import IP_MTU_DISCOVER, IP_PMTUDISC_PROBE, UdpEndpoint
-from sfu.session.peer import Address, SessionTable
+from sfu.session.table import SessionTable
+from sfu.session.transport import Address
 
 
 class Recording(UdpEndpoint):

@@ -16,7 +16,8 @@ import pytest
 from sfu.media import VIDEO, Codec, TrackSpec
 from sfu.protocol import fastpath
 from sfu.protocol.simulcast import vp8_ids
-from sfu.routing.tracks import MAX_RESENDS_PER_RTCP, PublisherTrack, SubscriberTrack
+from sfu.routing.publisher_track import PublisherTrack
+from sfu.routing.subscriber_track import MAX_RESENDS_PER_RTCP, SubscriberTrack
 from sfu.wire import rtp
 from tests.unit.test_tracks import (
     FEEDBACK,

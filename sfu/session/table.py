@@ -1,0 +1,117 @@
+"""The session table: finds a session by id, server ufrag, address or check tag.
+
+Kept apart from the session itself: a session only reports events, and the table, owned by
+the endpoint and the router, moves its indexes to follow them.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from sfu.session.peer import PeerSession
+from sfu.session.transport import Address, AddressChanged, Transport, UfragChanged
+
+
+@dataclass(frozen=True)
+class EndedSession:
+    """What is kept of a session after it ends, so a late DELETE is answered, not refused."""
+
+    stream: str
+    role: str
+    reason: str
+
+
+# Ended sessions remembered for late DELETEs: the newest this many.
+ENDED_REMEMBERED = 4096
+
+
+class SessionTable:
+    """Sessions by id (HTTP), by server ufrag (first STUN), by address (everything after) and
+    by the tag of their own checks' transaction ids (answers from a new address); the ended
+    ones by id. Whoever calls into a session hands its events to `settle`, so the indexes
+    follow before the next datagram is demuxed."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, PeerSession] = {}
+        self.by_ufrag: dict[str, PeerSession] = {}
+        self.by_addr: dict[Address, Transport] = {}
+        self.by_check_tag: dict[bytes, PeerSession] = {}
+        self.ended: OrderedDict[str, EndedSession] = OrderedDict()
+        # The media plane's drops by reason, shared by the endpoint, the sessions and the router.
+        self.drops: collections.Counter[str] = collections.Counter()
+        # Forwarded RTP (and RTX) datagrams, which the tracks send on the socket directly.
+        self.media_datagrams_out = 0
+        # No session's timer is due before this (it may be earlier than the true earliest):
+        # the router sets it when it runs the timers, and a session added or settled after
+        # handling a packet lowers it, so a tick with nothing due costs nothing per session.
+        self.timer_floor = math.inf
+
+    def add(self, session: PeerSession) -> None:
+        self.by_id[session.id] = session
+        self.by_ufrag[session.ice.local_ufrag] = session
+        self.by_check_tag[session.checks.tag] = session
+        session.drops = self.drops
+        self.lower_timer_floor(session)
+
+    def lower_timer_floor(self, session: Transport) -> None:
+        """Bring timer_floor down to the session's next timer if that comes sooner."""
+        at = session.next_timer()
+        if at is not None and at < self.timer_floor:
+            self.timer_floor = at
+
+    def settle(self, session: Transport) -> None:
+        """Apply what the session reported: an address or ufrag it moved to, or its end; note
+        its timer, which a handshake or check it just started may have brought forward."""
+        self.lower_timer_floor(session)
+        for event in session.poll_events():
+            if isinstance(event, AddressChanged):
+                self._rebind(session, event.old, event.new)
+                continue
+            member = self.by_id.get(session.id)
+            if member is not session:
+                self.unbind(session)  # a relay's: its owner takes the rest
+            elif isinstance(event, UfragChanged):
+                if self.by_ufrag.get(event.old) is member:
+                    del self.by_ufrag[event.old]
+                self.by_ufrag[member.ice.local_ufrag] = member
+            else:
+                self.remove(member)
+                self._remember(member)
+
+    def bind(self, addr: Address, session: Transport) -> None:
+        """Give `addr` to a session outside the table (a relay's), to hand it what comes from
+        there; the address's previous owner loses it."""
+        self._rebind(session, None, addr)
+
+    def unbind(self, session: Transport) -> None:
+        """Free the address of a session that is going away."""
+        if session.addr is not None and self.by_addr.get(session.addr) is session:
+            del self.by_addr[session.addr]
+
+    def _rebind(self, session: Transport, old: Address | None, new: Address) -> None:
+        if old is not None and self.by_addr.get(old) is session:
+            del self.by_addr[old]
+        previous = self.by_addr.get(new)
+        if previous is not None and previous is not session:
+            # The address now belongs to a newer authenticated peer; the old owner lost it.
+            previous.addr = None
+        self.by_addr[new] = session
+
+    def remove(self, session: PeerSession) -> None:
+        self.by_id.pop(session.id, None)
+        if self.by_check_tag.get(session.checks.tag) is session:
+            del self.by_check_tag[session.checks.tag]
+        if self.by_ufrag.get(session.ice.local_ufrag) is session:
+            del self.by_ufrag[session.ice.local_ufrag]
+        self.unbind(session)
+
+    def _remember(self, session: PeerSession) -> None:
+        self.ended[session.id] = EndedSession(session.stream, session.role, session.close_reason)
+        while len(self.ended) > ENDED_REMEMBERED:
+            self.ended.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self.by_id)
