@@ -2,8 +2,8 @@
 
 A publisher sends the same video as several layers (RTP streams named by rid). A player gets
 one at a time; when it moves to another, its SSRC, sequence numbers and timestamps continue
-(tracks.SubscriberTrack), and so must the VP8 picture ID and TL0PICIDX, which a receiver uses
-to find frame references: a jump back makes it drop frames as old.
+(subscriber_track.SubscriberTrack), and so must the VP8 picture ID and TL0PICIDX, which a
+receiver uses to find frame references: a jump back makes it drop frames as old.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ AUTO = "auto"
 
 
 class Layer(Protocol):
-    """What choosing needs of a layer (a tracks.PublisherTrack)."""
+    """What choosing needs of a layer (a publisher_track.PublisherTrack)."""
 
     rid: str | None
     width: int
@@ -166,8 +166,8 @@ def vp8_dimensions(payload: bytes | bytearray, start: int) -> tuple[int, int] | 
 
 class Vp8Continuity:
     """One player track's VP8 picture ID and TL0PICIDX, continued across layer switches as
-    its sequence numbers are. A base of tracks.SubscriberTrack, whose fields it works on are
-    flat in the compiled fan-out's PlayerState; _fanout_rewrite.c (litesfu_continue_ids) does
+    its sequence numbers are. A base of subscriber_track.SubscriberTrack, whose fields it works
+    on are flat in the compiled fan-out's PlayerState; _fanout_rewrite.c (litesfu_continue_ids) does
     the same per packet, byte for byte. The fields:
 
     - picture_offset, tl0_offset: added to the publisher's ids; zero until the first switch.

@@ -1,7 +1,7 @@
 """The HTTP routes of a cluster node: relay set-up for other nodes, and the nodes list.
 
 Routes under /cluster/v1/ take and answer bodies sealed under the cluster secret only
-(cluster_link.py); anything else gets a 403 without a hint of why beyond "not sealed".
+(signaling/cluster/link.py); anything else gets a 403 without a hint of why beyond "not sealed".
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from aiohttp import web
 from signaling.cluster.link import MAX_SEALED_BYTES, SEALED_TYPE, LinkError
 from signaling.cluster.node import Cluster
 from signaling.cluster.relay_setup import keys_from_json
-from signaling.http.access import authorize_stats
-from signaling.http.plumbing import Rejection, read_bytes
+from signaling.serving.access import authorize_stats
+from signaling.serving.plumbing import Rejection, read_bytes
 from signaling.workers.internal import tracks_from_json, tracks_to_json
 from signaling.workers.messages import address_from_data
 

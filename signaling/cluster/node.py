@@ -27,7 +27,7 @@ from sfu.routing.router import PUBLISH
 from signaling.cluster.link import ClusterLink
 from signaling.cluster.registry import Registry, RegistryError
 from signaling.cluster.relay_setup import ClusterUnavailable, EdgeRelay, RelaySetup
-from signaling.http.plumbing import Rejection, unavailable
+from signaling.serving.plumbing import Rejection, unavailable
 
 log = logging.getLogger(__name__)
 

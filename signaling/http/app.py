@@ -13,11 +13,17 @@ from pathlib import Path
 from aiohttp import web
 
 from sfu.io.server import MediaServer
-from signaling.http.access import AUTH, OWNERS
-from signaling.http.connections import ConnectionGuard
-from signaling.http.plumbing import GUARD, MAX_OFFER_BYTES, REFUSED, behind_proxy, cors_and_errors
 from signaling.http.routes import ICE_SERVERS, PublicHandlers, add_public_routes
 from signaling.http.srs_routes import srs_play, srs_publish, srs_whep, srs_whip
+from signaling.http.state import (
+    ADMISSION,
+    AUTO_CANDIDATES,
+    CANDIDATES,
+    ETAGS,
+    HOOKS,
+    LIMITS,
+    MEDIA_SERVER,
+)
 from signaling.http.stats_routes import list_streams, server_stats
 from signaling.http.whip import delete_session, patch_session, set_layer, whep, whip
 from signaling.sdp.ice_servers import IceServers
@@ -26,14 +32,14 @@ from signaling.security.admission import Admission
 from signaling.security.auth import Authenticator, SessionOwners
 from signaling.security.hooks import HttpHooks
 from signaling.security.limits import Limits
-from signaling.workers.state import (
-    ADMISSION,
-    AUTO_CANDIDATES,
-    CANDIDATES,
-    ETAGS,
-    HOOKS,
-    LIMITS,
-    MEDIA_SERVER,
+from signaling.serving.access import AUTH, OWNERS
+from signaling.serving.connections import ConnectionGuard
+from signaling.serving.plumbing import (
+    GUARD,
+    MAX_OFFER_BYTES,
+    REFUSED,
+    behind_proxy,
+    cors_and_errors,
 )
 
 log = logging.getLogger(__name__)

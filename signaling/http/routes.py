@@ -14,14 +14,11 @@ from pathlib import Path
 from aiohttp import web
 from multidict import CIMultiDict
 
-from signaling.http.media_types import SDP_TYPE, SDPFRAG_TYPE
-from signaling.http.plumbing import Handler
 from signaling.sdp.ice_servers import IceServers
+from signaling.serving.media_types import SDP_TYPE, SDPFRAG_TYPE
+from signaling.serving.names import STREAM_PATTERN
+from signaling.serving.plumbing import Handler
 
-NAME_SEGMENT = r"[A-Za-z0-9_.~-]{1,64}"  # one part of a stream name
-STREAM_PATTERN = rf"{NAME_SEGMENT}(?:/{NAME_SEGMENT})?"
-# Session ids are lowercase hex (sfu/session/peer.py); the front forwards nothing else.
-SESSION_ID_PATTERN = r"[0-9a-f]{32}"
 ICE_SERVERS = web.AppKey("ice_servers", IceServers)
 
 

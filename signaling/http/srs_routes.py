@@ -6,9 +6,6 @@ from __future__ import annotations
 from aiohttp import web
 
 from sfu.routing.router import PLAY, PUBLISH
-from signaling.http.access import authorize, request_token
-from signaling.http.plumbing import Rejection, note_refusal, read_bytes
-from signaling.http.srs_url import parse_srs_body, query_stream
 from signaling.http.whip import (
     admit_client,
     admit_cluster,
@@ -16,6 +13,9 @@ from signaling.http.whip import (
     start_session,
     whip_or_whep,
 )
+from signaling.serving.access import authorize, request_token
+from signaling.serving.plumbing import Rejection, note_refusal, read_bytes
+from signaling.serving.srs_url import parse_srs_body, query_stream
 
 
 async def srs_whip(request: web.Request) -> web.Response:

@@ -8,9 +8,9 @@ import os
 from aiohttp import web
 
 from sfu.protocol import fastpath
-from signaling.http.access import authorize_stats
-from signaling.http.plumbing import GUARD, REFUSED
-from signaling.workers.state import ADMISSION, CLUSTER, MEDIA_SERVER
+from signaling.http.state import ADMISSION, CLUSTER, MEDIA_SERVER
+from signaling.serving.access import authorize_stats
+from signaling.serving.plumbing import GUARD, REFUSED
 
 
 async def list_streams(request: web.Request) -> web.Response:

@@ -15,10 +15,17 @@ from multidict import CIMultiDict
 from sfu.protocol.simulcast import AUTO, Choice
 from sfu.routing.router import PLAY, PUBLISH, StreamBusy
 from sfu.session.peer import PeerSession
-from signaling.http.access import OWNERS, authorize, check_owner, request_token
-from signaling.http.media_types import JSON_TYPE, SDP_TYPE, SDPFRAG_TYPE
-from signaling.http.plumbing import Rejection, read_body, read_bytes, unavailable
 from signaling.http.routes import ice_server_links
+from signaling.http.state import (
+    ADMISSION,
+    AUTO_CANDIDATES,
+    CANDIDATES,
+    CLUSTER,
+    ETAGS,
+    HOOKS,
+    LIMITS,
+    MEDIA_SERVER,
+)
 from signaling.observe.events import whep_link
 from signaling.sdp.answer import render_answer
 from signaling.sdp.candidates import for_request
@@ -38,16 +45,9 @@ from signaling.sdp.negotiate import (
 from signaling.sdp.parse import SdpError, parse_offer
 from signaling.sdp.trickle import FragmentError, parse_sdpfrag, render_restart
 from signaling.security.hooks import HookRejected, HookUnavailable
-from signaling.workers.state import (
-    ADMISSION,
-    AUTO_CANDIDATES,
-    CANDIDATES,
-    CLUSTER,
-    ETAGS,
-    HOOKS,
-    LIMITS,
-    MEDIA_SERVER,
-)
+from signaling.serving.access import OWNERS, authorize, check_owner, request_token
+from signaling.serving.media_types import JSON_TYPE, SDP_TYPE, SDPFRAG_TYPE
+from signaling.serving.plumbing import Rejection, read_body, read_bytes, unavailable
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,14 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from sfu.routing.router import Router
-from sfu.routing.stats import Layer
+if TYPE_CHECKING:
+    from sfu.routing.stats import Layer
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +54,6 @@ GONE = StreamState()  # a stream that does not exist looks like this
 def whep_link(stream: str) -> str:
     """The Link header of a WHEP 201 that offers the events of its stream."""
     return f'</events/whep/{stream}>; rel="{LINK_REL}"; events="{",".join(WHEP_EVENTS)}"'
-
-
-def sample(router: Router) -> dict[str, StreamState]:
-    """The state of a router's streams as its own players see them: a stream relayed in from
-    its owner (another node of a cluster) is live here; relays out to others are no viewers."""
-    return {
-        name: StreamState(stream.live, stream.peer_players, stream.layers)
-        for name, stream in router.stream_summaries().items()
-    }
 
 
 def frame(event: str, data: dict) -> bytes:

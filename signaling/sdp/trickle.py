@@ -14,8 +14,8 @@ import secrets
 from collections.abc import Container
 from dataclasses import dataclass, field
 
-from signaling.http.media_types import SDPFRAG_TYPE as SDPFRAG_TYPE  # the type of what it parses
 from signaling.sdp.answer import candidate_lines
+from signaling.serving.media_types import SDPFRAG_TYPE as SDPFRAG_TYPE  # the type of what it parses
 
 _UFRAG = re.compile(r"[A-Za-z0-9+/]{4,256}")  # RFC 8839 §5.4: ice-char, 4 to 256
 _PWD = re.compile(r"[A-Za-z0-9+/]{22,256}")  # RFC 8839 §5.4: ice-char, 22 to 256

@@ -30,8 +30,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 PREFIX = "lsfu1"
-ROLES = ("publish", "play", "stats")
-STATS = "stats"
+# The roles a token grants. publish and play equal sfu.routing.router's names, so the --workers
+# front, which loads no media plane, can check them too (tests/unit/test_auth.py holds them equal).
+PUBLISH, PLAY, STATS = ROLES = ("publish", "play", "stats")
 MAX_TOKEN_LENGTH = 4096  # longer tokens are refused before any work is done on them
 ALL_ACCESS: dict = {"stream": "*", "role": "*"}  # what a static token grants
 

@@ -22,8 +22,10 @@ import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from signaling.http.connections import ConnectionGuard
-from signaling.http.plumbing import (
+from signaling.http.routes import PublicHandlers, add_public_routes
+from signaling.serving.connections import ConnectionGuard
+from signaling.serving.names import SESSION_ID_PATTERN
+from signaling.serving.plumbing import (
     GUARD,
     MAX_OFFER_BYTES,
     REFUSED,
@@ -34,8 +36,7 @@ from signaling.http.plumbing import (
     read_bytes,
     unavailable,
 )
-from signaling.http.routes import SESSION_ID_PATTERN, PublicHandlers, add_public_routes
-from signaling.http.srs_url import parse_srs_body, query_stream
+from signaling.serving.srs_url import parse_srs_body, query_stream
 from signaling.workers.balancer import Balancer
 from signaling.workers.link import CLIENT_HEADER, HOST_HEADER, SECRET_HEADER
 from signaling.workers.messages import MessageError

@@ -20,8 +20,9 @@ from aiohttp import web
 
 from sfu.media import Codec, TrackSpec
 from sfu.routing.router import StreamBusy
-from signaling.http.media_types import JSON_TYPE
-from signaling.http.plumbing import Rejection, read_bytes
+from signaling.http.state import MEDIA_SERVER
+from signaling.serving.media_types import JSON_TYPE
+from signaling.serving.plumbing import Rejection, read_bytes
 from signaling.workers.link import CLIENT_HEADER, HOST_HEADER, SECRET_ENV, SECRET_HEADER
 from signaling.workers.messages import (
     LoadReport,
@@ -38,7 +39,6 @@ from signaling.workers.messages import (
     StreamLoad,
     tracks_from_data,
 )
-from signaling.workers.state import MEDIA_SERVER
 
 FRONT_SECRET = web.AppKey("front_secret", bytes)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import aiohttp
 
-from signaling.http.media_types import JSON_TYPE
+from signaling.serving.media_types import JSON_TYPE
 from signaling.workers.link import SECRET_ENV, SECRET_HEADER
 from signaling.workers.messages import (
     MAX_MESSAGE_BYTES,

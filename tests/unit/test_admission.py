@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from signaling.cli import parse_args
 from signaling.security.admission import Admission, AdmissionPolicy, client_key, forwarded_client
 from signaling.security.auth import SessionOwners
+from signaling.startup.flags import parse_args
 
 
 class Clock:

@@ -11,12 +11,12 @@ from sfu.config import MediaConfig
 from sfu.io.server import MediaServer
 from sfu.routing.relay import relay_keys
 from sfu.routing.router import PLAY, PUBLISH
-from signaling.cli import parse_args
 from signaling.cluster.link import ClusterLink, LinkError
 from signaling.cluster.node import Cluster, ClusterConfig
 from signaling.cluster.registry import MemoryRegistry
 from signaling.cluster.relay_setup import keys_from_json, keys_to_json
-from signaling.http.plumbing import Rejection
+from signaling.serving.plumbing import Rejection
+from signaling.startup.flags import parse_args
 
 SECRET = "a-unit-test-cluster-secret"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from signaling.cli import freeze_startup_objects
+from signaling.startup.serve import freeze_startup_objects
 
 
 def test_freezing_takes_the_loaded_modules_out_of_full_collections() -> None:

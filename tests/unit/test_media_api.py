@@ -15,7 +15,8 @@ import pytest
 
 from sfu.routing.router import PLAY, PUBLISH
 from sfu.routing.stats import Layer
-from signaling.observe.events import GONE, StreamState, layers_data, sample, whep_frames
+from signaling.observe.events import GONE, StreamState, layers_data, whep_frames
+from signaling.observe.wiring import sample
 from signaling.security.limits import Limits
 from tests.harness import Harness
 

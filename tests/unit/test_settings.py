@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from signaling.cli import parse_args
+from signaling.startup.flags import parse_args
 from signaling.startup.settings import read_file
 
 ROOT = Path(__file__).resolve().parent.parent.parent

@@ -7,8 +7,8 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from signaling.http.plumbing import Rejection
-from signaling.http.srs_url import parse_srs_body, srs_stream
+from signaling.serving.plumbing import Rejection
+from signaling.serving.srs_url import parse_srs_body, srs_stream
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 JSON_VALUES = st.recursive(

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from signaling.http.plumbing import Rejection
-from signaling.http.srs_url import parse_srs_body, query_stream
+from signaling.serving.plumbing import Rejection
+from signaling.serving.srs_url import parse_srs_body, query_stream
 
 # Characters a URL path carries as they are (urlparse drops tabs and newlines, and '/', '?'
 # and '#' end a part), the name characters among them.

@@ -15,8 +15,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from signaling.http.connections import ConnectionGuard
 from signaling.security.admission import forwarded_client
+from signaling.serving.connections import ConnectionGuard
 
 MAX_OFFER_BYTES = 64 * 1024
 BODY_TIMEOUT = 10.0  # seconds a client has to send a request's body once its headers are in

@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlparse
 
-from signaling.http.plumbing import Rejection
-from signaling.http.routes import NAME_SEGMENT
+from signaling.serving.names import NAME_SEGMENT
+from signaling.serving.plumbing import Rejection
 
 SEGMENT = re.compile(NAME_SEGMENT)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from signaling.http.plumbing import Rejection
 from signaling.security.auth import Authenticator, SessionOwners, bearer_token
+from signaling.serving.plumbing import Rejection
 
 AUTH = web.AppKey("auth", Authenticator)
 OWNERS = web.AppKey("owners", SessionOwners)
