@@ -110,3 +110,11 @@ def test_mint_runs_as_a_module() -> None:
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert Authenticator(secret=SECRET).allows(result.stdout.strip(), "live/x", "publish")
+
+
+def test_token_roles_are_the_routers_roles():
+    """The front checks roles without loading the media plane, by names that must match."""
+    from sfu.routing import router
+    from signaling.security import auth
+
+    assert (auth.PUBLISH, auth.PLAY) == (router.PUBLISH, router.PLAY)
