@@ -193,6 +193,9 @@ class UdpEndpoint:
         nobody can use us to reflect traffic at a third party."""
         try:
             msg = stun.parse(data)
+        except stun.StunTooLarge:
+            self.drops["stun_too_large"] += 1
+            return
         except stun.StunError:
             self.drops["stun_malformed"] += 1
             return

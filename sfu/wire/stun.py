@@ -34,6 +34,13 @@ ICE_CONTROLLED = 0x8029
 ICE_CONTROLLING = 0x802A
 
 HEADER_SIZE = 20
+# RFC 8489 §6.2.1: without a known path MTU a STUN message over UDP stays under 548 bytes (576
+# less IPv4 and UDP headers). A browser's Binding Request is 100-200 bytes, and even one naming
+# RFC 8839's longest (256-character) ufrag is under 400, so anything larger is no ICE peer's.
+MAX_MESSAGE_SIZE = 548
+# Browsers send about 8 attributes. Parsing and every lookup are linear in the count, so a
+# request packed with hundreds of empty ones cost 40-50 times a normal one before this bound.
+MAX_ATTRIBUTES = 32
 _INTEGRITY_SIZE = 24  # attribute header + 20-byte HMAC-SHA1
 _FINGERPRINT_SIZE = 8  # attribute header + 4-byte CRC-32
 _FINGERPRINT_XOR = 0x5354554E
@@ -49,6 +56,10 @@ _ERROR_HEAD = struct.Struct("!HBB")
 
 class StunError(ValueError):
     """A datagram that is not a well-formed STUN message, or a bad attribute value."""
+
+
+class StunTooLarge(StunError):
+    """A message over MAX_MESSAGE_SIZE or MAX_ATTRIBUTES: refused before it is parsed whole."""
 
 
 @dataclass
@@ -76,6 +87,8 @@ def parse(data: bytes) -> Message:
     size = len(data)
     if size < HEADER_SIZE:
         raise StunError("shorter than a STUN header")
+    if size > MAX_MESSAGE_SIZE:
+        raise StunTooLarge("larger than any ICE peer's message")
     msg_type, length, cookie, transaction_id = _HEADER.unpack_from(data)
     if msg_type & 0xC000:
         raise StunError("top bits of the message type are set")
@@ -89,9 +102,13 @@ def parse(data: bytes) -> Message:
     fingerprint_offset: int | None = None
     unpack_tlv = _TLV.unpack_from
     pos = HEADER_SIZE
+    left = MAX_ATTRIBUTES
     # pos and size are multiples of 4, so a TLV header always fits while pos < size,
     # and a value that ends inside the message has its padding inside it too.
     while pos < size:
+        if not left:
+            raise StunTooLarge("more attributes than any ICE peer sends")
+        left -= 1
         if fingerprint_offset is not None:
             raise StunError("attribute after FINGERPRINT")
         attr_type, attr_len = unpack_tlv(data, pos)
