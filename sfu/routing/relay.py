@@ -35,6 +35,7 @@ from sfu.session.transport import (
     SessionClosed,
     SessionEvent,
     SessionState,
+    short_hash,
 )
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,9 @@ class PlainSession(fastpath.TransportState):
             return
         self.state = SessionState.CLOSED
         self.close_reason = reason
-        log.info("relay %s closed (%s %s): %s", self.id, self.role, self.stream, reason)
+        log.info(
+            "relay #%s closed (%s %s): %s", short_hash(self.id), self.role, self.stream, reason
+        )
         if self.handler is not None:
             self.handler.on_closed()
         self._events.append(SessionClosed(self))
@@ -289,7 +292,11 @@ class Relays:
         )
         self.inbound[relay.session.id] = relay
         log.info(
-            "relay %s: %s in on %s:%d from %s:%d", relay.session.id, stream, *relay.addr, *source
+            "relay #%s: %s in on %s:%d from %s:%d",
+            short_hash(relay.session.id),
+            stream,
+            *relay.addr,
+            *source,
         )
         return relay
 
@@ -305,7 +312,7 @@ class Relays:
         self.outbound[session.id] = session
         self.router.sessions.bind(target, session)
         player.on_connected(now)
-        log.info("relay %s: %s out to %s:%d", session.id, stream, *target)
+        log.info("relay #%s: %s out to %s:%d", short_hash(session.id), stream, *target)
         return session
 
     def _settle(self, session: PlainSession) -> None:

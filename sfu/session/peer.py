@@ -29,6 +29,7 @@ from sfu.session.transport import (
     UfragChanged,
     is_tcp,
     network_address,
+    short_hash,
 )
 from sfu.wire.stun import Message
 
@@ -66,6 +67,7 @@ class PeerSession(fastpath.TransportState):
         "ice",
         "id",
         "last_seen",
+        "log_name",
         "peer",
         "role",
         "rtcp_ssrc",
@@ -87,6 +89,7 @@ class PeerSession(fastpath.TransportState):
         rng: random.Random = ice.SYSTEM_RANDOM,
     ) -> None:
         self.id = f"{rng.getrandbits(4 * SESSION_ID_HEX):0{SESSION_ID_HEX}x}"
+        self.log_name = short_hash(self.id)  # what logs call it: the id is a capability
         self.role = role
         self.stream = stream
         self.peer = peer
@@ -176,14 +179,12 @@ class PeerSession(fastpath.TransportState):
         old, self.addr = self.addr, addr
         self.last_seen = now
         if old is None and self.state is SessionState.NEW:
-            log.info("session %s: ICE connected from %s:%d", self.id, *addr, extra=self._log_extra)
+            self._log("ICE connected from %s:%d", *addr)
             self.state = SessionState.CONNECTING
         elif old is None:
-            log.info("session %s: bound again at %s:%d", self.id, *addr, extra=self._log_extra)
+            self._log("bound again at %s:%d", *addr)
         else:
-            log.info(
-                "session %s: moved from %s:%d to %s:%d", self.id, *old, *addr, extra=self._log_extra
-            )
+            self._log("moved from %s:%d to %s:%d", *old, *addr)
         self._events.append(AddressChanged(self, old, addr))
         if self.handler is not None and self.state is SessionState.CONNECTED:
             self.handler.on_moved()  # what sends to the peer may differ (IPv4/IPv6, UDP/TCP)
@@ -218,7 +219,7 @@ class PeerSession(fastpath.TransportState):
         old_ufrag = self.ice.local_ufrag
         self.ice.restart(ice.new_ufrag(self._rng), ice.new_pwd(self._rng), remote_ufrag, remote_pwd)
         self._events.append(UfragChanged(self, old_ufrag))
-        log.info("session %s: ICE restart", self.id, extra=self._log_extra)
+        self._log("ICE restart")
 
     # -- output ----------------------------------------------------------------------------------
 
@@ -275,28 +276,20 @@ class PeerSession(fastpath.TransportState):
             given_up, self.checks.given_up = self.checks.given_up, 0
             if given_up:
                 self.drops["address_check_unanswered"] += given_up
-                log.info(
-                    "session %s: a new address never answered; media stays at the old one",
-                    self.id,
-                    extra=self._log_extra,
-                )
+                self._log("a new address never answered; media stays at the old one")
 
-    @property
-    def _log_extra(self) -> dict[str, str]:
-        return {"session_id": self.id, "stream": self.stream, "role": self.role}
+    def _log(self, message: str, *args: object, **extra: object) -> None:
+        """One INFO line about the session, named by its short hash (never its id), with the
+        session, stream and role as JSON fields."""
+        context = {"session_id": self.log_name, "stream": self.stream, "role": self.role}
+        log.info(f"session #%s: {message}", self.log_name, *args, extra={**context, **extra})
 
     def _after_dtls(self, now: float) -> None:
         state = self.dtls.state
         if state is DtlsState.CONNECTED and self.srtp is None:
             self.srtp = SrtpContext(self.dtls.keys)  # type: ignore[arg-type]
             self.state = SessionState.CONNECTED
-            log.info(
-                "session %s: DTLS-SRTP connected (%s %s)",
-                self.id,
-                self.role,
-                self.stream,
-                extra=self._log_extra,
-            )
+            self._log("DTLS-SRTP connected (%s %s)", self.role, self.stream)
             if self.handler is not None:
                 self.handler.on_connected(now)
         elif state is DtlsState.FAILED:
@@ -313,14 +306,14 @@ class PeerSession(fastpath.TransportState):
         self.state = SessionState.CLOSED
         self.close_reason = reason
         self.srtp = None
-        log.info(
-            "session %s: closed (%s %s) after %.1f s: %s",
-            self.id,
+        lived = self._latest - self.created
+        self._log(
+            "closed (%s %s) after %.1f s: %s",
             self.role,
             self.stream,
-            self._latest - self.created,
+            lived,
             reason,
-            extra={**self._log_extra, "duration": round(self._latest - self.created, 3)},
+            duration=round(lived, 3),
         )
         if self.handler is not None:
             self.handler.on_closed()

@@ -7,6 +7,7 @@ both meet this contract, so the tracks, handlers and socket adapters depend on i
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -23,6 +24,16 @@ TCP_PREFIX = "tcp:"
 
 def is_tcp(addr: Address) -> bool:
     return addr[0].startswith(TCP_PREFIX)
+
+
+def short_hash(session_id: str) -> str:
+    """How a log line names a session: the first 8 hex digits of the SHA-256 of its id.
+
+    The id is a capability (whoever has the session's URL may end it), so logs never carry it
+    whole; the same digest as signaling/serving/redact.py gives, so HTTP and media lines of
+    one session match (the layers keep the two apart: the front imports no sfu module).
+    """
+    return hashlib.sha256(session_id.encode()).hexdigest()[:8]
 
 
 def network_address(addr: Address) -> Address:

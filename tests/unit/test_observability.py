@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sfu.session.transport import short_hash
 from signaling.observe.logs import JsonFormatter
 from signaling.observe.metrics import Totals, merged
+from tests.harness import Harness
 
 
 def test_totals_keep_what_gone_objects_reached() -> None:
@@ -45,14 +48,38 @@ def test_json_lines_carry_the_context_given_as_extra() -> None:
     record = logging.LogRecord(
         "sfu.session.peer", logging.INFO, __file__, 1, "ended: %s", ("idle",), None
     )
-    record.session_id, record.stream, record.role = "abc", "live/x", "play"
+    record.session_id, record.stream, record.role = short_hash("ab" * 16), "live/x", "play"
     entry = json.loads(JsonFormatter(worker=2).format(record))
     assert entry["message"] == "ended: idle"
     assert (entry["session_id"], entry["stream"], entry["role"], entry["worker"]) == (
-        "abc",
+        "d2f9fa9d",  # the first 8 hex digits of its SHA-256, as HTTP lines give it too
         "live/x",
         "play",
         2,
     )
     plain = json.loads(JsonFormatter(worker=None).format(logging.makeLogRecord({"msg": "x"})))
     assert "session_id" not in plain and "worker" not in plain
+
+
+def test_a_sessions_id_never_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """Session ids are capabilities: over a publisher's and a player's whole lives (connect,
+    move, ICE restart, SSRC change, close), the media plane's lines and their JSON fields
+    name them only by short hash."""
+    caplog.set_level(logging.INFO)
+    h = Harness()
+    publisher, player = h.pair()
+    h.run(0.5)
+    player.move_to(("10.0.2.9", 6000))
+    player.restart_ice()
+    publisher.media.restart_ssrcs()  # type: ignore[union-attr]
+    h.run(4.0)
+    ids = [publisher.session.id, player.session.id]
+    for session_id in ids:
+        h.router.close(session_id, "DELETE")
+    h.run(0.1)
+    text = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+    for line in ("moved from", "ICE restart", "SSRC changed", "closed (play"):
+        assert line in text
+    for session_id in ids:
+        assert session_id not in text
+        assert f"session #{short_hash(session_id)}: closed" in text

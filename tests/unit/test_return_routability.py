@@ -21,7 +21,7 @@ from sfu.protocol.dtls import DtlsEndpoint, DtlsState
 from sfu.routing.router import Router
 from sfu.session.peer import SESSION_ID_HEX, PeerSession
 from sfu.session.table import SessionTable
-from sfu.session.transport import SessionState
+from sfu.session.transport import SessionState, short_hash
 from sfu.wire import stun
 
 CLIENT_UFRAG = "cliU"
@@ -333,6 +333,8 @@ def test_session_ids_carry_128_bits(server: Server) -> None:
 
 
 def test_lifecycle_logs_carry_the_session(server: Server, caplog: pytest.LogCaptureFixture) -> None:
+    """Every line names the session by the short hash of its id, in the text and the JSON
+    field, and never by the id itself: the id is the capability to end the session."""
     caplog.set_level(logging.INFO, logger="sfu.session.peer")
     session = server.new_session(now=100.0)
     connect(server, session, now=100.0)
@@ -348,7 +350,11 @@ def test_lifecycle_logs_carry_the_session(server: Server, caplog: pytest.LogCapt
     closed = [r for r in records if "closed" in r.getMessage()]
     assert len(closed) == 1 and "after 12.5 s" in closed[0].getMessage()
     assert closed[0].duration == 12.5
+    name = short_hash(session.id)
+    assert re.fullmatch("[0-9a-f]{8}", name) and name not in session.id
     for record in records:
-        assert record.session_id == session.id
+        assert f"session #{name}: " in record.getMessage()
+        assert session.id not in record.getMessage()
+        assert record.session_id == name
         assert record.stream == "live/s"
         assert record.role == "play"
