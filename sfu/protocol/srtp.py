@@ -67,15 +67,27 @@ class SrtpContext:
 
     `protect_rtp(packet) -> bytes`, `unprotect_rtp(packet) -> bytes`,
     `protect_rtcp(packet) -> bytes` and `unprotect_rtcp(packet) -> bytes` raise
-    `pylibsrtp.Error` when a packet cannot be processed; the caller drops it.
+    `pylibsrtp.Error` when a packet cannot be processed; the caller drops it. Every SSRC
+    whose first packet authenticates gets an inbound stream of its own until
+    `remove_inbound(ssrc)`: srtp_streams.InboundStreams bounds them.
     """
 
-    __slots__ = ("direct", "protect_rtcp", "protect_rtp", "unprotect_rtcp", "unprotect_rtp")
+    __slots__ = (
+        "direct",
+        "protect_rtcp",
+        "protect_rtp",
+        "remove_inbound",
+        "unprotect_rtcp",
+        "unprotect_rtp",
+    )
 
     protect_rtp: Callable[[bytes | bytearray], bytes]
     unprotect_rtp: Callable[[bytes], bytes]
     protect_rtcp: Callable[[bytes], bytes]
     unprotect_rtcp: Callable[[bytes], bytes]
+    # Drop the inbound stream libsrtp made for an SSRC the first time one of its packets
+    # authenticated (pylibsrtp.Error if it has none): libsrtp keeps it otherwise.
+    remove_inbound: Callable[[int], None]
     direct: bool  # RTP protection runs on the fast path, not the public-method fallback
 
     def __init__(self, keys: SrtpKeys) -> None:
@@ -94,3 +106,4 @@ class SrtpContext:
         self.protect_rtcp = tx.protect_rtcp
         self.unprotect_rtp = rx.unprotect
         self.unprotect_rtcp = rx.unprotect_rtcp
+        self.remove_inbound = rx.remove_stream

@@ -218,6 +218,10 @@ class Player:
     def on_connected(self, now: float) -> None:
         self.stream.player_ready(self, now)
 
+    def ssrc_slot(self, packet: bytes, now: float) -> None:
+        """Players send no media we carry: none of their SSRCs is decrypted or given a stream."""
+        self.context.sessions.drops["rtp_from_player"] += 1
+
     def on_rtp(self, packet: bytes, now: float) -> None:
         """Players send no media we carry."""
 

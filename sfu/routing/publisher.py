@@ -15,6 +15,11 @@ from sfu.wire import rtp
 
 log = logging.getLogger(__name__)
 
+# A layer takes a new SSRC only once its own has been silent this long: a browser that
+# restarts a track stops the old SSRC as it starts the new one, while a publisher that sends
+# packets under other SSRCs beside its own would otherwise take the layer over at each one.
+SSRC_REPLACED_AFTER = 0.25
+
 
 class PublisherStream(Protocol):
     """What a publisher uses of its stream (a stream.Stream, which imports this module): its
@@ -52,9 +57,16 @@ class Publisher:
         self.by_ssrc: dict[int, PublisherTrack] = {
             t.ssrc: t for t in self.tracks if t.ssrc is not None
         }
-        self.by_pt: dict[int, PublisherTrack] = {}
+        # A new SSRC's m-line: by its MID header extension, else by payload type (one codec
+        # per m-line; the first m-line with it when several share one).
+        self.by_mid = {group[0].spec.mid: group for group in self.groups}
+        self.by_pt: dict[int, list[PublisherTrack]] = {}
         for group in self.groups:
-            self.by_pt.setdefault(group[0].codec.payload_type, group[0])
+            self.by_pt.setdefault(group[0].codec.payload_type, group)
+        self.mid_id = next(
+            (i for t in self.tracks for i, uri in t.spec.extensions.items() if uri == rtp.MID_URI),
+            0,
+        )
         # RID header extension ID per simulcast m-line's payload type.
         self.rid_ids: dict[int, int] = {
             group[0].codec.payload_type: ext_id
@@ -106,20 +118,41 @@ class Publisher:
         if track.requests:
             self.send_requests(track)
 
-    def _learn_ssrc(self, packet: bytes, ssrc: int, now: float) -> PublisherTrack | None:
-        """Map an undeclared SSRC to its track by payload type (one codec per m-line), and to
-        its layer by the RID extension on a simulcast m-line."""
+    def ssrc_slot(self, packet: bytes, now: float) -> PublisherTrack | None:
+        """The layer a packet's SSRC feeds or may start feeding, from its clear header: the
+        session decrypts a packet of a new SSRC, and gives the SSRC a stream, only then."""
+        track = self.by_ssrc.get(int.from_bytes(packet[8:12], "big"))
+        return track if track is not None else self._vacant_layer(packet, now)
+
+    def _vacant_layer(self, packet: bytes, now: float) -> PublisherTrack | None:
+        """The layer a new SSRC may take: its m-line's by MID or payload type, by RID on a
+        simulcast m-line, once the layer's own SSRC is silent; None, counted, if none."""
         pt = packet[1] & 0x7F
-        track = self.by_pt.get(pt)
-        if track is None or len(self.by_ssrc) >= 4 * len(self.tracks):
-            self.unknown_packets += 1
-            return None
-        if track.rid is not None:
+        mid = rtp.find_extension(packet, self.mid_id)
+        if mid:
+            group = self.by_mid.get(bytes(mid).decode("ascii", "replace"))
+        else:
+            group = self.by_pt.get(pt)
+        track = group[0] if group is not None and group[0].codec.payload_type == pt else None
+        if track is not None and track.rid is not None:
             track = self._layer_by_rid(packet, track)
             if track is None:
                 self.unknown_rid_packets += 1
                 self.context.sessions.drops["unknown_rid"] += 1
                 return None
+        if track is None or (
+            track.ssrc is not None and now - track.last_time < SSRC_REPLACED_AFTER
+        ):
+            self.unknown_packets += 1
+            self.context.sessions.drops["unknown_ssrc"] += 1
+            return None
+        return track
+
+    def _learn_ssrc(self, packet: bytes, ssrc: int, now: float) -> PublisherTrack | None:
+        """Take a new SSRC on the layer it may feed (_vacant_layer), replacing the old one."""
+        track = self._vacant_layer(packet, now)
+        if track is None:
+            return None
         if track.ssrc is not None:
             # The publisher restarted this track with a new SSRC: players resync on a keyframe.
             log.info("stream %s: %s SSRC changed to %d", self.stream.name, track.kind, ssrc)

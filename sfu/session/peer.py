@@ -18,6 +18,7 @@ from sfu.protocol import fastpath, ice
 from sfu.protocol.certificate import Certificate
 from sfu.protocol.dtls import DtlsEndpoint, DtlsState
 from sfu.protocol.srtp import SrtpContext
+from sfu.protocol.srtp_streams import InboundStreams
 from sfu.session.transport import (
     Address,
     AddressChanged,
@@ -43,6 +44,10 @@ ADDRESS_STALE_AFTER = 3.0
 
 # Session ids are capabilities (the HTTP Location of a session): 128 random bits, in hex.
 SESSION_ID_HEX = 32
+
+# RTCP-only sender SSRCs given an SRTP stream, per m-line: a receiver SSRC per m-line (Firefox,
+# aiortc) or per kind (Chromium), with room for one change.
+RTCP_SENDERS_PER_MLINE = 2
 
 
 class PeerSession(fastpath.TransportState):
@@ -75,6 +80,7 @@ class PeerSession(fastpath.TransportState):
         "srtp_errors",
         "state",
         "stream",
+        "streams",
     )
 
     def __init__(
@@ -101,6 +107,7 @@ class PeerSession(fastpath.TransportState):
         self.checks = ice.ReturnRoutability(rng)
         self.dtls = DtlsEndpoint(certificate, is_server=True, remote_fingerprints=peer.fingerprints)
         self.srtp: SrtpContext | None = None
+        self.streams: InboundStreams | None = None  # the peer's SSRCs with an SRTP stream
         self.state = SessionState.NEW
         self.addr: Address | None = None
         self.created = now
@@ -198,21 +205,65 @@ class PeerSession(fastpath.TransportState):
         self._after_dtls(now)
 
     def handle_srtp(self, data: bytes, now: float) -> None:
-        """Decrypt one SRTP/SRTCP packet and hand it to the media handler; drop what fails."""
+        """Decrypt one SRTP/SRTCP packet and hand it to the media handler; drop what fails.
+
+        Only SSRCs with a stream (InboundStreams) are decrypted as they come; any other is
+        tried only where it has room, so libsrtp's stream list stays bounded."""
         srtp = self.srtp
         if srtp is None:
             return
+        streams: InboundStreams = self.streams  # type: ignore[assignment]  # set with srtp
         try:
             if 191 < data[1] < 224:
-                packet = srtp.unprotect_rtcp(data)
+                if data[4:8] in streams.rtcp:
+                    packet = srtp.unprotect_rtcp(data)
+                else:
+                    packet = self._from_new_sender(srtp, streams, data)
+                    if packet is None:
+                        return
                 self.last_seen = now
                 self.handler.on_rtcp(packet, now)  # type: ignore[union-attr]
             else:
-                packet = srtp.unprotect_rtp(data)
+                if data[8:12] in streams.rtp:
+                    packet = srtp.unprotect_rtp(data)
+                else:
+                    packet = self._from_new_ssrc(srtp, streams, data, now)
+                    if packet is None:
+                        return
                 self.last_seen = now
                 self.handler.on_rtp(packet, now)  # type: ignore[union-attr]
         except (pylibsrtp.Error, IndexError):
             self.srtp_errors += 1
+
+    def _from_new_ssrc(
+        self, srtp: SrtpContext, streams: InboundStreams, data: bytes, now: float
+    ) -> bytes | None:
+        """RTP from an SSRC without a stream: decrypted only for a slot the handler has for it
+        (a forged packet then fails and leaves nothing), which it then holds."""
+        ssrc = data[8:12]
+        if streams.retired(ssrc):
+            self.drops["retired_ssrc"] += 1
+            return None
+        slot = self.handler.ssrc_slot(data, now)  # type: ignore[union-attr]
+        if slot is None:
+            return None
+        packet = srtp.unprotect_rtp(data)
+        if not streams.adopt(slot, ssrc):
+            self.drops["ssrc_limit"] += 1
+            return None
+        return packet
+
+    def _from_new_sender(
+        self, srtp: SrtpContext, streams: InboundStreams, data: bytes
+    ) -> bytes | None:
+        """SRTCP from a sender SSRC without a stream: decrypted while there is room for one."""
+        sender = data[4:8]
+        if not streams.may_try_sender(sender):
+            self.drops["rtcp_sender_limit"] += 1
+            return None
+        packet = srtp.unprotect_rtcp(data)
+        streams.add_sender(sender)
+        return packet
 
     def restart_ice(self, remote_ufrag: str, remote_pwd: str) -> None:
         """ICE restart (RFC 8445 §9): new credentials on both sides; DTLS and SRTP carry on."""
@@ -288,6 +339,12 @@ class PeerSession(fastpath.TransportState):
         state = self.dtls.state
         if state is DtlsState.CONNECTED and self.srtp is None:
             self.srtp = SrtpContext(self.dtls.keys)  # type: ignore[arg-type]
+            tracks = self.peer.tracks
+            self.streams = InboundStreams(
+                self.srtp.remove_inbound,
+                media_limit=sum(len(track.rids) or 1 for track in tracks),
+                rtcp_limit=RTCP_SENDERS_PER_MLINE * max(1, len(tracks)),
+            )
             self.state = SessionState.CONNECTED
             self._log("DTLS-SRTP connected (%s %s)", self.role, self.stream)
             if self.handler is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -52,6 +52,11 @@ class MediaHandler(Protocol):
     """What the router attaches to a session to receive its media."""
 
     def on_connected(self, now: float) -> None: ...
+    def ssrc_slot(self, packet: bytes, now: float) -> Hashable | None:
+        """Where an SSRC with no SRTP stream yet would go (one layer of one m-line), judged
+        from the still-encrypted packet's clear header; None, counted, to drop it undecrypted."""
+        ...
+
     def on_rtp(self, packet: bytes, now: float) -> None: ...
     def on_rtcp(self, packet: bytes, now: float) -> None: ...
     def on_closed(self) -> None: ...

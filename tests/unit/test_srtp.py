@@ -139,3 +139,25 @@ def test_direct_protect_falls_back_to_the_public_method() -> None:
     assert not has_direct_path(Wrapped())  # type: ignore[arg-type]
     protect = direct_protect(Wrapped())  # type: ignore[arg-type]
     assert protect(bytearray(rtp(1))) == reference.protect(rtp(1))
+
+
+def test_only_an_authenticated_packet_makes_an_inbound_stream(
+    contexts: tuple[SrtpContext, SrtpContext],
+) -> None:
+    """What srtp_streams.InboundStreams relies on: a new SSRC whose packet fails
+    authentication leaves libsrtp no stream, one that passes leaves one until removed."""
+    server, client = contexts
+    for protect, unprotect, packet in (
+        (client.protect_rtp, server.unprotect_rtp, rtp(1, ssrc=0x0A0B0C0D)),
+        (client.protect_rtcp, server.unprotect_rtcp, rtcp_receiver_report(ssrc=0x0A0B0C0D)),
+    ):
+        forged = bytearray(protect(packet))
+        forged[-1] ^= 0x01
+        with pytest.raises(pylibsrtp.Error):
+            unprotect(bytes(forged))
+        with pytest.raises(pylibsrtp.Error):
+            server.remove_inbound(0x0A0B0C0D)  # no stream to remove
+        assert unprotect(protect(packet)) == packet
+        server.remove_inbound(0x0A0B0C0D)
+        with pytest.raises(pylibsrtp.Error):
+            server.remove_inbound(0x0A0B0C0D)
