@@ -12,6 +12,11 @@ class MediaConfig:
     udp_host: str = "0.0.0.0"  # where the UDP socket binds
     udp_port: int = 8000
     tcp_port: int = 0  # passive ICE-TCP listener (RFC 6544); 0: none
+    # ICE-TCP connections at once; when all are taken, one never authenticated gives way.
+    tcp_connections: int = 256
+    # ICE-TCP connections one client address (an IPv6 /64) may hold: a peer connection uses one,
+    # and an office behind one NAT address may run several, but one address never fills the table.
+    tcp_per_address: int = 16
     session_timeout: float = 30.0  # seconds with no valid packet before a session ends
     pending_timeout: float = 10.0  # seconds for ICE + DTLS to finish before a session ends
     keyframe_interval: float = 0.5  # at most one keyframe request per track per this many seconds

@@ -43,7 +43,9 @@ class MediaServer:
         """Bind the UDP port (and the ICE-TCP one, if any) and start the timers."""
         self.endpoint.open(self.config.udp_host, self.config.udp_port, self.config.socket_buffer)
         if self.config.tcp_port:
-            self.endpoint.tcp = TcpListener(self.endpoint)
+            self.endpoint.tcp = TcpListener(
+                self.endpoint, self.config.tcp_connections, self.config.tcp_per_address
+            )
             await self.endpoint.tcp.open(self.config.udp_host, self.config.tcp_port)
         fastpath.announce()
         self._ticker = asyncio.get_running_loop().create_task(self._tick())

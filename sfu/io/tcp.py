@@ -7,33 +7,53 @@ ufrag first and by that connection afterwards, exactly as for UDP; what a sessio
 an address comes back here and is framed onto its connection.
 
 Nothing a client does makes the server hold much: a frame larger than a media datagram closes
-the connection, a reader that lets more than `MAX_WRITE_BUFFER` bytes pile up is dropped, the
-connection count is capped, and a connection that no session uses is closed after a few seconds.
+the connection, a reader that lets more than `MAX_WRITE_BUFFER` bytes pile up is dropped, and a
+connection that no session uses is closed after a few seconds.
+
+Nor can one client lock others out of the listener, which is all that users behind firewalls
+blocking UDP have: one address (an IPv4 address or an IPv6 /64) may hold `per_address`
+connections, and when all `max_connections` are taken a new one pushes out a connection that
+no authenticated check has bound to a session yet: the oldest of the address holding the most
+such. A client just connecting holds one or two, so attackers evict each other before it, and
+only connections that carry sessions are safe, of which one address has few.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import logging
 import time
 from typing import Protocol
 
+from sfu.config import MediaConfig
 from sfu.session.transport import TCP_PREFIX, Address
 from sfu.wire.framing import FrameReader, FramingError, frame
 
 log = logging.getLogger(__name__)
 
-MAX_CONNECTIONS = 256
 # Bytes queued towards one peer: about 100 ms of a 4 Mbit/s stream. A reader slower than the
 # media cannot catch up; holding more would only grow the delay and the server's memory.
 MAX_WRITE_BUFFER = 64 * 1024
 UNUSED_TIMEOUT = 5.0  # seconds a connection may live without a session bound to it
+REFUSED_LOG_INTERVAL = 10.0  # seconds between log lines about refused or evicted connections
 
 
 def tcp_address(peer: tuple) -> Address:
     """The address sessions know a connection by; IPv4-mapped peers are shown as IPv4."""
     return (TCP_PREFIX + peer[0].removeprefix("::ffff:"), peer[1])
+
+
+def client_key(host: str) -> str:
+    """The unit the per-address cap counts: an IPv4 address, or the /64 of an IPv6 one (a host
+    usually holds a whole /64), as signaling's admission counts sessions."""
+    ip = ipaddress.ip_address(host.partition("%")[0])  # a link-local peer names its interface
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
 
 
 class Demux(Protocol):
@@ -51,19 +71,27 @@ class TcpListener:
     def __init__(
         self,
         demux: Demux,
-        max_connections: int = MAX_CONNECTIONS,
+        max_connections: int = MediaConfig.tcp_connections,
+        per_address: int = MediaConfig.tcp_per_address,
         unused_timeout: float = UNUSED_TIMEOUT,
         max_write_buffer: int = MAX_WRITE_BUFFER,
     ) -> None:
         self.demux = demux
         self.drops = demux.drops
         self.max_connections = max_connections
+        self.per_address = per_address
         self.unused_timeout = unused_timeout
         self.max_write_buffer = max_write_buffer
         self.connections: dict[Address, TcpConnection] = {}
+        # Those no session is bound to yet, by client address, oldest first: the ones a
+        # newcomer may push out.
+        self.unauthenticated: dict[str, dict[Address, TcpConnection]] = {}
+        self.per_client: collections.Counter[str] = collections.Counter()
         self.frames_in = 0
         self.frames_out = 0
         self._server: asyncio.AbstractServer | None = None
+        self._unlogged = 0  # connections refused or pushed out since the last log line
+        self._log_after = 0.0
 
     async def open(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -90,6 +118,59 @@ class TcpListener:
             return
         connection.send(data)
 
+    def admit(self, connection: TcpConnection) -> bool:
+        """Take a new connection if its address is under its cap and a slot is free, or held by
+        a connection that never authenticated: then the oldest such of the address holding the
+        most is closed to make room."""
+        if self.per_client[connection.client] >= self.per_address:
+            self._refused("tcp_address_limit")
+            return False
+        if len(self.connections) >= self.max_connections:
+            if not self.unauthenticated:
+                self._refused("tcp_connection_limit")
+                return False
+            self._refused("tcp_unauthenticated_evicted")
+            most = max(self.unauthenticated.values(), key=len)
+            next(iter(most.values())).close()
+        self.connections[connection.addr] = connection
+        self.unauthenticated.setdefault(connection.client, {})[connection.addr] = connection
+        self.per_client[connection.client] += 1
+        return True
+
+    def trust(self, connection: TcpConnection) -> None:
+        """A session is bound to this connection now: no newcomer may push it out."""
+        waiting = self.unauthenticated.get(connection.client, {})
+        waiting.pop(connection.addr, None)
+        if not waiting:
+            self.unauthenticated.pop(connection.client, None)
+
+    def forget(self, connection: TcpConnection) -> None:
+        """Free a closed connection's slot (once; a refused one never had one)."""
+        if self.connections.get(connection.addr) is not connection:
+            return
+        del self.connections[connection.addr]
+        self.trust(connection)  # gone from the evictable too
+        self.per_client[connection.client] -= 1
+        if not self.per_client[connection.client]:
+            del self.per_client[connection.client]
+
+    def _refused(self, reason: str) -> None:
+        """Count a refused or pushed-out connection; log a line per interval, not per connection."""
+        self.drops[reason] += 1
+        self._unlogged += 1
+        now = time.monotonic()
+        if now >= self._log_after:
+            log.info(
+                "ICE-TCP: %d connection(s) refused or pushed out since the last report (%s); "
+                "%d open, %d unauthenticated",
+                self._unlogged,
+                reason,
+                len(self.connections),
+                sum(map(len, self.unauthenticated.values())),
+            )
+            self._unlogged = 0
+            self._log_after = now + REFUSED_LOG_INTERVAL
+
 
 class TcpConnection(asyncio.Protocol):
     """One client's stream: frames in to the demux, frames out with a bounded queue."""
@@ -97,19 +178,20 @@ class TcpConnection(asyncio.Protocol):
     def __init__(self, listener: TcpListener) -> None:
         self.listener = listener
         self.reader = FrameReader()
-        self.addr: Address | None = None
+        self.addr: Address = ("", 0)
+        self.client = ""  # its address's key for the per-address cap
+        self.trusted = False  # a session has been bound to it
         self.transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
-        listener = self.listener
-        if len(listener.connections) >= listener.max_connections:
-            listener.drops["tcp_connection_limit"] += 1
-            transport.abort()  # type: ignore[attr-defined]
+        peer = transport.get_extra_info("peername")
+        self.addr = tcp_address(peer)
+        self.client = client_key(peer[0])
+        if not self.listener.admit(self):
+            self.close()
             return
-        self.addr = tcp_address(transport.get_extra_info("peername"))
-        listener.connections[self.addr] = self
         self._arm()
 
     def _arm(self) -> None:
@@ -118,7 +200,7 @@ class TcpConnection(asyncio.Protocol):
 
     def _check_used(self) -> None:
         """Close a connection no session uses: never authenticated, or its session is gone."""
-        if self.addr is not None and self.listener.demux.bound(self.addr):
+        if self.listener.demux.bound(self.addr):
             self._arm()
             return
         self.listener.drops["tcp_unused_closed"] += 1
@@ -132,18 +214,22 @@ class TcpConnection(asyncio.Protocol):
             self.close()
             return
         now = time.monotonic()
-        demux = self.listener.demux
-        self.listener.frames_in += len(frames)
+        listener = self.listener
+        demux = listener.demux
+        listener.frames_in += len(frames)
         for datagram in frames:
             if self.transport is None:  # closed by what an earlier frame caused
                 return
             try:
-                demux.datagram_received(datagram, self.addr, now)  # type: ignore[arg-type]
+                demux.datagram_received(datagram, self.addr, now)
             except Exception:
                 # A bug must cost one packet, not the connection or other sessions.
-                self.listener.drops["handler_error"] += 1
-                if self.listener.drops["handler_error"] == 1:
+                listener.drops["handler_error"] += 1
+                if listener.drops["handler_error"] == 1:
                     log.exception("error handling a frame from %s:%d; dropping it", *self.addr)
+        if not self.trusted and demux.bound(self.addr):  # an authenticated check bound it
+            self.trusted = True
+            listener.trust(self)
 
     def send(self, data: bytes) -> None:
         """Queue one frame; a peer that does not read fast enough is dropped, not waited for."""
@@ -152,19 +238,21 @@ class TcpConnection(asyncio.Protocol):
             return
         if transport.get_write_buffer_size() + len(data) > self.listener.max_write_buffer:
             self.listener.drops["tcp_slow_reader"] += 1
-            log.info("ICE-TCP %s:%d reads too slowly; closing it", *self.addr)  # type: ignore[misc]
+            log.info("ICE-TCP %s:%d reads too slowly; closing it", *self.addr)
             self.close()
             return
         transport.write(frame(data))
         self.listener.frames_out += 1
 
     def close(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
+        """Abort, and free the slot now: connection_lost comes only on a later loop turn."""
+        transport, self.transport = self.transport, None
+        if transport is not None:
+            self.listener.forget(self)
+            transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        if self.addr is not None and self.listener.connections.get(self.addr) is self:
-            del self.listener.connections[self.addr]
+        self.listener.forget(self)
         self.transport = None

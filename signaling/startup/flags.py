@@ -66,6 +66,11 @@ LIMIT_FLAGS = (
      "not applied with --trust-proxy"),
     ("--header-timeout", float, "5",
      "seconds an HTTP connection has to send a request's headers"),
+    ("--tcp-connections", _positive, "256",
+     "ICE-TCP connections at once (per worker with --workers); when all are taken, one that "
+     "never carried an authenticated check is closed for a new one"),
+    ("--tcp-per-address", _positive, "16",
+     "ICE-TCP connections one client address (IPv6: its /64) may hold; more are closed at once"),
 )  # fmt: skip
 
 

@@ -53,6 +53,8 @@ async def serve(args: argparse.Namespace) -> None:
         udp_host=args.udp_host,
         udp_port=args.udp_port,
         tcp_port=args.udp_port if args.tcp_port is None else args.tcp_port,
+        tcp_connections=args.tcp_connections,
+        tcp_per_address=args.tcp_per_address,
         session_timeout=args.session_timeout,
         pending_timeout=args.pending_timeout,
     )
