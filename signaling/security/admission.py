@@ -1,8 +1,7 @@
 """Per-client admission: how fast one address may create sessions and how many it may leave
 half-open, checked before its offer is read, so one client in a loop cannot fill the server.
 
-A client is an IPv4 address or an IPv6 /64 (one host usually holds a whole /64). The table of
-clients is bounded: when full, the client seen least recently is forgotten.
+Clients and their bounded table are those of signaling.security.clients.
 """
 
 from __future__ import annotations
@@ -14,7 +13,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-MAX_CLIENTS = 16384  # clients remembered at once
+from signaling.security.clients import MAX_CLIENTS, Bucket, ClientTable, client_key
+
 PENDING_STATES = frozenset({"new", "connecting"})  # Router.session_state of a half-open session
 
 
@@ -38,22 +38,8 @@ class Refusal:
 
 @dataclass
 class _Client:
-    tokens: float
-    stamp: float
+    bucket: Bucket
     pending: set[str] = field(default_factory=set)
-
-
-def client_key(address: str) -> str:
-    """The unit limits apply to: the IPv4 address, or the /64 of an IPv6 one."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
-    return str(ip)
 
 
 class Admission:
@@ -67,22 +53,13 @@ class Admission:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.policy = policy or AdmissionPolicy()
-        self.max_clients = max_clients
         self._clock = clock
-        self._clients: collections.OrderedDict[str, _Client] = collections.OrderedDict()
+        burst = float(self.policy.burst)
+        self._clients = ClientTable(lambda now: _Client(Bucket(burst, now)), max_clients)
         self.refused: collections.Counter[str] = collections.Counter()
 
     def __len__(self) -> int:
         return len(self._clients)
-
-    def _client(self, key: str, now: float) -> _Client:
-        client = self._clients.get(key)
-        if client is None:
-            client = self._clients[key] = _Client(float(self.policy.burst), now)
-            while len(self._clients) > self.max_clients:
-                self._clients.popitem(last=False)
-        self._clients.move_to_end(key)
-        return client
 
     def check(self, address: str, state: Callable[[str], str | None]) -> Refusal | None:
         """Take one creation from `address`'s bucket, or say why not. `state` is the router's
@@ -90,7 +67,7 @@ class Admission:
         policy = self.policy
         key = client_key(address)
         now = self._clock()
-        client = self._client(key, now)
+        client = self._clients.get(key, now)
         client.pending = {s for s in client.pending if state(s) in PENDING_STATES}
         if policy.max_pending and len(client.pending) >= policy.max_pending:
             return self._refuse(
@@ -99,16 +76,11 @@ class Admission:
                 f"the limit is {policy.max_pending}",
                 5,
             )
-        if policy.rate:
-            elapsed = max(0.0, now - client.stamp)
-            client.tokens = min(float(policy.burst), client.tokens + elapsed * policy.rate)
-            client.stamp = now
-            if client.tokens < 1:
-                wait = math.ceil((1 - client.tokens) / policy.rate)
-                return self._refuse(
-                    "rate", f"too many new sessions from {key}: {policy.rate:g}/s", wait
-                )
-            client.tokens -= 1
+        wait = client.bucket.take(now, policy.rate, policy.burst) if policy.rate else 0.0
+        if wait:
+            return self._refuse(
+                "rate", f"too many new sessions from {key}: {policy.rate:g}/s", math.ceil(wait)
+            )
         return None
 
     def _refuse(self, kind: str, reason: str, retry_after: int) -> Refusal:
@@ -117,7 +89,7 @@ class Admission:
 
     def created(self, address: str, session_id: str) -> None:
         """Count a new session as half-open for its client until it connects or ends."""
-        self._client(client_key(address), self._clock()).pending.add(session_id)
+        self._clients.get(client_key(address), self._clock()).pending.add(session_id)
 
 
 def forwarded_client(x_forwarded_for: str | None) -> str | None:

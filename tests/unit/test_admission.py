@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from signaling.security.admission import Admission, AdmissionPolicy, client_key, forwarded_client
+from signaling.security.admission import Admission, AdmissionPolicy, forwarded_client
 from signaling.security.auth import SessionOwners
+from signaling.security.clients import client_key
 from signaling.startup.flags import parse_args
 
 
