@@ -10,7 +10,7 @@ import logging
 
 from aiohttp import web
 
-from signaling.cluster.link import MAX_SEALED_BYTES, SEALED_TYPE, LinkError
+from signaling.cluster.link import MAX_SEALED_BYTES, SEALED_TYPE, LinkError, ReplayError
 from signaling.cluster.node import Cluster
 from signaling.cluster.relay_setup import keys_from_json
 from signaling.serving.access import authorize_stats
@@ -39,7 +39,8 @@ async def opened(request: web.Request) -> dict:
     try:
         message = request.app[CLUSTER_NODE].link.open(request.path, body)
     except (LinkError, ValueError) as exc:
-        request.app[CLUSTER_NODE].refused["unsealed"] += 1
+        why = "replayed" if isinstance(exc, ReplayError) else "unsealed"
+        request.app[CLUSTER_NODE].refused[why] += 1
         raise Rejection(403, f"not sealed for this cluster: {exc}") from exc
     if not isinstance(message.get("stream", ""), str):
         request.app[CLUSTER_NODE].refused["malformed"] += 1

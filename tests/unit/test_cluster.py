@@ -11,7 +11,7 @@ from sfu.config import MediaConfig
 from sfu.io.server import MediaServer
 from sfu.routing.relay import relay_keys
 from sfu.routing.router import PLAY, PUBLISH
-from signaling.cluster.link import ClusterLink, LinkError
+from signaling.cluster.link import MAX_SKEW, ClusterLink, LinkError, ReplayError
 from signaling.cluster.node import Cluster, ClusterConfig
 from signaling.cluster.registry import MemoryRegistry
 from signaling.cluster.relay_setup import keys_from_json, keys_to_json
@@ -141,14 +141,43 @@ def test_the_link_opens_only_what_it_sealed_for_the_same_route() -> None:
         ClusterLink("short")
 
 
-def test_the_link_refuses_a_message_sealed_long_ago(monkeypatch) -> None:
-    link = ClusterLink(SECRET)
-    now = time.time()
-    monkeypatch.setattr(time, "time", lambda: now - 120)
+def test_the_link_refuses_a_message_sealed_long_ago() -> None:
+    now = [1000.0]
+    link = ClusterLink(SECRET, clock=lambda: now[0])
     sealed = link.seal("/p", {"stream": "s"})
-    monkeypatch.setattr(time, "time", lambda: now)
+    now[0] += MAX_SKEW + 1
     with pytest.raises(LinkError, match="too long ago"):
         link.open("/p", sealed)
+
+
+def test_a_replayed_sealed_request_is_refused_until_its_window_closes() -> None:
+    now = [1000.0]
+    sender = ClusterLink(SECRET, clock=lambda: now[0])
+    receiver = ClusterLink(SECRET, clock=lambda: now[0])
+    sealed = sender.seal("/cluster/v1/relay-out", {"stream": "s"})
+    assert receiver.open("/cluster/v1/relay-out", sealed) == {"stream": "s"}
+    now[0] += MAX_SKEW - 1
+    with pytest.raises(ReplayError, match="replay"):
+        receiver.open("/cluster/v1/relay-out", sealed)
+    # Another body of the same message has its own nonce: not a replay.
+    assert receiver.open("/cluster/v1/relay-out", sender.seal("/cluster/v1/relay-out", {})) == {}
+    now[0] += 2  # the window has closed: the nonce is forgotten, and the body is too old
+    with pytest.raises(LinkError, match="too long ago"):
+        receiver.open("/cluster/v1/relay-out", sealed)
+
+
+def test_a_full_replay_memory_refuses_rather_than_forgets_a_live_nonce() -> None:
+    now = [1000.0]
+    link = ClusterLink(SECRET, max_remembered=2, clock=lambda: now[0])
+    first, second, third = (link.seal("/p", {"n": n}) for n in range(3))
+    link.open("/p", first)
+    link.open("/p", second)
+    with pytest.raises(ReplayError, match="too many"):
+        link.open("/p", third)
+    with pytest.raises(ReplayError, match="replay"):
+        link.open("/p", first)  # still remembered
+    now[0] += 2 * MAX_SKEW + 1  # all windows closed: room again, for a fresh body
+    assert link.open("/p", link.seal("/p", {"n": 4})) == {"n": 4}
 
 
 def test_relay_keys_travel_as_json_and_bad_keys_are_refused() -> None:
