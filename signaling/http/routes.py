@@ -17,6 +17,7 @@ from multidict import CIMultiDict
 from signaling.sdp.ice_servers import IceServers
 from signaling.serving.media_types import SDP_TYPE, SDPFRAG_TYPE
 from signaling.serving.names import STREAM_PATTERN
+from signaling.serving.page_headers import add_page_headers
 from signaling.serving.plumbing import Handler
 
 ICE_SERVERS = web.AppKey("ice_servers", IceServers)
@@ -42,7 +43,9 @@ class PublicHandlers:
 def add_public_routes(
     app: web.Application, handlers: PublicHandlers, web_root: Path | None
 ) -> None:
-    """Every public URL of the server, answered by `handlers`; pages from `web_root`."""
+    """Every public URL of the server, answered by `handlers`; pages from `web_root`; the
+    page headers (CSP, no framing, no versions) on every answer."""
+    add_page_headers(app)
     stream = f"{{stream:{STREAM_PATTERN}}}"
     app.router.add_post(f"/whip/{stream}", handlers.whip)
     app.router.add_post(f"/whep/{stream}", handlers.whep)

@@ -48,6 +48,7 @@ from signaling.security.hooks import HookRejected, HookUnavailable
 from signaling.serving.access import OWNERS, authorize, check_owner, request_token
 from signaling.serving.media_types import JSON_TYPE, SDP_TYPE, SDPFRAG_TYPE
 from signaling.serving.plumbing import Rejection, read_body, read_bytes, unavailable
+from signaling.serving.redact import short_hash
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +143,10 @@ async def start_session(
         stream_id=stream.replace("/", "-"),
     )
     log.info(
-        "%s %s: session %s from %s (%s)",
+        "%s %s: session #%s from %s (%s)",
         role,
         stream,
-        session.id,
+        short_hash(session.id),
         request.remote,
         ", ".join(f"{t.kind} {t.codecs[0].name}" for t in peer.tracks),
     )
@@ -280,7 +281,7 @@ async def patch_session(request: web.Request) -> web.Response:
         answer_candidates(request),
         media.tcp_port,
     )
-    log.info("session %s: ICE restart over HTTP from %s", session.id, request.remote)
+    log.info("session #%s: ICE restart over HTTP from %s", short_hash(session.id), request.remote)
     return web.Response(
         status=200,
         body=body.encode(),

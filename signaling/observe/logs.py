@@ -1,7 +1,8 @@
 """Logs an operator can use: text or one JSON object per line, and one access line per request.
 
 JSON lines carry `session_id`, `stream` and `role` when a record was logged with them as
-`extra`. The access line has the path without its query string, where tokens may travel.
+`extra`. The access line has the path without its query string, where tokens may travel, and
+with session ids and event keys as short hashes; quiet refusals (a flood's) have none.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+
+from signaling.serving.plumbing import QUIET, logged_path
 
 CONTEXT_FIELDS = ("session_id", "stream", "role", "reason", "duration")
 access = logging.getLogger("litesfu.access")
@@ -70,10 +73,11 @@ async def access_log(
         status = exc.status
         raise
     finally:
-        access.info(
-            "%s %s %d %.1f ms",
-            request.method,
-            request.path,
-            status,
-            1000 * (time.monotonic() - started),
-        )
+        if not request.get(QUIET):
+            access.info(
+                "%s %s %d %.1f ms",
+                request.method,
+                logged_path(request),
+                status,
+                1000 * (time.monotonic() - started),
+            )

@@ -5,6 +5,11 @@ a byte now and then (slowloris) holds each one for minutes. Every connection her
 its headers must be complete within `header_timeout` of its opening, and one address may hold
 at most `max_per_ip` at a time. Between requests on a kept-alive connection, aiohttp's own
 keep-alive timeout (set to the same value) closes idle or stalled connections.
+
+A connection past the cap is not reset: aiohttp never sees it, but its request's headers are
+read (within the same deadline) and answered with a 429, a one-line reason and Retry-After,
+then it is closed; many viewers behind one NAT then learn why. Only ANSWERING_PER_IP such
+answers per address are under way at once; past that, connections are reset at once.
 """
 
 from __future__ import annotations
@@ -17,9 +22,15 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from signaling.serving.refusal_log import RefusalLog
+
 log = logging.getLogger(__name__)
 
 END_OF_HEADERS = b"\r\n\r\n"
+ANSWERING_PER_IP = 8  # connections past the cap being answered a 429 at once, per address
+MAX_REFUSED_HEADERS = 16 * 1024  # bytes read of a refused connection's request
+LINGER = 1.0  # seconds a refused connection is kept, after its answer, for the client to read it
+CAP_RETRY_AFTER = 2  # seconds a client past the cap is asked to wait
 
 
 @dataclass
@@ -31,13 +42,18 @@ class ConnectionGuard:
 
     def __post_init__(self) -> None:
         self.open: collections.Counter[str] = collections.Counter()
-        self.refused = 0
+        self.answering: collections.Counter[str] = collections.Counter()  # 429s under way
+        self.refused = 0  # connections past the cap
+        self.answered = 0  # of those, the ones answered a 429 (the others were reset)
         self.header_timeouts = 0
+        self.refusals = RefusalLog(log, "HTTP connections")
+        self.timeouts = RefusalLog(log, "HTTP connections without headers in time")
 
     def stats(self) -> dict[str, int]:
         return {
             "open": sum(self.open.values()),
             "refused": self.refused,
+            "refused_answered": self.answered,
             "header_timeouts": self.header_timeouts,
         }
 
@@ -52,6 +68,7 @@ class GuardedProtocol(asyncio.Protocol):
         self.timer: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport | None = None
         self.tail = b""  # the last bytes seen while waiting for the end of the headers
+        self.refusal: TooMany | None = None  # past the cap: answered a 429 instead
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -60,14 +77,12 @@ class GuardedProtocol(asyncio.Protocol):
         guard = self.guard
         if guard.max_per_ip and guard.open[address] >= guard.max_per_ip:
             guard.refused += 1
-            if guard.refused in (1, 100) or guard.refused % 10000 == 0:
-                log.info(
-                    "%s holds %d connections, the limit; refused %d so far",
-                    address,
-                    guard.max_per_ip,
-                    guard.refused,
-                )
-            transport.abort()
+            reason = f"{address} holds {guard.max_per_ip} HTTP connections, the limit"
+            guard.refusals.note(reason)
+            if guard.answering[address] >= ANSWERING_PER_IP:
+                transport.abort()
+                return
+            self.refusal = TooMany(self.transport, guard, address, reason)
             return
         self.address = address
         guard.open[address] += 1
@@ -78,13 +93,16 @@ class GuardedProtocol(asyncio.Protocol):
     def _headers_late(self) -> None:
         self.timer = None
         self.guard.header_timeouts += 1
-        log.info(
-            "%s: headers not complete in %g s; closed", self.address, self.guard.header_timeout
+        self.guard.timeouts.note(
+            f"{self.address}: headers not complete in {self.guard.header_timeout:g} s; closed"
         )
         assert self.transport is not None
         self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
+        if self.refusal is not None:
+            self.refusal.data_received(data)
+            return
         if self.timer is not None:
             seen = self.tail + data
             if END_OF_HEADERS in seen:
@@ -96,6 +114,8 @@ class GuardedProtocol(asyncio.Protocol):
         self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
+        if self.refusal is not None:
+            return False  # the client is done: close
         return self.inner.eof_received()
 
     def pause_writing(self) -> None:
@@ -105,6 +125,8 @@ class GuardedProtocol(asyncio.Protocol):
         self.inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.refusal is not None:
+            self.refusal.connection_lost()
         if self.address is None:
             return  # refused: aiohttp never saw it
         if self.timer is not None:
@@ -115,6 +137,65 @@ class GuardedProtocol(asyncio.Protocol):
             del self.guard.open[self.address]
         self.address = None
         self.inner.connection_lost(exc)
+
+
+class TooMany:
+    """A connection past the cap: read its request's headers, answer 429, close.
+
+    Bounded like any connection: the header deadline, MAX_REFUSED_HEADERS bytes, then LINGER
+    seconds for the client to read the answer (a body it sends meanwhile is dropped)."""
+
+    def __init__(
+        self, transport: asyncio.Transport, guard: ConnectionGuard, address: str, reason: str
+    ) -> None:
+        self.transport = transport
+        self.guard = guard
+        self.address = address
+        self.reason = reason
+        self.seen = b""
+        self.answered = False
+        guard.answering[address] += 1
+        loop = asyncio.get_running_loop()
+        self.timer: asyncio.TimerHandle | None = loop.call_later(
+            guard.header_timeout, transport.abort
+        )
+
+    def data_received(self, data: bytes) -> None:
+        if self.answered:
+            return
+        self.seen = (self.seen + data)[-MAX_REFUSED_HEADERS:]
+        if END_OF_HEADERS in self.seen:
+            self.answer()
+        elif len(self.seen) >= MAX_REFUSED_HEADERS:
+            self.transport.abort()
+
+    def answer(self) -> None:
+        self.answered = True
+        self.guard.answered += 1
+        body = (self.reason + "\n").encode()
+        head = (
+            "HTTP/1.1 429 Too Many Requests\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            f"Retry-After: {CAP_RETRY_AFTER}\r\n"
+            "Access-Control-Allow-Origin: *\r\n"
+            "Access-Control-Expose-Headers: Retry-After\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode() + body)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer = asyncio.get_running_loop().call_later(LINGER, self.transport.close)
+
+    def connection_lost(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.guard.answering[self.address] -= 1
+        if self.guard.answering[self.address] <= 0:
+            del self.guard.answering[self.address]
 
 
 async def listen(

@@ -1,8 +1,9 @@
 """HTTP plumbing shared by a worker's app and the `--workers` front, with no media code.
 
 A client error is a Rejection: one status, a one-line reason, the headers that status needs.
-The middleware here turns it into a text answer, logged once on the app's own logger, with
-CORS on every answer; bodies are read within a size and a time bound.
+The middleware here turns it into a text answer, logged once on the app's own logger (a quiet
+one, which a flood repeats, once per interval with a count), with CORS on every answer;
+bodies are read within a size and a time bound.
 """
 
 from __future__ import annotations
@@ -17,12 +18,16 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from signaling.security.admission import forwarded_client
 from signaling.serving.connections import ConnectionGuard
+from signaling.serving.redact import redacted_path
+from signaling.serving.refusal_log import RefusalLog
 
 MAX_OFFER_BYTES = 64 * 1024
 BODY_TIMEOUT = 10.0  # seconds a client has to send a request's body once its headers are in
 RETRY_AFTER = 5  # seconds a refused client is asked to wait before trying again
 REFUSED = web.AppKey("refused", collections.Counter)  # client errors answered, by status
 GUARD = web.AppKey("guard", ConnectionGuard)
+QUIET_LOG = web.AppKey("quiet_refusals", RefusalLog)  # the app's quiet refusals, batched
+QUIET = web.RequestKey("quiet", bool)  # its answer was a quiet refusal: no access line
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -37,33 +42,56 @@ CORS_HEADERS = {
 
 
 class Rejection(Exception):
-    """A client error with its HTTP status, one-line reason and any headers the status needs."""
+    """A client error with its HTTP status, one-line reason and any headers the status needs.
 
-    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
+    A quiet one is a refusal a flood repeats (a rate, a cap): counted like any other, but
+    logged once per interval with a count, and not in the access log.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        headers: dict[str, str] | None = None,
+        *,
+        quiet: bool = False,
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.headers = headers or {}
+        self.quiet = quiet
 
 
-def unavailable(reason: str) -> Rejection:
+def unavailable(reason: str, *, quiet: bool = False) -> Rejection:
     """A 503 that tells the client when to try again."""
-    return Rejection(503, reason, {"Retry-After": str(RETRY_AFTER)})
+    return Rejection(503, reason, {"Retry-After": str(RETRY_AFTER)}, quiet=quiet)
 
 
 def logged_path(request: web.Request) -> str:
-    """The path as the client sent it, still percent-encoded: a %0D%0A cannot forge log lines."""
-    return request.rel_url.raw_path
+    """The path as the client sent it, still percent-encoded (a %0D%0A cannot forge log
+    lines), with any session id or event key in it as a short hash."""
+    return redacted_path(request.rel_url.raw_path)
 
 
 def note_refusal(request: web.Request, exc: Rejection) -> None:
-    """Count a refusal by status and log it as one line on the app's logger."""
+    """Count a refusal by status and log it as one line on the app's logger (a quiet one in
+    the app's batch of them)."""
     refused = request.app.get(REFUSED)
     if refused is not None:
         refused[str(exc.status)] += 1
-    request.app.logger.info(
-        "%s %s -> %d %s", request.method, logged_path(request), exc.status, exc.reason
-    )
+    line = f"{request.method} {logged_path(request)} -> {exc.status} {exc.reason}"
+    batch = request.app.get(QUIET_LOG)
+    if exc.quiet and batch is not None:
+        request[QUIET] = True
+        batch.note(line)
+    else:
+        request.app.logger.info("%s", line)
+
+
+def quiet_refusals(app: web.Application) -> None:
+    """Give `app` its batch of quiet refusals, logged on its own logger."""
+    app[QUIET_LOG] = RefusalLog(app.logger, "requests")
 
 
 @web.middleware
