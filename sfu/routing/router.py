@@ -238,9 +238,14 @@ class Router:
             session.close(reason)
             self.sessions.settle(session)
 
-    def snapshot(self) -> list[dict]:
-        """The `streams` of /api/v1/streams."""
-        return [s.to_json() for s in self.stream_stats()]
+    def snapshot(self, offset: int = 0, limit: int | None = None) -> list[dict]:
+        """The `streams` of /api/v1/streams, by name: `limit` of them from `offset`, so a page
+        costs only its own streams."""
+        names = sorted(self.streams)[offset : None if limit is None else offset + limit]
+        return [self.streams[name].stats().to_json() for name in names]
+
+    def stream_count(self) -> int:
+        return len(self.streams)
 
     def session_state(self, session_id: str) -> str | None:
         """The state ("new", "connecting", "connected") of a live session; None once it ended."""

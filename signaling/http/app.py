@@ -40,7 +40,9 @@ from signaling.serving.plumbing import (
     REFUSED,
     behind_proxy,
     cors_and_errors,
+    quiet_refusals,
 )
+from signaling.serving.scrapes import limit_scrapes
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +93,8 @@ def create_app(
     app[ETAGS] = EntityTags()
     app[OWNERS] = SessionOwners()
     app[REFUSED] = collections.Counter()
+    quiet_refusals(app)
+    limit_scrapes(app)
     app[ADMISSION] = admission if admission is not None else Admission()
     if guard is not None:
         app[GUARD] = guard

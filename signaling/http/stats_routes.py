@@ -1,4 +1,5 @@
-"""A worker's stats API: /api/v1/streams (per stream and track) and /api/v1/server (totals)."""
+"""A worker's stats API: /api/v1/streams (per stream and track, a page at a time) and
+/api/v1/server (totals)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,21 @@ from aiohttp import web
 
 from sfu.protocol import fastpath
 from signaling.http.state import ADMISSION, CLUSTER, MEDIA_SERVER
+from signaling.observe.routes import HUB
 from signaling.serving.access import authorize_stats
+from signaling.serving.paging import requested_page
 from signaling.serving.plumbing import GUARD, REFUSED
 
 
 async def list_streams(request: web.Request) -> web.Response:
+    """The streams by name, a page of them (`?offset=&limit=`), with `total` and `next`."""
     authorize_stats(request)
-    body: dict = {"streams": request.app[MEDIA_SERVER].router.snapshot()}
+    page = requested_page(request)
+    router = request.app[MEDIA_SERVER].router
+    body: dict = {"streams": router.snapshot(page.offset, page.limit)}
     if CLUSTER in request.app:
         body["cluster"] = request.app[CLUSTER].streams_view()
+    body.update(page.fields(router.stream_count(), request.path))
     return web.json_response(body)
 
 
@@ -40,6 +47,7 @@ async def server_stats(request: web.Request) -> web.Response:
             "admission_refused": dict(request.app[ADMISSION].refused),
             "http_refused": dict(request.app[REFUSED]),  # by status: 400, 401, 413, 429, ...
             "http": request.app[GUARD].stats() if GUARD in request.app else {},
+            "events_refused": dict(request.app[HUB].refused) if HUB in request.app else {},
         }
     )
 

@@ -2,36 +2,23 @@
 
 The router is never asked to call back: a sampler reads its public state a few times a second
 while anyone listens, diffs it with the last sample, and hands each change to the listeners
-that want it. A listener is an HTTP response held open; one that cannot keep up, goes away or
-is past the cap costs nothing more than its own queue.
+that want it. This module says what the events are and what a listener wants; the hub that
+holds the listeners and bounds them is signaling.observe.event_hub.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import json
-import logging
-import secrets
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-
-from aiohttp import web
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from sfu.routing.stats import Layer
 
-log = logging.getLogger(__name__)
-
-SAMPLE_INTERVAL = 0.25  # seconds between looks at the router while someone listens
-HEARTBEAT = 15.0  # seconds between comments that keep proxies from closing an idle stream
 QUEUE_SIZE = 64  # events a listener may fall behind before it is dropped
-SUBSCRIPTION_TTL = 60.0  # seconds an event-stream URL lives with nobody reading it
 WHEP_EVENTS = ("active", "inactive", "viewercount", "layers")
 SUPPORTED = frozenset(WHEP_EVENTS)
 LINK_REL = "urn:ietf:params:whep:ext:core:server-sent-events"
@@ -120,144 +107,19 @@ class Listener:
                 return
 
 
-@dataclass
+@dataclass(eq=False)
 class Subscription:
-    """The answer to a WHEP events POST: which stream, which events, until when unused."""
+    """The answer to a WHEP events POST: which stream, which events, for which client, until
+    when unused; `readers` counts its streams open now (it never expires while one is)."""
 
     stream: str
     events: frozenset[str]
+    client: str
     expires: float
+    readers: int = 0
 
 
 Sampler = Callable[[], dict[str, StreamState]]
-
-
-class EventHub:
-    """All listeners of one server and the sampler that feeds them.
-
-    `sample` reads the state of every stream: a router's, or the workers' load reports.
-    """
-
-    def __init__(self, sample: Sampler, max_streams: int) -> None:
-        self.sample = sample
-        self.max_streams = max_streams
-        self.listeners: set[Listener] = set()
-        self.subscriptions: dict[str, Subscription] = {}
-        self.refused: collections.Counter[str] = collections.Counter()  # by reason
-        self.dropped_slow = 0
-        self._last: dict[str, StreamState] = {}
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        """Stop sampling and end every open stream, so a server stops without waiting for
-        each one's next heartbeat."""
-        for listener in list(self.listeners):
-            listener.close()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(SAMPLE_INTERVAL)
-            self.tick()
-
-    def tick(self) -> None:
-        """Diff the router with the last sample and queue the changes."""
-        if not self.listeners:
-            self._last = {}
-            return
-        now = self.sample()
-        for name in sorted(now.keys() | self._last.keys()):
-            before, after = self._last.get(name), now.get(name)
-            if before == after:
-                continue
-            for listener in self.listeners:
-                if listener.matches(name):
-                    listener.offer(listener.render(name, before, after))
-        self._last = now
-
-    def subscribe(self, stream: str, events: frozenset[str]) -> str:
-        """A capability URL id for a WHEP event stream, or ValueError past the cap."""
-        now = time.monotonic()
-        for key in [k for k, s in self.subscriptions.items() if s.expires < now]:
-            del self.subscriptions[key]
-        if len(self.subscriptions) >= self.max_streams:
-            self.refused["cap"] += 1
-            raise ValueError("too many event subscriptions")
-        key = secrets.token_urlsafe(16)
-        self.subscriptions[key] = Subscription(stream, events, now + SUBSCRIPTION_TTL)
-        return key
-
-    async def serve(
-        self,
-        request: web.Request,
-        listener: Listener,
-        first: list[bytes],
-        headers: Mapping[str, str],
-    ) -> web.StreamResponse:
-        """Hold an SSE response open until the client goes or falls too far behind.
-
-        `headers` (CORS) go out with the first bytes: a prepared response's are final.
-        """
-        if len(self.listeners) >= self.max_streams:
-            self.refused["cap"] += 1
-            raise ValueError("too many open event streams")
-        response = web.StreamResponse(
-            headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
-        )
-        await response.prepare(request)
-        self.listeners.add(listener)
-        if len(self.listeners) == 1:
-            self._last = self.sample()  # listeners before this one got all the news
-        try:
-            listener.offer(first)
-            while not listener.overflowed and not listener.closed:
-                try:
-                    item = await asyncio.wait_for(listener.queue.get(), HEARTBEAT)
-                except asyncio.TimeoutError:
-                    item = b": heartbeat\n\n"
-                if item:
-                    await response.write(item)
-            if listener.overflowed:
-                self.dropped_slow += 1
-                log.info("event stream %s dropped: the client fell behind", request.path)
-        except (ConnectionError, RuntimeError):
-            pass  # the client went away
-        finally:
-            self.listeners.discard(listener)
-        with contextlib.suppress(ConnectionError, RuntimeError):
-            await response.write_eof()
-        return response
-
-    def collector(self) -> Collector:
-        return HubCollector(self)
-
-
-class HubCollector(Collector):
-    def __init__(self, hub: EventHub) -> None:
-        self.hub = hub
-
-    def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily(
-            "litesfu_event_streams", "Open server-sent event streams", len(self.hub.listeners)
-        )
-        refused = CounterMetricFamily(
-            "litesfu_event_requests_refused",
-            "Event requests refused: past the cap, or malformed",
-            labels=["reason"],
-        )
-        for reason in ("cap", "bad_request"):
-            refused.add_metric([reason], self.hub.refused[reason])
-        yield refused
-        yield CounterMetricFamily(
-            "litesfu_event_streams_dropped",
-            "Event streams closed for falling behind",
-            self.hub.dropped_slow,
-        )
 
 
 def parse_wanted(body: bytes) -> frozenset[str]:
@@ -276,7 +138,7 @@ def parse_wanted(body: bytes) -> frozenset[str]:
     return frozenset(wanted)
 
 
-def whep_listener(hub: EventHub, subscription: Subscription) -> tuple[Listener, list[bytes]]:
+def whep_listener(sample: Sampler, subscription: Subscription) -> tuple[Listener, list[bytes]]:
     """A listener of one stream's WHEP events, and the frames that tell it the state now."""
 
     def render(name: str, before: StreamState | None, after: StreamState | None) -> list[bytes]:
@@ -284,10 +146,10 @@ def whep_listener(hub: EventHub, subscription: Subscription) -> tuple[Listener, 
 
     name = subscription.stream
     listener = Listener(lambda stream: stream == name, render)
-    return listener, render(name, None, hub.sample().get(name, GONE))
+    return listener, render(name, None, sample().get(name, GONE))
 
 
-def room_listener(hub: EventHub, room: str) -> tuple[Listener, list[bytes]]:
+def room_listener(sample: Sampler, room: str) -> tuple[Listener, list[bytes]]:
     """A listener of every stream named `room/...`, and the frames of those that exist now."""
     prefix = room + "/"
 
@@ -295,7 +157,7 @@ def room_listener(hub: EventHub, room: str) -> tuple[Listener, list[bytes]]:
         return list(room_frames(name, before, after))
 
     listener = Listener(lambda stream: stream.startswith(prefix), render)
-    now = hub.sample()
+    now = sample()
     first = [
         f for name in sorted(now) if name.startswith(prefix) for f in render(name, None, now[name])
     ]

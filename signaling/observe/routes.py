@@ -12,11 +12,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 
+from signaling.observe.event_hub import SUBSCRIPTION_TTL, EventHub, EventRefused
 from signaling.observe.events import (
     MAX_EVENTS_BODY,
-    SUBSCRIPTION_TTL,
-    EventHub,
-    Listener,
     parse_wanted,
     room_listener,
     whep_listener,
@@ -26,7 +24,7 @@ from signaling.observe.metrics import LoopLag, exposition
 from signaling.security.auth import PLAY
 from signaling.serving.access import authorize, authorize_stats, request_token
 from signaling.serving.names import STREAM_PATTERN
-from signaling.serving.plumbing import CORS_HEADERS, Rejection, unavailable
+from signaling.serving.plumbing import CORS_HEADERS, RETRY_AFTER, Rejection
 
 HUB = web.AppKey("event_hub", EventHub)
 REGISTRY = web.AppKey("metrics_registry", CollectorRegistry)
@@ -42,9 +40,26 @@ def add_routes(app: web.Application, metrics_handler: Handler) -> None:
     app.middlewares.insert(0, access_log)
     app.router.add_get("/metrics", metrics_handler)
     stream = f"{{stream:{STREAM_PATTERN}}}"
-    app.router.add_get("/api/v1/events", room_events)
-    app.router.add_post(f"/events/whep/{stream}", subscribe_whep)
-    app.router.add_get("/events/streams/{key}", whep_events)
+    app.router.add_get("/api/v1/events", quietly(room_events))
+    app.router.add_post(f"/events/whep/{stream}", quietly(subscribe_whep))
+    app.router.add_get("/events/streams/{key}", quietly(whep_events))
+
+
+def quietly(handler: Handler) -> Handler:
+    """`handler` with every refusal quiet: counted, and logged once per interval with a count
+    (a client in a loop asks for events far more often than anything else)."""
+
+    async def refusing_quietly(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except EventRefused as exc:
+            retry = {"Retry-After": str(RETRY_AFTER)} if exc.status in (429, 503) else {}
+            raise Rejection(exc.status, exc.reason, retry, quiet=True) from exc
+        except Rejection as exc:
+            exc.quiet = True
+            raise
+
+    return refusing_quietly
 
 
 async def start_background(app: web.Application) -> None:
@@ -62,13 +77,6 @@ async def metrics(request: web.Request) -> web.Response:
     return exposition(request.app[REGISTRY])
 
 
-async def serve(request: web.Request, listener: Listener, first: list[bytes]) -> web.StreamResponse:
-    try:
-        return await request.app[HUB].serve(request, listener, first, CORS_HEADERS)
-    except ValueError as exc:
-        raise unavailable(str(exc)) from exc
-
-
 async def room_events(request: web.Request) -> web.StreamResponse:
     """SSE of the streams named `room/...`: published, unpublished, player counts."""
     authorize_stats(request)
@@ -76,8 +84,9 @@ async def room_events(request: web.Request) -> web.StreamResponse:
     if not room or len(room) > ROOM_MAX or "/" in room:
         request.app[HUB].refused["bad_request"] += 1
         raise Rejection(400, f"room must be 1 to {ROOM_MAX} characters without '/'")
-    listener, first = room_listener(request.app[HUB], room)
-    return await serve(request, listener, first)
+    hub = request.app[HUB]
+    listener, first = room_listener(hub.sample, room)
+    return await hub.serve(request, listener, first, CORS_HEADERS)
 
 
 async def subscribe_whep(request: web.Request) -> web.Response:
@@ -97,10 +106,7 @@ async def subscribe_whep(request: web.Request) -> web.Response:
     except ValueError as exc:
         hub.refused["bad_request"] += 1
         raise Rejection(400, str(exc)) from exc
-    try:
-        key = hub.subscribe(stream, wanted)
-    except ValueError as exc:
-        raise unavailable(str(exc)) from exc
+    key = hub.subscribe(stream, wanted, request.remote or "")
     return web.Response(status=201, headers={"Location": f"/events/streams/{key}"})
 
 
@@ -108,10 +114,12 @@ async def whep_events(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     subscription = hub.subscriptions.get(request.match_info["key"])
     if subscription is None:
-        raise Rejection(404, "no such event stream (expired or never made)")
-    listener, first = whep_listener(hub, subscription)
+        raise hub.refuse("not_found", 404, "no such event stream (expired or never made)")
+    listener, first = whep_listener(hub.sample, subscription)
+    subscription.readers += 1
     try:
-        return await serve(request, listener, first)
+        return await hub.serve(request, listener, first, CORS_HEADERS)
     finally:
         # An EventSource reconnects to the same URL: it stays valid a while after each use.
+        subscription.readers -= 1
         subscription.expires = time.monotonic() + SUBSCRIPTION_TTL

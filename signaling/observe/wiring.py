@@ -6,7 +6,8 @@ from aiohttp import web
 
 from sfu.io.server import MediaServer
 from sfu.routing.router import Router
-from signaling.observe.events import EventHub, StreamState
+from signaling.observe.event_hub import EventHub
+from signaling.observe.events import StreamState
 from signaling.observe.media_metrics import RouterCollector
 from signaling.observe.metrics import LoopLag, new_registry
 from signaling.observe.routes import HUB, LAG, REGISTRY, add_routes, metrics
@@ -17,7 +18,12 @@ def add_observability(
 ) -> None:
     """Metrics and events for a server's app; the probe and sampler run while it does."""
     lag = LoopLag()
-    hub = EventHub(lambda: sample(media.router), max_event_streams)
+    router = media.router
+    hub = EventHub(
+        lambda: sample(router),
+        max_event_streams,
+        lambda name: router.stream_summary(name) is not None,
+    )
     registry = new_registry()
     registry.register(RouterCollector(media, lag, per_stream))
     registry.register(hub.collector())

@@ -23,8 +23,10 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from signaling.http.routes import PublicHandlers, add_public_routes
+from signaling.observe.routes import HUB
 from signaling.serving.connections import ConnectionGuard
 from signaling.serving.names import SESSION_ID_PATTERN
+from signaling.serving.paging import MAX_LIMIT, requested_page
 from signaling.serving.plumbing import (
     GUARD,
     MAX_OFFER_BYTES,
@@ -33,9 +35,11 @@ from signaling.serving.plumbing import (
     behind_proxy,
     cors_and_errors,
     logged_path,
+    quiet_refusals,
     read_bytes,
     unavailable,
 )
+from signaling.serving.scrapes import limit_scrapes
 from signaling.serving.srs_url import parse_srs_body, query_stream
 from signaling.workers.balancer import Balancer
 from signaling.workers.link import CLIENT_HEADER, HOST_HEADER, SECRET_HEADER
@@ -79,6 +83,8 @@ def create_front(
     app[POOL] = pool
     app[BALANCER] = balancer
     app[REFUSED] = collections.Counter()
+    quiet_refusals(app)
+    limit_scrapes(app)
     if guard is not None:
         app[GUARD] = guard
     add_public_routes(
@@ -185,6 +191,8 @@ async def play(request: web.Request, stream: str | None, body: bytes | None) -> 
     with balancer.placing(worker, stream) as placement:
         response = await forward(request, worker, body)
         placement.accepted = response.status < 300
+    if placement.accepted and HUB in request.app:
+        request.app[HUB].grant(request.remote or "", stream)  # before load reports show it
     return response
 
 
@@ -249,15 +257,15 @@ async def to_session(request: web.Request) -> web.Response:
 
 
 async def from_all(
-    request: web.Request, read: Callable[[bytes], T]
+    request: web.Request, read: Callable[[bytes], T], path: str | None = None
 ) -> list[tuple[Worker, T]] | web.Response:
-    """The client's GET answered by every ready worker, each answer as `read` checks it; or
-    the first refusal (a 401 for stats behind a token), to pass back as it is. A malformed
-    answer is counted and refused with a 502 that names the worker."""
+    """The client's GET (to `path` if given) answered by every ready worker, each answer as
+    `read` checks it; or the first refusal (a 401 for stats behind a token), to pass back as
+    it is. A malformed answer is counted and refused with a 502 that names the worker."""
     ready = [w for w in request.app[POOL].workers if w.ready]
     if not ready:
         raise unavailable("no worker is ready")
-    answers = await asyncio.gather(*(ask_worker(request, w) for w in ready))
+    answers = await asyncio.gather(*(ask_worker(request, w, path) for w in ready))
     results = []
     for worker, (status, headers, payload) in zip(ready, answers, strict=True):
         if status != 200:
@@ -303,11 +311,19 @@ def merge_streams(views: list[tuple[int, list[dict]]]) -> list[dict]:
 
 
 async def list_streams(request: web.Request) -> web.Response:
-    answers = await from_all(request, streams_answer)
+    """The workers' stream lists merged, then paged as a worker pages its own (each worker
+    is asked for its first MAX_LIMIT streams)."""
+    page = requested_page(request)
+    answers = await from_all(request, streams_answer, f"/api/v1/streams?limit={MAX_LIMIT}")
     if isinstance(answers, web.Response):
         return answers
-    views = [(worker.index, streams) for worker, streams in answers]
-    return web.json_response({"streams": merge_streams(views)})
+    merged = merge_streams([(worker.index, streams) for worker, streams in answers])
+    return web.json_response(
+        {
+            "streams": merged[page.offset : page.offset + page.limit],
+            **page.fields(len(merged), request.path),
+        }
+    )
 
 
 def add_up(answers: list[dict]) -> dict:
@@ -333,6 +349,8 @@ async def server_stats(request: web.Request) -> web.Response:
     total = add_up(list(by_index.values()))
     total.pop("udp_port", None)
     total.setdefault("http_refused", collections.Counter()).update(request.app[REFUSED])
+    if HUB in request.app:  # the front serves the events itself
+        total.setdefault("events_refused", collections.Counter()).update(request.app[HUB].refused)
     return web.json_response(
         {
             **total,

@@ -21,8 +21,10 @@ from aiohttp import web
 from sfu.media import Codec, TrackSpec
 from sfu.routing.router import StreamBusy
 from signaling.http.state import MEDIA_SERVER
+from signaling.security.clients import RateLimit
 from signaling.serving.media_types import JSON_TYPE
 from signaling.serving.plumbing import Rejection, read_bytes
+from signaling.serving.scrapes import SCRAPES
 from signaling.workers.link import CLIENT_HEADER, HOST_HEADER, SECRET_ENV, SECRET_HEADER
 from signaling.workers.messages import (
     LoadReport,
@@ -81,6 +83,7 @@ def add_internal_routes(app: web.Application, secret: str) -> None:
     if not secret:
         raise ValueError(f"a worker needs its front's secret in {SECRET_ENV}")
     app[FRONT_SECRET] = secret.encode()
+    app[SCRAPES] = RateLimit(0, 0)  # every client is the front's, which limits them itself
     app.middlewares.append(from_front)
     app.router.add_get("/internal/load", load)
     app.router.add_get("/internal/relay-source", relay_source)

@@ -4,11 +4,13 @@ from the load the workers report, so it needs no media plane of its own."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import generate_latest
 
-from signaling.observe.events import GONE, EventHub, Sampler, StreamState
+from signaling.observe.event_hub import EventHub
+from signaling.observe.events import GONE, Sampler, StreamState
 from signaling.observe.metrics import CONTENT_TYPE, LoopLag, merged, new_registry
 from signaling.observe.routes import HUB, LAG, REGISTRY, add_routes
 from signaling.security.auth import Authenticator
@@ -28,7 +30,8 @@ def add_front_observability(
     """
     app[AUTH] = auth
     app[LAG] = LoopLag()
-    app[HUB] = EventHub(workers_sample(app[POOL]), max_event_streams)
+    pool = app[POOL]
+    app[HUB] = EventHub(workers_sample(pool), max_event_streams, workers_have(pool))
     app[REGISTRY] = new_registry()
     app[REGISTRY].register(app[HUB].collector())
     add_routes(app, front_metrics)
@@ -48,6 +51,11 @@ def workers_sample(pool: WorkerPool) -> Sampler:
         return streams
 
     return sample_workers
+
+
+def workers_have(pool: WorkerPool) -> Callable[[str], bool]:
+    """Whether any worker's last load report shows a stream."""
+    return lambda name: any(name in worker.load.streams for worker in pool.workers)
 
 
 async def front_metrics(request: web.Request) -> web.Response:

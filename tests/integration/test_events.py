@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 
 import aiohttp
@@ -13,6 +14,7 @@ from bench.client import Publisher, Target
 from bench.launcher import start_server, stop_server
 from bench.worker import connect, keep_alive
 from sfu.protocol.certificate import Certificate
+from signaling.observe.event_hub import PER_CLIENT_STREAMS, PER_CLIENT_SUBSCRIPTIONS
 from signaling.observe.events import LINK_REL
 from signaling.security.auth import Authenticator
 from tests.integration.observed import observed
@@ -214,11 +216,13 @@ async def test_room_events_need_the_stats_token() -> None:
         async with http.post(
             f"{base}/events/whep/r1/a", json=["active"], headers=headers
         ) as response:
-            assert response.status == 201
+            # The token passed; the stream does not exist, so there is nothing to follow.
+            assert response.status == 404
+            assert "no stream r1/a" in await response.text()
 
 
 async def test_idle_streams_get_heartbeats(monkeypatch) -> None:
-    monkeypatch.setattr("signaling.observe.events.HEARTBEAT", 0.2)
+    monkeypatch.setattr("signaling.observe.event_hub.HEARTBEAT", 0.2)
     async with observed() as (http, base), http.get(f"{base}/api/v1/events?room=quiet") as events:
         assert events.status == 200
         lines = [await asyncio.wait_for(events.content.readline(), 5) for _ in range(4)]
@@ -250,3 +254,83 @@ async def test_events_through_the_workers_front(tmp_path) -> None:
     finally:
         stop_server(server)
     assert "Traceback" not in server.log()
+
+
+def from_second_address() -> aiohttp.ClientSession:
+    """A client whose requests come from 127.0.0.2."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(local_addr=("127.0.0.2", 0)))
+
+
+async def test_one_address_cannot_take_the_event_streams_of_another(caplog) -> None:
+    """127.0.0.1 takes all it may (room streams, subscriptions, a flood for streams that do
+    not exist); 127.0.0.2 still gets its stream and its subscription, and the refusals are a
+    few log lines, not one per request."""
+    caplog.set_level(logging.INFO)
+    async with observed(max_event_streams=40) as (http, base), from_second_address() as other:
+        held, statuses = [], []
+        for _ in range(PER_CLIENT_STREAMS + 4):
+            response = await http.get(f"{base}/api/v1/events?room=r{len(statuses)}")
+            statuses.append(response.status)
+            if response.status == 200:
+                held.append(response)
+            else:
+                assert int(response.headers["Retry-After"]) >= 1
+                assert "the limit" in await response.text()
+                response.close()
+        assert statuses.count(200) == PER_CLIENT_STREAMS and statuses.count(429) == 4, statuses
+        link = await whep_link(http, base, "live/target")  # a player: the stream exists
+        target = link.split(">")[0].lstrip("<")
+        subscribed = []
+        for _ in range(PER_CLIENT_SUBSCRIPTIONS + 3):
+            async with http.post(base + target, json=["active"]) as response:
+                subscribed.append(response.status)
+        assert subscribed.count(201) == PER_CLIENT_SUBSCRIPTIONS, subscribed
+        assert subscribed.count(429) == 3, subscribed
+        for i in range(50):  # names that exist nowhere: refused before anything is held
+            async with http.post(f"{base}/events/whep/live/none{i}", json=["active"]) as r:
+                assert r.status == 404
+        async with other.get(f"{base}/api/v1/events?room=r1") as events:
+            assert events.status == 200
+        async with other.post(base + target, json=["active", "inactive"]) as response:
+            assert response.status == 201
+            url = base + response.headers["Location"]
+        async with other.get(url) as events:
+            assert await next_event(events) == ("inactive", {})  # no publisher yet
+        scraped = await scrape(http, base)
+        for response in held:
+            response.close()
+    assert value(scraped, "litesfu_event_requests_refused_total", reason="client_cap") == 7
+    assert value(scraped, "litesfu_event_requests_refused_total", reason="not_found") == 50
+    refusal_lines = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert 1 <= len(refusal_lines) <= 2, [r.getMessage() for r in refusal_lines]
+    access = [r.getMessage() for r in caplog.records if r.name == "litesfu.access"]
+    assert not [line for line in access if " 404 " in line or " 429 " in line], access
+    assert not [line for line in access if url.rsplit("/", 1)[1] in line]  # keys: hashes only
+
+
+async def test_a_closed_event_stream_frees_its_place_within_a_second() -> None:
+    async with observed(max_event_streams=1) as (http, base):
+        first = await http.get(f"{base}/api/v1/events?room=r1")
+        assert first.status == 200
+        first.close()
+        closed = time.monotonic()
+        deadline = closed + 10
+        status = 503
+        while status == 503 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            async with http.get(f"{base}/api/v1/events?room=r1") as response:
+                status = response.status
+        freed_in = time.monotonic() - closed
+    assert status == 200
+    print(f"an event stream's place was free {freed_in:.2f} s after its client closed it")
+
+
+async def test_an_event_stream_without_events_ends(monkeypatch) -> None:
+    monkeypatch.setattr("signaling.observe.event_hub.HEARTBEAT", 0.2)
+    monkeypatch.setattr("signaling.observe.event_hub.IDLE_LIMIT", 0.7)
+    async with observed() as (http, base):
+        async with http.get(f"{base}/api/v1/events?room=quiet") as events:
+            body = await asyncio.wait_for(events.content.read(), 10)  # it ends by itself
+        assert body.count(b": heartbeat\n\n") >= 2  # heartbeats did not keep it alive
+        scraped = await scrape(http, base)
+    assert value(scraped, "litesfu_event_streams_idle_ended_total") == 1

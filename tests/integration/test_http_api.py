@@ -9,6 +9,7 @@ import aiohttp
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection
 
 from sfu.protocol import fastpath
+from tests.integration.observed import serving
 from tests.integration.peers import close_all, new_peer_connection, play, prefer_codec, publish
 
 SDP = {"Content-Type": "application/sdp"}
@@ -202,3 +203,26 @@ async def test_player_without_the_streams_codec_gets_422(sfu_server) -> None:
             )
         await pc.close()
         await close_all(publisher)
+
+
+async def test_the_stream_list_comes_a_page_at_a_time() -> None:
+    """`?limit=&offset=`: the fields every answer had, plus `total` and the `next` page."""
+    offer = await offer_text([("video", "recvonly")])
+    async with serving() as (http, base):
+        for name in ("c", "a", "b"):  # a waiting player makes its stream
+            async with http.post(f"{base}/whep/live/{name}", data=offer, headers=SDP) as r:
+                assert r.status == 201
+        async with http.get(f"{base}/api/v1/streams?limit=2") as response:
+            first = await response.json()
+        assert [s["name"] for s in first["streams"]] == ["live/a", "live/b"]
+        assert first["total"] == 3 and first["next"] == "/api/v1/streams?offset=2&limit=2"
+        assert {"players", "player_sessions", "publisher_relay"} <= first["streams"][0].keys()
+        async with http.get(base + first["next"]) as response:
+            last = await response.json()
+        assert [s["name"] for s in last["streams"]] == ["live/c"] and last["next"] is None
+        async with http.get(f"{base}/api/v1/streams") as response:
+            assert len((await response.json())["streams"]) == 3  # within the default page
+        for query in ("limit=0", "limit=5000", "offset=-1", "limit=ten"):
+            async with http.get(f"{base}/api/v1/streams?{query}") as response:
+                assert response.status == 400, query
+                assert (await response.text()).count("\n") == 1
