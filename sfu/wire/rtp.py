@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 RTCP_SR = 200
 RTCP_RR = 201
@@ -143,9 +144,9 @@ def abs_send_time(now: float) -> bytes:
     return (int(now * (1 << 18)) & 0xFFFFFF).to_bytes(3, "big")
 
 
-@dataclass(frozen=True)
-class RtcpPacket:
-    """One packet of a compound RTCP datagram: type, FMT/count field, sender SSRC and body."""
+class RtcpPacket(NamedTuple):
+    """One packet of a compound RTCP datagram: type, FMT/count field, sender SSRC and body.
+    (A tuple: made for every item of every datagram, at half a frozen dataclass's cost.)"""
 
     packet_type: int
     fmt: int
@@ -153,12 +154,25 @@ class RtcpPacket:
     body: bytes  # everything after the sender SSRC
 
 
-def split_rtcp(datagram: bytes) -> list[RtcpPacket]:
-    """Split a compound RTCP datagram; RtpError on a length that runs past the end."""
+# The most packets one compound RTCP datagram may hold. A browser's hold a report, an SDES and
+# a few feedback messages; each costs a parse and a handler, so a datagram of hundreds of
+# 8-byte items is refused whole instead.
+MAX_RTCP_PACKETS = 32
+
+
+class TooManyRtcpPackets(RtpError):
+    """A compound RTCP datagram of more than its limit of packets."""
+
+
+def split_rtcp(datagram: bytes, limit: int = MAX_RTCP_PACKETS) -> list[RtcpPacket]:
+    """Split a compound RTCP datagram; RtpError on a length that runs past the end, and
+    TooManyRtcpPackets, before parsing on, at its `limit`-th + 1 packet."""
     packets: list[RtcpPacket] = []
     pos = 0
     size = len(datagram)
     while pos + 8 <= size:
+        if len(packets) == limit:
+            raise TooManyRtcpPackets(f"more than {limit} packets in one RTCP datagram")
         first, packet_type, words = _RTCP_HEADER.unpack_from(datagram, pos)
         if first >> 6 != 2:
             raise RtpError("bad RTCP version")
@@ -188,15 +202,28 @@ def fir_targets(packet: RtcpPacket) -> list[int]:
     return [int.from_bytes(fci[i : i + 4], "big") for i in range(0, len(fci) - 7, 8)]
 
 
-def nack_sequence_numbers(packet: RtcpPacket) -> list[int]:
-    """Sequence numbers a generic NACK asks for (RFC 4585 §6.2.1: PID + 16-bit BLP)."""
+def nack_sequence_numbers(packet: RtcpPacket, limit: int | None = None) -> list[int]:
+    """Sequence numbers a generic NACK asks for (RFC 4585 §6.2.1: PID + 16-bit BLP); only
+    the first `limit` when given, the entries past them left unread."""
     fci = packet.body[4:]
     lost: list[int] = []
     for i in range(0, len(fci) - 3, 4):
+        if limit is not None and len(lost) >= limit:
+            return lost[:limit]
         pid, blp = struct.unpack_from("!HH", fci, i)
         lost.append(pid)
         lost.extend((pid + bit + 1) & 0xFFFF for bit in range(16) if blp >> bit & 1)
-    return lost
+    return lost if limit is None else lost[:limit]
+
+
+def nack_count(packet: RtcpPacket) -> int:
+    """How many sequence numbers a generic NACK asks for, without listing them: one per
+    entry, and one per bit of the BLPs, counted in one big integer (C speed)."""
+    entries = (len(packet.body) - 4) // 4
+    if entries <= 0:
+        return 0
+    fci = int.from_bytes(packet.body[4 : 4 + 4 * entries], "big")
+    return entries + (fci & int.from_bytes(b"\0\0\xff\xff" * entries, "big")).bit_count()
 
 
 def pli(sender_ssrc: int, media_ssrc: int) -> bytes:

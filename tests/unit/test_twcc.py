@@ -8,13 +8,20 @@ in 250 µs units, padded to 32 bits (with the RTCP P bit when the last byte coun
 
 from __future__ import annotations
 
+import random
 import struct
 from dataclasses import dataclass
 
 import pytest
 
-from sfu.protocol.twcc import MAX_STATUSES, TwccRecorder
-from sfu.wire.rtp import RTCP_RTPFB, split_rtcp
+from sfu.protocol.twcc import (
+    MAX_FEEDBACK_STATUSES,
+    MAX_STATUSES,
+    TwccRecorder,
+    feedback_range,
+    parse_feedback,
+)
+from sfu.wire.rtp import RTCP_RTPFB, RtpError, split_rtcp
 
 NOT_RECEIVED, SMALL, LARGE = 0, 1, 2
 
@@ -272,3 +279,77 @@ def test_old_packet_received_very_late_does_not_stall_feedback() -> None:
         if data is not None:
             reported |= set(decode(data).arrivals)
     assert {2, 3, 4, 5, 6} <= reported
+
+
+def random_feedback(rng: random.Random) -> tuple[bytes, list[int | None]]:
+    """A feedback body (after the sender SSRC) mixing all three chunk kinds, 1- and 2-byte
+    deltas and losses, and the arrivals it means, built apart from the SFU's encoder."""
+    count = rng.randint(1, 300)
+    symbols = [rng.choice((NOT_RECEIVED, SMALL, SMALL, LARGE)) for _ in range(count)]
+    chunks = bytearray()
+    index = 0
+    while index < count:
+        kind = rng.choice(("run", "one-bit", "two-bit"))
+        if kind == "run":
+            run = 1
+            while index + run < count and symbols[index + run] == symbols[index] and run < 40:
+                run += 1
+            chunks += struct.pack("!H", symbols[index] << 13 | run)
+            index += run
+        elif kind == "one-bit" and LARGE not in symbols[index : index + 14]:
+            group = symbols[index : index + 14]
+            chunks += struct.pack("!H", 0x8000 | sum(s << (13 - i) for i, s in enumerate(group)))
+            index += 14
+        else:
+            group = symbols[index : index + 7]
+            chunks += struct.pack(
+                "!H", 0xC000 | sum(s << (12 - 2 * i) for i, s in enumerate(group))
+            )
+            index += 7
+    deltas = bytearray()
+    arrivals: list[int | None] = []
+    clock = 3 * 64_000
+    for symbol in symbols:
+        if symbol == NOT_RECEIVED:
+            arrivals.append(None)
+            continue
+        delta = rng.randint(0, 255) if symbol == SMALL else rng.randint(-0x8000, 0x7FFF)
+        deltas += bytes((delta,)) if symbol == SMALL else struct.pack("!h", delta)
+        clock += delta * 250
+        arrivals.append(clock)
+    head = struct.pack("!IHHI", 0x3D3D3D3D, 65500, count, 3 << 8 | 7)
+    return head + bytes(chunks) + bytes(deltas), arrivals
+
+
+def test_parse_feedback_matches_an_independent_encoding_and_slices() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        body, arrivals = random_feedback(rng)
+        assert parse_feedback(body) == (65500, arrivals)
+        skip = rng.randint(0, len(arrivals))
+        end = rng.randint(skip, len(arrivals) + 5)
+        first, part = parse_feedback(body, skip, end)
+        assert (first, part) == ((65500 + skip) & 0xFFFF, arrivals[skip:end])
+
+
+def test_parse_feedback_decodes_only_up_to_end() -> None:
+    """4,096 statuses claimed in one run-length chunk; asked for 10, it makes 10."""
+    body = struct.pack("!IHHI", 1, 100, MAX_FEEDBACK_STATUSES, 0) + struct.pack("!H", 4096)
+    assert parse_feedback(body, 2, 10) == (102, [None] * 8)
+    assert feedback_range(body) == (100, MAX_FEEDBACK_STATUSES)
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (struct.pack("!IHH", 1, 0, 1), "too short"),
+        (struct.pack("!IHHI", 1, 0, 0xFFFF, 0), "reports 65535 packets"),
+        (struct.pack("!IHHI", 1, 0, 100, 0) + struct.pack("!H", 50), "chunks run past"),
+        (struct.pack("!IHHI", 1, 0, 14, 0) + b"\xbf\xff" + bytes(13), "deltas run past"),
+        (struct.pack("!IHHI", 1, 0, 1, 0) + b"\xe0\x00\x01", "deltas run past"),  # 2 bytes: 1
+        (struct.pack("!IHHI", 1, 0, 1, 0) + b"\xf0\x00" + bytes(4), "reserved"),
+    ],
+)
+def test_malformed_feedback_is_refused(body: bytes, error: str) -> None:
+    with pytest.raises(RtpError, match=error):
+        parse_feedback(body)
