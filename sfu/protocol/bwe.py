@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections import deque
 
-MAX_TICKS = 200  # send-side notes kept: 10 s at one per 50 ms
-MAX_PENDING = 4096  # reports of packets sent since the last note, held until the next one
+MAX_TICKS = 40  # send-side notes kept: 2 s at one per 50 ms; feedback on older packets is stale
+MAX_PENDING = 4096  # reports of packets sent since the newest note, held until the next
 TREND_WINDOW = 20  # groups in the delay trend's regression
 OVERUSE_SLOPE = 0.08  # ms of extra delay per ms: a queue growing at 8% of the link
 UNDERUSE_SLOPE = -0.08
@@ -50,12 +50,16 @@ class BandwidthEstimator:
 
     def __init__(self) -> None:
         self._ticks: deque[_Tick] = deque(maxlen=MAX_TICKS)
-        self._highest_reported = -1
-        self._pending: dict[int, int | None] = {}  # extended seq -> arrival µs, not yet grouped
+        self._highest_reported = -1  # extended, of packets put in their groups
+        self._reported_to = -1  # extended: the highest number any feedback reported
+        # Reports of packets numbered after the newest note: (first extended number, arrivals
+        # in µs or None), grouped once the next note says where their group ends.
+        self._pending: list[tuple[int, list[int | None]]] = []
         self._delays: deque[tuple[float, float]] = deque(maxlen=TREND_WINDOW)
         self._accumulated = 0.0
         self._previous: _Tick | None = None
-        self._delivered: deque[tuple[float, float]] = deque()  # (arrival s, bits) per group
+        # (arrival s, bits) per group: trimmed by the player's clock, so bounded by count too.
+        self._delivered: deque[tuple[float, float]] = deque(maxlen=MAX_TICKS)
         self._loss: deque[tuple[float, int, int]] = deque()  # (at, received, lost) per group
         self._updated_at: float | None = None
         self._decreased_at = float("-inf")
@@ -64,7 +68,6 @@ class BandwidthEstimator:
         self.feedback_used = False
         self.state = "normal"  # of the delay detector: normal, overuse or underuse
         self.overuses = 0
-        self.bad_feedback = 0  # feedback naming packets never sent or long forgotten
 
     @property
     def estimate(self) -> float | None:
@@ -100,74 +103,119 @@ class BandwidthEstimator:
                 high = mid
         return low if 0 < low < len(ticks) else -1
 
+    def _extend(self, seq: int) -> int:
+        """A 16-bit transport-wide number as the extended one nearest the newest note."""
+        newest = self._ticks[-1].seq
+        return newest + ((seq - newest + 0x8000) & 0xFFFF) - 0x8000
+
+    def _floor(self) -> int:
+        """The lowest number feedback may still report: sent after the oldest note kept, and
+        after every number reported already (each packet is reported once)."""
+        return max(self._ticks[0].seq, self._reported_to + 1)
+
+    def usable(self, base: int, count: int, next_seq: int) -> tuple[int, int]:
+        """Of `count` statuses from `base` (16 bits), the offsets [skip, end) of those this
+        estimator would use: packets really sent (before `next_seq`, the player's next
+        transport-wide number), not too old and not reported before. (0, 0) for none."""
+        ticks = self._ticks
+        if len(ticks) < 2:
+            return 0, 0
+        start = self._extend(base)
+        newest = ticks[-1].seq
+        skip = max(0, self._floor() - start)
+        end = min(count, newest + ((next_seq - newest) & 0xFFFF) - start)
+        return (skip, end) if skip < end else (0, 0)
+
     def on_feedback(self, base: int, arrivals: list[int | None], now: float) -> None:
-        """One transport-cc feedback: arrivals (µs) or None per packet from `base` on."""
+        """One transport-cc feedback: arrivals (µs) or None per packet from `base` on.
+
+        Statuses below _floor() are ignored, and at most MAX_PENDING past the newest note are
+        held; the work is a few C-speed passes over the statuses, and Python per group."""
         ticks = self._ticks
         if len(ticks) < 2:
             return
-        newest = ticks[-1].seq
-        start = newest + ((base - newest + 0x8000) & 0xFFFF) - 0x8000  # `base`, extended
-        pending = self._pending
-        for offset, arrival in enumerate(arrivals):
-            seq = start + offset
-            if seq - newest >= MAX_PENDING or len(pending) >= MAX_PENDING:
-                self.bad_feedback += 1  # not sent yet: the player names numbers we never used
-                continue
-            pending[seq] = arrival
+        start = self._extend(base)
+        floor = self._floor()
+        if start < floor:
+            arrivals, start = arrivals[floor - start :], floor
+        arrivals = arrivals[: max(0, ticks[-1].seq + MAX_PENDING - start)]
+        if not arrivals:
+            return
+        self._reported_to = start + len(arrivals) - 1
+        self._pending.append((start, arrivals))
         self._assign(now)
 
     def _assign(self, now: float) -> None:
         """Put reported packets sent before the newest note into their groups."""
         ticks = self._ticks
         newest = ticks[-1].seq
-        touched: set[int] = set()
-        for seq in [s for s in self._pending if s < newest]:
-            arrival = self._pending.pop(seq)
-            index = self._group_of(seq)
-            if index < 0:
-                self.bad_feedback += 1
-                continue
-            tick = ticks[index]
-            if arrival is None:
-                tick.lost += 1
-            else:
-                tick.received += 1
-                at = arrival / 1e6
-                if tick.last_arrival is None or at > tick.last_arrival:
-                    tick.last_arrival = at
-            touched.add(index)
-            self._highest_reported = max(self._highest_reported, seq)
-        if not touched:
+        waiting: list[tuple[int, list[int | None]]] = []
+        first = len(ticks)
+        for start, arrivals in self._pending:
+            ready = max(0, newest - start)
+            if ready < len(arrivals):
+                waiting.append((start + ready, arrivals[ready:]))
+            if ready:
+                first = min(first, self._count(start, arrivals[:ready]))
+        self._pending = waiting
+        if first == len(ticks):
             return
         self.feedback_used = True
-        for index in range(min(touched), len(ticks)):
+        trended = False
+        for index in range(first, len(ticks)):
             tick = ticks[index]
             if tick.seq - 1 > self._highest_reported:
                 break  # its last packet is not reported yet
             if tick.reported:
                 continue
             tick.reported = True
-            self._group_done(ticks[index - 1], tick, now)
+            trended |= self._group_done(ticks[index - 1], tick, now)
+        if trended:  # once per feedback, not per group: one may complete 200 groups
+            self._detect()
         self._update(now)
 
-    def _group_done(self, before: _Tick, tick: _Tick, now: float) -> None:
-        """A group fully reported: its delay change, delivered bits and loss."""
+    def _count(self, start: int, arrivals: list[int | None]) -> int:
+        """Add the reports of packets start, start + 1, ... to their groups, one slice per
+        group; the index of the first group. They were all numbered before the newest note
+        and, being at or above the floor (or the note before the newest, when they waited),
+        after the oldest: every one has a group."""
+        ticks = self._ticks
+        first = index = self._group_of(start)
+        done = 0
+        while done < len(arrivals):
+            tick = ticks[index]
+            part = arrivals[done : tick.seq - start]
+            done += len(part)
+            index += 1
+            received = [arrival for arrival in part if arrival is not None]
+            tick.lost += len(part) - len(received)
+            if received:
+                tick.received += len(received)
+                at = max(received) / 1e6
+                if tick.last_arrival is None or at > tick.last_arrival:
+                    tick.last_arrival = at
+        self._highest_reported = max(self._highest_reported, start + len(arrivals) - 1)
+        return first
+
+    def _group_done(self, before: _Tick, tick: _Tick, now: float) -> bool:
+        """A group fully reported: its loss, delivered bits and delay change; True when it
+        added a point to the delay trend."""
         packets = tick.seq - before.seq
         if packets <= 0:
-            return
+            return False
         self._loss.append((now, tick.received, tick.lost))
         if tick.last_arrival is None:
-            return
+            return False
         size_bits = 8 * (tick.bytes - before.bytes) / packets
         self._delivered.append((tick.last_arrival, tick.received * size_bits))
         previous = self._previous
         self._previous = tick
         if previous is None or previous.last_arrival is None:
-            return
+            return False
         variation = (tick.last_arrival - previous.last_arrival) - (tick.at - previous.at)
         self._accumulated = max(0.0, self._accumulated + 1000 * variation)
         self._delays.append((1000 * tick.last_arrival, self._accumulated))
-        self._detect()
+        return True
 
     def _detect(self) -> None:
         """Overuse when the accumulated delay grows steadily over the window (a regression

@@ -9,15 +9,21 @@ import pylibsrtp
 
 from sfu.media import VIDEO
 from sfu.protocol.bwe import BandwidthEstimator
+from sfu.protocol.feedback_budget import FeedbackBudget
 from sfu.protocol.probe import Probe, padding_packet, probe_rate
 from sfu.protocol.simulcast import TEMPORAL_BACK, Choice, LayerPace, choose, ranked, remb_choice
-from sfu.protocol.twcc import FMT_TRANSPORT_CC, parse_feedback
+from sfu.protocol.twcc import FMT_TRANSPORT_CC, feedback_range, parse_feedback
 from sfu.routing.context import HandlerContext
 from sfu.routing.publisher import Publisher
 from sfu.routing.publisher_track import PublisherTrack
 from sfu.routing.rewrite import extend_for_player
 from sfu.routing.stats import PlayerStats, next_serial
-from sfu.routing.subscriber_track import MAX_RESENDS_PER_RTCP, Source, SubscriberTrack
+from sfu.routing.subscriber_track import (
+    MAX_NACKED_PER_RTCP,
+    MAX_RESENDS_PER_RTCP,
+    Source,
+    SubscriberTrack,
+)
 from sfu.session.peer import PeerSession
 from sfu.session.transport import Transport
 from sfu.wire import rtp
@@ -52,7 +58,9 @@ class Player:
         self.failed_probes = 0
         self.probe_packets = 0
         self.probe_bytes = 0
-        self._resends_left = 0  # of MAX_RESENDS_PER_RTCP, for the datagram being handled
+        # For the datagram being handled: resends and NACKed numbers read it has left.
+        self._resends_left = self._nacked_left = 0
+        self.feedback_budget = FeedbackBudget()  # transport-cc statuses decoded
         # kind -> the stream's codec this player did not offer (it joined before the publisher)
         self.codec_mismatch: dict[str, str] = {}
 
@@ -230,9 +238,14 @@ class Player:
         reports and REMB feed the stats."""
         try:
             packets = rtp.split_rtcp(packet)
-        except rtp.RtpError:
+        except rtp.TooManyRtcpPackets:
+            self.context.sessions.drops["rtcp_packets"] += 1
             return
-        self._resends_left = MAX_RESENDS_PER_RTCP
+        except rtp.RtpError:
+            self.context.sessions.drops["bad_rtcp"] += 1
+            return
+        self._resends_left, self._nacked_left = MAX_RESENDS_PER_RTCP, MAX_NACKED_PER_RTCP
+        self.feedback_budget.start_datagram(now)
         for item in packets:
             try:
                 self._on_feedback(item, now)
@@ -250,7 +263,7 @@ class Player:
                 self.remb = rtp.remb_bitrate(item) or self.remb
                 self.bwe.remb = float(self.remb) if self.remb else None
                 return
-            for ssrc in targets:
+            for ssrc in set(targets):  # an FIR may name one SSRC many times
                 track = self.by_ssrc.get(ssrc)
                 if track is not None and track.source is not None:
                     track.keyframe_requests += 1
@@ -261,27 +274,55 @@ class Player:
         elif kind == rtp.RTCP_RTPFB and item.fmt == FMT_TRANSPORT_CC:
             self.transport_feedback += 1
             if self.adaptive:
-                try:
-                    base, arrivals = parse_feedback(item.body)
-                except rtp.RtpError:
-                    self.context.sessions.drops["bad_transport_feedback"] += 1
-                    return
-                self.bwe.on_feedback(base, arrivals, now)
+                self._on_transport_feedback(item.body, now)
         elif kind == rtp.RTCP_RTPFB and item.fmt == rtp.FMT_NACK:
             track = self.by_ssrc.get(rtp.feedback_media_ssrc(item))
             if track is not None:
-                dropped_before = track.nack_budget_drops
-                resent = track.retransmit(rtp.nack_sequence_numbers(item), now, self._resends_left)
-                self._resends_left -= resent
-                self.context.sessions.media_datagrams_out += resent
-                dropped = track.nack_budget_drops - dropped_before
-                if dropped:
-                    self.context.sessions.drops["nack_budget"] += dropped
+                self._on_nack(track, item, now)
         elif kind in (rtp.RTCP_RR, rtp.RTCP_SR):
             for block in rtp.report_blocks(item):
                 track = self.by_ssrc.get(block.ssrc)
                 if track is not None:
                     track.on_report_block(block, now)
+
+    def _on_transport_feedback(self, body: bytes, now: float) -> None:
+        """Feed the estimator the statuses it can use (packets sent to this player and not
+        reported yet), decoding no more than the feedback budget grants; count the rest."""
+        drops = self.context.sessions.drops
+        try:
+            base, count = feedback_range(body)
+        except rtp.RtpError:
+            drops["bad_transport_feedback"] += 1
+            return
+        skip, end = self.bwe.usable(base, count, self.session.transport_seq)
+        if end - skip < count:
+            drops["transport_feedback_unusable"] += count - (end - skip)
+        granted = self.feedback_budget.take(end)  # decoding reaches status end - 1
+        if granted < end:
+            drops["transport_feedback_budget"] += end - max(skip, granted)
+        if granted <= skip:
+            return
+        try:
+            first, arrivals = parse_feedback(body, skip, granted)
+        except rtp.RtpError:
+            drops["bad_transport_feedback"] += 1
+            return
+        self.bwe.on_feedback(first, arrivals, now)
+
+    def _on_nack(self, track: SubscriberTrack, item: rtp.RtcpPacket, now: float) -> None:
+        """Resend what a NACK asks for within the datagram's budgets (numbers read, resends)
+        and the track's own; count what is refused."""
+        limit = self._nacked_left
+        numbers = rtp.nack_sequence_numbers(item, limit)
+        self._nacked_left -= len(numbers)
+        unread = rtp.nack_count(item) - limit if len(numbers) == limit else 0
+        dropped_before = track.nack_budget_drops
+        resent = track.retransmit(numbers, now, self._resends_left, unread)
+        self._resends_left -= resent
+        self.context.sessions.media_datagrams_out += resent
+        dropped = track.nack_budget_drops - dropped_before
+        if dropped:
+            self.context.sessions.drops["nack_budget"] += dropped
 
     def send_reports(self, now: float) -> None:
         """Sender Reports for every started track, in one compound packet."""

@@ -176,7 +176,8 @@ class Publisher:
         return next((layer for layer in first.layers if layer.rid == rid), None)
 
     def on_rtcp(self, packet: bytes, now: float) -> None:
-        """Sender Reports give the NTP/RTP mapping passed on to players and our LSR."""
+        """Sender Reports give the NTP/RTP mapping passed on to players and our LSR; a
+        datagram of more than rtp.MAX_RTCP_PACKETS items, or a malformed one, is counted."""
         try:
             for item in rtp.split_rtcp(packet):
                 if item.packet_type == rtp.RTCP_SR:
@@ -184,8 +185,10 @@ class Publisher:
                     if track is not None:
                         ntp, rtp_timestamp = rtp.parse_sender_info(item)
                         track.on_sender_report(ntp, rtp_timestamp, now)
+        except rtp.TooManyRtcpPackets:
+            self.context.sessions.drops["rtcp_packets"] += 1
         except rtp.RtpError:
-            return
+            self.context.sessions.drops["bad_rtcp"] += 1
 
     def send_feedback(self, now: float) -> None:
         """Frequent feedback: transport-wide CC, and NACK retries the packet flow did not send."""

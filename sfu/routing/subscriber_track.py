@@ -30,8 +30,10 @@ RESEND_SHARE = 0.15
 RESEND_BURST = 24
 RESEND_INTERVAL_FLOOR = 0.02
 RESEND_INTERVAL_DEFAULT = 0.1
-# At most this many retransmissions for one incoming RTCP datagram, across all its NACK items.
+# At most this many retransmissions for one incoming RTCP datagram, across all its NACK items,
+# and this many sequence numbers looked at (a miss or a repeat costs a lookup, not a resend).
 MAX_RESENDS_PER_RTCP = 32
+MAX_NACKED_PER_RTCP = 128
 
 
 class Source(Layer, Protocol):
@@ -247,11 +249,15 @@ class SubscriberTrack(Vp8Continuity, fastpath.PlayerState):
         self.first_out_seq = next_seq
         self.started = True
 
-    def retransmit(self, sequence_numbers: list[int], now: float, allowance: int) -> int:
+    def retransmit(
+        self, sequence_numbers: list[int], now: float, allowance: int, unread: int = 0
+    ) -> int:
         """Answer a player's NACK from the source's cache, as RTX when the player agreed to it,
-        within the budget and at most `allowance` packets; returns how many were resent."""
+        within the budget and at most `allowance` packets; returns how many were resent.
+        `unread` more numbers were asked for past the datagram's reading budget: refused."""
         source = self.source
         self.nacks_received += 1
+        self.nack_budget_drops += unread
         if source is None or not self.started or self.session.addr is None:
             return 0
         self._refill()
