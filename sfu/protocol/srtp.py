@@ -24,6 +24,9 @@ _REPLAY_WINDOW = 1024  # tolerate reordering of video bursts and NACK retransmis
 
 # Room libsrtp needs after an RTP packet for its authentication tag (16 bytes at most).
 _RTP_TRAILER = 16
+# pylibsrtp unprotects into a buffer of this size and raises ValueError past it. WebRTC sizes
+# its packets to the path MTU, so nothing longer is real media.
+MAX_PROTECTED = 1500
 
 
 def has_direct_path(session: Session) -> bool:

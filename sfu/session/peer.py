@@ -17,7 +17,7 @@ from sfu.media import PeerParams
 from sfu.protocol import fastpath, ice
 from sfu.protocol.certificate import Certificate
 from sfu.protocol.dtls import DtlsEndpoint, DtlsState
-from sfu.protocol.srtp import SrtpContext
+from sfu.protocol.srtp import MAX_PROTECTED, SrtpContext
 from sfu.protocol.srtp_streams import InboundStreams
 from sfu.session.transport import (
     Address,
@@ -211,6 +211,9 @@ class PeerSession(fastpath.TransportState):
         tried only where it has room, so libsrtp's stream list stays bounded."""
         srtp = self.srtp
         if srtp is None:
+            return
+        if len(data) > MAX_PROTECTED:
+            self.drops["srtp_too_large"] += 1
             return
         streams: InboundStreams = self.streams  # type: ignore[assignment]  # set with srtp
         try:

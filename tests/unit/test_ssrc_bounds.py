@@ -214,3 +214,20 @@ def test_no_slot_left_removes_the_new_stream() -> None:
     with pytest.raises(pylibsrtp.Error):
         server.remove_inbound(8)
     assert not streams.may_try_sender(b"\0\0\0\1")
+
+
+def test_a_datagram_longer_than_srtp_takes_is_dropped_and_counted() -> None:
+    """pylibsrtp raises ValueError past 1,500 bytes; such a datagram is no media and must
+    neither reach it nor count as a handler error."""
+    h = Harness()
+    publisher, player = h.pair()
+    h.run(0.5)
+    media = publisher.media
+    assert media is not None
+    plain = struct.pack("!BBHII", 0x80, VIDEO_PT, 1, 0, media.video_ssrc) + b"\0" * 1600
+    publisher.send(plain)
+    h.run(0.1)
+    drops = h.router.sessions.drops
+    assert drops["srtp_too_large"] == 1
+    assert drops["handler_error"] == 0
+    assert publisher.session.srtp_errors == 0
