@@ -220,7 +220,7 @@ def test_a_datagram_longer_than_srtp_takes_is_dropped_and_counted() -> None:
     """pylibsrtp raises ValueError past 1,500 bytes; such a datagram is no media and must
     neither reach it nor count as a handler error."""
     h = Harness()
-    publisher, player = h.pair()
+    publisher, _player = h.pair()
     h.run(0.5)
     media = publisher.media
     assert media is not None
