@@ -15,7 +15,7 @@ from sfu.session.peer import PeerSession
 from sfu.session.transport import Address, AddressChanged, Transport, UfragChanged
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EndedSession:
     """What is kept of a session after it ends, so a late DELETE is answered, not refused."""
 
@@ -40,6 +40,7 @@ class SessionTable:
         self.by_addr: dict[Address, Transport] = {}
         self.by_check_tag: dict[bytes, PeerSession] = {}
         self.ended: OrderedDict[str, EndedSession] = OrderedDict()
+        self.ended_total = 0  # sessions that have ended since the start
         # The media plane's drops by reason, shared by the endpoint, the sessions and the router.
         self.drops: collections.Counter[str] = collections.Counter()
         # Forwarded RTP (and RTX) datagrams, which the tracks send on the socket directly.
@@ -80,6 +81,9 @@ class SessionTable:
             else:
                 self.remove(member)
                 self._remember(member)
+                # The session and its handler name each other: cut the pair now, or it waits
+                # for a full collection, holding its OpenSSL and libsrtp memory meanwhile.
+                member.handler = None
 
     def bind(self, addr: Address, session: Transport) -> None:
         """Give `addr` to a session outside the table (a relay's), to hand it what comes from
@@ -109,6 +113,7 @@ class SessionTable:
         self.unbind(session)
 
     def _remember(self, session: PeerSession) -> None:
+        self.ended_total += 1
         self.ended[session.id] = EndedSession(session.stream, session.role, session.close_reason)
         while len(self.ended) > ENDED_REMEMBERED:
             self.ended.popitem(last=False)
