@@ -8,6 +8,7 @@ import logging
 import time
 
 from sfu.config import MediaConfig
+from sfu.io.memory import HeapTrimmer, glibc_malloc_trim
 from sfu.io.tcp import TcpListener
 from sfu.io.udp import UdpEndpoint
 from sfu.protocol import fastpath
@@ -37,6 +38,8 @@ class MediaServer:
         self.relays = Relays(
             self.router, relay_host(config.udp_host), config.socket_buffer, config.session_timeout
         )
+        # Gives back the heap that ended sessions freed, after many have ended.
+        self.trimmer = HeapTrimmer(glibc_malloc_trim())
         self._ticker: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -72,6 +75,7 @@ class MediaServer:
             try:
                 self.router.handle_timer(now)
                 self.relays.handle_timer(now)
+                self.trimmer.note(self.router.sessions.ended_total, now)
                 wake = min(
                     (
                         t
