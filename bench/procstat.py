@@ -91,3 +91,8 @@ class TreeSampler:
         used = max(0.0, cpu - cpu_then)
         percent = 100.0 * used / elapsed if elapsed > 0 else 0.0
         return percent, used, rss / 1e6
+
+
+def tree_rss_bytes(root: int) -> int:
+    """Resident set size of a process and its descendants (a server with workers is a tree)."""
+    return sum(rss_bytes(pid) for pid in descendants(root))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.churn import LEAVES, ChurnConfig, churn, server_stats
+from bench.churning import LEAVES, ChurnConfig, churn, server_stats
 from bench.launcher import start_server, stop_server
 
 SESSION_TIMEOUT = 3
