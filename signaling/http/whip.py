@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 from multidict import CIMultiDict
 
+from sfu.media import PeerParams
 from sfu.protocol.simulcast import AUTO, Choice
 from sfu.routing.router import PLAY, PUBLISH, StreamBusy
 from sfu.session.peer import PeerSession
@@ -42,7 +44,7 @@ from signaling.sdp.negotiate import (
     negotiate_play,
     negotiate_publish,
 )
-from signaling.sdp.parse import SdpError, parse_offer
+from signaling.sdp.parse import Offer, SdpError, parse_offer
 from signaling.sdp.trickle import FragmentError, parse_sdpfrag, render_restart
 from signaling.security.hooks import HookRejected, HookUnavailable
 from signaling.serving.access import OWNERS, authorize, check_owner, request_token
@@ -89,37 +91,24 @@ async def ask_hook(request: web.Request, role: str, stream: str, token: str | No
         raise unavailable(str(exc)) from exc
 
 
-async def start_session(
-    request: web.Request, role: str, stream: str, offer_text: str, token: str | None
-) -> tuple[PeerSession, str]:
-    """Negotiate, pass limits and the hook, create the session and render the answer.
-
-    The caller admitted the client and checked the limits before reading the offer. Nothing is
-    created until every check has passed; limits are checked again after the hook because
-    other offers may have filled the server while it was being asked. The token's digest is
-    kept: only that token may end or change the session later.
-    """
-    media = request.app[MEDIA_SERVER]
-    router = media.router
+def negotiated(
+    offer_text: str, negotiate: Callable[[Offer], PeerParams]
+) -> tuple[Offer, PeerParams]:
+    """The parsed offer and what `negotiate` makes of it; a bad offer is a 400, media the
+    server cannot carry a 422."""
     try:
         offer = parse_offer(offer_text)
-        if role == PUBLISH:
-            peer = negotiate_publish(offer)
-        else:
-            peer = negotiate_play(offer, router.preferred_codecs(stream))
+        return offer, negotiate(offer)
     except UnsupportedMedia as exc:
         raise Rejection(422, str(exc)) from exc
     except (SdpError, NegotiationError) as exc:
         raise Rejection(400, str(exc)) from exc
-    await ask_hook(request, role, stream, token)
-    check_limits(request, role, stream)
-    now = time.monotonic()
-    try:
-        session = (
-            router.publish(stream, peer, now) if role == PUBLISH else router.play(stream, peer, now)
-        )
-    except StreamBusy as exc:
-        raise Rejection(409, str(exc)) from exc
+
+
+def remember_owner(request: web.Request, session: PeerSession, token: str | None) -> None:
+    """Keep the creating token's digest (only it may end or change the session) and count the
+    new session as the client's half-open one."""
+    router = request.app[MEDIA_SERVER].router
     owners = request.app[OWNERS]
     owners.prune(
         lambda session_id: (
@@ -129,19 +118,67 @@ async def start_session(
     )
     owners.remember(session.id, token)
     request.app[ADMISSION].created(request.remote or "", session.id)
-    ssrcs = session.handler.ssrcs() if role == PLAY else None  # type: ignore[union-attr]
-    answer = render_answer(
+
+
+def session_answer(
+    request: web.Request,
+    offer: Offer,
+    peer: PeerParams,
+    session: PeerSession,
+    direction: str,
+    stream_id: str,
+) -> str:
+    """The answer SDP of a new or renegotiated session; a sending one names its ssrcs."""
+    media = request.app[MEDIA_SERVER]
+    ssrcs = session.handler.ssrcs() if direction == "sendonly" else None  # type: ignore[union-attr]
+    return render_answer(
         offer,
         peer,
-        direction="recvonly" if role == PUBLISH else "sendonly",
+        direction=direction,
         ice_ufrag=session.ice.local_ufrag,
         ice_pwd=session.ice.local_pwd,
         fingerprint=media.certificate.fingerprint,
         candidates=answer_candidates(request),
         tcp_port=media.tcp_port,
         ssrcs=ssrcs,
-        stream_id=stream.replace("/", "-"),
+        stream_id=stream_id,
     )
+
+
+def created_headers(request: web.Request, session_id: str, location: str) -> CIMultiDict[str]:
+    """Location and a first ETag for a 201; the tags of ended sessions are dropped first."""
+    etags = request.app[ETAGS]
+    etags.prune(request.app[MEDIA_SERVER].router.session_ids())
+    return CIMultiDict([("Location", location), ("ETag", etags.renew(session_id))])
+
+
+async def start_session(
+    request: web.Request, role: str, stream: str, offer_text: str, token: str | None
+) -> tuple[PeerSession, str]:
+    """Negotiate, pass limits and the hook, create the session and render the answer.
+
+    The caller admitted the client and checked the limits before reading the offer. Nothing is
+    created until every check has passed; limits are checked again after the hook because
+    other offers may have filled the server while it was being asked.
+    """
+    router = request.app[MEDIA_SERVER].router
+    if role == PUBLISH:
+        offer, peer = negotiated(offer_text, negotiate_publish)
+    else:
+        preferred = router.preferred_codecs(stream)
+        offer, peer = negotiated(offer_text, lambda o: negotiate_play(o, preferred))
+    await ask_hook(request, role, stream, token)
+    check_limits(request, role, stream)
+    now = time.monotonic()
+    try:
+        session = (
+            router.publish(stream, peer, now) if role == PUBLISH else router.play(stream, peer, now)
+        )
+    except StreamBusy as exc:
+        raise Rejection(409, str(exc)) from exc
+    remember_owner(request, session, token)
+    direction = "recvonly" if role == PUBLISH else "sendonly"
+    answer = session_answer(request, offer, peer, session, direction, stream.replace("/", "-"))
     log.info(
         "%s %s: session #%s from %s (%s)",
         role,
@@ -170,10 +207,8 @@ async def whip_or_whep(request: web.Request, role: str, stream: str) -> web.Resp
     offer = await read_body(request, SDP_TYPE, "offer")
     session, answer = await start_session(request, role, stream, offer, token)
     router = request.app[MEDIA_SERVER].router
-    etags = request.app[ETAGS]
-    etags.prune(router.session_ids())
     location = f"/sessions/{session.id}"
-    headers = CIMultiDict([("Location", location), ("ETag", etags.renew(session.id))])
+    headers = created_headers(request, session.id, location)
     if role == PLAY:
         headers.add("Link", f"{whep_link(stream)}, {layer_link(location)}")
         if choice is not None:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import hashlib
 import re
 
-# A session URL (with the `w<i>-` routing prefix of a --workers front kept in clear, so the
-# front's lines and its worker's match) or an event-stream URL; the secret is one segment.
-CAPABILITY_IN_PATH = re.compile(r"^(/sessions/(?:w\d{1,3}-)?|/events/streams/)([^/?#]+)")
+# A WHIP/WHEP or room session URL (with the `w<i>-` routing prefix of a --workers front kept in
+# clear, so the front's lines and its worker's match) or an event-stream URL; the secret is one
+# segment.
+CAPABILITY_IN_PATH = re.compile(
+    r"^(/(?:rooms/v1/)?sessions/(?:w\d{1,3}-)?|/events/streams/)([^/?#]+)"
+)
 
 
 def short_hash(secret: str) -> str:
