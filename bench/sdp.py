@@ -18,9 +18,6 @@ VIDEO_RTX_PT = 97
 TRANSPORT_CC_ID = 3
 RID_ID = 4
 
-AUDIO_MID = "0"
-VIDEO_MID = "1"
-
 
 class AnswerError(ValueError):
     """An answer that lacks something the client needs to connect."""
@@ -49,8 +46,10 @@ def build_offer(
     rtx: bool = False,
     transport_cc: bool = False,
     rids: tuple[str, ...] = (),
+    kinds: tuple[str, ...] = ("audio", "video"),
 ) -> str:
-    """An offer with one audio (opus) and one video (VP8) m-line, bundled.
+    """An offer with one audio (opus) and one video (VP8) m-line, bundled, or an m-line per
+    entry of `kinds` (a room subscriber's slots), mids "0", "1", ... in that order.
 
     A publisher (send=True) offers sendonly with a=ssrc lines so the server can map its
     packets to tracks; a player offers recvonly and learns the server's SSRCs from the answer.
@@ -65,13 +64,14 @@ def build_offer(
         f"o=- {secrets.randbits(62)} 2 IN IP4 127.0.0.1",
         "s=-",
         "t=0 0",
-        f"a=group:BUNDLE {AUDIO_MID} {VIDEO_MID}",
+        f"a=group:BUNDLE {' '.join(str(mid) for mid in range(len(kinds)))}",
         "a=msid-semantic: WMS *",
     ]
-    media = [
-        ("audio", AUDIO_MID, AUDIO_PT, "opus/48000/2", audio_ssrc, []),
-        ("video", VIDEO_MID, VIDEO_PT, "VP8/90000", video_ssrc, ["nack", "nack pli", "ccm fir"]),
-    ]
+    codecs = {
+        "audio": (AUDIO_PT, "opus/48000/2", audio_ssrc, []),
+        "video": (VIDEO_PT, "VP8/90000", video_ssrc, ["nack", "nack pli", "ccm fir"]),
+    }
+    media = [(kind, str(mid), *codecs[kind]) for mid, kind in enumerate(kinds)]
     for kind, mid, pt, rtpmap, ssrc, feedback in media:
         with_rtx = rtx and kind == "video"
         formats = f"{pt} {VIDEO_RTX_PT}" if with_rtx else str(pt)

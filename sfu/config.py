@@ -21,3 +21,6 @@ class MediaConfig:
     pending_timeout: float = 10.0  # seconds for ICE + DTLS to finish before a session ends
     keyframe_interval: float = 0.5  # at most one keyframe request per track per this many seconds
     socket_buffer: int = 4 * 1024 * 1024  # SO_RCVBUF / SO_SNDBUF asked of the kernel
+    # Participants of one room (who subscribe or publish): each costs every other a slot of
+    # each kind, so a room's forwarding grows with the square of this.
+    max_room_participants: int = 100

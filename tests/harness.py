@@ -24,7 +24,7 @@ import dataclasses
 import heapq
 import random
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import pylibsrtp
 
@@ -41,13 +41,14 @@ from bench.client import (
 from bench.sdp import RID_ID, TRANSPORT_CC_ID, VIDEO_PT, VIDEO_RTX_PT, build_offer, parse_answer
 from sfu.config import MediaConfig
 from sfu.io.udp import UdpEndpoint
+from sfu.media import PeerParams
 from sfu.protocol import ice
 from sfu.protocol.certificate import Certificate
 from sfu.protocol.keyframes import vp8_keyframe_start
 from sfu.protocol.receiver import ReceptionStats
 from sfu.protocol.simulcast import vp8_picture_fields, vp8_temporal_id
 from sfu.protocol.twcc import FMT_TRANSPORT_CC, TwccRecorder
-from sfu.routing.router import PLAY, PUBLISH, Router
+from sfu.routing.router import PLAY, PUBLISH, SUBSCRIBE, Router
 from sfu.session.peer import PeerSession
 from sfu.session.table import SessionTable
 from sfu.session.transport import Address
@@ -56,7 +57,7 @@ from sfu.wire.demux import DTLS, SRTP, STUN, classify
 from sfu.wire.rtp import TRANSPORT_CC_URI
 from signaling.sdp.answer import render_answer
 from signaling.sdp.negotiate import negotiate_play, negotiate_publish
-from signaling.sdp.parse import parse_offer
+from signaling.sdp.parse import Offer, parse_offer
 
 SERVER_ADDRESS: Address = ("10.0.0.1", 8000)
 TICK = 0.005  # fake-clock step: 5 ms, finer than any timer the server or peers run
@@ -205,20 +206,38 @@ class Server:
             self.router.handle_timer(now)
 
     def open_session(self, peer: Peer, offer_text: str) -> PeerSession:
-        """What signaling's start_session does, minus HTTP: negotiate, create, answer."""
+        """What signaling's start_session does, minus HTTP: negotiate, create, answer. A
+        subscriber's stream name is its room and participant, "ROOM/PARTICIPANT"."""
         router = self.router
         offer = parse_offer(offer_text)
         if peer.role == PUBLISH:
             params = negotiate_publish(offer)
             session = router.publish(peer.stream, params, self.network.now)
+        elif peer.role == SUBSCRIBE:
+            params = negotiate_play(offer)
+            room, _, participant = peer.stream.partition("/")
+            session = router.subscribe(room, participant, params, self.network.now)
         else:
             params = negotiate_play(offer, router.preferred_codecs(peer.stream))
             session = router.play(peer.stream, params, self.network.now)
-        ssrcs = session.handler.ssrcs() if peer.role == PLAY else None  # type: ignore[union-attr]
+        self.answer(peer, offer, params, session)
+        return session
+
+    def renegotiate(self, peer: Peer, kinds: tuple[str, ...]) -> None:
+        """A subscriber's new offer of `kinds` m-lines (PATCH), same ICE credentials."""
+        offer = parse_offer(peer.offer(kinds))
+        params = negotiate_play(offer)
+        session = self.router.renegotiate(peer.session.id, params, self.network.now)
+        self.answer(peer, offer, session.peer, session)  # the earlier m-lines as they were
+
+    def answer(self, peer: Peer, offer: Offer, params: PeerParams, session: PeerSession) -> None:
+        """Render the answer a new or renegotiated session gets into `peer.answer_text`."""
+        sends = peer.role != PUBLISH
+        ssrcs = session.handler.ssrcs() if sends else None  # type: ignore[union-attr]
         answer = render_answer(
             offer,
             params,
-            direction="recvonly" if peer.role == PUBLISH else "sendonly",
+            direction="sendonly" if sends else "recvonly",
             ice_ufrag=session.ice.local_ufrag,
             ice_pwd=session.ice.local_pwd,
             fingerprint=self.certificate.fingerprint,
@@ -227,7 +246,6 @@ class Server:
             stream_id=peer.stream.replace("/", "-"),
         )
         peer.answer_text = answer
-        return session
 
 
 @dataclass
@@ -273,6 +291,7 @@ class Peer:
         transport_cc: bool = True,
         auto_nack: bool = False,
         simulcast: bool = False,
+        kinds: tuple[str, ...] = ("audio", "video"),
     ) -> None:
         self.network = network
         self.server = server
@@ -301,20 +320,28 @@ class Peer:
         self._twcc_media_ssrc = 0
         self._transport_seq = 0
         network.peers[address] = self
-        offer = build_offer(
+        self._offer_options = {"rtx": rtx, "transport_cc": transport_cc, "simulcast": simulcast}
+        self.session = server.open_session(self, self.offer(kinds))
+        self.transport.accept_answer(parse_answer(self.answer_text))
+        self._extension_up = TRANSPORT_CC_URI in self.answer_text
+
+    def offer(self, kinds: tuple[str, ...]) -> str:
+        """This peer's offer, with an m-line per entry of `kinds` (a subscriber's slots)."""
+        options = self._offer_options
+        return build_offer(
             self.transport.ufrag,
             self.transport.pwd,
             CLIENT_CERTIFICATE.fingerprint,
-            send=role == PUBLISH,
+            send=self.role == PUBLISH,
             audio_ssrc=self.media.audio_ssrc if self.media else 0,
             video_ssrc=self.media.video_ssrc if self.media else 0,
-            rtx=rtx,
-            transport_cc=transport_cc,
-            rids=tuple(rid for rid, _ in SIMULCAST_LAYERS) if simulcast and role == PUBLISH else (),
+            rtx=options["rtx"],
+            transport_cc=options["transport_cc"],
+            rids=tuple(rid for rid, _ in SIMULCAST_LAYERS)
+            if options["simulcast"] and self.role == PUBLISH
+            else (),
+            kinds=kinds,
         )
-        self.session = server.open_session(self, offer)
-        self.transport.accept_answer(parse_answer(self.answer_text))
-        self._extension_up = TRANSPORT_CC_URI in self.answer_text
 
     # -- network ---------------------------------------------------------------------------------
 
@@ -532,7 +559,7 @@ class Harness:
         rng = random.Random(f"{self.seed} {address}")  # the server's own, apart from the network's
         return Server(self.network, address, self.config, self._certificate, rng)
 
-    def _peer(self, role: str, stream: str, server: Server | None, **options: bool) -> Peer:
+    def _peer(self, role: str, stream: str, server: Server | None, **options: Any) -> Peer:
         address = (f"10.0.1.{len(self.network.peers) + 1}", 5000)
         peer = Peer(self.network, server or self.server, role, stream, address, **options)
         self.peers.append(peer)
@@ -550,6 +577,12 @@ class Harness:
 
     def player(self, stream: str, server: Server | None = None, **options: bool) -> Peer:
         return self._peer(PLAY, stream, server, **options)
+
+    def subscriber(
+        self, room: str, participant: str, kinds: tuple[str, ...] = ("audio", "video")
+    ) -> Peer:
+        """A room participant's subscribe session, an m-line (a slot) per entry of `kinds`."""
+        return self._peer(SUBSCRIBE, f"{room}/{participant}", None, kinds=kinds)
 
     def pair(self, stream: str = "s", **player_options: bool) -> tuple[Peer, Peer]:
         """A connected publisher and player of `stream`, the start of most scenarios."""

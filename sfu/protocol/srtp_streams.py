@@ -59,6 +59,11 @@ class InboundStreams:
         """Whether RTCP from an SSRC without a stream is worth decrypting: room is left."""
         return len(self._senders) < self._rtcp_limit and ssrc not in self._retired
 
+    def allow_senders(self, rtcp_limit: int) -> None:
+        """Raise the cap on RTCP-only senders, never lower it: a renegotiation added m-lines,
+        and a receiver SSRC each."""
+        self._rtcp_limit = max(self._rtcp_limit, rtcp_limit)
+
     def add_sender(self, ssrc: bytes) -> None:
         """Keep the stream an authenticated RTCP packet from a new SSRC just made."""
         self._senders.add(ssrc)

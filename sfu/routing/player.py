@@ -263,14 +263,14 @@ class Player:
                 self.remb = rtp.remb_bitrate(item) or self.remb
                 self.bwe.remb = float(self.remb) if self.remb else None
                 return
+            asked = []
             for ssrc in set(targets):  # an FIR may name one SSRC many times
                 track = self.by_ssrc.get(ssrc)
                 if track is not None and track.source is not None:
                     track.keyframe_requests += 1
                     track.source.request_keyframe(now)
-            publisher = self.stream.live_publisher()
-            if publisher is not None:
-                publisher.flush()  # the PLI goes out now, not at the next packet
+                    asked.append(track)
+            self.flush_requests(asked)  # the PLI goes out now, not at the next packet
         elif kind == rtp.RTCP_RTPFB and item.fmt == FMT_TRANSPORT_CC:
             self.transport_feedback += 1
             if self.adaptive:
@@ -284,6 +284,13 @@ class Player:
                 track = self.by_ssrc.get(block.ssrc)
                 if track is not None:
                     track.on_report_block(block, now)
+
+    def flush_requests(self, asked: list[SubscriberTrack]) -> None:
+        """Send the keyframe requests the tracks `asked` just made: a player's all go to its
+        stream's live publisher (a room subscriber's slots each to their own)."""
+        publisher = self.stream.live_publisher()
+        if publisher is not None:
+            publisher.flush()
 
     def _on_transport_feedback(self, body: bytes, now: float) -> None:
         """Feed the estimator the statuses it can use (packets sent to this player and not

@@ -18,6 +18,11 @@ from sfu.protocol.simulcast import Choice, ranked
 from sfu.routing.context import HandlerContext
 from sfu.routing.player import Player
 from sfu.routing.publisher import Publisher
+from sfu.routing.room import ParticipantBusy as ParticipantBusy  # raised by subscribe()
+from sfu.routing.room import Room, Rooms, max_slots
+from sfu.routing.room import RoomFull as RoomFull  # raised by subscribe()
+from sfu.routing.room_stats import RoomView, TrackPrefs
+from sfu.routing.room_subscriber import RoomSubscriber, check_slots
 from sfu.routing.stats import ResourceCounts, SessionInfo, StreamStats, StreamSummary
 from sfu.routing.stream import Stream
 from sfu.session.peer import PeerSession
@@ -26,6 +31,7 @@ from sfu.session.transport import Address, SendFunction, SessionState, Transport
 
 PUBLISH = "publish"
 PLAY = "play"
+SUBSCRIBE = "subscribe"  # a room participant's session that receives the others' media
 FEEDBACK_INTERVAL = 0.05  # transport-wide CC feedback and NACK retries
 REPORT_INTERVAL = 1.0  # RTCP SR/RR, bitrate samples, layer choices
 
@@ -57,6 +63,7 @@ class Router:
         self._sendto_for = sendto_for or (lambda addr: send)
         self.sessions = sessions
         self.streams: dict[str, Stream] = {}
+        self.rooms = Rooms()
         self.ended = sessions.ended  # for late DELETEs
         self._next_feedback = self._next_report = 0.0
         # What the publishers and players made here may use of the router.
@@ -65,7 +72,9 @@ class Router:
     def _stream(self, name: str) -> Stream:
         stream = self.streams.get(name)
         if stream is None:
-            stream = self.streams[name] = Stream(name, self.sendto_for, self.forget_if_empty)
+            stream = self.streams[name] = Stream(
+                name, self.sendto_for, self.forget_if_empty, self.rooms.stream_changed
+            )
         return stream
 
     def forget_if_empty(self, stream: Stream) -> None:
@@ -144,9 +153,63 @@ class Router:
         not a live player, LookupError for a mid or rid it cannot have."""
         session = self.sessions.by_id.get(session_id)
         player = session.handler if session is not None else None
-        if not isinstance(player, Player):
+        if not isinstance(player, Player) or isinstance(player, RoomSubscriber):
             raise KeyError(session_id)
         player.set_choice(choice, mid, now)
+
+    def subscribe(self, room: str, participant: str, peer: PeerParams, now: float) -> PeerSession:
+        """A participant's subscribe session: each of its m-lines a slot for another's audio
+        or video. ParticipantBusy, RoomFull, or ValueError for an offer of too many slots."""
+        limit = self.config.max_room_participants
+        joined = self.rooms.admit(room, participant, self.streams.values(), limit)
+        check_slots(peer.tracks, max_slots(limit))
+        session = self._new_session(SUBSCRIBE, f"{room}/{participant}", peer, now)
+        subscriber = RoomSubscriber(self._handlers, joined, session, participant)
+        session.handler = subscriber
+        self.rooms.join(joined, subscriber, now)
+        return session
+
+    def _subscriber(self, session_id: str) -> tuple[RoomSubscriber, Room]:
+        """A live subscribe session's handler and its room; KeyError for any other id."""
+        session = self.sessions.by_id.get(session_id)
+        handler = session.handler if session is not None else None
+        if not isinstance(handler, RoomSubscriber) or session.state is SessionState.CLOSED:
+            raise KeyError(session_id)
+        assert isinstance(handler.stream, Room)
+        return handler, handler.stream
+
+    def renegotiate(self, session_id: str, peer: PeerParams, now: float) -> PeerSession:
+        """A subscriber's new offer: appended m-lines become slots; new ICE credentials
+        restart ICE. KeyError: no such live subscribe session; ValueError: an earlier m-line
+        removed, moved or changed kind."""
+        subscriber, room = self._subscriber(session_id)
+        session = self.sessions.by_id[session_id]
+        credentials = (session.ice.remote_ufrag, session.ice.remote_pwd)
+        subscriber.renegotiate(peer, max_slots(self.config.max_room_participants))
+        if (peer.ice_ufrag, peer.ice_pwd) != credentials:
+            self.restart_ice(session_id, peer.ice_ufrag, peer.ice_pwd)
+        room.player_ready(subscriber, now)
+        return session
+
+    def set_prefs(self, session_id: str, prefs: dict[str, TrackPrefs], now: float) -> None:
+        """A subscriber's wishes per other participant (pinned, off, size cap); KeyError: no
+        such live subscribe session; ValueError: more entries than a room has participants."""
+        subscriber, room = self._subscriber(session_id)
+        if len(prefs) > self.config.max_room_participants:
+            raise ValueError(
+                f"prefs for {len(prefs)} participants; a room has at most "
+                f"{self.config.max_room_participants}"
+            )
+        subscriber.prefs = dict(prefs)
+        room.player_ready(subscriber, now)
+
+    def room_view(self, session_id: str) -> RoomView | None:
+        """What a subscriber sees of its room; None: no such live subscribe session."""
+        try:
+            subscriber, room = self._subscriber(session_id)
+        except KeyError:
+            return None
+        return room.view(subscriber)
 
     def close(self, session_id: str, reason: str) -> bool:
         session = self.sessions.by_id.get(session_id)
@@ -178,6 +241,7 @@ class Router:
         twice per 50 ms tick was the largest cost of an idle tick."""
         if now >= self._next_feedback:
             self._next_feedback = now + FEEDBACK_INTERVAL
+            self.rooms.sync_changed(now)
             self.send_feedback(now)
         table = self.sessions
         if now >= table.timer_floor:
@@ -207,6 +271,7 @@ class Router:
                     for player in stream.players:
                         if player.adaptive:
                             player.note_sent(now)
+        self.rooms.note_sent(now)
 
     def send_reports(self, now: float) -> None:
         """Once a second: RR to publishers, SR to players, keyframes for waiting players,
@@ -228,6 +293,7 @@ class Router:
                     player.send_reports(now)
                     player.adapt(now)
             publisher.flush()  # keyframes for waiting and switching players
+        self.rooms.send_reports(now)
 
     def resource_counts(self) -> dict[str, int]:
         """The resources() of /api/v1/server."""
@@ -271,6 +337,7 @@ class Router:
         """How much state the router holds, to spot leaks: all must return to zero when idle."""
         publishers = [s.publisher for s in self.streams.values() if s.publisher is not None]
         players = [p for s in self.streams.values() for p in s.players]
+        players += self.rooms.subscribers()
         return ResourceCounts(
             sessions=len(self.sessions),
             bound_addresses=len(self.sessions.by_addr),

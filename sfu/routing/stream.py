@@ -30,12 +30,15 @@ class Stream:
         name: str,
         sendto_for: Callable[[Transport], SendFunction],
         on_empty: Callable[[Stream], None],
+        on_live: Callable[[Stream], None],
     ) -> None:
         self.name = name
-        # What forwards to a player's session; and whom to tell once the stream has neither
-        # publisher nor players (the router, which forgets it then).
+        # What forwards to a player's session; whom to tell once the stream has neither
+        # publisher nor players (the router, which forgets it then), and whenever its
+        # publisher goes live or away (the router, for the stream's room if it has one).
         self._sendto_for = sendto_for
         self._on_empty = on_empty
+        self._on_live = on_live
         self.serial = next_serial()
         self.publisher: Publisher | None = None
         self.players: set[Player] = set()
@@ -58,6 +61,7 @@ class Stream:
         for player in self.players:
             if player.session.state is SessionState.CONNECTED:
                 self._link(player, now)
+        self._on_live(self)
 
     def player_ready(self, player: Player, now: float) -> None:
         if self.live_publisher() is not None:
@@ -100,6 +104,7 @@ class Stream:
             # caches are freed with the publisher, not at the next full collection.
             track.layers.clear()
         self.publisher = None
+        self._on_live(self)
         self._on_empty(self)
 
     def player_gone(self, player: Player) -> None:

@@ -1,0 +1,206 @@
+"""Rooms: the subscribe sessions of their participants, and the streams they publish.
+
+Rooms and streams are one namespace: participant P of room R publishes the plain stream "R/P"
+(a WHIP session, a relay, any publisher), so a WHEP player or a relay sees it as any stream.
+A room exists while one of its participants subscribes; it learns which of its streams are
+live from the streams themselves (Rooms.stream_changed) and gives every subscriber a slot for
+each other participant's audio and video (Room.sync).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from sfu.media import AUDIO, VIDEO
+from sfu.routing.room_stats import ParticipantView, RoomView
+from sfu.routing.room_subscriber import RoomSource, RoomSubscriber
+from sfu.routing.stream import Stream
+from sfu.session.transport import SessionState
+
+# Slots a subscriber may offer beyond two per participant the room can hold (an audio and a
+# video each): room for an offer made while someone left and another joined.
+SPARE_SLOTS = 4
+
+
+class ParticipantBusy(Exception):
+    """That participant already has a subscribe session in the room."""
+
+
+class RoomFull(Exception):
+    """The room holds MediaConfig.max_room_participants participants already."""
+
+
+def max_slots(max_participants: int) -> int:
+    """The most m-lines a subscribe offer may have: a slot per kind per other participant."""
+    return 2 * max_participants + SPARE_SLOTS
+
+
+def room_member(stream: str) -> tuple[str, str] | None:
+    """(room, participant) of a stream named "ROOM/PARTICIPANT"; None for any other name."""
+    room, sep, participant = stream.partition("/")
+    if not sep or not room or not participant or "/" in participant:
+        return None
+    return room, participant
+
+
+class Room:
+    """One room: its subscribers by participant and its participants' live streams. It is
+    the "stream" of its subscribers' Players (player_ready, player_gone)."""
+
+    def __init__(self, name: str, live: dict[str, Stream], on_empty: Callable[[Room], None]):
+        self.name = name
+        self.live = live  # participant -> its stream, while the stream's publisher is live
+        self.subscribers: dict[str, RoomSubscriber] = {}
+        self.changed = False  # a stream went live or away since the last sync
+        self._on_empty = on_empty
+
+    def size(self) -> int:
+        """Participants: those who subscribe or publish, or both."""
+        return len(self.subscribers) + sum(1 for p in self.live if p not in self.subscribers)
+
+    def stream_changed(self, participant: str, stream: Stream) -> None:
+        if stream.live_publisher() is not None:
+            self.live[participant] = stream
+        elif self.live.get(participant) is stream:
+            del self.live[participant]
+        self.changed = True
+
+    def sources(self) -> list[RoomSource]:
+        """Each live participant's first audio track and first video group, in the order
+        they went live."""
+        sources = []
+        for participant, stream in self.live.items():
+            publisher = stream.live_publisher()
+            if publisher is None:
+                continue
+            for kind in (AUDIO, VIDEO):
+                group = next((g for g in publisher.groups if g[0].kind == kind), None)
+                if group is not None:
+                    sources.append(RoomSource(participant, kind, group, publisher))
+        return sources
+
+    def sync(self, now: float) -> None:
+        """Point every subscriber's slots at the room's sources as they are now."""
+        self.changed = False
+        sources = self.sources()
+        for subscriber in self.subscribers.values():
+            subscriber.assign(sources, now)
+
+    # -- the stream of its subscribers (player.PlayerStream) --
+
+    def live_publisher(self) -> None:
+        """A room has no one publisher: each slot's keyframe requests go to the publisher of
+        its own source (RoomSubscriber.flush_requests)."""
+        return None
+
+    def player_ready(self, player: RoomSubscriber, now: float) -> None:
+        player.assign(self.sources(), now)
+
+    def player_gone(self, player: RoomSubscriber) -> None:
+        """A subscriber left: its slots stop, and the room goes with its last subscriber."""
+        player.release_all()
+        if self.subscribers.get(player.participant) is player:
+            del self.subscribers[player.participant]
+        if not self.subscribers:
+            self._on_empty(self)
+
+    # -- what the control plane sees --
+
+    def view(self, subscriber: RoomSubscriber) -> RoomView:
+        names = sorted((self.live.keys() | self.subscribers.keys()) - {subscriber.participant})
+        kinds: dict[str, list[str]] = {}
+        for source in self.sources():
+            kinds.setdefault(source.participant, []).append(source.kind)
+        return RoomView(
+            room=self.name,
+            participant=subscriber.participant,
+            participants=tuple(
+                ParticipantView(
+                    name=name,
+                    publishing=name in self.live,
+                    kinds=tuple(kinds.get(name, ())),
+                    subscribed=name in self.subscribers,
+                )
+                for name in names
+            ),
+            slots=subscriber.slots(),
+            wanted=dict(subscriber.wanted),
+            speakers=(),
+            estimate=subscriber.estimate(),
+            allocated=subscriber.allocated(),
+            paused=0,
+        )
+
+
+class Rooms:
+    """The router's rooms by name."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, Room] = {}
+
+    def __len__(self) -> int:
+        return len(self.by_name)
+
+    def stream_changed(self, stream: Stream) -> None:
+        """A stream's publisher went live or away: its room, if any, syncs at the next tick
+        (this runs inside a session's close, where slots should not move yet)."""
+        member = room_member(stream.name)
+        room = self.by_name.get(member[0]) if member is not None else None
+        if room is not None and member is not None:
+            room.stream_changed(member[1], stream)
+
+    def admit(
+        self, name: str, participant: str, streams: Iterable[Stream], max_participants: int
+    ) -> Room:
+        """The room a new subscriber of `participant` joins, made from the live streams if
+        new (and kept only once the subscriber is added); ParticipantBusy or RoomFull."""
+        room = self.by_name.get(name)
+        if room is None:
+            live = {}
+            for stream in streams:
+                member = room_member(stream.name)
+                if member is not None and member[0] == name and stream.live_publisher():
+                    live[member[1]] = stream
+            room = Room(name, live, self._forget)
+        if participant in room.subscribers:
+            raise ParticipantBusy(f"{participant} already subscribes in room {name}")
+        if participant not in room.live and room.size() >= max_participants:
+            raise RoomFull(f"room {name} has {max_participants} participants")
+        return room
+
+    def join(self, room: Room, subscriber: RoomSubscriber, now: float) -> None:
+        """Add an admitted subscriber; its slot counts are known at once, its slots fill
+        once it connects (Room.player_ready)."""
+        self.by_name[room.name] = room
+        room.subscribers[subscriber.participant] = subscriber
+        subscriber.assign(room.sources(), now)
+
+    def _forget(self, room: Room) -> None:
+        if self.by_name.get(room.name) is room:
+            del self.by_name[room.name]
+
+    def subscribers(self) -> Iterator[RoomSubscriber]:
+        for room in self.by_name.values():
+            yield from room.subscribers.values()
+
+    def sync_changed(self, now: float) -> None:
+        """Every feedback tick: sync the rooms whose streams went live or away."""
+        for room in list(self.by_name.values()):
+            if room.changed:
+                room.sync(now)
+
+    def note_sent(self, now: float) -> None:
+        """Every feedback tick: the send-side estimate of subscribers that play simulcast."""
+        for subscriber in self.subscribers():
+            if subscriber.adaptive:
+                subscriber.note_sent(now)
+
+    def send_reports(self, now: float) -> None:
+        """Once a second: sync every room, then each connected subscriber's Sender Reports
+        and layer choice."""
+        for room in list(self.by_name.values()):
+            room.sync(now)
+        for subscriber in self.subscribers():
+            if subscriber.session.state is SessionState.CONNECTED:
+                subscriber.send_reports(now)
+                subscriber.adapt(now)

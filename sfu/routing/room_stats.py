@@ -1,0 +1,60 @@
+"""What the router tells the control plane of a room, as frozen values, and what it is told.
+
+A view names other participants by name only, never by session id or address: signaling turns
+the change between two views into one participant's events, which must tell it nothing it
+could use against another participant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrackPrefs:
+    """One subscriber's wishes for one other participant's media: pinned first when the
+    downlink is shared, off (no slot at all), and a size cap on its video."""
+
+    pinned: bool = False
+    off: bool = False
+    max_width: int | None = None
+    max_height: int | None = None
+
+
+@dataclass(frozen=True)
+class ParticipantView:
+    """Another participant of the room: whether it publishes (its stream is live) and what
+    kinds the room carries of it, and whether it subscribes (has a subscribe session)."""
+
+    name: str
+    publishing: bool
+    kinds: tuple[str, ...]
+    subscribed: bool
+
+
+@dataclass(frozen=True)
+class SlotView:
+    """One m-line of the subscriber's offer: whose media it carries now (None: free), and
+    the simulcast layer it plays (None: a single-layer source or no source)."""
+
+    mid: str
+    kind: str
+    participant: str | None
+    paused: bool
+    rid: str | None
+
+
+@dataclass(frozen=True)
+class RoomView:
+    """One subscriber's room: the others, its slots, the slot counts it should offer in all
+    (at least what it offers), the speakers, and its estimate and what is allocated of it."""
+
+    room: str
+    participant: str
+    participants: tuple[ParticipantView, ...]
+    slots: tuple[SlotView, ...]
+    wanted: dict[str, int]
+    speakers: tuple[str, ...]
+    estimate: float | None
+    allocated: float
+    paused: int

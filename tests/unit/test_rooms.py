@@ -1,0 +1,301 @@
+"""Rooms in memory: participants publish "ROOM/NAME" and subscribe with slots, which the room
+points at the others' tracks and re-points as they come and go, without renegotiation."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+
+import pytest
+
+from bench.client import STAMP, STAMP_OFFSET
+from bench.sdp import AUDIO_PT, VIDEO_PT, parse_answer
+from sfu.config import MediaConfig
+from sfu.protocol.keyframes import vp8_keyframe_start
+from sfu.routing.room_stats import TrackPrefs
+from sfu.routing.router import ParticipantBusy, RoomFull
+from sfu.wire import rtp
+from signaling.sdp.negotiate import negotiate_play
+from signaling.sdp.parse import parse_offer
+from tests.harness import Harness, Peer, record_rtp
+
+TWO_EACH = ("audio", "video", "audio", "video")
+
+
+class Participant:
+    """One participant: its WHIP publisher of ROOM/NAME and its subscriber, whose decrypted
+    packets are kept to tell which publisher each came from."""
+
+    def __init__(
+        self, h: Harness, room: str, name: str, kinds: tuple[str, ...], publish: bool = True
+    ) -> None:
+        self.name = name
+        self.publisher: Peer | None = h.publisher(f"{room}/{name}") if publish else None
+        self.subscriber = h.subscriber(room, name, kinds)
+        self.packets = record_rtp(self.subscriber)
+
+    @property
+    def peers(self) -> list[Peer]:
+        return [p for p in (self.publisher, self.subscriber) if p is not None]
+
+    def view(self, h: Harness):
+        view = h.router.room_view(self.subscriber.session.id)
+        assert view is not None
+        return view
+
+    def slot_ssrcs(self) -> dict[str, int]:
+        return parse_answer(self.subscriber.answer_text).ssrcs
+
+    def on_slot(self, mid: str, since: float = 0.0) -> list[tuple[int, int, bool]]:
+        """(sequence number, publisher index, keyframe start) of the media sent on a slot."""
+        ssrc = self.slot_ssrcs()[mid]
+        found = []
+        for at, plain in self.packets:
+            pt = plain[1] & 0x7F
+            if at < since or int.from_bytes(plain[8:12], "big") != ssrc:
+                continue
+            if pt not in (AUDIO_PT, VIDEO_PT):
+                continue  # RTX
+            start, end = rtp.payload_bounds(plain)
+            index = STAMP.unpack_from(plain, start + STAMP_OFFSET)[0]
+            keyframe = pt == VIDEO_PT and vp8_keyframe_start(plain[start:end])
+            found.append((plain[2] << 8 | plain[3], index, keyframe))
+        return found
+
+
+def join(h: Harness, name: str, kinds: tuple[str, ...] = TWO_EACH, **options) -> Participant:
+    participant = Participant(h, "r", name, kinds, **options)
+    h.connect(*participant.peers)
+    return participant
+
+
+def index_of(participant: Participant) -> int:
+    assert participant.publisher is not None and participant.publisher.media is not None
+    return participant.publisher.media.index
+
+
+def assigned(view) -> dict[tuple[str, str], str]:
+    """(participant, kind) -> mid of a view's assigned slots."""
+    return {(s.participant, s.kind): s.mid for s in view.slots if s.participant is not None}
+
+
+def assert_receives_from(h: Harness, viewer: Participant, others: list[Participant]) -> None:
+    """Every other participant's audio and video is on a slot of `viewer`, and that slot
+    carries its media only."""
+    slots = assigned(viewer.view(h))
+    for other in others:
+        for kind in ("audio", "video"):
+            mid = slots[(other.name, kind)]
+            got = viewer.on_slot(mid)
+            assert len(got) > 10, (viewer.name, other.name, kind)
+            assert {index for _, index, _ in got} == {index_of(other)}
+    assert viewer.name not in {who for who, _ in slots}
+
+
+def test_three_participants_each_receive_the_two_others():
+    h = Harness()
+    people = [join(h, name) for name in "abc"]
+    h.run(1.5)
+    for viewer in people:
+        assert_receives_from(h, viewer, [p for p in people if p is not viewer])
+        view = viewer.view(h)
+        assert view.wanted == {"audio": 2, "video": 2}
+        assert [p.name for p in view.participants] == sorted({"a", "b", "c"} - {viewer.name})
+        assert all(p.publishing and p.subscribed for p in view.participants)
+        assert all(p.kinds == ("audio", "video") for p in view.participants)
+        video = viewer.on_slot(assigned(view)[(view.participants[0].name, "video")])
+        assert video[0][2], "a slot starts on a keyframe"
+
+
+def test_a_fourth_participant_is_wanted_then_renegotiated_in():
+    h = Harness()
+    people = [join(h, name) for name in "abc"]
+    h.run(0.5)
+    d = join(h, "d")
+    h.run(0.5)
+    a = people[0]
+    assert a.view(h).wanted == {"audio": 3, "video": 3}
+    assert ("d", "video") not in assigned(a.view(h))
+    ssrcs_before = a.slot_ssrcs()
+    h.server.renegotiate(a.subscriber, (*TWO_EACH, "audio", "video"))
+    assert {mid: a.slot_ssrcs()[mid] for mid in ssrcs_before} == ssrcs_before
+    h.run(1.0)
+    view = a.view(h)
+    assert view.wanted == {"audio": 3, "video": 3}
+    assert assigned(view)[("d", "audio")] == "4"
+    assert assigned(view)[("d", "video")] == "5"
+    assert_receives_from(h, a, [people[1], people[2], d])
+
+
+def test_a_leavers_slots_are_reused_by_the_next_joiner_seamlessly():
+    h = Harness()
+    a, b = join(h, "a"), join(h, "b")
+    h.run(1.0)
+    mid = assigned(a.view(h))[("b", "video")]
+    for peer in b.peers:
+        h.router.close(peer.session.id, "DELETE")
+        peer.silent = True
+    h.run(0.2)
+    assert all(s.participant is None for s in a.view(h).slots)
+    assert [p.name for p in a.view(h).participants] == []
+    joined_at = h.now
+    c = join(h, "c")
+    h.run(1.0)
+    assert assigned(a.view(h))[("c", "video")] == mid  # the freed slot, not a new one
+    slot = a.on_slot(mid)
+    switch = next(i for i, (_, index, _) in enumerate(slot) if index == index_of(c))
+    assert slot[switch][2], "the new source starts on a keyframe"
+    assert all(index == index_of(b) for _, index, _ in slot[:switch])
+    for (seq, _, _), (after, _, _) in itertools.pairwise(slot):
+        assert after == (seq + 1) & 0xFFFF  # one SSRC, numbers continue across sources
+    assert len(a.on_slot(mid, since=joined_at)) > 10
+    assert h.router.room_view(b.subscriber.session.id) is None
+
+
+def test_subscribing_before_anyone_publishes_and_publishing_after_subscribing():
+    h = Harness()
+    a = join(h, "a", publish=False)
+    h.run(0.3)
+    assert a.view(h).participants == ()
+    b = Participant(h, "r", "b", TWO_EACH, publish=False)
+    h.connect(b.subscriber)
+    h.run(0.2)
+    assert [(p.name, p.publishing, p.subscribed) for p in a.view(h).participants] == [
+        ("b", False, True)
+    ]
+    b.publisher = h.publisher("r/b")  # b publishes after subscribing
+    h.connect(b.publisher)
+    h.run(1.0)
+    assert_receives_from(h, a, [b])
+    assert all(s.participant is None for s in b.view(h).slots)  # never its own tracks
+    assert b.view(h).wanted == {"audio": 2, "video": 2}
+
+
+def test_a_publish_only_participant_is_in_the_room_and_a_whep_player_sees_its_stream():
+    h = Harness()
+    a = join(h, "a")
+    obs = h.publisher("r/obs")
+    player = h.player("r/obs")
+    h.connect(obs, player)
+    h.run(2.0)  # the slot's keyframe request waits out the player's (keyframe_interval)
+    view = a.view(h)
+    assert [(p.name, p.publishing, p.subscribed) for p in view.participants] == [
+        ("obs", True, False)
+    ]
+    assert len(player.media_packets(VIDEO_PT)) > 10
+    assert {index for _, index, _ in a.on_slot(assigned(view)[("obs", "video")])} == {
+        obs.media.index  # type: ignore[union-attr]
+    }
+
+
+def test_twenty_one_participants_in_one_room():
+    h = Harness()
+    people = [join(h, f"p{i:02}", ("audio", "video")) for i in range(21)]
+    h.run(0.5)
+    for viewer in people:
+        view = viewer.view(h)
+        assert view.wanted == {"audio": 20, "video": 20}
+        slots = assigned(view)
+        assert len(slots) == 2
+        assert viewer.name not in {who for who, _ in slots}
+        assert len(view.participants) == 20
+    first = people[0]
+    audio = first.on_slot(assigned(first.view(h))[(people[1].name, "audio")])
+    assert len(audio) > 5
+
+
+def test_renegotiation_that_removes_reorders_or_changes_an_m_line_is_refused():
+    h = Harness()
+    a = join(h, "a")
+    router, session = h.router, a.subscriber.session
+
+    def params(kinds):
+        return negotiate_play(parse_offer(a.subscriber.offer(kinds)))
+
+    full = params(TWO_EACH)
+    with pytest.raises(ValueError, match="fewer"):
+        router.renegotiate(session.id, params(("audio", "video")), h.now)
+    swapped = [full.tracks[1], full.tracks[0], *full.tracks[2:]]
+    with pytest.raises(ValueError, match="removed or moved"):
+        router.renegotiate(session.id, dataclasses.replace(full, tracks=swapped), h.now)
+    with pytest.raises(ValueError, match="changed kind"):
+        router.renegotiate(session.id, params(("video", "audio", "audio", "video")), h.now)
+    with pytest.raises(KeyError):
+        router.renegotiate(a.publisher.session.id, full, h.now)  # type: ignore[union-attr]
+    assert len(session.handler.tracks) == 4  # type: ignore[union-attr]
+    assert router.room_view("no such session") is None
+
+
+def test_a_room_view_names_no_session_and_no_address():
+    h = Harness()
+    people = [join(h, name) for name in "abc"]
+    h.run(1.0)
+    text = repr(people[0].view(h))
+    for person in people:
+        for peer in person.peers:
+            assert peer.session.id not in text
+            assert peer.session.ice.local_ufrag not in text
+            assert peer.address[0] not in text
+    assert "10.0." not in text
+
+
+def test_a_full_room_and_a_busy_participant_are_refused():
+    h = Harness(config=MediaConfig(max_room_participants=2))
+    a = join(h, "a")
+    b = join(h, "b", publish=False)
+    with pytest.raises(ParticipantBusy):
+        h.subscriber("r", "a")
+    with pytest.raises(RoomFull):
+        h.subscriber("r", "c")
+    h.subscriber("other", "c")  # another room has room
+    h.router.close(b.subscriber.session.id, "DELETE")
+    h.subscriber("r", "c")
+    assert a.view(h).wanted == {"audio": 2, "video": 2}
+
+
+def test_prefs_turn_a_participant_off_and_back_on():
+    h = Harness()
+    a, b = join(h, "a", ("audio", "video")), join(h, "b")
+    join(h, "c")
+    h.run(0.5)
+    first = assigned(a.view(h))
+    held = next(who for who, kind in first if kind == "video")
+    other = ({"b", "c"} - {held}).pop()
+    session_id = a.subscriber.session.id
+    h.router.set_prefs(session_id, {held: TrackPrefs(off=True)}, h.now)
+    now_assigned = assigned(a.view(h))
+    assert {who for who, _ in now_assigned} == {other}
+    assert a.view(h).wanted == {"audio": 1, "video": 1}
+    h.router.set_prefs(session_id, {}, h.now)
+    assert {who for who, _ in assigned(a.view(h))} == {other}  # a slot stays with its source
+    with pytest.raises(ValueError):
+        h.router.set_prefs(session_id, {f"p{i}": TrackPrefs() for i in range(101)}, h.now)
+    with pytest.raises(KeyError):
+        h.router.set_prefs(b.publisher.session.id, {}, h.now)  # type: ignore[union-attr]
+
+
+def test_a_simulcast_participant_starts_on_its_lowest_layer():
+    h = Harness()
+    a = join(h, "a")
+    s = Participant(h, "r", "s", TWO_EACH, publish=False)
+    s.publisher = h.publisher("r/s", simulcast=True)
+    h.connect(*s.peers)
+    h.run(0.1)
+    slot = next(v for v in a.view(h).slots if v.participant == "s" and v.kind == "video")
+    assert slot.rid == "q"  # bench.client.SIMULCAST_LAYERS, lowest first
+    h.run(1.5)
+    assert len(a.on_slot(slot.mid)) > 10  # then the player's adapt() moves it up
+
+
+def test_the_last_subscriber_leaving_forgets_the_room_and_frees_everything():
+    h = Harness()
+    people = [join(h, name) for name in "ab"]
+    h.run(0.5)
+    for person in people:
+        for peer in person.peers:
+            h.router.close(peer.session.id, "DELETE")
+            peer.silent = True
+    h.run(0.1)
+    assert len(h.router.rooms) == 0
+    assert h.router.resources().player_tracks == 0
+    assert h.router.stream_count() == 0
