@@ -127,8 +127,8 @@ class Room:
             wanted=dict(subscriber.wanted),
             speakers=(),
             estimate=subscriber.estimate(),
-            allocated=subscriber.allocated(),
-            paused=0,
+            allocated=subscriber.allocation.allocated,
+            paused=len(subscriber.paused),
         )
 
 

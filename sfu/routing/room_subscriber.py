@@ -10,11 +10,23 @@ choice are the Player's own; only its keyframe requests go to each slot's own pu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
 from sfu.media import AUDIO, VIDEO, PeerParams
+from sfu.protocol.allocation import (
+    PAUSED,
+    Allocation,
+    LayerOption,
+    Priority,
+    Want,
+    Wish,
+    allocate,
+    simulcast_options,
+)
 from sfu.protocol.simulcast import Choice, ranked
+from sfu.protocol.speakers import SpeakerUpdate
 from sfu.routing.context import HandlerContext
 from sfu.routing.player import Player, PlayerStream
 from sfu.routing.publisher import Publisher
@@ -68,9 +80,12 @@ class RoomSubscriber(Player):
     ) -> None:
         super().__init__(context, room, session)
         self.participant = participant
-        # slot -> the participant whose media it carries and that participant's publisher.
-        self.feeds: dict[SubscriberTrack, tuple[str, Publisher]] = {}
+        self.feeds: dict[SubscriberTrack, RoomSource] = {}  # slot -> the media it carries
+        self.paused: set[SubscriberTrack] = set()  # fed slots the allocation sends nothing
+        self.allocation = Allocation((), 0, 0)  # the last one, once a second
         self.prefs: dict[str, TrackPrefs] = {}
+        # The room's speakers, most active first, and its recent ones, latest first.
+        self.speakers = SpeakerUpdate()
         # Slots per kind it should offer in all: at least those it has.
         self.wanted = self.offered()
 
@@ -80,7 +95,7 @@ class RoomSubscriber(Player):
     def flush_requests(self, asked: list[SubscriberTrack]) -> None:
         """Send the keyframe requests of the slots a PLI or FIR named, each to the publisher
         of its own source."""
-        for publisher in {self.feeds[t][1] for t in asked if t in self.feeds}:
+        for publisher in {self.feeds[t].publisher for t in asked if t in self.feeds}:
             publisher.flush()
 
     def assign(self, sources: Sequence[RoomSource], now: float) -> None:
@@ -100,10 +115,10 @@ class RoomSubscriber(Player):
             return
         self.codec_mismatch.clear()  # found again below while it lasts
         by_key = {(s.participant, s.kind): s for s in wanted}
-        for slot, (who, _) in list(self.feeds.items()):
-            if (who, slot.kind) not in by_key:
+        for slot, fed in list(self.feeds.items()):
+            if (fed.participant, slot.kind) not in by_key:
                 self.release(slot)
-        held = {(who, slot.kind): slot for slot, (who, _) in self.feeds.items()}
+        held = {(fed.participant, slot.kind): slot for slot, fed in self.feeds.items()}
         free = {
             kind: [t for t in self.tracks if t.kind == kind and t not in self.feeds]
             for kind in KINDS
@@ -131,25 +146,29 @@ class RoomSubscriber(Player):
 
     def _feed(self, slot: SubscriberTrack, source: RoomSource, now: float) -> bool:
         """Point `slot` at `source`, on its lowest layer unless it plays one of its layers
-        already; True when it asked the source for a keyframe."""
-        self.feeds[slot] = (source.participant, source.publisher)
+        already or is paused; True when it asked the source for a keyframe."""
+        self.feeds[slot] = source
         prefs = self.prefs_for(source.participant)
         slot.choice = Choice(max_width=prefs.max_width, max_height=prefs.max_height)
-        group = source.group
-        if slot.source in group:
+        if slot.source in source.group or slot in self.paused:
             return False
-        layer = ranked(group)[0]
+        self._start(slot, ranked(source.group)[0], now)
+        return True
+
+    def _start(self, slot: SubscriberTrack, layer: PublisherTrack, now: float) -> None:
+        """Play `layer` on `slot` from its next keyframe, asked for now; the slot's numbers
+        continue from whatever it played before."""
         codec = slot.codec_for(layer.codec)
         assert codec is not None  # assign() chose the slot for this codec
         slot.detach()
         slot.attach(layer, codec, self.context.sendto_for(self.session))
         layer.request_keyframe(now)
-        return True
 
     def release(self, slot: SubscriberTrack) -> None:
         """Free a slot: nothing is sent on it until it carries another source."""
         slot.detach()
         del self.feeds[slot]
+        self.paused.discard(slot)
 
     def release_all(self) -> None:
         for slot in list(self.feeds):
@@ -180,22 +199,83 @@ class RoomSubscriber(Player):
             session.streams.allow_senders(RTCP_SENDERS_PER_MLINE * len(self.tracks))
 
     def slots(self) -> tuple[SlotView, ...]:
-        """Every slot, in m-line order, with whom it carries."""
+        """Every slot, in m-line order, with whom it carries and the layer it plays."""
         views = []
         for slot in self.tracks:
-            feed = self.feeds.get(slot)
+            fed = self.feeds.get(slot)
             source = slot.pending or slot.source
             views.append(
                 SlotView(
                     mid=slot.spec.mid,
                     kind=slot.kind,
-                    participant=feed[0] if feed is not None else None,
-                    paused=False,
-                    rid=source.rid if source is not None and feed is not None else None,
+                    participant=fed.participant if fed is not None else None,
+                    paused=slot in self.paused,
+                    rid=source.rid if source is not None and fed is not None else None,
                 )
             )
         return tuple(views)
 
-    def allocated(self) -> float:
-        """Bits per second of what its slots play now (their sources' last measured rates)."""
-        return sum(s.source.bitrate for s in self.feeds if s.source is not None)
+    # -- sharing the downlink (sfu.protocol.allocation), instead of Player's per-track choice --
+
+    @property
+    def adaptive(self) -> bool:
+        """Whenever it carries anything: its estimate shares the downlink among the slots."""
+        return bool(self.feeds)
+
+    def adapt(self, now: float) -> None:
+        """Once a second, share the estimate among the fed slots by priority: a paused slot
+        stops (nothing is sent) and resumes from a keyframe once it fits again; a simulcast
+        slot moves to its granted layer, down at once, up as LayerPace allows."""
+        slots = [slot for slot in self.tracks if slot in self.feeds]
+        self.allocation = allocate(self.estimate(), [self._want(slot) for slot in slots])
+        moves = set()
+        flush: set[Publisher] = set()
+        for slot, grant in zip(slots, self.allocation.grants, strict=True):
+            source = self.feeds[slot]
+            if grant.state == PAUSED:
+                if slot not in self.paused:
+                    slot.detach()
+                    self.paused.add(slot)
+                continue
+            if grant.layer is None:
+                continue  # nothing heard of its layers yet: it stays as it is
+            target = next(t for t in source.group if t.rid == grant.layer.rid)
+            if slot in self.paused:
+                self.paused.discard(slot)
+                self._start(slot, target, now)
+                flush.add(source.publisher)
+                continue
+            current = slot.pending or slot.source
+            if current is None or current is target or current not in source.group:
+                continue
+            order = ranked(source.group)
+            up = order.index(target) > order.index(current)
+            if not up or self.pace.allows_upgrade(now):
+                slot.switch_to(target, now)
+                moves.add(up)
+        for publisher in flush:
+            publisher.flush()
+        if moves:
+            self.pace.changed(False not in moves, now)
+
+    def _want(self, slot: SubscriberTrack) -> Want:
+        """What the allocator needs of one fed slot: its source's layers and priority."""
+        source = self.feeds[slot]
+        prefs = self.prefs_for(source.participant)
+        if len(source.group) > 1:
+            layers = simulcast_options(source.group)
+        else:
+            track = source.group[0]
+            layers = (LayerOption(0, None, math.ceil(track.bitrate), track.width, track.height),)
+        speakers = self.speakers
+        rank = 0
+        if prefs.pinned:
+            priority = Priority.PINNED
+        elif source.participant in speakers.active:
+            priority = Priority.SPEAKER
+        elif source.participant in speakers.recent:
+            priority, rank = Priority.RECENT, speakers.recent.index(source.participant)
+        else:
+            priority = Priority.OTHER
+        wish = Wish(max_width=prefs.max_width, max_height=prefs.max_height)
+        return Want(slot.spec.mid, slot.kind, layers, priority, rank, wish)

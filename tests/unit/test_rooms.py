@@ -299,3 +299,31 @@ def test_the_last_subscriber_leaving_forgets_the_room_and_frees_everything():
     assert len(h.router.rooms) == 0
     assert h.router.resources().player_tracks == 0
     assert h.router.stream_count() == 0
+
+
+def test_video_that_does_not_fit_is_paused_and_resumes_from_a_keyframe():
+    h = Harness()
+    a, b = join(h, "a"), join(h, "b")
+    join(h, "c")
+    h.run(2.0)
+    a.subscriber.down.rate = 300_000  # audio fits, no video does
+    h.run(3.0)
+    view = a.view(h)
+    assert view.paused == 2
+    assert [s.kind for s in view.slots if s.paused] == ["video", "video"]
+    assert view.estimate is not None and view.allocated <= view.estimate
+    video_mid = assigned(view)[("b", "video")]
+    quiet_since = h.now - 1.0
+    assert a.on_slot(video_mid, since=quiet_since) == []  # paused: nothing sent, no freeze
+    assert len(a.on_slot(assigned(view)[("b", "audio")], since=quiet_since)) > 20
+    resumed_from = h.now
+    a.subscriber.down.rate = 0
+    h.run(15.0)  # the estimate grows 15 % a second (bwe.INCREASE_PER_SECOND) until both fit
+    assert a.view(h).paused == 0
+    after = a.on_slot(video_mid, since=resumed_from)
+    assert after and after[0][2], "a resumed slot starts on a keyframe"
+    whole = a.on_slot(video_mid)
+    for (seq, _, _), (following, _, _) in itertools.pairwise(whole):
+        # A pause is a gap in time, not in numbers; the capped link lost a few at its queue.
+        assert 0 < (following - seq) & 0xFFFF < 50
+    assert {index for _, index, _ in whole} == {index_of(b)}
