@@ -48,6 +48,8 @@ async def server_stats(request: web.Request) -> web.Response:
             "http_refused": dict(request.app[REFUSED]),  # by status: 400, 401, 413, 429, ...
             "http": request.app[GUARD].stats() if GUARD in request.app else {},
             "events_refused": dict(request.app[HUB].refused) if HUB in request.app else {},
+            # malloc_trim after mass teardown (sfu.io.memory): how often, and what it cost
+            "heap_trims": {"count": media.trimmer.trims, "seconds": media.trimmer.seconds},
         }
     )
 

@@ -33,6 +33,9 @@ async def test_server_stats_name_the_forwarding_path(sfu_server) -> None:
     assert stats["forwarding_path"] == ("python" if forced_python else "compiled")
     # The best AES engine this CPU has, as the extension found it; libsrtp's on the Python path.
     assert stats["srtp_aes"] == ("libsrtp" if forced_python else fastpath.AES_ENGINES[0])
+    trims = stats["heap_trims"]  # malloc_trim after mass teardown: a count and its CPU time
+    assert isinstance(trims["count"], int) and trims["count"] >= 0
+    assert trims["seconds"] >= 0
 
 
 async def test_whip_answer_headers_and_delete(sfu_server) -> None:
