@@ -10,6 +10,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+from sfu.wire.audio_level import AUDIO_LEVEL_URI
 from sfu.wire.rtp import RID_URI, TRANSPORT_CC_URI
 
 AUDIO_PT = 111
@@ -17,6 +18,7 @@ VIDEO_PT = 96
 VIDEO_RTX_PT = 97
 TRANSPORT_CC_ID = 3
 RID_ID = 4
+AUDIO_LEVEL_ID = 5
 
 
 class AnswerError(ValueError):
@@ -47,6 +49,7 @@ def build_offer(
     transport_cc: bool = False,
     rids: tuple[str, ...] = (),
     kinds: tuple[str, ...] = ("audio", "video"),
+    audio_level: bool = False,
 ) -> str:
     """An offer with one audio (opus) and one video (VP8) m-line, bundled, or an m-line per
     entry of `kinds` (a room subscriber's slots), mids "0", "1", ... in that order.
@@ -56,6 +59,7 @@ def build_offer(
     `rtx` adds a VP8 retransmission format, `transport_cc` the transport-wide sequence
     extension and its feedback (the in-memory tests use both; the load clients neither).
     `rids` makes a publisher's video simulcast: those layers, named by the RID extension.
+    `audio_level` offers the RFC 6464 audio level extension on audio.
     """
     direction = "sendonly" if send else "recvonly"
     stream_id = secrets.token_hex(4)
@@ -94,6 +98,8 @@ def build_offer(
                 f"a=extmap:{TRANSPORT_CC_ID} {TRANSPORT_CC_URI}",
                 f"a=rtcp-fb:{pt} transport-cc",
             ]
+        if audio_level and kind == "audio":
+            lines.append(f"a=extmap:{AUDIO_LEVEL_ID} {AUDIO_LEVEL_URI}")
         if with_rtx:
             lines += [f"a=rtpmap:{VIDEO_RTX_PT} rtx/90000", f"a=fmtp:{VIDEO_RTX_PT} apt={pt}"]
         if send and rids and kind == "video":

@@ -38,7 +38,15 @@ from bench.client import (
     Transport,
     asks_keyframe,
 )
-from bench.sdp import RID_ID, TRANSPORT_CC_ID, VIDEO_PT, VIDEO_RTX_PT, build_offer, parse_answer
+from bench.sdp import (
+    AUDIO_LEVEL_ID,
+    RID_ID,
+    TRANSPORT_CC_ID,
+    VIDEO_PT,
+    VIDEO_RTX_PT,
+    build_offer,
+    parse_answer,
+)
 from sfu.config import MediaConfig
 from sfu.io.udp import UdpEndpoint
 from sfu.media import PeerParams
@@ -53,6 +61,7 @@ from sfu.session.peer import PeerSession
 from sfu.session.table import SessionTable
 from sfu.session.transport import Address
 from sfu.wire import rtp
+from sfu.wire.audio_level import audio_level_element
 from sfu.wire.demux import DTLS, SRTP, STUN, classify
 from sfu.wire.rtp import TRANSPORT_CC_URI
 from signaling.sdp.answer import render_answer
@@ -292,6 +301,7 @@ class Peer:
         auto_nack: bool = False,
         simulcast: bool = False,
         kinds: tuple[str, ...] = ("audio", "video"),
+        audio_level: bool = False,
     ) -> None:
         self.network = network
         self.server = server
@@ -307,6 +317,7 @@ class Peer:
         self.answer_text = ""
         self.sending = True  # a publisher's media; False pauses it
         self.silent = False  # sends nothing at all (a peer that vanished)
+        self.level = -127  # dBov of its audio (RFC 6464, voice bit set) when it offered levels
         self.stats = PeerStats()
         self.received: list[Received] = []
         self.rtcp_ssrc = 0x5EED0000 | len(network.peers)
@@ -320,7 +331,12 @@ class Peer:
         self._twcc_media_ssrc = 0
         self._transport_seq = 0
         network.peers[address] = self
-        self._offer_options = {"rtx": rtx, "transport_cc": transport_cc, "simulcast": simulcast}
+        self._offer_options = {
+            "rtx": rtx,
+            "transport_cc": transport_cc,
+            "simulcast": simulcast,
+            "audio_level": audio_level,
+        }
         self.session = server.open_session(self, self.offer(kinds))
         self.transport.accept_answer(parse_answer(self.answer_text))
         self._extension_up = TRANSPORT_CC_URI in self.answer_text
@@ -341,6 +357,7 @@ class Peer:
             if options["simulcast"] and self.role == PUBLISH
             else (),
             kinds=kinds,
+            audio_level=options["audio_level"],
         )
 
     # -- network ---------------------------------------------------------------------------------
@@ -453,10 +470,12 @@ class Peer:
     def send_pli(self, media_ssrc: int) -> None:
         self.send_rtcp(rtp.pli(self.rtcp_ssrc, media_ssrc))
 
-    def _send_rtp(self, plain: bytes, rid: bytes = b"") -> None:
+    def _send_rtp(self, plain: bytes, rid: bytes = b"", level: bool = False) -> None:
         """Protect and send, with a transport-wide sequence number when the answer agreed,
-        and a simulcast layer's RID."""
+        a simulcast layer's RID, and an audio packet's level when it offered levels."""
         elements = [(RID_ID, rid)] if rid else []
+        if level:
+            elements.append((AUDIO_LEVEL_ID, audio_level_element(self.level, True)))
         if self._extension_up:
             elements.append((TRANSPORT_CC_ID, self._transport_seq.to_bytes(2, "big")))
             self._transport_seq = (self._transport_seq + 1) & 0xFFFF
@@ -504,7 +523,7 @@ class Peer:
                     self._send_rtp(packet)
             self._next_frame += 1 / VIDEO_FPS
         if now >= self._next_audio:
-            self._send_rtp(media.audio_packet(stamp))
+            self._send_rtp(media.audio_packet(stamp), level=self._offer_options["audio_level"])
             self._next_audio += 1 / AUDIO_PPS
 
     def _send_reports(self, now: float) -> None:

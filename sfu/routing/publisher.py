@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Protocol
 
+from sfu.media import AUDIO
 from sfu.protocol.twcc import TwccRecorder
 from sfu.routing.context import HandlerContext
 from sfu.routing.publisher_track import KeyframeNeeded, PublisherTrack
@@ -12,6 +14,7 @@ from sfu.routing.stats import Layer, PublisherStats, next_serial
 from sfu.session.peer import PeerSession
 from sfu.session.transport import Transport
 from sfu.wire import rtp
+from sfu.wire.audio_level import AUDIO_LEVEL_URI, audio_level
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +87,19 @@ class Publisher:
         }
         self.twcc_id = min(twcc_ids) if twcc_ids else 0
         self.twcc = TwccRecorder() if self.twcc_id else None
+        # The RFC 6464 level of each audio packet (dBov, voice bit, arrival) goes here when
+        # the publisher is in a room (its speaker detection) and negotiated the extension.
+        self.audio_level_id = next(
+            (
+                i
+                for t in self.tracks
+                if t.kind == AUDIO
+                for i, uri in t.spec.extensions.items()
+                if uri == AUDIO_LEVEL_URI
+            ),
+            0,
+        )
+        self.on_audio_level: Callable[[int, bool, float], None] | None = None
 
     def send_requests(self, track: PublisherTrack) -> None:
         """Send what a track asks of the publisher: a PLI per keyframe, a NACK per retry."""
@@ -114,6 +130,10 @@ class Publisher:
             track = self._learn_ssrc(packet, ssrc, now)
             if track is None:
                 return
+        if self.on_audio_level is not None and track.kind == AUDIO:
+            level = audio_level(packet, self.audio_level_id)
+            if level is not None:
+                self.on_audio_level(level.dbov, level.voice, now)
         self._table.media_datagrams_out += track.forward(packet, now)
         if track.requests:
             self.send_requests(track)

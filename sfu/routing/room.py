@@ -10,8 +10,10 @@ each other participant's audio and video (Room.sync).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 
 from sfu.media import AUDIO, VIDEO
+from sfu.protocol.speakers import SpeakerDetector, SpeakerUpdate
 from sfu.routing.room_stats import ParticipantView, RoomView
 from sfu.routing.room_subscriber import RoomSource, RoomSubscriber
 from sfu.routing.stream import Stream
@@ -53,6 +55,8 @@ class Room:
         self.subscribers: dict[str, RoomSubscriber] = {}
         self.changed = False  # a stream went live or away since the last sync
         self._on_empty = on_empty
+        # Who speaks, from the audio levels of the live publishers that send them.
+        self.detector = SpeakerDetector()
 
     def size(self) -> int:
         """Participants: those who subscribe or publish, or both."""
@@ -61,9 +65,35 @@ class Room:
     def stream_changed(self, participant: str, stream: Stream) -> None:
         if stream.live_publisher() is not None:
             self.live[participant] = stream
+            self._listen(participant, stream, True)
         elif self.live.get(participant) is stream:
             del self.live[participant]
+            self._tell_speakers(self.detector.remove(participant))
         self.changed = True
+
+    def _listen(self, participant: str, stream: Stream, on: bool) -> None:
+        """Have the live publisher of `stream` give its audio levels to the speaker detector
+        (when it negotiated them), or stop."""
+        publisher = stream.live_publisher()
+        if publisher is not None and publisher.audio_level_id:
+            observe = partial(self.detector.observe, participant) if on else None
+            publisher.on_audio_level = observe
+
+    def listen_all(self, on: bool) -> None:
+        """Start or stop hearing every live participant (the room is kept or forgotten)."""
+        for participant, stream in self.live.items():
+            self._listen(participant, stream, on)
+
+    def hear(self, now: float) -> None:
+        """When the detector's window is due: judge it, and tell the subscribers a change."""
+        due = self.detector.next_timer()
+        if due is not None and now >= due:
+            self._tell_speakers(self.detector.handle_timer(now))
+
+    def _tell_speakers(self, update: SpeakerUpdate | None) -> None:
+        if update is not None:
+            for subscriber in self.subscribers.values():
+                subscriber.speakers = update
 
     def sources(self) -> list[RoomSource]:
         """Each live participant's first audio track and first video group, in the order
@@ -102,6 +132,7 @@ class Room:
         if self.subscribers.get(player.participant) is player:
             del self.subscribers[player.participant]
         if not self.subscribers:
+            self.listen_all(False)
             self._on_empty(self)
 
     # -- what the control plane sees --
@@ -125,7 +156,7 @@ class Room:
             ),
             slots=subscriber.slots(),
             wanted=dict(subscriber.wanted),
-            speakers=(),
+            speakers=tuple(str(name) for name in self.detector.current.active),
             estimate=subscriber.estimate(),
             allocated=subscriber.allocation.allocated,
             paused=len(subscriber.paused),
@@ -171,8 +202,11 @@ class Rooms:
     def join(self, room: Room, subscriber: RoomSubscriber, now: float) -> None:
         """Add an admitted subscriber; its slot counts are known at once, its slots fill
         once it connects (Room.player_ready)."""
-        self.by_name[room.name] = room
+        if self.by_name.get(room.name) is not room:
+            self.by_name[room.name] = room
+            room.listen_all(True)
         room.subscribers[subscriber.participant] = subscriber
+        subscriber.speakers = room.detector.current
         subscriber.assign(room.sources(), now)
 
     def _forget(self, room: Room) -> None:
@@ -183,11 +217,13 @@ class Rooms:
         for room in self.by_name.values():
             yield from room.subscribers.values()
 
-    def sync_changed(self, now: float) -> None:
-        """Every feedback tick: sync the rooms whose streams went live or away."""
+    def tick(self, now: float) -> None:
+        """Every feedback tick: sync the rooms whose streams went live or away, and judge
+        who speaks when a window is due."""
         for room in list(self.by_name.values()):
             if room.changed:
                 room.sync(now)
+            room.hear(now)
 
     def note_sent(self, now: float) -> None:
         """Every feedback tick: the send-side estimate of subscribers that play simulcast."""

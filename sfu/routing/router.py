@@ -241,7 +241,7 @@ class Router:
         twice per 50 ms tick was the largest cost of an idle tick."""
         if now >= self._next_feedback:
             self._next_feedback = now + FEEDBACK_INTERVAL
-            self.rooms.sync_changed(now)
+            self.rooms.tick(now)
             self.send_feedback(now)
         table = self.sessions
         if now >= table.timer_floor:

@@ -15,7 +15,9 @@ from sfu.protocol.keyframes import vp8_keyframe_start
 from sfu.routing.room_stats import TrackPrefs
 from sfu.routing.router import ParticipantBusy, RoomFull
 from sfu.wire import rtp
-from signaling.sdp.negotiate import negotiate_play
+from sfu.wire.audio_level import AUDIO_LEVEL_URI
+from signaling.sdp import negotiate
+from signaling.sdp.negotiate import PUBLISH_EXTENSIONS, negotiate_play
 from signaling.sdp.parse import parse_offer
 from tests.harness import Harness, Peer, record_rtp
 
@@ -27,10 +29,18 @@ class Participant:
     packets are kept to tell which publisher each came from."""
 
     def __init__(
-        self, h: Harness, room: str, name: str, kinds: tuple[str, ...], publish: bool = True
+        self,
+        h: Harness,
+        room: str,
+        name: str,
+        kinds: tuple[str, ...],
+        publish: bool = True,
+        audio_level: bool = False,
     ) -> None:
         self.name = name
-        self.publisher: Peer | None = h.publisher(f"{room}/{name}") if publish else None
+        self.publisher: Peer | None = None
+        if publish:
+            self.publisher = h.publisher(f"{room}/{name}", audio_level=audio_level)
         self.subscriber = h.subscriber(room, name, kinds)
         self.packets = record_rtp(self.subscriber)
 
@@ -327,3 +337,27 @@ def test_video_that_does_not_fit_is_paused_and_resumes_from_a_keyframe():
         # A pause is a gap in time, not in numbers; the capped link lost a few at its queue.
         assert 0 < (following - seq) & 0xFFFF < 50
     assert {index for _, index, _ in whole} == {index_of(b)}
+
+
+@pytest.fixture
+def audio_levels(monkeypatch):
+    """Publishers' audio levels accepted, as signaling.sdp.negotiate should (not yet)."""
+    monkeypatch.setattr(negotiate, "PUBLISH_EXTENSIONS", PUBLISH_EXTENSIONS | {AUDIO_LEVEL_URI})
+
+
+def test_the_speaker_is_named_and_its_video_kept_when_only_one_fits(audio_levels):
+    h = Harness()
+    a, b, c = (join(h, name, audio_level=True) for name in "abc")
+    assert a.publisher is not None and b.publisher is not None and c.publisher is not None
+    b.publisher.level = -20
+    h.run(2.0)
+    assert a.view(h).speakers == c.view(h).speakers == ("b",)
+    a.subscriber.down.rate = 1_000_000  # room for both audios and one video
+    h.run(4.0)
+    slots = {(s.participant, s.kind): s for s in a.view(h).slots}
+    assert not slots[("b", "video")].paused and slots[("c", "video")].paused
+    b.publisher.level, c.publisher.level = -127, -25
+    h.run(4.0)
+    assert a.view(h).speakers == ("c",)
+    slots = {(s.participant, s.kind): s for s in a.view(h).slots}
+    assert slots[("b", "video")].paused and not slots[("c", "video")].paused
