@@ -1,12 +1,16 @@
-// Co-hosting room: publish yourself as `room/name`, play everyone else in `room/`.
+// A room on the room API (/rooms/v1): publish yourself over WHIP as `room/name`, and receive
+// everyone else on ONE subscribe connection whose m-lines (slots) the server fills. The server
+// never offers: its `renegotiate` event asks for more slots and this page re-offers (one PATCH
+// at a time); its `slots` event says which m-line carries whom.
 import { authHeaders, refusalHint } from "./auth.js";
 import { openEvents } from "./sse.js";
 import { $, param, setStatus, showError, shownError } from "./page.js";
-import { Player, Publisher } from "./peers.js";
-import { formatBitrate, formatFps } from "./stats.js";
-import { fetchStreams } from "./whip.js";
+import { Publisher } from "./peers.js";
+import { HttpError, iceServers } from "./whip.js";
 
-const POLL_MS = 1500; // only where the server has no room events (a --workers front)
+const KINDS = ["audio", "video"];
+const NAME = /^[A-Za-z0-9_.~-]{1,64}$/; // the server's name shape (signaling/serving/names.py)
+const STATS_MS = 1000;
 
 const roomInput = $("room");
 const nameInput = $("name");
@@ -16,23 +20,129 @@ const muteButton = $("mute");
 const tilesBox = $("tiles");
 const alone = $("alone");
 
-let joined = null; // {room, name, media, publisher}
-let roomEvents = null; // the /api/v1/events stream of the room while joined
-let pollTimer = null;
-const live = new Set(); // participants whose stream is published, as the events tell
-const remotes = new Map(); // participant name -> {tile, player, statusEl, video}
+let joined = null; // {room, name, media, publisher, sub}
+const tiles = new Map(); // participant name -> {tile, video, statusEl, mids: {kind: mid}}
+const tracks = new Map(); // mid -> the receiving track of that m-line
+
+/** The subscribe connection: its session URL, headers, and one re-offer at a time. */
+class Subscription {
+  constructor(room, name) {
+    this.room = room;
+    this.name = name;
+    this.headers = authHeaders(`${room}/${name}`, "publish");
+    this.pc = null;
+    this.sessionUrl = null;
+    this.events = null;
+    this.wanted = { audio: 1, video: 1 };
+    this.busy = false; // a PATCH is in flight; a need that arrives meanwhile waits for it
+    this.byMid = new Map(); // mid -> the inbound-rtp stats of the latest sample
+  }
+
+  async start(handlers) {
+    const servers = await iceServers("whip", `${this.room}/${this.name}`);
+    const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers: servers });
+    this.pc = pc;
+    pc.addEventListener("track", (event) => {
+      tracks.set(event.transceiver.mid, event.track);
+      handlers.onTrack();
+    });
+    for (const kind of KINDS) pc.addTransceiver(kind, { direction: "recvonly" });
+    const path = `/rooms/v1/${encodeURIComponent(this.room)}/participants/${encodeURIComponent(this.name)}`;
+    const response = await this.offer("POST", new URL(path, location.href).href, 201);
+    this.sessionUrl = new URL(response.headers.get("Location"), location.href).href;
+    this.events = openEvents(`${this.sessionUrl}/events`, {}, handlers);
+  }
+
+  /** Send this connection's offer; apply the answer. Throws HttpError with the reason. */
+  async offer(method, url, expected) {
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    let response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers: { ...this.headers, "Content-Type": "application/sdp" },
+        body: this.pc.localDescription.sdp,
+        signal: AbortSignal.timeout(10000),
+      });
+    } catch (err) {
+      throw new HttpError(0, `server unreachable (${err.message})`);
+    }
+    const text = await response.text();
+    if (response.status !== expected) {
+      const reason = text.trim().split("\n")[0] || response.statusText;
+      throw new HttpError(response.status, reason + refusalHint(response.status));
+    }
+    if (this.pc.signalingState === "closed") throw new HttpError(0, "closed while negotiating");
+    await this.pc.setRemoteDescription({ type: "answer", sdp: text });
+    return response;
+  }
+
+  /** The server wants `counts` slots in all: add recvonly m-lines and re-offer, serialised. */
+  async renegotiate(counts) {
+    this.wanted = counts;
+    if (this.busy || !this.sessionUrl) return;
+    this.busy = true;
+    try {
+      while (this.missing()) {
+        for (const kind of KINDS) {
+          const have = this.pc.getTransceivers().filter((t) => t.receiver.track.kind === kind);
+          for (let i = have.length; i < (this.wanted[kind] ?? 0); i++) {
+            this.pc.addTransceiver(kind, { direction: "recvonly" });
+          }
+        }
+        await this.offer("PATCH", this.sessionUrl, 200);
+      }
+    } catch (err) {
+      setStatus(`Could not add slots: ${err.message}`, "warn");
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  missing() {
+    const all = this.pc?.getTransceivers() ?? [];
+    return KINDS.some(
+      (kind) => all.filter((t) => t.receiver.track.kind === kind).length < (this.wanted[kind] ?? 0),
+    );
+  }
+
+  /** Each m-line's inbound-rtp stats, by mid, for the tiles and the tests' hook. */
+  async sample() {
+    if (!this.pc) return;
+    const report = await this.pc.getStats();
+    report.forEach((stat) => {
+      if (stat.type === "inbound-rtp" && stat.mid !== undefined) this.byMid.set(stat.mid, stat);
+    });
+  }
+
+  async stop(keepalive) {
+    this.events?.close();
+    const url = this.sessionUrl;
+    this.sessionUrl = null;
+    if (url) {
+      // DELETE before closing: a DTLS close first would end the session, and the DELETE 404.
+      const ending = fetch(url, { method: "DELETE", headers: this.headers, keepalive }).catch(
+        () => null,
+      );
+      if (!keepalive) await ending;
+    }
+    this.pc?.close();
+  }
+}
 
 function addTile(name) {
   const tile = document.createElement("article");
   tile.className = "tile";
   tile.dataset.participant = name;
+  tile.dataset.speaking = "false";
+  tile.dataset.paused = "false";
   const header = document.createElement("header");
   const label = document.createElement("span");
   label.className = "name";
   label.textContent = name;
   const statusEl = document.createElement("span");
   statusEl.className = "tile-status";
-  statusEl.textContent = "connecting";
+  statusEl.textContent = "waiting for media";
   header.append(label, statusEl);
   const video = document.createElement("video");
   video.autoplay = true;
@@ -40,100 +150,83 @@ function addTile(name) {
   video.muted = !navigator.userActivation?.hasBeenActive;
   video.title = "Click to mute or unmute";
   video.playsInline = true;
-  tile.append(header, video);
-  tilesBox.append(tile);
-  const player = new Player(`${joined.room}/${name}`, video, {
-    onStatus: (text) => {
-      statusEl.textContent = text;
-    },
-    onStats: (s) => {
-      if (player.status !== "playing") return;
-      const size = video.videoWidth ? `${video.videoWidth}×${video.videoHeight}` : "—";
-      const fps = formatFps(s.framesPerSecond);
-      statusEl.textContent = `${size} · ${fps} fps · ${formatBitrate(s.bitrate)}`;
-    },
-  });
   video.addEventListener("click", () => {
     video.muted = !video.muted;
   });
-  remotes.set(name, { tile, player, statusEl, video });
-  player.layer = { maxWidth: tileWidth(video) };
-  // A small tile asks a simulcast publisher for a small layer; resizing asks again.
-  new ResizeObserver(() => {
-    const maxWidth = tileWidth(video);
-    if (maxWidth !== player.layer.maxWidth) player.setLayer({ maxWidth });
-  }).observe(video);
-  player.start();
+  tile.append(header, video);
+  tilesBox.append(tile);
+  tiles.set(name, { tile, video, statusEl, mids: {} });
 }
 
-/** The pixels a tile shows, rounded up to a step so small resizes ask nothing new. */
-function tileWidth(video) {
-  const step = 160;
-  const pixels = (video.clientWidth || 320) * (window.devicePixelRatio || 1);
-  return Math.min(16384, Math.ceil(pixels / step) * step);
-}
-
-function removeTile(name) {
-  const remote = remotes.get(name);
-  if (!remote) return;
-  remotes.delete(name);
-  remote.player.stop();
-  remote.tile.remove();
-}
-
-/** Bring the tiles in line with who is publishing in the room. */
-function sync() {
-  if (!joined) return;
-  for (const name of [...remotes.keys()]) if (!live.has(name)) removeTile(name);
-  for (const name of [...live].sort()) if (!remotes.has(name)) addTile(name);
-  alone.hidden = remotes.size > 0;
-}
-
-/** Who publishes in the room, from the stream list: for servers without room events. */
-async function poll(room) {
-  let streams;
-  try {
-    streams = await fetchStreams();
-  } catch (err) {
-    setStatus(`Cannot list participants: ${err.message}`, "warn");
-    return;
-  }
-  live.clear();
-  for (const stream of streams) {
-    const who = stream.name.slice(room.length + 1);
-    if (stream.publishing && stream.name.startsWith(`${room}/`) && who !== joined?.name) {
-      live.add(who);
+/** Tiles for exactly the participants the server lists, in name order. */
+function onParticipants(list) {
+  const names = new Set(list.map((p) => p.name));
+  for (const [name, t] of tiles) {
+    if (!names.has(name)) {
+      t.tile.remove();
+      tiles.delete(name);
     }
   }
-  sync();
+  for (const p of [...list].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    if (!tiles.has(p.name)) addTile(p.name);
+    if (!p.publishing) tiles.get(p.name).statusEl.textContent = "not publishing";
+  }
+  alone.hidden = tiles.size > 0;
 }
 
-/** Follow the room's events (published, unpublished) instead of asking again and again. */
-function followRoom(room) {
-  live.clear();
-  const url = `/api/v1/events?room=${encodeURIComponent(room)}`;
-  roomEvents = openEvents(url, authHeaders(null, "stats"), {
-    onOpen: () => {
-      live.clear(); // a reconnect starts with the room's state again
-      setStatus(`In room ${room} as ${joined?.name}.`, "ok");
-    },
-    onEvent: (event, data) => {
-      const who = data.stream?.slice(room.length + 1);
-      if (!who || who === joined?.name) return;
-      if (event === "published") live.add(who);
-      else if (event === "unpublished") live.delete(who);
-      sync();
-    },
-    onError: (status, reason) => {
-      if (status === 404) {
-        pollTimer = setInterval(() => poll(room), POLL_MS);
-        return;
-      }
-      const why = status ? `HTTP ${status} — ${reason}${refusalHint(status)}` : reason;
-      setStatus(`Cannot follow the room: ${why}`, "warn");
-      if (status === 401 || status === 403) showError(`Cannot follow the room: ${why}`);
-    },
-  });
+/** Point each tile at the m-lines that carry its participant now. */
+function onSlots(slots) {
+  for (const t of tiles.values()) t.mids = {};
+  for (const [mid, slot] of Object.entries(slots)) {
+    const t = tiles.get(slot.participant);
+    if (t) t.mids[slot.kind] = mid;
+  }
+  attachTracks();
+}
+
+function attachTracks() {
+  for (const t of tiles.values()) {
+    const wanted = KINDS.map((kind) => tracks.get(t.mids[kind])).filter(Boolean);
+    const shown = t.video.srcObject?.getTracks() ?? [];
+    if (wanted.length === shown.length && wanted.every((track) => shown.includes(track))) continue;
+    t.video.srcObject = wanted.length ? new MediaStream(wanted) : null;
+  }
+}
+
+function onSpeakers(names) {
+  const speaking = new Set(names);
+  for (const [name, t] of tiles) t.tile.dataset.speaking = String(speaking.has(name));
+}
+
+function onPaused(event, { participant, mid }) {
+  const t = tiles.get(participant);
+  if (t && t.mids.video === mid) t.tile.dataset.paused = String(event === "paused");
+}
+
+function onEvent(event, data) {
+  if (event === "participants") onParticipants(data);
+  else if (event === "slots") onSlots(data);
+  else if (event === "speakers") onSpeakers(data);
+  else if (event === "paused" || event === "resumed") onPaused(event, data);
+  else if (event === "renegotiate") joined?.sub.renegotiate(data);
+  else if (event === "ended") {
+    setStatus("The room session ended.", "warn");
+    leave();
+  }
+}
+
+async function showStats() {
+  const sub = joined?.sub;
+  if (!sub) return;
+  await sub.sample().catch(() => null);
+  for (const t of tiles.values()) {
+    const stat = sub.byMid.get(t.mids.video);
+    if (t.tile.dataset.paused === "true") t.statusEl.textContent = "paused (bandwidth)";
+    else if (stat && t.video.videoWidth) {
+      const size = `${t.video.videoWidth}×${t.video.videoHeight}`;
+      t.statusEl.textContent = `${size} · ${Math.round(stat.framesPerSecond ?? 0)} fps`;
+    }
+  }
 }
 
 function setJoined(on) {
@@ -149,17 +242,13 @@ async function join() {
   showError("");
   const room = roomInput.value.trim();
   const name = nameInput.value.trim();
-  if (!room || !name || room.includes("/") || name.includes("/")) {
-    showError("Room and name are required and may not contain '/'.");
+  if (!NAME.test(room) || !NAME.test(name)) {
+    showError("Room and name are 1 to 64 of the characters A-Z a-z 0-9 _ . ~ -");
     return;
   }
   setJoined(true);
   setStatus(`Joining ${room} as ${name}…`);
-  history.replaceState(
-    null,
-    "",
-    `?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}`,
-  );
+  history.replaceState(null, "", `?room=${encodeURIComponent(room)}&name=${encodeURIComponent(name)}`);
   $("room-title").textContent = room;
   let media;
   try {
@@ -179,9 +268,19 @@ async function join() {
       $("self-status").textContent = state;
     },
   });
-  joined = { room, name, media, publisher };
+  const sub = new Subscription(room, name);
+  joined = { room, name, media, publisher, sub, timer: setInterval(showStats, STATS_MS) };
   try {
     await publisher.start(media);
+    await sub.start({
+      onTrack: attachTracks,
+      onEvent,
+      onOpen: () => setStatus(`In room ${room} as ${name}.`, "ok"),
+      onError: (status, reason) => {
+        if (status === 404) onEvent("ended", {});
+        else setStatus(`Room events: ${status ? `HTTP ${status} — ${reason}` : reason}`, "warn");
+      },
+    });
   } catch (err) {
     const taken = err.status === 409 ? " (someone in this room already uses that name)" : "";
     showError(`Could not join: ${err.message}${taken}`);
@@ -189,32 +288,23 @@ async function join() {
     return;
   }
   setStatus(`In room ${room} as ${name}.`, "ok");
-  followRoom(room);
 }
 
-/** Stop playing and publishing; DELETEs every session (keepalive when the page unloads). */
+/** Leave: DELETE both sessions (keepalive when the page unloads) and drop every tile. */
 async function leave(keepalive = false) {
   const was = joined;
   joined = null;
-  roomEvents?.close();
-  roomEvents = null;
-  clearInterval(pollTimer);
-  pollTimer = null;
-  live.clear();
-  const stops = [...remotes.keys()].map((name) => {
-    const remote = remotes.get(name);
-    remotes.delete(name);
-    remote.tile.remove();
-    return remote.player.stop(keepalive);
-  });
-  if (was) {
-    stops.push(was.publisher.stop(keepalive));
-    was.media.getTracks().forEach((t) => t.stop());
-  }
+  if (!was) return;
+  clearInterval(was.timer);
+  for (const t of tiles.values()) t.tile.remove();
+  tiles.clear();
+  tracks.clear();
+  const stops = [was.sub.stop(keepalive), was.publisher.stop(keepalive)];
+  was.media.getTracks().forEach((t) => t.stop());
   $("self-video").srcObject = null;
   setJoined(false);
   alone.hidden = true;
-  setStatus("Left the room.");
+  if (!shownError()) setStatus("Left the room.");
   await Promise.all(stops);
 }
 
@@ -233,11 +323,13 @@ window.addEventListener("pagehide", () => {
   if (joined) leave(true);
 });
 
-// Read-only hook for tests: own publisher and every remote tile, as getStats summaries.
+// Read-only hook for tests: own publisher, and each remote tile with what its slots decoded.
 window.litesfu = {
   stats: async () => {
     const own = joined?.publisher;
     const s = own?.pc ? await own.stats().catch(() => null) : null;
+    await joined?.sub.sample().catch(() => null);
+    const byMid = joined?.sub.byMid ?? new Map();
     return {
       joined: Boolean(joined),
       error: shownError(),
@@ -246,9 +338,19 @@ window.litesfu = {
         framesEncoded: s?.framesEncoded ?? 0,
         frameWidth: s?.frameWidth ?? 0,
       },
-      tiles: [...remotes.entries()].map(([name, remote]) => ({
+      subscriber: {
+        state: joined?.sub.pc?.connectionState ?? "closed",
+        mlines: joined?.sub.pc?.getTransceivers().length ?? 0,
+      },
+      tiles: [...tiles.entries()].map(([name, t]) => ({
         name,
-        ...remote.player.snapshot(),
+        mids: { ...t.mids },
+        framesDecoded: byMid.get(t.mids.video)?.framesDecoded ?? 0,
+        audioPackets: byMid.get(t.mids.audio)?.packetsReceived ?? 0,
+        videoWidth: t.video.videoWidth,
+        videoHeight: t.video.videoHeight,
+        speaking: t.tile.dataset.speaking === "true",
+        paused: t.tile.dataset.paused === "true",
       })),
     };
   },

@@ -13,6 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from sfu.io.server import MediaServer
+from signaling.http import rooms
 from signaling.http.routes import ICE_SERVERS, PublicHandlers, add_public_routes
 from signaling.http.srs_routes import srs_play, srs_publish, srs_whep, srs_whip
 from signaling.http.state import (
@@ -58,6 +59,11 @@ WORKER_HANDLERS = PublicHandlers(
     srs_play=srs_play,
     list_streams=list_streams,
     server_stats=server_stats,
+    join_room=rooms.join,
+    reoffer_room=rooms.reoffer,
+    room_prefs=rooms.set_prefs,
+    leave_room=rooms.leave,
+    room_events=rooms.events,
 )
 
 

@@ -21,6 +21,7 @@ from signaling.serving.page_headers import add_page_headers
 from signaling.serving.plumbing import Handler
 
 ICE_SERVERS = web.AppKey("ice_servers", IceServers)
+ROOMS = "/rooms/v1"  # the room API, versioned in its path
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,11 @@ class PublicHandlers:
     srs_play: Handler
     list_streams: Handler
     server_stats: Handler
+    join_room: Handler
+    reoffer_room: Handler
+    room_prefs: Handler
+    leave_room: Handler
+    room_events: Handler
 
 
 def add_public_routes(
@@ -62,6 +68,16 @@ def add_public_routes(
     app.router.add_route("OPTIONS", "/rtc/v1/{path:.*}", options)
     app.router.add_post("/rtc/v1/publish/", handlers.srs_publish)
     app.router.add_post("/rtc/v1/play/", handlers.srs_play)
+    participant = f"{ROOMS}/{{room}}/participants/{{participant}}"
+    room_session = f"{ROOMS}/sessions/{{id}}"
+    app.router.add_post(participant, handlers.join_room)
+    app.router.add_route("OPTIONS", participant, options)
+    app.router.add_patch(room_session, handlers.reoffer_room)
+    app.router.add_delete(room_session, handlers.leave_room)
+    app.router.add_route("OPTIONS", room_session, room_session_options)
+    app.router.add_post(f"{room_session}/prefs", handlers.room_prefs)
+    app.router.add_route("OPTIONS", f"{room_session}/prefs", options)
+    app.router.add_get(f"{room_session}/events", handlers.room_events)
     app.router.add_get("/api/v1/streams", handlers.list_streams)
     app.router.add_get("/api/v1/server", handlers.server_stats)
     if web_root is not None and web_root.is_dir():
@@ -98,3 +114,8 @@ async def head(request: web.Request) -> web.Response:
 
 async def session_options(request: web.Request) -> web.Response:
     return web.Response(status=204, headers={"Accept-Patch": SDPFRAG_TYPE})
+
+
+async def room_session_options(request: web.Request) -> web.Response:
+    """A room session is re-offered whole: its PATCH carries SDP, not a trickle fragment."""
+    return web.Response(status=204, headers={"Accept-Patch": SDP_TYPE})

@@ -94,6 +94,9 @@ class EventHub:
         if not self.listeners:
             self._last = {}
             return
+        for listener in self.listeners:
+            if listener.poll is not None:
+                listener.offer(listener.poll())
         now = self.sample()
         for name in sorted(now.keys() | self._last.keys()):
             before, after = self._last.get(name), now.get(name)
@@ -188,7 +191,9 @@ class EventHub:
         """Write the listener's frames, and heartbeats when there are none, until it ends."""
         now = time.monotonic()
         beat, idle_until = now + HEARTBEAT, now + IDLE_LIMIT
-        while not listener.overflowed and not listener.closed:
+        while not (
+            listener.overflowed or listener.closed or (listener.ending and listener.queue.empty())
+        ):
             transport = request.transport
             if transport is None or transport.is_closing():
                 return  # the client went away: its place is free now, not at the heartbeat

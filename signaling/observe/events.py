@@ -85,13 +85,16 @@ def room_frames(
 
 @dataclass(eq=False)
 class Listener:
-    """One open event stream: which streams it follows and the frames waiting for it."""
+    """One open event stream: which streams it follows and the frames waiting for it; one that
+    follows a thing of its own (a room session) instead has `poll`, called each hub tick."""
 
     matches: Callable[[str], bool]
     render: Callable[[str, StreamState | None, StreamState | None], list[bytes]]
     queue: asyncio.Queue = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     overflowed: bool = False
     closed: bool = False  # the server is stopping: end the stream now, not at a heartbeat
+    poll: Callable[[], list[bytes]] | None = None
+    ending: bool = False  # what it follows is gone: end once the queued frames are written
 
     def close(self) -> None:
         self.closed = True

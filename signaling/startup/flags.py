@@ -69,6 +69,8 @@ LIMIT_FLAGS = (
     ("--tcp-connections", _positive, "256",
      "ICE-TCP connections at once (per worker with --workers); when all are taken, one that "
      "never carried an authenticated check is closed for a new one"),
+    ("--max-room-participants", _positive, "100",
+     "participants one room may hold (each a publish and a subscribe session); more get 403"),
     ("--tcp-per-address", _positive, "16",
      "ICE-TCP connections one client address (IPv6: its /64) may hold; more are closed at once"),
 )  # fmt: skip

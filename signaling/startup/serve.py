@@ -57,6 +57,7 @@ async def serve(args: argparse.Namespace) -> None:
         tcp_per_address=args.tcp_per_address,
         session_timeout=args.session_timeout,
         pending_timeout=args.pending_timeout,
+        max_room_participants=args.max_room_participants,
     )
     media = MediaServer(config)
     await media.start()

@@ -101,10 +101,21 @@ def create_front(
             srs_play=srs_play,
             list_streams=list_streams,
             server_stats=server_stats,
+            join_room=no_rooms,
+            reoffer_room=no_rooms,
+            room_prefs=no_rooms,
+            leave_room=no_rooms,
+            room_events=no_rooms,
         ),
         web_root,
     )
     return app
+
+
+async def no_rooms(request: web.Request) -> web.Response:
+    """Rooms need every participant's publish and subscribe on one worker; the front does not
+    place by room yet."""
+    raise Rejection(501, "rooms are served by a single process for now, not with --workers")
 
 
 def prefixed(index: int, session_id: str) -> str:

@@ -1,0 +1,335 @@
+"""The room API's refusals and event stream, in-process, with no media: names, bodies, prefs,
+unknown sessions, tokens, and the events a changing room view makes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from types import SimpleNamespace
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from sfu.config import MediaConfig
+from sfu.io.server import MediaServer
+from sfu.routing.room_stats import ParticipantView, RoomView, SlotView, TrackPrefs
+from signaling.http.app import create_app
+from signaling.http.rooms import MAX_PREFS_BODY, parse_prefs
+from signaling.http.state import MEDIA_SERVER
+from signaling.observe.room_events import room_frames, room_listener, room_state
+from signaling.observe.wiring import add_observability
+from signaling.security.auth import Authenticator, mint
+from signaling.serving.access import OWNERS
+from signaling.serving.plumbing import REFUSED
+from signaling.serving.redact import redacted_path, short_hash
+from signaling.workers.front import create_front
+
+OFFERS = Path(__file__).parent / "offers"
+SESSION = "0123456789abcdef0123456789abcdef"
+SDP = {"Content-Type": "application/sdp"}
+JSON = {"Content-Type": "application/json"}
+SECRET = "s3cret"
+
+
+def view(
+    others: tuple[str, ...] = ("bob",),
+    slots: tuple[SlotView, ...] = (),
+    wanted: dict[str, int] | None = None,
+    speakers: tuple[str, ...] = (),
+) -> RoomView:
+    return RoomView(
+        room="r",
+        participant="alice",
+        participants=tuple(ParticipantView(n, True, ("audio", "video"), True) for n in others),
+        slots=slots,
+        wanted=wanted or {"audio": 1, "video": 1},
+        speakers=speakers,
+        estimate=None,
+        allocated=0.0,
+        paused=sum(s.paused for s in slots),
+    )
+
+
+BOB_SLOTS = (SlotView("0", "audio", "bob", False, None), SlotView("1", "video", "bob", False, "h"))
+
+
+class Served:
+    """The app on 127.0.0.1 with one fake live room session, SESSION, whose view tests set."""
+
+    def __init__(self, app: web.Application, http: aiohttp.ClientSession, base: str) -> None:
+        self.app, self.http, self.base = app, http, base
+        self.views: list[RoomView | None] = [view(slots=BOB_SLOTS)]
+        router = app[MEDIA_SERVER].router
+        router.room_view = lambda sid: self.views[0] if sid == SESSION else None  # type: ignore[method-assign]
+        fake = SimpleNamespace(id=SESSION)
+        router.live_session = lambda sid: fake if sid == SESSION else None  # type: ignore[method-assign]
+        self.prefs: dict[str, TrackPrefs] = {}
+        router.set_prefs = lambda sid, prefs, now: self.prefs.update(prefs)  # type: ignore[method-assign]
+        self.closed: list[str] = []
+        router.close = lambda sid, reason: self.closed.append(sid) or True  # type: ignore[method-assign]
+
+    def url(self, path: str) -> str:
+        return f"{self.base}/rooms/v1{path}"
+
+
+@pytest.fixture
+async def served(request: pytest.FixtureRequest) -> AsyncIterator[Served]:
+    auth = getattr(request, "param", None)
+    media = MediaServer(MediaConfig(udp_host="127.0.0.1", udp_port=0))
+    app = create_app(media, ["127.0.0.1"], None, auth=auth)
+    add_observability(app, media, 0, 10)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            yield Served(app, http, str(server.make_url("")).rstrip("/"))
+    finally:
+        await server.close()
+
+
+async def status_of(response: aiohttp.ClientResponse) -> tuple[int, str]:
+    async with response:
+        return response.status, await response.text()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/r%20x/participants/alice", "/r/participants/" + "a" * 65, "/r/participants/a%2Fb"],
+)
+async def test_bad_names_are_400_and_counted(served: Served, path: str) -> None:
+    status, reason = await status_of(await served.http.post(served.url(path), headers=SDP))
+    assert status in (400, 404)  # a slash in a name never matches the route at all
+    assert reason.count("\n") == 1
+    if "%2F" not in path:
+        assert status == 400 and "name" in reason
+
+
+async def test_an_offer_must_be_sdp_within_the_bound(served: Served) -> None:
+    url = served.url("/r/participants/alice")
+    assert (await status_of(await served.http.post(url, data="x", headers=JSON)))[0] == 415
+    big = "v=0\r\n" + "a=x\r\n" * 20000
+    assert (await status_of(await served.http.post(url, data=big, headers=SDP)))[0] == 413
+    status, reason = await status_of(await served.http.post(url, data="garbage", headers=SDP))
+    assert status == 400 and reason.count("\n") == 1
+    assert served.app[REFUSED] == {"415": 1, "413": 1, "400": 1}
+
+
+async def test_unknown_sessions_are_404(served: Served) -> None:
+    other = "f" * 32
+    for method, path, kwargs in (
+        ("PATCH", f"/sessions/{other}", {"data": "v=0", "headers": SDP}),
+        ("DELETE", f"/sessions/{other}", {}),
+        ("POST", f"/sessions/{other}/prefs", {"data": "{}", "headers": JSON}),
+        ("GET", f"/sessions/{other}/events", {}),
+        ("GET", "/sessions/not-an-id/events", {}),
+    ):
+        response = await served.http.request(method, served.url(path), **kwargs)
+        assert (await status_of(response))[0] == 404, (method, path)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"[]", "object"),
+        (b"{", "JSON"),
+        (b'{"bob": {"pinned": 1}}', "pinned"),
+        (b'{"bob": {"maxWidth": 0}}', "maxWidth"),
+        (b'{"bob": {"maxHeight": true}}', "maxHeight"),
+        (b'{"bob": {"loud": true}}', "object of"),
+        (b'{"b/b": {}}', "names"),
+        (b'{"bob": []}', "object of"),
+    ],
+)
+def test_bad_prefs_are_refused_with_a_reason(body: bytes, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_prefs(body, 100)
+
+
+def test_prefs_are_bounded_by_the_room_size() -> None:
+    body = ("{" + ",".join(f'"p{i}": {{}}' for i in range(3)) + "}").encode()
+    assert len(parse_prefs(body, 3)) == 3
+    with pytest.raises(ValueError, match="at most 2"):
+        parse_prefs(body, 2)
+
+
+async def test_prefs_reach_the_router(served: Served) -> None:
+    url = served.url(f"/sessions/{SESSION}/prefs")
+    body = '{"bob": {"pinned": true, "maxWidth": 640}, "carol": {"off": true}}'
+    assert (await status_of(await served.http.post(url, data=body, headers=JSON)))[0] == 204
+    assert served.prefs == {
+        "bob": TrackPrefs(pinned=True, max_width=640),
+        "carol": TrackPrefs(off=True),
+    }
+    big = '{"bob": {}, "x": "' + "y" * MAX_PREFS_BODY + '"}'
+    assert (await status_of(await served.http.post(url, data=big, headers=JSON)))[0] == 413
+    bad = await served.http.post(url, data="[1]", headers=JSON)
+    assert (await status_of(bad))[0] == 400
+
+
+async def test_a_room_session_is_left_by_delete(served: Served) -> None:
+    url = served.url(f"/sessions/{SESSION}")
+    assert (await status_of(await served.http.delete(url)))[0] == 200
+    assert served.closed == [SESSION]
+
+
+def token(stream: str, role: str) -> str:
+    return mint(SECRET, stream, role, int(time.time()) + 60)
+
+
+@pytest.mark.parametrize("served", [Authenticator(["static"], SECRET)], indirect=True)
+async def test_tokens_open_only_the_participants_own_stream(served: Served) -> None:
+    url = served.url("/r/participants/alice")
+
+    def bearer(value: str) -> dict[str, str]:
+        return {**SDP, "Authorization": f"Bearer {value}"}
+
+    for refused in (None, token("r/bob", "publish"), token("r/alice", "stats"), "wrong"):
+        headers = SDP if refused is None else bearer(refused)
+        response = await served.http.post(url, data="garbage", headers=headers)
+        assert (await status_of(response))[0] == 401, refused
+    for allowed in ("static", token("r/alice", "publish"), token("r/alice", "play")):
+        response = await served.http.post(url, data="garbage", headers=bearer(allowed))
+        assert (await status_of(response))[0] == 400  # past auth, to the offer
+
+
+@pytest.mark.parametrize("served", [Authenticator(["static", "other"])], indirect=True)
+async def test_only_the_creating_token_changes_a_session(served: Served) -> None:
+    served.app[OWNERS].remember(SESSION, "static")
+    url = served.url(f"/sessions/{SESSION}")
+    for headers in ({}, {"Authorization": "Bearer other"}):
+        assert (await status_of(await served.http.delete(url, headers=headers)))[0] == 401
+        prefs = await served.http.post(url + "/prefs", data="{}", headers={**JSON, **headers})
+        assert (await status_of(prefs))[0] == 401
+    assert served.closed == []
+    ok = await served.http.delete(url, headers={"Authorization": "Bearer static"})
+    assert (await status_of(ok))[0] == 200 and served.closed == [SESSION]
+
+
+async def read_events(
+    served: Served, count: int, change: Callable[[], None] | None = None
+) -> list[tuple[str, str]]:
+    """The first `count` events of SESSION's stream; `change` runs after the first batch."""
+    events: list[tuple[str, str]] = []
+    async with served.http.get(served.url(f"/sessions/{SESSION}/events")) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "text/event-stream"
+        name = ""
+        while len(events) < count:
+            line = (await asyncio.wait_for(response.content.readline(), 5)).decode().strip()
+            if line.startswith("event: "):
+                name = line.removeprefix("event: ")
+            elif line.startswith("data: "):
+                events.append((name, line.removeprefix("data: ")))
+                if change is not None and len(events) == 4:
+                    change()
+    return events
+
+
+async def test_events_follow_the_view_and_end(served: Served) -> None:
+    def change() -> None:
+        slots = (*BOB_SLOTS, SlotView("2", "video", "carol", True, None))
+        served.views[0] = view(("bob", "carol"), slots, {"audio": 2, "video": 2}, ("carol",))
+
+    events = await read_events(served, 10, change)
+    assert [name for name, _ in events] == [
+        *("participants", "slots", "speakers", "layers"),
+        *("participants", "slots", "renegotiate", "speakers", "paused", "layers"),
+    ]
+    assert events[5][1] == (
+        '{"0": {"participant": "bob", "kind": "audio"}, "1": {"participant": "bob", "kind": '
+        '"video"}, "2": {"participant": "carol", "kind": "video"}}'
+    )
+    assert events[6][1] == '{"audio": 2, "video": 2}'
+    assert events[8][1] == '{"participant": "carol", "mid": "2"}'
+    text = "".join(data for _, data in events)
+    assert SESSION not in text and "127.0.0.1" not in text
+
+
+async def test_the_stream_ends_with_the_session(served: Served) -> None:
+    events = await read_events(served, 5, lambda: served.views.__setitem__(0, None))
+    assert events[-1] == ("ended", "{}")
+
+
+def test_paused_and_resumed_follow_the_slot() -> None:
+    paused = room_state(view(slots=(SlotView("1", "video", "bob", True, None),)))
+    playing = room_state(view(slots=(SlotView("1", "video", "bob", False, "h"),)))
+    moved = room_state(view(slots=(SlotView("1", "video", "carol", False, None),)))
+    assert [f.split(b"\n")[0] for f in room_frames(paused, playing)] == [
+        b"event: resumed",
+        b"event: layers",
+    ]
+    # A paused slot given to someone else is no resumption of the one it showed.
+    assert b"event: resumed" not in b"".join(room_frames(paused, moved))
+
+
+def test_a_listener_that_finds_no_session_ends_at_once() -> None:
+    listener, first = room_listener(lambda: None)
+    assert first == [b"event: ended\ndata: {}\n\n"] and listener.ending
+
+
+async def test_the_workers_front_refuses_rooms_with_a_reason() -> None:
+    app = create_front(None, None, None)  # type: ignore[arg-type]
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = str(server.make_url("/rooms/v1/r/participants/alice"))
+            async with http.post(url, data="v=0", headers=SDP) as response:
+                assert response.status == 501
+                assert "--workers" in await response.text()
+    finally:
+        await server.close()
+
+
+def recvonly_offer() -> str:
+    """Chrome's publish offer turned into a subscriber's: recvonly, no sources of its own."""
+    text = (OFFERS / "chrome_publish.sdp").read_text()
+    lines = [line for line in text.splitlines() if not line.startswith(("a=ssrc", "a=msid"))]
+    return "\r\n".join(line.replace("a=sendonly", "a=recvonly") for line in lines) + "\r\n"
+
+
+async def test_a_join_answers_then_a_second_is_busy_and_a_third_full() -> None:
+    media = MediaServer(MediaConfig(udp_host="127.0.0.1", udp_port=0, max_room_participants=2))
+    await media.start()  # its answer names the media port
+    server = TestServer(create_app(media, ["127.0.0.1"], None), host="127.0.0.1")
+    await server.start_server()
+    base = str(server.make_url("/rooms/v1/r/participants/")).rstrip("/")
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{base}/ann", data=recvonly_offer(), headers=SDP) as answer:
+                assert answer.status == 201, await answer.text()
+                location = answer.headers["Location"]
+                assert location.startswith("/rooms/v1/sessions/") and answer.headers["ETag"]
+                assert f'<{location}/events>; rel="events"' in answer.headers.getall("Link")
+                sdp = await answer.text()
+            assert "a=sendonly" in sdp and "a=ssrc:" in sdp and "a=recvonly" not in sdp
+            session_url = str(server.make_url(location))
+            async with http.patch(session_url, data=recvonly_offer(), headers=SDP) as again:
+                assert again.status == 200 and "a=sendonly" in await again.text()
+                assert again.headers["ETag"]
+            offer = recvonly_offer()
+            video_only = offer[: offer.index("m=audio")] + offer[offer.index("m=video") :]
+            async with http.patch(session_url, data=video_only, headers=SDP) as removed:
+                assert removed.status == 400 and "m-lines" in await removed.text()
+            for name, status in (("ann", 409), ("bob", 201), ("cy", 403)):
+                async with http.post(f"{base}/{name}", data=recvonly_offer(), headers=SDP) as r:
+                    assert r.status == status, (name, await r.text())
+            view = media.router.room_view(location.rsplit("/", 1)[1])
+            assert view is not None and [p.name for p in view.participants] == ["bob"]
+            async with http.delete(session_url) as gone:
+                assert gone.status == 200
+            assert media.router.room_view(location.rsplit("/", 1)[1]) is None
+    finally:
+        await server.close()
+        await media.stop()
+
+
+def test_a_room_session_url_is_logged_as_a_hash() -> None:
+    hashed = f"/rooms/v1/sessions/#{short_hash(SESSION)}"
+    assert redacted_path(f"/rooms/v1/sessions/{SESSION}") == hashed
+    assert redacted_path(f"/rooms/v1/sessions/{SESSION}/events") == hashed + "/events"
+    assert redacted_path("/rooms/v1/r/participants/ann") == "/rooms/v1/r/participants/ann"
