@@ -124,6 +124,7 @@ class Room:
         return None
 
     def player_ready(self, player: RoomSubscriber, now: float) -> None:
+        """A subscriber connected, renegotiated or changed its prefs: fill its slots."""
         player.assign(self.sources(), now)
 
     def player_gone(self, player: RoomSubscriber) -> None:

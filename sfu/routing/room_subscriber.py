@@ -4,8 +4,9 @@ Each recvonly m-line of the subscriber's offer is a slot (a SubscriberTrack) tha
 other participant's audio or video at a time. A slot is re-pointed from one participant to
 another without renegotiation: its SSRC, sequence numbers and timestamps continue across
 sources as they do across a simulcast switch (SubscriberTrack.detach/start), and the new
-source is asked for a keyframe. Feedback, NACKs, reports, the estimate and the per-track layer
-choice are the Player's own; only its keyframe requests go to each slot's own publisher.
+source is asked for a keyframe. Feedback, NACKs, reports and the estimate are the Player's
+own; its keyframe requests go to each slot's own publisher, and the layers come from sharing
+the one estimate among all slots by priority (sfu.protocol.allocation), not per track.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from sfu.media import AUDIO, VIDEO, PeerParams
+from sfu.media import AUDIO, VIDEO, PeerParams, TrackSpec
 from sfu.protocol.allocation import (
     PAUSED,
     Allocation,
@@ -50,7 +51,7 @@ class RoomSource(NamedTuple):
     publisher: Publisher
 
 
-def check_renegotiation(old: Sequence, new: Sequence, max_slots: int) -> None:
+def check_renegotiation(old: Sequence[TrackSpec], new: Sequence[TrackSpec], max_slots: int) -> None:
     """ValueError unless `new` keeps every earlier m-line (TrackSpec) in order, mid and kind,
     only appends, repeats no mid and stays within `max_slots` (RFC 8829 §5.2.2)."""
     if len(new) < len(old):
@@ -63,7 +64,7 @@ def check_renegotiation(old: Sequence, new: Sequence, max_slots: int) -> None:
     check_slots(new, max_slots)
 
 
-def check_slots(tracks: Sequence, max_slots: int) -> None:
+def check_slots(tracks: Sequence[TrackSpec], max_slots: int) -> None:
     """ValueError for a subscribe offer with more slots than the room could fill, or a mid
     twice (a slot is named by its mid)."""
     if len(tracks) > max_slots:

@@ -361,3 +361,24 @@ def test_the_speaker_is_named_and_its_video_kept_when_only_one_fits(audio_levels
     assert a.view(h).speakers == ("c",)
     slots = {(s.participant, s.kind): s for s in a.view(h).slots}
     assert slots[("b", "video")].paused and not slots[("c", "video")].paused
+
+
+def test_renegotiation_with_new_ice_credentials_restarts_ice():
+    h = Harness()
+    a = join(h, "a")
+    session = a.subscriber.session
+    old_local = session.ice.local_ufrag
+    params = negotiate_play(parse_offer(a.subscriber.offer((*TWO_EACH, "video"))))
+    restarted = dataclasses.replace(params, ice_ufrag="newufrag", ice_pwd="n" * 24)
+    assert h.router.renegotiate(session.id, restarted, h.now) is session
+    assert session.ice.remote_ufrag == "newufrag"
+    assert session.ice.local_ufrag != old_local
+    assert [s.kind for s in a.view(h).slots] == [*TWO_EACH, "video"]
+
+
+def test_an_offer_of_more_slots_than_a_room_can_fill_is_refused():
+    h = Harness(config=MediaConfig(max_room_participants=2))  # 2 x 2 + 4 slots at most
+    with pytest.raises(ValueError, match="at most 8"):
+        h.subscriber("r", "a", ("audio",) * 9)
+    assert len(h.router.rooms) == 0
+    assert h.router.session_count() == 0
