@@ -176,11 +176,14 @@ function onParticipants(list) {
 
 /** Point each tile at the m-lines that carry its participant now. */
 function onSlots(slots) {
+  const before = new Map([...tiles].map(([name, t]) => [name, t.mids.video]));
   for (const t of tiles.values()) t.mids = {};
   for (const [mid, slot] of Object.entries(slots)) {
     const t = tiles.get(slot.participant);
     if (t) t.mids[slot.kind] = mid;
   }
+  // A `paused` event names a (participant, mid) pair: a tile on another slot starts afresh.
+  for (const [name, t] of tiles) if (before.get(name) !== t.mids.video) t.tile.dataset.paused = "false";
   attachTracks();
 }
 

@@ -1,8 +1,9 @@
 """HTTP hooks in the manner of SRS's http_hooks: ask an outside service before admitting a peer.
 
-Before a publish or play creates any state, the server POSTs JSON such as
+Before a publish, play or room join creates any state, the server POSTs JSON such as
 ``{"action": "on_publish", "stream": "live/x", "client_ip": "203.0.113.7", "token": "..."}``
-(``token`` only when the client sent one) to the hook URL. A 2xx answer admits the peer unless
+(``token`` only when the client sent one; a join is ``on_subscribe`` of ``ROOM/PARTICIPANT``)
+to the hook URL. A 2xx answer admits the peer unless
 its body is JSON with a non-zero ``code`` (a bare non-zero number counts too); its ``msg`` or
 ``reason`` becomes the refusal. Any other status refuses, with the first line of the body as the
 reason. A hook that cannot be reached within the timeout makes the request fail as unavailable,

@@ -23,6 +23,7 @@ from signaling.http.state import MEDIA_SERVER
 from signaling.observe.room_events import room_frames, room_listener, room_state
 from signaling.observe.wiring import add_observability
 from signaling.security.auth import Authenticator, mint
+from signaling.security.hooks import HttpHooks
 from signaling.serving.access import OWNERS
 from signaling.serving.plumbing import REFUSED
 from signaling.serving.redact import redacted_path, short_hash
@@ -333,3 +334,34 @@ def test_a_room_session_url_is_logged_as_a_hash() -> None:
     assert redacted_path(f"/rooms/v1/sessions/{SESSION}") == hashed
     assert redacted_path(f"/rooms/v1/sessions/{SESSION}/events") == hashed + "/events"
     assert redacted_path("/rooms/v1/r/participants/ann") == "/rooms/v1/r/participants/ann"
+
+
+async def test_the_hook_is_asked_about_a_join_and_may_refuse_it() -> None:
+    asked: list[dict] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        asked.append(await request.json())
+        return web.json_response({"code": 1, "msg": "not today"})
+
+    hook_app = web.Application()
+    hook_app.router.add_post("/hook", hook)
+    hook_server = TestServer(hook_app, host="127.0.0.1")
+    await hook_server.start_server()
+    media = MediaServer(MediaConfig(udp_host="127.0.0.1", udp_port=0))
+    app = create_app(
+        media, ["127.0.0.1"], None, hooks=HttpHooks(str(hook_server.make_url("/hook")))
+    )
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = str(server.make_url("/rooms/v1/r/participants/ann"))
+            status, reason = await status_of(
+                await http.post(url, data=recvonly_offer(), headers=SDP)
+            )
+        assert (status, reason) == (403, "refused by hook: not today\n")
+        assert [(a["action"], a["stream"]) for a in asked] == [("on_subscribe", "r/ann")]
+        assert media.router.session_count() == 0
+    finally:
+        await server.close()
+        await hook_server.close()
