@@ -170,13 +170,14 @@ async def set_prefs(request: web.Request) -> web.Response:
     session, _ = room_session(request)
     if request.content_type != JSON_TYPE:
         raise Rejection(415, f"Content-Type must be {JSON_TYPE}, not {request.content_type}")
+    too_large = Rejection(413, f"preferences larger than {MAX_PREFS_BODY} bytes")
     if request.content_length is not None and request.content_length > MAX_PREFS_BODY:
-        raise Rejection(413, f"preferences larger than {MAX_PREFS_BODY} bytes")
-    body = await read_bytes(request, "preferences")
+        raise too_large
+    body = await read_bytes(request, "preferences")  # a chunked body: within the app's bound
+    if len(body) > MAX_PREFS_BODY:
+        raise too_large
     media = request.app[MEDIA_SERVER]
     try:
-        if len(body) > MAX_PREFS_BODY:
-            raise ValueError(f"preferences larger than {MAX_PREFS_BODY} bytes")
         prefs = parse_prefs(body, media.config.max_room_participants)
     except ValueError as exc:
         raise Rejection(400, str(exc)) from exc

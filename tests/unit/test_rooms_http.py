@@ -167,6 +167,11 @@ async def test_prefs_reach_the_router(served: Served) -> None:
     }
     big = '{"bob": {}, "x": "' + "y" * MAX_PREFS_BODY + '"}'
     assert (await status_of(await served.http.post(url, data=big, headers=JSON)))[0] == 413
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length to refuse it by
+        yield big.encode()
+
+    assert (await status_of(await served.http.post(url, data=chunked(), headers=JSON)))[0] == 413
     bad = await served.http.post(url, data="[1]", headers=JSON)
     assert (await status_of(bad))[0] == 400
 
