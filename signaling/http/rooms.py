@@ -215,7 +215,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
     if router.room_view(session_id) is None:
         raise hub.refuse("not_found", 404, "no such room session")
     listener, first = room_listener(lambda: router.room_view(session_id))
-    return await hub.serve(request, listener, first, CORS_HEADERS)
+    return await hub.serve(request, listener, first, CORS_HEADERS, session=session_id)
 
 
 events = quietly(_events)

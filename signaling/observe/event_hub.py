@@ -3,7 +3,10 @@ bounds that keep one client from holding them all.
 
 - At most `max_streams` streams open and as many WHEP subscriptions outstanding, in all.
 - Per client (an IPv4 address or an IPv6 /64): PER_CLIENT_STREAMS streams open and
-  PER_CLIENT_SUBSCRIPTIONS subscriptions outstanding.
+  PER_CLIENT_SUBSCRIPTIONS subscriptions outstanding. A stream that belongs to a live session
+  (a room participant's) is counted by that session instead, PER_SESSION_STREAMS at most:
+  sessions are bounded by admission already, and a room behind one NAT address holds one
+  stream per participant, more than a client's cap.
 - A subscription only for a stream that exists (live, or with players), or one the client
   was just given a player of (`grant`: a --workers front hears of new players a second late).
 - A stream whose client has gone is freed within LIVENESS seconds, not at its next heartbeat.
@@ -38,6 +41,7 @@ IDLE_LIMIT = 600.0  # seconds a stream may go without an event before it ends
 SUBSCRIPTION_TTL = 60.0  # seconds an event-stream URL lives with nobody reading it
 PER_CLIENT_STREAMS = 8  # event streams one client may hold open
 PER_CLIENT_SUBSCRIPTIONS = 16  # WHEP event subscriptions one client may hold
+PER_SESSION_STREAMS = 2  # a session's own stream, and its EventSource's reconnect overlapping
 MAX_GRANTS = 4096  # (client, stream) pairs remembered for `grant`; the oldest go first
 REFUSAL_KINDS = ("cap", "client_cap", "not_found", "bad_request")
 
@@ -148,20 +152,23 @@ class EventHub:
         listener: Listener,
         first: list[bytes],
         headers: Mapping[str, str],
+        session: str | None = None,
     ) -> web.StreamResponse:
         """Hold an SSE response open until the client goes, falls too far behind or has had
         no event for IDLE_LIMIT seconds; EventRefused past a cap.
 
-        `headers` (CORS) go out with the first bytes: a prepared response's are final.
+        `headers` (CORS) go out with the first bytes: a prepared response's are final. A
+        stream of a live `session` is counted against that session, not its client address.
         """
-        client = client_key(request.remote or "")
+        if session is None:
+            client, cap, holder = client_key(request.remote or ""), PER_CLIENT_STREAMS, None
+        else:
+            client, cap, holder = f"session {session}", PER_SESSION_STREAMS, "this session"
         if len(self.listeners) >= self.max_streams:
             raise self.refuse("cap", 503, "too many open event streams")
-        if self.open_by_client[client] >= PER_CLIENT_STREAMS:
+        if self.open_by_client[client] >= cap:
             raise self.refuse(
-                "client_cap",
-                429,
-                f"{client} holds {PER_CLIENT_STREAMS} event streams open, the limit",
+                "client_cap", 429, f"{holder or client} holds {cap} event streams open, the limit"
             )
         response = web.StreamResponse(
             headers={**headers, "Content-Type": "text/event-stream", "Cache-Control": "no-cache"}

@@ -20,7 +20,9 @@ from sfu.routing.room_stats import ParticipantView, RoomView, SlotView, TrackPre
 from signaling.http.app import create_app
 from signaling.http.rooms import MAX_PREFS_BODY, parse_prefs
 from signaling.http.state import MEDIA_SERVER
+from signaling.observe.event_hub import PER_CLIENT_STREAMS, PER_SESSION_STREAMS
 from signaling.observe.room_events import room_frames, room_listener, room_state
+from signaling.observe.routes import HUB
 from signaling.observe.wiring import add_observability
 from signaling.security.auth import Authenticator, mint
 from signaling.security.hooks import HttpHooks
@@ -253,6 +255,31 @@ async def test_events_follow_the_view_and_end(served: Served) -> None:
     assert events[8][1] == '{"participant": "carol", "mid": "2"}'
     text = "".join(data for _, data in events)
     assert SESSION not in text and "127.0.0.1" not in text
+
+
+async def test_room_streams_count_per_session_not_per_address(served: Served) -> None:
+    """A room behind one NAT address holds one stream per participant, past the 8 a client
+    may hold; each session may hold only its own (and a reconnect's overlap)."""
+    sessions = [f"{n:032x}" for n in range(1, PER_CLIENT_STREAMS + 3)]
+    router = served.app[MEDIA_SERVER].router
+    router.room_view = lambda sid: view() if sid in sessions else None  # type: ignore[method-assign]
+    served.app[HUB].max_streams = 2 * len(sessions)  # the server-wide cap is not what is tested
+    opened: list[aiohttp.ClientResponse] = []
+    try:
+        for session in sessions:
+            opened.append(await served.http.get(served.url(f"/sessions/{session}/events")))
+            assert opened[-1].status == 200, await opened[-1].text()
+        opened.append(await served.http.get(served.url(f"/sessions/{sessions[0]}/events")))
+        assert opened[-1].status == 200  # the overlap of an EventSource's reconnect
+        status, reason = await status_of(
+            await served.http.get(served.url(f"/sessions/{sessions[0]}/events"))
+        )
+        assert status == 429
+        assert f"this session holds {PER_SESSION_STREAMS} event streams" in reason
+        assert sessions[0] not in reason
+    finally:
+        for response in opened:
+            response.close()
 
 
 async def test_the_stream_ends_with_the_session(served: Served) -> None:
