@@ -65,7 +65,7 @@ from sfu.wire.audio_level import audio_level_element
 from sfu.wire.demux import DTLS, SRTP, STUN, classify
 from sfu.wire.rtp import TRANSPORT_CC_URI
 from signaling.sdp.answer import render_answer
-from signaling.sdp.negotiate import negotiate_play, negotiate_publish
+from signaling.sdp.negotiate import negotiate_play, negotiate_publish, negotiate_subscribe
 from signaling.sdp.parse import Offer, parse_offer
 
 SERVER_ADDRESS: Address = ("10.0.0.1", 8000)
@@ -223,7 +223,7 @@ class Server:
             params = negotiate_publish(offer)
             session = router.publish(peer.stream, params, self.network.now)
         elif peer.role == SUBSCRIBE:
-            params = negotiate_play(offer)
+            params = negotiate_subscribe(offer)
             room, _, participant = peer.stream.partition("/")
             session = router.subscribe(room, participant, params, self.network.now)
         else:
@@ -235,7 +235,7 @@ class Server:
     def renegotiate(self, peer: Peer, kinds: tuple[str, ...]) -> None:
         """A subscriber's new offer of `kinds` m-lines (PATCH), same ICE credentials."""
         offer = parse_offer(peer.offer(kinds))
-        params = negotiate_play(offer)
+        params = negotiate_subscribe(offer)
         session = self.router.renegotiate(peer.session.id, params, self.network.now)
         self.answer(peer, offer, session.peer, session)  # the earlier m-lines as they were
 

@@ -31,7 +31,7 @@ from signaling.http.whip import (
 )
 from signaling.observe.room_events import room_listener
 from signaling.observe.routes import HUB, quietly
-from signaling.sdp.negotiate import negotiate_play
+from signaling.sdp.negotiate import negotiate_subscribe
 from signaling.serving.access import AUTH, check_owner, request_token, unauthorized
 from signaling.serving.media_types import JSON_TYPE, SDP_TYPE
 from signaling.serving.names import NAME_SEGMENT
@@ -87,7 +87,7 @@ async def join(request: web.Request) -> web.Response:
     admit_client(request)
     check_limits(request, SUBSCRIBE, stream)
     text = await read_body(request, SDP_TYPE, "offer")
-    offer, peer = negotiated(text, negotiate_play)
+    offer, peer = negotiated(text, negotiate_subscribe)
     await ask_hook(request, SUBSCRIBE, stream, token)
     check_limits(request, SUBSCRIBE, stream)
     router = request.app[MEDIA_SERVER].router
@@ -123,7 +123,7 @@ async def reoffer(request: web.Request) -> web.Response:
     if_match = request.headers.get("If-Match")
     if if_match is not None and not etags.matches(session.id, if_match):
         raise Rejection(412, "If-Match does not match the session's current ETag")
-    offer, peer = negotiated(await read_body(request, SDP_TYPE, "offer"), negotiate_play)
+    offer, peer = negotiated(await read_body(request, SDP_TYPE, "offer"), negotiate_subscribe)
     router = request.app[MEDIA_SERVER].router
     try:
         session = router.renegotiate(session.id, peer, time.monotonic())
@@ -131,7 +131,8 @@ async def reoffer(request: web.Request) -> web.Response:
         raise Rejection(404, "no such room session") from exc
     except ValueError as exc:
         raise Rejection(400, str(exc)) from exc
-    answer = session_answer(request, offer, peer, session, "sendonly", view.room)
+    # The earlier m-lines are answered as they were accepted (session.peer), not as re-offered.
+    answer = session_answer(request, offer, session.peer, session, "sendonly", view.room)
     return web.Response(
         body=answer.encode(), content_type=SDP_TYPE, headers={"ETag": etags.renew(session.id)}
     )

@@ -9,13 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sfu.media import AUDIO, VIDEO, Codec, PeerParams, TrackSpec
+from sfu.wire.audio_level import AUDIO_LEVEL_URI
 from sfu.wire.rtp import ABS_SEND_TIME_URI, MID_URI, RID_URI, TRANSPORT_CC_URI
+from signaling.sdp.parse import MAX_MEDIA_SECTIONS as MAX_OFFER_MEDIA
 from signaling.sdp.parse import MediaSection, Offer
 from signaling.sdp.simulcast import SimulcastError, offered_layers
 
-# Header extensions the server reads on a publisher's packets (mid, and transport-wide CC for
-# its bandwidth feedback), and those it writes afresh for each player with the player's own IDs.
-PUBLISH_EXTENSIONS = frozenset({MID_URI, ABS_SEND_TIME_URI, TRANSPORT_CC_URI})
+# Header extensions the server reads on a publisher's packets (mid, transport-wide CC for its
+# bandwidth feedback, and the audio level a room's speaker detection reads), and those it
+# writes afresh for each player with the player's own IDs.
+PUBLISH_EXTENSIONS = frozenset({MID_URI, ABS_SEND_TIME_URI, TRANSPORT_CC_URI, AUDIO_LEVEL_URI})
 PLAY_EXTENSIONS = frozenset({MID_URI, ABS_SEND_TIME_URI, TRANSPORT_CC_URI})
 # Read as well on a simulcast m-line: the RID names the layer of each packet. Publishers send
 # no RTX here (the answer accepts none), so the repaired-RID is never needed.
@@ -30,6 +33,7 @@ ACCEPTED_FEEDBACK = {
 _RTP_PROTOS = ("UDP/TLS/RTP/SAVPF", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "RTP/SAVP")
 _GOOD_SETUP = ("actpass", "active")
 MAX_MEDIA_SECTIONS = 16  # audio/video m-lines per offer; each costs state and answer bytes
+ROOM_MEDIA_SECTIONS = MAX_OFFER_MEDIA  # a room subscriber's slots: 32 other participants
 
 
 class NegotiationError(ValueError):
@@ -179,11 +183,12 @@ def _negotiate(
     choose: Callable[[MediaSection], list[Codec]],
     extensions: frozenset[str],
     simulcast: bool = False,
+    max_media: int = MAX_MEDIA_SECTIONS,
 ) -> PeerParams:
     media_count = sum(1 for section in offer.media if section.kind in (AUDIO, VIDEO))
-    if media_count > MAX_MEDIA_SECTIONS:
+    if media_count > max_media:
         raise UnsupportedMedia(
-            f"offer has {media_count} audio/video m-lines; the limit is {MAX_MEDIA_SECTIONS}"
+            f"offer has {media_count} audio/video m-lines; the limit is {max_media}"
         )
     tracks: list[TrackSpec] = []
     sections: list[MediaSection] = []
@@ -220,7 +225,9 @@ def negotiate_publish(offer: Offer) -> PeerParams:
     return _negotiate(offer, ("sendonly", "sendrecv"), choose, PUBLISH_EXTENSIONS, simulcast=True)
 
 
-def negotiate_play(offer: Offer, preferred: dict[str, str] | None = None) -> PeerParams:
+def negotiate_play(
+    offer: Offer, preferred: dict[str, str] | None = None, max_media: int = MAX_MEDIA_SECTIONS
+) -> PeerParams:
     """Accept each receiving audio/video m-line with every codec we support.
 
     `preferred` maps a kind to the live publisher's codec name, which goes first so the player
@@ -243,4 +250,10 @@ def negotiate_play(offer: Offer, preferred: dict[str, str] | None = None) -> Pee
             )
         return sorted(codecs, key=lambda codec: codec.name.lower() != first)
 
-    return _negotiate(offer, ("recvonly", "sendrecv"), choose, PLAY_EXTENSIONS)
+    return _negotiate(offer, ("recvonly", "sendrecv"), choose, PLAY_EXTENSIONS, max_media=max_media)
+
+
+def negotiate_subscribe(offer: Offer) -> PeerParams:
+    """A room subscriber's offer: a player's, with a slot (m-line) per kind per other
+    participant, up to the parser's own cap on m-lines; the router bounds them by the room."""
+    return negotiate_play(offer, max_media=ROOM_MEDIA_SECTIONS)

@@ -21,13 +21,15 @@ from signaling.sdp.negotiate import (
     UnsupportedMedia,
     negotiate_play,
     negotiate_publish,
+    negotiate_subscribe,
 )
-from signaling.sdp.parse import parse_offer
+from signaling.sdp.parse import MAX_MEDIA_SECTIONS, parse_offer
 
 OFFERS = Path(__file__).parent / "offers"
 FINGERPRINT = ":".join(["AB"] * 32)
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 TWCC = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
 
 
@@ -68,7 +70,8 @@ def test_publish_chrome_picks_first_supported_codec_per_m_line() -> None:
     assert audio.codecs[0].rtcp_fb == ("transport-cc",)
     assert audio.codecs[0].channels == 2
     assert audio.ssrc == 3735928559 and audio.rtx_ssrc is None
-    assert audio.extensions == {2: ABS_SEND_TIME, 3: TWCC, 4: MID_URI}
+    # The audio level is read too, for a room's speaker detection (audio m-lines carry it).
+    assert audio.extensions == {1: AUDIO_LEVEL_URI, 2: ABS_SEND_TIME, 3: TWCC, 4: MID_URI}
     (vp8,) = video.codecs
     assert (vp8.name, vp8.payload_type, vp8.rtx_payload_type) == ("VP8", 96, None)
     assert vp8.rtcp_fb == ("goog-remb", "transport-cc", "ccm fir", "nack", "nack pli")
@@ -92,7 +95,7 @@ def test_publish_firefox_session_fingerprint_and_media_ufrag() -> None:
     assert peer.fingerprints[0][1].startswith("9F:12")
     audio, video = peer.tracks
     assert audio.codecs[0].payload_type == 109 and audio.codecs[0].rtcp_fb == ()
-    assert audio.extensions == {3: MID_URI}
+    assert audio.extensions == {1: AUDIO_LEVEL_URI, 3: MID_URI}
     assert video.codecs[0].payload_type == 120
     assert video.extensions == {3: MID_URI, 4: ABS_SEND_TIME, 7: TWCC}
     assert (video.ssrc, video.rtx_ssrc) == (2233445566, 3344556677)
@@ -213,7 +216,9 @@ def test_publish_answer_rejects_datachannel_and_reparses() -> None:
         assert section.port == 8000 and section.direction == "recvonly"
         assert section.setup == "passive" and section.ice_ufrag == "srvu"
         assert section.fingerprints == [("sha-256", FINGERPRINT)]
-        assert section.rtcp_mux and section.extmap == {2: ABS_SEND_TIME, 3: TWCC, 4: MID_URI}
+        assert section.rtcp_mux
+    assert audio.extmap == {1: AUDIO_LEVEL_URI, 2: ABS_SEND_TIME, 3: TWCC, 4: MID_URI}
+    assert video.extmap == {2: ABS_SEND_TIME, 3: TWCC, 4: MID_URI}
     assert video.payload_types == [96] and video.rtcp_rsize and not audio.rtcp_rsize
     assert video.feedback_for(96) == ["goog-remb", "transport-cc", "ccm fir", "nack", "nack pli"]
     assert audio.fmtp[111] == "minptime=10;useinbandfec=1"
@@ -444,3 +449,20 @@ def test_player_that_cannot_take_the_streams_codec_is_refused_naming_both() -> N
     assert peer.tracks[1].codecs[0].name == "VP8"
     peer = negotiate_play(offer)  # and a stream not yet published: it gets what it can take
     assert peer.tracks[1].codecs[0].name == "VP8"
+
+
+def test_a_room_subscriber_may_offer_a_slot_per_kind_per_participant() -> None:
+    """A WHEP player stays at 16 m-lines; a room subscriber of a 10-person room needs 18, and
+    may have up to the parser's cap (beyond that the parser refuses the offer)."""
+    from bench.sdp import build_offer
+
+    kinds = ("audio", "video") * 9
+    offer = parse_offer(build_offer("uf", "pw" * 11, FINGERPRINT, send=False, kinds=kinds))
+    with pytest.raises(UnsupportedMedia, match="18 audio/video m-lines; the limit is 16"):
+        negotiate_play(offer)
+    assert [t.mid for t in negotiate_subscribe(offer).tracks] == [str(i) for i in range(18)]
+    crowded = ("audio", "video") * (MAX_MEDIA_SECTIONS // 2 + 1)
+    with pytest.raises(Exception, match="m-lines"):
+        negotiate_subscribe(
+            parse_offer(build_offer("uf", "pw" * 11, FINGERPRINT, send=False, kinds=crowded))
+        )

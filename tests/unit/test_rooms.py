@@ -16,7 +16,6 @@ from sfu.routing.room_stats import TrackPrefs
 from sfu.routing.router import ParticipantBusy, RoomFull
 from sfu.wire import rtp
 from sfu.wire.audio_level import AUDIO_LEVEL_URI
-from signaling.sdp import negotiate
 from signaling.sdp.negotiate import PUBLISH_EXTENSIONS, negotiate_play
 from signaling.sdp.parse import parse_offer
 from tests.harness import Harness, Peer, record_rtp
@@ -339,13 +338,8 @@ def test_video_that_does_not_fit_is_paused_and_resumes_from_a_keyframe():
     assert {index for _, index, _ in whole} == {index_of(b)}
 
 
-@pytest.fixture
-def audio_levels(monkeypatch):
-    """Publishers' audio levels accepted, as signaling.sdp.negotiate should (not yet)."""
-    monkeypatch.setattr(negotiate, "PUBLISH_EXTENSIONS", PUBLISH_EXTENSIONS | {AUDIO_LEVEL_URI})
-
-
-def test_the_speaker_is_named_and_its_video_kept_when_only_one_fits(audio_levels):
+def test_the_speaker_is_named_and_its_video_kept_when_only_one_fits():
+    assert AUDIO_LEVEL_URI in PUBLISH_EXTENSIONS  # publishers' audio levels are accepted
     h = Harness()
     a, b, c = (join(h, name, audio_level=True) for name in "abc")
     assert a.publisher is not None and b.publisher is not None and c.publisher is not None
