@@ -22,6 +22,7 @@ from signaling.http.routes import ROOMS, ice_server_links
 from signaling.http.state import ETAGS, MEDIA_SERVER
 from signaling.http.whip import (
     admit_client,
+    already_ended,
     ask_hook,
     check_limits,
     created_headers,
@@ -194,11 +195,10 @@ async def set_prefs(request: web.Request) -> web.Response:
 
 async def leave(request: web.Request) -> web.Response:
     """DELETE the subscribe session (the page ends its WHIP session the same way)."""
+    answer = already_ended(request)
+    if answer is not None:
+        return answer
     router = request.app[MEDIA_SERVER].router
-    ended = router.ended_session(request.match_info["id"])
-    if ended is not None:
-        check_owner(request, request.match_info["id"])
-        return web.Response(status=200, text=f"session already ended: {ended.reason}\n")
     session, _ = room_session(request)
     router.close(session.id, "DELETE by client")
     request.app[ETAGS].forget(session.id)

@@ -269,13 +269,20 @@ def session_for(request: web.Request) -> PeerSession:
     return session
 
 
+def already_ended(request: web.Request) -> web.Response | None:
+    """The 200 a DELETE gets when the peer's DTLS close or a timeout got there first (the
+    client's intent is met); None while the session lives."""
+    ended = request.app[MEDIA_SERVER].router.ended_session(request.match_info["id"])
+    if ended is None:
+        return None
+    check_owner(request, request.match_info["id"])
+    return web.Response(status=200, text=f"session already ended: {ended.reason}\n")
+
+
 async def delete_session(request: web.Request) -> web.Response:
-    router = request.app[MEDIA_SERVER].router
-    ended = router.ended_session(request.match_info["id"])
-    if ended is not None:
-        # The peer's DTLS close or a timeout got there first; the client's intent is met.
-        check_owner(request, request.match_info["id"])
-        return web.Response(status=200, text=f"session already ended: {ended.reason}\n")
+    answer = already_ended(request)
+    if answer is not None:
+        return answer
     session = session_for(request)
     request.app[MEDIA_SERVER].router.close(session.id, "DELETE by client")
     request.app[ETAGS].forget(session.id)
