@@ -1,11 +1,13 @@
 """Which worker takes a publisher or a player, and the relays that let players spread.
 
 A stream's publisher always goes to its origin worker, a stable hash of its name, so a republish
-or an early player finds it there. Players go to the origin until it carries `cap` of them, then
-to the least loaded other worker, which gets the stream by a loopback relay from the origin. The
-balancer keeps its own count of players per worker and stream: refreshed from every worker once a
-second, and raised at once for each player it places, so a burst of offers spreads correctly
-between two refreshes.
+or an early player finds it there. A two-segment name `ROOM/NAME` is hashed by its room part
+only: every such stream is a member of that room (rooms and streams are one namespace), and the
+room's joins go to the same worker, which must hold all the room's streams to serve them.
+Players go to the origin until it carries `cap` of them, then to the least loaded other worker,
+which gets the stream by a loopback relay from the origin. The balancer keeps its own count of
+players per worker and stream: refreshed from every worker once a second, and raised at once
+for each player it places, so a burst of offers spreads correctly between two refreshes.
 """
 
 from __future__ import annotations
@@ -93,8 +95,10 @@ class Balancer:
         self._task: asyncio.Task | None = None
 
     def origin(self, stream: str) -> Worker:
-        """The worker that takes `stream`'s publisher: the same one for as long as N is."""
-        return self.pool.workers[zlib.crc32(stream.encode()) % len(self.pool.workers)]
+        """The worker that takes `stream`'s publisher (and a room's joins, given its name): the
+        same one for as long as N is."""
+        room = stream.partition("/")[0]
+        return self.pool.workers[zlib.crc32(room.encode()) % len(self.pool.workers)]
 
     async def player_worker(self, stream: str) -> Worker:
         """The origin while it has room or the stream is not live; else a relayed edge."""

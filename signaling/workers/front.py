@@ -1,9 +1,11 @@
 """The public HTTP face of `--workers N`: pages, and every API call passed to the right worker.
 
 WHIP and SRS publish go to the stream's origin worker, WHEP and SRS play where the balancer
-says, /sessions/w<i>-<id> to worker i. Statuses, bodies and headers come back as the worker sent
-them, with one change: session ids gain the `w<i>-` prefix that routes their later requests.
-The stats API merges the workers' views so a stream relayed to several workers shows once.
+says, a room join to its room's worker (where the room's streams are published), and
+/sessions/w<i>-<id> and /rooms/v1/sessions/w<i>-<id> to worker i. Statuses, bodies and
+headers come back as the worker sent them, with one change: session ids gain the `w<i>-`
+prefix that routes their later requests. The stats API merges the workers' views so a stream
+relayed to several workers shows once.
 """
 
 from __future__ import annotations
@@ -18,14 +20,12 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-import aiohttp
 from aiohttp import web
-from multidict import CIMultiDict
 
 from signaling.http.routes import PublicHandlers, add_public_routes
 from signaling.observe.routes import HUB
 from signaling.serving.connections import ConnectionGuard
-from signaling.serving.names import SESSION_ID_PATTERN
+from signaling.serving.names import NAME_SEGMENT
 from signaling.serving.paging import MAX_LIMIT, requested_page
 from signaling.serving.plumbing import (
     GUARD,
@@ -34,7 +34,6 @@ from signaling.serving.plumbing import (
     Rejection,
     behind_proxy,
     cors_and_errors,
-    logged_path,
     quiet_refusals,
     read_bytes,
     unavailable,
@@ -42,27 +41,23 @@ from signaling.serving.plumbing import (
 from signaling.serving.scrapes import limit_scrapes
 from signaling.serving.srs_url import parse_srs_body, query_stream
 from signaling.workers.balancer import Balancer
-from signaling.workers.link import CLIENT_HEADER, HOST_HEADER, SECRET_HEADER
 from signaling.workers.messages import MessageError
 from signaling.workers.pool import Worker, WorkerPool
+from signaling.workers.proxy import (
+    BALANCER,
+    POOL,
+    addressed,
+    ask_worker,
+    prefixed,
+    relay_stream,
+)
 from signaling.workers.stats_answers import OUT_COUNTERS, server_stats_answer, streams_answer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-POOL = web.AppKey("pool", WorkerPool)
-BALANCER = web.AppKey("balancer", Balancer)
 SRS_JSON_ROUTES = frozenset({"/rtc/v1/publish/", "/rtc/v1/play/"})
-SESSION_ID = re.compile(rf"w(\d{{1,3}})-({SESSION_ID_PATTERN})")
-# Headers of one hop only, or that aiohttp sets again itself.
-NOT_FORWARDED = frozenset(
-    h.lower()
-    for h in (
-        "Host", "Connection", "Keep-Alive", "Transfer-Encoding", "TE", "Trailer", "Upgrade",
-        "Proxy-Authorization", "Proxy-Connection", "Content-Length", "Date", "Server",
-        "X-Forwarded-For", CLIENT_HEADER, HOST_HEADER, SECRET_HEADER,
-    )
-)  # fmt: skip
+ROOM_NAME = re.compile(NAME_SEGMENT)
 
 
 def create_front(
@@ -101,73 +96,15 @@ def create_front(
             srs_play=srs_play,
             list_streams=list_streams,
             server_stats=server_stats,
-            join_room=no_rooms,
-            reoffer_room=no_rooms,
-            room_prefs=no_rooms,
-            leave_room=no_rooms,
-            room_events=no_rooms,
+            join_room=join_room,
+            reoffer_room=to_session,
+            room_prefs=to_session,
+            leave_room=to_session,
+            room_events=room_events,
         ),
         web_root,
     )
     return app
-
-
-async def no_rooms(request: web.Request) -> web.Response:
-    """Rooms need every participant's publish and subscribe on one worker; the front does not
-    place by room yet."""
-    raise Rejection(501, "rooms are served by a single process for now, not with --workers")
-
-
-def prefixed(index: int, session_id: str) -> str:
-    return f"w{index}-{session_id}"
-
-
-async def ask_worker(
-    request: web.Request, worker: Worker, path: str | None = None, body: bytes | None = None
-) -> tuple[int, CIMultiDict[str], bytes]:
-    """Send the client's request to a worker: (status, headers, body) of its answer."""
-    pool = request.app[POOL]
-    if not worker.ready or pool.http is None:
-        raise unavailable(f"worker {worker.index} is starting")
-    headers = CIMultiDict(
-        (k, v) for k, v in request.headers.items() if k.lower() not in NOT_FORWARDED
-    )
-    headers[CLIENT_HEADER] = request.remote or ""
-    headers[HOST_HEADER] = request.host
-    headers[SECRET_HEADER] = pool.secret
-    if body is None and request.can_read_body:
-        body = await read_bytes(request, "body")
-    try:
-        async with pool.http.request(
-            request.method,
-            worker.url + (path or request.raw_path),  # as sent: still encoded
-            data=body,
-            headers=headers,
-            allow_redirects=False,
-        ) as response:
-            payload = await response.read()
-            answer = CIMultiDict(
-                (k, v) for k, v in response.headers.items() if k.lower() not in NOT_FORWARDED
-            )
-            status = response.status
-    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-        log.warning(
-            "worker %d did not answer %s %s: %r",
-            worker.index,
-            request.method,
-            logged_path(request),
-            exc,
-        )
-        raise unavailable(f"worker {worker.index} is not answering") from exc
-    location = answer.get("Location")
-    if location is not None and location.startswith("/sessions/"):
-        session_id = location[len("/sessions/") :]
-        answer["Location"] = "/sessions/" + prefixed(worker.index, session_id)
-        if "Link" in answer:  # the layer extension's URL names the session too
-            answer["Link"] = answer["Link"].replace(
-                f"</sessions/{session_id}/", f"</sessions/{prefixed(worker.index, session_id)}/"
-            )
-    return status, answer, payload
 
 
 async def forward(
@@ -256,15 +193,23 @@ async def srs_play(request: web.Request) -> web.Response:
 
 
 async def to_session(request: web.Request) -> web.Response:
-    """DELETE or PATCH /sessions/w<i>-<id> (or POST to its /layer): to worker i, as
-    /sessions/<id>."""
-    session_id = request.match_info["id"]
-    match = SESSION_ID.fullmatch(session_id)
-    workers = request.app[POOL].workers
-    if match is None or int(match.group(1)) >= len(workers):
-        raise Rejection(404, "no such session")
-    path = f"/sessions/{match.group(2)}" + ("/layer" if request.path.endswith("/layer") else "")
-    return await forward(request, workers[int(match.group(1))], path=path)
+    """A request to a session URL, /sessions/w<i>-<id>[/layer] or
+    /rooms/v1/sessions/w<i>-<id>[/prefs]: to worker i, without the prefix."""
+    worker, path = addressed(request)
+    return await forward(request, worker, path=path)
+
+
+async def join_room(request: web.Request) -> web.Response:
+    """A join goes where its room's streams are published: the origin of the room's name
+    (a malformed one, to worker 0 to be refused)."""
+    room = request.match_info["room"]
+    return await publish(request, room if ROOM_NAME.fullmatch(room) else None, None)
+
+
+async def room_events(request: web.Request) -> web.StreamResponse:
+    """A room session's events, from its worker as they come."""
+    worker, path = addressed(request)
+    return await relay_stream(request, worker, path)
 
 
 async def from_all(

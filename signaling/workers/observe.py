@@ -16,8 +16,8 @@ from signaling.observe.routes import HUB, LAG, REGISTRY, add_routes
 from signaling.security.auth import Authenticator
 from signaling.serving.access import AUTH
 from signaling.serving.plumbing import unavailable
-from signaling.workers.front import POOL, ask_worker
 from signaling.workers.pool import WorkerPool
+from signaling.workers.proxy import POOL, ask_worker
 
 
 def add_front_observability(

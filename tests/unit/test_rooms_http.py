@@ -29,7 +29,9 @@ from signaling.security.hooks import HttpHooks
 from signaling.serving.access import OWNERS
 from signaling.serving.plumbing import REFUSED
 from signaling.serving.redact import redacted_path, short_hash
+from signaling.workers.balancer import Balancer
 from signaling.workers.front import create_front
+from signaling.workers.pool import WorkerPool
 
 OFFERS = Path(__file__).parent / "offers"
 SESSION = "0123456789abcdef0123456789abcdef"
@@ -304,16 +306,19 @@ def test_a_listener_that_finds_no_session_ends_at_once() -> None:
     assert first == [b"event: ended\ndata: {}\n\n"] and listener.ending
 
 
-async def test_the_workers_front_refuses_rooms_with_a_reason() -> None:
-    app = create_front(None, None, None)  # type: ignore[arg-type]
-    server = TestServer(app, host="127.0.0.1")
+async def test_the_workers_front_passes_a_join_to_its_rooms_worker() -> None:
+    """Not a 501: the join waits for its room's worker (more in test_front_rooms.py)."""
+    pool = WorkerPool(2, 0, [])
+    balancer = Balancer(pool, 1)
+    server = TestServer(create_front(pool, balancer, None), host="127.0.0.1")
     await server.start_server()
     try:
         async with aiohttp.ClientSession() as http:
             url = str(server.make_url("/rooms/v1/r/participants/alice"))
             async with http.post(url, data="v=0", headers=SDP) as response:
-                assert response.status == 501
-                assert "--workers" in await response.text()
+                assert response.status == 503 and response.headers["Retry-After"]
+                index = balancer.origin("r/alice").index
+                assert await response.text() == f"worker {index} is starting\n"
     finally:
         await server.close()
 
