@@ -211,7 +211,8 @@ class Publisher:
             self.context.sessions.drops["bad_rtcp"] += 1
 
     def send_feedback(self, now: float) -> None:
-        """Frequent feedback: transport-wide CC, and NACK retries the packet flow did not send."""
+        """Frequent feedback: transport-wide CC, NACK retries the packet flow did not send,
+        and keyframe requests that waited for their track's interval to end."""
         if self.twcc is not None:
             media_ssrc = next((t.ssrc for t in self.tracks if t.ssrc is not None), 0)
             feedback = self.twcc.build(self.session.rtcp_ssrc, media_ssrc)
@@ -220,6 +221,8 @@ class Publisher:
         for track in self.tracks:
             if track.missing is not None and track.missing.pending:
                 track.send_due_nacks(now)
+            if track.keyframe_pending:
+                track.send_due_keyframe_request(now)
         self.flush()
 
     def send_reports(self, now: float) -> None:

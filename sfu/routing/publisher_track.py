@@ -55,8 +55,10 @@ class PublisherTrack:
         "codec",
         "height",
         "is_keyframe",
+        "keyframe_pending",
         "keyframe_requested_at",
         "keyframe_requests",
+        "keyframe_requests_coalesced",
         "kind",
         "last_seq",
         "last_time",
@@ -101,7 +103,12 @@ class PublisherTrack:
         self.last_ts = 0
         self.last_time = 0.0
         self.keyframe_requested_at = -1e9
-        self.keyframe_requests = 0
+        self.keyframe_requests = 0  # PLIs sent
+        # A keyframe asked for within the interval of the last request: it goes out when the
+        # interval ends (send_due_keyframe_request), unless a keyframe comes first. Requests
+        # served by it or by that keyframe, rather than by a PLI of their own, are counted.
+        self.keyframe_pending = False
+        self.keyframe_requests_coalesced = 0
         self.send_failures = 0  # full socket buffer or unreachable player: the packet is dropped
         self._keyframe_interval = keyframe_interval
         self.reception = ReceptionStats(self.codec.clock_rate)
@@ -146,8 +153,8 @@ class PublisherTrack:
         # fan-out writes each player's own in their place, and resends strip them (cached).
         if self.cache is not None:
             self.cache[seq & CACHE_MASK] = packet
-        if self.switching or (self.vp8_layer and not self.width):
-            self._at_layer_keyframe(packet, now)
+        if self.switching or self.keyframe_pending or (self.vp8_layer and not self.width):
+            self._at_keyframe(packet)
         subscribers = self.subscribers
         if not subscribers:
             return 0
@@ -226,11 +233,15 @@ class PublisherTrack:
                 self.send_failures += 1
         return sent
 
-    def _at_layer_keyframe(self, packet: bytes, now: float) -> None:
-        """At the first packet of a keyframe: learn the layer's size, and move the players
-        that wait to switch here (they start on this very packet)."""
+    def _at_keyframe(self, packet: bytes) -> None:
+        """At the first packet of a keyframe: learn the layer's size, move the players that
+        wait to switch here (they start on this very packet, as waiting players do), and
+        drop the pending request, which this keyframe answers."""
         if not self._starts_keyframe(packet):
             return
+        if self.keyframe_pending:
+            self.keyframe_pending = False
+            self.keyframe_requests_coalesced += 1
         if self.codec.name.lower() == "vp8":
             size = vp8_dimensions(packet, rtp.payload_bounds(packet)[0])
             if size is not None:
@@ -273,14 +284,28 @@ class PublisherTrack:
         return self.is_keyframe(packet[start:end])
 
     def request_keyframe(self, now: float) -> None:
-        """Ask the publisher for a keyframe (PLI), at most once per keyframe interval."""
+        """Ask the publisher for a keyframe (PLI), at most once per keyframe interval: within
+        the interval the request waits for its end, coalesced with any other made meanwhile,
+        so a new player waits for one interval at most, never for the next report tick."""
         if self.kind != VIDEO or self.ssrc is None:
             return
-        if now - self.keyframe_requested_at < self._keyframe_interval:
-            return
-        self.keyframe_requested_at = now
-        self.keyframe_requests += 1
-        self.requests.append(KeyframeNeeded(self.ssrc))
+        if self.keyframe_pending:
+            self.keyframe_requests_coalesced += 1
+        self.keyframe_pending = True
+        self.send_due_keyframe_request(now)
+
+    def send_due_keyframe_request(self, now: float) -> None:
+        """Send the pending keyframe request once the interval since the last one is over
+        (at once, or at the first feedback tick after)."""
+        if (
+            self.keyframe_pending
+            and self.ssrc is not None
+            and now - self.keyframe_requested_at >= self._keyframe_interval
+        ):
+            self.keyframe_pending = False
+            self.keyframe_requested_at = now
+            self.keyframe_requests += 1
+            self.requests.append(KeyframeNeeded(self.ssrc))
 
     def waiting_players(self) -> bool:
         return any(not sub.started for sub in self.subscribers)
