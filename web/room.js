@@ -274,7 +274,7 @@ async function join() {
   const sub = new Subscription(room, name);
   joined = { room, name, media, publisher, sub, timer: setInterval(showStats, STATS_MS) };
   try {
-    await publisher.start(media);
+    // Join first: a --workers front places the room's streams with the room once it was joined.
     await sub.start({
       onTrack: attachTracks,
       onEvent,
@@ -284,6 +284,7 @@ async function join() {
         else setStatus(`Room events: ${status ? `HTTP ${status} — ${reason}` : reason}`, "warn");
       },
     });
+    await publisher.start(media);
   } catch (err) {
     const taken = err.status === 409 ? " (someone in this room already uses that name)" : "";
     showError(`Could not join: ${err.message}${taken}`);

@@ -1,9 +1,12 @@
 """Which worker takes a publisher or a player, and the relays that let players spread.
 
 A stream's publisher always goes to its origin worker, a stable hash of its name, so a republish
-or an early player finds it there. A two-segment name `ROOM/NAME` is hashed by its room part
-only: every such stream is a member of that room (rooms and streams are one namespace), and the
-room's joins go to the same worker, which must hold all the room's streams to serve them.
+or an early player finds it there. A room's joins go to the hash of the room's name, and once a
+room has been joined through this front, its members' streams `ROOM/NAME` are hashed by the
+room part too: the room's worker must hold all of them to serve the room. Other two-segment
+names (an SRS app's `live/a`, `live/b`, ...) keep the hash of the whole name, so they still
+spread over the workers. So a participant joins before it publishes (room.html does); a stream
+`ROOM/X` published before anyone joined ROOM stays on its own origin until it republishes.
 Players go to the origin until it carries `cap` of them, then to the least loaded other worker,
 which gets the stream by a loopback relay from the origin. The balancer keeps its own count of
 players per worker and stream: refreshed from every worker once a second, and raised at once
@@ -37,6 +40,7 @@ log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL = 1.0  # seconds between load refreshes and relay checks
 RELAY_GRACE = 5.0  # seconds a new relay lives even with no players, for offers in flight
+MAX_ROOMS = 4096  # rooms remembered as joined through this front; the least recently joined go
 
 
 @dataclass
@@ -93,12 +97,21 @@ class Balancer:
         self._setups: dict[tuple[str, int], asyncio.Task[bool]] = {}
         self._refreshed_from = 0.0
         self._task: asyncio.Task | None = None
+        self.rooms: collections.OrderedDict[str, None] = collections.OrderedDict()
+
+    def joined(self, room: str) -> None:
+        """A join of `room` went through this front: its members' streams follow the room."""
+        self.rooms[room] = None
+        self.rooms.move_to_end(room)
+        while len(self.rooms) > MAX_ROOMS:
+            self.rooms.popitem(last=False)
 
     def origin(self, stream: str) -> Worker:
         """The worker that takes `stream`'s publisher (and a room's joins, given its name): the
-        same one for as long as N is."""
+        same one for as long as N is, and the room's for a member of a joined room."""
         room = stream.partition("/")[0]
-        return self.pool.workers[zlib.crc32(room.encode()) % len(self.pool.workers)]
+        key = room if room in self.rooms else stream
+        return self.pool.workers[zlib.crc32(key.encode()) % len(self.pool.workers)]
 
     async def player_worker(self, stream: str) -> Worker:
         """The origin while it has room or the stream is not live; else a relayed edge."""

@@ -203,7 +203,10 @@ async def join_room(request: web.Request) -> web.Response:
     """A join goes where its room's streams are published: the origin of the room's name
     (a malformed one, to worker 0 to be refused)."""
     room = request.match_info["room"]
-    return await publish(request, room if ROOM_NAME.fullmatch(room) else None, None)
+    if not ROOM_NAME.fullmatch(room):
+        return await publish(request, None, None)
+    request.app[BALANCER].joined(room)
+    return await publish(request, room, None)
 
 
 async def room_events(request: web.Request) -> web.StreamResponse:

@@ -11,11 +11,20 @@ from pathlib import Path
 import aiohttp
 
 from bench.launcher import start_server, stop_server
-from tests.integration.peers import close_all, play
-from tests.integration.test_rooms import ROOM, enter
+from tests.integration.peers import close_all, play, publish
+from tests.integration.test_rooms import ROOM, Participant, Subscriber
 from tests.integration.test_workers import WORKER_ARGS, get_json, worker_of
 
 NAMES = ("ann", "bob", "cy")
+
+
+async def enter(http: aiohttp.ClientSession, base: str, name: str) -> Participant:
+    """Join, then publish, as room.html does: the front places the streams of a room that
+    was joined through it with the room."""
+    subscriber = Subscriber(name, http)
+    await subscriber.join(base)
+    publisher = await publish(http, base, f"{ROOM}/{name}")
+    return Participant(name, publisher, subscriber)
 
 
 async def test_a_room_of_three_lives_on_one_worker(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from signaling.workers.balancer import Balancer
+from signaling.workers.balancer import MAX_ROOMS, Balancer
 from signaling.workers.front import create_front
 from signaling.workers.link import CLIENT_HEADER
 from signaling.workers.pool import WorkerPool
@@ -100,15 +100,27 @@ async def front() -> AsyncIterator[Front]:
         await pool.http.close()
 
 
-def test_a_room_and_its_streams_have_one_origin_and_other_names_keep_theirs() -> None:
+def test_a_joined_room_and_its_streams_have_one_origin_and_other_names_keep_theirs() -> None:
     balancer = Balancer(WorkerPool(2, 0, []), 1)
     names = ("ann", "bob", "cy")
-    # Hashed whole, these streams would not all be on one worker.
-    assert len({zlib.crc32(f"standup/{n}".encode()) % 2 for n in names}) == 2
+    # Hashed whole, these streams would not all be on one worker; so they are until the room
+    # is joined (an SRS app's live/a, live/b, ... keep spreading over the workers).
+    whole = [zlib.crc32(f"standup/{n}".encode()) % 2 for n in names]
+    assert len(set(whole)) == 2
+    assert [balancer.origin(f"standup/{n}").index for n in names] == whole
+    balancer.joined("standup")
     room = balancer.origin("standup")
     assert all(balancer.origin(f"standup/{n}") is room for n in names)
-    for name in ("spread", "cam1", "x"):
+    for name in ("spread", "cam1", "x", "live/a", "live/b"):
         assert balancer.origin(name).index == zlib.crc32(name.encode()) % 2
+
+
+def test_the_rooms_a_front_remembers_are_bounded() -> None:
+    balancer = Balancer(WorkerPool(2, 0, []), 1)
+    for n in range(MAX_ROOMS + 5):
+        balancer.joined(f"r{n}")
+    assert len(balancer.rooms) == MAX_ROOMS
+    assert "r0" not in balancer.rooms and f"r{MAX_ROOMS + 4}" in balancer.rooms
 
 
 async def test_a_join_and_its_session_urls_reach_the_rooms_worker(front: Front) -> None:
