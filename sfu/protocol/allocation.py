@@ -11,7 +11,9 @@ asks for keyframes. The rules, in order:
    ties by track id) each video gets its lowest layer while that fits in what is left; the
    first that does not fit is PAUSED, and so is every video after it, even a cheaper one.
    So the lowest priority pauses first, a bigger budget never pauses more tracks, and video
-   that does not fit is paused rather than left to freeze.
+   that does not fit is paused rather than left to freeze. The caller may ask that at least
+   the first `at_least` videos be shown whatever they cost: those the link was seen to carry
+   when its estimate cannot tell (sfu.protocol.resume).
 4. Upgrades, one ladder step at a time, never past the subscriber's size cap nor past what is
    available. A track's ladder is its layers sorted by (spatial, temporal), a temporal index
    of None (all temporal layers) above every number: a step raises the temporal layer within
@@ -27,9 +29,12 @@ asks for keyframes. The rules, in order:
    none paused. Pausing without evidence would black out video; the lowest layers are the
    cheapest guess, and the estimate follows within a second or two of feedback.
 
-The allocation is at most the budget, except that audio is never paused: when audio alone
-exceeds it, every video is paused and the total is the audio's. Work is O(tracks x layers)
-(plus sorting the tracks by priority and each track's layers), every loop bounded by them.
+The allocation is at most the budget, except that audio is never paused (when audio alone
+exceeds it, every video is paused and the total is the audio's) and that the videos asked to
+be shown are. It also names the paused video that would come back first and the budget that
+would show it (`resume`), which the caller tests (sfu.protocol.resume). Work is O(tracks x
+layers) (plus sorting the tracks by priority and each track's layers), every loop bounded by
+them.
 """
 
 from __future__ import annotations
@@ -107,11 +112,15 @@ class Grant:
 
 @dataclass(frozen=True)
 class Allocation:
-    """The grants in the order of the wants, the bit/s they add up to, and how many paused."""
+    """The grants in the order of the wants, the bit/s they add up to, how many videos are
+    paused, the first paused video by priority with the budget that would show it at its
+    lowest layer (None when none is paused), and how many videos are shown."""
 
     grants: tuple[Grant, ...]
     allocated: int
     paused: int
+    resume: tuple[str, int] | None = None
+    shown: int = 0
 
 
 def _ladder_key(option: LayerOption) -> tuple[int, float]:
@@ -133,8 +142,9 @@ OFF_RUNG = -1
 PAUSED_RUNG = -2
 
 
-def allocate(budget: float | None, wants: Sequence[Want]) -> Allocation:
-    """Share `budget` (bit/s, None when unknown) among `wants` by the rules above."""
+def allocate(budget: float | None, wants: Sequence[Want], at_least: int = 0) -> Allocation:
+    """Share `budget` (bit/s, None when unknown) among `wants` by the rules above, showing
+    at least the first `at_least` videos by priority."""
     ladders = [ladder(want) for want in wants]
     rung = [0 if rungs else OFF_RUNG for rungs in ladders]  # each track's index in its ladder
     video = sorted(
@@ -142,6 +152,7 @@ def allocate(budget: float | None, wants: Sequence[Want]) -> Allocation:
         key=lambda i: (wants[i].priority, wants[i].rank, wants[i].id),
     )
     shown = len(video)
+    resume = None
     cap = _whole(budget)
     if cap is not None:
         audio = [i for i, w in enumerate(wants) if w.kind == AUDIO and ladders[i]]
@@ -149,7 +160,8 @@ def allocate(budget: float | None, wants: Sequence[Want]) -> Allocation:
         shown = 0
         for i in video:  # rule 3: the prefix that fits at its lowest layers
             cost = ladders[i][0].bitrate
-            if cost > left:
+            if cost > left and shown >= at_least:
+                resume = (wants[i].id, cap - left + cost)
                 break
             left -= cost
             shown += 1
@@ -173,7 +185,7 @@ def allocate(budget: float | None, wants: Sequence[Want]) -> Allocation:
                 break
     grants = tuple(_grant(w.id, ladders[i], rung[i]) for i, w in enumerate(wants))
     allocated = sum(g.layer.bitrate for g in grants if g.layer is not None)
-    return Allocation(grants, allocated, len(video) - shown)
+    return Allocation(grants, allocated, len(video) - shown, resume, shown)
 
 
 def _whole(budget: float | None) -> int | None:

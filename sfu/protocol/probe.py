@@ -43,10 +43,15 @@ def padding_packet(payload_type: int, seq: int, timestamp: int, ssrc: int, paddi
 
 class Probe:
     """One probe: padding at `rate` for PROBE_DURATION from `now`, judged PROBE_SETTLE later
-    against `target` (the target layer's bitrate)."""
+    against `target` (the target layer's bitrate). An estimate below `floor` fails it: by
+    default the target, which the estimate already allowed for a move up; a probe that tests
+    more than the estimate (resuming paused video) gets the estimate at its start: a cut."""
 
-    def __init__(self, target: float, rate: float, now: float, overuses: int) -> None:
+    def __init__(
+        self, target: float, rate: float, now: float, overuses: int, floor: float | None = None
+    ) -> None:
         self.target = target
+        self.floor = target if floor is None else floor
         self.rate = rate
         self.started = now
         self.ends = now + PROBE_DURATION
@@ -73,9 +78,9 @@ class Probe:
         self, now: float, overuses: int, estimate: float | None, delivered: float | None
     ) -> bool | None:
         """False as soon as the link shows it does not carry the target (an overuse, or the
-        estimate cut below the target); once settled, True when the delivered rate measured
+        estimate cut below the floor); once settled, True when the delivered rate measured
         over the padding window came near the target; None while it runs."""
-        if overuses != self._overuses or estimate is None or estimate < self.target:
+        if overuses != self._overuses or estimate is None or estimate < self.floor:
             return False
         if now >= self.ends and delivered is not None:
             self.delivered = max(self.delivered, delivered)

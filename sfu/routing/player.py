@@ -129,10 +129,7 @@ class Player:
     ) -> bool:
         """Begin padding towards `target`'s bitrate; False when this player cannot be probed
         (no RTX, no transport-cc feedback, not playing yet): it steps up unprobed."""
-        layout = track.extension_layout
-        if track.rtx_payload_type is None or track.rtx_ssrc is None or not track.started:
-            return False
-        if layout is None or not layout[3] or not self.bwe.feedback_used:
+        if not track.started or not self._can_pad(track):
             return False
         rate = probe_rate(target.bitrate, current.bitrate)
         if rate <= 0:
@@ -142,40 +139,65 @@ class Player:
         self.probes += 1
         return True
 
+    def _can_pad(self, track: SubscriberTrack) -> bool:
+        """Whether probe padding can go on `track`'s RTX stream and be measured: RTX and the
+        transport-wide number negotiated, feedback coming, and keys to send with."""
+        layout = track.extension_layout
+        if track.rtx_payload_type is None or track.rtx_ssrc is None or track._protect is None:
+            return False
+        return layout is not None and bool(layout[3]) and self.bwe.feedback_used
+
     def _run_probe(self, probe: Probe, now: float) -> None:
-        """Judge the probe on the feedback so far: move up when it held, count a failed
-        upgrade when it did not, else send the padding now due."""
-        assert self._probing is not None
-        track, target = self._probing
-        if track.source is None or target not in track.source.layers or not track.started:
-            self._stop_probe(failed=False, now=now)  # the source went or changed: moot
+        """Judge the probe on the feedback so far: act on it when it held, count a failure
+        when it did not, else send the padding now due."""
+        track = self._probe_track()
+        if track is None:
+            self._stop_probe(failed=False, now=now)  # what it tests went or changed: moot
             return
         bwe = self.bwe
         verdict = probe.verdict(now, bwe.overuses, bwe.estimate, bwe.delivered_rate(now))
         if verdict is None:
             self._send_padding(track, probe, now)
             return
-        self._stop_probe(failed=not verdict, now=now)
         if verdict:
-            track.switch_to(target, now)
-            self.pace.changed(True, now)
+            self._probe_passed(probe, now)
+        self._stop_probe(failed=not verdict, now=now)
+
+    def _probe_track(self) -> SubscriberTrack | None:
+        """The track the running probe pads on; None once the move it tests is moot."""
+        assert self._probing is not None
+        track, target = self._probing
+        if track.source is None or target not in track.source.layers or not track.started:
+            return None
+        return track
+
+    def _probe_passed(self, probe: Probe, now: float) -> None:
+        """The link carries the step up: take it."""
+        assert self._probing is not None
+        track, target = self._probing
+        track.switch_to(target, now)
+        self.pace.changed(True, now)
+
+    def _probe_failed(self, now: float) -> None:
+        self.pace.probe_failed(now)
 
     def _stop_probe(self, *, failed: bool, now: float) -> None:
         self.probe = self._probing = None
         if failed:
             self.failed_probes += 1
-            self.pace.probe_failed(now)
+            self._probe_failed(now)
 
     def _send_padding(self, track: SubscriberTrack, probe: Probe, now: float) -> None:
         """The padding-only RTX packets due, each with the next transport-wide number."""
         session, source = self.session, track.source
         addr, layout = session.addr, track.extension_layout
         pt, rtx_ssrc = track.rtx_payload_type, track.rtx_ssrc
-        if addr is None or source is None or layout is None or pt is None or rtx_ssrc is None:
+        if addr is None or layout is None or pt is None or rtx_ssrc is None:
             return
         if track._protect is None or track._sendto is None:
             return
-        timestamp = (source.last_ts + track.ts_offset) & 0xFFFFFFFF  # of the last media sent
+        # That of the last media sent; a paused room slot's has none, and RTX padding needs none.
+        timestamp = (source.last_ts + track.ts_offset) & 0xFFFFFFFF if source is not None else 0
         overhead = len(extend_for_player(padding_packet(pt, 0, 0, 0, 1), layout, now)[0]) - 1
         for padding in probe.paddings(now, overhead):
             plain = padding_packet(pt, track.rtx_seq, timestamp, rtx_ssrc, padding)

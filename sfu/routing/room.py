@@ -161,6 +161,10 @@ class Room:
             estimate=subscriber.estimate(),
             allocated=subscriber.allocation.allocated,
             paused=len(subscriber.paused),
+            probes=subscriber.probes,
+            failed_probes=subscriber.failed_probes,
+            trials=subscriber.trials,
+            failed_trials=subscriber.failed_trials,
         )
 
 

@@ -47,7 +47,8 @@ class SlotView:
 @dataclass(frozen=True)
 class RoomView:
     """One subscriber's room: the others, its slots, the slot counts it should offer in all
-    (at least what it offers), the speakers, and its estimate and what is allocated of it."""
+    (at least what it offers), the speakers, its estimate and what is allocated of it, and how
+    paused video was tested (sfu.protocol.resume): probes and trials, and those that failed."""
 
     room: str
     participant: str
@@ -58,3 +59,7 @@ class RoomView:
     estimate: float | None
     allocated: float
     paused: int
+    probes: int = 0
+    failed_probes: int = 0
+    trials: int = 0
+    failed_trials: int = 0

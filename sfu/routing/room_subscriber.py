@@ -6,7 +6,9 @@ another without renegotiation: its SSRC, sequence numbers and timestamps continu
 sources as they do across a simulcast switch (SubscriberTrack.detach/start), and the new
 source is asked for a keyframe. Feedback, NACKs, reports and the estimate are the Player's
 own; its keyframe requests go to each slot's own publisher, and the layers come from sharing
-the one estimate among all slots by priority (sfu.protocol.allocation), not per track.
+the one estimate among all slots by priority (sfu.protocol.allocation), not per track. A video
+that does not fit is paused, and the first paused one is tested by probe or trial until it fits
+(sfu.protocol.resume): nothing else would show that the link has room again.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from sfu.protocol.allocation import (
     allocate,
     simulcast_options,
 )
+from sfu.protocol.probe import DELIVERED_SHARE, Probe, probe_rate
+from sfu.protocol.resume import TRIAL_LOSS, Trial, probe_wait, trial_wait
 from sfu.protocol.simulcast import Choice, ranked
 from sfu.protocol.speakers import SpeakerUpdate
 from sfu.routing.context import HandlerContext
@@ -89,6 +93,15 @@ class RoomSubscriber(Player):
         self.speakers = SpeakerUpdate()
         # Slots per kind it should offer in all: at least those it has.
         self.wanted = self.offered()
+        # Bringing paused video back (sfu.protocol.resume): the running trial, the videos
+        # trials proved when only REMB tells, and when to probe or try next.
+        self.trial: Trial | None = None
+        self.held = 0
+        self.trials = 0
+        self.failed_trials = 0
+        self.probe_wait = probe_wait()
+        self.trial_wait = trial_wait()
+        self._padding_on: SubscriberTrack | None = None  # the slot a resume probe pads on
 
     def offered(self) -> dict[str, int]:
         return {kind: sum(1 for t in self.tracks if t.kind == kind) for kind in KINDS}
@@ -163,6 +176,7 @@ class RoomSubscriber(Player):
         assert codec is not None  # assign() chose the slot for this codec
         slot.detach()
         slot.attach(layer, codec, self.context.sendto_for(self.session))
+        slot.fraction_lost = 0.0  # the last report spoke of what it played before, if anything
         layer.request_keyframe(now)
 
     def release(self, slot: SubscriberTrack) -> None:
@@ -224,11 +238,15 @@ class RoomSubscriber(Player):
         return bool(self.feeds)
 
     def adapt(self, now: float) -> None:
-        """Once a second, share the estimate among the fed slots by priority: a paused slot
-        stops (nothing is sent) and resumes from a keyframe once it fits again; a simulcast
-        slot moves to its granted layer, down at once, up as LayerPace allows."""
+        """Once a second, share the budget among the fed slots by priority: a paused slot
+        stops (nothing is sent) and resumes from a keyframe once it fits again, or on trial;
+        a simulcast slot moves to its granted layer, down at once, up as LayerPace allows."""
         slots = [slot for slot in self.tracks if slot in self.feeds]
-        self.allocation = allocate(self.estimate(), [self._want(slot) for slot in slots])
+        wants = [self._want(slot) for slot in slots]
+        self._judge(now)
+        self.allocation = allocate(self.estimate(), wants, self._shown())
+        if self._test_paused(now):
+            self.allocation = allocate(self.estimate(), wants, self._shown())  # and on trial
         moves = set()
         flush: set[Publisher] = set()
         for slot, grant in zip(slots, self.allocation.grants, strict=True):
@@ -258,6 +276,99 @@ class RoomSubscriber(Player):
             publisher.flush()
         if moves:
             self.pace.changed(False not in moves, now)
+
+    # -- bringing paused video back (sfu.protocol.resume) --
+
+    def _shown(self) -> int:
+        """The videos shown whatever the estimate: those on trial, or proved by one."""
+        return max(self.held, self.trial.videos if self.trial is not None else 0)
+
+    def _loss(self) -> float:
+        """The worst fraction lost the receiver reported of the slots that play."""
+        return max((t.fraction_lost for t in self.tracks if t.started), default=0.0)
+
+    def _judge(self, now: float) -> None:
+        """End a trial that failed or lasted; at a lossy report, hold one video fewer (the
+        lowest priority pauses first) and wait longer before the next trial."""
+        loss, trial = self._loss(), self.trial
+        if trial is not None:
+            verdict = trial.verdict(now, self.bwe.overuses, self.bwe.estimate, loss)
+            if verdict is None:
+                return
+            self.trial = None
+            if verdict:
+                self.trial_wait.passed(now)
+                if self.bwe.feedback_used:  # it carried the allocation: start from there
+                    self._proven(self.allocation.allocated)
+                else:
+                    self.held = trial.videos
+            else:
+                self.failed_trials += 1
+                self.trial_wait.failed(now)
+        elif self.held and loss > TRIAL_LOSS:
+            self.held -= 1
+            self.trial_wait.failed(now)
+
+    def _test_paused(self, now: float) -> bool:
+        """Once its wait is over, test the budget that shows the first paused video: by
+        probe when this subscriber can be probed, else on trial; True when a trial began."""
+        if self.trial is not None or self.probe is not None:
+            return False
+        resume = self.allocation.resume
+        if resume is None:
+            self.probe_wait.idle()
+            self.trial_wait.idle()
+            return False
+        pad = self._pad_slot()
+        if pad is not None:  # (note_sent starts a probe due between allocations)
+            if self.probe_wait.due(now):
+                target = resume[1] / DELIVERED_SHARE  # one that holds delivered the budget
+                rate = probe_rate(target, self.allocation.allocated)
+                self.probe = Probe(target, rate, now, self.bwe.overuses, self.bwe.delay_estimate)
+                self._padding_on = pad
+                self.probes += 1
+            return False
+        self.probe_wait.idle()
+        if not self.trial_wait.due(now):
+            return False
+        bwe = self.bwe
+        floor = bwe.delay_estimate if bwe.feedback_used else 0.0
+        self.trial = Trial(self.allocation.shown + 1, now, bwe.overuses, floor)
+        self.trials += 1
+        return True
+
+    def note_sent(self, now: float) -> None:
+        """Every feedback tick, as a Player's; and a resume probe whose wait is over starts
+        now, not at the next allocation, so a lifted cap is found out sooner."""
+        super().note_sent(now)
+        due = self.probe_wait.at
+        if self.probe is None and due is not None and now >= due:
+            self.adapt(now)
+
+    def _pad_slot(self) -> SubscriberTrack | None:
+        """A video slot to pad on, a playing one first: a paused one will do (its RTX stream
+        is negotiated all the same), so a subscriber with every video paused is probed too."""
+        slots = [t for t in self.tracks if t.kind == VIDEO and t in self.feeds and self._can_pad(t)]
+        return next((t for t in slots if t.started), slots[0] if slots else None)
+
+    def _probe_track(self) -> SubscriberTrack | None:
+        """The slot a resume probe pads on, while a video is paused and the slot is fed."""
+        pad = self._padding_on
+        return pad if self.paused and pad is not None and pad in self.feeds else None
+
+    def _probe_passed(self, probe: Probe, now: float) -> None:
+        """The link delivered the first paused video's budget: start from there, resume now."""
+        self.probe_wait.passed(now)
+        self._proven(probe.delivered)
+        self.adapt(now)
+
+    def _probe_failed(self, now: float) -> None:
+        self.probe_wait.failed(now)
+
+    def _proven(self, rate: float) -> None:
+        """A probe or trial showed the link carries `rate`: the send-side estimate starts
+        there."""
+        self.bwe.delay_estimate = max(self.bwe.delay_estimate, rate)
 
     def _want(self, slot: SubscriberTrack) -> Want:
         """What the allocator needs of one fed slot: its source's layers and priority."""
