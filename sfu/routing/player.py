@@ -11,6 +11,7 @@ from sfu.media import VIDEO
 from sfu.protocol.bwe import BandwidthEstimator
 from sfu.protocol.feedback_budget import FeedbackBudget
 from sfu.protocol.probe import Probe, padding_packet, probe_rate
+from sfu.protocol.remb import RembTotal
 from sfu.protocol.simulcast import TEMPORAL_BACK, Choice, LayerPace, choose, ranked, remb_choice
 from sfu.protocol.twcc import FMT_TRANSPORT_CC, feedback_range, parse_feedback
 from sfu.routing.context import HandlerContext
@@ -49,6 +50,7 @@ class Player:
         self.tracks = [SubscriberTrack(session, spec, context.rng) for spec in session.peer.tracks]
         self.by_ssrc = {t.ssrc: t for t in self.tracks}
         self.remb: int | None = None
+        self.remb_total = RembTotal()  # the REMBs of its streams, summed
         self.transport_feedback = 0
         self.bwe = BandwidthEstimator()
         self.pace = LayerPace()
@@ -282,7 +284,9 @@ class Player:
             elif item.fmt == rtp.FMT_FIR:
                 targets = rtp.fir_targets(item)
             else:
-                self.remb = rtp.remb_bitrate(item) or self.remb
+                bitrate = rtp.remb_bitrate(item)
+                if bitrate:
+                    self.remb = self.remb_total.update(bitrate, rtp.remb_ssrcs(item), self.by_ssrc)
                 self.bwe.remb = float(self.remb) if self.remb else None
                 return
             asked = []

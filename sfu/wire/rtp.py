@@ -355,3 +355,11 @@ def remb_bitrate(packet: RtcpPacket) -> int | None:
     exponent = body[9] >> 2
     mantissa = (body[9] & 0x03) << 16 | body[10] << 8 | body[11]
     return mantissa << exponent
+
+
+def remb_ssrcs(packet: RtcpPacket) -> tuple[int, ...]:
+    """The SSRCs a REMB's bitrate is for (at most 255, as many as its body holds)."""
+    body = packet.body
+    if len(body) < 16:
+        return ()
+    return struct.unpack_from(f"!{min(body[8], (len(body) - 12) // 4)}I", body, 12)
