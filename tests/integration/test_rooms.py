@@ -16,6 +16,7 @@ import contextlib
 import json
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -162,33 +163,38 @@ async def enter(http: aiohttp.ClientSession, base: str, name: str) -> Participan
     return Participant(name, publisher, subscriber)
 
 
+async def everyone_receives(
+    people: list[Participant], server_log: Callable[[], str] = lambda: ""
+) -> None:
+    """Each participant decodes every other one's audio and video (a reported pause aside);
+    a failure prints the server's log as it is then."""
+    names = [p.name for p in people]
+    for p in people:
+        others = [n for n in names if n != p.name]
+        assert await p.subscriber.receives(others), (
+            p.name,
+            p.subscriber.slots,
+            p.subscriber.frames,
+            p.subscriber.paused,
+            server_log(),
+        )
+
+
 async def test_a_room_of_three_then_four_then_three(sfu_server) -> None:
     base = sfu_server.http_url
     async with aiohttp.ClientSession() as http:
         people = [await enter(http, base, name) for name in ("ann", "bob", "cy")]
         try:
             names = [p.name for p in people]
+            await everyone_receives(people)
             for p in people:
                 others = [n for n in names if n != p.name]
-                assert await p.subscriber.receives(others), (
-                    p.name,
-                    p.subscriber.slots,
-                    p.subscriber.frames,
-                    p.subscriber.paused,
-                )
                 assert sorted(p.subscriber.participants) == others
                 assert p.subscriber.offers >= 1  # one slot per kind offered, two wanted
 
             people.append(await enter(http, base, "dee"))
             names.append("dee")
-            for p in people:
-                others = [n for n in names if n != p.name]
-                assert await p.subscriber.receives(others), (
-                    p.name,
-                    p.subscriber.slots,
-                    p.subscriber.frames,
-                    p.subscriber.paused,
-                )
+            await everyone_receives(people)
             assert all("renegotiate" in p.subscriber.events for p in people[:3])
 
             leaving = people.pop(1)
