@@ -12,7 +12,7 @@ import os
 from aiohttp import web
 
 from sfu.config import MediaConfig
-from sfu.io.server import MediaServer
+from sfu.io.server import BindError, MediaServer
 from signaling.cluster.api import add_cluster_routes
 from signaling.cluster.link import ClusterLink
 from signaling.cluster.node import Cluster, ClusterConfig
@@ -25,8 +25,10 @@ from signaling.security.admission import Admission, AdmissionPolicy
 from signaling.security.auth import Authenticator
 from signaling.security.hooks import HttpHooks
 from signaling.security.limits import Limits
+from signaling.serving.binding import refuse_bind
 from signaling.serving.connections import listen
 from signaling.serving.process import connection_guard, stop_event, tls_context
+from signaling.startup.values import ResolvedCandidate
 from signaling.workers.internal import add_internal_routes
 from signaling.workers.link import SECRET_ENV
 
@@ -60,7 +62,11 @@ async def serve(args: argparse.Namespace) -> None:
         max_room_participants=args.max_room_participants,
     )
     media = MediaServer(config)
-    await media.start()
+    try:
+        await media.start()
+    except BindError as exc:
+        flag = "--udp-port" if exc.protocol == "UDP" else "--tcp-port"
+        raise refuse_bind(exc.protocol, exc.host, exc.port, flag, exc) from exc
     # Automatic candidates include IPv6 addresses only when the media port took IPv6.
     candidates = (
         default_candidates(interface_addresses(), ipv6=media.endpoint.ipv6)
@@ -94,10 +100,17 @@ async def serve(args: argparse.Namespace) -> None:
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=args.header_timeout)
     await runner.setup()
     tls = tls_context(args) if args.worker_index is None else None
-    server = await listen(runner, args.http_host, args.http_port, guard, tls)
+    try:
+        server = await listen(runner, args.http_host, args.http_port, guard, tls)
+    except OSError as exc:
+        await media.stop()
+        raise refuse_bind("HTTP", args.http_host, args.http_port, "--http-port", exc) from exc
     if cluster is not None:
         await cluster.start()
     log.debug("%d start-up objects frozen out of the cyclic GC", freeze_startup_objects())
+    for address in candidates:
+        if isinstance(address, ResolvedCandidate):
+            log.info("--candidate %s resolved to %s at start", address.name, address)
     log.info(
         "LiteSFU ready: %s://%s:%d (pages and API), media UDP %d, ICE-TCP %s, candidates %s%s",
         "https" if tls else "http",

@@ -12,6 +12,7 @@ import logging
 from aiohttp import web
 
 from signaling.security.auth import Authenticator
+from signaling.serving.binding import refuse_bind
 from signaling.serving.connections import listen
 from signaling.serving.process import connection_guard, stop_event, tls_context
 from signaling.workers.balancer import Balancer
@@ -38,7 +39,10 @@ async def serve_front(args: argparse.Namespace) -> None:
         balancer.start()
         await runner.setup()
         tls = tls_context(args)
-        server = await listen(runner, args.http_host, args.http_port, guard, tls)
+        try:
+            server = await listen(runner, args.http_host, args.http_port, guard, tls)
+        except OSError as exc:
+            raise refuse_bind("HTTP", args.http_host, args.http_port, "--http-port", exc) from exc
         log.info(
             "LiteSFU ready: %s://%s:%d (pages and API), %d workers, media UDP %s",
             "https" if tls else "http",
