@@ -27,6 +27,7 @@ from signaling.security.hooks import HttpHooks
 from signaling.security.limits import Limits
 from signaling.serving.binding import refuse_bind
 from signaling.serving.connections import listen
+from signaling.serving.plumbing import app_runner
 from signaling.serving.process import connection_guard, stop_event, tls_context
 from signaling.startup.values import ResolvedCandidate
 from signaling.workers.internal import add_internal_routes
@@ -97,7 +98,7 @@ async def serve(args: argparse.Namespace) -> None:
             raise SystemExit(1) from exc
     cluster = join_cluster(app, media, args, candidates) if args.redis_url else None
     stop = stop_event()
-    runner = web.AppRunner(app, access_log=None, keepalive_timeout=args.header_timeout)
+    runner = app_runner(app, args.header_timeout)
     await runner.setup()
     tls = tls_context(args) if args.worker_index is None else None
     try:
