@@ -12,16 +12,20 @@ const percent = (n) => `${n.toFixed(1)} %`;
 
 const server = $("server-charts");
 const streamsBox = $("stream-charts");
+const inOut = { in: "in, from publishers", out: "out, to players" };
 const charts = {
-  bitrate: new LineChart(server, "Media bitrate", formatBitrate),
-  packets: new LineChart(server, "Media packets", rate),
-  sessions: new LineChart(server, "Sessions", plain),
-  cpu: new LineChart(server, "CPU", percent),
-  drops: new LineChart(server, "Drops", rate),
-  streamBitrate: new LineChart(streamsBox, "Bitrate in", formatBitrate),
-  players: new LineChart(streamsBox, "Players", plain),
-  loss: new LineChart(streamsBox, "Loss", percent),
-  rtt: new LineChart(streamsBox, "RTT", formatMs),
+  bitrate: new LineChart(server, "Media bitrate", formatBitrate, { unit: "bit/s", labels: inOut }),
+  packets: new LineChart(server, "Media packets", rate, { unit: "packets/s", labels: inOut }),
+  sessions: new LineChart(server, "Sessions", plain, { unit: "sessions" }),
+  cpu: new LineChart(server, "CPU", percent, { unit: "% of one core", labels: { cpu: "server" } }),
+  drops: new LineChart(server, "Drops", rate, {
+    unit: "packets/s",
+    labels: { drops: "refused or lost" },
+  }),
+  streamBitrate: new LineChart(streamsBox, "Bitrate in", formatBitrate, { unit: "bit/s" }),
+  players: new LineChart(streamsBox, "Players", plain, { unit: "players" }),
+  loss: new LineChart(streamsBox, "Loss to players", percent, { unit: "%" }),
+  rtt: new LineChart(streamsBox, "RTT to players", formatMs, { unit: "ms" }),
 };
 let previous = null; // {time, totals} of the last scrape, for rates
 let latestPlayers = [];
@@ -133,6 +137,7 @@ window.litesfu = {
         key,
         {
           points: chart.points(),
+          legend: chart.legendEntries(),
           latest: Object.fromEntries([...chart.series].map(([n, line]) => [n, line.at(-1)])),
         },
       ]),

@@ -1,6 +1,7 @@
-// Player page: WHEP playback that reconnects by itself, with live stats.
+// Player page: WHEP playback that reconnects by itself (reconnect.js), with live stats.
 import { $, param, renderRows, setStatus, showError, shownError } from "./page.js";
 import { Player } from "./peers.js";
+import { RECONNECTING } from "./reconnect.js";
 import { playerRows } from "./stats.js";
 import { endpointUrl } from "./whip.js";
 
@@ -16,7 +17,7 @@ let player = null;
 let publisherState = null; // "live" or "waiting for the publisher", from the WHEP events
 
 function onStatus(text, err) {
-  const kind = text === "playing" ? "ok" : text.includes("retrying") ? "warn" : "";
+  const kind = text === "playing" ? "ok" : text === RECONNECTING ? "warn" : "";
   setStatus(`${player?.stream ?? ""}: ${text}`, kind);
   if (text === "playing") showError("");
   else if (err) showError(`Play failed: ${err.message}`);
@@ -49,6 +50,10 @@ function play() {
       $("publisher").dataset.kind = live ? "ok" : "warn";
     },
     onStats: (summary) => renderRows(statsList, playerRows(summary, video)),
+    // The picker shows only for a stream with simulcast: one whose video has several layers.
+    onLayers: (layers) => {
+      $("layer-picker").hidden = !Object.values(layers).some((list) => list.length > 1);
+    },
   });
   player.layer = { rid: layer };
   player.start();
@@ -90,6 +95,8 @@ window.litesfu = {
     playing: Boolean(player),
     error: shownError(),
     publisher: publisherState,
+    status: player?.status ?? "idle",
+    layerPicker: !$("layer-picker").hidden,
     ...(player ? player.snapshot() : { framesDecoded: 0, videoWidth: 0, sessions: 0 }),
   }),
 };

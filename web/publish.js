@@ -1,6 +1,7 @@
 // Publisher page: camera/mic preview, device and codec choice, WHIP start/stop, live stats.
 import { $, param, renderRows, setStatus, showError, shownError } from "./page.js";
 import { Publisher } from "./peers.js";
+import { RECONNECTING } from "./reconnect.js";
 import { publisherRows } from "./stats.js";
 import { endpointUrl, sendableVideoCodecs } from "./whip.js";
 
@@ -116,11 +117,12 @@ async function start() {
   updateLinks();
   setStatus(`Publishing ${name}…`);
   const attempt = new Publisher(name, {
-    onState: (state) => {
+    onState: (state, err) => {
       if (publisher !== attempt) return;
-      const kind = state === "connected" ? "ok" : state === "failed" ? "warn" : "";
+      const kind = state === "connected" ? "ok" : state === RECONNECTING ? "warn" : "";
       setStatus(`Publishing ${name}: ${state}`, kind);
-      if (state === "failed") showError("The media connection failed (ICE/DTLS). Press Stop and Start again.");
+      if (state === "connected") showError("");
+      else if (err) showError(`Publish failed: ${err.message}`);
     },
   });
   publisher = attempt;
@@ -198,6 +200,9 @@ window.litesfu = {
       availableOutgoingBitrate: s.availableOutgoingBitrate ?? 0,
       codec: s.videoCodec ?? null,
       error: shownError(),
+      status: $("status").textContent,
+      sessionUrl: publisher?.sessionUrl ?? null,
+      ...(publisher?.recoveries() ?? { restarts: 0, renewals: 0 }),
     };
   },
 };

@@ -19,6 +19,7 @@ from signaling.cluster.node import Cluster, ClusterConfig
 from signaling.cluster.registry import RedisRegistry
 from signaling.http.app import create_app
 from signaling.http.state import CLUSTER
+from signaling.observe.routes import HUB
 from signaling.observe.wiring import add_observability
 from signaling.sdp.candidates import AUTO, default_candidates, interface_addresses
 from signaling.security.admission import Admission, AdmissionPolicy
@@ -127,6 +128,7 @@ async def serve(args: argparse.Namespace) -> None:
     log.info("shutting down")
     if watch is not None:
         watch.cancel()
+    await tell_to_reconnect(app, cluster.reconnect_target() if cluster is not None else None)
     if cluster is not None:
         await cluster.drain()
     server.close()
@@ -134,6 +136,14 @@ async def serve(args: argparse.Namespace) -> None:
         await cluster.stop()
     await runner.cleanup()
     await media.stop()
+
+
+async def tell_to_reconnect(app: web.Application, elsewhere: str | None) -> None:
+    """Players and room participants get the `reconnect` event before this server goes: to
+    another node when the cluster has one, else to this endpoint, which they retry."""
+    told = await app[HUB].say_goodbye(elsewhere)
+    where = f" to {elsewhere}" if elsewhere else ""
+    log.info("told %d event stream(s) to reconnect%s", told, where)
 
 
 def join_cluster(

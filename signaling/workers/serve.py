@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import logging
 
+from signaling.observe.routes import HUB
 from signaling.security.auth import Authenticator
 from signaling.serving.binding import refuse_bind
 from signaling.serving.connections import listen
@@ -52,6 +53,7 @@ async def serve_front(args: argparse.Namespace) -> None:
         )
         await stop.wait()
         log.info("shutting down")
+        await front[HUB].say_goodbye(None)  # players and participants retry here
     finally:
         if server is not None:
             server.close()
