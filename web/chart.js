@@ -12,6 +12,14 @@ const COLORS = [
 const AXIS = { left: 56, right: 8, top: 8, bottom: 18 }; // room for the labels, in pixels
 const TIME_TICKS = [120, 90, 60, 30, 0]; // seconds before now that the time axis labels
 
+/** The y axis's top: the value rounded up to 1, 2 or 5 times a power of ten (1 for 0), so
+ * its labels read cleanly. */
+export function niceCeiling(value) {
+  if (!(value > 0)) return 1;
+  const power = 10 ** Math.floor(Math.log10(value));
+  return [1, 2, 5, 10].map((step) => step * power).find((top) => top >= value * (1 - 1e-9));
+}
+
 export class LineChart {
   /**
    * @param parent element the figure is appended to
@@ -27,6 +35,7 @@ export class LineChart {
     this.stepSeconds = stepSeconds;
     this.series = new Map(); // name -> values, oldest first
     this.colors = new Map(); // name -> colour, kept while the series lives
+    this.axisLabels = { y: [], time: [] };
     this.figure = document.createElement("figure");
     this.figure.className = "chart";
     this.figure.dataset.chart = title;
@@ -89,7 +98,7 @@ export class LineChart {
       h: height - AXIS.top - AXIS.bottom,
     };
     const lines = [...this.series.entries()];
-    const top = Math.max(1e-9, ...lines.flatMap(([, line]) => line));
+    const top = niceCeiling(Math.max(0, ...lines.flatMap(([, line]) => line)));
     ctx.clearRect(0, 0, width, height);
     this.drawAxes(ctx, plot, top);
     lines.forEach(([name, line], i) => {
@@ -111,6 +120,7 @@ export class LineChart {
 
   /** Grid, y labels (0, half, top, with the unit) and the time axis (seconds before now). */
   drawAxes(ctx, plot, top) {
+    this.axisLabels = { y: [], time: [] }; // what was written, for tests
     ctx.font = "10px sans-serif";
     ctx.lineWidth = 1;
     ctx.strokeStyle = "#d0d7de";
@@ -123,7 +133,9 @@ export class LineChart {
       ctx.moveTo(plot.x, y);
       ctx.lineTo(plot.x + plot.w, y);
       ctx.stroke();
-      ctx.fillText(this.format(share * top), plot.x - 4, y);
+      const label = this.format(share * top);
+      this.axisLabels.y.push(label);
+      ctx.fillText(label, plot.x - 4, y);
     }
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
@@ -137,6 +149,7 @@ export class LineChart {
       ctx.stroke();
       const text = ago === 0 ? "now" : `−${ago} s`;
       ctx.textAlign = ago === 0 ? "right" : "center";
+      this.axisLabels.time.push(text);
       ctx.fillText(text, x, plot.y + plot.h + 5);
     }
   }

@@ -6,8 +6,9 @@ import { fetchStats } from "./whip.js";
 
 const INTERVAL_MS = 1000;
 const MAX_STREAMS = 6; // lines per stream chart, so a busy server stays readable
-const rate = (n) => `${n.toFixed(0)}/s`;
-const plain = (n) => n.toFixed(0);
+// Whole numbers as they are, small fractions (an axis's half-way mark) with one decimal.
+const plain = (n) => (Number.isInteger(n) || n >= 10 ? n.toFixed(0) : n.toFixed(1));
+const rate = (n) => `${plain(n)}/s`;
 const percent = (n) => `${n.toFixed(1)} %`;
 
 const server = $("server-charts");
@@ -138,6 +139,8 @@ window.litesfu = {
         {
           points: chart.points(),
           legend: chart.legendEntries(),
+          axis: chart.axisLabels,
+          caption: chart.caption.textContent,
           latest: Object.fromEntries([...chart.series].map(([n, line]) => [n, line.at(-1)])),
         },
       ]),

@@ -34,6 +34,19 @@ export class Backoff {
   }
 }
 
+/**
+ * Call `attempt()` until it resolves true, waiting the Backoff's delays between tries, at
+ * most `tries` times (about ten minutes by default). Resolves whether it succeeded.
+ */
+export async function retrying(attempt, tries = 60) {
+  const backoff = new Backoff();
+  for (let i = 0; i < tries; i += 1) {
+    if (await attempt()) return true;
+    await new Promise((resolve) => setTimeout(resolve, backoff.next()));
+  }
+  return false;
+}
+
 /** A refusal that no retry can fix: no token, or the wrong one. */
 export function isFinal(err) {
   return err?.status === 401 || err?.status === 403;

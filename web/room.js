@@ -6,6 +6,7 @@ import { authHeaders, refusalHint } from "./auth.js";
 import { openEvents } from "./sse.js";
 import { $, param, setStatus, showError, shownError } from "./page.js";
 import { Publisher } from "./peers.js";
+import { retrying } from "./reconnect.js";
 import { HttpError, iceServers } from "./whip.js";
 
 const KINDS = ["audio", "video"];
@@ -212,6 +213,7 @@ function onEvent(event, data) {
   else if (event === "speakers") onSpeakers(data);
   else if (event === "paused" || event === "resumed") onPaused(event, data);
   else if (event === "renegotiate") joined?.sub.renegotiate(data);
+  else if (event === "reconnect") leave().then(() => retrying(join)); // the server is going
   else if (event === "ended") {
     setStatus("The room session ended.", "warn");
     leave();
@@ -289,9 +291,10 @@ async function join() {
     const taken = err.status === 409 ? " (someone in this room already uses that name)" : "";
     showError(`Could not join: ${err.message}${taken}`);
     await leave();
-    return;
+    return false;
   }
   setStatus(`In room ${room} as ${name}.`, "ok");
+  return true;
 }
 
 /** Leave: DELETE both sessions (keepalive when the page unloads) and drop every tile. */
