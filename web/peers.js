@@ -172,9 +172,9 @@ export class Player {
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers: servers });
     this.pc = pc;
     this.meter = new StatsMeter();
-    this.sessions += 1;
     this.progressAt = performance.now();
     this.lastFrames = 0;
+    this.stalls = 0; // checks in a row without a new frame
     pc.addTransceiver("audio", { direction: "recvonly" });
     pc.addTransceiver("video", { direction: "recvonly" });
     const media = new MediaStream();
@@ -193,7 +193,7 @@ export class Player {
       const state = pc.connectionState;
       if (pc === this.pc && state !== "connected" && state !== "failed") this.report(state);
     });
-    this.report(this.sessions > 1 ? RECONNECTING : "connecting");
+    this.report(this.sessions > 0 ? RECONNECTING : "connecting");
     const rid = this.layer.rid;
     const query = rid && rid !== "auto" ? `?layer=${encodeURIComponent(rid)}` : "";
     let answer;
@@ -204,6 +204,7 @@ export class Player {
       if (pc === this.pc) this.pc = null;
       throw err;
     }
+    this.sessions += 1; // WHEP sessions this player has had
     this.sessionUrl = answer.sessionUrl;
     this.layerUrl = answer.layerUrl;
     this.layerHeaders = answer.headers;
@@ -296,6 +297,7 @@ export class Player {
     if (summary.framesDecoded > this.lastFrames) {
       this.lastFrames = summary.framesDecoded;
       this.progressAt = now;
+      this.stalls = 0;
       this.firstFrameMs ??= now - this.playStartedAt;
       this.report("playing");
       return;
@@ -305,12 +307,15 @@ export class Player {
       this.report("waiting for the publisher");
       return;
     }
-    // Allow longer before the first frame (ICE, DTLS, keyframe) than between frames, and
-    // leave a dropped connection to the ICE restart first.
+    // Allow longer before the first frame (ICE, DTLS, keyframe) than between frames. A stall
+    // first gets an ICE restart on the same session, and a new session only if that did not
+    // bring video back either.
     const patience = this.lastFrames === 0 ? 8000 : 4000;
-    const ice = pc.iceConnectionState;
-    if (ice === "disconnected" || ice === "checking") return;
-    if (now - this.progressAt > patience) this.keeper.later("no video for a few seconds");
+    if (now - this.progressAt <= patience) return;
+    this.progressAt = now;
+    this.stalls += 1;
+    if (this.stalls === 1 && this.lastFrames > 0) this.keeper.trouble("no video for a few seconds");
+    else this.keeper.later("no video for a few seconds");
   }
 
   async teardown(keepalive = false) {
