@@ -28,6 +28,7 @@ from signaling.security.hooks import HttpHooks
 from signaling.security.limits import Limits
 from signaling.serving.binding import refuse_bind
 from signaling.serving.connections import listen
+from signaling.serving.page_headers import CONNECT_ORIGINS
 from signaling.serving.plumbing import app_runner
 from signaling.serving.process import connection_guard, stop_event, tls_context
 from signaling.startup.values import ResolvedCandidate
@@ -161,6 +162,7 @@ def join_cluster(
     registry = RedisRegistry(args.redis_url, prefix=args.redis_prefix)
     cluster = Cluster(media, registry, ClusterLink(args.cluster_secret), config)
     app[CLUSTER] = cluster
+    app[CONNECT_ORIGINS] = cluster.peer_urls  # a draining node sends its players there
     add_cluster_routes(app, cluster)
     log.info("cluster node %s at %s, relays via %s", config.node_name, config.public_url,
              config.relay_host)  # fmt: skip
