@@ -328,6 +328,10 @@ class Router:
         """name -> what a sampler or a load report needs of each stream."""
         return {name: stream.summary() for name, stream in self.streams.items()}
 
+    def room_names(self) -> frozenset[str]:
+        """The rooms that have a subscriber here: a cluster node relays their streams in."""
+        return frozenset(self.rooms.by_name)
+
     def stream_summary(self, name: str) -> StreamSummary | None:
         """One stream's summary; None when it has neither publisher nor players."""
         stream = self.streams.get(name)

@@ -19,7 +19,7 @@ from sfu.routing.room_stats import RoomView, TrackPrefs
 from sfu.routing.router import PLAY, PUBLISH, SUBSCRIBE, ParticipantBusy, RoomFull
 from sfu.session.peer import PeerSession
 from signaling.http.routes import ROOMS, ice_server_links
-from signaling.http.state import ETAGS, MEDIA_SERVER
+from signaling.http.state import CLUSTER, ETAGS, MEDIA_SERVER
 from signaling.http.whip import (
     admit_client,
     already_ended,
@@ -87,6 +87,9 @@ async def join(request: web.Request) -> web.Response:
     authorize_participant(request, token, stream)
     admit_client(request)
     check_limits(request, SUBSCRIBE, stream)
+    cluster = request.app.get(CLUSTER)
+    if cluster is not None:
+        await cluster.admit_room(request, room)
     text = await read_body(request, SDP_TYPE, "offer")
     offer, peer = negotiated(text, negotiate_subscribe)
     await ask_hook(request, SUBSCRIBE, stream, token)
