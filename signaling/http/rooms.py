@@ -16,7 +16,7 @@ import time
 from aiohttp import web
 
 from sfu.routing.room_stats import RoomView, TrackPrefs
-from sfu.routing.router import PLAY, PUBLISH, SUBSCRIBE, ParticipantBusy, RoomFull
+from sfu.routing.router import SUBSCRIBE, ParticipantBusy, RoomFull
 from sfu.session.peer import PeerSession
 from signaling.http.routes import ROOMS, ice_server_links
 from signaling.http.state import CLUSTER, ETAGS, MEDIA_SERVER
@@ -59,10 +59,10 @@ def checked_name(request: web.Request, part: str) -> str:
     return name
 
 
-def authorize_participant(request: web.Request, token: str | None, stream: str) -> None:
-    """A static token, or a signed one for the participant's own stream, publish or play."""
-    auth = request.app[AUTH]
-    if not (auth.allows(token, stream, PUBLISH) or auth.allows(token, stream, PLAY)):
+def authorize_join(request: web.Request, token: str | None, room: str, participant: str) -> None:
+    """A static token, or a room token that lets `participant` subscribe in `room` (a stream
+    token for ROOM/PARTICIPANT joins no room: it would receive every participant)."""
+    if not request.app[AUTH].allows_join(token, room, participant):
         raise unauthorized(token)
 
 
@@ -84,7 +84,7 @@ async def join(request: web.Request) -> web.Response:
     room, participant = checked_name(request, "room"), checked_name(request, "participant")
     stream = f"{room}/{participant}"
     token = request_token(request)
-    authorize_participant(request, token, stream)
+    authorize_join(request, token, room, participant)
     admit_client(request)
     check_limits(request, SUBSCRIBE, stream)
     cluster = request.app.get(CLUSTER)

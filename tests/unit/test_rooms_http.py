@@ -24,7 +24,7 @@ from signaling.observe.event_hub import PER_CLIENT_STREAMS, PER_SESSION_STREAMS
 from signaling.observe.room_events import room_frames, room_listener, room_state
 from signaling.observe.routes import HUB
 from signaling.observe.wiring import add_observability
-from signaling.security.auth import Authenticator, mint
+from signaling.security.auth import Authenticator, mint, mint_room
 from signaling.security.hooks import HttpHooks
 from signaling.serving.access import OWNERS
 from signaling.serving.plumbing import REFUSED
@@ -190,19 +190,39 @@ def token(stream: str, role: str) -> str:
     return mint(SECRET, stream, role, int(time.time()) + 60)
 
 
+def room_token(room: str, name: str, *roles: str, secret: str = SECRET) -> str:
+    return mint_room(secret, room, name, roles, int(time.time()) + 60)
+
+
 @pytest.mark.parametrize("served", [Authenticator(["static"], SECRET)], indirect=True)
-async def test_tokens_open_only_the_participants_own_stream(served: Served) -> None:
+async def test_a_join_needs_a_room_token_to_subscribe_as_that_participant(served: Served) -> None:
     url = served.url("/r/participants/alice")
 
     def bearer(value: str) -> dict[str, str]:
         return {**SDP, "Authorization": f"Bearer {value}"}
 
-    for refused in (None, token("r/bob", "publish"), token("r/alice", "stats"), "wrong"):
-        headers = SDP if refused is None else bearer(refused)
+    refused = (
+        None,
+        "wrong",
+        token("r/alice", "stats"),
+        token("r/alice", "publish"),  # a stream token joins no room: it would receive everyone
+        token("r/alice", "play"),
+        room_token("r", "bob", "subscribe"),  # another participant's
+        room_token("q", "alice", "subscribe"),  # another room's
+        room_token("r", "alice", "publish"),  # publish only: an OBS guest's
+        room_token("r", "alice", "subscribe", secret="another server's secret"),
+    )
+    for value in refused:
+        headers = SDP if value is None else bearer(value)
         response = await served.http.post(url, data="garbage", headers=headers)
-        assert (await status_of(response))[0] == 401, refused
-    for allowed in ("static", token("r/alice", "publish"), token("r/alice", "play")):
-        response = await served.http.post(url, data="garbage", headers=bearer(allowed))
+        assert (await status_of(response))[0] == 401, value
+    allowed = (
+        "static",
+        room_token("r", "alice", "subscribe"),
+        room_token("r", "alice", "publish", "subscribe"),
+    )
+    for value in allowed:
+        response = await served.http.post(url, data="garbage", headers=bearer(value))
         assert (await status_of(response))[0] == 400  # past auth, to the offer
 
 
