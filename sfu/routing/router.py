@@ -108,7 +108,9 @@ class Router:
         return self._sendto_for(session.addr)
 
     def publish(self, name: str, peer: PeerParams, now: float) -> PeerSession:
-        """A new publishing session for stream `name`; StreamBusy if one is already there."""
+        """A new publishing session for stream `name`; StreamBusy if one is already there,
+        RoomFull if it would be one participant too many in its room."""
+        self.rooms.check_publisher(name, self.streams.values(), self.config.max_room_participants)
         stream = self._free_stream(name)
         session = self._new_session(PUBLISH, name, peer, now)
         self._set_publisher(stream, session)

@@ -15,7 +15,7 @@ from multidict import CIMultiDict
 
 from sfu.media import PeerParams
 from sfu.protocol.simulcast import AUTO, Choice
-from sfu.routing.router import PLAY, PUBLISH, StreamBusy
+from sfu.routing.router import PLAY, PUBLISH, RoomFull, StreamBusy
 from sfu.session.peer import PeerSession
 from signaling.http.routes import ice_server_links
 from signaling.http.state import (
@@ -176,6 +176,8 @@ async def start_session(
         )
     except StreamBusy as exc:
         raise Rejection(409, str(exc)) from exc
+    except RoomFull as exc:
+        raise Rejection(403, str(exc)) from exc
     remember_owner(request, session, token)
     direction = "recvonly" if role == PUBLISH else "sendonly"
     answer = session_answer(request, offer, peer, session, direction, stream.replace("/", "-"))
