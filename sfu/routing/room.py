@@ -14,7 +14,7 @@ from functools import partial
 
 from sfu.media import AUDIO, VIDEO
 from sfu.protocol.speakers import SpeakerDetector, SpeakerUpdate
-from sfu.routing.room_stats import ParticipantView, RoomView
+from sfu.routing.room_stats import ParticipantView, RoomStats, RoomView, SubscriberStats
 from sfu.routing.room_subscriber import RoomSource, RoomSubscriber
 from sfu.routing.stream import Stream
 from sfu.session.transport import SessionState
@@ -177,6 +177,38 @@ def _check_room(
             members.add(member[1])
     if participant not in members and len(members) >= max_participants:
         raise RoomFull(f"room {room.name} has {max_participants} participants")
+
+
+def room_stats(room: Room) -> RoomStats:
+    """The stats API's view of a room: counts and each subscriber's downlink share."""
+    subscribers = []
+    for name, subscriber in sorted(room.subscribers.items()):
+        tracks = subscriber.tracks
+        subscribers.append(
+            SubscriberStats(
+                serial=subscriber.serial,
+                participant=name,
+                state=subscriber.session.state.value,
+                slots=len(tracks),
+                fed=len(subscriber.feeds),
+                paused=len(subscriber.paused),
+                estimate=subscriber.estimate(),
+                allocated=subscriber.allocation.allocated,
+                packets=sum(t.packets for t in tracks),
+                bytes=sum(t.bytes for t in tracks),
+                probes=subscriber.probes,
+                failed_probes=subscriber.failed_probes,
+                trials=subscriber.trials,
+                failed_trials=subscriber.failed_trials,
+            )
+        )
+    return RoomStats(
+        name=room.name,
+        participants=len(room.subscribers.keys() | room.live.keys()),
+        publishing=len(room.live),
+        speakers=tuple(str(name) for name in room.detector.current.active),
+        subscribers=tuple(subscribers),
+    )
 
 
 class Rooms:
