@@ -45,6 +45,11 @@ async def test_participants_on_two_nodes_receive_each_other(
                 await asyncio.sleep(0.3)
             # a: bob's relay in, ann's and cy's out; b: the same three seen from its side.
             assert relays == {"a": 3, "b": 3}, relays
+            # Each node shows its own subscribers, and the whole room as participants.
+            for node, local in ((a, ["ann", "cy"]), (b, ["bob"])):
+                [room] = (await get_json(http, node.http_url + "/api/v1/rooms"))["rooms"]
+                assert (room["participants"], room["publishing"]) == (3, 3)
+                assert [s["participant"] for s in room["subscribers"]] == local
 
             leaving = people.pop(1)  # bob, the one participant on b
             async with http.delete(leaving.subscriber.location) as response:
