@@ -27,7 +27,7 @@ from signaling.observe.wiring import add_observability
 from signaling.security.auth import Authenticator, mint, mint_room
 from signaling.security.hooks import HttpHooks
 from signaling.serving.access import OWNERS
-from signaling.serving.plumbing import REFUSED
+from signaling.serving.plumbing import REFUSED, ROOM_REFUSED
 from signaling.serving.redact import redacted_path, short_hash
 from signaling.workers.balancer import Balancer
 from signaling.workers.front import create_front
@@ -178,6 +178,32 @@ async def test_prefs_reach_the_router(served: Served) -> None:
     assert (await status_of(await served.http.post(url, data=chunked(), headers=JSON)))[0] == 413
     bad = await served.http.post(url, data="[1]", headers=JSON)
     assert (await status_of(bad))[0] == 400
+
+
+async def test_a_reoffer_is_bounded_and_each_refusal_counted_by_action(served: Served) -> None:
+    url = served.url(f"/sessions/{SESSION}")
+    big = "v=0\r\n" + "a=x\r\n" * 20000  # past the 64 KiB of an offer
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length to refuse it by
+        yield big.encode()
+
+    refused = [
+        ({"data": big, "headers": SDP}, 413),
+        ({"data": chunked(), "headers": SDP}, 413),
+        ({"data": "v=0", "headers": JSON}, 415),
+        ({"data": b"\xff\xfe", "headers": SDP}, 400),  # not UTF-8
+        ({"data": "garbage", "headers": SDP}, 400),
+        ({"data": "v=0", "headers": {**SDP, "If-Match": '"stale"'}}, 412),
+    ]
+    for kwargs, expected in refused:
+        status, reason = await status_of(await served.http.patch(url, **kwargs))
+        assert status == expected and reason.count("\n") == 1, (status, reason)
+    assert served.app[ROOM_REFUSED] == {
+        "reoffer 413": 2,
+        "reoffer 415": 1,
+        "reoffer 400": 2,
+        "reoffer 412": 1,
+    }
 
 
 async def test_a_room_session_is_left_by_delete(served: Served) -> None:
