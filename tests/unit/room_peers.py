@@ -31,6 +31,7 @@ class Participant:
             self.publisher = h.publisher(f"{room}/{name}", audio_level=audio_level)
         self.subscriber = h.subscriber(room, name, kinds)
         self.packets = record_rtp(self.subscriber)
+        self._answer: tuple[str, dict[str, int]] = ("", {})
 
     @property
     def peers(self) -> list[Peer]:
@@ -42,7 +43,11 @@ class Participant:
         return view
 
     def slot_ssrcs(self) -> dict[str, int]:
-        return parse_answer(self.subscriber.answer_text).ssrcs
+        """Each slot's SSRC, from the latest answer (parsed once per answer)."""
+        text = self.subscriber.answer_text
+        if self._answer[0] != text:
+            self._answer = (text, parse_answer(text).ssrcs)
+        return self._answer[1]
 
     def on_slot(self, mid: str, since: float = 0.0) -> list[tuple[int, int, bool]]:
         """(sequence number, publisher index, keyframe start) of the media sent on a slot."""
@@ -88,3 +93,12 @@ def assert_receives_from(h: Harness, viewer: Participant, others: list[Participa
             assert len(got) > 10, (viewer.name, other.name, kind)
             assert {index for _, index, _ in got} == {index_of(other)}
     assert viewer.name not in {who for who, _ in slots}
+
+
+def leave(h: Harness, *peers: Peer) -> None:
+    """End each peer's session as its DELETE does, and take the peer off the network (a
+    peer that left costs the harness nothing more)."""
+    for peer in peers:
+        h.router.close(peer.session.id, "DELETE")
+        peer.silent = True
+        h.network.peers.pop(peer.address, None)
