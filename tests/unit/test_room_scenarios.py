@@ -201,12 +201,19 @@ def test_sender_reports_of_forty_slots_come_in_compounds_srtp_can_protect() -> N
     assert ssrcs <= {ssrc for _, ssrc in a.subscriber.stats.sender_reports}
 
 
+def bare_offer(m_lines: int) -> str:
+    """The fewest bytes an offer of `m_lines` audio m-lines can be: the parser's bound on
+    m-lines, not its 64 KiB, is what refuses it."""
+    head = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n"
+    return head + "".join(
+        f"m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:{mid}\r\n" for mid in range(m_lines)
+    )
+
+
 def test_a_room_offer_may_have_256_m_lines_and_other_offers_64() -> None:
-    h = Harness()
-    a = Participant(h, "r", "a", KINDS, publish=False)
-    big = a.subscriber.offer(KINDS * 128)
-    assert len(parse_offer(big, MAX_ROOM_MEDIA_SECTIONS).media) == 256
+    assert len(parse_offer(bare_offer(256), MAX_ROOM_MEDIA_SECTIONS).media) == 256
     with pytest.raises(SdpError, match="more than 256 m-lines"):
-        parse_offer(a.subscriber.offer(KINDS * 128 + ("audio",)), MAX_ROOM_MEDIA_SECTIONS)
+        parse_offer(bare_offer(257), MAX_ROOM_MEDIA_SECTIONS)
+    assert len(parse_offer(bare_offer(64)).media) == 64
     with pytest.raises(SdpError, match="more than 64 m-lines"):
-        parse_offer(big)  # WHIP and WHEP (which negotiate 16 at most)
+        parse_offer(bare_offer(65))  # WHIP and WHEP (which negotiate 16 at most)
