@@ -217,3 +217,112 @@ def test_a_room_offer_may_have_256_m_lines_and_other_offers_64() -> None:
     assert len(parse_offer(bare_offer(64)).media) == 64
     with pytest.raises(SdpError, match="more than 64 m-lines"):
         parse_offer(bare_offer(65))  # WHIP and WHEP (which negotiate 16 at most)
+
+
+def paused_videos(h: Harness, viewer: Participant) -> list[str]:
+    return [s.participant for s in viewer.view(h).slots if s.paused]  # type: ignore[misc]
+
+
+def watch_pauses(h: Harness, viewer: Participant, seconds: float) -> list[list[str]]:
+    """Whose video the allocation paused, looked at every half second (it runs once a
+    second, on an estimate that swings around the cap)."""
+    seen = []
+    for _ in range(round(seconds / 0.5)):
+        h.run(0.5)
+        seen.append(paused_videos(h, viewer))
+    return seen
+
+
+def lowest_first(paused: list[str], order: list[str]) -> bool:
+    """The paused videos are the lowest of `order` (highest priority first)."""
+    return set(paused) == set(order[len(order) - len(paused) :])
+
+
+def test_a_capped_link_pauses_the_lowest_priority_first_never_audio_nor_the_speaker() -> None:
+    """b speaks, c spoke before it, d and e did not: as a's downlink is capped ever lower,
+    videos pause lowest priority first (e, d, c, then b's), whatever the estimate's swings;
+    the speaker's video stays while a cap leaves room for one; audio never pauses; once the
+    cap lifts every video comes back."""
+    h = Harness()
+    a = join(h, "a", KINDS * 4, publish=False)
+    b, c, _, _ = publish(h, "b", "c", "d", "e", audio_level=True)
+    c.level = -20
+    h.run(2.0)
+    c.level, b.level = -127, -20
+    h.run(2.5)
+    assert a.view(h).speakers == ("b",)
+    order = ["b", "c", "d", "e"]  # by priority: speaker, recent speaker, then by slot
+    shown: dict[int, set[int]] = {}
+    for cap in (2_200_000, 1_600_000, 950_000, 300_000):  # 4 videos need 2.5 Mbit/s
+        a.subscriber.down.rate = cap
+        h.run(1.0)
+        seen = watch_pauses(h, a, 4.0)
+        assert all(lowest_first(paused, order) for paused in seen), (cap, seen)
+        shown[cap] = {len(order) - len(paused) for paused in seen}
+        slots = assigned(a.view(h))
+        for name in order:  # audio is never paused: each flowed all along
+            assert len(a.on_slot(slots[(name, "audio")], since=h.now - 4.0)) > 150, (cap, name)
+    print(f"videos shown under each cap: {shown}")
+    assert max(shown[2_200_000]) >= 3 and min(shown[1_600_000]) >= 1  # b's all along
+    assert shown[300_000] == {0}
+    a.subscriber.down.rate = 0
+    for _ in range(120):
+        h.run(0.1)
+        if not paused_videos(h, a):
+            break
+    assert paused_videos(h, a) == []
+    h.run(0.5)
+    slots = assigned(a.view(h))
+    for name in order:
+        assert a.on_slot(slots[(name, "video")], since=h.now - 0.3), name
+
+
+def test_speakers_are_ranked_from_their_audio_levels_through_the_server() -> None:
+    """Levels in the publishers' packets (RFC 6464), read by the server: the louder leads,
+    a silent one is not a speaker, and one who stops goes to the recent speakers, whose
+    video the allocation keeps before the never-speakers'."""
+    h = Harness()
+    a = join(h, "a", KINDS * 4, publish=False)
+    b, c, _, e = publish(h, "b", "c", "d", "e", audio_level=True)
+    b.level, c.level, e.level = -30, -40, -20
+    h.run(2.0)
+    assert a.view(h).speakers == ("e", "b", "c")  # d is silent
+    e.level = -127
+    h.run(2.5)  # a speaker is held through a pause of up to 1.2 s, then stops
+    assert a.view(h).speakers == ("b", "c")
+    c.level = -15
+    h.run(1.5)
+    assert a.view(h).speakers == ("c", "b")
+    a.subscriber.down.rate = 2_200_000
+    h.run(1.0)
+    seen = watch_pauses(h, a, 6.0)
+    assert all(lowest_first(paused, ["c", "b", "e", "d"]) for paused in seen), seen
+    assert ["d"] in seen, seen  # e, a recent speaker, kept while d paused
+
+
+def test_the_sdp_stays_bounded_after_500_joins_and_leaves() -> None:
+    """500 participants come and go, 5 at a time, while `a` stays and re-offers whenever
+    the room asks: freed slots are reused, so a's offer and answer stop growing once they
+    hold the most that were ever there at once, and the server's state with them."""
+    h = Harness()
+    a = join(h, "a", KINDS, publish=False)
+    sizes = []
+    for round_ in range(100):
+        names = [f"x{round_ * 5 + i}" for i in range(5)]
+        peers = publish(h, *names)
+        for peer in peers:
+            peer.sending = False  # the slots, not the media, are what this looks at
+        h.run(SETTLE)
+        view = a.view(h)
+        if any(view.wanted[k] > sum(1 for s in view.slots if s.kind == k) for k in KINDS):
+            reoffer(h, a)
+        check_consistent(h, a, set(names))
+        sizes.append((len(a.view(h).slots), len(a.subscriber.answer_text)))
+        leave(h, *peers)
+        h.run(SETTLE)
+    print(f"m-lines and answer bytes after round 1: {sizes[0]}, after 100: {sizes[-1]}")
+    assert sizes[-1][0] == 10 and all(m_lines == 10 for m_lines, _ in sizes)
+    assert max(length for _, length in sizes) <= sizes[0][1] + 16  # (o= version digits)
+    assert all(s.participant is None for s in a.view(h).slots)
+    assert h.router.resources().player_tracks == 10
+    assert h.router.stream_count() == 0
