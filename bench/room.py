@@ -120,7 +120,11 @@ class Bench:
         await asyncio.gather(*(connect(self.http, c, self.gate, timeout) for c in clients))
         failed = [c for c in clients if c.srtp is None]
         if failed:
-            raise RoomBenchError(f"{len(failed)} clients did not connect: {failed[0].error}")
+            first = failed[0]
+            raise RoomBenchError(
+                f"{len(failed)} clients did not connect, the first {first.role}"
+                f" {first.target.stream}: {first.error}"
+            )
         self.live += clients
 
     async def leave(self, clients: Sequence) -> None:

@@ -64,7 +64,9 @@ class PublisherTrack:
         "codec",
         "height",
         "is_keyframe",
+        "keyframe_awaited",
         "keyframe_due",
+        "keyframe_for_start",
         "keyframe_pending",
         "keyframe_requested_at",
         "keyframe_requests",
@@ -119,6 +121,10 @@ class PublisherTrack:
         # served by it or by that keyframe, rather than by a PLI of their own, are counted.
         self.keyframe_pending = False
         self.keyframe_due = 0.0  # when the pending request may go out
+        self.keyframe_for_start = False  # the pending request is a starting player's
+        # A PLI sent for a starting player whose keyframe has not come: it is sent again
+        # after START_GAP (a lost PLI, or one the encoder dropped), not at the sweep.
+        self.keyframe_awaited = False
         self.keyframe_requests_coalesced = 0
         self.send_failures = 0  # full socket buffer or unreachable player: the packet is dropped
         self._keyframe_interval = keyframe_interval
@@ -164,7 +170,12 @@ class PublisherTrack:
         # fan-out writes each player's own in their place, and resends strip them (cached).
         if self.cache is not None:
             self.cache[seq & CACHE_MASK] = packet
-        if self.switching or self.keyframe_pending or (self.vp8_layer and not self.width):
+        if (
+            self.switching
+            or self.keyframe_pending
+            or self.keyframe_awaited
+            or (self.vp8_layer and not self.width)
+        ):
             self._at_keyframe(packet, now)
         subscribers = self.subscribers
         if not subscribers:
@@ -250,9 +261,10 @@ class PublisherTrack:
         drop the pending request, which this keyframe answers. At any other packet, send the
         pending request if it is due (sooner than the next feedback tick)."""
         if not self._starts_keyframe(packet):
-            if self.keyframe_pending:
+            if self.keyframe_pending or self.keyframe_awaited:
                 self.send_due_keyframe_request(now)
             return
+        self.keyframe_awaited = self.keyframe_for_start = False
         if self.keyframe_pending:
             self.keyframe_pending = False
             self.keyframe_requests_coalesced += 1
@@ -313,13 +325,26 @@ class PublisherTrack:
         else:
             self.keyframe_pending = True
             self.keyframe_due = due
+        self.keyframe_for_start |= start
         self.send_due_keyframe_request(now)
 
     def send_due_keyframe_request(self, now: float) -> None:
         """Send the pending keyframe request once its gap since the last one is over (at
-        once, at the track's next packet, or at the first feedback tick after)."""
+        once, at the track's next packet, or at the first feedback tick after); ask again,
+        once per START_GAP, for a starting player whose keyframe has not come while players
+        still wait."""
+        if (
+            self.keyframe_awaited
+            and not self.keyframe_pending
+            and now - self.keyframe_requested_at >= START_GAP
+        ):
+            self.keyframe_awaited = self.waiting_players()
+            if self.keyframe_awaited:
+                self.request_keyframe(now, start=True)
+                return
         if self.keyframe_pending and self.ssrc is not None and now >= self.keyframe_due:
             self.keyframe_pending = False
+            self.keyframe_awaited, self.keyframe_for_start = self.keyframe_for_start, False
             self.keyframe_requested_at = now
             self.keyframe_requests += 1
             self.requests.append(KeyframeNeeded(self.ssrc))

@@ -16,6 +16,8 @@ class Participant:
     """One participant: its WHIP publisher of ROOM/NAME and its subscriber, whose decrypted
     packets are kept to tell which publisher each came from."""
 
+    _answer: tuple[str, dict[str, int]] = ("", {})  # the last answer and its slots' SSRCs
+
     def __init__(
         self,
         h: Harness,
@@ -31,7 +33,6 @@ class Participant:
             self.publisher = h.publisher(f"{room}/{name}", audio_level=audio_level)
         self.subscriber = h.subscriber(room, name, kinds)
         self.packets = record_rtp(self.subscriber)
-        self._answer: tuple[str, dict[str, int]] = ("", {})
 
     @property
     def peers(self) -> list[Peer]:

@@ -203,6 +203,35 @@ def test_players_joining_a_live_stream_one_by_one(spacing: float) -> None:
     check(f"WHEP players {spacing} s apart", join_at(h, joins, then=2.5), 1, plis)
 
 
+def lose_first_pli(peer: Peer) -> None:
+    """The next PLI or FIR `peer` (a publisher) receives is lost, or dropped by its encoder."""
+    handle = peer._on_rtcp
+    lost: list[float] = []
+
+    def losing(plain: bytes, now: float) -> None:
+        if not lost and asks_keyframe(rtp.split_rtcp(plain)):
+            lost.append(now)
+            return
+        handle(plain, now)
+
+    peer._on_rtcp = losing  # type: ignore[method-assign]
+
+
+def test_a_joiners_keyframe_request_that_brings_none_is_sent_again_after_the_start_gap() -> None:
+    """Not a second later at the sweep for waiting players: one start gap later."""
+    h = Harness()
+    publisher = delayed(h.publisher("s"))
+    h.connect(publisher, delayed(h.player("s")))
+    h.run(1.0)
+    lose_first_pli(publisher)
+    plis = record_plis(publisher)
+    joined = join_at(h, [(0.0, lambda: h.player("s"))], then=1.5)
+    waits, _ = joined.first_frames(1)
+    print(f"\nfirst keyframe after a lost PLI: {waits[0] * 1000:.0f} ms; PLIs at {plis}")
+    assert len(plis) >= 2 and START_GAP - 1e-9 <= plis[1] - plis[0] <= START_GAP + 1 / VIDEO_FPS
+    assert waits[0] <= BOUND
+
+
 def test_subscribers_joining_a_live_room_one_by_one() -> None:
     h = Harness()
     plis = live_room(h)
