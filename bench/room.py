@@ -130,7 +130,7 @@ class Bench:
     async def leave(self, clients: Sequence) -> None:
         assert self.http is not None
         await asyncio.gather(*(disconnect(self.http, c, self.gate) for c in clients))
-        self.live = [c for c in self.live if c not in clients]
+        self.live[:] = [c for c in self.live if c not in clients]  # keep_alive holds it
 
     def subscriber(self, room: str, name: str, slots: int) -> RoomSubscriber:
         target = Target(self.base, "room", f"{room}/{name}")
