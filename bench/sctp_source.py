@@ -64,6 +64,7 @@ async def _aiortc(count: int, size: int) -> float:
             self.state = "connected"
             self.peer: Wire | None = None
             self.receiver = None
+            self.tasks: set[asyncio.Future[None]] = set()
 
         def _register_data_receiver(self, receiver) -> None:  # type: ignore[no-untyped-def]
             self.receiver = receiver
@@ -74,7 +75,9 @@ async def _aiortc(count: int, size: int) -> float:
         async def _send_data(self, data: bytes) -> None:
             receiver = self.peer.receiver  # type: ignore[union-attr]
             if receiver is not None:  # none once that end has stopped
-                asyncio.ensure_future(receiver._handle_data(data))
+                task = asyncio.ensure_future(receiver._handle_data(data))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
 
     server_wire, client_wire = Wire("server"), Wire("client")
     server_wire.peer, client_wire.peer = client_wire, server_wire
