@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import collections
 import enum
-import hmac
 import random
 import struct
 from dataclasses import dataclass
 
+from sfu.protocol.sctp_cookie import Cookie, seal, unseal
 from sfu.protocol.sctp_receive import Inbound, Received
 from sfu.protocol.sctp_reconfig import parse_reset_request, reset_chunk
 from sfu.protocol.sctp_send import MAX_PACKET, Outbound
@@ -25,13 +25,10 @@ from sfu.wire.sctp import Init, SctpError
 DEFAULT_MAX_MESSAGE_SIZE = 256 * 1024  # RFC 8841's a=max-message-size we announce
 RECEIVE_BUFFER = 1024 * 1024  # what we advertise and hold for one peer
 MAX_QUEUED_CHUNKS = 8192  # chunks held to send: bounds the work a SACK can cause
-COOKIE_LIFETIME = 60.0  # RFC 4960 Valid.Cookie.Life
 MAX_RETRANSMISSIONS = 10  # RFC 4960 Association.Max.Retrans
 HEARTBEAT_INTERVAL = 30.0
 SACK_DELAY = 0.2
 HANDSHAKE_RESEND = 1.0
-_COOKIE = struct.Struct("!IIIIIHHBd")  # peer tag, window, TSN; our tag, TSN; streams; PR; time
-_MAC_BYTES = 16
 
 
 class AssociationState(enum.Enum):
@@ -154,13 +151,9 @@ class Association:
         forward = sctp.PARAM_FORWARD_TSN_SUPPORTED in init.params or (
             bytes([sctp.FORWARD_TSN]) in [extensions[i : i + 1] for i in range(len(extensions))]
         )
-        fields = _COOKIE.pack(
-            init.tag, init.a_rwnd, init.initial_tsn, our_tag, our_tsn,
-            init.outbound_streams, init.inbound_streams, forward, now,
-        )  # fmt: skip
-        cookie = fields + self._mac(fields)
+        cookie = Cookie(init.tag, init.a_rwnd, init.initial_tsn, our_tag, our_tsn, forward, now)
         params = {
-            sctp.PARAM_STATE_COOKIE: cookie,
+            sctp.PARAM_STATE_COOKIE: seal(self._secret, cookie),
             sctp.PARAM_SUPPORTED_EXTENSIONS: bytes([sctp.FORWARD_TSN, sctp.RECONFIG]),
             sctp.PARAM_FORWARD_TSN_SUPPORTED: b"",
         }
@@ -168,34 +161,27 @@ class Association:
         self.peer_port = packet.source_port
         return [self._packet(init.tag, [sctp.init_chunk(sctp.INIT_ACK, ack)])]
 
-    def _mac(self, fields: bytes) -> bytes:
-        return hmac.digest(self._secret, fields, "sha256")[:_MAC_BYTES]
-
     def _accept_cookie(self, packet: sctp.Packet, now: float) -> bool:
         """Build the association from a valid cookie: the first state the peer makes us keep."""
-        cookie = packet.chunks[0][2]
-        fields, mac = cookie[: _COOKIE.size], cookie[_COOKIE.size :]
-        if len(cookie) != _COOKIE.size + _MAC_BYTES or not hmac.compare_digest(
-            mac, self._mac(fields)
-        ):
-            self.drops["sctp_bad_cookie"] += 1
+        cookie = unseal(self._secret, packet.chunks[0][2], now)
+        if isinstance(cookie, str):
+            self.drops[cookie] += 1
             return False
-        peer_tag, window, peer_tsn, our_tag, our_tsn, _, _, forward, stamp = _COOKIE.unpack(fields)
-        if packet.verification_tag != our_tag:
+        if packet.verification_tag != cookie.our_tag:
             self.drops["sctp_bad_tag"] += 1
             return False
-        if not 0 <= now - stamp <= COOKIE_LIFETIME:
-            self.drops["sctp_stale_cookie"] += 1
-            return False
-        self.local_tag, self.peer_tag = our_tag, peer_tag
+        self.local_tag, self.peer_tag = cookie.our_tag, cookie.peer_tag
         self.peer_port = packet.source_port
-        self.inbound = Inbound(peer_tsn, self._receive_buffer, self.max_message_size)
-        self.outbound = Outbound(our_tsn, window, bool(forward))
-        self._reconfig_sequence = (our_tsn - 1) & 0xFFFFFFFF  # RFC 6525 section 5.1.1
+        self._start(cookie.peer_tsn, cookie.our_tsn, cookie.peer_window, cookie.forward_tsn)
         self.state = AssociationState.ESTABLISHED
         self._heartbeat_at = now + HEARTBEAT_INTERVAL
         self._events.append(AssociationUp())
         return True
+
+    def _start(self, peer_tsn: int, our_tsn: int, peer_window: int, forward_tsn: bool) -> None:
+        self.inbound = Inbound(peer_tsn, self._receive_buffer, self.max_message_size, self.drops)
+        self.outbound = Outbound(our_tsn, peer_window, forward_tsn)
+        self._reconfig_sequence = (our_tsn - 1) & 0xFFFFFFFF  # RFC 6525 section 5.1.1
 
     def _handle_chunks(self, chunks: list[sctp.Chunk], now: float) -> None:
         inbound: Inbound = self.inbound  # type: ignore[assignment]  # set when established
@@ -289,10 +275,8 @@ class Association:
         if cookie is None or self.inbound is not None:
             return []
         self.peer_tag = ack.tag
-        self.inbound = Inbound(ack.initial_tsn, self._receive_buffer, self.max_message_size)
         forward = sctp.PARAM_FORWARD_TSN_SUPPORTED in ack.params
-        self.outbound = Outbound(self._our_tsn, ack.a_rwnd, forward)
-        self._reconfig_sequence = (self._our_tsn - 1) & 0xFFFFFFFF
+        self._start(ack.initial_tsn, self._our_tsn, ack.a_rwnd, forward)
         self._handshake = self._packet(self.peer_tag, [sctp.chunk(sctp.COOKIE_ECHO, 0, cookie)])
         self._handshake_at = now + HANDSHAKE_RESEND
         return [self._handshake]

@@ -50,7 +50,13 @@ class _Stream:
 class Inbound:
     """Receive state from the peer's initial TSN on; `accept` returns whole messages."""
 
-    def __init__(self, initial_tsn: int, buffer_bytes: int, max_message_size: int) -> None:
+    def __init__(
+        self,
+        initial_tsn: int,
+        buffer_bytes: int,
+        max_message_size: int,
+        drops: collections.Counter[str],
+    ) -> None:
         self.cumulative_tsn = (initial_tsn - 1) & 0xFFFFFFFF
         self.buffer_bytes = buffer_bytes
         self.max_message_size = max_message_size
@@ -58,7 +64,7 @@ class Inbound:
         self._above: set[int] = set()  # TSNs received beyond the cumulative one
         self._duplicates: list[int] = []
         self._streams: dict[int, _Stream] = {}
-        self.drops: collections.Counter[str] = collections.Counter()
+        self.drops = drops
 
     @property
     def window(self) -> int:
