@@ -125,9 +125,7 @@ def main() -> None:
         count = args.count if size < 16384 else args.count // 10
         own = ours(count, size)
         theirs = asyncio.run(_aiortc(count, size))
-        print(
-            f"{size:>7}B {count / own:>15,.0f} {count / theirs:>17,.0f} {theirs / own:>5.1f}x"
-        )
+        print(f"{size:>7}B {count / own:>15,.0f} {count / theirs:>17,.0f} {theirs / own:>5.1f}x")
 
 
 if __name__ == "__main__":
