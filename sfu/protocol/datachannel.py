@@ -1,8 +1,9 @@
 """Data channels on one SCTP association: DCEP (RFC 8832) and the PPIDs of RFC 8831.
 
 A channel is an SCTP stream with a label and delivery options. The peer opens one with a DCEP
-OPEN, which we acknowledge; we open ours on odd stream numbers (we are the DTLS server) and may
-send on them at once, ordered until the peer's ACK arrives. Messages go in and out as bytes and
+OPEN, which we acknowledge; we open ours on odd stream numbers (the server is the DTLS server;
+the client end, for tests and benches, uses even ones) and may send on them at once, ordered
+until the peer's ACK arrives. Messages go in and out as bytes and
 a flag for text; everything else is the association's (sfu.protocol.sctp).
 """
 
@@ -140,14 +141,20 @@ class DataChannels:
         peer_max_message_size: int,
         max_channels: int = MAX_CHANNELS,
         port: int = 5000,
+        client: bool = False,
     ) -> None:
         self.association = Association(rng, port=port, max_message_size=max_message_size)
         self.peer_max_message_size = peer_max_message_size
         self.channels: dict[int, ChannelOptions] = {}
         self.max_channels = max_channels
+        self._own_parity = 0 if client else 1  # RFC 8832: the DTLS client's numbers are even
         self._unacked: set[int] = set()  # ours, opened, no ACK yet: sent ordered
         self._events: list[DataEvent] = []
         self.drops: collections.Counter[str] = self.association.drops
+
+    def connect(self, now: float) -> list[bytes]:
+        """Start the association as the DTLS client does (tests and benches play that end)."""
+        return self.association.connect(now)
 
     def receive(self, packet: bytes, now: float) -> list[bytes]:
         """One SCTP packet from the peer; the packets to send back."""
@@ -195,8 +202,8 @@ class DataChannels:
         except DcepError:
             self.drops["data_bad_dcep"] += 1
             return []
-        if stream in self.channels or stream % 2 == 1:
-            self.drops["data_channel_taken"] += 1  # odd numbers are ours to open
+        if stream in self.channels or stream % 2 == self._own_parity:
+            self.drops["data_channel_taken"] += 1  # numbers of our parity are ours to open
             return []
         if len(self.channels) >= self.max_channels:
             self.drops["data_channel_limit"] += 1
@@ -211,7 +218,8 @@ class DataChannels:
         if len(self.channels) >= self.max_channels:
             self.drops["data_channel_limit"] += 1
             return None, []
-        stream = next(n for n in range(1, 2 * self.max_channels + 2, 2) if n not in self.channels)
+        numbers = range(self._own_parity, 2 * self.max_channels + 2, 2)
+        stream = next(n for n in numbers if n not in self.channels)
         ok, out = self.association.send(stream, PPID_DCEP, encode_open(options), now)
         if not ok:
             return None, out
