@@ -323,10 +323,9 @@ class Association:
             self._sack_at = None
             self._packets_unacked = 0
         if outbound is not None:
+            data = outbound.take(now)  # may abandon messages, which the FORWARD-TSN then skips
             forward = outbound.forward_tsn()
-            if forward is not None:
-                chunks.append(forward)
-            chunks += outbound.take(now)
+            chunks += ([] if forward is None else [forward]) + data
         packets: list[bytes] = []
         batch: list[bytes] = []
         size = sctp.COMMON_HEADER

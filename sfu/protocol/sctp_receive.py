@@ -9,6 +9,7 @@ arrives, and FORWARD-TSN (RFC 3758) lets the peer skip what it abandoned.
 
 from __future__ import annotations
 
+import bisect
 import collections
 from dataclasses import dataclass, field
 
@@ -26,6 +27,45 @@ def tsn_after(a: int, b: int) -> bool:
 
 def ssn_after(a: int, b: int) -> bool:
     return 0 < ((a - b) & 0xFFFF) < 0x8000
+
+
+class Ranges:
+    """TSNs received above the cumulative one, as sorted runs of unwrapped serial numbers, so a
+    SACK's gap blocks cost the blocks it reports, not the window."""
+
+    __slots__ = ("ends", "starts")
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def __contains__(self, serial: int) -> bool:
+        i = bisect.bisect_right(self.starts, serial) - 1
+        return i >= 0 and self.ends[i] >= serial
+
+    def add(self, serial: int) -> None:
+        starts, ends = self.starts, self.ends
+        i = bisect.bisect_right(starts, serial)
+        left = i > 0 and ends[i - 1] == serial - 1
+        right = i < len(starts) and starts[i] == serial + 1
+        if left and right:
+            ends[i - 1] = ends[i]
+            del starts[i], ends[i]
+        elif left:
+            ends[i - 1] = serial
+        elif right:
+            starts[i] = serial
+        else:
+            starts.insert(i, serial)
+            ends.insert(i, serial)
+
+    def advance(self, cumulative: int) -> int:
+        """The new cumulative serial: runs up to it are dropped, one starting next joins it."""
+        starts, ends = self.starts, self.ends
+        while starts and starts[0] <= cumulative + 1:
+            cumulative = max(cumulative, ends[0])
+            del starts[0], ends[0]
+        return cumulative
 
 
 @dataclass(frozen=True)
@@ -57,14 +97,18 @@ class Inbound:
         max_message_size: int,
         drops: collections.Counter[str],
     ) -> None:
-        self.cumulative_tsn = (initial_tsn - 1) & 0xFFFFFFFF
+        self._cumulative = initial_tsn - 1  # unwrapped: serial numbers only grow
         self.buffer_bytes = buffer_bytes
         self.max_message_size = max_message_size
         self.buffered = 0
-        self._above: set[int] = set()  # TSNs received beyond the cumulative one
+        self._above = Ranges()
         self._duplicates: list[int] = []
         self._streams: dict[int, _Stream] = {}
         self.drops = drops
+
+    @property
+    def cumulative_tsn(self) -> int:
+        return self._cumulative & 0xFFFFFFFF
 
     @property
     def window(self) -> int:
@@ -73,21 +117,21 @@ class Inbound:
     def accept(self, chunk: DataChunk) -> list[Received]:
         """Take one DATA chunk; the messages it completes, in the order to deliver them."""
         tsn = chunk.tsn
-        if not tsn_after(tsn, self.cumulative_tsn) or tsn in self._above:
+        ahead = (tsn - self._cumulative) & 0xFFFFFFFF
+        serial = self._cumulative + ahead
+        if not 0 < ahead < 0x80000000 or serial in self._above:
             if len(self._duplicates) < MAX_DUPLICATE_REPORTS:
                 self._duplicates.append(tsn)
             self.drops["sctp_duplicate_tsn"] += 1
             return []
-        if (tsn - self.cumulative_tsn) & 0xFFFFFFFF > MAX_TSN_AHEAD:
+        if ahead > MAX_TSN_AHEAD:
             self.drops["sctp_beyond_window"] += 1
             return []
         if len(chunk.payload) > self.window and not self._completes_next(chunk):
             self.drops["sctp_receive_buffer_full"] += 1
             return []
-        self._above.add(tsn)
-        while (self.cumulative_tsn + 1) & 0xFFFFFFFF in self._above:
-            self.cumulative_tsn = (self.cumulative_tsn + 1) & 0xFFFFFFFF
-            self._above.discard(self.cumulative_tsn)
+        self._above.add(serial)
+        self._cumulative = self._above.advance(self._cumulative)
         stream = self._streams.setdefault(chunk.stream, _Stream())
         if chunk.flags & (FLAG_BEGIN | FLAG_END) == FLAG_BEGIN | FLAG_END:
             stream.discarding = False
@@ -192,16 +236,13 @@ class Inbound:
 
     def forward(self, new_cumulative: int, streams: list[tuple[int, int]]) -> list[Received]:
         """FORWARD-TSN: the peer gave up on everything up to `new_cumulative`."""
-        if not tsn_after(new_cumulative, self.cumulative_tsn):
+        ahead = (new_cumulative - self._cumulative) & 0xFFFFFFFF
+        if not 0 < ahead < 0x80000000:
             return []
-        if (new_cumulative - self.cumulative_tsn) & 0xFFFFFFFF > MAX_TSN_AHEAD:
+        if ahead > MAX_TSN_AHEAD:
             self.drops["sctp_beyond_window"] += 1
             return []
-        self.cumulative_tsn = new_cumulative
-        self._above = {t for t in self._above if tsn_after(t, new_cumulative)}
-        while (self.cumulative_tsn + 1) & 0xFFFFFFFF in self._above:
-            self.cumulative_tsn = (self.cumulative_tsn + 1) & 0xFFFFFFFF
-            self._above.discard(self.cumulative_tsn)
+        self._cumulative = self._above.advance(self._cumulative + ahead)
         for stream in self._streams.values():
             stale = [t for t in stream.fragments if not tsn_after(t, self.cumulative_tsn)]
             for t in stale:
@@ -231,17 +272,12 @@ class Inbound:
     def sack_fields(self) -> tuple[int, int, list[tuple[int, int]], list[int]]:
         """(cumulative TSN, window, gap blocks, duplicate TSNs) for the next SACK; it takes
         the duplicates, which are reported once."""
-        gaps: list[tuple[int, int]] = []
-        for tsn in sorted((t - self.cumulative_tsn) & 0xFFFFFFFF for t in self._above):
-            if gaps and tsn == gaps[-1][1] + 1:
-                gaps[-1] = (gaps[-1][0], tsn)
-            elif len(gaps) == MAX_GAP_REPORTS:
-                break
-            else:
-                gaps.append((tsn, tsn))
+        above, base = self._above, self._cumulative
+        runs = zip(above.starts[:MAX_GAP_REPORTS], above.ends[:MAX_GAP_REPORTS], strict=True)
+        gaps = [(start - base, end - base) for start, end in runs]
         duplicates, self._duplicates = self._duplicates, []
         return self.cumulative_tsn, self.window, gaps, duplicates
 
     @property
     def has_gaps(self) -> bool:
-        return bool(self._above)
+        return bool(self._above.starts)

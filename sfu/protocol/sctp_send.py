@@ -29,6 +29,7 @@ MAX_FRAGMENT = MAX_PACKET - 12 - DATA_HEADER
 RTO_INITIAL = 1.0  # RFC 4960 says 3 s; WebRTC stacks start lower, the handshake already ran
 RTO_MIN = 1.0
 RTO_MAX = 60.0
+MAX_CWND = 256 * MAX_PACKET  # ample for messages; bounds the chunks one SACK makes us walk
 MAX_BURST_CHUNKS = 64  # chunks sent per call: one call never builds an unbounded burst
 _ALPHA, _BETA = 0.125, 0.25
 
@@ -137,7 +138,7 @@ class Outbound:
                 self._resend.pop(0)
                 if item.acked or item.message.abandoned or item.tsn not in self._chunks:
                     continue
-                if self._give_up(item, now):
+                if self._give_up(item, now, resending=True):
                     continue
                 item.retransmits += 1
                 self.retransmissions += 1
@@ -152,7 +153,7 @@ class Outbound:
             ):
                 break
             self._unsent.popleft()
-            if self._give_up(item, now):
+            if self._give_up(item, now, resending=False):
                 continue
             out.append(self._sent(item, now))
         return out
@@ -167,12 +168,13 @@ class Outbound:
             self.t3_at = now + self.rto
         return item.encoded
 
-    def _give_up(self, item: _Chunk, now: float) -> bool:
+    def _give_up(self, item: _Chunk, now: float, resending: bool) -> bool:
         """Abandon a partially reliable message past its retransmissions or lifetime."""
         message = item.message
         if not self.partial_reliability:
             return False
-        spent = message.max_retransmits is not None and item.retransmits >= message.max_retransmits
+        limit = message.max_retransmits
+        spent = resending and limit is not None and item.retransmits >= limit
         expired = message.expires_at is not None and now >= message.expires_at
         if not (spent or expired):
             return False
@@ -291,12 +293,12 @@ class Outbound:
 
     def _grow(self, acked_bytes: int) -> None:
         if self.cwnd <= self.ssthresh:
-            self.cwnd += min(acked_bytes, MAX_PACKET)
+            self.cwnd = min(MAX_CWND, self.cwnd + min(acked_bytes, MAX_PACKET))
             return
         self._partial_bytes_acked += acked_bytes
         if self._partial_bytes_acked >= self.cwnd:
             self._partial_bytes_acked -= self.cwnd
-            self.cwnd += MAX_PACKET
+            self.cwnd = min(MAX_CWND, self.cwnd + MAX_PACKET)
 
     def _measure(self, rtt: float) -> None:
         """RFC 4960 section 6.3.1."""
