@@ -10,7 +10,6 @@ from sfu.protocol.sctp import Association, AssociationEvent
 from sfu.protocol.sctp_receive import Received
 
 
-
 @dataclass
 class Path:
     """One direction: loss, duplication and delay with jitter (which reorders)."""
