@@ -245,9 +245,9 @@ class DtlsEndpoint:
             return []
         try:
             self._conn.send(data)
+            return [self._conn.bio_read(65536)]  # one record, all of it: no second read
         except SSL.Error as exc:
             return self._fail(f"send error: {exc}")
-        return self._drain()
 
     def take_received(self) -> list[bytes]:
         """The application data records that came in since the last call."""
