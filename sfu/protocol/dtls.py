@@ -246,6 +246,8 @@ class DtlsEndpoint:
         try:
             self._conn.send(data)
             return [self._conn.bio_read(65536)]  # one record, all of it: no second read
+        except SSL.WantReadError:
+            return []
         except SSL.Error as exc:
             return self._fail(f"send error: {exc}")
 
