@@ -73,8 +73,6 @@ class StreamData:
         self.publisher: _Member | None = None
         self.channels: dict[int, ChannelOptions] = {}  # the publisher's, by stream
         self.players: dict[str, _Member] = {}
-        self.messages_in = 0
-        self.messages_out = 0
 
     def join(self, session: PeerSession, publishing: bool, now: float) -> None:
         """Take part when the session negotiated data channels; nothing reaches it otherwise."""
@@ -144,7 +142,6 @@ class StreamData:
         if not (member.messages.take(1, now) and member.bytes.take(len(event.data), now)):
             drops["data_sender_rate"] += 1
             return
-        self.messages_in += 1
         if member.publishing:
             options = self.channels.get(event.stream)
             if options is None:
@@ -175,7 +172,6 @@ class StreamData:
         if data.buffered + len(event.data) <= self.config.data_receiver_buffer and data.send(
             stream, event.data, event.text, now
         ):
-            self.messages_out += 1
             self._sessions.lower_timer_floor(session)
         elif reliable:
             drops["data_slow_receiver_closed"] += 1
