@@ -7,33 +7,36 @@ the server) rather than the project's publish and play pages.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from .conftest import Browsing
 
 pytestmark = pytest.mark.timeout(120)
 
 MESSAGES = 1000
 
 # Publish fake camera and microphone with a "chat" channel over WHIP; resolves once it is open.
-PUBLISH = """async (count) => {
+PUBLISH = """async (stream) => {
   const media = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
   const pc = new RTCPeerConnection();
   media.getTracks().forEach((track) => pc.addTrack(track, media));
   const chat = pc.createDataChannel("chat");
   await pc.setLocalDescription(await pc.createOffer());
-  const reply = await fetch("/whip/live/chat", {
+  const reply = await fetch(`/whip/${stream}`, {
     method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription.sdp,
   });
   if (reply.status !== 201) throw new Error(`WHIP ${reply.status}: ${await reply.text()}`);
   await pc.setRemoteDescription({ type: "answer", sdp: await reply.text() });
   await new Promise((resolve) => { chat.onopen = resolve; });
-  window.publisher = { pc, chat, count };
+  window.publisher = { pc, chat };
   return chat.readyState;
 }"""
 
 # Play over WHEP, offering data with a pre-negotiated channel of its own; keep what arrives.
-PLAY = """async () => {
+PLAY = """async (stream) => {
   const pc = new RTCPeerConnection();
   pc.addTransceiver("video", { direction: "recvonly" });
   pc.addTransceiver("audio", { direction: "recvonly" });
@@ -44,7 +47,7 @@ PLAY = """async () => {
     channel.onmessage = ({ data }) => window.player.messages.push(data);
   };
   await pc.setLocalDescription(await pc.createOffer());
-  const reply = await fetch("/whep/live/chat", {
+  const reply = await fetch(`/whep/${stream}`, {
     method: "POST", headers: { "Content-Type": "application/sdp" }, body: pc.localDescription.sdp,
   });
   if (reply.status !== 201) throw new Error(`WHEP ${reply.status}: ${await reply.text()}`);
@@ -53,27 +56,34 @@ PLAY = """async () => {
 }"""
 
 
+SEND = "(n) => { for (let i = 0; i < n; i++) window.publisher.chat.send(`m${i}`); }"
+
+
+def relay_messages(browsing: Browsing, publisher: Any, player: Any, stream: str) -> None:
+    """Publish a channel from `publisher`, play from `player`, and check that the player gets
+    the channel under its label and every message in order."""
+    assert publisher.evaluate(PUBLISH, stream) == "open"
+    assert player.evaluate(PLAY, stream)
+    browsing.wait_for(
+        "the channel at the player",
+        lambda: player.evaluate("() => window.player.labels"),
+        lambda labels: labels == ["chat"],
+        20,
+    )
+    publisher.evaluate(SEND, MESSAGES)
+    browsing.wait_for(
+        f"{MESSAGES} messages at the player",
+        lambda: player.evaluate("() => window.player.messages.length"),
+        lambda count: count >= MESSAGES,
+        30,
+    )
+    assert player.evaluate("() => window.player.messages") == [f"m{i}" for i in range(MESSAGES)]
+
+
 def test_chromium_publisher_channel_reaches_a_chromium_player(
-    browser: Any, sfu_server: Any
+    browsing: Browsing, sfu_server: Any
 ) -> None:
-    contexts = [browser.new_context(permissions=["camera", "microphone"]) for _ in range(2)]
-    try:
-        publisher, player = (context.new_page() for context in contexts)
-        for page in (publisher, player):
-            page.goto(f"{sfu_server.http_url}/publish.html", wait_until="load")
-        assert publisher.evaluate(PUBLISH, MESSAGES) == "open"
-        assert player.evaluate(PLAY)
-        player.wait_for_function("() => window.player.labels.length > 0", timeout=20_000)
-        assert player.evaluate("() => window.player.labels") == ["chat"]
-        publisher.evaluate(
-            "(n) => { for (let i = 0; i < n; i++) window.publisher.chat.send(`m${i}`); }",
-            MESSAGES,
-        )
-        player.wait_for_function(
-            f"() => window.player.messages.length >= {MESSAGES}", timeout=30_000
-        )
-        received = player.evaluate("() => window.player.messages")
-        assert received == [f"m{i}" for i in range(MESSAGES)]
-    finally:
-        for context in contexts:
-            context.close()
+    base = sfu_server.http_url
+    publisher = browsing.open(f"{base}/publish.html", "publisher")
+    player = browsing.open(f"{base}/publish.html", "player")  # a page of the origin, unused
+    relay_messages(browsing, publisher, player, "live/chat")
