@@ -14,6 +14,7 @@ from sfu.protocol.datachannel import (
     encode_open,
     parse_open,
 )
+from signaling.startup.flags import parse_args
 from tests.harness import Harness, Peer
 
 CHAT = ChannelOptions("chat")
@@ -172,3 +173,11 @@ def test_dcep_bounds_channel_numbers_and_the_limit() -> None:
     assert not ok and server.drops["data_unknown_channel"] == 1
     assert server.open(CHAT, 0.0) == (None, [])  # no association yet: nothing queued
     assert server.drops["sctp_send_before_association"] == 1
+
+
+def test_replies_flag_and_variable(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("SFU_STREAM_DATA_REPLIES", raising=False)
+    assert parse_args([]).stream_data_replies is False
+    assert parse_args(["--stream-data-replies"]).stream_data_replies is True
+    monkeypatch.setenv("SFU_STREAM_DATA_REPLIES", "1")
+    assert parse_args([]).stream_data_replies is True
