@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 MAX_OFFER_BYTES = 64 * 1024
 MAX_MEDIA_SECTIONS = 64
+# A room subscriber's offer: a slot (m-line) per kind per other participant, so 126 others
+# at most; the 64 KiB text bound still holds, which a browser's full codec list fills sooner.
+MAX_ROOM_MEDIA_SECTIONS = 256
 MAX_FORMATS = 128  # formats per m-line: RTP has 128 payload types, so more are repeats
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
@@ -67,6 +70,8 @@ class MediaSection:
     msid: str | None = None
     rids: list[str] = field(default_factory=list)  # a=rid values, raw
     simulcast: str | None = None  # a=simulcast value, raw
+    sctp_port: int | None = None  # a=sctp-port of a data channel m-line (RFC 8841)
+    max_message_size: int | None = None  # a=max-message-size; 0 means no limit
 
     @property
     def effective_mid(self) -> str:
@@ -198,6 +203,10 @@ def _parse_media_attribute(section: MediaSection, name: str, value: str, where: 
         section.fingerprints.append(_parse_fingerprint(value, where))
     elif name == "setup":
         section.setup = value.strip()
+    elif name == "sctp-port":
+        section.sctp_port = _number(value.strip(), 0, 65535, where)
+    elif name == "max-message-size":
+        section.max_message_size = _number(value.strip(), 0, 0xFFFFFFFF, where)
 
 
 def _parse_session_attribute(offer: Offer, name: str, value: str, where: str) -> str | None:
@@ -229,8 +238,9 @@ def _lines(text: str) -> list[str]:
     return lines
 
 
-def parse_offer(text: str) -> Offer:
-    """Parse an SDP offer; raise SdpError with a one-line reason when it is malformed."""
+def parse_offer(text: str, max_media: int = MAX_MEDIA_SECTIONS) -> Offer:
+    """Parse an SDP offer of at most `max_media` m-lines; raise SdpError with a one-line
+    reason when it is malformed."""
     if len(text) > MAX_OFFER_BYTES or len(text.encode("utf-8", "replace")) > MAX_OFFER_BYTES:
         raise SdpError(f"offer is larger than {MAX_OFFER_BYTES} bytes")
     lines = _lines(text)
@@ -249,8 +259,8 @@ def parse_offer(text: str) -> Offer:
         if kind == "v":
             raise SdpError(f"{where}: second v= line")
         if kind == "m":
-            if len(offer.media) >= MAX_MEDIA_SECTIONS:
-                raise SdpError(f"offer has more than {MAX_MEDIA_SECTIONS} m-lines")
+            if len(offer.media) >= max_media:
+                raise SdpError(f"offer has more than {max_media} m-lines")
             if section is not None and not explicit_direction and session_direction:
                 section.direction = session_direction
             section = _parse_m_line(value, len(offer.media), where)

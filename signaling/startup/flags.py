@@ -167,6 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     flag(tls, "--tls-key", readable_file, None, "PEM private key of --tls-cert")
     flag(
+        parser,
+        "--stream-data-replies",
+        None,
+        None,
+        "let a stream's players send on its data channels, to the publisher; by default "
+        "their messages are dropped and counted",
+        shown="off",
+        action="store_true",
+    )
+    flag(
         tls,
         "--trust-proxy",
         None,
