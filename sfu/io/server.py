@@ -59,7 +59,7 @@ class MediaServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         self.relays.close_all("server shutting down")
-        self.router.close_all("server shutting down")
+        self.router.close_all("server shutting down", time.monotonic())
         if self.endpoint.tcp is not None:
             self.endpoint.tcp.close()
         self.endpoint.close()

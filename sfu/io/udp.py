@@ -114,8 +114,9 @@ class UdpEndpoint:
         return self.sock.getsockname()[1]
 
     def bound(self, addr: Address) -> bool:
-        """Whether a session's media goes to `addr` (the TCP listener keeps such connections)."""
-        return addr in self.sessions.by_addr
+        """Whether a session's media goes to `addr`, or could (a validated pair it may fall back
+        to): the TCP listener keeps such connections."""
+        return addr in self.sessions.by_addr or addr in self.sessions.by_pair
 
     @property
     def media_datagrams_out(self) -> int:
@@ -172,14 +173,19 @@ class UdpEndpoint:
         kind = classify(data)
         if kind is SRTP:
             session = self.sessions.by_addr.get(addr)
-            if session is None:
+            if session is not None:
+                session.handle_srtp(data, now)
+                return
+            paired = self.sessions.by_pair.get(addr)
+            if paired is None:
                 self.drops["media_unknown_address"] += 1
                 return
-            session.handle_srtp(data, now)
+            paired.handle_pair_srtp(data, addr, now)
+            self.sessions.settle(paired)
         elif kind is STUN:
             self._stun(data, addr, now)
         elif kind is DTLS:
-            session = self.sessions.by_addr.get(addr)
+            session = self.sessions.by_addr.get(addr) or self.sessions.by_pair.get(addr)
             if session is None:
                 self.drops["dtls_unknown_address"] += 1
                 return

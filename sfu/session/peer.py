@@ -17,12 +17,14 @@ from sfu.media import PeerParams
 from sfu.protocol import fastpath, ice
 from sfu.protocol.certificate import Certificate
 from sfu.protocol.dtls import DtlsEndpoint, DtlsState
+from sfu.protocol.nomination import STALE_AFTER, Pairs
 from sfu.protocol.srtp import MAX_PROTECTED, SrtpContext
 from sfu.protocol.srtp_streams import InboundStreams
 from sfu.session.transport import (
     Address,
     AddressChanged,
     MediaHandler,
+    PairsChanged,
     SendFunction,
     SessionClosed,
     SessionEvent,
@@ -35,12 +37,9 @@ from sfu.session.transport import (
 from sfu.wire.stun import Message
 
 log = logging.getLogger(__name__)
-# A valid Binding Request from a new address moves the session there when it nominates the pair
-# (USE-CANDIDATE), or when nothing valid has come from the current address for this long (NAT
-# rebinding); once media flows, only after the address has answered a check of our own (return
-# routability). Browsers keep checking their other candidate pairs, so this must be longer than
-# a pause in their RTCP, or the session flaps between paths.
-ADDRESS_STALE_AFTER = 3.0
+# Moving to a better nominated pair or off a silent one (sfu/protocol/nomination.py) waits, once
+# media flows, until the new address has answered a check of our own (return routability).
+ADDRESS_STALE_AFTER = STALE_AFTER
 
 # Session ids are capabilities (the HTTP Location of a session): 128 random bits, in hex.
 SESSION_ID_HEX = 32
@@ -73,6 +72,7 @@ class PeerSession(fastpath.TransportState):
         "id",
         "last_seen",
         "log_name",
+        "pairs",
         "peer",
         "role",
         "rtcp_ssrc",
@@ -105,6 +105,7 @@ class PeerSession(fastpath.TransportState):
         self._rng = rng
         self.ice = ice.IceLite(ice.new_ufrag(rng), ice.new_pwd(rng), peer.ice_ufrag, peer.ice_pwd)
         self.checks = ice.ReturnRoutability(rng)
+        self.pairs = Pairs()
         self.dtls = DtlsEndpoint(certificate, is_server=True, remote_fingerprints=peer.fingerprints)
         self.srtp: SrtpContext | None = None
         self.streams: InboundStreams | None = None  # the peer's SSRCs with an SRTP stream
@@ -112,7 +113,7 @@ class PeerSession(fastpath.TransportState):
         self.addr: Address | None = None
         self.created = now
         self.last_seen = now
-        self._latest = now  # the newest time any input brought, for the duration in the log
+        self._latest = now  # the newest time any input or timer brought: when it closed
         self.close_reason = ""
         self.rtcp_ssrc = rng.getrandbits(32) or 1  # our SSRC as the sender of feedback
         self.handler: MediaHandler | None = None
@@ -145,17 +146,31 @@ class PeerSession(fastpath.TransportState):
         self._latest = now
         outcome = self.ice.handle(data, msg, network_address(addr))
         if outcome.authenticated and outcome.error_code is None:
-            self._valid_check_from(addr, outcome.use_candidate, taken, now)
+            priority = ice.pair_priority(outcome.priority, is_tcp(addr))
+            new, forgotten = self.pairs.validated(addr, priority, outcome.use_candidate, now)
+            if new:
+                removed = () if forgotten is None else (forgotten,)
+                self._events.append(PairsChanged(self, (addr,), removed))
+            self._valid_from(addr, taken, now)
         return outcome
 
-    def _valid_check_from(
-        self, addr: Address, use_candidate: bool, taken: bool, now: float
-    ) -> None:
+    def handle_pair_srtp(self, data: bytes, addr: Address, now: float) -> None:
+        """SRTP from a validated pair other than the selected one: taken (a client may send on
+        the pair it prefers while ours is still being proven, or before it falls back), but it
+        marks that pair alive, not the selected one, which may then lose the session to it."""
+        selected_seen = self.last_seen
+        self.handle_srtp(data, now)
+        if self.last_seen == selected_seen:
+            return  # not decrypted: says nothing about the pair
+        self.last_seen = selected_seen
+        self.pairs.heard(addr, now)
+        self._valid_from(addr, False, now)
+
+    def _valid_from(self, addr: Address, taken: bool, now: float) -> None:
         if addr == self.addr:
             self.last_seen = now
             return
-        stale = now - self.last_seen > ADDRESS_STALE_AFTER
-        if not (self.addr is None or use_candidate or stale):
+        if not self.pairs.better(addr, self.addr, self.last_seen, now):
             return
         if (self.state is SessionState.CONNECTED or taken) and not is_tcp(addr):
             # Media flows, or the address is another session's (a spoofed check from it would
@@ -273,6 +288,8 @@ class PeerSession(fastpath.TransportState):
         old_ufrag = self.ice.local_ufrag
         self.ice.restart(ice.new_ufrag(self._rng), ice.new_pwd(self._rng), remote_ufrag, remote_pwd)
         self._events.append(UfragChanged(self, old_ufrag))
+        # The client nominates afresh, maybe from another network whose pairs rank lower.
+        self._events.append(PairsChanged(self, (), tuple(self.pairs.clear())))
         self._log("ICE restart")
 
     # -- output ----------------------------------------------------------------------------------
@@ -357,10 +374,12 @@ class PeerSession(fastpath.TransportState):
         elif state is DtlsState.CLOSED:
             self.close("peer closed DTLS")
 
-    def close(self, reason: str) -> None:
-        """End the session at once: tell the peer, free the media state, leave the tables."""
+    def close(self, reason: str, now: float | None = None) -> None:
+        """End the session at once: tell the peer, free the media state, leave the tables.
+        `now` (a DELETE's clock) makes the logged duration run to the close itself."""
         if self.state is SessionState.CLOSED:
             return
+        self._latest = max(self._latest, self.last_seen, now or 0.0)
         if self.dtls.state is DtlsState.CONNECTED:
             self._send_all(self.dtls.close())
         self.state = SessionState.CLOSED

@@ -200,7 +200,7 @@ async def leave(request: web.Request) -> web.Response:
         return answer
     router = request.app[MEDIA_SERVER].router
     session, _ = room_session(request)
-    router.close(session.id, "DELETE by client")
+    router.close(session.id, "DELETE by client", time.monotonic())
     request.app[ETAGS].forget(session.id)
     return web.Response(status=200, text="left the room\n")
 

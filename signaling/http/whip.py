@@ -284,7 +284,7 @@ async def delete_session(request: web.Request) -> web.Response:
     if answer is not None:
         return answer
     session = session_for(request)
-    request.app[MEDIA_SERVER].router.close(session.id, "DELETE by client")
+    request.app[MEDIA_SERVER].router.close(session.id, "DELETE by client", time.monotonic())
     request.app[ETAGS].forget(session.id)
     return web.Response(status=200, text="session ended\n")
 

@@ -11,22 +11,11 @@ import ipaddress
 import secrets
 
 from sfu.media import Codec, PeerParams, TrackSpec
+from sfu.protocol.ice import candidate_priority
 from signaling.sdp.parse import MediaSection, Offer
 from signaling.sdp.simulcast import answer_lines
 
 _ANSWER_PROTO = "UDP/TLS/RTP/SAVPF"
-_HOST_TYPE_PREFERENCE = 126  # RFC 8445 section 5.1.2.2
-# RFC 6544 §4.2 lets TCP candidates rank below UDP ones of the same type: a client that can
-# use UDP should, TCP is for networks that block it.
-_TCP_HOST_TYPE_PREFERENCE = 100
-_MAX_LOCAL_PREFERENCE = 65535
-
-
-def candidate_priority(index: int, component: int = 1, tcp: bool = False) -> int:
-    """RFC 8445 priority of the host candidate at `index`: earlier candidates rank higher."""
-    local = max(_MAX_LOCAL_PREFERENCE - index, 0)
-    kind = _TCP_HOST_TYPE_PREFERENCE if tcp else _HOST_TYPE_PREFERENCE
-    return (kind << 24) + (local << 8) + (256 - component)
 
 
 def _address_type(ip: str) -> str:
