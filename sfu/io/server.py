@@ -41,14 +41,16 @@ class MediaServer:
         # Gives back the heap that ended sessions freed, after many have ended.
         self.trimmer = HeapTrimmer(glibc_malloc_trim())
         self._ticker: asyncio.Task | None = None
+        self.shared_tcp_port: int | None = None  # the HTTP(S) port, when it also takes ICE-TCP
 
     async def start(self) -> None:
         """Bind the UDP port (and the ICE-TCP one, if any) and start the timers."""
         self.endpoint.open(self.config.udp_host, self.config.udp_port, self.config.socket_buffer)
+        # There even with no port of its own: the HTTP port may hand it connections.
+        self.endpoint.tcp = TcpListener(
+            self.endpoint, self.config.tcp_connections, self.config.tcp_per_address
+        )
         if self.config.tcp_port:
-            self.endpoint.tcp = TcpListener(
-                self.endpoint, self.config.tcp_connections, self.config.tcp_per_address
-            )
             await self.endpoint.tcp.open(self.config.udp_host, self.config.tcp_port)
         fastpath.announce()
         self._ticker = asyncio.get_running_loop().create_task(self._tick())
@@ -65,9 +67,11 @@ class MediaServer:
         self.endpoint.close()
 
     @property
-    def tcp_port(self) -> int | None:
-        """The ICE-TCP listener's port, None when there is none."""
-        return self.endpoint.tcp.port if self.endpoint.tcp is not None else None
+    def tcp_ports(self) -> tuple[int, ...]:
+        """Where ICE-TCP is taken: the listener's own port, then the HTTP port if it shares."""
+        own = self.endpoint.tcp.port if self.endpoint.tcp is not None else None
+        ports = (own, self.shared_tcp_port)
+        return tuple(port for port in ports if port)
 
     async def _tick(self) -> None:
         while True:

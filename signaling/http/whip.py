@@ -139,7 +139,7 @@ def session_answer(
         ice_pwd=session.ice.local_pwd,
         fingerprint=media.certificate.fingerprint,
         candidates=answer_candidates(request),
-        tcp_port=media.tcp_port,
+        tcp_ports=media.tcp_ports,
         ssrcs=ssrcs,
         stream_id=stream_id,
     )
@@ -321,7 +321,7 @@ async def patch_session(request: web.Request) -> web.Response:
         first.kind,
         first.mid,
         answer_candidates(request),
-        media.tcp_port,
+        media.tcp_ports,
     )
     log.info("session #%s: ICE restart over HTTP from %s", short_hash(session.id), request.remote)
     return web.Response(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from collections.abc import Sequence
 
 from sfu.media import Codec, PeerParams, TrackSpec
 from sfu.protocol.ice import candidate_priority
@@ -22,25 +23,43 @@ def _address_type(ip: str) -> str:
     return "IP6" if ipaddress.ip_address(ip).version == 6 else "IP4"
 
 
-def candidate_lines(candidates: list[tuple[str, int]], tcp_port: int | None = None) -> list[str]:
-    """Host candidates in order of preference, then end-of-candidates (answers and restarts).
+# An answer's candidate: (address, port) of a host candidate, or (address, port, base address,
+# base port) of a server-reflexive one (RFC 8839 raddr/rport: the media socket it maps).
+ServerCandidate = tuple[str, int] | tuple[str, int, str, int]
 
-    With `tcp_port`, each address also gets an RFC 6544 passive TCP candidate, ranked below
+
+def _kind(candidate: ServerCandidate, port: int) -> str:
+    """The candidate line's tail: its type and, for a reflexive one, its base at `port`."""
+    if len(candidate) == 2:
+        return "typ host"
+    return f"typ srflx raddr {candidate[2]} rport {port}"
+
+
+def candidate_lines(candidates: list[ServerCandidate], tcp_ports: Sequence[int] = ()) -> list[str]:
+    """The candidates in order of preference, then end-of-candidates (answers and restarts).
+
+    Each of `tcp_ports` gives each address an RFC 6544 passive TCP candidate too, ranked below
     every UDP one; its foundation differs because its transport does (RFC 8445 §5.1.1.3).
     """
     foundations: dict[tuple[str, str], str] = {}
     lines = []
-    for index, (ip, port) in enumerate(candidates):
+    for index, candidate in enumerate(candidates):
+        ip, port = candidate[0], candidate[1]
         foundation = foundations.setdefault((ip, "udp"), str(len(foundations) + 1))
         priority = candidate_priority(index)
-        lines.append(f"a=candidate:{foundation} 1 udp {priority} {ip} {port} typ host")
-    if tcp_port:
-        for index, (ip, _) in enumerate(candidates):
+        lines.append(
+            f"a=candidate:{foundation} 1 udp {priority} {ip} {port} {_kind(candidate, port)}"
+        )
+    index = 0
+    for tcp_port in tcp_ports:
+        for candidate in candidates:
+            ip = candidate[0]
             foundation = foundations.setdefault((ip, "tcp"), str(len(foundations) + 1))
             priority = candidate_priority(index, tcp=True)
+            index += 1
             lines.append(
-                f"a=candidate:{foundation} 1 tcp {priority} {ip} {tcp_port} typ host"
-                " tcptype passive"
+                f"a=candidate:{foundation} 1 tcp {priority} {ip} {tcp_port}"
+                f" {_kind(candidate, tcp_port)} tcptype passive"
             )
     lines.append("a=end-of-candidates")
     return lines
@@ -94,8 +113,8 @@ def render_answer(
     ice_ufrag: str,
     ice_pwd: str,
     fingerprint: str,
-    candidates: list[tuple[str, int]],
-    tcp_port: int | None = None,
+    candidates: list[ServerCandidate],
+    tcp_ports: Sequence[int] = (),
     ssrcs: dict[str, tuple[int, int | None]] | None = None,
     cname: str = "litesfu",
     stream_id: str = "litesfu",
@@ -103,7 +122,7 @@ def render_answer(
     """The answer to `offer` given what negotiation accepted in `peer`.
 
     `direction` is "recvonly" for a publisher and "sendonly" for a player; `ssrcs` maps a
-    player's mid to the (media, rtx) SSRCs the server will send with; `tcp_port` adds passive
+    player's mid to the (media, rtx) SSRCs the server will send with; `tcp_ports` add passive
     ICE-TCP candidates. Lines end with CRLF.
     """
     if direction not in ("recvonly", "sendonly"):
@@ -111,7 +130,7 @@ def render_answer(
     if not candidates:
         raise ValueError("an answer needs at least one candidate")
     accepted = {track.mid: track for track in peer.tracks}
-    first_ip, first_port = candidates[0]
+    first_ip, first_port = candidates[0][0], candidates[0][1]
     transport = [
         f"c=IN {_address_type(first_ip)} {first_ip}",
         f"a=ice-ufrag:{ice_ufrag}",
@@ -119,7 +138,7 @@ def render_answer(
         f"a=fingerprint:sha-256 {fingerprint}",
         "a=setup:passive",
     ]
-    candidate_block = candidate_lines(candidates, tcp_port)
+    candidate_block = candidate_lines(candidates, tcp_ports)
     accepted_mids = [s.effective_mid for s in offer.media if s.effective_mid in accepted]
     # Only a group the offer proposed: adding one it never had would answer for transports
     # that do not exist (negotiation refuses unbundled offers of more than one m-line).

@@ -107,6 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
         "0 disables (SFU_TCP_PORT, default the UDP port's number)",
     )
     parser.add_argument(
+        "--http-ice-tcp",
+        action=argparse.BooleanOptionalAction,
+        default=_env_flag("SFU_HTTP_ICE_TCP") is not False,
+        help="the HTTP(S) port also takes ICE-TCP, told apart by the first bytes, and answers "
+        "name it: a client whose network allows only HTTPS still reaches the media "
+        "(SFU_HTTP_ICE_TCP=1 or 0, default on)",
+    )
+    parser.add_argument(
         "--session-timeout",
         type=float,
         default=float(env("SFU_SESSION_TIMEOUT", "30")),
