@@ -15,6 +15,7 @@ import time
 
 from sfu.io.tcp import TcpListener
 from sfu.protocol import ice
+from sfu.protocol.reflexive import ReflexiveDiscovery
 from sfu.session.table import SessionTable
 from sfu.session.transport import Address, SendFunction, is_tcp
 from sfu.wire import stun
@@ -45,6 +46,7 @@ class UdpEndpoint:
         self.datagrams_in = 0
         self.control_datagrams_out = 0  # what `send` sent: STUN, DTLS, RTCP
         self.tcp: TcpListener | None = None  # ICE-TCP, whose frames come through this demux
+        self.discovery: ReflexiveDiscovery | None = None  # asks STUN servers who we are
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def open(self, host: str, port: int, buffer_size: int) -> None:
@@ -206,6 +208,11 @@ class UdpEndpoint:
             self.drops["stun_malformed"] += 1
             return
         if msg.msg_type in (stun.BINDING_SUCCESS, stun.BINDING_ERROR):
+            discovery = self.discovery
+            if discovery is not None and discovery.owns(msg.transaction_id):
+                if not discovery.handle(msg, addr, now):
+                    self.drops["stun_server_bad_answer"] += 1
+                return
             self._check_response(data, msg, addr, now)
             return
         if msg.msg_type != stun.BINDING_REQUEST:

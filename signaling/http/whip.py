@@ -29,8 +29,8 @@ from signaling.http.state import (
     MEDIA_SERVER,
 )
 from signaling.observe.events import whep_link
-from signaling.sdp.answer import render_answer
-from signaling.sdp.candidates import for_request
+from signaling.sdp.answer import ServerCandidate, render_answer
+from signaling.sdp.candidates import MAX_CANDIDATES, for_request
 from signaling.sdp.layer_request import (
     MAX_LAYER_BODY,
     LayerRequestError,
@@ -55,17 +55,22 @@ from signaling.serving.redact import short_hash
 log = logging.getLogger(__name__)
 
 
-def answer_candidates(request: web.Request) -> list[tuple[str, int]]:
-    """The (address, UDP port) host candidates of one answer or restart."""
-    base = request.app[CANDIDATES]
+def answer_candidates(request: web.Request) -> list[ServerCandidate]:
+    """The candidates of one answer or restart: the server-reflexive addresses learnt from
+    STUN servers first (on a VM behind 1:1 NAT they are the ones that work), then the host
+    ones, (address, UDP port), but for an address a reflexive one already names."""
+    media = request.app[MEDIA_SERVER]
     addresses = for_request(
-        base,
+        request.app[CANDIDATES],
         request.headers.get("Host"),  # a --workers front passes on the client's
         request.app[AUTO_CANDIDATES],
-        ipv6=request.app[MEDIA_SERVER].endpoint.ipv6,
+        ipv6=media.endpoint.ipv6,
     )
-    port = request.app[MEDIA_SERVER].endpoint.port
-    return [(address, port) for address in addresses]
+    reflexive = media.reflexive_candidates()
+    named = {candidate[0] for candidate in reflexive}
+    port = media.endpoint.port
+    hosts = [(address, port) for address in addresses if address not in named]
+    return [*reflexive, *hosts][:MAX_CANDIDATES]
 
 
 def check_limits(request: web.Request, role: str, stream: str) -> None:

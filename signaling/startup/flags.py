@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from signaling.observe.metrics import MAX_PER_STREAM
-from signaling.sdp.candidates import AUTO
+from signaling.sdp.candidates import AUTO, split_stun
 from signaling.sdp.ice_servers import IceServerError, IceServers
 from signaling.startup import settings
 from signaling.startup.settings import ReplacingAppend
@@ -97,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env_list("SFU_CANDIDATE") or None,
         help="public IP advertised as a host candidate; repeatable; 'auto' (the default): "
         "every interface address, loopback, and first the IP literal a request's Host header "
-        "names (SFU_CANDIDATE, comma-separated)",
+        "names; stun:HOST:PORT (up to 4, beside either): also the address that STUN server sees "
+        "the media port at, as a srflx candidate ranked first (SFU_CANDIDATE, comma-separated)",
     )
     parser.add_argument(
         "--tcp-port",
@@ -333,9 +334,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = settings.parse(build_parser, argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    given = args.candidate
+    try:
+        args.candidate, args.stun_servers = split_stun(args.candidate or [])
+    except ValueError as exc:
+        parser.error(f"--candidate: {exc}")
     args.candidate = args.candidate or [AUTO]
     if AUTO in args.candidate and len(args.candidate) > 1:
-        parser.error("--candidate auto stands alone")
+        parser.error("--candidate auto stands alone (beside stun: servers)")
     try:
         args.ice_servers = IceServers(
             tuple(args.ice_server or ()),
@@ -358,6 +364,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--tls-cert and --tls-key go together")
     check_cluster_args(parser, args)
     if args.print_config:
-        print(settings.render(parser, args), end="")
+        shown = argparse.Namespace(**{**vars(args), "candidate": given or args.candidate})
+        print(settings.render(parser, shown), end="")
         raise SystemExit(0)
     return args

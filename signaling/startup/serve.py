@@ -56,6 +56,7 @@ async def serve(args: argparse.Namespace) -> None:
         tcp_port=args.udp_port if args.tcp_port is None else args.tcp_port,
         tcp_connections=args.tcp_connections,
         tcp_per_address=args.tcp_per_address,
+        stun_servers=args.stun_servers,
         session_timeout=args.session_timeout,
         pending_timeout=args.pending_timeout,
         max_room_participants=args.max_room_participants,

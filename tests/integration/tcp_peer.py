@@ -25,7 +25,7 @@ Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 def tcp_candidate(address: str) -> re.Pattern[str]:
     """The passive ICE-TCP candidate line of `address` in an answer; group 1 is its port."""
-    line = rf"a=candidate:\S+ 1 tcp \d+ {re.escape(address)} (\d+) typ host tcptype passive"
+    line = rf"a=candidate:\S+ 1 tcp \d+ {re.escape(address)} (\d+) typ \w+ .*?tcptype passive"
     return re.compile(line)
 
 
@@ -40,6 +40,7 @@ class TcpPeer:
         self.reader = FrameReader()
         self.video_packets = 0
         self.stream: Stream | None = None
+        self.answer = ""
 
     async def signal(self, http: aiohttp.ClientSession, base: str, name: str) -> int:
         """POST the offer; the TCP port the answer's passive candidate names."""
@@ -56,6 +57,7 @@ class TcpPeer:
             assert response.status == 201, await response.text()
             answer = await response.text()
         self.transport.accept_answer(parse_answer(answer))
+        self.answer = answer
         match = tcp_candidate(self.server).search(answer)
         assert match, answer
         return int(match.group(1))
