@@ -25,12 +25,15 @@ from signaling.http.state import (
     CLUSTER,
     ETAGS,
     HOOKS,
+    HOST_CANDIDATE,
+    HOST_NAMES,
     LIMITS,
     MEDIA_SERVER,
 )
 from signaling.observe.events import whep_link
 from signaling.sdp.answer import ServerCandidate, render_answer
-from signaling.sdp.candidates import MAX_CANDIDATES, for_request
+from signaling.sdp.candidates import MAX_CANDIDATES, for_request, usable
+from signaling.sdp.host_name import NAME, OFF, host_name
 from signaling.sdp.layer_request import (
     MAX_LAYER_BODY,
     LayerRequestError,
@@ -66,11 +69,26 @@ def answer_candidates(request: web.Request) -> list[ServerCandidate]:
         request.app[AUTO_CANDIDATES],
         ipv6=media.endpoint.ipv6,
     )
+    lead = host_lead(request)
+    addresses = [*lead, *(a for a in addresses if a not in lead)]
     reflexive = media.reflexive_candidates()
     named = {candidate[0] for candidate in reflexive}
     port = media.endpoint.port
     hosts = [(address, port) for address in addresses if address not in named]
     return [*reflexive, *hosts][:MAX_CANDIDATES]
+
+
+def host_lead(request: web.Request) -> list[str]:
+    """What --candidate-from-host puts first: the Host name's addresses (resolved before the
+    handler ran) or the name itself; nothing when it is off or the Host names no domain."""
+    mode = request.app[HOST_CANDIDATE]
+    name = host_name(request.headers.get("Host")) if mode != OFF else None
+    if name is None:
+        return []
+    if mode == NAME:
+        return [name]
+    ipv6 = request.app[MEDIA_SERVER].endpoint.ipv6
+    return [a for a in request.app[HOST_NAMES].addresses(name) if usable(a, ipv6)]
 
 
 def check_limits(request: web.Request, role: str, stream: str) -> None:

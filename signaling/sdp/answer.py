@@ -19,8 +19,16 @@ from signaling.sdp.simulcast import answer_lines
 _ANSWER_PROTO = "UDP/TLS/RTP/SAVPF"
 
 
-def _address_type(ip: str) -> str:
-    return "IP6" if ipaddress.ip_address(ip).version == 6 else "IP4"
+def connection_line(candidates: list[ServerCandidate]) -> str:
+    """The c= line: the first candidate that is an IP address (an FQDN one is for the browser
+    to resolve; RFC 8839 §5.1), or the unspecified address when none is."""
+    for candidate in candidates:
+        try:
+            ip = ipaddress.ip_address(candidate[0])
+        except ValueError:
+            continue
+        return f"c=IN {'IP6' if ip.version == 6 else 'IP4'} {ip}"
+    return "c=IN IP4 0.0.0.0"
 
 
 # An answer's candidate: (address, port) of a host candidate, or (address, port, base address,
@@ -130,9 +138,9 @@ def render_answer(
     if not candidates:
         raise ValueError("an answer needs at least one candidate")
     accepted = {track.mid: track for track in peer.tracks}
-    first_ip, first_port = candidates[0][0], candidates[0][1]
+    first_port = candidates[0][1]
     transport = [
-        f"c=IN {_address_type(first_ip)} {first_ip}",
+        connection_line(candidates),
         f"a=ice-ufrag:{ice_ufrag}",
         f"a=ice-pwd:{ice_pwd}",
         f"a=fingerprint:sha-256 {fingerprint}",

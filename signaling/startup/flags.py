@@ -14,6 +14,7 @@ from pathlib import Path
 
 from signaling.observe.metrics import MAX_PER_STREAM
 from signaling.sdp.candidates import AUTO, split_stun
+from signaling.sdp.host_name import MODES, OFF
 from signaling.sdp.ice_servers import IceServerError, IceServers
 from signaling.startup import settings
 from signaling.startup.settings import ReplacingAppend
@@ -106,6 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("SFU_TCP_PORT"),
         help="port of the passive ICE-TCP listener, for clients whose UDP is blocked; "
         "0 disables (SFU_TCP_PORT, default the UDP port's number)",
+    )
+    parser.add_argument(
+        "--candidate-from-host",
+        choices=MODES,
+        default=env("SFU_CANDIDATE_FROM_HOST", OFF),
+        help="a domain name in a request's Host header leads the candidates: 'resolve' its "
+        "addresses (looked up at once, cached 60 s), or the 'name' itself for the browser to "
+        "resolve; for a server reached by name whose public address is on no interface "
+        "(SFU_CANDIDATE_FROM_HOST, default off)",
     )
     parser.add_argument(
         "--http-ice-tcp",

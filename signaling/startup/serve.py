@@ -83,6 +83,7 @@ async def serve(args: argparse.Namespace) -> None:
         trust_proxy=args.trust_proxy,
         auto_candidates=auto,
         ice_servers=args.ice_servers,
+        candidate_from_host=args.candidate_from_host,
     )
     add_observability(app, media, args.metrics_per_stream, args.max_event_streams)
     if args.worker_index is not None:
