@@ -17,7 +17,6 @@ import asyncio
 import collections
 import ipaddress
 import re
-import socket
 import time
 from collections.abc import Awaitable, Callable
 
@@ -48,7 +47,7 @@ def host_name(host_header: str | None) -> str | None:
 
 async def system_lookup(name: str) -> list[str]:
     """The addresses the system resolver gives for `name`, IPv4 first."""
-    infos = await asyncio.get_running_loop().getaddrinfo(name, None, type=socket.SOCK_DGRAM)
+    infos = await asyncio.get_running_loop().getaddrinfo(name, None)
     found = dict.fromkeys(str(info[4][0]) for info in infos)
     return sorted(found, key=lambda a: ":" in a)
 
