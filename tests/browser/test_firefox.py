@@ -454,46 +454,6 @@ def test_chromium_publishes_and_plays_through_the_http_port_alone(
     )
 
 
-def test_chromium_resolves_an_fqdn_candidate(
-    namespace: Namespace, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    """--candidate-from-host name: the page is opened by a name (mapped to the namespace
-    address by Chromium's resolver rules), and the answer's only reachable candidate is that
-    name; the other one, 127.0.0.1, is not in the namespace."""
-    name = "sfu.litesfu.test"
-    server = start_server(
-        tmp_path,
-        "--candidate-from-host", "name",
-        "--candidate", "127.0.0.1",
-        "--tcp-port", "0",
-        "--no-http-ice-tcp",
-        host=namespace.inside,
-        prefix=namespace.exec_prefix(),
-        advertise_host=False,
-    )  # fmt: skip
-    try:
-        base = server.http_url.replace(namespace.inside, name)
-        args = [
-            *CHROMIUM_ARGS,
-            f"--host-resolver-rules=MAP {name} {namespace.inside}",
-            f"--unsafely-treat-insecure-origin-as-secure={base}",
-        ]
-        with launch_chromium(args) as chromium:
-            session = Browsing(chromium, tmp_path, request.node.name, server=server)
-            with checked_browsing(session) as browsing:
-                publisher = browsing.open(f"{base}/publish.html?stream=live/fqdn", "publisher")
-                publisher.click("#start")
-                browsing.wait_for(
-                    "publisher connected through the FQDN candidate",
-                    lambda: browsing.stats(publisher),
-                    lambda s: s["state"] == "connected" and s["framesEncoded"] > 0,
-                    FIRST_MEDIA_S,
-                )
-    finally:
-        stop_server(server)
-    assert list(media_addresses(server).values()) == [namespace.outside]
-
-
 def test_profile_keeps_stock_ice_and_fakes_media() -> None:
     """The throwaway profile fakes and grants the devices, and leaves ICE as shipped."""
     text = user_js({**PROFILE_PREFS, "dom.securecontext.allowlist": "198.18.0.2"})
