@@ -128,22 +128,22 @@ def firefox(ns_server: ServerProcess, namespace: Namespace) -> Iterator[Firefox]
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def tcp_only_server(
-    namespace: Namespace, tmp_path_factory: pytest.TempPathFactory
+def udp_blocked_server(
+    namespace: Namespace, directory: Path, table: str, *extra: str
 ) -> Iterator[ServerProcess]:
-    """A second server in the namespace, whose media port drops every UDP datagram (an
-    nftables rule inside the namespace): only ICE-TCP can carry its sessions."""
+    """A server in the namespace (with `extra` flags) whose media port drops every UDP
+    datagram: an nftables rule inside the namespace, in a table of its own."""
     if not Path(NFT).exists():
         _skip_or_fail(f"{NFT} not installed (run scripts/install-nftables.sh)")
     server = start_server(
-        tmp_path_factory.mktemp("tcp-server"),
+        directory,
+        *extra,
         host=namespace.inside,
         prefix=namespace.exec_prefix(),
         advertise_host=False,
     )
     rules = (
-        "table inet litesfu_no_udp {\n chain input {\n  type filter hook input priority 0;\n"
+        f"table inet {table} {{\n chain input {{\n  type filter hook input priority 0;\n"
         f"  udp dport {server.udp_port} drop\n }}\n}}\n"
     )
     try:
@@ -151,6 +151,11 @@ def tcp_only_server(
         yield server
     finally:
         stop_server(server)
+        subprocess.run(
+            [*namespace.exec_prefix(), NFT, "delete", "table", "inet", table],
+            capture_output=True,
+            timeout=10,
+        )
     assert "Traceback" not in server.log(), server.log()
 
 
@@ -168,37 +173,22 @@ def block_in_namespace(namespace: Namespace, rules: str) -> None:
 
 
 @pytest.fixture(scope="module")
+def tcp_only_server(
+    namespace: Namespace, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A second server in the namespace, its UDP dropped: only ICE-TCP can carry its sessions."""
+    yield from udp_blocked_server(namespace, tmp_path_factory.mktemp("tcp"), "litesfu_no_udp")
+
+
+@pytest.fixture(scope="module")
 def http_port_only_server(
     namespace: Namespace, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServerProcess]:
-    """A third server in the namespace, with no ICE-TCP port of its own and UDP to its media
-    port dropped by nftables: of its ports only the HTTP one is reachable, as through a network
-    that allows only HTTPS. (Dropping everything else would cut off the other servers here.)"""
-    if not Path(NFT).exists():
-        _skip_or_fail(f"{NFT} not installed (run scripts/install-nftables.sh)")
-    server = start_server(
-        tmp_path_factory.mktemp("http-port-server"),
-        "--tcp-port",
-        "0",
-        host=namespace.inside,
-        prefix=namespace.exec_prefix(),
-        advertise_host=False,
-    )
-    rules = (
-        "table inet litesfu_http_only {\n chain input {\n  type filter hook input priority 0;\n"
-        f"  udp dport {server.udp_port} drop\n }}\n}}\n"
-    )
-    try:
-        block_in_namespace(namespace, rules)
-        yield server
-    finally:
-        stop_server(server)
-        subprocess.run(
-            [*namespace.exec_prefix(), NFT, "delete", "table", "inet", "litesfu_http_only"],
-            capture_output=True,
-            timeout=10,
-        )
-    assert "Traceback" not in server.log(), server.log()
+    """A third, its UDP dropped and with no ICE-TCP port of its own: of its ports only the
+    HTTP one is reachable, as through a network that allows only HTTPS. (Dropping everything
+    else would cut off the other servers in the namespace.)"""
+    directory = tmp_path_factory.mktemp("http-port")
+    yield from udp_blocked_server(namespace, directory, "litesfu_http_only", "--tcp-port", "0")
 
 
 @pytest.fixture(scope="module")
@@ -384,22 +374,20 @@ def test_default_candidates_include_the_namespace_address(
     assert namespace.inside in ready.partition("candidates ")[2], ready
 
 
-def test_chromium_publishes_and_plays_over_ice_tcp_when_udp_is_blocked(
-    browser_session_for_tcp: Browsing, tcp_only_server: ServerProcess
-) -> None:
-    browsing = browser_session_for_tcp
-    base = tcp_only_server.http_url
-    publisher = browsing.open(f"{base}/publish.html?stream=live/tcp", "publisher")
+def chromium_publishes_and_plays(browsing: Browsing, base: str, stream: str) -> str:
+    """publish.html and play.html of `stream` in Chromium, frames decoded and still coming;
+    a line of what was seen."""
+    publisher = browsing.open(f"{base}/publish.html?stream={stream}", "publisher")
     publisher.click("#start")
     browsing.wait_for(
-        "publisher connected and encoding over TCP",
+        "publisher connected and encoding",
         lambda: browsing.stats(publisher),
         lambda s: s["state"] == "connected" and s["framesEncoded"] > 0,
         FIRST_MEDIA_S,
     )
-    player = browsing.open(f"{base}/play.html?stream=live/tcp", "player")
+    player = browsing.open(f"{base}/play.html?stream={stream}", "player")
     got, first_in = browsing.wait_for(
-        "player to decode video over TCP",
+        "player to decode video",
         lambda: browsing.stats(player),
         lambda s: s["framesDecoded"] > 0 and s["videoWidth"] > 0,
         FIRST_MEDIA_S,
@@ -407,14 +395,23 @@ def test_chromium_publishes_and_plays_over_ice_tcp_when_udp_is_blocked(
     decoded = assert_grows(
         browsing, "framesDecoded to grow", lambda: browsing.stats(player)["framesDecoded"]
     )
+    browsing.screenshot(player, f"chromium-play-{stream.replace('/', '-')}")
+    return (
+        f"first frame after {first_in:.1f} s, {got['videoWidth']}x{got['videoHeight']}, "
+        f"framesDecoded {decoded[0]} -> {decoded[1]}"
+    )
+
+
+def test_chromium_publishes_and_plays_over_ice_tcp_when_udp_is_blocked(
+    browser_session_for_tcp: Browsing, tcp_only_server: ServerProcess
+) -> None:
+    seen = chromium_publishes_and_plays(
+        browser_session_for_tcp, tcp_only_server.http_url, "live/tcp"
+    )
     log = tcp_only_server.log()
     connected = re.findall(r"session \S+: ICE connected from (\S+):\d+", log)
     assert len(connected) == 2 and all(a.startswith("tcp:") for a in connected), connected
-    print(
-        f"ICE-TCP: first frame after {first_in:.1f} s, {got['videoWidth']}x{got['videoHeight']}, "
-        f"framesDecoded {decoded[0]} -> {decoded[1]}"
-    )
-    browsing.screenshot(player, "chromium-play-over-tcp")
+    print(f"ICE-TCP: {seen}")
 
 
 def test_chromium_publishes_and_plays_through_the_http_port_alone(
@@ -424,34 +421,13 @@ def test_chromium_publishes_and_plays_through_the_http_port_alone(
 ) -> None:
     """A network that lets through only TCP to the server's HTTP port (as one that allows
     only HTTPS does): the media goes over ICE-TCP on that same port."""
-    browsing = browser_session_for_http_port
-    base = http_port_only_server.http_url
-    publisher = browsing.open(f"{base}/publish.html?stream=live/one-port", "publisher")
-    publisher.click("#start")
-    browsing.wait_for(
-        "publisher connected and encoding through the HTTP port",
-        lambda: browsing.stats(publisher),
-        lambda s: s["state"] == "connected" and s["framesEncoded"] > 0,
-        FIRST_MEDIA_S,
-    )
-    player = browsing.open(f"{base}/play.html?stream=live/one-port", "player")
-    _, first_in = browsing.wait_for(
-        "player to decode video through the HTTP port",
-        lambda: browsing.stats(player),
-        lambda s: s["framesDecoded"] > 0 and s["videoWidth"] > 0,
-        FIRST_MEDIA_S,
-    )
-    decoded = assert_grows(
-        browsing, "framesDecoded to grow", lambda: browsing.stats(player)["framesDecoded"]
-    )
-    log = http_port_only_server.log()
+    server = http_port_only_server
+    seen = chromium_publishes_and_plays(browser_session_for_http_port, server.http_url, "live/one")
+    log = server.log()
     assert "also takes ICE-TCP" in log and "ICE-TCP listening" not in log
-    addresses = set(media_addresses(http_port_only_server).values())
+    addresses = set(media_addresses(server).values())
     assert addresses == {f"tcp:{namespace.outside}"}, addresses
-    print(
-        f"HTTP port only: first frame after {first_in:.1f} s, framesDecoded "
-        f"{decoded[0]} -> {decoded[1]}"
-    )
+    print(f"HTTP port only: {seen}")
 
 
 def test_profile_keeps_stock_ice_and_fakes_media() -> None:

@@ -116,6 +116,16 @@ class TcpPeer:
             self.send([self.transport.srtp.protect_rtp(p) for p in packets])
 
 
+async def flow(publisher: TcpPeer, player: TcpPeer, packets: int = 50, within: float = 10) -> None:
+    """Publish frames until the player has received `packets` video packets, within `within` s."""
+    deadline = time.monotonic() + within
+    while player.video_packets < packets:
+        assert time.monotonic() < deadline, f"{player.video_packets} packets in {within:g} s"
+        publisher.publish_frames(3)
+        await publisher.pump(0.01)
+        await player.pump(0.03)
+
+
 async def server_json(http: aiohttp.ClientSession, url: str) -> dict:
     async with http.get(url) as response:
         return await response.json()

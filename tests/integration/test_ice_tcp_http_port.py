@@ -8,7 +8,6 @@ through it while HTTP (and HTTPS, whose ClientHello must reach TLS whole) keep w
 from __future__ import annotations
 
 import contextlib
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -16,7 +15,7 @@ import aiohttp
 import pytest
 
 from bench.launcher import start_server, stop_server
-from tests.integration.tcp_peer import TcpPeer, open_stream, server_json
+from tests.integration.tcp_peer import TcpPeer, flow, open_stream, server_json
 from tests.integration.test_https import self_signed
 
 
@@ -36,12 +35,7 @@ async def test_publish_and_play_over_ice_tcp_on_the_http_port(tmp_path: Path, sc
             assert await player.signal(http, server.http_url, "live/one-port") == http_port
             await publisher.connect(http_port)
             await player.connect(http_port)
-            deadline = time.monotonic() + 10
-            while player.video_packets < 50:
-                assert time.monotonic() < deadline, f"{player.video_packets} packets in 10 s"
-                publisher.publish_frames(3)
-                await publisher.pump(0.01)
-                await player.pump(0.03)
+            await flow(publisher, player)
             (stream,) = (await server_json(http, f"{server.http_url}/api/v1/streams"))["streams"]
             assert stream["publisher_details"]["transport"] == "tcp"
             if scheme == "https":

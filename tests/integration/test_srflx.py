@@ -13,9 +13,9 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.launcher import start_server, stop_server
+from bench.launcher import ServerProcess, start_server, stop_server
 from sfu.wire import stun
-from tests.integration.tcp_peer import TcpPeer
+from tests.integration.tcp_peer import TcpPeer, flow
 
 PUBLIC = "127.0.0.5"
 
@@ -42,6 +42,14 @@ class MappingStunServer(asyncio.DatagramProtocol):
         self.transport.sendto(answer, addr)
 
 
+async def discovered(server: ServerProcess, within: float = 15) -> None:
+    """Wait until the server logs what a STUN server told it."""
+    deadline = time.monotonic() + within
+    while "sees us at" not in server.log():
+        assert time.monotonic() < deadline, server.log()
+        await asyncio.sleep(0.05)
+
+
 async def test_peers_reach_the_server_at_the_address_a_stun_server_saw(tmp_path: Path) -> None:
     loop = asyncio.get_running_loop()
     transport, responder = await loop.create_datagram_endpoint(
@@ -52,22 +60,14 @@ async def test_peers_reach_the_server_at_the_address_a_stun_server_saw(tmp_path:
         tmp_path, "--candidate", f"stun:127.0.0.1:{stun_port}", advertise_host=False
     )
     try:
-        deadline = time.monotonic() + 10
-        while "sees us at" not in server.log():
-            assert time.monotonic() < deadline, server.log()
-            await asyncio.sleep(0.05)
+        await discovered(server)
         publisher, player = TcpPeer(True, PUBLIC), TcpPeer(False, PUBLIC)
         async with aiohttp.ClientSession() as http:
             port = await publisher.signal(http, server.http_url, "live/srflx")
             await player.signal(http, server.http_url, "live/srflx")
             await publisher.connect(port)
             await player.connect(port)
-            end = time.monotonic() + 10
-            while player.video_packets < 50:
-                assert time.monotonic() < end, f"{player.video_packets} packets in 10 s"
-                publisher.publish_frames(3)
-                await publisher.pump(0.01)
-                await player.pump(0.03)
+            await flow(publisher, player)
     finally:
         stop_server(server)
         transport.close()
@@ -95,10 +95,7 @@ async def test_the_srflx_candidate_leads_the_answer_with_its_base(tmp_path: Path
         "--candidate", "127.0.0.1",
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 10
-        while "sees us at" not in server.log():
-            assert time.monotonic() < deadline, server.log()
-            await asyncio.sleep(0.05)
+        await discovered(server)
         publisher = TcpPeer(True, PUBLIC)
         async with aiohttp.ClientSession() as http:
             await publisher.signal(http, server.http_url, "live/lines")

@@ -17,7 +17,6 @@ import contextlib
 import os
 import re
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,8 +26,16 @@ import pytest
 
 from bench.launcher import start_server, stop_server
 from sfu.wire import stun
-from tests.browser.test_firefox import NFT, Namespace, _ip, _skip_or_fail, namespace
+from tests.browser.test_firefox import (
+    NFT,
+    Namespace,
+    _ip,
+    _skip_or_fail,
+    block_in_namespace,
+    namespace,
+)
 from tests.integration.peers import close_all, play, publish
+from tests.integration.test_srflx import discovered
 
 __all__ = ["namespace"]  # the fixture, imported to be used here
 
@@ -70,15 +77,7 @@ def public_address(namespace: Namespace) -> Iterator[str]:
         f"  ip saddr {namespace.inside} ip daddr {namespace.outside} snat to {public}\n }}\n"
         "}\n"
     )
-    loaded = subprocess.run(
-        [*namespace.exec_prefix(), NFT, "-f", "-"],
-        input=rules,
-        capture_output=True,
-        text=True,
-        timeout=10,
-    )
-    if loaded.returncode != 0:
-        _skip_or_fail(f"cannot load the NAT rules: {loaded.stderr.strip()}")
+    block_in_namespace(namespace, rules)
     try:
         # Through the server's end of the pair, as a cloud routes its public addresses.
         _ip("route", "replace", f"{public}/32", "via", namespace.inside)
@@ -116,10 +115,7 @@ async def test_publish_and_play_through_the_discovered_address(
         advertise_host=False,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 15
-        while "sees us at" not in server.log():
-            assert time.monotonic() < deadline, (stun_server.seen, server.log())
-            await asyncio.sleep(0.1)
+        await discovered(server)
         async with aiohttp.ClientSession() as http:
             publisher = await publish(http, server.http_url, "live/nat")
             player = await play(http, server.http_url, "live/nat")
