@@ -349,6 +349,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.candidate, args.stun_servers = split_stun(args.candidate or [])
     except ValueError as exc:
         parser.error(f"--candidate: {exc}")
+    if args.candidate_from_host not in MODES:  # argparse checks flags, not SFU_* defaults
+        parser.error(f"--candidate-from-host must be one of {', '.join(MODES)}")
     args.candidate = args.candidate or [AUTO]
     if AUTO in args.candidate and len(args.candidate) > 1:
         parser.error("--candidate auto stands alone (beside stun: servers)")

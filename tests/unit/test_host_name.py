@@ -23,6 +23,7 @@ from signaling.sdp.host_name import (
     HostNames,
     host_name,
 )
+from signaling.startup.flags import parse_args
 
 OFFER = (Path(__file__).parent / "offers" / "obs_publish.sdp").read_text()
 
@@ -143,3 +144,12 @@ async def test_a_host_that_is_no_name_changes_nothing() -> None:
     assert candidate_addresses(answer) == ["127.0.0.1"]
     answer = await answer_for(NAME, "127.0.0.1:8080")
     assert candidate_addresses(answer) == ["127.0.0.1"]
+
+
+def test_the_flag_refuses_an_unknown_mode_from_the_environment(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("SFU_CANDIDATE_FROM_HOST", "dns")
+    with pytest.raises(SystemExit):
+        parse_args([])
+    assert "--candidate-from-host must be one of off, resolve, name" in capsys.readouterr().err
+    monkeypatch.setenv("SFU_CANDIDATE_FROM_HOST", "resolve")
+    assert parse_args([]).candidate_from_host == RESOLVE
