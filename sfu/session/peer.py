@@ -20,9 +20,10 @@ from sfu.protocol.dtls import DtlsEndpoint, DtlsState
 from sfu.protocol.nomination import STALE_AFTER, Pairs
 from sfu.protocol.srtp import MAX_PROTECTED, SrtpContext
 from sfu.protocol.srtp_streams import InboundStreams
+from sfu.session.data import SessionData
+from sfu.session.path import PathChoice
 from sfu.session.transport import (
     Address,
-    AddressChanged,
     MediaHandler,
     PairsChanged,
     SendFunction,
@@ -31,10 +32,8 @@ from sfu.session.transport import (
     SessionState,
     UfragChanged,
     is_tcp,
-    network_address,
     short_hash,
 )
-from sfu.wire.stun import Message
 
 log = logging.getLogger(__name__)
 # Moving to a better nominated pair or off a silent one (sfu/protocol/nomination.py) waits, once
@@ -49,7 +48,7 @@ SESSION_ID_HEX = 32
 RTCP_SENDERS_PER_MLINE = 2
 
 
-class PeerSession(fastpath.TransportState):
+class PeerSession(fastpath.TransportState, PathChoice):
     """ICE-lite + DTLS-SRTP for one peer connection, bundled on one 5-tuple."""
 
     # Flat: the fan-out reads addr and transport_seq of every player's session per packet
@@ -65,6 +64,7 @@ class PeerSession(fastpath.TransportState):
         "checks",
         "close_reason",
         "created",
+        "data",
         "drops",
         "dtls",
         "handler",
@@ -108,6 +108,11 @@ class PeerSession(fastpath.TransportState):
         self.pairs = Pairs()
         self.dtls = DtlsEndpoint(certificate, is_server=True, remote_fingerprints=peer.fingerprints)
         self.srtp: SrtpContext | None = None
+        self.data = (
+            None
+            if peer.data is None
+            else SessionData(self.dtls, peer.data, config, rng, self._send_all)
+        )
         self.streams: InboundStreams | None = None  # the peer's SSRCs with an SRTP stream
         self.state = SessionState.NEW
         self.addr: Address | None = None
@@ -133,84 +138,6 @@ class PeerSession(fastpath.TransportState):
 
     # -- input, one method per demuxed packet class ---------------------------------------------
 
-    def handle_binding(
-        self, data: bytes, msg: Message, addr: Address, now: float, taken: bool = False
-    ) -> ice.BindingOutcome:
-        """Check a STUN Binding Request; an authenticated one may (re)bind the address.
-
-        `taken` says the address is bound to another session. The caller sends the response,
-        so it can rate-limit error answers across sessions.
-        """
-        if self.state is SessionState.CLOSED:
-            return ice.IGNORED
-        self._latest = now
-        outcome = self.ice.handle(data, msg, network_address(addr))
-        if outcome.authenticated and outcome.error_code is None:
-            priority = ice.pair_priority(outcome.priority, is_tcp(addr))
-            new, forgotten = self.pairs.validated(addr, priority, outcome.use_candidate, now)
-            if new:
-                removed = () if forgotten is None else (forgotten,)
-                self._events.append(PairsChanged(self, (addr,), removed))
-            self._valid_from(addr, taken, now)
-        return outcome
-
-    def handle_pair_srtp(self, data: bytes, addr: Address, now: float) -> None:
-        """SRTP from a validated pair other than the selected one: taken (a client may send on
-        the pair it prefers while ours is still being proven, or before it falls back), but it
-        marks that pair alive, not the selected one, which may then lose the session to it."""
-        selected_seen = self.last_seen
-        self.handle_srtp(data, now)
-        if self.last_seen == selected_seen:
-            return  # not decrypted: says nothing about the pair
-        self.last_seen = selected_seen
-        self.pairs.heard(addr, now)
-        self._valid_from(addr, False, now)
-
-    def _valid_from(self, addr: Address, taken: bool, now: float) -> None:
-        if addr == self.addr:
-            self.last_seen = now
-            return
-        if not self.pairs.better(addr, self.addr, self.last_seen, now):
-            return
-        if (self.state is SessionState.CONNECTED or taken) and not is_tcp(addr):
-            # Media flows, or the address is another session's (a spoofed check from it would
-            # unbind its owner): it moves only once the address answers a check of our own.
-            # An ICE-TCP connection needs no such check: its handshake already proved that
-            # the peer receives at that address, and no one else can send on it.
-            request = self.checks.start(
-                addr, f"{self.ice.remote_ufrag}:{self.ice.local_ufrag}", self.ice.remote_pwd, now
-            )
-            if request is not None:
-                self._send(request, addr)
-        else:
-            # Before media, the DTLS handshake proves the address: SRTP keys exist only once
-            # the peer has received our flights there, and nothing but DTLS goes there before.
-            self._move(addr, now)
-
-    def handle_binding_response(self, data: bytes, msg: Message, addr: Address, now: float) -> bool:
-        """An answer to one of our return-routability checks: a verified address gets the media.
-        False when it is not an authenticated answer to a check under way."""
-        if self.state is SessionState.CLOSED or not self.checks.verify(data, msg, addr):
-            return False
-        self._latest = now
-        if addr != self.addr:
-            self._move(addr, now)
-        return True
-
-    def _move(self, addr: Address, now: float) -> None:
-        old, self.addr = self.addr, addr
-        self.last_seen = now
-        if old is None and self.state is SessionState.NEW:
-            self._log("ICE connected from %s:%d", *addr)
-            self.state = SessionState.CONNECTING
-        elif old is None:
-            self._log("bound again at %s:%d", *addr)
-        else:
-            self._log("moved from %s:%d to %s:%d", *old, *addr)
-        self._events.append(AddressChanged(self, old, addr))
-        if self.handler is not None and self.state is SessionState.CONNECTED:
-            self.handler.on_moved()  # what sends to the peer may differ (IPv4/IPv6, UDP/TCP)
-
     def handle_dtls(self, data: bytes, now: float) -> None:
         """Feed a DTLS record from the session's address."""
         if self.state is SessionState.CLOSED:
@@ -218,6 +145,8 @@ class PeerSession(fastpath.TransportState):
         self.last_seen = self._latest = now
         self._send_all(self.dtls.receive(data, now))
         self._after_dtls(now)
+        if self.data is not None and self.dtls.received:
+            self.data.on_records(now)
 
     def handle_srtp(self, data: bytes, now: float) -> None:
         """Decrypt one SRTP/SRTCP packet and hand it to the media handler; drop what fails.
@@ -322,8 +251,9 @@ class PeerSession(fastpath.TransportState):
         dtls_at = self.dtls.timer_at
         if dtls_at is not None:
             at = min(at, dtls_at)
-        checks_at = self.checks.next_due()
-        return at if checks_at is None else min(at, checks_at)
+        for other in (self.checks.next_due(), self.data and self.data.next_timer()):
+            at = at if other is None else min(at, other)
+        return at
 
     def handle_timer(self, now: float) -> None:
         """Run the DTLS and check timers; end the session when the peer went silent, or when it
@@ -341,6 +271,9 @@ class PeerSession(fastpath.TransportState):
         if timer_at is not None and now >= timer_at:
             self._send_all(self.dtls.handle_timer(now))
             self._after_dtls(now)
+        data_at = self.data and self.data.next_timer()
+        if data_at is not None and now >= data_at:
+            self.data.handle_timer(now)  # type: ignore[union-attr]
         if self.checks.pending:
             for request, addr in self.checks.due(now):
                 self._send(request, addr)
@@ -380,6 +313,8 @@ class PeerSession(fastpath.TransportState):
         if self.state is SessionState.CLOSED:
             return
         self._latest = max(self._latest, self.last_seen, now or 0.0)
+        if self.data is not None:
+            self.data.close(reason)
         if self.dtls.state is DtlsState.CONNECTED:
             self._send_all(self.dtls.close())
         self.state = SessionState.CLOSED

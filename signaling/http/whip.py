@@ -171,6 +171,7 @@ def session_answer(
         tcp_ports=media.tcp_ports,
         ssrcs=ssrcs,
         stream_id=stream_id,
+        max_message_size=media.router.config.data_max_message_size,
     )
 
 
