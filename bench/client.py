@@ -91,7 +91,7 @@ class Target:
     """Where and how clients signal: base URL, route style and the stream name."""
 
     base_url: str
-    route: str  # "whip" or "srs"
+    route: str  # "whip", "srs" or "room" (a room subscribe session, stream "ROOM/NAME")
     stream: str
 
 

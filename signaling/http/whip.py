@@ -47,7 +47,7 @@ from signaling.sdp.negotiate import (
     negotiate_play,
     negotiate_publish,
 )
-from signaling.sdp.parse import Offer, SdpError, parse_offer
+from signaling.sdp.parse import MAX_MEDIA_SECTIONS, Offer, SdpError, parse_offer
 from signaling.sdp.trickle import FragmentError, parse_sdpfrag, render_restart
 from signaling.security.hooks import HookRejected, HookUnavailable
 from signaling.serving.access import OWNERS, authorize, check_owner, request_token
@@ -121,12 +121,14 @@ async def ask_hook(request: web.Request, role: str, stream: str, token: str | No
 
 
 def negotiated(
-    offer_text: str, negotiate: Callable[[Offer], PeerParams]
+    offer_text: str,
+    negotiate: Callable[[Offer], PeerParams],
+    max_media: int = MAX_MEDIA_SECTIONS,
 ) -> tuple[Offer, PeerParams]:
-    """The parsed offer and what `negotiate` makes of it; a bad offer is a 400, media the
-    server cannot carry a 422."""
+    """The parsed offer (of at most `max_media` m-lines) and what `negotiate` makes of it; a
+    bad offer is a 400, media the server cannot carry a 422."""
     try:
-        offer = parse_offer(offer_text)
+        offer = parse_offer(offer_text, max_media)
         return offer, negotiate(offer)
     except UnsupportedMedia as exc:
         raise Rejection(422, str(exc)) from exc
