@@ -21,7 +21,7 @@ from sfu.routing.publisher import Publisher
 from sfu.routing.room import ParticipantBusy as ParticipantBusy  # raised by subscribe()
 from sfu.routing.room import Room, Rooms, max_slots
 from sfu.routing.room import RoomFull as RoomFull  # raised by subscribe()
-from sfu.routing.room_stats import RoomView, TrackPrefs
+from sfu.routing.room_stats import OwnMedia, RoomView, TrackPrefs
 from sfu.routing.room_subscriber import RoomSubscriber, check_slots
 from sfu.routing.stats import ResourceCounts, SessionInfo, StreamStats, StreamSummary
 from sfu.routing.stream import Stream
@@ -202,6 +202,12 @@ class Router:
             )
         subscriber.prefs = dict(prefs)
         room.player_ready(subscriber, now)
+
+    def say(self, session_id: str, said: OwnMedia, now: float) -> None:
+        """A subscriber's word on its own publication (muted kinds, screen share); KeyError:
+        no such live subscribe session."""
+        subscriber, room = self._subscriber(session_id)
+        room.say(subscriber, said, now)
 
     def room_view(self, session_id: str) -> RoomView | None:
         """What a subscriber sees of its room; None: no such live subscribe session."""
