@@ -41,7 +41,7 @@ LOOPBACK_ICE_ARGS = [
 ]
 
 
-def _require_chromium() -> None:
+def require_chromium() -> None:
     """Skip locally without chromium; in CI a missing browser is a failure, not a skip."""
     if CHROMIUM.exists():
         return
@@ -53,7 +53,7 @@ def _require_chromium() -> None:
 @contextlib.contextmanager
 def launch_chromium(args: list[str]) -> Iterator[Any]:
     """Headless Debian chromium with `args`, closed (and Playwright stopped) on exit."""
-    _require_chromium()
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -144,8 +144,10 @@ def test_four_tabs_of_one_browser_and_a_dashboard_tab_all_work(
     browsing.wait_for(
         "the dashboard tab to chart the room's 4 publishers and their media",
         lambda: browsing.stats(dashboard)["charts"],
-        lambda c: c["sessions"]["latest"].get("publishers") == 4
-        and c["bitrate"]["latest"].get("in", 0) > 0,
+        lambda c: (
+            c["sessions"]["latest"].get("publishers") == 4
+            and c["bitrate"]["latest"].get("in", 0) > 0
+        ),
         15,
     )
     assert dashboard.text_content("#error") == ""
