@@ -10,9 +10,12 @@ so all it receives crosses the pair, where a tbf qdisc on our end holds what goe
 
 from __future__ import annotations
 
+import math
 import re
+import struct
 import subprocess
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,7 @@ from bench.launcher import ServerProcess, start_server, stop_server
 from .conftest import CHROMIUM, CHROMIUM_ARGS, Browsing, checked_browsing, require_chromium
 from .firefox import FIREFOX, Firefox
 from .netns import Namespace, skip_or_fail, veth_namespace
-from .test_room_page import TILES, wait_until_everyone_receives
+from .test_room_page import PATIENT_SERVER, TILES, wait_until_everyone_receives
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -33,6 +36,27 @@ CAP_KBIT = 600
 SETTLE_S = 45  # for the estimate to find the cap and the allocation to pause what does not fit
 WINDOW_S = 6.0  # what must keep flowing under the cap is watched this long
 TC = "/usr/sbin/tc"
+PAGE_TIMEOUT_MS = 30_000  # loads and evaluations, beside 4 other pages on 2 shared cores
+
+
+def write_voice(path: Path, seconds: float = 3.0, rate: int = 48_000) -> None:
+    """A WAV the fake microphone loops: a voiced sound (a 140 Hz buzz with harmonics and
+    vibrato) in syllables of 0.25 s with short gaps, loud enough to count as speech and
+    changing enough that noise suppression keeps it."""
+    samples = bytearray()
+    phase = 0.0
+    for i in range(int(seconds * rate)):
+        t = i / rate
+        phase += 2 * math.pi * (140 + 10 * math.sin(2 * math.pi * 5 * t)) / rate
+        into = t % 0.33
+        envelope = math.sin(math.pi * into / 0.25) ** 2 if into < 0.25 else 0.0
+        buzz = sum(math.sin(k * phase) / k for k in range(1, 11))
+        samples += struct.pack("<h", int(9000 * envelope * buzz / 2))
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(bytes(samples))
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +68,9 @@ def namespace() -> Iterator[Namespace]:
 @pytest.fixture(scope="module")
 def room_server(namespace: Namespace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """The server on our end of the pair, advertising that address alone."""
-    server = start_server(tmp_path_factory.mktemp("room-server"), host=namespace.outside)
+    server = start_server(
+        tmp_path_factory.mktemp("room-server"), *PATIENT_SERVER, host=namespace.outside
+    )
     yield server
     stop_server(server)
     assert "Traceback" not in server.log(), server.log()
@@ -58,14 +84,19 @@ def chromiums(
     require_chromium()
     from playwright.sync_api import sync_playwright
 
-    wrapper = tmp_path_factory.mktemp("netns-chromium") / "chromium"
+    made = tmp_path_factory.mktemp("netns-chromium")
+    wrapper = made / "chromium"
     wrapper.write_text(f'#!/bin/sh\nexec ip netns exec {namespace.name} {CHROMIUM} "$@"\n')
     wrapper.chmod(0o755)
+    voice = made / "voice.wav"
+    write_voice(voice)
     # The page's origin is not localhost: let getUserMedia and getDisplayMedia work on it.
     args = [*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={room_server.http_url}"]
+    # Chromium's own fake microphone beeps for a moment each second: never a speaker.
+    ours_args = [*args, f"--use-file-for-fake-audio-capture={voice}"]
     with sync_playwright() as playwright:
         launch = playwright.chromium.launch
-        ours = launch(executable_path=str(CHROMIUM), headless=True, args=args, timeout=30_000)
+        ours = launch(executable_path=str(CHROMIUM), headless=True, args=ours_args, timeout=30_000)
         try:
             inside = launch(executable_path=str(wrapper), headless=True, args=args, timeout=30_000)
             try:
@@ -96,6 +127,7 @@ def rooms(
 ) -> Iterator[Browsing]:
     """Pages in our Chromium (and in Firefox, when a test asks for the fixture)."""
     session = Browsing(chromiums[0], tmp_path, request.node.name, server=room_server)
+    session.timeout_ms = PAGE_TIMEOUT_MS
     with checked_browsing(session) as checked:
         yield checked
 
@@ -117,6 +149,7 @@ def capped(
     if added.returncode != 0:
         skip_or_fail(f"cannot cap the link with tc: {added.stderr.strip()}")
     session = Browsing(chromiums[1], tmp_path, f"{request.node.name}-capped", server=room_server)
+    session.timeout_ms = PAGE_TIMEOUT_MS
     try:
         with checked_browsing(session) as checked:
             yield checked
@@ -136,6 +169,12 @@ def shaped_bytes(device: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def press(page: Any, selector: str) -> None:
+    """Click a button from the page's own script: no wait for a rendered, stable frame,
+    which a starved renderer can take seconds to produce."""
+    page.evaluate("(sel) => document.querySelector(sel).click()", selector)
+
+
 def tile_of(stats: dict[str, Any], name: str) -> dict[str, Any]:
     return next(t for t in stats["tiles"] if t["name"] == name)
 
@@ -152,7 +191,7 @@ def test_three_participants_one_in_firefox_one_sharing_a_screen(
         "fox": rooms.open_in_firefox(f"{base}&name=fox", "fox"),
     }
     wait_until_everyone_receives(rooms, pages, FIRST_MEDIA_S)
-    pages["sharer"].click("#share")
+    press(pages["sharer"], "#share")
     for name in ("cam", "fox"):
         rooms.wait_for(
             f"{name} to decode the sharer's screen beside its camera",
@@ -167,7 +206,7 @@ def test_three_participants_one_in_firefox_one_sharing_a_screen(
     assert rooms.stats(pages["sharer"])["publisher"]["sharing"]
     rooms.screenshot(pages["fox"], "room-firefox-sees-a-screen")
 
-    pages["sharer"].click("#share")  # stop: the screen leaves the others' tiles
+    press(pages["sharer"], "#share")  # stop: the screen leaves the others' tiles
     rooms.wait_for(
         "the screen to leave fox's tile",
         lambda: tile_of(rooms.stats(pages["fox"]), "sharer")["mids"],
@@ -189,9 +228,14 @@ def test_a_capped_downlink_keeps_all_audio_and_the_speakers_video(
     for name in quiet:
         others[name] = rooms.open(f"{base}&name={name}", name)
     me = capped.open(f"{base}&name=me", "me")
-    for page in [*(others[n] for n in quiet), me]:
-        page.wait_for_selector("#mute:not([disabled])")
-        page.click("#mute")
+    for session, page in [*((rooms, others[n]) for n in quiet), (capped, me)]:
+        session.wait_for(
+            "a quiet participant to join, to mute it",
+            lambda page=page, session=session: session.stats(page),
+            lambda s: s["joined"] and s["subscriber"]["state"] == "connected",
+            FIRST_MEDIA_S,
+        )
+        press(page, "#mute")
 
     def settled(stats: dict[str, Any]) -> bool:
         tiles = {t["name"]: t for t in stats["tiles"]}
