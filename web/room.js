@@ -115,23 +115,22 @@ async function toggleScreen() {
   const track = display.getVideoTracks()[0];
   track.contentHint = "detail"; // text stays sharp; the frame rate gives way
   track.addEventListener("ended", () => stopSharing()); // the browser's own "Stop sharing"
+  await showScreen(display);
+}
+
+function stopSharing() {
+  return joined?.screen ? showScreen(null) : undefined;
+}
+
+/** Send `display` on the spare video m-line, or nothing (null); show it; tell the server. */
+async function showScreen(display) {
+  const track = display?.getVideoTracks()[0] ?? null;
+  joined.screen?.stop();
   joined.screen = track;
   await joined.publisher.shareOnSpare(track);
   $("self-screen").srcObject = display;
-  $("self-screen").hidden = false;
-  setPressed(shareButton, true, "Share screen", "Stop sharing");
-  sayMedia();
-}
-
-async function stopSharing() {
-  const track = joined?.screen;
-  if (!track) return;
-  joined.screen = null;
-  track.stop();
-  await joined.publisher.shareOnSpare(null);
-  $("self-screen").srcObject = null;
-  $("self-screen").hidden = true;
-  setPressed(shareButton, false, "Share screen", "Stop sharing");
+  $("self-screen").hidden = !display;
+  setPressed(shareButton, Boolean(display), "Share screen", "Stop sharing");
   sayMedia();
 }
 
