@@ -116,17 +116,23 @@ export class Subscription {
     return KINDS.some((kind) => this.transceivers(kind).length < (this.wanted[kind] ?? 0));
   }
 
-  /** POST a JSON body to one of the session's own routes (prefs, media). */
+  /** POST a JSON body to one of the session's own routes (prefs, media); a failure is
+   * told, not thrown. */
   async post(route, body) {
     if (!this.sessionUrl) return;
-    const response = await fetch(`${this.sessionUrl}/${route}`, {
-      method: "POST",
-      headers: { ...this.headers, "Content-Type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    if (response.status !== 204) {
-      const reason = (await response.text()).trim().split("\n")[0];
-      this.handlers.onTrouble(`Could not set ${route}: HTTP ${response.status} — ${reason}`);
+    try {
+      const response = await fetch(`${this.sessionUrl}/${route}`, {
+        method: "POST",
+        headers: { ...this.headers, "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(OFFER_TIMEOUT_MS),
+      });
+      if (response.status !== 204) {
+        const reason = (await response.text()).trim().split("\n")[0];
+        throw new Error(`HTTP ${response.status} — ${reason}`);
+      }
+    } catch (err) {
+      if (this.sessionUrl) this.handlers.onTrouble(`Could not set ${route}: ${err.message}`);
     }
   }
 

@@ -206,6 +206,8 @@ export class Tiles {
       framesDecoded: byMid.get(record.mids.video)?.framesDecoded ?? 0,
       screenFramesDecoded: byMid.get(record.mids.screen)?.framesDecoded ?? 0,
       audioPackets: byMid.get(record.mids.audio)?.packetsReceived ?? 0,
+      audioBytes: byMid.get(record.mids.audio)?.bytesReceived ?? 0,
+      videoBytes: byMid.get(record.mids.video)?.bytesReceived ?? 0,
       videoWidth: record.video.videoWidth,
       videoHeight: record.video.videoHeight,
       screenWidth: record.screen.videoWidth,
