@@ -27,7 +27,7 @@ from bench.launcher import ServerProcess, start_server, stop_server
 from .conftest import CHROMIUM, CHROMIUM_ARGS, Browsing, checked_browsing, require_chromium
 from .firefox import FIREFOX, Firefox
 from .netns import Namespace, skip_or_fail, veth_namespace
-from .test_room_page import PATIENT_SERVER, TILES, wait_until_everyone_receives
+from .test_room_page import NETWORK_CHANGED, PATIENT_SERVER, TILES, wait_until_everyone_receives
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -128,6 +128,7 @@ def rooms(
     """Pages in our Chromium (and in Firefox, when a test asks for the fixture)."""
     session = Browsing(chromiums[0], tmp_path, request.node.name, server=room_server)
     session.timeout_ms = PAGE_TIMEOUT_MS
+    session.expected_console_errors.append(NETWORK_CHANGED)
     with checked_browsing(session) as checked:
         yield checked
 
@@ -150,6 +151,7 @@ def capped(
         skip_or_fail(f"cannot cap the link with tc: {added.stderr.strip()}")
     session = Browsing(chromiums[1], tmp_path, f"{request.node.name}-capped", server=room_server)
     session.timeout_ms = PAGE_TIMEOUT_MS
+    session.expected_console_errors.append(NETWORK_CHANGED)
     try:
         with checked_browsing(session) as checked:
             yield checked
