@@ -17,7 +17,7 @@ export class Subscription {
     this.room = room;
     this.name = name;
     this.handlers = handlers;
-    this.headers = authHeaders(`${room}/${name}`, "publish");
+    this.headers = authHeaders(`${room}/${name}`, "subscribe");
     this.pc = null;
     this.sessionUrl = null;
     this.events = null;

@@ -46,8 +46,7 @@ NO_PREFS = TrackPrefs()
 
 
 class RoomSource(NamedTuple):
-    """One participant's media a slot may carry: its audio, or a video group (the simulcast
-    layers of one m-line: camera or screen share), and the publisher that sends it."""
+    """What a slot may carry: a participant's audio, camera or screen, and its publisher."""
 
     participant: str
     kind: str
@@ -167,6 +166,8 @@ class RoomSubscriber(Player):
     def _feed(self, slot: SubscriberTrack, source: RoomSource, now: float) -> bool:
         """Point `slot` at `source`, on its lowest layer unless it plays one of its layers
         already or is paused; True when it asked the source for a keyframe."""
+        before = self.feeds.get(slot)
+        source.publisher.stream.take_slot(slot, before.publisher.stream if before else None)
         self.feeds[slot] = source
         prefs = self.prefs_for(source.participant)
         slot.choice = Choice(max_width=prefs.max_width, max_height=prefs.max_height)
@@ -188,7 +189,7 @@ class RoomSubscriber(Player):
     def release(self, slot: SubscriberTrack) -> None:
         """Free a slot: nothing is sent on it until it carries another source."""
         slot.detach()
-        del self.feeds[slot]
+        self.feeds.pop(slot).publisher.stream.slot_left(slot)
         self.paused.discard(slot)
 
     def release_all(self) -> None:
@@ -373,8 +374,7 @@ class RoomSubscriber(Player):
         self.probe_wait.failed(now)
 
     def _proven(self, rate: float) -> None:
-        """A probe or trial showed the link carries `rate`: the send-side estimate starts
-        there."""
+        """A probe or trial showed the link carries `rate`: the send-side estimate starts there."""
         self.bwe.delay_estimate = max(self.bwe.delay_estimate, rate)
 
     def _want(self, slot: SubscriberTrack) -> Want:
