@@ -63,6 +63,8 @@ export class Tiles {
     screen.hidden = true;
     tile.append(header, screen, video);
     tile.addEventListener("click", () => this.togglePin(name));
+    // The first frame (or a new size) changes what the tile's state is: show it at once.
+    for (const media of [video, screen]) media.addEventListener("resize", () => this.refresh());
     const record = { tile, video, screen, badges, status, mids: {}, pausedMids: new Set() };
     record.publishing = false;
     record.muted = [];
