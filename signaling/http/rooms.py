@@ -253,9 +253,10 @@ async def _set_media(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise Rejection(400, str(exc)) from exc
     try:
-        request.app[MEDIA_SERVER].router.say(session.id, said, time.monotonic())
+        subscriber, room = request.app[MEDIA_SERVER].router.subscriber_and_room(session.id)
     except KeyError as exc:
         raise Rejection(404, "no such room session") from exc
+    room.say(subscriber, said, time.monotonic())
     return web.Response(status=204)
 
 

@@ -76,7 +76,8 @@ class Served:
         self.prefs: dict[str, TrackPrefs] = {}
         router.set_prefs = lambda sid, prefs, now: self.prefs.update(prefs)  # type: ignore[method-assign]
         self.said: list[OwnMedia] = []
-        router.say = lambda sid, media, now: self.said.append(media)  # type: ignore[method-assign]
+        room = SimpleNamespace(say=lambda subscriber, media, now: self.said.append(media))
+        router.subscriber_and_room = lambda sid: (fake, room)  # type: ignore[method-assign]
         self.closed: list[str] = []
         router.close = lambda sid, reason: self.closed.append(sid) or True  # type: ignore[method-assign]
 
