@@ -68,6 +68,7 @@ WORKER_HANDLERS = PublicHandlers(
     join_room=rooms.join,
     reoffer_room=rooms.reoffer,
     room_prefs=rooms.set_prefs,
+    room_media=rooms.set_media,
     leave_room=rooms.leave,
     room_events=rooms.events,
 )
