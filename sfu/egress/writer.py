@@ -1,0 +1,146 @@
+"""The file side of a recording: frames into WebM (VP8 + Opus) or fragmented MP4 (H264 +
+Opus) with PyAV's muxers, and no encoder: the video stream is described by an elementary
+stream holding the first keyframe, which libavformat reads like any input; Opus gets the
+OpusHead that libopus's encoder description makes (it never encodes a sample)."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import av
+
+from sfu.egress.depacketize import START_CODE, vp8_size
+
+VIDEO_CLOCK = 90000
+AUDIO_CLOCK = 48000
+# Fragmented: each keyframe starts a fragment, so a crash leaves what was written playable.
+MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+
+
+class WriteFailed(Exception):
+    """The file could not be written; `reason` is the counter it goes to."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    """What a file holds: its video codec ("vp8", "h264" or None) with the first keyframe,
+    and whether it has Opus audio."""
+
+    video: str | None
+    keyframe: bytes
+    audio: bool
+
+    @property
+    def extension(self) -> str:
+        return "mp4" if self.video == "h264" else "webm"
+
+
+def _ivf(frame: bytes) -> bytes:
+    """A one-frame IVF file: what lets libavformat describe a VP8 stream from its keyframe."""
+    width, height = vp8_size(frame) or (0, 0)
+    header = b"DKIF" + struct.pack("<HHIHHIIII", 0, 32, 0x30385056, width, height, 30, 1, 1, 0)
+    return header + struct.pack("<IQ", len(frame), 0) + frame
+
+
+def _failure(error: Exception) -> WriteFailed:
+    """The counted reason of a write error: a full disk, no permission, or other trouble."""
+    number = getattr(error, "errno", None)
+    if number in (28, 122):  # ENOSPC, EDQUOT
+        return WriteFailed("disk_full", str(error))
+    if number in (1, 13, 30):  # EPERM, EACCES, EROFS
+        return WriteFailed("permission", str(error))
+    return WriteFailed("io_error", f"{type(error).__name__}: {error}")
+
+
+class FileWriter:
+    """One open recording file. Every call raises WriteFailed, never anything else."""
+
+    def __init__(self, path: str, layout: FileLayout) -> None:
+        self.path = path
+        self.layout = layout
+        self._template: Any = None
+        self._last: dict[str, int] = {}
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            options = MP4_OPTIONS if layout.extension == "mp4" else {}
+            self._out = av.open(path, "w", format=layout.extension, options=options)
+        except (OSError, av.FFmpegError) as error:
+            raise _failure(error) from error
+        try:
+            self._video = self._add_video(layout) if layout.video else None
+            self._audio = self._add_audio() if layout.audio else None
+            self._out.start_encoding()
+        except (OSError, av.FFmpegError, ValueError) as error:
+            self.abandon()
+            raise _failure(error) from error
+
+    def _add_video(self, layout: FileLayout) -> Any:
+        if layout.video == "vp8":
+            source = io.BytesIO(_ivf(layout.keyframe))
+            fmt = "ivf"
+        else:
+            source = io.BytesIO(layout.keyframe if layout.keyframe.startswith(START_CODE) else b"")
+            fmt = "h264"
+        self._template = av.open(source, "r", format=fmt)
+        stream = self._out.add_stream_from_template(self._template.streams.video[0])
+        stream.time_base = Fraction(1, VIDEO_CLOCK)
+        return stream
+
+    def _add_audio(self) -> Any:
+        stream = self._out.add_stream("libopus", rate=AUDIO_CLOCK)
+        stream.time_base = Fraction(1, AUDIO_CLOCK)
+        return stream
+
+    def write(self, video: bool, pts: float, data: bytes, keyframe: bool) -> int:
+        """One frame at `pts` seconds from the file's start; returns the bytes written."""
+        stream = self._video if video else self._audio
+        if stream is None:
+            return 0
+        clock = VIDEO_CLOCK if video else AUDIO_CLOCK
+        ticks = max(0, round(pts * clock))
+        last = self._last.get(stream.type)
+        if last is not None and ticks <= last:
+            ticks = last + 1  # a container's timestamps only go forward
+        self._last[stream.type] = ticks
+        packet = av.Packet(data)
+        packet.stream = stream
+        packet.pts = packet.dts = ticks
+        packet.time_base = Fraction(1, clock)  # the muxer may have picked its own
+        packet.is_keyframe = keyframe
+        try:
+            self._out.mux(packet)
+        except (OSError, av.FFmpegError) as error:
+            raise _failure(error) from error
+        return len(data)
+
+    def close(self) -> int:
+        """Finish the file (trailer, index); returns its size in bytes."""
+        try:
+            self._out.close()
+            return os.path.getsize(self.path)
+        except (OSError, av.FFmpegError) as error:
+            raise _failure(error) from error
+        finally:
+            self._close_template()
+
+    def abandon(self) -> None:
+        """Let go of a file that failed: close what can be closed, never raise."""
+        try:
+            self._out.close()
+        except (OSError, av.FFmpegError):
+            pass
+        self._close_template()
+
+    def _close_template(self) -> None:
+        if self._template is not None:
+            self._template.close()
+            self._template = None
