@@ -66,10 +66,13 @@ def vp8_size(frame: bytes) -> tuple[int, int] | None:
     """Width and height of a VP8 keyframe (RFC 6386 §9.1); None if it is not one."""
     if len(frame) < 10 or frame[0] & 0x01 or frame[3:6] != b"\x9d\x01\x2a":
         return None
-    return int.from_bytes(frame[6:8], "little") & 0x3FFF, int.from_bytes(frame[8:10], "little") & 0x3FFF
+    width = int.from_bytes(frame[6:8], "little") & 0x3FFF
+    return width, int.from_bytes(frame[8:10], "little") & 0x3FFF
 
 
-def h264_nal_units(payload: bytes, partial: bytearray | None) -> tuple[list[bytes], bytearray | None]:
+def h264_nal_units(
+    payload: bytes, partial: bytearray | None
+) -> tuple[list[bytes], bytearray | None]:
     """The whole NAL units one H264 payload completes, and the FU-A unit still being built
     (`partial` is the one from the packets before)."""
     if not payload:

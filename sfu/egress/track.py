@@ -61,7 +61,7 @@ class TrackReceiver:
         self.bad_frames = 0  # could not be read by their codec's rules
         self.skipped_frames = 0  # dropped while waiting for a keyframe
 
-    def push(self, seq: int, timestamp: int, marker: bool, payload: bytes, codec: str, now: float) -> None:
+    def push(self, seq: int, timestamp: int, marker: bool, payload: bytes, codec: str) -> None:
         """One media packet (or the original of an RTX one) of codec `codec`."""
         self.packets += 1
         ext = extend(seq, self._highest, 16)

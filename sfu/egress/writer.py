@@ -5,16 +5,17 @@ OpusHead that libopus's encoder description makes (it never encodes a sample).""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 import av
 
 from sfu.egress.depacketize import START_CODE, vp8_size
+from sfu.egress.recorder import FileLayout
 
 VIDEO_CLOCK = 90000
 AUDIO_CLOCK = 48000
@@ -28,20 +29,6 @@ class WriteFailed(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class FileLayout:
-    """What a file holds: its video codec ("vp8", "h264" or None) with the first keyframe,
-    and whether it has Opus audio."""
-
-    video: str | None
-    keyframe: bytes
-    audio: bool
-
-    @property
-    def extension(self) -> str:
-        return "mp4" if self.video == "h264" else "webm"
 
 
 def _ivf(frame: bytes) -> bytes:
@@ -134,10 +121,8 @@ class FileWriter:
 
     def abandon(self) -> None:
         """Let go of a file that failed: close what can be closed, never raise."""
-        try:
+        with contextlib.suppress(OSError, av.FFmpegError):
             self._out.close()
-        except (OSError, av.FFmpegError):
-            pass
         self._close_template()
 
     def _close_template(self) -> None:
