@@ -43,12 +43,13 @@ def video_frames(codec: str, count: int, fps: int = 30, gop: int = 30) -> list[t
 
 @functools.cache
 def opus_frames(count: int) -> list[bytes]:
-    """`count` 20 ms Opus frames of a tone."""
+    """`count` 20 ms Opus frames."""
     ctx = av.CodecContext.create("libopus", "w")
     ctx.sample_rate, ctx.layout, ctx.format = 48000, "stereo", "s16"
     out: list[bytes] = []
-    tone = (np.sin(np.arange(960) * 2 * np.pi * 440 / 48000) * 8000).astype(np.int16)
-    for index in range(count):
+    for index in range(count):  # a tone that rises frame by frame: no two frames alike
+        wave = np.sin(np.arange(960) * 2 * np.pi * (200 + 7 * index) / 48000)
+        tone = (wave * 8000).astype(np.int16)
         frame = av.AudioFrame.from_ndarray(
             np.repeat(tone, 2)[None, :], format="s16", layout="stereo"
         )
