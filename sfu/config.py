@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -24,3 +24,8 @@ class MediaConfig:
     # Participants of one room (who subscribe or publish): each costs every other a slot of
     # each kind, so a room's forwarding grows with the square of this.
     max_room_participants: int = 100
+    # Recording (sfu/egress): the folder files go to (None: off), the stream-name globs
+    # recorded whenever live, and the seconds after which a file rotates (0: one per publish).
+    record_dir: str | None = None
+    record_patterns: tuple[str, ...] = field(default_factory=tuple)
+    record_segment: float = 0.0

@@ -105,6 +105,13 @@ class Recorder:
     # --- what the player sends: media, and its Sender Reports ----------------------------
 
     def _on_rtp_out(self, packet: bytes, addr: Address) -> None:
+        """Called from inside the publisher's fan-out: it must never raise into it."""
+        try:
+            self._take(packet)
+        except Exception:  # a bug here must cost this recording a packet, not the players
+            self.bad_packets += 1
+
+    def _take(self, packet: bytes) -> None:
         try:
             start, end = rtp.payload_bounds(packet)
         except rtp.RtpError:

@@ -148,7 +148,11 @@ class Recordings:
             if source is None and not recording.by_api:
                 self.stop(name, "unpublished")
                 continue
-            self._apply(recording, recording.recorder.tick(now))
+            try:
+                self._apply(recording, recording.recorder.tick(now))
+            except Exception:  # a recorder's bug stops its recording, not the media timer
+                log.exception("recording %s failed", name)
+                self._fail(recording, WriteFailed("internal_error", "see the log"))
 
     def _source(self, name: str, recording: Recording) -> tuple | None:
         """What identifies the media recorded: the publisher, and per track its codec and

@@ -8,6 +8,7 @@ import logging
 import time
 
 from sfu.config import MediaConfig
+from sfu.egress.recordings import Recordings
 from sfu.io.memory import HeapTrimmer, glibc_malloc_trim
 from sfu.io.tcp import TcpListener
 from sfu.io.udp import UdpEndpoint
@@ -38,6 +39,9 @@ class MediaServer:
         self.relays = Relays(
             self.router, relay_host(config.udp_host), config.socket_buffer, config.session_timeout
         )
+        self.recordings = Recordings(
+            self.router, config.record_dir, config.record_patterns, config.record_segment
+        )
         # Gives back the heap that ended sessions freed, after many have ended.
         self.trimmer = HeapTrimmer(glibc_malloc_trim())
         self._ticker: asyncio.Task | None = None
@@ -58,6 +62,7 @@ class MediaServer:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        self.recordings.close_all("server shutting down")
         self.relays.close_all("server shutting down")
         self.router.close_all("server shutting down")
         if self.endpoint.tcp is not None:
@@ -75,6 +80,7 @@ class MediaServer:
             try:
                 self.router.handle_timer(now)
                 self.relays.handle_timer(now)
+                self.recordings.handle_timer(now)
                 self.trimmer.note(self.router.sessions.ended_total, now)
                 wake = min(
                     (
