@@ -19,8 +19,15 @@ from sfu.egress.recorder import FileLayout
 
 VIDEO_CLOCK = 90000
 AUDIO_CLOCK = 48000
-# Fragmented: each keyframe starts a fragment, so a crash leaves what was written playable.
-MP4_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}
+# Each file goes to disk in pieces of at most a second, written through at once: a crash
+# leaves what was written playable (MP4 fragments, WebM clusters), and a full disk shows
+# within a second. A keyframe also starts an MP4 fragment.
+MP4_OPTIONS = {
+    "movflags": "frag_keyframe+empty_moov+default_base_moof",
+    "frag_duration": "1000000",
+    "flush_packets": "1",
+}
+WEBM_OPTIONS = {"cluster_time_limit": "1000", "flush_packets": "1"}
 
 
 class WriteFailed(Exception):
@@ -58,7 +65,7 @@ class FileWriter:
         self._last: dict[str, int] = {}
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
-            options = MP4_OPTIONS if layout.extension == "mp4" else {}
+            options = MP4_OPTIONS if layout.extension == "mp4" else WEBM_OPTIONS
             self._out = av.open(path, "w", format=layout.extension, options=options)
         except (OSError, av.FFmpegError) as error:
             raise _failure(error) from error

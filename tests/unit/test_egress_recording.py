@@ -4,11 +4,15 @@ video aligned by Sender Reports, repair of lost packets, rotation, republish and
 from __future__ import annotations
 
 import os
+import subprocess
 
 import av
 import pytest
 
+from sfu.egress.recorder import egress_tracks
 from sfu.egress.recordings import RecordingsOff, safe_name
+from sfu.routing.relay import PlainSession
+from sfu.routing.router import PLAY
 from tests.unit.egress_media import opus_frames, video_frames
 from tests.unit.egress_publisher import Scene
 
@@ -156,3 +160,36 @@ def test_stream_names_become_one_safe_folder_each():
     assert safe_name(".hidden") == "%2Ehidden"
     assert safe_name("caf\u00e9 1") == "caf%C3%A9%201"
     assert safe_name("a%2Fb") != safe_name("a/b")
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 16 KiB tmpfs: a recording fills it within a second (root only, as in CI)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(mount)],
+                          capture_output=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    yield str(mount)
+    subprocess.run(["umount", "-l", str(mount)], check=False)  # lazily, if a file stayed open
+
+
+def test_a_full_disk_costs_the_recording_never_the_players(tiny_disk):
+    scene = Scene(tiny_disk)
+    delivered = []
+    viewer = PlainSession(
+        PLAY, "full", egress_tracks(), ("viewer", 1), lambda d, a: None, scene.now
+    )
+    viewer.local_send = lambda data, addr: delivered.append(len(data))  # type: ignore[attr-defined]
+    scene.router.add_player("full", viewer).on_connected(scene.now)
+    scene.publish("full", "vp8", 4.0)
+    assert scene.recordings.failures == {"disk_full": 1}  # while the stream went on
+    [listed] = scene.recordings.list()
+    assert "disk_full" in listed["error"]
+    scene.recordings.close_all("test over")
+    # The viewer got the whole stream: audio and video packets to the last second.
+    assert len(delivered) > 300
+    assert (
+        viewer.handler.tracks[1].packets == scene.router.streams["full"].publisher.tracks[1].packets
+    )
