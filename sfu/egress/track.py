@@ -71,6 +71,7 @@ class TrackReceiver:
             self.late += 1
             return
         if ext - self._next >= MAX_PACKETS:
+            self._release()  # what is in order still makes its frames
             self.lost += len(self._held)
             self._held.clear()
             self._asked.clear()
@@ -87,12 +88,9 @@ class TrackReceiver:
         completed so far."""
         held = self._held
         while held and self._next is not None:
-            item = held.pop(self._next, None)
-            if item is not None:
-                self._hole_since = None
-                self._next += 1
-                self._assemble(*item)
-                continue
+            self._release()
+            if not held:
+                break
             if self._hole_since is None:
                 self._hole_since = now
             if now - self._hole_since < JITTER_DELAY:
@@ -106,6 +104,14 @@ class TrackReceiver:
             self._gap()
         frames, self.frames = self.frames, []
         return frames
+
+    def _release(self) -> None:
+        """Assemble the packets held from _next on, as far as they run without a hole."""
+        assert self._next is not None
+        while (item := self._held.pop(self._next, None)) is not None:
+            self._hole_since = None
+            self._next += 1
+            self._assemble(*item)
 
     def nacks(self, now: float) -> list[int]:
         """The 16-bit sequence numbers to ask for now."""
