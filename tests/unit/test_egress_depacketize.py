@@ -19,7 +19,7 @@ from sfu.egress.depacketize import (
 )
 from sfu.egress.track import JITTER_DELAY, MAX_PACKETS, TrackReceiver, extend
 from sfu.media import AUDIO, VIDEO
-from tests.unit.egress_media import h264_payloads, video_frames, vp8_payloads
+from bench.egress_media import h264_payloads, video_frames, vp8_payloads
 
 
 def pieces(payloads: list[bytes], seq: int = 0, ts: int = 0) -> list[Piece]:

@@ -13,8 +13,8 @@ from sfu.egress.recorder import egress_tracks
 from sfu.egress.recordings import RecordingsOff, safe_name
 from sfu.routing.relay import PlainSession
 from sfu.routing.router import PLAY
-from tests.unit.egress_media import opus_frames, video_frames
-from tests.unit.egress_publisher import Scene
+from bench.egress_media import opus_frames, video_frames
+from bench.egress_scene import Scene
 
 
 def read_back(path: str) -> dict:

@@ -1,4 +1,4 @@
-"""A synthetic publisher for the egress tests: real VP8 or H264 and Opus frames, sent as RTP
+"""A synthetic publisher for the egress tests and bench: real VP8 or H264 and Opus frames, sent as RTP
 with Sender Reports through a real router on a fake clock, with loss and NACK repair."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from sfu.routing.relay import PlainSession
 from sfu.routing.router import PUBLISH, Router
 from sfu.session.table import SessionTable
 from sfu.wire import rtp
-from tests.unit.egress_media import (
+from bench.egress_media import (
     h264_payloads,
     opus_frames,
     rtp_packet,
@@ -107,6 +107,7 @@ class Scene:
     ) -> None:
         self.router = Router(MediaConfig(), CERTIFICATE, lambda data, addr: None, SessionTable())
         self.now = 100.0
+        self.size, self.bitrate = (320, 240), None  # of the video published
         wall = lambda: 1_765_000_000 + self.now  # noqa: E731 - file names follow the fake clock
         self.recordings = Recordings(self.router, directory, patterns, segment, wall)
 
@@ -126,7 +127,8 @@ class Scene:
         publisher.loss = loss
         publisher.repair = repair
         self.recordings.handle_timer(self.now)  # a pattern's recording starts as it goes live
-        video = video_frames("libvpx" if codec == "vp8" else "libx264", round(seconds * 30))
+        encoder = "libvpx" if codec == "vp8" else "libx264"
+        video = video_frames(encoder, round(seconds * 30), size=self.size, bitrate=self.bitrate)
         audio = opus_frames(round(seconds * 50))
         start = self.now
         sends = [(start + i / 30 + video_delay, 0, i) for i in range(len(video))]

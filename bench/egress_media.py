@@ -1,5 +1,5 @@
-"""Real encoded media for the egress tests: frames from PyAV's encoders (the tests may encode;
-the server never does), cut into RTP packets the way browsers packetize them."""
+"""Real encoded media for the egress tests and bench: frames from PyAV's encoders (these may
+encode; the server never does), cut into RTP packets the way browsers packetize them."""
 
 from __future__ import annotations
 
@@ -15,25 +15,33 @@ MTU_PAYLOAD = 1100
 
 
 @functools.cache
-def video_frames(codec: str, count: int, fps: int = 30, gop: int = 30) -> list[tuple[bytes, bool]]:
+def video_frames(
+    codec: str,
+    count: int,
+    fps: int = 30,
+    gop: int = 30,
+    size: tuple[int, int] = (320, 240),
+    bitrate: int | None = None,
+) -> list[tuple[bytes, bool]]:
     """`count` frames of a moving picture as (bytes, keyframe); "libvpx" or "libx264"."""
+    width, height = size
     ctx = av.CodecContext.create(codec, "w")
-    ctx.width, ctx.height, ctx.pix_fmt = 320, 240, "yuv420p"
+    ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
     ctx.time_base = fractions.Fraction(1, fps)
     ctx.framerate = fps
     ctx.gop_size = gop
+    if bitrate is not None:
+        ctx.bit_rate = bitrate
     if codec == "libvpx":
         ctx.options = {"deadline": "realtime", "cpu-used": "8"}
     if codec == "libx264":
-        ctx.options = {
-            "profile": "baseline",
-            "tune": "zerolatency",
-            "x264-params": "repeat-headers=1",
-        }
+        ctx.options = {"profile": "baseline", "tune": "zerolatency"}
     out: list[tuple[bytes, bool]] = []
     for index in range(count):
-        picture = np.zeros((240, 320, 3), np.uint8)
-        picture[:, (index * 5) % 320] = 255
+        picture = np.zeros((height, width, 3), np.uint8)
+        if bitrate is not None:  # texture, so the encoder has a bitrate to spend
+            picture += np.random.default_rng(index).integers(0, 40, picture.shape, np.uint8)
+        picture[:, (index * 5) % width] = 255
         frame = av.VideoFrame.from_ndarray(picture, format="rgb24").reformat(format="yuv420p")
         frame.pts = index
         out += [(bytes(p), bool(p.is_keyframe)) for p in ctx.encode(frame)]
