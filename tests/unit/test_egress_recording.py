@@ -70,7 +70,10 @@ def test_audio_and_video_are_aligned_by_sender_reports_not_arrival(tmp_path):
     scene.publish("sync", "vp8", 3.0, video_delay=0.15)
     scene.recordings.stop("sync")
     [path] = files(str(tmp_path), "sync")
-    captured = {data: index / 30 for index, (data, _) in enumerate(video_frames("libvpx", 90))}
+    captured = {
+        data: index / 30
+        for index, (data, _) in enumerate(video_frames("libvpx", 90, size=(320, 240), bitrate=None))
+    }
     audio = opus_frames(150)
     captured.update(
         {data: index / 50 for index, data in enumerate(audio) if audio.count(data) == 1}
