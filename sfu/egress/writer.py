@@ -55,6 +55,24 @@ def _failure(error: Exception) -> WriteFailed:
     return WriteFailed("io_error", f"{type(error).__name__}: {error}")
 
 
+def video_template(out: Any, layout: FileLayout) -> tuple[Any, Any]:
+    """(the input it was described from, to close later; a video stream of `out`) for the
+    layout's codec, from its first keyframe: nothing is encoded or decoded."""
+    if layout.video == "vp8":
+        source, fmt = io.BytesIO(_ivf(layout.keyframe)), "ivf"
+    else:
+        keyframe = layout.keyframe if layout.keyframe.startswith(START_CODE) else b""
+        source, fmt = io.BytesIO(keyframe), "h264"
+    template = av.open(source, "r", format=fmt)
+    try:
+        stream = out.add_stream_from_template(template.streams.video[0])
+    except BaseException:
+        template.close()
+        raise
+    stream.time_base = Fraction(1, VIDEO_CLOCK)
+    return template, stream
+
+
 class FileWriter:
     """One open recording file. Every call raises WriteFailed, never anything else."""
 
@@ -78,15 +96,7 @@ class FileWriter:
             raise _failure(error) from error
 
     def _add_video(self, layout: FileLayout) -> Any:
-        if layout.video == "vp8":
-            source = io.BytesIO(_ivf(layout.keyframe))
-            fmt = "ivf"
-        else:
-            source = io.BytesIO(layout.keyframe if layout.keyframe.startswith(START_CODE) else b"")
-            fmt = "h264"
-        self._template = av.open(source, "r", format=fmt)
-        stream = self._out.add_stream_from_template(self._template.streams.video[0])
-        stream.time_base = Fraction(1, VIDEO_CLOCK)
+        self._template, stream = video_template(self._out, layout)
         return stream
 
     def _add_audio(self) -> Any:
