@@ -1,10 +1,18 @@
-"""A synthetic publisher for the egress tests and bench: real VP8 or H264 and Opus frames, sent as RTP
-with Sender Reports through a real router on a fake clock, with loss and NACK repair."""
+"""A synthetic publisher for the egress tests and bench: real VP8 or H264 and Opus frames,
+sent as RTP with Sender Reports through a real router on a fake clock, with loss and NACK
+repair."""
 
 from __future__ import annotations
 
 import random
 
+from bench.egress_media import (
+    h264_payloads,
+    opus_frames,
+    rtp_packet,
+    video_frames,
+    vp8_payloads,
+)
 from sfu.config import MediaConfig
 from sfu.egress.recordings import Recordings
 from sfu.media import AUDIO, VIDEO, Codec, TrackSpec
@@ -13,13 +21,6 @@ from sfu.routing.relay import PlainSession
 from sfu.routing.router import PUBLISH, Router
 from sfu.session.table import SessionTable
 from sfu.wire import rtp
-from bench.egress_media import (
-    h264_payloads,
-    opus_frames,
-    rtp_packet,
-    video_frames,
-    vp8_payloads,
-)
 
 CERTIFICATE = Certificate.generate()
 STEP = 0.01

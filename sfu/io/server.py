@@ -8,6 +8,7 @@ import logging
 import time
 
 from sfu.config import MediaConfig
+from sfu.egress.hls_streams import HlsStreams
 from sfu.egress.recordings import Recordings
 from sfu.io.memory import HeapTrimmer, glibc_malloc_trim
 from sfu.io.tcp import TcpListener
@@ -42,6 +43,7 @@ class MediaServer:
         self.recordings = Recordings(
             self.router, config.record_dir, config.record_patterns, config.record_segment
         )
+        self.hls = HlsStreams(self.router)
         # Gives back the heap that ended sessions freed, after many have ended.
         self.trimmer = HeapTrimmer(glibc_malloc_trim())
         self._ticker: asyncio.Task | None = None
@@ -63,6 +65,7 @@ class MediaServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
         self.recordings.close_all("server shutting down")
+        self.hls.close_all("server shutting down")
         self.relays.close_all("server shutting down")
         self.router.close_all("server shutting down")
         if self.endpoint.tcp is not None:
@@ -81,6 +84,7 @@ class MediaServer:
                 self.router.handle_timer(now)
                 self.relays.handle_timer(now)
                 self.recordings.handle_timer(now)
+                self.hls.handle_timer(now)
                 self.trimmer.note(self.router.sessions.ended_total, now)
                 wake = min(
                     (

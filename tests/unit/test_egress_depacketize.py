@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from bench.egress_media import h264_payloads, video_frames, vp8_payloads
 from sfu.egress.depacketize import (
     H264Frames,
     PayloadError,
@@ -19,7 +20,6 @@ from sfu.egress.depacketize import (
 )
 from sfu.egress.track import JITTER_DELAY, MAX_PACKETS, TrackReceiver, extend
 from sfu.media import AUDIO, VIDEO
-from bench.egress_media import h264_payloads, video_frames, vp8_payloads
 
 
 def pieces(payloads: list[bytes], seq: int = 0, ts: int = 0) -> list[Piece]:

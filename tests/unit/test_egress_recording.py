@@ -9,12 +9,12 @@ import subprocess
 import av
 import pytest
 
+from bench.egress_media import opus_frames, video_frames
+from bench.egress_scene import Scene
 from sfu.egress.recorder import egress_tracks
 from sfu.egress.recordings import RecordingsOff, safe_name
 from sfu.routing.relay import PlainSession
 from sfu.routing.router import PLAY
-from bench.egress_media import opus_frames, video_frames
-from bench.egress_scene import Scene
 
 
 def read_back(path: str) -> dict:
