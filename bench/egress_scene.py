@@ -4,6 +4,7 @@ repair."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 from bench.egress_media import (
@@ -14,6 +15,7 @@ from bench.egress_media import (
     vp8_payloads,
 )
 from sfu.config import MediaConfig
+from sfu.egress.hls_streams import HlsRefused, HlsStreams
 from sfu.egress.recordings import Recordings
 from sfu.media import AUDIO, VIDEO, Codec, TrackSpec
 from sfu.protocol.certificate import Certificate
@@ -109,6 +111,8 @@ class Scene:
         self.router = Router(MediaConfig(), CERTIFICATE, lambda data, addr: None, SessionTable())
         self.now = 100.0
         self.size, self.bitrate = (320, 240), None  # of the video published
+        self.hls = HlsStreams(self.router)
+        self.hls_viewed: set[str] = set()  # streams whose playlist someone asks for each tick
         wall = lambda: 1_765_000_000 + self.now  # noqa: E731 - file names follow the fake clock
         self.recordings = Recordings(self.router, directory, patterns, segment, wall)
 
@@ -156,3 +160,7 @@ class Scene:
             self.now += STEP
             self.router.handle_timer(self.now)
             self.recordings.handle_timer(self.now)
+            for name in self.hls_viewed:
+                with contextlib.suppress(HlsRefused):  # not live (yet)
+                    self.hls.get(name, self.now)
+            self.hls.handle_timer(self.now)

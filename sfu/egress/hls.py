@@ -58,6 +58,7 @@ class HlsStream:
         if self._muxer is not None and now >= self._next_keyframe:
             self.recorder.request_keyframe(now)
             self._next_keyframe = now + SEGMENT_TARGET
+        self.recorder.follow_source()  # a republish or a codec change: a new period
         for event in self.recorder.tick(now):
             if isinstance(event, FileOpened):
                 self._open(event)

@@ -99,6 +99,7 @@ class Recorder:
         self._keyframe_asked = -KEYFRAME_REQUEST_EVERY
         self._now = now
         self.events: list[FileEvent] = []
+        self._source: tuple | None = None
         self.bad_packets = 0
         self.player.on_connected(now)
 
@@ -252,6 +253,23 @@ class Recorder:
         wall, timestamp = anchor
         assert self._origin is not None
         return wall + (frame.timestamp - timestamp) / receiver.clock_rate - self._origin
+
+    def follow_source(self) -> tuple | None:
+        """What is recorded now: the live publisher, and per track its codec and SSRC (a
+        simulcast layer's rid, which keeps its place while its SSRC may not); None while not
+        live. A change from one to another ends the open file: a republish, a codec or an
+        SSRC change starts the next."""
+        publisher = self.player.stream.live_publisher()
+        source = None
+        if publisher is not None:
+            layers = [t.source for t in self.player.tracks if t.source is not None]
+            codecs = tuple((s.codec.name, s.rid or s.ssrc) for s in layers)  # type: ignore[attr-defined]
+            source = (publisher.serial, codecs)
+        if source != self._source:
+            if self._source is not None:
+                self.close("publisher changed" if source else "unpublished")
+            self._source = source
+        return source
 
     def close(self, reason: str) -> None:
         """End the open file, if any (a republish, a codec or SSRC change, a stop)."""

@@ -54,7 +54,6 @@ class Recording:
         self.recorder = recorder
         self.by_api = by_api
         self.writer: FileWriter | None = None
-        self.source: tuple | None = None  # the publisher it records (serial, codecs, SSRCs)
         self.files = 0
         self.bytes = 0
         self.error: str | None = None
@@ -136,15 +135,12 @@ class Recordings:
                     except TooManyRecordings:
                         self.failures["too_many"] += 1
         for name, recording in list(self.active.items()):
-            source = self._source(name, recording)
+            stream = self.router.streams.get(name)
             if recording.error is not None:  # failed: listed until its stream ends or DELETE
-                if source is None:
+                if stream is None or stream.live_publisher() is None:
                     self.active.pop(name)
                 continue
-            if source != recording.source:
-                if recording.source is not None:
-                    recording.recorder.close("publisher changed" if source else "unpublished")
-                recording.source = source
+            source = recording.recorder.follow_source()
             if source is None and not recording.by_api:
                 self.stop(name, "unpublished")
                 continue
@@ -153,19 +149,6 @@ class Recordings:
             except Exception:  # a recorder's bug stops its recording, not the media timer
                 log.exception("recording %s failed", name)
                 self._fail(recording, WriteFailed("internal_error", "see the log"))
-
-    def _source(self, name: str, recording: Recording) -> tuple | None:
-        """What identifies the media recorded: the publisher, and per track its codec and
-        SSRC (a simulcast layer's rid, which keeps its place while its SSRC may not)."""
-        stream = self.router.streams.get(name)
-        publisher = stream.live_publisher() if stream is not None else None
-        if publisher is None:
-            return None
-        sources = [t.source for t in recording.recorder.player.tracks if t.source is not None]
-        return (
-            publisher.serial,
-            tuple((s.codec.name, s.rid or s.ssrc) for s in sources),  # type: ignore[attr-defined]
-        )
 
     def _apply(self, recording: Recording, events: list[FileEvent]) -> None:
         for event in events:
