@@ -20,18 +20,22 @@ function loadHlsJs() {
   });
 }
 
-/** Play `stream` as HLS in `video`; returns { stop() }. `onStatus(text, err)` as for WHEP. */
+/** Play `stream` as HLS in `video`; returns { stop(), latency() }. `onStatus(text, err)` as for WHEP.
+ * hls.js where Media Source is there (it plays LL-HLS parts); the browser's own HLS where
+ * it is not (iPhone Safari). */
 export async function playHls(stream, video, onStatus) {
   const url = hlsUrl(stream);
   const token = tokenFor(stream, "play");
-  if (!token && video.canPlayType("application/vnd.apple.mpegurl")) {
-    video.src = url;
+  const Hls = window.MediaSource || window.ManagedMediaSource ? await loadHlsJs() : null;
+  if (!Hls?.isSupported()) {
+    if (!video.canPlayType("application/vnd.apple.mpegurl")) {
+      throw new Error("this browser has neither HLS nor Media Source");
+    }
+    video.src = url; // a token cannot go along: the stream must be open to play
     video.play().catch(() => {});
     onStatus("playing (native HLS)");
-    return { stop: () => video.removeAttribute("src") };
+    return { stop: () => video.removeAttribute("src"), latency: () => null };
   }
-  const Hls = await loadHlsJs();
-  if (!Hls.isSupported()) throw new Error("this browser has neither HLS nor Media Source");
   const hls = new Hls({
     lowLatencyMode: true,
     enableWorker: false, // the page's CSP allows no blob: workers
@@ -47,5 +51,6 @@ export async function playHls(stream, video, onStatus) {
   onStatus("loading HLS");
   hls.loadSource(url);
   hls.attachMedia(video);
-  return { stop: () => hls.destroy() };
+  // latency: seconds behind the live edge the playlist shows, as hls.js measures it.
+  return { stop: () => hls.destroy(), latency: () => hls.latency };
 }

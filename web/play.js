@@ -15,7 +15,7 @@ const layerSelect = $("layer");
 const viaSelect = $("via");
 
 let player = null;
-let hls = null; // { stop() } while playing as HLS
+let hls = null; // { stop(), latency() } while playing as HLS
 let publisherState = null; // "live" or "waiting for the publisher", from the WHEP events
 
 function onStatus(text, err) {
@@ -110,6 +110,7 @@ window.litesfu = {
   stats: async () => ({
     playing: Boolean(player || hls),
     currentTime: video.currentTime,
+    hlsLatency: hls ? hls.latency() : null,
     error: shownError(),
     publisher: publisherState,
     ...(player ? player.snapshot() : { framesDecoded: 0, videoWidth: 0, sessions: 0 }),
