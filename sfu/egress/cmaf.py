@@ -5,13 +5,12 @@ an LL-HLS part, come out as separate byte strings. No encoder, as for files (wri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 import av
 
 from sfu.egress.recorder import FileLayout
-from sfu.egress.writer import AUDIO_CLOCK, VIDEO_CLOCK, video_template
+from sfu.egress.writer import AUDIO_CLOCK, VIDEO_CLOCK, frame_packet, opus_stream, video_template
 
 PART_SECONDS = 0.45  # a fragment is cut once it holds this much: parts under PART_TARGET
 PART_TARGET = 0.5
@@ -119,8 +118,7 @@ class CmafMuxer:
         if layout.video:
             self._template, self._video = video_template(self._out, layout)
         if layout.audio:
-            self._audio = self._out.add_stream("libopus", rate=AUDIO_CLOCK)
-            self._audio.time_base = Fraction(1, AUDIO_CLOCK)
+            self._audio = opus_stream(self._out)
         self._out.start_encoding()
         self.init = b"".join(box for kind, box in self.sink.take() if kind in (b"ftyp", b"moov"))
         self._moof: bytes | None = None
@@ -132,15 +130,7 @@ class CmafMuxer:
         stream = self._video if video else self._audio
         if stream is None:
             return []
-        clock = VIDEO_CLOCK if video else AUDIO_CLOCK
-        ticks = max(round(pts * clock), self._last.get(video, -1) + 1)
-        self._last[video] = ticks
-        packet = av.Packet(data)
-        packet.stream = stream
-        packet.pts = packet.dts = ticks
-        packet.time_base = Fraction(1, clock)
-        packet.is_keyframe = keyframe
-        self._out.mux(packet)
+        self._out.mux(frame_packet(stream, video, pts, data, keyframe, self._last))
         return self._parts()
 
     def _parts(self) -> list[Part]:

@@ -55,6 +55,30 @@ def _failure(error: Exception) -> WriteFailed:
     return WriteFailed("io_error", f"{type(error).__name__}: {error}")
 
 
+def frame_packet(
+    stream: Any, video: bool, pts: float, data: bytes, keyframe: bool, last: dict[bool, int]
+) -> av.Packet:
+    """A packet of one frame for `stream`, at `pts` seconds on its kind's clock; `last` keeps
+    each kind's last timestamp, so they only go forward, as a container wants them."""
+    clock = VIDEO_CLOCK if video else AUDIO_CLOCK
+    ticks = max(0, round(pts * clock), last.get(video, -1) + 1)
+    last[video] = ticks
+    packet = av.Packet(data)
+    packet.stream = stream
+    packet.pts = packet.dts = ticks
+    packet.time_base = Fraction(1, clock)  # the muxer may have picked its own
+    packet.is_keyframe = keyframe
+    return packet
+
+
+def opus_stream(out: Any) -> Any:
+    """An Opus stream of `out`; libopus's description gives it its OpusHead (it encodes
+    nothing)."""
+    stream = out.add_stream("libopus", rate=AUDIO_CLOCK)
+    stream.time_base = Fraction(1, AUDIO_CLOCK)
+    return stream
+
+
 def video_template(out: Any, layout: FileLayout) -> tuple[Any, Any]:
     """(the input it was described from, to close later; a video stream of `out`) for the
     layout's codec, from its first keyframe: nothing is encoded or decoded."""
@@ -80,7 +104,7 @@ class FileWriter:
         self.path = path
         self.layout = layout
         self._template: Any = None
-        self._last: dict[str, int] = {}
+        self._last: dict[bool, int] = {}
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             options = MP4_OPTIONS if layout.extension == "mp4" else WEBM_OPTIONS
@@ -89,7 +113,7 @@ class FileWriter:
             raise _failure(error) from error
         try:
             self._video = self._add_video(layout) if layout.video else None
-            self._audio = self._add_audio() if layout.audio else None
+            self._audio = opus_stream(self._out) if layout.audio else None
             self._out.start_encoding()
         except (OSError, av.FFmpegError, ValueError) as error:
             self.abandon()
@@ -99,29 +123,13 @@ class FileWriter:
         self._template, stream = video_template(self._out, layout)
         return stream
 
-    def _add_audio(self) -> Any:
-        stream = self._out.add_stream("libopus", rate=AUDIO_CLOCK)
-        stream.time_base = Fraction(1, AUDIO_CLOCK)
-        return stream
-
     def write(self, video: bool, pts: float, data: bytes, keyframe: bool) -> int:
         """One frame at `pts` seconds from the file's start; returns the bytes written."""
         stream = self._video if video else self._audio
         if stream is None:
             return 0
-        clock = VIDEO_CLOCK if video else AUDIO_CLOCK
-        ticks = max(0, round(pts * clock))
-        last = self._last.get(stream.type)
-        if last is not None and ticks <= last:
-            ticks = last + 1  # a container's timestamps only go forward
-        self._last[stream.type] = ticks
-        packet = av.Packet(data)
-        packet.stream = stream
-        packet.pts = packet.dts = ticks
-        packet.time_base = Fraction(1, clock)  # the muxer may have picked its own
-        packet.is_keyframe = keyframe
         try:
-            self._out.mux(packet)
+            self._out.mux(frame_packet(stream, video, pts, data, keyframe, self._last))
         except (OSError, av.FFmpegError) as error:
             raise _failure(error) from error
         return len(data)
