@@ -1,6 +1,7 @@
 """LL-HLS from the real server: aiortc publishes H264 + Opus, a plain HTTP client reads the
 playlist (checked with the m3u8 parser), its init section, segments and parts, and a blocking
-reload; the live latency at the origin is printed. A VP8 stream answers 404 with a reason."""
+reload; the live latency at the origin is printed. A VP8 stream answers 404 with a reason.
+The server here records nothing: the recordings API answers 409."""
 
 from __future__ import annotations
 
@@ -102,3 +103,12 @@ async def test_a_vp8_stream_has_no_hls_and_says_why(sfu_server):
             assert status == 400
         finally:
             await close_all(publisher)
+
+
+async def test_recording_is_off_without_a_record_dir(sfu_server):
+    """This module's server has no --record-dir: the recordings API says how to turn it on."""
+    async with aiohttp.ClientSession() as http:
+        url = f"{sfu_server.http_url}/api/v1/recordings"
+        async with http.post(url, json={"stream": "x"}) as response:
+            assert response.status == 409
+            assert "--record-dir" in await response.text()

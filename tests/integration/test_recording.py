@@ -5,7 +5,6 @@ of each finished file."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from pathlib import Path
@@ -120,14 +119,3 @@ async def test_the_api_starts_lists_and_stops_a_recording_behind_the_stats_token
             async with http.delete(url, json={"stream": "show"}, headers=admin) as response:
                 assert response.status == 404
     assert "recording show" in server.log()
-
-
-async def test_recording_is_off_without_a_record_dir(tmp_path):
-    with served(tmp_path) as server:
-        async with aiohttp.ClientSession() as http:
-            url = f"{server.http_url}/api/v1/recordings"
-            body = json.dumps({"stream": "x"})
-            headers = {"Content-Type": "application/json"}
-            async with http.post(url, data=body, headers=headers) as response:
-                assert response.status == 409
-                assert "--record-dir" in await response.text()
