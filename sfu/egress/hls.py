@@ -48,6 +48,7 @@ class HlsStream:
         self._next_keyframe = now
         self._discontinuities = 0  # of the segments gone from the window
         self.last_request = now
+        self.version = 0  # goes up with every part added: what waiting requests look at
         self.refused_codec: str | None = None  # the video codec HLS cannot carry (VP8)
 
     @property
@@ -97,6 +98,7 @@ class HlsStream:
                 if len(self.segments) > WINDOW:
                     self._forget(self.segments.pop(0))
             current.parts.append(part)
+            self.version += 1
 
     def _forget(self, segment: Segment) -> None:
         """Out of the window: its discontinuity is counted, its init section freed once no
