@@ -118,13 +118,16 @@ class HlsStream:
     # --- what the HTTP side reads ---------------------------------------------------------
 
     def has(self, number: int, part: int | None) -> bool:
-        """Whether segment `number` (complete, or with part `part`) is there yet."""
-        for segment in reversed(self.segments):
-            if segment.number == number:
-                return segment.complete if part is None else len(segment.parts) > part
-            if segment.number < number:
-                return False
-        return bool(self.segments) and number < self.segments[0].number
+        """Whether segment `number` (complete, or with part `part`) is there yet; a part past
+        the last of a complete segment is the next segment's first (RFC 8216bis 6.2.5.2)."""
+        segment = next((s for s in self.segments if s.number == number), None)
+        if segment is None:
+            return bool(self.segments) and number < self.segments[0].number
+        if part is None:
+            return segment.complete
+        if part < len(segment.parts):
+            return True
+        return segment.complete and self.has(number + 1, 0)
 
     def next_number(self) -> int:
         return self.segments[-1].number + 1 if self.segments else 0

@@ -48,6 +48,18 @@ def test_segments_start_on_keyframes_decode_and_list_their_parts():
     assert hls.resource(part.uri) is not None
 
 
+def test_blocking_reloads_know_what_is_there_and_what_is_next():
+    scene = viewed("h264", 5.0)
+    hls = scene.hls.active["live/h"]
+    done = next(s for s in hls.segments if s.complete)
+    assert hls.has(done.number, None) and hls.has(done.number, len(done.parts) - 1)
+    # The part after a complete segment's last is the next segment's first.
+    assert hls.has(done.number, len(done.parts)) == hls.has(done.number + 1, 0)
+    later = hls.next_number()
+    assert not hls.has(later, None) and not hls.has(later, 0)
+    assert hls.has(-1, None)  # long gone from the window: nothing to wait for
+
+
 def test_the_window_keeps_the_last_segments_only():
     scene = viewed("h264", 16.0)
     hls = scene.hls.active["live/h"]
