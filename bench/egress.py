@@ -1,7 +1,7 @@
 """What egress costs: CPU per recorded stream and per HLS stream at 1 Mbit/s, so an operator
 can size a machine.
 
-    python -m bench.egress [--seconds 10] [--runs 3]
+    python -m bench.egress [--seconds 10] [--runs 3] [--viewers 50]
 
 A synthetic publisher (bench/egress_scene.py) sends real VP8 or H264 frames (640x360, 30 fps,
 about 1 Mbit/s) and Opus through the real router on a fake clock: the same packets, the same
@@ -17,6 +17,7 @@ disk's own cost is not in it).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import tempfile
@@ -25,6 +26,7 @@ from collections.abc import Sequence
 
 from bench.egress_media import opus_frames, video_frames
 from bench.egress_scene import Scene
+from bench.egress_viewers import measure_viewers
 
 SIZE = (640, 360)
 BITRATE = 1_000_000
@@ -68,6 +70,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.egress", description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0, help="media per run")
     parser.add_argument("--runs", type=int, default=3, help="runs per case; the least CPU counts")
+    parser.add_argument(
+        "--viewers",
+        type=int,
+        default=0,
+        help="also: what this many LL-HLS viewers cost the "
+        "origin, on a real server with an aiortc H264 publisher (bench.egress_viewers)",
+    )
     args = parser.parse_args(argv)
     logging.disable(logging.INFO)
     print(f"{os.cpu_count()} cores; {args.seconds:g} s of media per run, best of {args.runs}")
@@ -82,6 +91,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"{case:<28}{plain:>11.2%}{hls:>12.2%}{hls - plain:>12.2%}{'-':>13}")
     print("per stream: one stream's share of one core; streams a core takes: about 1 / that")
     print("share, less what forwarding the stream itself costs; HLS viewers add only HTTP")
+    if args.viewers > 0:
+        base, loaded, requests, served = asyncio.run(measure_viewers(args.viewers, args.seconds))
+        extra = (loaded - base) / args.viewers
+        print(f"LL-HLS viewers at the origin: server CPU {base:.1%} with one viewer, "
+              f"{loaded:.1%} with {args.viewers}: {extra:.2%} of a core per viewer "
+              f"({requests / args.seconds:.0f} requests/s, "
+              f"{served * 8 / args.seconds / 1e6:.1f} Mbit/s served)")  # fmt: skip
 
 
 if __name__ == "__main__":
