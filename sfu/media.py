@@ -51,6 +51,15 @@ class TrackSpec:
     rids: tuple[str, ...] = ()  # a publisher's simulcast layers by rid, as offered; () for one
 
 
+@dataclass(frozen=True)
+class DataParams:
+    """The peer's m=application (RFC 8841): data channels over SCTP over DTLS."""
+
+    mid: str
+    sctp_port: int = 5000
+    max_message_size: int = 65536  # the largest message the peer accepts (RFC 8841's default)
+
+
 @dataclass
 class PeerParams:
     """What the media plane needs to know of a remote peer, taken from its offer."""
@@ -59,3 +68,4 @@ class PeerParams:
     ice_pwd: str
     fingerprints: list[tuple[str, str]]  # (hash algorithm lower-case, colon hex upper-case)
     tracks: list[TrackSpec]
+    data: DataParams | None = None  # None: the peer negotiated no data channels
