@@ -105,8 +105,8 @@ class Router:
         return stream.publisher
 
     def sendto_for(self, session: Transport) -> SendFunction:
-        """What forwards to a session at its current address (UDP of either family, or TCP)."""
-        return self._sendto_for(session.addr)
+        """What forwards to a session at its address (UDP, TCP), or in-process (egress)."""
+        return getattr(session, "local_send", None) or self._sendto_for(session.addr)
 
     def publish(self, name: str, peer: PeerParams, now: float) -> PeerSession:
         """A new publishing session for stream `name`; StreamBusy if one is already there,
