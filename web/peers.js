@@ -28,16 +28,22 @@ export class Publisher {
     this.tracks = new Map(); // kind -> the track published, kept across republishes
     this.media = null;
     this.codec = null;
-    this.simulcast = false;
+    this.options = { simulcast: false, maxBitrate: 0, spareVideo: false };
+    this.spare = null; // the spare video transceiver, with spareVideo
+    this.spareTrack = null; // what shareOnSpare() put there, kept across republishes
     this.keeper = null;
   }
 
-  /** Publish `media`; with `simulcast` the video goes as three layers (SIMULCAST_ENCODINGS).
-   * A first failure is thrown; once published, losses are recovered by themselves. */
-  async start(media, codec, { simulcast = false } = {}) {
+  /**
+   * Publish `media`; with `simulcast` the video goes as three layers (SIMULCAST_ENCODINGS),
+   * else at most `maxBitrate` bit/s if given. With `spareVideo` a second video m-line goes
+   * along with no track yet (WHIP cannot add one later): shareOnSpare() fills it. A first
+   * failure is thrown; once published, losses are recovered by themselves.
+   */
+  async start(media, codec, { simulcast = false, maxBitrate = 0, spareVideo = false } = {}) {
     this.media = media;
     this.codec = codec;
-    this.simulcast = simulcast;
+    this.options = { simulcast, maxBitrate, spareVideo };
     for (const track of media.getTracks()) this.tracks.set(track.kind, track);
     const opened = await this.open(null);
     this.keeper = new Keeper({
@@ -50,6 +56,7 @@ export class Publisher {
   /** End the last session (if any) and publish anew, at `endpoint` or the usual one. */
   async open(endpoint) {
     await this.drop();
+    const { simulcast, maxBitrate, spareVideo } = this.options;
     const servers = await iceServers("whip", this.stream);
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers: servers });
     this.pc = pc;
@@ -61,9 +68,15 @@ export class Publisher {
       const track = this.tracks.get(kind);
       if (!track) continue;
       const init = { direction: "sendonly", streams: [this.media] };
-      if (kind === "video" && this.simulcast) init.sendEncodings = SIMULCAST_ENCODINGS;
+      if (kind === "video" && simulcast) init.sendEncodings = SIMULCAST_ENCODINGS;
+      else if (kind === "video" && maxBitrate) init.sendEncodings = [{ maxBitrate }];
       const transceiver = pc.addTransceiver(track, init);
       if (kind === "video") preferCodec(transceiver, this.codec);
+    }
+    if (spareVideo) {
+      const init = { direction: "sendonly", streams: [this.media] };
+      this.spare = pc.addTransceiver(this.spareTrack ?? "video", init);
+      preferCodec(this.spare, this.codec);
     }
     try {
       const answer = await negotiate(pc, "whip", this.stream, "", endpoint);
@@ -81,6 +94,12 @@ export class Publisher {
     this.tracks.set(track.kind, track);
     const sender = this.pc?.getSenders().find((s) => s.track?.kind === track.kind);
     if (sender) await sender.replaceTrack(track);
+  }
+
+  /** Send `track` (a screen, say) on the spare video m-line, or nothing with null. */
+  async shareOnSpare(track) {
+    this.spareTrack = track;
+    await this.spare?.sender.replaceTrack(track);
   }
 
   async stats() {

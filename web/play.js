@@ -1,4 +1,5 @@
-// Player page: WHEP playback that reconnects by itself (reconnect.js), with live stats.
+// Player page: WHEP playback that reconnects by itself (reconnect.js), with live stats; or HLS.
+import { playHls, hlsUrl } from "./hls.js";
 import { $, param, renderRows, setStatus, showError, shownError } from "./page.js";
 import { Player } from "./peers.js";
 import { RECONNECTING } from "./reconnect.js";
@@ -12,8 +13,10 @@ const unmuteButton = $("unmute");
 const video = $("video");
 const statsList = $("stats");
 const layerSelect = $("layer");
+const viaSelect = $("via");
 
 let player = null;
+let hls = null; // { stop(), latency() } while playing as HLS
 let publisherState = null; // "live" or "waiting for the publisher", from the WHEP events
 
 function onStatus(text, err) {
@@ -25,7 +28,8 @@ function onStatus(text, err) {
 
 function updateEndpoint() {
   const name = streamInput.value.trim();
-  $("endpoint").textContent = name ? endpointUrl("whep", name) : "—";
+  const url = viaSelect.value === "hls" ? hlsUrl : (n) => endpointUrl("whep", n);
+  $("endpoint").textContent = name ? url(name) : "—";
 }
 
 function play() {
@@ -35,12 +39,29 @@ function play() {
     return;
   }
   player?.stop();
+  hls?.stop();
+  hls = null;
   const layer = layerSelect.value;
-  const query = layer === "auto" ? "" : `&layer=${encodeURIComponent(layer)}`;
+  let query = layer === "auto" ? "" : `&layer=${encodeURIComponent(layer)}`;
+  if (viaSelect.value === "hls") query += "&via=hls";
   history.replaceState(null, "", `?stream=${encodeURIComponent(name)}${query}`);
   updateEndpoint();
   showError("");
   publisherState = null;
+  playButton.disabled = true;
+  stopButton.disabled = false;
+  streamInput.disabled = true;
+  if (viaSelect.value === "hls") {
+    const status = (text, err) => {
+      setStatus(`${name}: ${text}`, text.startsWith("playing") ? "ok" : "");
+      if (err) showError(`HLS failed: ${err.message}`);
+    };
+    playHls(name, video, status).then(
+      (started) => (hls = started),
+      (err) => status("stopped", err),
+    );
+    return;
+  }
   player = new Player(name, video, {
     onStatus,
     onPublisher: (live, viewers) => {
@@ -57,14 +78,13 @@ function play() {
   });
   player.layer = { rid: layer };
   player.start();
-  playButton.disabled = true;
-  stopButton.disabled = false;
-  streamInput.disabled = true;
 }
 
 function stop() {
   player?.stop();
   player = null;
+  hls?.stop();
+  hls = null;
   playButton.disabled = false;
   stopButton.disabled = true;
   streamInput.disabled = false;
@@ -82,6 +102,7 @@ unmuteButton.addEventListener("click", () => {
   video.play().catch(() => {});
 });
 streamInput.addEventListener("input", updateEndpoint);
+viaSelect.addEventListener("change", updateEndpoint);
 layerSelect.addEventListener("change", async () => {
   if (!player) return;
   const refused = await player.setLayer({ rid: layerSelect.value });
@@ -92,7 +113,9 @@ window.addEventListener("pagehide", () => player?.stop(true));
 // Read-only hook for tests: decoded frames (summed over reconnects) and the rendered size.
 window.litesfu = {
   stats: async () => ({
-    playing: Boolean(player),
+    playing: Boolean(player || hls),
+    currentTime: video.currentTime,
+    hlsLatency: hls ? hls.latency() : null,
     error: shownError(),
     publisher: publisherState,
     status: player?.status ?? "idle",
@@ -107,5 +130,6 @@ if (![...layerSelect.options].some((o) => o.value === wantedLayer)) {
   layerSelect.append(new Option(wantedLayer, wantedLayer));
 }
 layerSelect.value = wantedLayer;
+viaSelect.value = param("via", "webrtc") === "hls" ? "hls" : "webrtc";
 updateEndpoint();
 if (param("autoplay", "1") !== "0") play();

@@ -6,17 +6,19 @@ Imports no media-plane module: the --workers front parses the same flags.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from signaling.observe.metrics import MAX_PER_STREAM
-from signaling.sdp.candidates import AUTO
+from signaling.sdp.candidates import AUTO, split_stun
+from signaling.sdp.host_name import MODES, OFF
 from signaling.sdp.ice_servers import IceServerError, IceServers
 from signaling.serving.process import tls_context
 from signaling.startup import settings
+from signaling.startup.cluster_flags import add_cluster_flags, check_cluster_args
 from signaling.startup.declare import Parser, flag
+from signaling.startup.egress_flags import add_egress_flags, check_egress_args
 from signaling.startup.settings import ReplacingAppend
 from signaling.startup.values import (
     LOG_LEVELS,
@@ -25,14 +27,11 @@ from signaling.startup.values import (
     count,
     directory,
     http_url,
-    ipv4,
     log_level,
-    node_name,
     port,
     positive,
     rate,
     readable_file,
-    redis_url,
     seconds,
     text,
     whole,
@@ -98,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
         None,
         "address clients send media to: an IP, or a host name resolved once at start; "
         "repeatable; 'auto': every interface address and loopback, led by the IP literal of "
-        "a request's Host header",
+        "a request's Host header; stun:HOST:PORT (up to 4, beside either): also the address "
+        "that STUN server sees the media port at, as a srflx candidate ranked first",
         shown="auto",
         action=ReplacingAppend,
     )
@@ -109,6 +109,26 @@ def build_parser() -> argparse.ArgumentParser:
         None,
         "port of the passive ICE-TCP listener, for clients whose UDP is blocked; 0 disables",
         shown="the UDP port's number",
+    )
+    flag(
+        parser,
+        "--candidate-from-host",
+        None,
+        OFF,
+        "a domain name in a request's Host header leads the candidates: 'resolve' its "
+        "addresses (looked up at once, cached 60 s), or the 'name' itself for the browser to "
+        "resolve; for a server reached by name whose public address is on no interface",
+        choices=MODES,
+    )
+    flag(
+        parser,
+        "--http-ice-tcp",
+        None,
+        None,
+        "the HTTP(S) port also takes ICE-TCP, told apart by the first bytes, and answers "
+        "name it: a client whose network allows only HTTPS still reaches the media",
+        shown="on",
+        action=argparse.BooleanOptionalAction,
     )
     flag(
         parser,
@@ -153,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Set by the front on the workers it starts: internal routes, log tag, exit with the front.
     scale.add_argument("--worker-index", type=count, default=None, help=argparse.SUPPRESS)
     add_cluster_flags(parser)
+    add_egress_flags(parser)
     limits = parser.add_argument_group("limits (0 means none)")
     for name, kind, default, meaning in LIMIT_FLAGS:
         flag(limits, name, kind, default, meaning)
@@ -255,77 +276,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_cluster_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags of clustering on Redis; none of them matters without --redis-url."""
-    group = parser.add_argument_group("cluster (on with --redis-url)")
-    flag(
-        group,
-        "--redis-url",
-        redis_url,
-        None,
-        "redis://host:port/db of the cluster's registry; turns clustering on",
-    )
-    flag(
-        group, "--redis-prefix", text, "litesfu:", "prefix of every key this cluster keeps in Redis"
-    )
-    flag(
-        group,
-        "--node-name",
-        node_name,
-        None,
-        "this node's name in the cluster",
-        shown="hostname-httpport",
-    )
-    flag(
-        group,
-        "--public-url",
-        http_url,
-        None,
-        "base URL clients and other nodes reach this node's HTTP at",
-        shown="http://http-host:http-port",
-    )
-    flag(
-        group,
-        "--relay-host",
-        ipv4,
-        None,
-        "IPv4 address other nodes send relayed media to, and relays leave from",
-        shown="the first --candidate",
-    )
-    flag(
-        group,
-        "--cluster-secret",
-        text,
-        None,
-        "shared by every node (16 characters or more): seals node-to-node requests and "
-        "the relays' SRTP keys",
-    )
-    flag(
-        group,
-        "--cluster-redirect",
-        None,
-        None,
-        "answer 307 to the owning (or, when draining, another) node instead of 409 or 503",
-        shown="off",
-        action="store_true",
-    )
-    flag(group, "--drain-timeout", seconds, "30",
-         "seconds SIGTERM lets a cluster node's sessions finish before it leaves")  # fmt: skip
-
-
-def check_cluster_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if not args.redis_url:
-        return
-    if not args.cluster_secret or len(args.cluster_secret) < 16:
-        parser.error("--redis-url needs --cluster-secret of 16 characters or more")
-    if args.workers != 1:
-        parser.error("--redis-url runs one media process per node; use one node per core")
-    host = args.http_host if args.http_host not in ("", "0.0.0.0", "::") else platform.node()
-    args.node_name = args.node_name or f"{platform.node()}-{args.http_port}"
-    args.public_url = args.public_url or f"http://{host}:{args.http_port}"
-    args.relay_host = args.relay_host or args.candidate[0]
-
-
 def convert_listed_defaults(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Check a repeatable flag's items that came from its variable or the config file, which
     argparse leaves unconverted, with the flag's own kind of value."""
@@ -349,9 +299,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.argv = list(sys.argv[1:] if argv is None else argv)
     convert_listed_defaults(parser, args)
     args.web_root = args.web_root or DEFAULT_WEB_ROOT
+    given = args.candidate
+    try:
+        args.candidate, args.stun_servers = split_stun(args.candidate or [])
+    except ValueError as exc:
+        parser.error(f"--candidate: {exc}")
+    if args.candidate_from_host not in MODES:  # argparse checks flags, not SFU_* defaults
+        parser.error(f"--candidate-from-host must be one of {', '.join(MODES)}")
+    args.http_ice_tcp = args.http_ice_tcp is not False  # on unless turned off
     args.candidate = args.candidate or [AUTO]
     if AUTO in args.candidate and len(args.candidate) > 1:
-        parser.error("--candidate auto stands alone")
+        parser.error("--candidate auto stands alone (beside stun: servers)")
     try:
         args.ice_servers = IceServers(
             tuple(args.ice_server or ()),
@@ -375,7 +333,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     except ValueError as exc:
         parser.error(str(exc))
     check_cluster_args(parser, args)
+    check_egress_args(parser, args)
     if args.print_config:
-        print(settings.render(parser, args), end="")
+        shown = argparse.Namespace(**{**vars(args), "candidate": given or args.candidate})
+        print(settings.render(parser, shown), end="")
         raise SystemExit(0)
     return args

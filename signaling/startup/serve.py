@@ -13,6 +13,7 @@ from aiohttp import web
 
 from sfu.config import MediaConfig
 from sfu.io.server import BindError, MediaServer
+from sfu.io.shared_port import SharedPort
 from signaling.cluster.api import add_cluster_routes
 from signaling.cluster.link import ClusterLink
 from signaling.cluster.node import Cluster, ClusterConfig
@@ -27,7 +28,7 @@ from signaling.security.auth import Authenticator
 from signaling.security.hooks import HttpHooks
 from signaling.security.limits import Limits
 from signaling.serving.binding import refuse_bind
-from signaling.serving.connections import listen
+from signaling.serving.connections import guarded, listen
 from signaling.serving.page_headers import CONNECT_ORIGINS
 from signaling.serving.plumbing import app_runner
 from signaling.serving.process import connection_guard, stop_event, tls_context
@@ -60,10 +61,14 @@ async def serve(args: argparse.Namespace) -> None:
         tcp_port=args.udp_port if args.tcp_port is None else args.tcp_port,
         tcp_connections=args.tcp_connections,
         tcp_per_address=args.tcp_per_address,
+        stun_servers=args.stun_servers,
         session_timeout=args.session_timeout,
         pending_timeout=args.pending_timeout,
         max_room_participants=args.max_room_participants,
         stream_data_replies=args.stream_data_replies,
+        record_dir=args.record_dir,
+        record_patterns=tuple(args.record),
+        record_segment=args.record_segment,
     )
     media = MediaServer(config)
     try:
@@ -91,6 +96,7 @@ async def serve(args: argparse.Namespace) -> None:
         trust_proxy=args.trust_proxy,
         auto_candidates=auto,
         ice_servers=args.ice_servers,
+        candidate_from_host=args.candidate_from_host,
     )
     add_observability(app, media, args.metrics_per_stream, args.max_event_streams)
     if args.worker_index is not None:
@@ -104,8 +110,16 @@ async def serve(args: argparse.Namespace) -> None:
     runner = app_runner(app, args.header_timeout)
     await runner.setup()
     tls = tls_context(args) if args.worker_index is None else None
+    shares = args.http_ice_tcp and args.worker_index is None and args.http_port != 0
     try:
-        server = await listen(runner, args.http_host, args.http_port, guard, tls)
+        if shares and media.endpoint.tcp is not None:
+            server: asyncio.AbstractServer | SharedPort = SharedPort(
+                guarded(runner, guard), media.endpoint.tcp, tls
+            )
+            await server.open(args.http_host, args.http_port)
+            media.shared_tcp_port = args.http_port  # answers name it from now on
+        else:
+            server = await listen(runner, args.http_host, args.http_port, guard, tls)
     except OSError as exc:
         await media.stop()
         raise refuse_bind("HTTP", args.http_host, args.http_port, "--http-port", exc) from exc
@@ -121,7 +135,7 @@ async def serve(args: argparse.Namespace) -> None:
         args.http_host,
         args.http_port,
         media.endpoint.port,
-        media.tcp_port or "off",
+        ", ".join(map(str, media.tcp_ports)) or "off",
         ", ".join(candidates),
         " (auto: led by the Host header's IP literal)" if auto else "",
     )

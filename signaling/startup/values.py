@@ -147,11 +147,14 @@ class ResolvedCandidate(str):
 
 
 def candidate(value: str) -> str:
-    """`auto`, an IP literal, or a host name resolved once, now, to the address advertised."""
+    """`auto`, an IP literal, or a host name resolved once, now, to the address advertised;
+    a `stun:HOST:PORT` entry is left to the candidates' own check (split_stun)."""
     if isinstance(value, ResolvedCandidate):
         return value
     if value.strip().lower() == AUTO:
         return AUTO
+    if value.strip().lower().startswith("stun:"):
+        return text(value.strip())
     address = ip_literal(value)
     if address is not None:
         return address
