@@ -42,9 +42,6 @@ def add_routes(app: web.Application, metrics_handler: Handler) -> None:
     stream = f"{{stream:{STREAM_PATTERN}}}"
     app.router.add_get("/api/v1/events", quietly(room_events))
     app.router.add_post(f"/events/whep/{stream}", quietly(subscribe_whep))
-    # A page of another node subscribes here after following `reconnect`: its JSON POST is
-    # preflighted, and the CORS middleware answers for it.
-    app.router.add_route("OPTIONS", f"/events/whep/{stream}", preflight)
     app.router.add_get("/events/streams/{key}", quietly(whep_events))
 
 
@@ -63,10 +60,6 @@ def quietly(handler: Handler) -> Handler:
             raise
 
     return refusing_quietly
-
-
-async def preflight(request: web.Request) -> web.Response:
-    return web.Response(status=204)
 
 
 async def start_background(app: web.Application) -> None:
