@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sfu.wire.h264_profile import ProfileLevel, decodes, parse_profile_level_id
+
 AUDIO = "audio"
 VIDEO = "video"
 
@@ -59,3 +61,67 @@ class PeerParams:
     ice_pwd: str
     fingerprints: list[tuple[str, str]]  # (hash algorithm lower-case, colon hex upper-case)
     tracks: list[TrackSpec]
+
+
+def _h264_profile(codec: Codec) -> ProfileLevel | None:
+    return parse_profile_level_id(codec.fmtp_params.get("profile-level-id"))
+
+
+def format_name(codec: Codec) -> str:
+    """The codec as a person reads it in an error: name, and the profile where it matters."""
+    name = codec.name.lower()
+    params = codec.fmtp_params
+    if name == "h264":
+        profile = _h264_profile(codec)
+        mode = params.get("packetization-mode", "0")
+        if profile is None:
+            return f"{codec.name} (unreadable profile-level-id, mode {mode})"
+        return f"{codec.name} {profile.profile} ({profile.raw}, packetization-mode {mode})"
+    if name in ("vp9", "h265"):
+        return f"{codec.name} profile {params.get('profile-id', DEFAULT_PROFILE_ID[name])}"
+    return codec.name
+
+
+# The profile-id meant when the fmtp gives none (VP9 RTP payload draft §6, RFC 7798 §7.1).
+DEFAULT_PROFILE_ID = {"vp9": "0", "h265": "1"}
+
+
+def receivable(stream: Codec, receiver: Codec) -> bool:
+    """True when a player that negotiated `receiver` can take the packets of a publisher's
+    `stream` untouched: same codec, and for H264 a profile its decoder takes (RFC 6184 §8.1)
+    in a packetization mode it accepts (mode 1 takes mode 0's single NAL units, not the
+    other way round); for VP9 and H265 the same profile-id."""
+    name = stream.name.lower()
+    if receiver.name.lower() != name or receiver.clock_rate != stream.clock_rate:
+        return False
+    if name == "h264":
+        ours, theirs = stream.fmtp_params, receiver.fmtp_params
+        if ours.get("packetization-mode", "0") == "1" != theirs.get("packetization-mode", "0"):
+            return False
+        sent, taken = _h264_profile(stream), _h264_profile(receiver)
+        if sent is None or taken is None:
+            return False
+        return decodes(taken, sent, theirs.get("level-asymmetry-allowed") == "1")
+    if name in DEFAULT_PROFILE_ID:
+        default = DEFAULT_PROFILE_ID[name]
+        return stream.fmtp_params.get("profile-id", default) == receiver.fmtp_params.get(
+            "profile-id", default
+        )
+    return True
+
+
+def best_receivable(stream: Codec, offered: list[Codec]) -> Codec | None:
+    """The player codec `stream` goes out as: one with the very same fmtp first (the player
+    then decodes the stream as described), else the first that can take it."""
+    fitting = [codec for codec in offered if receivable(stream, codec)]
+    exact = [codec for codec in fitting if _identity(codec) == _identity(stream)]
+    return (exact or fitting or [None])[0]
+
+
+def _identity(codec: Codec) -> tuple[str, ...]:
+    """What names a format beyond its codec: its profile and packetization mode."""
+    params = codec.fmtp_params
+    return tuple(params.get(key, "").lower() for key in _IDENTITY_KEYS)
+
+
+_IDENTITY_KEYS = ("profile-level-id", "packetization-mode", "profile-id")
