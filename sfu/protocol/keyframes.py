@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sfu.wire.vp9 import vp9_keyframe_start
+
 _H264_IDR = 5
 _H264_SPS = 7
 _H264_STAP_A = 24
@@ -95,6 +97,7 @@ def _always(payload: bytes) -> bool:
 
 KEYFRAME_DETECTORS: dict[str, Callable[[bytes], bool]] = {
     "vp8": vp8_keyframe_start,
+    "vp9": vp9_keyframe_start,
     "opus": _always,
 }
 

@@ -20,6 +20,7 @@ from sfu.routing.rewrite import CACHE_MASK, CACHE_SIZE, REWRITE, extend_for_play
 from sfu.routing.stats import InTrackStats
 from sfu.routing.subscriber_track import SubscriberTrack
 from sfu.wire import rtp
+from sfu.wire.vp9 import Vp9Descriptor, parse_vp9, vp9_sizes
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class PublisherTrack:
         "bytes",
         "cache",
         "codec",
+        "descriptor_drops",
         "height",
         "is_keyframe",
         "keyframe_pending",
@@ -66,11 +68,13 @@ class PublisherTrack:
         "layers",
         "missing",
         "packets",
+        "payload_rule",
         "reception",
         "requests",
         "rid",
         "send_failures",
         "sender_info",
+        "sized",
         "spec",
         "ssrc",
         "subscribers",
@@ -90,6 +94,18 @@ class PublisherTrack:
         # A VP8 simulcast layer: its players' picture IDs continue across switches, and its
         # size is learnt from a keyframe.
         self.vp8_layer = rid is not None and self.codec.name.lower() == "vp8"
+        # VP9 goes through each player's SVC filter (one layer or many, simulcast or not).
+        self.payload_rule = (
+            fastpath.PAYLOAD_VP9_SVC
+            if self.codec.name.lower() == "vp9"
+            else fastpath.PAYLOAD_VP8_IDS
+            if self.vp8_layer
+            else fastpath.PAYLOAD_AS_IS
+        )
+        self.descriptor_drops = 0  # VP9 packets whose descriptor runs past their end
+        # Its picture size is learnt from keyframes: a VP8 simulcast layer's, and VP9's from
+        # the scalability structure (the top spatial layer's).
+        self.sized = self.vp8_layer or self.payload_rule == fastpath.PAYLOAD_VP9_SVC
         self.height = 0
         self.bitrate = 0.0  # bits per second over the last report interval
         self._bytes_at_sample: tuple[float, int] | None = None
@@ -153,7 +169,16 @@ class PublisherTrack:
         # fan-out writes each player's own in their place, and resends strip them (cached).
         if self.cache is not None:
             self.cache[seq & CACHE_MASK] = packet
-        if self.switching or self.keyframe_pending or (self.vp8_layer and not self.width):
+        svc: Vp9Descriptor | None = None
+        if self.payload_rule == fastpath.PAYLOAD_VP9_SVC:
+            try:
+                svc = parse_vp9(packet, rtp.header_length(packet))
+            except rtp.RtpError:
+                svc = None
+            if svc is None:
+                self.descriptor_drops += 1
+                return 0
+        if self.switching or self.keyframe_pending or (self.sized and not self.width):
             self._at_keyframe(packet)
         subscribers = self.subscribers
         if not subscribers:
@@ -161,7 +186,7 @@ class PublisherTrack:
         fanout = fastpath.fanout
         sent = 0
         if fanout is not None:
-            sent, dropped, left = fanout(packet, subscribers, now, self.vp8_layer)
+            sent, dropped, left = fanout(packet, subscribers, now, self.payload_rule)
             self.send_failures += dropped
             if not left:
                 return sent
@@ -194,6 +219,9 @@ class PublisherTrack:
                 if max_temporal is not None and ids.tid > max_temporal:
                     sub.skip_packet(seq)
                     continue
+            elif svc is not None and not sub.svc_admit(svc):
+                sub.skip_packet(seq)
+                continue
             layout = sub.extension_layout
             if layout is None:
                 target = buf
@@ -220,6 +248,8 @@ class PublisherTrack:
             )
             if ids is not None:  # from the publisher's ids, as the buffer is shared
                 sub.continue_ids(target, len(target) - len(packet), ids)
+            elif svc is not None and sub.svc_marker(svc):
+                target[1] |= 0x80  # the end of the picture as this player gets it
             # Sending is inlined: one Python frame less per packet and player is ~5% of a core.
             addr = sub.session.addr
             if addr is None:
@@ -242,10 +272,15 @@ class PublisherTrack:
         if self.keyframe_pending:
             self.keyframe_pending = False
             self.keyframe_requests_coalesced += 1
-        if self.codec.name.lower() == "vp8":
+        name = self.codec.name.lower()
+        if name == "vp8":
             size = vp8_dimensions(packet, rtp.payload_bounds(packet)[0])
             if size is not None:
                 self.width, self.height = size
+        elif name == "vp9":
+            sizes = vp9_sizes(packet, rtp.payload_bounds(packet)[0])
+            if sizes:
+                self.width, self.height = sizes[-1]
         switching, self.switching = self.switching, []
         for sub in switching:
             sub.move_to(self)

@@ -1,0 +1,58 @@
+"""VP9 SVC for one player: which layers of each picture it gets, and where it may change them.
+
+A VP9 SVC publisher sends every spatial and temporal layer in one RTP stream. A player has a
+target (the highest spatial and temporal layer it should get) and a current pair, which
+follows the target only where the stream allows it, decided at the first packet of each
+picture (the base layer frame's B bit):
+
+- spatial down, and temporal down: at once, the lower layers never depend on higher ones;
+- spatial up: at a keyframe (P=0 on the base layer), where every layer restarts; that is the
+  only place K-SVC (L3T3_KEY) allows, and where full SVC (L3T3) surely allows;
+- temporal up: at a picture with the U bit (RFC 9628 §4.2), one whose layer and those above
+  it depend on no earlier picture of a higher layer; or at a keyframe.
+
+Packets above the current pair are left out (their sequence numbers closed up, as for a VP8
+temporal limit), and the last packet of the current spatial layer's frame gets the marker
+bit, which tells the receiver the picture is complete. The compiled fan-out
+(_fanout_svc.c, litesfu_svc_admit) runs the same rules, byte for byte; SubscriberTrack has
+this as a base, with the fields flat in the compiled PlayerState.
+"""
+
+from __future__ import annotations
+
+from sfu.wire.vp9 import Vp9Descriptor
+
+ALL_LAYERS = 7  # a target of every layer: SID and TID are three bits
+NOT_YET = -1  # the current layer before the first keyframe
+
+
+class SvcFilter:
+    """The fields (target_spatial, target_temporal, current_spatial, current_temporal) and
+    the per-packet decision of one player track fed by a VP9 stream."""
+
+    __slots__ = ()
+    target_spatial: int
+    target_temporal: int
+    current_spatial: int
+    current_temporal: int
+
+    def svc_admit(self, descriptor: Vp9Descriptor) -> bool:
+        """Whether this player gets the packet; at a picture's first packet, the current
+        layers move towards the targets as the stream allows first."""
+        if descriptor.begins and descriptor.sid == 0:
+            keyframe = not descriptor.inter_picture
+            if self.target_spatial < self.current_spatial or keyframe:
+                self.current_spatial = self.target_spatial
+            if self.target_temporal < self.current_temporal or keyframe:
+                self.current_temporal = self.target_temporal
+            elif (
+                descriptor.switching_up
+                and self.current_temporal < descriptor.tid <= self.target_temporal
+            ):
+                self.current_temporal = descriptor.tid
+        return descriptor.sid <= self.current_spatial and descriptor.tid <= self.current_temporal
+
+    def svc_marker(self, descriptor: Vp9Descriptor) -> bool:
+        """True for the last packet of the current spatial layer's frame: the end of the
+        picture as this player gets it."""
+        return descriptor.ends and descriptor.sid == self.current_spatial
