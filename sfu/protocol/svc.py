@@ -20,6 +20,9 @@ this as a base, with the fields flat in the compiled PlayerState.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from sfu.protocol.simulcast import Choice
 from sfu.wire.vp9 import Vp9Descriptor
 
 ALL_LAYERS = 7  # a target of every layer: SID and TID are three bits
@@ -56,3 +59,38 @@ class SvcFilter:
         """True for the last packet of the current spatial layer's frame: the end of the
         picture as this player gets it."""
         return descriptor.ends and descriptor.sid == self.current_spatial
+
+
+def choose_svc(
+    choice: Choice,
+    rates: Sequence[float],
+    sizes: Sequence[tuple[int, int]],
+    estimate: float | None,
+) -> tuple[int, int]:
+    """The (spatial, temporal) target of a player: what it pinned; else the highest spatial
+    layer within its caps (layer ids, size) whose bitrate with those below (`rates`, one per
+    layer heard, lowest first) fits its estimate (None: no limit known), the base layer when
+    none does, at every temporal layer up to its cap, or only the base one when even the
+    base spatial layer does not fit (a lower frame rate rather than a stall)."""
+    top_temporal = choice.temporal
+    if top_temporal is None:
+        top_temporal = ALL_LAYERS if choice.max_temporal is None else choice.max_temporal
+    if choice.spatial is not None:
+        return choice.spatial, top_temporal
+    if not rates:
+        return ALL_LAYERS if choice.max_spatial is None else choice.max_spatial, top_temporal
+    spatial = 0
+    for sid, rate in enumerate(rates):
+        if choice.max_spatial is not None and sid > choice.max_spatial:
+            break
+        width, height = sizes[sid] if sid < len(sizes) else (0, 0)
+        if (choice.max_width is not None and width > choice.max_width) or (
+            choice.max_height is not None and height > choice.max_height
+        ):
+            break
+        if sid and estimate is not None and rate > estimate:
+            break
+        spatial = sid
+    if estimate is not None and rates[0] > estimate and choice.temporal is None:
+        top_temporal = 0
+    return spatial, top_temporal

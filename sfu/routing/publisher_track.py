@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pylibsrtp
-
+from sfu import media
 from sfu.media import VIDEO, Codec, TrackSpec
 from sfu.protocol import fastpath
 from sfu.protocol.keyframes import keyframe_detector
 from sfu.protocol.receiver import MissingPackets, ReceptionStats
-from sfu.protocol.simulcast import vp8_dimensions, vp8_ids
-from sfu.routing.rewrite import CACHE_MASK, CACHE_SIZE, REWRITE, extend_for_player
+from sfu.protocol.simulcast import vp8_dimensions
+from sfu.protocol.svc import ALL_LAYERS
+from sfu.routing.fan_out import fan_out
+from sfu.routing.rewrite import CACHE_MASK, CACHE_SIZE
 from sfu.routing.stats import InTrackStats
 from sfu.routing.subscriber_track import SubscriberTrack
-from sfu.wire import rtp
+from sfu.wire import red, rtp
 from sfu.wire.vp9 import Vp9Descriptor, parse_vp9, vp9_sizes
 
 
@@ -70,11 +71,16 @@ class PublisherTrack:
         "packets",
         "payload_rule",
         "reception",
+        "red_drops",
+        "red_payload_type",
         "requests",
         "rid",
         "send_failures",
         "sender_info",
         "sized",
+        "spatial_bytes",
+        "spatial_rates",
+        "spatial_sizes",
         "spec",
         "ssrc",
         "subscribers",
@@ -103,9 +109,18 @@ class PublisherTrack:
             else fastpath.PAYLOAD_AS_IS
         )
         self.descriptor_drops = 0  # VP9 packets whose descriptor runs past their end
+        # RED audio: the payload type of Opus in it (what players without RED get), and the
+        # RED payloads unreadable to them.
+        self.red_payload_type = media.red_primary(self.codec)
+        self.red_drops = 0
         # Its picture size is learnt from keyframes: a VP8 simulcast layer's, and VP9's from
         # the scalability structure (the top spatial layer's).
         self.sized = self.vp8_layer or self.payload_rule == fastpath.PAYLOAD_VP9_SVC
+        # VP9: bytes per spatial layer, then per report interval each layer's bitrate with
+        # those below it (what a player of that layer gets), and the sizes keyframes told.
+        self.spatial_bytes = [0] * (ALL_LAYERS + 1)
+        self.spatial_rates: list[float] = []
+        self.spatial_sizes: list[tuple[int, int]] = []
         self.height = 0
         self.bitrate = 0.0  # bits per second over the last report interval
         self._bytes_at_sample: tuple[float, int] | None = None
@@ -178,96 +193,41 @@ class PublisherTrack:
             if svc is None:
                 self.descriptor_drops += 1
                 return 0
+            self.spatial_bytes[svc.sid] += len(packet)
         if self.switching or self.keyframe_pending or (self.sized and not self.width):
             self._at_keyframe(packet)
         subscribers = self.subscribers
         if not subscribers:
             return 0
-        fanout = fastpath.fanout
-        sent = 0
-        if fanout is not None:
-            sent, dropped, left = fanout(packet, subscribers, now, self.payload_rule)
-            self.send_failures += dropped
-            if not left:
-                return sent
-            # Players still waiting for a keyframe, and any without a socket or SRTP sender
-            # the extension can use, go through the loop below.
-            subscribers = [sub for sub in subscribers if not sub.started or sub._fd < 0]
-        packet = rtp.strip_extensions(packet)  # checked above; the loop starts from the bare one
-        buf = bytearray(packet)
-        marker = packet[1] & 0x80
-        payload_start = 0
-        if self.rid is not None:
-            try:
-                payload_start = rtp.header_length(packet)
-            except rtp.RtpError:
-                return sent
-        ids = vp8_ids(packet, payload_start) if self.vp8_layer else None
-        keyframe: bool | None = None
-        pack_into = REWRITE.pack_into
-        # One copy with header extensions per extension layout, shared by the players using it.
-        with_extensions: dict[tuple, tuple[bytearray, int]] | None = None
-        for sub in subscribers:
-            if not sub.started:
-                if keyframe is None:
-                    keyframe = self._starts_keyframe(packet)
-                if not keyframe:
-                    continue
-                sub.start(seq, ts, now)
-            if ids is not None:
-                max_temporal = sub.max_temporal
-                if max_temporal is not None and ids.tid > max_temporal:
-                    sub.skip_packet(seq)
-                    continue
-            elif svc is not None and not sub.svc_admit(svc):
-                sub.skip_packet(seq)
-                continue
-            layout = sub.extension_layout
-            if layout is None:
-                target = buf
-            else:
-                if with_extensions is None:
-                    with_extensions = {}
-                entry = with_extensions.get(layout)
-                if entry is None:
-                    entry = with_extensions[layout] = extend_for_player(packet, layout, now)
-                target, transport_seq_at = entry
-                if transport_seq_at:
-                    session = sub.session
-                    transport_seq = session.transport_seq
-                    session.transport_seq = (transport_seq + 1) & 0xFFFF
-                    target[transport_seq_at] = transport_seq >> 8
-                    target[transport_seq_at + 1] = transport_seq & 0xFF
-            pack_into(
-                target,
-                1,
-                marker | sub.payload_type,
-                (seq + sub.seq_offset) & 0xFFFF,
-                (ts + sub.ts_offset) & 0xFFFFFFFF,
-                sub.ssrc,
-            )
-            if ids is not None:  # from the publisher's ids, as the buffer is shared
-                sub.continue_ids(target, len(target) - len(packet), ids)
-            elif svc is not None and sub.svc_marker(svc):
-                target[1] |= 0x80  # the end of the picture as this player gets it
-            # Sending is inlined: one Python frame less per packet and player is ~5% of a core.
-            addr = sub.session.addr
-            if addr is None:
-                continue
-            sub.packets += 1
-            sub.bytes += len(target)
-            try:
-                sub._sendto(sub._protect(target), addr)
-                sent += 1
-            except (OSError, pylibsrtp.Error):
-                self.send_failures += 1
-        return sent
+        if self.red_payload_type is not None:
+            plain = [sub for sub in subscribers if sub.unwrap_red]
+            if plain:  # players that did not ask for RED get its primary block alone
+                sent = self._forward_unwrapped(packet, plain, seq, ts, now)
+                subscribers = [sub for sub in subscribers if not sub.unwrap_red]
+                return sent + fan_out(self, packet, subscribers, svc, seq, ts, now)
+        return fan_out(self, packet, subscribers, svc, seq, ts, now)
+
+    def _forward_unwrapped(
+        self, packet: bytes, plain: list[SubscriberTrack], seq: int, ts: int, now: float
+    ) -> int:
+        """A RED packet's primary block to players that take plain Opus; an unreadable RED
+        payload reaches none of them and is counted."""
+        assert self.red_payload_type is not None
+        try:
+            start, end = rtp.payload_bounds(packet)
+        except rtp.RtpError:
+            start = end = 0
+        unwrapped = red.unwrap(packet, start, end, self.red_payload_type) if end else None
+        if unwrapped is None:
+            self.red_drops += 1
+            return 0
+        return fan_out(self, unwrapped, plain, None, seq, ts, now)
 
     def _at_keyframe(self, packet: bytes) -> None:
         """At the first packet of a keyframe: learn the layer's size, move the players that
         wait to switch here (they start on this very packet, as waiting players do), and
         drop the pending request, which this keyframe answers."""
-        if not self._starts_keyframe(packet):
+        if not self.starts_keyframe(packet):
             return
         if self.keyframe_pending:
             self.keyframe_pending = False
@@ -281,6 +241,7 @@ class PublisherTrack:
             sizes = vp9_sizes(packet, rtp.payload_bounds(packet)[0])
             if sizes:
                 self.width, self.height = sizes[-1]
+                self.spatial_sizes = sizes
         switching, self.switching = self.switching, []
         for sub in switching:
             sub.move_to(self)
@@ -291,7 +252,17 @@ class PublisherTrack:
             then, before = self._bytes_at_sample
             if now > then:
                 self.bitrate = 8 * (self.bytes - before) / (now - then)
+                self._sample_spatial(now - then)
         self._bytes_at_sample = (now, self.bytes)
+
+    def _sample_spatial(self, elapsed: float) -> None:
+        """VP9: each spatial layer heard since the last sample, with those below it."""
+        if self.payload_rule != fastpath.PAYLOAD_VP9_SVC:
+            return
+        counts = self.spatial_bytes
+        heard = max((sid + 1 for sid, count in enumerate(counts) if count), default=0)
+        self.spatial_rates = [8 * sum(counts[: sid + 1]) / elapsed for sid in range(heard)]
+        self.spatial_bytes = [0] * len(counts)
 
     def send_due_nacks(self, now: float) -> None:
         """Ask again for the missing packets whose retry is due."""
@@ -311,7 +282,8 @@ class PublisherTrack:
             return None
         return rtp.strip_extensions(packet)
 
-    def _starts_keyframe(self, packet: bytes) -> bool:
+    def starts_keyframe(self, packet: bytes) -> bool:
+        """Whether the packet begins a keyframe (audio: every packet does)."""
         try:
             start, end = rtp.payload_bounds(packet)
         except rtp.RtpError:

@@ -266,8 +266,9 @@ class Router:
             publisher = stream.live_publisher()
             if publisher is not None:
                 publisher.send_feedback(now)
-                # Only a simulcast source makes a player adaptive: skip the players otherwise.
-                if any(len(group) > 1 for group in publisher.groups):
+                # Only a simulcast or VP9 source makes a player adaptive: skip the players
+                # otherwise.
+                if publisher.layered:
                     for player in stream.players:
                         if player.adaptive:
                             player.note_sent(now)

@@ -93,6 +93,7 @@ class SubscriberTrack(Vp8Continuity, SvcFilter, fastpath.PlayerState):
         "rtx_ssrc",
         "source",
         "spec",
+        "unwrap_red",
     )
 
     def __init__(
@@ -120,6 +121,7 @@ class SubscriberTrack(Vp8Continuity, SvcFilter, fastpath.PlayerState):
         self.target_spatial = self.target_temporal = ALL_LAYERS
         self.current_spatial = self.current_temporal = NOT_YET
         self.payload_type = 0
+        self.unwrap_red = False  # the source sends RED, this player takes plain Opus
         self.rtx_payload_type: int | None = None
         self.started = False
         self.seq_offset = 0
@@ -155,6 +157,7 @@ class SubscriberTrack(Vp8Continuity, SvcFilter, fastpath.PlayerState):
         assert self.session.srtp is not None
         self.source = source
         self.payload_type = codec.payload_type
+        self.unwrap_red = source.codec.name.lower() == "red" != codec.name.lower()
         self.rtx_payload_type = codec.rtx_payload_type if self.rtx_ssrc is not None else None
         self.started = False
         self.current_spatial = self.current_temporal = NOT_YET  # until its first keyframe
@@ -371,18 +374,20 @@ class SubscriberTrack(Vp8Continuity, SvcFilter, fastpath.PlayerState):
         )
 
     def _layer_state(self) -> LayerState | None:
-        """The current and target layer and the wish, for a track fed by a simulcast source."""
+        """The current and target layers and the wish, for a simulcast or VP9 source."""
         source = self.source
-        if source is None or source.rid is None:
+        svc = source is not None and source.payload_rule == fastpath.PAYLOAD_VP9_SVC
+        if source is None or (source.rid is None and not svc):
             return None
-        choice = self.choice
+        choice, now, target = self.choice, self.current_spatial, self.target_spatial
         return LayerState(
-            layer=source.rid,
-            target_layer=self.pending.rid if self.pending is not None else source.rid,
+            layer=source.rid or "",
+            target_layer=(self.pending or source).rid or "",
             choice=choice.rid or "auto",
             max_width=choice.max_width,
             max_height=choice.max_height,
             layer_switches=self.layer_switches,
             max_temporal=self.max_temporal,
             temporal_drops=self.temporal_drops,
+            svc=(now, self.current_temporal, target, self.target_temporal) if svc else None,
         )

@@ -17,6 +17,7 @@ from signaling.sdp.formats import (
     is_forwardable,
     offered_names,
     publish_rank,
+    red_primary_pt,
 )
 from signaling.sdp.parse import MAX_MEDIA_SECTIONS as MAX_OFFER_MEDIA
 from signaling.sdp.parse import MediaSection, Offer
@@ -199,9 +200,10 @@ def _negotiate(
 
 def negotiate_publish(offer: Offer) -> PeerParams:
     """Accept each sending audio/video m-line with exactly one codec: the first we forward
-    in the offer's order (publish_rank). A sending m-line with none is refused (422) with
-    what it offered and what the server takes, never answered with that m-line rejected,
-    which would leave the publisher "live" without its video or audio."""
+    in the offer's order (publish_rank), and when that is RED, the Opus it carries. A
+    sending m-line with none is refused (422) with what it offered and what the server
+    takes, never answered with that m-line rejected, which would leave the publisher "live"
+    without its video or audio."""
 
     def choose(section: MediaSection) -> list[Codec]:
         pts = [p for p in section.payload_types if is_forwardable(section, p)]
@@ -212,6 +214,9 @@ def negotiate_publish(offer: Offer) -> PeerParams:
                 f"(send no {section.kind}, or one of those)"
             )
         pt = min(pts, key=lambda p: publish_rank(section, p))  # min keeps the first of a rank
+        primary = red_primary_pt(section, pt)
+        if primary is not None:  # RED comes with the Opus inside it
+            return [_codec(section, pt, None), _codec(section, primary, None)]
         return [_codec(section, pt, None)]
 
     return _negotiate(offer, ("sendonly", "sendrecv"), choose, PUBLISH_EXTENSIONS, simulcast=True)

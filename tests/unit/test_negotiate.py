@@ -221,7 +221,10 @@ def test_setup_active_is_accepted() -> None:
 def test_play_offers_every_supported_codec_with_rtx_in_offer_order() -> None:
     peer = negotiate_play(parse_offer(as_player(load("chrome_publish.sdp"))))
     audio, video = peer.tracks
-    assert [(c.payload_type, c.rtx_payload_type) for c in audio.codecs] == [(111, None)]
+    assert [(c.payload_type, c.rtx_payload_type) for c in audio.codecs] == [
+        (111, None),
+        (63, None),  # red/48000/2 over 111
+    ]
     assert [(c.payload_type, c.rtx_payload_type) for c in video.codecs] == [
         (96, 97),
         (98, 99),  # VP9 profile 0
@@ -594,3 +597,52 @@ def test_profile_level_id_table(value: str | None, profile: str, level: float) -
 @pytest.mark.parametrize("value", ["", "42e01", "42e01f0", "zz001f", "42 01f"])
 def test_profile_level_id_that_is_not_six_hex_digits_is_refused(value: str) -> None:
     assert parse_profile_level_id(value) is None
+
+
+def test_h265_is_taken_and_matched_by_profile_tier_and_level() -> None:
+    text = (
+        load("chrome_publish.sdp")
+        .replace("a=rtpmap:45 AV1/90000", "a=rtpmap:45 H265/90000")
+        .replace("a=fmtp:45 level-idx=5;profile=0;tier=0", "a=fmtp:45 level-id=93;profile-id=1")
+    )
+    (_, video) = negotiate_publish(parse_offer(only_video_format(text, 45))).tracks
+    stream = video.codecs[0]
+    assert (stream.name, stream.fmtp) == ("H265", "level-id=93;profile-id=1")
+    main = Codec("H265", 50, 90000, fmtp="level-id=180;profile-id=1;tier-flag=0")
+    main10 = Codec("H265", 51, 90000, fmtp="level-id=180;profile-id=2")
+    low = Codec("H265", 52, 90000, fmtp="level-id=60;profile-id=1")
+    high_tier = Codec("H265", 53, 90000, fmtp="level-id=180;profile-id=1;tier-flag=1")
+    assert best_receivable(stream, [main10, low, high_tier, main]) is main
+    assert best_receivable(stream, [main10, low, high_tier]) is None
+    with pytest.raises(UnsupportedMedia, match="offers H265"):
+        negotiate_publish(
+            parse_offer(only_video_format(text.replace("profile-id=1", "profile-id=4"), 45))
+        )
+
+
+RED = Codec("red", 63, 48000, 2, fmtp="111/111")
+
+
+def test_red_publisher_brings_its_opus_and_each_player_gets_what_it_takes() -> None:
+    """Chromium sends RED when it is preferred (setCodecPreferences puts it first): the
+    publisher's audio is RED over Opus; a RED player gets RED, any other plain Opus."""
+    text = load("chrome_publish.sdp").replace(
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111 63", "m=audio 9 UDP/TLS/RTP/SAVPF 63 111"
+    )
+    audio = negotiate_publish(parse_offer(text)).tracks[0]
+    assert [(c.name, c.payload_type, c.fmtp) for c in audio.codecs] == [
+        ("red", 63, "111/111"),
+        ("opus", 111, "minptime=10;useinbandfec=1"),
+    ]
+    red_player = negotiate_play(parse_offer(as_player(load("chrome_publish.sdp"))), {"audio": RED})
+    assert [c.name for c in red_player.tracks[0].codecs] == ["red", "opus"]
+    firefox = negotiate_play(parse_offer(as_player(load("firefox_publish.sdp"))), {"audio": RED})
+    assert [c.name for c in firefox.tracks[0].codecs] == ["opus"]
+    # RED over anything but this m-line's Opus is not taken.
+    for fmtp in ("111/0", "9/9", "abc"):
+        bad = text.replace("a=fmtp:63 111/111", f"a=fmtp:63 {fmtp}")
+        assert negotiate_publish(parse_offer(bad)).tracks[0].codecs[0].name == "opus"
+    # A RED player whose Opus has another number cannot take the stream's RED as it is.
+    other = Codec("red", 100, 48000, 2, fmtp="109/109")
+    opus = Codec("opus", 109, 48000, 2)
+    assert best_receivable(RED, [other, opus]) is opus

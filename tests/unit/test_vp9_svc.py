@@ -16,6 +16,8 @@ import pytest
 from sfu.media import VIDEO, Codec, TrackSpec
 from sfu.protocol import fastpath
 from sfu.protocol.keyframes import keyframe_detector
+from sfu.protocol.simulcast import Choice
+from sfu.protocol.svc import ALL_LAYERS, choose_svc
 from sfu.routing.publisher_track import PublisherTrack
 from sfu.routing.subscriber_track import SubscriberTrack
 from sfu.wire import rtp
@@ -258,3 +260,30 @@ def test_the_compiled_path_is_used_when_built() -> None:
     publisher = SvcPublisher()
     assert publisher.track.payload_rule == fastpath.PAYLOAD_VP9_SVC
     assert payload_of(packet(1, 0, b"\x00\x01")) == b"\x00\x01"
+
+
+RATES = [200_000.0, 700_000.0, 2_000_000.0]  # each spatial layer with those below it
+
+
+@pytest.mark.parametrize(
+    ("choice", "estimate", "target"),
+    [
+        (Choice(), None, (2, ALL_LAYERS)),  # no estimate yet: everything
+        (Choice(), 3_000_000.0, (2, ALL_LAYERS)),
+        (Choice(), 1_000_000.0, (1, ALL_LAYERS)),
+        (Choice(), 300_000.0, (0, ALL_LAYERS)),
+        (Choice(), 100_000.0, (0, 0)),  # not even the base layer: its base frame rate only
+        (Choice(max_spatial=0), 3_000_000.0, (0, ALL_LAYERS)),
+        (Choice(max_temporal=1), 3_000_000.0, (2, 1)),
+        (Choice(max_width=700), None, (1, ALL_LAYERS)),  # 1280 wide is over the cap
+        (Choice(spatial=2, temporal=0), 100_000.0, (2, 0)),  # pinned whatever the link
+        (Choice(temporal=1), 1_000_000.0, (1, 1)),
+    ],
+)
+def test_choose_svc(choice: Choice, estimate: float | None, target: tuple[int, int]) -> None:
+    assert choose_svc(choice, RATES, SIZES, estimate) == target
+
+
+def test_choose_svc_before_any_layer_is_measured() -> None:
+    assert choose_svc(Choice(), [], [], 1.0) == (ALL_LAYERS, ALL_LAYERS)
+    assert choose_svc(Choice(max_spatial=1), [], [], None) == (1, ALL_LAYERS)
