@@ -21,8 +21,11 @@ export class Publisher {
     this.last = null;
   }
 
-  /** Publish `media`; with `simulcast` the video goes as three layers (SIMULCAST_ENCODINGS). */
-  async start(media, codec, { simulcast = false } = {}) {
+  /**
+   * Publish `media`; with `simulcast` the video goes as three layers (SIMULCAST_ENCODINGS),
+   * with `scalabilityMode` (say "L3T3_KEY") as one SVC encoding of several layers.
+   */
+  async start(media, codec, { simulcast = false, scalabilityMode = "" } = {}) {
     const servers = await iceServers("whip", this.stream);
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers: servers });
     this.pc = pc;
@@ -32,6 +35,7 @@ export class Publisher {
       if (!track) continue;
       const init = { direction: "sendonly", streams: [media] };
       if (kind === "video" && simulcast) init.sendEncodings = SIMULCAST_ENCODINGS;
+      else if (kind === "video" && scalabilityMode) init.sendEncodings = [{ scalabilityMode }];
       const transceiver = pc.addTransceiver(track, init);
       if (kind === "video") preferCodec(transceiver, codec);
     }
@@ -198,7 +202,8 @@ export class Player {
 
   /**
    * Ask for a simulcast layer: `{rid: "q"}` pins one, `{rid: "auto"}` lets the server follow
-   * the link, `{maxWidth, maxHeight}` caps the size. Kept for reconnects; returns the server's
+   * the link, `{maxWidth, maxHeight}` caps the size; of a VP9 SVC stream `{spatialLayerId}`
+   * and `{temporalLayerId}` pin layers. Kept for reconnects; returns the server's
    * one-line reason when it refuses, or null.
    */
   async setLayer(layer) {

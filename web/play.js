@@ -50,7 +50,9 @@ function play() {
     },
     onStats: (summary) => renderRows(statsList, playerRows(summary, video)),
   });
-  player.layer = { rid: layer };
+  // ?spatial=N pins a VP9 SVC stream's spatial layer (the WHEP layer extension's field).
+  const spatial = param("spatial", "");
+  player.layer = /^[0-7]$/.test(spatial) ? { spatialLayerId: Number(spatial) } : { rid: layer };
   player.start();
   playButton.disabled = true;
   stopButton.disabled = false;
