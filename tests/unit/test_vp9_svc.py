@@ -12,6 +12,8 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sfu.media import VIDEO, Codec, TrackSpec
 from sfu.protocol import fastpath
@@ -287,3 +289,12 @@ def test_choose_svc(choice: Choice, estimate: float | None, target: tuple[int, i
 def test_choose_svc_before_any_layer_is_measured() -> None:
     assert choose_svc(Choice(), [], [], 1.0) == (ALL_LAYERS, ALL_LAYERS)
     assert choose_svc(Choice(max_spatial=1), [], [], None) == (1, ALL_LAYERS)
+
+
+@given(st.binary(max_size=64), st.integers(0, 8))
+def test_descriptor_readers_never_raise_or_read_past_the_end(data: bytes, start: int) -> None:
+    read = parse_vp9(data, start)
+    assert read is None or read.size_at < len(data)
+    for width, height in vp9_sizes(data, start):
+        assert 0 <= width < 65536 and 0 <= height < 65536
+    assert isinstance(vp9_keyframe_start(data), bool)
