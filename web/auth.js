@@ -34,15 +34,24 @@ function claims(token) {
   }
 }
 
+/** Whether signed claims `c` grant `role` on `stream`: a stream token's, or a room token's
+ * ({room, participant, roles}) for the participant's stream "ROOM/PARTICIPANT". */
+function grants(c, stream, role) {
+  if (Array.isArray(c.roles)) {
+    return c.roles.includes(role) && `${c.room}/${c.participant}` === stream;
+  }
+  return c.role === role && (role === "stats" || c.stream === stream);
+}
+
 /**
- * The token for `role` ("publish", "play", "stats") on `stream`: a signed token made for
- * exactly that, else a static token (which allows everything), else the first one given.
+ * The token for `role` ("publish", "play", "subscribe", "stats") on `stream`: a signed token
+ * made for exactly that, else a static token (which allows everything), else the first one.
  */
 export function tokenFor(stream, role) {
   const list = stored();
   const exact = list.find((t) => {
     const c = claims(t);
-    return c && c.role === role && (role === "stats" || c.stream === stream);
+    return c && grants(c, stream, role);
   });
   return exact ?? list.find((t) => claims(t) === null) ?? list[0] ?? null;
 }

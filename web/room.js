@@ -29,7 +29,7 @@ class Subscription {
   constructor(room, name) {
     this.room = room;
     this.name = name;
-    this.headers = authHeaders(`${room}/${name}`, "publish");
+    this.headers = authHeaders(`${room}/${name}`, "subscribe");
     this.pc = null;
     this.sessionUrl = null;
     this.events = null;

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sfu.media import AUDIO
 from sfu.protocol import fastpath
@@ -16,6 +16,9 @@ from sfu.session.peer import PeerSession
 from sfu.session.transport import Transport
 from sfu.wire import rtp
 from sfu.wire.audio_level import AUDIO_LEVEL_URI, audio_level
+
+if TYPE_CHECKING:
+    from sfu.routing.subscriber_track import SubscriberTrack
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,8 @@ class PublisherStream(Protocol):
 
     def publisher_ready(self, now: float) -> None: ...
     def publisher_gone(self, publisher: Publisher) -> None: ...
+    def take_slot(self, slot: SubscriberTrack, previous: PublisherStream | None) -> None: ...
+    def slot_left(self, slot: SubscriberTrack) -> None: ...
 
 
 class Publisher:

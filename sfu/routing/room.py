@@ -14,7 +14,7 @@ from functools import partial
 
 from sfu.media import AUDIO, VIDEO
 from sfu.protocol.speakers import SpeakerDetector, SpeakerUpdate
-from sfu.routing.room_stats import ParticipantView, RoomView
+from sfu.routing.room_stats import ParticipantView, RoomStats, RoomView, SubscriberStats
 from sfu.routing.room_subscriber import RoomSource, RoomSubscriber
 from sfu.routing.stream import Stream
 from sfu.session.transport import SessionState
@@ -57,10 +57,6 @@ class Room:
         self._on_empty = on_empty
         # Who speaks, from the audio levels of the live publishers that send them.
         self.detector = SpeakerDetector()
-
-    def size(self) -> int:
-        """Participants: those who subscribe or publish, or both."""
-        return len(self.subscribers) + sum(1 for p in self.live if p not in self.subscribers)
 
     def stream_changed(self, participant: str, stream: Stream) -> None:
         if stream.live_publisher() is not None:
@@ -168,6 +164,53 @@ class Room:
         )
 
 
+def _check_room(
+    room: Room, participant: str, streams: Iterable[Stream], max_participants: int
+) -> None:
+    """RoomFull when `participant` is not in `room` yet and the room is full. Participants
+    are those who subscribe, and those whose stream "ROOM/NAME" has a publisher, live or
+    still connecting (a plain WHIP publisher is a publish-only participant)."""
+    members = set(room.subscribers)
+    for stream in streams:
+        member = room_member(stream.name)
+        if member is not None and member[0] == room.name and stream.publisher is not None:
+            members.add(member[1])
+    if participant not in members and len(members) >= max_participants:
+        raise RoomFull(f"room {room.name} has {max_participants} participants")
+
+
+def room_stats(room: Room) -> RoomStats:
+    """The stats API's view of a room: counts and each subscriber's downlink share."""
+    subscribers = []
+    for name, subscriber in sorted(room.subscribers.items()):
+        tracks = subscriber.tracks
+        subscribers.append(
+            SubscriberStats(
+                serial=subscriber.serial,
+                participant=name,
+                state=subscriber.session.state.value,
+                slots=len(tracks),
+                fed=len(subscriber.feeds),
+                paused=len(subscriber.paused),
+                estimate=subscriber.estimate(),
+                allocated=subscriber.allocation.allocated,
+                packets=sum(t.packets for t in tracks),
+                bytes=sum(t.bytes for t in tracks),
+                probes=subscriber.probes,
+                failed_probes=subscriber.failed_probes,
+                trials=subscriber.trials,
+                failed_trials=subscriber.failed_trials,
+            )
+        )
+    return RoomStats(
+        name=room.name,
+        participants=len(room.subscribers.keys() | room.live.keys()),
+        publishing=len(room.live),
+        speakers=tuple(str(name) for name in room.detector.current.active),
+        subscribers=tuple(subscribers),
+    )
+
+
 class Rooms:
     """The router's rooms by name."""
 
@@ -200,9 +243,17 @@ class Rooms:
             room = Room(name, live, self._forget)
         if participant in room.subscribers:
             raise ParticipantBusy(f"{participant} already subscribes in room {name}")
-        if participant not in room.live and room.size() >= max_participants:
-            raise RoomFull(f"room {name} has {max_participants} participants")
+        _check_room(room, participant, streams, max_participants)
         return room
+
+    def check_publisher(self, name: str, streams: Iterable[Stream], max_participants: int) -> None:
+        """RoomFull when stream `name` would add a publish-only participant to a full room
+        here: one counts once it subscribes or has a publisher, live or still connecting.
+        Streams of a room nobody joined here (live/a, live/b) are not counted."""
+        member = room_member(name)
+        room = self.by_name.get(member[0]) if member is not None else None
+        if room is not None and member is not None:
+            _check_room(room, member[1], streams, max_participants)
 
     def join(self, room: Room, subscriber: RoomSubscriber, now: float) -> None:
         """Add an admitted subscriber; its slot counts are known at once, its slots fill

@@ -63,3 +63,62 @@ class RoomView:
     failed_probes: int = 0
     trials: int = 0
     failed_trials: int = 0
+
+
+@dataclass(frozen=True)
+class SubscriberStats:
+    """One participant's subscribe session as the stats API shows it: no session id (it is
+    the capability) and no address. `estimate` and `allocated` are bits per second."""
+
+    serial: int
+    participant: str
+    state: str
+    slots: int  # m-lines offered
+    fed: int  # slots that carry someone
+    paused: int  # fed video slots the allocation sends nothing
+    estimate: float | None
+    allocated: float
+    packets: int  # sent on its slots, all sources
+    bytes: int
+    probes: int
+    failed_probes: int
+    trials: int
+    failed_trials: int
+
+    def to_json(self) -> dict:
+        return {
+            "participant": self.participant,
+            "state": self.state,
+            "slots": self.slots,
+            "fed": self.fed,
+            "paused": self.paused,
+            "estimate": round(self.estimate) if self.estimate is not None else None,
+            "allocated": round(self.allocated),
+            "packets": self.packets,
+            "bytes": self.bytes,
+            "probes": self.probes,
+            "failed_probes": self.failed_probes,
+            "trials": self.trials,
+            "failed_trials": self.failed_trials,
+        }
+
+
+@dataclass(frozen=True)
+class RoomStats:
+    """A room of this process: its participants (subscribers and publishers), who publishes,
+    who speaks, and each subscriber's share of its downlink."""
+
+    name: str
+    participants: int
+    publishing: int
+    speakers: tuple[str, ...]
+    subscribers: tuple[SubscriberStats, ...]
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "participants": self.participants,
+            "publishing": self.publishing,
+            "speakers": list(self.speakers),
+            "subscribers": [s.to_json() for s in self.subscribers],
+        }

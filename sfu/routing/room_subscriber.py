@@ -161,6 +161,8 @@ class RoomSubscriber(Player):
     def _feed(self, slot: SubscriberTrack, source: RoomSource, now: float) -> bool:
         """Point `slot` at `source`, on its lowest layer unless it plays one of its layers
         already or is paused; True when it asked the source for a keyframe."""
+        before = self.feeds.get(slot)
+        source.publisher.stream.take_slot(slot, before.publisher.stream if before else None)
         self.feeds[slot] = source
         prefs = self.prefs_for(source.participant)
         slot.choice = Choice(max_width=prefs.max_width, max_height=prefs.max_height)
@@ -182,7 +184,7 @@ class RoomSubscriber(Player):
     def release(self, slot: SubscriberTrack) -> None:
         """Free a slot: nothing is sent on it until it carries another source."""
         slot.detach()
-        del self.feeds[slot]
+        self.feeds.pop(slot).publisher.stream.slot_left(slot)
         self.paused.discard(slot)
 
     def release_all(self) -> None:

@@ -19,9 +19,9 @@ from sfu.routing.context import HandlerContext
 from sfu.routing.player import Player
 from sfu.routing.publisher import Publisher
 from sfu.routing.room import ParticipantBusy as ParticipantBusy  # raised by subscribe()
-from sfu.routing.room import Room, Rooms, max_slots
+from sfu.routing.room import Room, Rooms, max_slots, room_stats
 from sfu.routing.room import RoomFull as RoomFull  # raised by subscribe()
-from sfu.routing.room_stats import RoomView, TrackPrefs
+from sfu.routing.room_stats import RoomStats, RoomView, TrackPrefs
 from sfu.routing.room_subscriber import RoomSubscriber, check_slots
 from sfu.routing.stats import ResourceCounts, SessionInfo, StreamStats, StreamSummary
 from sfu.routing.stream import Stream
@@ -108,7 +108,9 @@ class Router:
         return self._sendto_for(session.addr)
 
     def publish(self, name: str, peer: PeerParams, now: float) -> PeerSession:
-        """A new publishing session for stream `name`; StreamBusy if one is already there."""
+        """A new publishing session for stream `name`; StreamBusy if one is already there,
+        RoomFull if it would be one participant too many in its room."""
+        self.rooms.check_publisher(name, self.streams.values(), self.config.max_room_participants)
         stream = self._free_stream(name)
         session = self._new_session(PUBLISH, name, peer, now)
         self._set_publisher(stream, session)
@@ -328,6 +330,15 @@ class Router:
     def stream_summaries(self) -> dict[str, StreamSummary]:
         """name -> what a sampler or a load report needs of each stream."""
         return {name: stream.summary() for name, stream in self.streams.items()}
+
+    def room_stats(self, offset: int = 0, limit: int | None = None) -> list[RoomStats]:
+        """The rooms with a subscriber here, by name: `limit` of them from `offset`."""
+        names = sorted(self.rooms.by_name)[offset : None if limit is None else offset + limit]
+        return [room_stats(self.rooms.by_name[name]) for name in names]
+
+    def room_names(self) -> frozenset[str]:
+        """The rooms that have a subscriber here: a cluster node relays their streams in."""
+        return frozenset(self.rooms.by_name)
 
     def stream_summary(self, name: str) -> StreamSummary | None:
         """One stream's summary; None when it has neither publisher nor players."""

@@ -12,7 +12,8 @@ from sfu.session.transport import SendFunction, SessionState, Transport
 
 if TYPE_CHECKING:
     from sfu.routing.player import Player
-    from sfu.routing.publisher import Publisher
+    from sfu.routing.publisher import Publisher, PublisherStream
+    from sfu.routing.subscriber_track import SubscriberTrack
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,9 @@ class Stream:
         self.past_bytes_in = 0
         self.past_packets_out = 0
         self.past_bytes_out = 0
+        # Room slots that carry this stream now (sfu.routing.room_subscriber) and their
+        # (packets, bytes) when they began to: what they sent since is this stream's outflow.
+        self.room_slots: dict[SubscriberTrack, tuple[int, int]] = {}
         self.rate_in = 0.0
         self.rate_out = 0.0
         self._last_sample: tuple[float, int, int] | None = None
@@ -115,6 +119,21 @@ class Stream:
             track.detach()
         self._on_empty(self)
 
+    def take_slot(self, slot: SubscriberTrack, previous: PublisherStream | None) -> None:
+        """A room slot carries this stream from now on, and no longer `previous` if another."""
+        if previous is self:
+            return
+        if previous is not None:
+            previous.slot_left(slot)
+        self.room_slots[slot] = (slot.packets, slot.bytes)
+
+    def slot_left(self, slot: SubscriberTrack) -> None:
+        """A room slot stopped carrying this stream: what it sent of it stays counted."""
+        begun = self.room_slots.pop(slot, None)
+        if begun is not None:
+            self.past_packets_out += slot.packets - begun[0]
+            self.past_bytes_out += slot.bytes - begun[1]
+
     def counters(self) -> tuple[int, int, int, int]:
         """(packets in, bytes in, packets out, bytes out) since the stream appeared."""
         packets_in, bytes_in = self.past_packets_in, self.past_bytes_in
@@ -125,6 +144,9 @@ class Stream:
         for player in self.players:
             packets_out += sum(t.packets for t in player.tracks)
             bytes_out += sum(t.bytes for t in player.tracks)
+        for slot, (packets, size) in self.room_slots.items():
+            packets_out += slot.packets - packets
+            bytes_out += slot.bytes - size
         return packets_in, bytes_in, packets_out, bytes_out
 
     def sample_rates(self, now: float) -> None:

@@ -17,6 +17,7 @@ import collections
 import contextlib
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import psutil
@@ -27,6 +28,7 @@ from sfu.routing.router import PUBLISH
 from signaling.cluster.link import ClusterLink
 from signaling.cluster.registry import Registry, RegistryError
 from signaling.cluster.relay_setup import ClusterUnavailable, EdgeRelay, RelaySetup
+from signaling.cluster.rooms import room_streams
 from signaling.serving.plumbing import Rejection, unavailable
 
 log = logging.getLogger(__name__)
@@ -183,8 +185,16 @@ class Cluster:
                 await self.registry.release(stream, self.name)
                 del self.claimed[stream]
 
+    def room_relays(self, rooms: Collection[str] | None = None) -> dict[str, str]:
+        """stream -> owner of the participant streams other nodes publish in `rooms` (default:
+        every room with a subscriber here), which this node relays in."""
+        router = self.media.router
+        chosen = router.room_names() if rooms is None else rooms
+        return room_streams(self.nodes, self.name, chosen, router.config.max_room_participants)
+
     async def _sync_edges(self) -> None:
         players = self.local_players()
+        for_rooms = self.room_relays()
         streams = self.media.router.stream_summaries()
         now = time.monotonic()
         for stream, edge in list(self.edges.items()):
@@ -196,17 +206,37 @@ class Cluster:
                 await self._close_edge(stream, f"{owner} has the stream now")
             elif owner is None and now - relay.session.last_seen > SILENT:
                 await self._close_edge(stream, f"{edge.origin} no longer has the stream")
-            elif not players.get(stream) and time.monotonic() - edge.created > RELAY_GRACE:
-                await self._close_edge(stream, "no players left here")
+            elif (
+                stream not in players
+                and stream not in for_rooms
+                and now - edge.created > RELAY_GRACE
+            ):
+                await self._close_edge(stream, "no players or rooms left here")
         for stream in players:
             if streams[stream].has_publisher:
                 continue
             owner = await self.registry.owner(stream)
             if owner is not None and owner != self.name and owner in self.nodes:
-                try:
-                    await self.ensure_relay(stream, owner)
-                except ClusterUnavailable as exc:
-                    log.warning("stream %s: no relay from %s yet: %s", stream, owner, exc)
+                await self._try_relay(stream, owner)
+        await self._relay_rooms(for_rooms)
+
+    async def _relay_rooms(self, wanted: dict[str, str]) -> None:
+        """Relay in, at once, each of `wanted` (stream -> owner) not here already."""
+        streams = self.media.router.stream_summaries()
+        missing = [
+            (stream, owner)
+            for stream, owner in wanted.items()
+            if stream not in self.edges
+            and not (stream in streams and streams[stream].has_publisher)
+        ]
+        await asyncio.gather(*(self._try_relay(stream, owner) for stream, owner in missing))
+
+    async def _try_relay(self, stream: str, owner: str) -> None:
+        """ensure_relay, or a warning: the heartbeat tries again."""
+        try:
+            await self.ensure_relay(stream, owner)
+        except ClusterUnavailable as exc:
+            log.warning("stream %s: no relay from %s yet: %s", stream, owner, exc)
 
     def _sync_outbound(self) -> None:
         relays = self.media.relays
@@ -260,6 +290,15 @@ class Cluster:
             await self._admit_publish(request, stream)
         else:
             await self._admit_play(stream)
+
+    async def admit_room(self, request: web.Request, room: str) -> None:
+        """Before a join's offer is read: refuse while draining, and relay in the streams other
+        nodes publish in `room`, so that the joiner's first slots carry them."""
+        if self.draining:
+            raise self._elsewhere(request, None, "this node is draining")
+        with contextlib.suppress(RegistryError):
+            self.nodes = await self.registry.nodes()
+        await self._relay_rooms(self.room_relays({room}))
 
     async def _admit_publish(self, request: web.Request, stream: str) -> None:
         try:

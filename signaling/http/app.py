@@ -25,7 +25,7 @@ from signaling.http.state import (
     LIMITS,
     MEDIA_SERVER,
 )
-from signaling.http.stats_routes import list_streams, server_stats
+from signaling.http.stats_routes import list_rooms, list_streams, server_stats
 from signaling.http.whip import delete_session, patch_session, set_layer, whep, whip
 from signaling.sdp.ice_servers import IceServers
 from signaling.sdp.trickle import EntityTags
@@ -39,6 +39,7 @@ from signaling.serving.plumbing import (
     GUARD,
     MAX_OFFER_BYTES,
     REFUSED,
+    ROOM_REFUSED,
     behind_proxy,
     cors_and_errors,
     quiet_refusals,
@@ -58,6 +59,7 @@ WORKER_HANDLERS = PublicHandlers(
     srs_publish=srs_publish,
     srs_play=srs_play,
     list_streams=list_streams,
+    list_rooms=list_rooms,
     server_stats=server_stats,
     join_room=rooms.join,
     reoffer_room=rooms.reoffer,
@@ -99,6 +101,7 @@ def create_app(
     app[ETAGS] = EntityTags()
     app[OWNERS] = SessionOwners()
     app[REFUSED] = collections.Counter()
+    app[ROOM_REFUSED] = collections.Counter()
     quiet_refusals(app)
     limit_scrapes(app)
     app[ADMISSION] = admission if admission is not None else Admission()

@@ -16,10 +16,10 @@ import time
 from aiohttp import web
 
 from sfu.routing.room_stats import RoomView, TrackPrefs
-from sfu.routing.router import PLAY, PUBLISH, SUBSCRIBE, ParticipantBusy, RoomFull
+from sfu.routing.router import SUBSCRIBE, ParticipantBusy, RoomFull
 from sfu.session.peer import PeerSession
 from signaling.http.routes import ROOMS, ice_server_links
-from signaling.http.state import ETAGS, MEDIA_SERVER
+from signaling.http.state import CLUSTER, ETAGS, MEDIA_SERVER
 from signaling.http.whip import (
     admit_client,
     already_ended,
@@ -36,7 +36,14 @@ from signaling.sdp.negotiate import negotiate_subscribe
 from signaling.serving.access import AUTH, check_owner, request_token, unauthorized
 from signaling.serving.media_types import JSON_TYPE, SDP_TYPE
 from signaling.serving.names import NAME_SEGMENT
-from signaling.serving.plumbing import CORS_HEADERS, Rejection, read_body, read_bytes
+from signaling.serving.plumbing import (
+    CORS_HEADERS,
+    ROOM_REFUSED,
+    Handler,
+    Rejection,
+    read_body,
+    read_bytes,
+)
 from signaling.serving.redact import short_hash
 
 log = logging.getLogger(__name__)
@@ -45,6 +52,20 @@ MAX_PREFS_BODY = 8 * 1024
 MAX_SIZE = 16384  # pixels: the largest maxWidth / maxHeight a preference may ask for
 PREF_FIELDS = {"pinned": "pinned", "off": "off", "maxWidth": "max_width", "maxHeight": "max_height"}
 _NAME = re.compile(NAME_SEGMENT)
+
+
+def counted(action: str, handler: Handler) -> Handler:
+    """`handler` with each of its refusals counted under "ACTION STATUS" (/api/v1/rooms,
+    /metrics), as well as by status alone like every refusal."""
+
+    async def counting(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Rejection as exc:
+            request.app[ROOM_REFUSED][f"{action} {exc.status}"] += 1
+            raise
+
+    return counting
 
 
 def session_location(session_id: str) -> str:
@@ -59,10 +80,10 @@ def checked_name(request: web.Request, part: str) -> str:
     return name
 
 
-def authorize_participant(request: web.Request, token: str | None, stream: str) -> None:
-    """A static token, or a signed one for the participant's own stream, publish or play."""
-    auth = request.app[AUTH]
-    if not (auth.allows(token, stream, PUBLISH) or auth.allows(token, stream, PLAY)):
+def authorize_join(request: web.Request, token: str | None, room: str, participant: str) -> None:
+    """A static token, or a room token that lets `participant` subscribe in `room` (a stream
+    token for ROOM/PARTICIPANT joins no room: it would receive every participant)."""
+    if not request.app[AUTH].allows_join(token, room, participant):
         raise unauthorized(token)
 
 
@@ -79,14 +100,17 @@ def room_session(request: web.Request) -> tuple[PeerSession, RoomView]:
     return session, view
 
 
-async def join(request: web.Request) -> web.Response:
+async def _join(request: web.Request) -> web.Response:
     """POST an offer of recvonly m-lines -> 201, the sendonly answer and the session URLs."""
     room, participant = checked_name(request, "room"), checked_name(request, "participant")
     stream = f"{room}/{participant}"
     token = request_token(request)
-    authorize_participant(request, token, stream)
+    authorize_join(request, token, room, participant)
     admit_client(request)
     check_limits(request, SUBSCRIBE, stream)
+    cluster = request.app.get(CLUSTER)
+    if cluster is not None:
+        await cluster.admit_room(request, room)
     text = await read_body(request, SDP_TYPE, "offer")
     offer, peer = negotiated(text, negotiate_subscribe)
     await ask_hook(request, SUBSCRIBE, stream, token)
@@ -117,7 +141,7 @@ async def join(request: web.Request) -> web.Response:
     return web.Response(status=201, body=answer.encode(), content_type=SDP_TYPE, headers=headers)
 
 
-async def reoffer(request: web.Request) -> web.Response:
+async def _reoffer(request: web.Request) -> web.Response:
     """PATCH a full new offer (earlier m-lines kept, new ones appended) -> 200 and the answer."""
     session, view = room_session(request)
     etags = request.app[ETAGS]
@@ -167,7 +191,7 @@ def parse_prefs(body: bytes, max_entries: int) -> dict[str, dict[str, bool | int
     return parsed
 
 
-async def set_prefs(request: web.Request) -> web.Response:
+async def _set_prefs(request: web.Request) -> web.Response:
     """POST per-participant preferences (pin, off, a size cap) -> 204."""
     session, _ = room_session(request)
     if request.content_type != JSON_TYPE:
@@ -193,7 +217,7 @@ async def set_prefs(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-async def leave(request: web.Request) -> web.Response:
+async def _leave(request: web.Request) -> web.Response:
     """DELETE the subscribe session (the page ends its WHIP session the same way)."""
     answer = already_ended(request)
     if answer is not None:
@@ -220,3 +244,7 @@ async def _events(request: web.Request) -> web.StreamResponse:
 
 
 events = quietly(_events)
+join = counted("join", _join)
+reoffer = counted("reoffer", _reoffer)
+set_prefs = counted("prefs", _set_prefs)
+leave = counted("leave", _leave)

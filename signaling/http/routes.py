@@ -38,6 +38,7 @@ class PublicHandlers:
     srs_publish: Handler
     srs_play: Handler
     list_streams: Handler
+    list_rooms: Handler
     server_stats: Handler
     join_room: Handler
     reoffer_room: Handler
@@ -79,6 +80,7 @@ def add_public_routes(
     app.router.add_route("OPTIONS", f"{room_session}/prefs", options)
     app.router.add_get(f"{room_session}/events", handlers.room_events)
     app.router.add_get("/api/v1/streams", handlers.list_streams)
+    app.router.add_get("/api/v1/rooms", handlers.list_rooms)
     app.router.add_get("/api/v1/server", handlers.server_stats)
     if web_root is not None and web_root.is_dir():
         app.router.add_get("/", index_page(web_root))

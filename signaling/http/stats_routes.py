@@ -13,7 +13,7 @@ from signaling.http.state import ADMISSION, CLUSTER, MEDIA_SERVER
 from signaling.observe.routes import HUB
 from signaling.serving.access import authorize_stats
 from signaling.serving.paging import requested_page
-from signaling.serving.plumbing import GUARD, REFUSED
+from signaling.serving.plumbing import GUARD, REFUSED, ROOM_REFUSED
 
 
 async def list_streams(request: web.Request) -> web.Response:
@@ -26,6 +26,22 @@ async def list_streams(request: web.Request) -> web.Response:
         body["cluster"] = request.app[CLUSTER].streams_view()
     body.update(page.fields(router.stream_count(), request.path))
     return web.json_response(body)
+
+
+async def list_rooms(request: web.Request) -> web.Response:
+    """The rooms by name, a page of them, each subscriber's estimate, allocation and paused
+    videos; and the room requests refused, by "ACTION STATUS"."""
+    authorize_stats(request)
+    page = requested_page(request)
+    router = request.app[MEDIA_SERVER].router
+    rooms = router.room_stats(page.offset, page.limit)
+    return web.json_response(
+        {
+            "rooms": [room.to_json() for room in rooms],
+            "refused": dict(request.app[ROOM_REFUSED]),
+            **page.fields(len(router.room_names()), request.path),
+        }
+    )
 
 
 async def server_stats(request: web.Request) -> web.Response:

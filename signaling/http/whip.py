@@ -15,7 +15,7 @@ from multidict import CIMultiDict
 
 from sfu.media import PeerParams
 from sfu.protocol.simulcast import AUTO, Choice
-from sfu.routing.router import PLAY, PUBLISH, StreamBusy
+from sfu.routing.router import PLAY, PUBLISH, RoomFull, StreamBusy
 from sfu.session.peer import PeerSession
 from signaling.http.routes import ice_server_links
 from signaling.http.state import (
@@ -50,7 +50,13 @@ from signaling.sdp.trickle import FragmentError, parse_sdpfrag, render_restart
 from signaling.security.hooks import HookRejected, HookUnavailable
 from signaling.serving.access import OWNERS, authorize, check_owner, request_token
 from signaling.serving.media_types import JSON_TYPE, SDP_TYPE, SDPFRAG_TYPE
-from signaling.serving.plumbing import Rejection, read_body, read_bytes, unavailable
+from signaling.serving.plumbing import (
+    ROOM_REFUSED,
+    Rejection,
+    read_body,
+    read_bytes,
+    unavailable,
+)
 from signaling.serving.redact import short_hash
 
 log = logging.getLogger(__name__)
@@ -177,6 +183,9 @@ async def start_session(
         )
     except StreamBusy as exc:
         raise Rejection(409, str(exc)) from exc
+    except RoomFull as exc:
+        request.app[ROOM_REFUSED]["publish 403"] += 1
+        raise Rejection(403, str(exc)) from exc
     remember_owner(request, session, token)
     direction = "recvonly" if role == PUBLISH else "sendonly"
     answer = session_answer(request, offer, peer, session, direction, stream.replace("/", "-"))

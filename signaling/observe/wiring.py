@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+
 from aiohttp import web
 
 from sfu.io.server import MediaServer
@@ -10,7 +12,9 @@ from signaling.observe.event_hub import EventHub
 from signaling.observe.events import StreamState
 from signaling.observe.media_metrics import RouterCollector
 from signaling.observe.metrics import LoopLag, new_registry
+from signaling.observe.room_metrics import RoomCollector
 from signaling.observe.routes import HUB, LAG, REGISTRY, add_routes, metrics
+from signaling.serving.plumbing import ROOM_REFUSED
 
 
 def add_observability(
@@ -26,6 +30,8 @@ def add_observability(
     )
     registry = new_registry()
     registry.register(RouterCollector(media, lag, per_stream))
+    app.setdefault(ROOM_REFUSED, collections.Counter())
+    registry.register(RoomCollector(media, app[ROOM_REFUSED]))
     registry.register(hub.collector())
     app[LAG], app[HUB], app[REGISTRY] = lag, hub, registry
     add_routes(app, metrics)

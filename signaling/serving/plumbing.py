@@ -25,6 +25,7 @@ MAX_OFFER_BYTES = 64 * 1024
 BODY_TIMEOUT = 10.0  # seconds a client has to send a request's body once its headers are in
 RETRY_AFTER = 5  # seconds a refused client is asked to wait before trying again
 REFUSED = web.AppKey("refused", collections.Counter)  # client errors answered, by status
+ROOM_REFUSED = web.AppKey("room_refused", collections.Counter)  # room requests, "ACTION STATUS"
 GUARD = web.AppKey("guard", ConnectionGuard)
 QUIET_LOG = web.AppKey("quiet_refusals", RefusalLog)  # the app's quiet refusals, batched
 QUIET = web.RequestKey("quiet", bool)  # its answer was a quiet refusal: no access line

@@ -14,7 +14,9 @@ from signaling.serving.plumbing import Handler, Rejection
 
 SCRAPE_RATE = 5.0  # stats answers per second and client address, sustained
 SCRAPE_BURST = 10  # stats answers at once after a quiet spell
-SCRAPE_PATHS = frozenset({"/metrics", "/api/v1/streams", "/api/v1/server", "/api/v1/nodes"})
+SCRAPE_PATHS = frozenset(
+    {"/metrics", "/api/v1/streams", "/api/v1/rooms", "/api/v1/server", "/api/v1/nodes"}
+)
 SCRAPES = web.AppKey("scrape_limit", RateLimit)
 
 

@@ -51,7 +51,12 @@ from signaling.workers.proxy import (
     prefixed,
     relay_stream,
 )
-from signaling.workers.stats_answers import OUT_COUNTERS, server_stats_answer, streams_answer
+from signaling.workers.stats_answers import (
+    OUT_COUNTERS,
+    rooms_answer,
+    server_stats_answer,
+    streams_answer,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -95,6 +100,7 @@ def create_front(
             srs_publish=srs_publish,
             srs_play=srs_play,
             list_streams=list_streams,
+            list_rooms=list_rooms,
             server_stats=server_stats,
             join_room=join_room,
             reoffer_room=to_session,
@@ -281,6 +287,29 @@ async def list_streams(request: web.Request) -> web.Response:
         {
             "streams": merged[page.offset : page.offset + page.limit],
             **page.fields(len(merged), request.path),
+        }
+    )
+
+
+async def list_rooms(request: web.Request) -> web.Response:
+    """The workers' rooms, each with the workers it is on (a room lives on one: the one its
+    name places it on), then paged; their refusals added up."""
+    page = requested_page(request)
+    answers = await from_all(request, rooms_answer, f"/api/v1/rooms?limit={MAX_LIMIT}")
+    if isinstance(answers, web.Response):
+        return answers
+    rooms = sorted(
+        ({**room, "workers": [worker.index]} for worker, (found, _) in answers for room in found),
+        key=lambda room: (room["name"], room["workers"]),
+    )
+    refused: collections.Counter[str] = collections.Counter()
+    for _, (_, counts) in answers:
+        refused.update(counts)
+    return web.json_response(
+        {
+            "rooms": rooms[page.offset : page.offset + page.limit],
+            "refused": dict(refused),
+            **page.fields(len(rooms), request.path),
         }
     )
 

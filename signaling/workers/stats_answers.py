@@ -52,3 +52,18 @@ def streams_answer(raw: bytes) -> list[dict]:
             if not isinstance(Fields(player, where).data.get("relay", False), bool):
                 raise MessageError(f"{where}.relay must be true or false")
     return streams
+
+
+def rooms_answer(raw: bytes) -> tuple[list[dict], dict[str, int]]:
+    """A worker's /api/v1/rooms: its rooms, each checked for a name (the front sorts by it)
+    and passed on as it is; and its refusals, "ACTION STATUS" -> a count."""
+    answer = Fields(decode(raw, "rooms"), "rooms")
+    rooms = answer.items("rooms", MAX_ENTRIES)
+    for i, entry in enumerate(rooms):
+        Fields(entry, f"rooms[{i}]").text("name", MAX_NAME)
+    refused = {}
+    for key, count in answer.entries("refused").items():
+        if not isinstance(key, str) or len(key) > MAX_NAME:
+            raise MessageError("rooms.refused must be keyed by action and status")
+        refused[key] = int(checked_number(count, f"rooms.refused[{key!r}]"))
+    return rooms, refused

@@ -1,4 +1,4 @@
-"""The README's cluster recipe as a person would try it: Redis, two nodes, pages in Chromium.
+"""The cluster recipe of docs/scaling.md as a person would try it: Redis, two nodes, Chromium.
 
 A fake camera published on node a is decoded by players on node a and on node b, the second
 over a relay between the nodes.

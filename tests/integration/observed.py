@@ -21,11 +21,12 @@ from signaling.security.auth import Authenticator
 
 @asynccontextmanager
 async def serving(
-    event_streams: int | None = None, **policy: object
+    event_streams: int | None = None, media: MediaServer | None = None, **policy: object
 ) -> AsyncIterator[tuple[aiohttp.ClientSession, str]]:
     """The app with `policy` (auth=, limits=, hooks=, admission=, ...) and a client for it;
-    with `event_streams`, also /metrics and the events, at most that many streams open."""
-    media = MediaServer(MediaConfig(udp_host="127.0.0.1", udp_port=0))
+    with `event_streams`, also /metrics and the events, at most that many streams open. The
+    media server is a new one unless given."""
+    media = media or MediaServer(MediaConfig(udp_host="127.0.0.1", udp_port=0))
     await media.start()
     app = create_app(media, ["127.0.0.1"], None, **policy)  # type: ignore[arg-type]
     if event_streams is not None:

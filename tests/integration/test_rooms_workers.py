@@ -45,6 +45,9 @@ async def test_a_room_of_three_lives_on_one_worker(tmp_path: Path) -> None:
 
                 sessions = [s for p in people for s in (p.publisher, p.subscriber)]
                 [index] = {worker_of(s.location) for s in sessions}
+                [room] = (await get_json(http, base + "/api/v1/rooms"))["rooms"]
+                assert (room["name"], room["workers"]) == (ROOM, [index])
+                assert [s["participant"] for s in room["subscribers"]] == sorted(NAMES)
                 streams = (await get_json(http, base + "/api/v1/streams"))["streams"]
                 assert {s["name"]: s["workers"] for s in streams} == {
                     f"{ROOM}/{n}": [index] for n in NAMES

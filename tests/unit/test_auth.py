@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import subprocess
 import sys
@@ -12,7 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bench.launcher import ROOT
-from signaling.security.auth import Authenticator, bearer_token, main, mint, verify
+from signaling.security.auth import (
+    Authenticator,
+    bearer_token,
+    main,
+    mint,
+    mint_room,
+    verify,
+)
 
 SECRET = "correct horse battery staple"
 NOW = 1_700_000_000.0
@@ -117,4 +126,90 @@ def test_token_roles_are_the_routers_roles():
     from sfu.routing import router
     from signaling.security import auth
 
-    assert (auth.PUBLISH, auth.PLAY) == (router.PUBLISH, router.PLAY)
+    assert (auth.PUBLISH, auth.PLAY, auth.SUBSCRIBE) == (
+        router.PUBLISH,
+        router.PLAY,
+        router.SUBSCRIBE,
+    )
+
+
+def signed(claims: dict) -> str:
+    """A token signed under SECRET for any claims, as only a holder of the secret could."""
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signed_part = "lsfu1." + b64(json.dumps(claims).encode())
+    mac = hmac.new(SECRET.encode(), signed_part.encode(), hashlib.sha256).digest()
+    return f"{signed_part}.{b64(mac)}"
+
+
+def test_a_room_token_publishes_its_participant_and_joins_only_if_it_may_subscribe() -> None:
+    auth = authenticator()
+    both = mint_room(SECRET, "standup", "ann", ("publish", "subscribe"), int(NOW) + 60)
+    assert auth.allows(both, "standup/ann", "publish")
+    assert auth.allows_join(both, "standup", "ann")
+    assert not auth.allows(both, "standup/ann", "play")  # WHEP takes a stream token
+    assert not auth.allows(both, "standup/bob", "publish")
+    assert not auth.allows_join(both, "standup", "bob")
+    assert not auth.allows_join(both, "other", "ann")
+    assert not authenticator(protect_stats=True).allows_stats(both)
+    publish_only = mint_room(SECRET, "standup", "obs", ("publish",), int(NOW) + 60)
+    assert auth.allows(publish_only, "standup/obs", "publish")
+    assert not auth.allows_join(publish_only, "standup", "obs")
+    subscribe_only = mint_room(SECRET, "standup", "ann", ("subscribe",), int(NOW) + 60)
+    assert not auth.allows(subscribe_only, "standup/ann", "publish")
+    expired = mint_room(SECRET, "standup", "ann", ("subscribe",), int(NOW))
+    assert not auth.allows_join(expired, "standup", "ann")
+    # A stream token for the participant's stream joins no room; a static token joins any.
+    assert not auth.allows_join(
+        mint(SECRET, "standup/ann", "publish", int(NOW) + 60), "standup", "ann"
+    )
+    assert authenticator(tokens=("alpha",)).allows_join("alpha", "standup", "ann")
+    assert Authenticator().allows_join(None, "standup", "ann")  # auth off
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"room": "r", "participant": "a", "roles": ["subscribe", "subscribe"]},
+        {"room": "r", "participant": "a", "roles": ["play"]},
+        {"room": "r", "participant": "a", "roles": []},
+        {"room": "r", "participant": "a", "roles": "subscribe"},
+        {"room": "r", "participant": "a/b", "roles": ["subscribe"]},
+        {"room": "r/a", "participant": "b", "roles": ["subscribe"]},
+        {"room": "", "participant": "a", "roles": ["subscribe"]},
+        {"room": "r", "participant": "a" * 65, "roles": ["subscribe"]},
+        {"room": "r", "roles": ["subscribe"]},
+        {"room": 7, "participant": "a", "roles": ["subscribe"]},
+    ],
+)
+def test_malformed_room_claims_fail_even_when_signed(claims: dict) -> None:
+    token = signed({**claims, "exp": int(NOW) + 60})
+    assert verify(SECRET, token, NOW) is None
+    auth = authenticator()
+    assert not auth.allows_join(token, "r", "a")
+    assert not auth.allows(token, "r/a", "publish")
+    with pytest.raises(ValueError):
+        mint_room(SECRET, claims.get("room"), claims.get("participant"), claims["roles"], 1)  # type: ignore[arg-type]
+
+
+def test_mint_command_makes_room_tokens(capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["mint", "--secret", SECRET, "--room", "standup", "--participant", "ann"]
+    main([*argv, "--role", "publish", "--role", "subscribe"])
+    claims = verify(SECRET, capsys.readouterr().out.strip(), NOW)
+    assert claims is not None
+    assert (claims["room"], claims["participant"], claims["roles"]) == (
+        "standup",
+        "ann",
+        ["publish", "subscribe"],
+    )
+    for bad in (
+        [*argv, "--role", "play"],
+        [*argv, "--role", "subscribe", "--stream", "live/x"],
+        ["mint", "--secret", SECRET, "--room", "standup", "--role", "subscribe"],
+        ["mint", "--secret", SECRET, "--stream", "live/x", "--role", "subscribe"],
+        ["mint", "--secret", SECRET, "--stream", "live/x", "--role", "play", "--role", "publish"],
+    ):
+        with pytest.raises(SystemExit):
+            main(bad)

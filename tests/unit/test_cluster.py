@@ -15,6 +15,7 @@ from signaling.cluster.link import MAX_SKEW, ClusterLink, LinkError, ReplayError
 from signaling.cluster.node import Cluster, ClusterConfig
 from signaling.cluster.registry import MemoryRegistry
 from signaling.cluster.relay_setup import keys_from_json, keys_to_json
+from signaling.cluster.rooms import room_streams
 from signaling.serving.plumbing import Rejection
 from signaling.startup.flags import parse_args
 
@@ -220,3 +221,39 @@ def test_cluster_flags_default_from_the_others() -> None:
     assert args.relay_host == "192.0.2.7"
     assert args.node_name.endswith("-9001")
     assert parse_args([]).redis_url is None  # clustering stays off by default
+
+
+def test_a_node_relays_in_the_participant_streams_other_nodes_publish_in_its_rooms() -> None:
+    nodes = {
+        "a": {"publishing": ["standup/ann", "standup/bob", "live/cam", "standup", "x/y/z"]},
+        "b": {"publishing": ["standup/cy", "other/dee"]},
+        "c": {"publishing": "standup/eve"},  # a corrupt record is skipped, not trusted
+        "d": {"publishing": ["standup/ann", 7]},  # a stream two records list: the first wins
+    }
+    assert room_streams(nodes, "b", {"standup"}, per_room=10) == {
+        "standup/ann": "a",
+        "standup/bob": "a",
+    }
+    assert room_streams(nodes, "a", {"standup", "other", "live"}, per_room=10) == {
+        "standup/cy": "b",
+        "other/dee": "b",
+        "standup/ann": "d",  # its own records are not read: "a" relays none of its streams
+    }
+    # However many streams the records list, a room gets at most its participant cap.
+    crowded = {"a": {"publishing": [f"big/p{i}" for i in range(500)]}}
+    assert len(room_streams(crowded, "b", {"big"}, per_room=100)) == 100
+
+
+async def test_a_join_relays_the_room_from_the_records_and_a_draining_node_refuses(node) -> None:
+    registry = MemoryRegistry()
+    b = await node(registry, "b")
+    await registry.put_node("a", {"url": "http://a.test:8080", "publishing": ["r/ann"]}, 30)
+    assert b.room_relays({"r"}) == {}  # not read yet
+    await b.admit_room(request("/rooms/v1/r/participants/bob"), "r")  # the relay fails: no 5xx
+    assert b.room_relays({"r"}) == {"r/ann": "a"}
+    assert b.room_relays() == {}  # no subscriber in r here yet
+    assert b.edges == {}
+    b.draining = True
+    with pytest.raises(Rejection) as refused:
+        await b.admit_room(request("/rooms/v1/r/participants/bob"), "r")
+    assert refused.value.status == 503

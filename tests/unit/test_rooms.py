@@ -262,6 +262,26 @@ def test_a_full_room_and_a_busy_participant_are_refused():
     assert a.view(h).wanted == {"audio": 2, "video": 2}
 
 
+def test_a_plain_whip_publisher_counts_against_a_full_room():
+    h = Harness(config=MediaConfig(max_room_participants=3))
+    join(h, "a")
+    join(h, "b", publish=False)
+    obs = h.publisher("r/obs")  # publish-only, not connected yet: it counts already
+    with pytest.raises(RoomFull):
+        h.publisher("r/late")
+    with pytest.raises(RoomFull):
+        h.subscriber("r", "c")
+    h.publisher("live/x")  # not a room member's name
+    h.publisher("other/x")  # a room nobody joined here is no room
+    h.publisher("r/b")  # a subscriber's own stream is no new participant
+    obs_subscriber = h.subscriber("r", "obs")  # nor is a publish-only participant joining
+    h.router.close(obs.session.id, "DELETE")
+    with pytest.raises(RoomFull):
+        h.publisher("r/late")  # obs still subscribes
+    h.router.close(obs_subscriber.session.id, "DELETE")
+    h.publisher("r/late")  # obs left: room for one
+
+
 def test_prefs_turn_a_participant_off_and_back_on():
     h = Harness()
     a, b = join(h, "a", ("audio", "video")), join(h, "b")
@@ -384,3 +404,26 @@ def test_an_offer_of_more_slots_than_a_room_can_fill_is_refused():
         h.subscriber("r", "a", ("audio",) * 9)
     assert len(h.router.rooms) == 0
     assert h.router.session_count() == 0
+
+
+def test_packets_sent_on_room_slots_count_in_their_streams_totals():
+    h = Harness()
+    a, b = join(h, "a"), join(h, "b")
+    h.run(2.0)
+
+    def sent(name: str) -> int:
+        return next(s for s in h.router.stream_stats() if s.name == name).packets_out
+
+    def slot_packets(p: Participant) -> int:
+        return sum(
+            t.packets for t in h.router.sessions.by_id[p.subscriber.session.id].handler.tracks
+        )
+
+    of_b, of_a = slot_packets(a), slot_packets(b)  # a's slots carry only b, b's only a
+    assert of_b > 100 and of_a > 100
+    assert (sent("r/a"), sent("r/b")) == (of_a, of_b)
+    assert h.router.resources().media_packets_out == of_a + of_b
+    h.router.close(a.subscriber.session.id, "DELETE")
+    h.run(0.5)
+    assert sent("r/b") == of_b  # what a's slots sent stays counted once they are gone
+    assert sent("r/a") > of_a  # b's slots still carry a

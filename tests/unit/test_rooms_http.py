@@ -24,10 +24,10 @@ from signaling.observe.event_hub import PER_CLIENT_STREAMS, PER_SESSION_STREAMS
 from signaling.observe.room_events import room_frames, room_listener, room_state
 from signaling.observe.routes import HUB
 from signaling.observe.wiring import add_observability
-from signaling.security.auth import Authenticator, mint
+from signaling.security.auth import Authenticator, mint, mint_room
 from signaling.security.hooks import HttpHooks
 from signaling.serving.access import OWNERS
-from signaling.serving.plumbing import REFUSED
+from signaling.serving.plumbing import REFUSED, ROOM_REFUSED
 from signaling.serving.redact import redacted_path, short_hash
 from signaling.workers.balancer import Balancer
 from signaling.workers.front import create_front
@@ -180,6 +180,32 @@ async def test_prefs_reach_the_router(served: Served) -> None:
     assert (await status_of(bad))[0] == 400
 
 
+async def test_a_reoffer_is_bounded_and_each_refusal_counted_by_action(served: Served) -> None:
+    url = served.url(f"/sessions/{SESSION}")
+    big = "v=0\r\n" + "a=x\r\n" * 20000  # past the 64 KiB of an offer
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length to refuse it by
+        yield big.encode()
+
+    refused = [
+        ({"data": big, "headers": SDP}, 413),
+        ({"data": chunked(), "headers": SDP}, 413),
+        ({"data": "v=0", "headers": JSON}, 415),
+        ({"data": b"\xff\xfe", "headers": SDP}, 400),  # not UTF-8
+        ({"data": "garbage", "headers": SDP}, 400),
+        ({"data": "v=0", "headers": {**SDP, "If-Match": '"stale"'}}, 412),
+    ]
+    for kwargs, expected in refused:
+        status, reason = await status_of(await served.http.patch(url, **kwargs))
+        assert status == expected and reason.count("\n") == 1, (status, reason)
+    assert served.app[ROOM_REFUSED] == {
+        "reoffer 413": 2,
+        "reoffer 415": 1,
+        "reoffer 400": 2,
+        "reoffer 412": 1,
+    }
+
+
 async def test_a_room_session_is_left_by_delete(served: Served) -> None:
     url = served.url(f"/sessions/{SESSION}")
     assert (await status_of(await served.http.delete(url)))[0] == 200
@@ -190,19 +216,39 @@ def token(stream: str, role: str) -> str:
     return mint(SECRET, stream, role, int(time.time()) + 60)
 
 
+def room_token(room: str, name: str, *roles: str, secret: str = SECRET) -> str:
+    return mint_room(secret, room, name, roles, int(time.time()) + 60)
+
+
 @pytest.mark.parametrize("served", [Authenticator(["static"], SECRET)], indirect=True)
-async def test_tokens_open_only_the_participants_own_stream(served: Served) -> None:
+async def test_a_join_needs_a_room_token_to_subscribe_as_that_participant(served: Served) -> None:
     url = served.url("/r/participants/alice")
 
     def bearer(value: str) -> dict[str, str]:
         return {**SDP, "Authorization": f"Bearer {value}"}
 
-    for refused in (None, token("r/bob", "publish"), token("r/alice", "stats"), "wrong"):
-        headers = SDP if refused is None else bearer(refused)
+    refused = (
+        None,
+        "wrong",
+        token("r/alice", "stats"),
+        token("r/alice", "publish"),  # a stream token joins no room: it would receive everyone
+        token("r/alice", "play"),
+        room_token("r", "bob", "subscribe"),  # another participant's
+        room_token("q", "alice", "subscribe"),  # another room's
+        room_token("r", "alice", "publish"),  # publish only: an OBS guest's
+        room_token("r", "alice", "subscribe", secret="another server's secret"),
+    )
+    for value in refused:
+        headers = SDP if value is None else bearer(value)
         response = await served.http.post(url, data="garbage", headers=headers)
-        assert (await status_of(response))[0] == 401, refused
-    for allowed in ("static", token("r/alice", "publish"), token("r/alice", "play")):
-        response = await served.http.post(url, data="garbage", headers=bearer(allowed))
+        assert (await status_of(response))[0] == 401, value
+    allowed = (
+        "static",
+        room_token("r", "alice", "subscribe"),
+        room_token("r", "alice", "publish", "subscribe"),
+    )
+    for value in allowed:
+        response = await served.http.post(url, data="garbage", headers=bearer(value))
         assert (await status_of(response))[0] == 400  # past auth, to the offer
 
 
