@@ -18,9 +18,10 @@ from hypothesis import strategies as st
 from sfu.media import VIDEO, Codec, TrackSpec
 from sfu.protocol import fastpath
 from sfu.protocol.keyframes import keyframe_detector
-from sfu.protocol.simulcast import Choice
+from sfu.protocol.simulcast import UPGRADE_HOLD, Choice, LayerPace
 from sfu.protocol.svc import ALL_LAYERS, choose_svc
 from sfu.routing.publisher_track import PublisherTrack
+from sfu.routing.stream_layers import adapt_svc
 from sfu.routing.subscriber_track import SubscriberTrack
 from sfu.wire import rtp
 from sfu.wire.vp9 import parse_vp9, vp9_keyframe_start, vp9_sizes
@@ -298,3 +299,48 @@ def test_descriptor_readers_never_raise_or_read_past_the_end(data: bytes, start:
     for width, height in vp9_sizes(data, start):
         assert 0 <= width < 65536 and 0 <= height < 65536
     assert isinstance(vp9_keyframe_start(data), bool)
+
+
+def test_adapt_svc_moves_down_at_once_and_up_as_the_pace_allows() -> None:
+    publisher = SvcPublisher()
+    one = vp9_player()
+    one.attach(publisher.track)
+    publisher.send_picture(0.0)  # starts the player
+    publisher.track.spatial_rates = list(RATES)
+    publisher.track.spatial_sizes = list(SIZES)
+    track, pace = one.track, LayerPace()
+    adapt_svc(track, 3_000_000.0, pace, 10.0)
+    assert (track.target_spatial, track.target_temporal) == (2, ALL_LAYERS)
+    adapt_svc(track, 300_000.0, pace, 11.0)  # the link shrank: down at once
+    assert (track.target_spatial, track.target_temporal) == (0, ALL_LAYERS)
+    publisher.send_picture(11.0)  # the next picture: the player gets the base layer only
+    assert track.current_spatial == 0
+    publisher.track.poll_requests()
+    adapt_svc(track, 3_000_000.0, pace, 12.0)  # room again, but an upgrade waits its hold
+    assert track.target_spatial == 0
+    adapt_svc(track, 3_000_000.0, pace, 11.0 + UPGRADE_HOLD * 2)
+    assert track.target_spatial == 2
+    # Up to a layer above the one it gets: a keyframe is asked for, K-SVC's switching point.
+    assert [type(r).__name__ for r in publisher.track.poll_requests()] == ["KeyframeNeeded"]
+    track.choice = Choice(spatial=1, temporal=0)  # pinned: whatever the estimate says
+    adapt_svc(track, 100.0, pace, 30.0)
+    assert (track.target_spatial, track.target_temporal) == (1, 0)
+
+
+def test_the_layers_event_lists_a_vp9_streams_spatial_layers() -> None:
+    from sfu.routing.stats import Layer
+    from signaling.observe.events import layers_data
+
+    layers = tuple(
+        Layer(1, None, width, height, rate - below, True, sid)
+        for sid, ((width, height), rate, below) in enumerate(
+            zip(SIZES, RATES, [0.0, *RATES[:-1]], strict=True)
+        )
+    )
+    assert layers_data(layers) == {
+        "1": [
+            {"spatialLayerId": 0, "width": 320, "height": 180, "bitrate": 200000, "active": True},
+            {"spatialLayerId": 1, "width": 640, "height": 360, "bitrate": 500000, "active": True},
+            {"spatialLayerId": 2, "width": 1280, "height": 720, "bitrate": 1300000, "active": True},
+        ]
+    }
