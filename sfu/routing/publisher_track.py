@@ -346,4 +346,10 @@ class PublisherTrack:
             plis_sent=self.keyframe_requests,
             send_failures=self.send_failures,
             subscribers=len(self.subscribers),
+            payload_drops=self._payload_drops(),
         )
+
+    def _payload_drops(self) -> dict[str, int]:
+        if self.payload_rule == fastpath.PAYLOAD_VP9_SVC:
+            return {"vp9_descriptor": self.descriptor_drops}
+        return {"red": self.red_drops} if self.red_payload_type is not None else {}

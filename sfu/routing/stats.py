@@ -46,9 +46,14 @@ class InTrackStats:
     plis_sent: int
     send_failures: int
     subscribers: int
+    # Packets whose payload could not be read where the server reads it, by what: a VP9
+    # descriptor ("vp9_descriptor", every player misses it), a RED payload ("red", players
+    # of plain Opus miss it). Only the codec's own key, so other tracks keep their keys.
+    payload_drops: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         layer = {"rid": self.rid, "width": self.width, "height": self.height} if self.rid else {}
+        drops = {"payload_drops": dict(self.payload_drops)} if self.payload_drops else {}
         return {
             "kind": self.kind,
             "codec": self.codec,
@@ -65,6 +70,7 @@ class InTrackStats:
             "plis_sent": self.plis_sent,
             "send_failures": self.send_failures,
             "subscribers": self.subscribers,
+            **drops,
         }
 
 

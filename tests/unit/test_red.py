@@ -50,7 +50,7 @@ def test_red_players_get_red_and_the_others_its_primary_block() -> None:
         bodies.append(b"\xef\x00\x00")  # a redundant block's header cut short: unreadable
         for index, body in enumerate(bodies):
             source.forward(packet(10 + index, 960 * index, body, ssrc=5, pt=63), 0.02 * index)
-        drops.append(source.red_drops)
+        drops.append(source.stats().to_json()["payload_drops"]["red"])
         return [with_red.take(), without.take()]
 
     with_red, without = on_both_paths(scenario)

@@ -233,7 +233,7 @@ def test_truncated_descriptors_are_dropped_and_counted_on_both_paths() -> None:
         publisher.send_picture(0.0)
         for index, body in enumerate(TRUNCATED):
             publisher.track.forward(packet(100 + index, 3000, body, ssrc=0x0D0D0D0D), 0.1)
-        counts.append(publisher.track.descriptor_drops)
+        counts.append(publisher.track.stats().to_json()["payload_drops"]["vp9_descriptor"])
         return [one.take()]
 
     (sent,) = on_both_paths(scenario)
