@@ -12,7 +12,7 @@ from signaling.sdp.parse import MediaSection
 
 # What a refused publisher is told the server takes, per kind.
 SERVER_TAKES = {
-    AUDIO: "opus/48000/2 (and red/48000/2 over it)",
+    AUDIO: "opus/48000/2, or red/48000/2 over it",
     VIDEO: "VP8, VP9 (profile 0 or 2), H264 (packetization-mode 0 or 1), H265 (profile 1 or 2)",
 }
 _VP9_PROFILES = ("0", "2")  # 8-bit and 10-bit 4:2:0, what browsers send

@@ -223,8 +223,8 @@ async def test_publisher_whose_audio_cannot_be_carried_gets_422_not_half_a_sessi
         async with http.post(url, data=pc.localDescription.sdp, headers=SDP) as response:
             assert response.status == 422
             assert await response.text() == (
-                "the audio m-line (mid 1) offers PCMU; this server takes opus/48000/2 "
-                "(send no audio, or one of those)\n"
+                "the audio m-line (mid 1) offers PCMU; this server takes opus/48000/2, "
+                "or red/48000/2 over it (send no audio, or one of those)\n"
             )
         async with http.get(f"{sfu_server.http_url}/api/v1/streams") as response:
             assert (await response.json())["streams"] == []
