@@ -50,6 +50,7 @@ def build_offer(
     rids: tuple[str, ...] = (),
     kinds: tuple[str, ...] = ("audio", "video"),
     audio_level: bool = False,
+    data: bool = False,
 ) -> str:
     """An offer with one audio (opus) and one video (VP8) m-line, bundled, or an m-line per
     entry of `kinds` (a room subscriber's slots), mids "0", "1", ... in that order.
@@ -59,7 +60,8 @@ def build_offer(
     `rtx` adds a VP8 retransmission format, `transport_cc` the transport-wide sequence
     extension and its feedback (the in-memory tests use both; the load clients neither).
     `rids` makes a publisher's video simulcast: those layers, named by the RID extension.
-    `audio_level` offers the RFC 6464 audio level extension on audio.
+    `audio_level` offers the RFC 6464 audio level extension on audio. `data` adds a data
+    channel m-line (RFC 8841) after them, in the same bundle.
     """
     direction = "sendonly" if send else "recvonly"
     stream_id = secrets.token_hex(4)
@@ -68,7 +70,7 @@ def build_offer(
         f"o=- {secrets.randbits(62)} 2 IN IP4 127.0.0.1",
         "s=-",
         "t=0 0",
-        f"a=group:BUNDLE {' '.join(str(mid) for mid in range(len(kinds)))}",
+        f"a=group:BUNDLE {' '.join(str(mid) for mid in range(len(kinds) + data))}",
         "a=msid-semantic: WMS *",
     ]
     codecs = {
@@ -112,6 +114,18 @@ def build_offer(
                 f"a=ssrc:{ssrc} cname:bench-{stream_id}",
                 f"a=ssrc:{ssrc} msid:{stream_id} {stream_id}-{kind}",
             ]
+    if data:
+        lines += [
+            "m=application 9 UDP/DTLS/SCTP webrtc-datachannel",
+            "c=IN IP4 0.0.0.0",
+            f"a=ice-ufrag:{ice_ufrag}",
+            f"a=ice-pwd:{ice_pwd}",
+            f"a=fingerprint:sha-256 {fingerprint}",
+            "a=setup:active",
+            f"a=mid:{len(kinds)}",
+            "a=sctp-port:5000",
+            "a=max-message-size:262144",
+        ]
     return "\r\n".join(lines) + "\r\n"
 
 

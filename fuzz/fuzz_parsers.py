@@ -11,7 +11,9 @@ finding. Run it from the repository root:
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
+import struct
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,10 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 with atheris.instrument_imports():
     from sfu.io.udp import UdpEndpoint
     from sfu.protocol.certificate import Certificate
+    from sfu.protocol.datachannel import DcepError, parse_open
     from sfu.protocol.dtls import DtlsEndpoint
     from sfu.protocol.keyframes import keyframe_detector
+    from sfu.protocol.sctp import Association
+    from sfu.protocol.sctp_reconfig import parse_reset_request
     from sfu.session.table import SessionTable
-    from sfu.wire import red, rtp, stun
+    from sfu.wire import red, rtp, sctp, stun
     from sfu.wire.vp9 import parse_vp9, vp9_sizes
     from signaling.sdp.negotiate import NegotiationError, negotiate_play, negotiate_publish
     from signaling.sdp.parse import SdpError, parse_offer
@@ -104,6 +109,25 @@ def fuzz_token(data: bytes) -> None:
     assert verify("secret", data.decode("utf-8", "replace"), 0.0) is None
 
 
+def fuzz_sctp(data: bytes) -> None:
+    """The chunk readers, then a listening association, over one packet (CRC made right, so
+    the input reaches past the checksum)."""
+    if len(data) >= 12:
+        data = sctp.encode_packet(*struct.unpack_from("!HHI", data), [data[12:]])
+    Association(random.Random(0)).receive(data, 0.0)  # documented never to raise
+    with contextlib.suppress(sctp.SctpError):
+        for _, flags, body in sctp.parse_packet(data).chunks:
+            with contextlib.suppress(sctp.SctpError):
+                sctp.parse_data(flags, body)
+            for read in (sctp.parse_init, sctp.parse_sack, sctp.parse_forward_tsn):
+                with contextlib.suppress(sctp.SctpError):
+                    read(body)
+            with contextlib.suppress(sctp.SctpError):
+                parse_reset_request(body)
+    with contextlib.suppress(DcepError):
+        parse_open(data)
+
+
 class Endpoint:
     """One UDP endpoint with an empty session table; its answers go to our own socket."""
 
@@ -129,6 +153,7 @@ TARGETS: list[Callable[[bytes], None]] = [
     fuzz_sdp,
     fuzz_sdpfrag,
     fuzz_token,
+    fuzz_sctp,
     Endpoint(),
 ]
 

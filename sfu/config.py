@@ -24,3 +24,13 @@ class MediaConfig:
     # Participants of one room (who subscribe or publish): each costs every other a slot of
     # each kind, so a room's forwarding grows with the square of this.
     max_room_participants: int = 100
+    # Data channels (SCTP over DTLS): the largest message either way (a=max-message-size), the
+    # channels one session may have, what one sender may send per second (messages, bytes; a
+    # burst of one second's worth), what may wait toward one receiver before a reliable channel
+    # ends its session, and whether players' messages on a stream's channels reach the publisher.
+    data_max_message_size: int = 256 * 1024
+    data_channels: int = 16
+    data_message_rate: float = 1000.0
+    data_byte_rate: float = 4 * 1024 * 1024
+    data_receiver_buffer: int = 2 * 1024 * 1024
+    stream_data_replies: bool = False

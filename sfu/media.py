@@ -53,6 +53,15 @@ class TrackSpec:
     rids: tuple[str, ...] = ()  # a publisher's simulcast layers by rid, as offered; () for one
 
 
+@dataclass(frozen=True)
+class DataParams:
+    """The peer's m=application (RFC 8841): data channels over SCTP over DTLS."""
+
+    mid: str
+    sctp_port: int = 5000
+    max_message_size: int = 65536  # the largest message the peer accepts (RFC 8841's default)
+
+
 @dataclass
 class PeerParams:
     """What the media plane needs to know of a remote peer, taken from its offer."""
@@ -61,6 +70,7 @@ class PeerParams:
     ice_pwd: str
     fingerprints: list[tuple[str, str]]  # (hash algorithm lower-case, colon hex upper-case)
     tracks: list[TrackSpec]
+    data: DataParams | None = None  # None: the peer negotiated no data channels
 
 
 def _h264_profile(codec: Codec) -> ProfileLevel | None:

@@ -52,6 +52,13 @@ from sfu.io.udp import UdpEndpoint
 from sfu.media import PeerParams
 from sfu.protocol import ice
 from sfu.protocol.certificate import Certificate
+from sfu.protocol.datachannel import (
+    ChannelMessage,
+    ChannelOptions,
+    DataChannels,
+    DataEvent,
+    DataReady,
+)
 from sfu.protocol.keyframes import vp8_keyframe_start
 from sfu.protocol.receiver import ReceptionStats
 from sfu.protocol.simulcast import vp8_picture_fields, vp8_temporal_id
@@ -75,6 +82,7 @@ MAX_DELIVERIES_PER_STEP = 100_000
 CHECK_EVERY = 0.1  # a connecting peer's connectivity checks
 CONSENT_EVERY = 2.0  # a connected peer's consent checks
 REPORT_EVERY = 1.0  # peers' RTCP reports (SR from publishers, RR from players)
+MAX_MESSAGE_SIZE = 256 * 1024  # what a data peer accepts, as browsers do
 CLIENT_CERTIFICATE = Certificate.generate()  # shared by all peers: generating one costs ms
 
 
@@ -302,6 +310,7 @@ class Peer:
         simulcast: bool = False,
         kinds: tuple[str, ...] = ("audio", "video"),
         audio_level: bool = False,
+        data: bool = False,
     ) -> None:
         self.network = network
         self.server = server
@@ -336,10 +345,23 @@ class Peer:
             "transport_cc": transport_cc,
             "simulcast": simulcast,
             "audio_level": audio_level,
+            "data": data,
         }
         self.session = server.open_session(self, self.offer(kinds))
         self.transport.accept_answer(parse_answer(self.answer_text))
         self._extension_up = TRANSPORT_CC_URI in self.answer_text
+        # Data channels, the client end (sfu.protocol.datachannel run with client=True).
+        self.channels: DataChannels | None = None
+        self.data_events: list[DataEvent] = []
+        self._sctp_started = False
+        if data and "m=application 0 " not in self.answer_text:
+            self.channels = DataChannels(
+                random.Random(address[0]),
+                max_message_size=MAX_MESSAGE_SIZE,
+                peer_max_message_size=MAX_MESSAGE_SIZE,
+                client=True,
+            )
+            self.transport.dtls.keep_application_data = True  # type: ignore[union-attr]
 
     def offer(self, kinds: tuple[str, ...]) -> str:
         """This peer's offer, with an m-line per entry of `kinds` (a subscriber's slots)."""
@@ -358,6 +380,7 @@ class Peer:
             else (),
             kinds=kinds,
             audio_level=options["audio_level"],
+            data=options["data"],
         )
 
     # -- network ---------------------------------------------------------------------------------
@@ -403,6 +426,10 @@ class Peer:
         elif kind is DTLS:
             for record in self.transport.on_dtls(data, now):
                 self.send(record)
+            if self.channels is not None:
+                for packet in self.transport.dtls.take_received():  # type: ignore[union-attr]
+                    self.send_sctp(self.channels.receive(packet, now))
+                self.data_events += self.channels.poll_events()
         elif kind is SRTP and self.transport.srtp is not None:
             try:
                 if rtp.is_rtcp(data):
@@ -497,6 +524,8 @@ class Peer:
         if now >= self._next_check:
             self.send(transport.check(use_candidate=False))
             self._next_check = now + CONSENT_EVERY
+        if self.channels is not None:
+            self._data_tick(now)
         if self.media is not None and self.sending:
             self._send_media(now)
         if now >= self._next_report:
@@ -505,6 +534,45 @@ class Peer:
         feedback = self._twcc.build(self.rtcp_ssrc, self._twcc_media_ssrc)
         if feedback is not None:
             self.send_rtcp(feedback)
+
+    # -- data channels ---------------------------------------------------------------------------
+
+    def _data_tick(self, now: float) -> None:
+        channels = self.channels
+        assert channels is not None
+        if not self._sctp_started:
+            self._sctp_started = True
+            self.send_sctp(channels.connect(now))
+        at = channels.next_timer()
+        if at is not None and now >= at:
+            self.send_sctp(channels.handle_timer(now))
+            self.data_events += channels.poll_events()
+
+    def send_sctp(self, packets: list[bytes]) -> None:
+        for packet in packets:
+            for record in self.transport.dtls.send(packet):  # type: ignore[union-attr]
+                self.send(record)
+
+    def open_channel(self, options: ChannelOptions) -> int:
+        assert self.channels is not None
+        stream, packets = self.channels.open(options, self.network.now)
+        assert stream is not None
+        self.send_sctp(packets)
+        return stream
+
+    def send_message(self, stream: int, data: bytes, text: bool = False) -> bool:
+        assert self.channels is not None
+        ok, packets = self.channels.send(stream, data, text, self.network.now)
+        self.send_sctp(packets)
+        return ok
+
+    def messages(self) -> list[bytes]:
+        """Every data channel message received, in arrival order."""
+        return [e.data for e in self.data_events if isinstance(e, ChannelMessage)]
+
+    @property
+    def data_up(self) -> bool:
+        return any(isinstance(e, DataReady) for e in self.data_events)
 
     def _send_media(self, now: float) -> None:
         media = self.media

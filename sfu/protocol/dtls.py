@@ -135,6 +135,8 @@ class DtlsEndpoint:
         self._resend_interval = _FIRST_RESEND
         self._resend_at: float | None = None
         self.retransmissions = 0  # flights resent, by us or by OpenSSL
+        self.keep_application_data = False  # only a session that negotiated data channels
+        self.received: list[bytes] = []
 
     def start(self, now: float) -> list[bytes]:
         """Begin the handshake; a client returns its ClientHello, a server waits."""
@@ -237,11 +239,30 @@ class DtlsEndpoint:
             self._update_timer()
         return flight
 
+    def send(self, data: bytes) -> list[bytes]:
+        """One application data record (an SCTP packet, RFC 8261) once connected."""
+        if self.state is not DtlsState.CONNECTED:
+            return []
+        try:
+            self._conn.send(data)
+            return [self._conn.bio_read(65536)]  # one record, all of it: no second read
+        except SSL.WantReadError:
+            return []
+        except SSL.Error as exc:
+            return self._fail(f"send error: {exc}")
+
+    def take_received(self) -> list[bytes]:
+        """The application data records that came in since the last call."""
+        received, self.received = self.received, []
+        return received
+
     def _read_connected(self) -> list[bytes]:
-        """Swallow application data; answer retransmitted handshake records."""
+        """Keep application data for take_received; answer retransmitted handshake records."""
         for _ in range(_MAX_DRAIN):
             try:
-                self._conn.recv(65536)
+                record = self._conn.recv(65536)
+                if self.keep_application_data:
+                    self.received.append(record)
             except SSL.WantReadError:
                 break
             except SSL.ZeroReturnError:

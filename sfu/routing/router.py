@@ -25,6 +25,7 @@ from sfu.routing.room_stats import RoomStats, RoomView, TrackPrefs
 from sfu.routing.room_subscriber import RoomSubscriber, check_slots
 from sfu.routing.stats import ResourceCounts, SessionInfo, StreamStats, StreamSummary
 from sfu.routing.stream import Stream
+from sfu.routing.stream_data import StreamData
 from sfu.session.peer import PeerSession
 from sfu.session.table import EndedSession, SessionTable
 from sfu.session.transport import Address, SendFunction, SessionState, Transport
@@ -114,6 +115,7 @@ class Router:
         stream = self._free_stream(name)
         session = self._new_session(PUBLISH, name, peer, now)
         self._set_publisher(stream, session)
+        self._join_data(stream, session, True, now)
         return session
 
     def add_publisher(self, name: str, session: Transport) -> Publisher:
@@ -125,7 +127,17 @@ class Router:
         """A new playing session; it may come before the publisher does."""
         session = self._new_session(PLAY, name, peer, now)
         self.add_player(name, session)
+        self._join_data(self._stream(name), session, False, now)
         return session
+
+    def _join_data(
+        self, stream: Stream, session: PeerSession, publishing: bool, now: float
+    ) -> None:
+        """The stream's data channels, when the session negotiated them."""
+        if session.data is not None:
+            if stream.data is None:
+                stream.data = StreamData(self.config, self.sessions)
+            stream.data.join(session, publishing, now)
 
     def add_player(self, name: str, session: Transport) -> Player:
         """Make a session a player of `name`: play() for real peers, relays for their own."""

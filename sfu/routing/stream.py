@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from sfu.routing.stats import StreamStats, StreamSummary, next_serial
+from sfu.routing.stream_data import StreamData
 from sfu.session.peer import PeerSession
 from sfu.session.transport import SendFunction, SessionState, Transport
 
@@ -43,6 +44,7 @@ class Stream:
         self.serial = next_serial()
         self.publisher: Publisher | None = None
         self.players: set[Player] = set()
+        self.data: StreamData | None = None  # once a session with data channels takes part
         # Counters of sessions that have left, so totals never go backwards.
         self.past_packets_in = 0
         self.past_bytes_in = 0
@@ -108,11 +110,15 @@ class Stream:
             # caches are freed with the publisher, not at the next full collection.
             track.layers.clear()
         self.publisher = None
+        if self.data is not None:
+            self.data.leave(publisher.session)
         self._on_live(self)
         self._on_empty(self)
 
     def player_gone(self, player: Player) -> None:
         self.players.discard(player)
+        if self.data is not None:
+            self.data.leave(player.session)
         for track in player.tracks:
             self.past_packets_out += track.packets
             self.past_bytes_out += track.bytes

@@ -19,6 +19,7 @@ from sfu.protocol.certificate import Certificate
 from sfu.protocol.dtls import DtlsEndpoint, DtlsState
 from sfu.protocol.srtp import MAX_PROTECTED, SrtpContext
 from sfu.protocol.srtp_streams import InboundStreams
+from sfu.session.data import SessionData
 from sfu.session.transport import (
     Address,
     AddressChanged,
@@ -66,6 +67,7 @@ class PeerSession(fastpath.TransportState):
         "checks",
         "close_reason",
         "created",
+        "data",
         "drops",
         "dtls",
         "handler",
@@ -107,6 +109,11 @@ class PeerSession(fastpath.TransportState):
         self.checks = ice.ReturnRoutability(rng)
         self.dtls = DtlsEndpoint(certificate, is_server=True, remote_fingerprints=peer.fingerprints)
         self.srtp: SrtpContext | None = None
+        self.data = (
+            None
+            if peer.data is None
+            else SessionData(self.dtls, peer.data, config, rng, self._send_all)
+        )
         self.streams: InboundStreams | None = None  # the peer's SSRCs with an SRTP stream
         self.state = SessionState.NEW
         self.addr: Address | None = None
@@ -203,6 +210,8 @@ class PeerSession(fastpath.TransportState):
         self.last_seen = self._latest = now
         self._send_all(self.dtls.receive(data, now))
         self._after_dtls(now)
+        if self.data is not None and self.dtls.received:
+            self.data.on_records(now)
 
     def handle_srtp(self, data: bytes, now: float) -> None:
         """Decrypt one SRTP/SRTCP packet and hand it to the media handler; drop what fails.
@@ -305,8 +314,9 @@ class PeerSession(fastpath.TransportState):
         dtls_at = self.dtls.timer_at
         if dtls_at is not None:
             at = min(at, dtls_at)
-        checks_at = self.checks.next_due()
-        return at if checks_at is None else min(at, checks_at)
+        for other in (self.checks.next_due(), self.data and self.data.next_timer()):
+            at = at if other is None else min(at, other)
+        return at
 
     def handle_timer(self, now: float) -> None:
         """Run the DTLS and check timers; end the session when the peer went silent, or when it
@@ -324,6 +334,9 @@ class PeerSession(fastpath.TransportState):
         if timer_at is not None and now >= timer_at:
             self._send_all(self.dtls.handle_timer(now))
             self._after_dtls(now)
+        data_at = self.data and self.data.next_timer()
+        if data_at is not None and now >= data_at:
+            self.data.handle_timer(now)  # type: ignore[union-attr]
         if self.checks.pending:
             for request, addr in self.checks.due(now):
                 self._send(request, addr)
@@ -361,6 +374,8 @@ class PeerSession(fastpath.TransportState):
         """End the session at once: tell the peer, free the media state, leave the tables."""
         if self.state is SessionState.CLOSED:
             return
+        if self.data is not None:
+            self.data.close(reason)
         if self.dtls.state is DtlsState.CONNECTED:
             self._send_all(self.dtls.close())
         self.state = SessionState.CLOSED

@@ -55,6 +55,8 @@ class SessionTable:
         self.by_ufrag[session.ice.local_ufrag] = session
         self.by_check_tag[session.checks.tag] = session
         session.drops = self.drops
+        if session.data is not None:
+            session.data.share_drops(self.drops)
         self.lower_timer_floor(session)
 
     def lower_timer_floor(self, session: Transport) -> None:

@@ -149,6 +149,7 @@ def session_answer(
         tcp_port=media.tcp_port,
         ssrcs=ssrcs,
         stream_id=stream_id,
+        max_message_size=media.router.config.data_max_message_size,
     )
 
 

@@ -110,12 +110,14 @@ def render_answer(
     ssrcs: dict[str, tuple[int, int | None]] | None = None,
     cname: str = "litesfu",
     stream_id: str = "litesfu",
+    max_message_size: int = 256 * 1024,
 ) -> str:
     """The answer to `offer` given what negotiation accepted in `peer`.
 
     `direction` is "recvonly" for a publisher and "sendonly" for a player; `ssrcs` maps a
     player's mid to the (media, rtx) SSRCs the server will send with; `tcp_port` adds passive
-    ICE-TCP candidates. Lines end with CRLF.
+    ICE-TCP candidates; `max_message_size` is announced on an accepted data channel m-line.
+    Lines end with CRLF.
     """
     if direction not in ("recvonly", "sendonly"):
         raise ValueError(f"answer direction must be recvonly or sendonly, not {direction!r}")
@@ -131,7 +133,12 @@ def render_answer(
         "a=setup:passive",
     ]
     candidate_block = candidate_lines(candidates, tcp_port)
-    accepted_mids = [s.effective_mid for s in offer.media if s.effective_mid in accepted]
+    data_mid = None if peer.data is None else peer.data.mid
+    accepted_mids = [
+        s.effective_mid
+        for s in offer.media
+        if s.effective_mid in accepted or s.effective_mid == data_mid
+    ]
     # Only a group the offer proposed: adding one it never had would answer for transports
     # that do not exist (negotiation refuses unbundled offers of more than one m-line).
     bundle = accepted_mids if offer.bundle_group(accepted_mids) is not None else []
@@ -148,6 +155,12 @@ def render_answer(
         lines.append("a=msid-semantic: WMS *")
     for section in offer.media:
         track = accepted.get(section.effective_mid)
+        if section.effective_mid == data_mid:
+            lines.append(f"m=application {first_port} {section.proto} webrtc-datachannel")
+            lines += [*transport, f"a=mid:{data_mid}", "a=sctp-port:5000"]
+            lines.append(f"a=max-message-size:{max_message_size}")
+            lines += candidate_block
+            continue
         if track is None:
             lines += _rejected_lines(section)
             continue

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sfu.media import AUDIO, VIDEO, Codec, PeerParams, TrackSpec, best_receivable, format_name
+from sfu.media import (
+    AUDIO,
+    VIDEO,
+    Codec,
+    DataParams,
+    PeerParams,
+    TrackSpec,
+    best_receivable,
+    format_name,
+)
 from sfu.wire.audio_level import AUDIO_LEVEL_URI
 from sfu.wire.rtp import ABS_SEND_TIME_URI, MID_URI, RID_URI, TRANSPORT_CC_URI
 from signaling.sdp.formats import (
@@ -39,6 +48,9 @@ ACCEPTED_FEEDBACK = {
 }
 
 _RTP_PROTOS = ("UDP/TLS/RTP/SAVPF", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "RTP/SAVP")
+_DATA_PROTOS = ("UDP/DTLS/SCTP", "TCP/DTLS/SCTP")  # RFC 8841; one transport carries either
+DATA_FORMAT = "webrtc-datachannel"
+NO_LIMIT = 0xFFFFFFFF  # what a=max-message-size:0 (no limit) stands for
 _GOOD_SETUP = ("actpass", "active")
 _MAX_NAMED = 8  # player formats named in a CodecMismatch
 MAX_MEDIA_SECTIONS = 16  # audio/video m-lines per offer; each costs state and answer bytes
@@ -136,6 +148,25 @@ def _layers(section: MediaSection) -> tuple[str, ...]:
     return rids
 
 
+def _data(offer: Offer) -> tuple[MediaSection, DataParams] | None:
+    """The offer's first data channel m-line (RFC 8841), if it has one we can carry."""
+    for section in offer.media:
+        if (
+            section.kind == "application"
+            and section.proto in _DATA_PROTOS
+            and section.fmt == [DATA_FORMAT]
+            and (section.port != 0 or section.bundle_only)
+        ):
+            size = section.max_message_size
+            params = DataParams(
+                section.effective_mid,
+                5000 if section.sctp_port is None else section.sctp_port,
+                65536 if size is None else size or NO_LIMIT,
+            )
+            return section, params
+    return None
+
+
 def _peer(offer: Offer, tracks: list[TrackSpec], sections: list[MediaSection]) -> PeerParams:
     """Check ICE and DTLS parameters of the first accepted m-line and build the PeerParams."""
     if not tracks:
@@ -167,6 +198,7 @@ def _negotiate(
     extensions: frozenset[str],
     simulcast: bool = False,
     max_media: int = MAX_MEDIA_SECTIONS,
+    data: bool = True,
 ) -> PeerParams:
     media_count = sum(1 for section in offer.media if section.kind in (AUDIO, VIDEO))
     if media_count > max_media:
@@ -195,7 +227,12 @@ def _negotiate(
             "offer must BUNDLE its audio and video (a=group:BUNDLE): this server carries a "
             "session on one transport; use bundle-policy max-bundle"
         )
-    return _peer(offer, tracks, sections)
+    peer = _peer(offer, tracks, sections)
+    channels = _data(offer) if data else None
+    mids = [s.effective_mid for s in sections]
+    if channels is not None and offer.bundle_group([*mids, channels[1].mid]) is not None:
+        peer.data = channels[1]  # data rides the media's transport or is refused
+    return peer
 
 
 def negotiate_publish(offer: Offer) -> PeerParams:
@@ -223,7 +260,10 @@ def negotiate_publish(offer: Offer) -> PeerParams:
 
 
 def negotiate_play(
-    offer: Offer, preferred: dict[str, Codec] | None = None, max_media: int = MAX_MEDIA_SECTIONS
+    offer: Offer,
+    preferred: dict[str, Codec] | None = None,
+    max_media: int = MAX_MEDIA_SECTIONS,
+    data: bool = True,
 ) -> PeerParams:
     """Accept each receiving audio/video m-line with every codec we support.
 
@@ -251,10 +291,13 @@ def negotiate_play(
             )
         return [first, *(codec for codec in codecs if codec is not first)]
 
-    return _negotiate(offer, ("recvonly", "sendrecv"), choose, PLAY_EXTENSIONS, max_media=max_media)
+    return _negotiate(
+        offer, ("recvonly", "sendrecv"), choose, PLAY_EXTENSIONS, max_media=max_media, data=data
+    )
 
 
 def negotiate_subscribe(offer: Offer) -> PeerParams:
     """A room subscriber's offer: a player's, with a slot (m-line) per kind per other
-    participant, up to the parser's own cap on m-lines; the router bounds them by the room."""
-    return negotiate_play(offer, max_media=ROOM_MEDIA_SECTIONS)
+    participant, up to the parser's own cap on m-lines; the router bounds them by the room.
+    Rooms carry no data channels yet: their m=application is refused."""
+    return negotiate_play(offer, max_media=ROOM_MEDIA_SECTIONS, data=False)

@@ -67,6 +67,8 @@ class MediaSection:
     msid: str | None = None
     rids: list[str] = field(default_factory=list)  # a=rid values, raw
     simulcast: str | None = None  # a=simulcast value, raw
+    sctp_port: int | None = None  # a=sctp-port of a data channel m-line (RFC 8841)
+    max_message_size: int | None = None  # a=max-message-size; 0 means no limit
 
     @property
     def effective_mid(self) -> str:
@@ -198,6 +200,10 @@ def _parse_media_attribute(section: MediaSection, name: str, value: str, where: 
         section.fingerprints.append(_parse_fingerprint(value, where))
     elif name == "setup":
         section.setup = value.strip()
+    elif name == "sctp-port":
+        section.sctp_port = _number(value.strip(), 0, 65535, where)
+    elif name == "max-message-size":
+        section.max_message_size = _number(value.strip(), 0, 0xFFFFFFFF, where)
 
 
 def _parse_session_attribute(offer: Offer, name: str, value: str, where: str) -> str | None:

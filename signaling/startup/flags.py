@@ -162,6 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls-key", default=env("SFU_TLS_KEY"), help="PEM private key of --tls-cert (SFU_TLS_KEY)"
     )
     parser.add_argument(
+        "--stream-data-replies",
+        action="store_true",
+        default=bool(_env_flag("SFU_STREAM_DATA_REPLIES")),
+        help="let a stream's players send on its data channels, to the publisher; by default "
+        "their messages are dropped and counted (SFU_STREAM_DATA_REPLIES=1)",
+    )
+    parser.add_argument(
         "--trust-proxy",
         action="store_true",
         default=bool(_env_flag("SFU_TRUST_PROXY")),

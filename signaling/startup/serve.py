@@ -58,6 +58,7 @@ async def serve(args: argparse.Namespace) -> None:
         session_timeout=args.session_timeout,
         pending_timeout=args.pending_timeout,
         max_room_participants=args.max_room_participants,
+        stream_data_replies=args.stream_data_replies,
     )
     media = MediaServer(config)
     await media.start()

@@ -33,6 +33,7 @@ from bench.launcher import ServerProcess, start_server, stop_server
 
 from .conftest import CHROMIUM_ARGS, Browsing, checked_browsing, launch_chromium
 from .firefox import FIREFOX, PROFILE_PREFS, Firefox, from_remote, user_js
+from .test_data_channels import relay_messages
 from .test_pages import FIRST_MEDIA_S, assert_grows
 
 pytestmark = pytest.mark.timeout(180)
@@ -267,6 +268,16 @@ def test_publish_and_play(
     )
     browsing.screenshot(publisher, f"{publisher_browser}-publish")
     browsing.screenshot(player, f"{player_browser}-play")
+
+
+def test_chromium_data_channel_reaches_a_firefox_player(
+    cross_browsing: Browsing, ns_server: ServerProcess
+) -> None:
+    """A Chromium publisher's 1,000 ordered channel messages reach a Firefox player intact."""
+    base = ns_server.http_url
+    publisher = cross_browsing.open(f"{base}/publish.html", "publisher")
+    player = cross_browsing.open_in_firefox(f"{base}/publish.html", "player")  # origin only
+    relay_messages(cross_browsing, publisher, player, "live/data-to-firefox")
 
 
 def test_firefox_publishes_simulcast(cross_browsing: Browsing, ns_server: ServerProcess) -> None:

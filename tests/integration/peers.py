@@ -128,10 +128,18 @@ class Player:
 
 
 async def play(
-    http: aiohttp.ClientSession, base_url: str, stream: str, relay_port: int | None = None
+    http: aiohttp.ClientSession,
+    base_url: str,
+    stream: str,
+    relay_port: int | None = None,
+    data: bool = False,
 ) -> Player:
+    """A WHEP player; `data` offers data channels (a pre-negotiated channel of its own puts the
+    m=application in the offer without opening anything on the server)."""
     pc = new_peer_connection()
     player = Player(pc)
+    if data:
+        pc.createDataChannel("offer", negotiated=True, id=0)
 
     @pc.on("track")
     def on_track(track: MediaStreamTrack) -> None:

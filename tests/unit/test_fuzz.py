@@ -7,6 +7,7 @@ junk appended, lines dropped or repeated) get past the first checks and find the
 from __future__ import annotations
 
 import contextlib
+import random
 import socket
 import struct
 from collections.abc import Callable, Iterator
@@ -20,10 +21,19 @@ from sfu.io.udp import UdpEndpoint
 from sfu.media import PeerParams
 from sfu.protocol import ice
 from sfu.protocol.certificate import Certificate
+from sfu.protocol.datachannel import (
+    MAX_LABEL_BYTES,
+    ChannelOptions,
+    DcepError,
+    encode_open,
+    parse_open,
+)
 from sfu.protocol.dtls import DtlsEndpoint, DtlsState
+from sfu.protocol.sctp import RECEIVE_BUFFER, Association, AssociationState
+from sfu.protocol.sctp_reconfig import parse_reset_request
 from sfu.session.peer import PeerSession
 from sfu.session.table import SessionTable
-from sfu.wire import rtp
+from sfu.wire import rtp, sctp
 from signaling.sdp.answer import render_answer
 from signaling.sdp.negotiate import NegotiationError, negotiate_play, negotiate_publish
 from signaling.sdp.parse import SdpError, parse_offer
@@ -342,3 +352,86 @@ def test_mutated_binding_requests_never_bind(
     assert not endpoint.sessions.by_addr
     assert session.addr is None
     assert list(endpoint.sessions.by_id.values()) == [session]
+
+
+# -- SCTP and DCEP (data channels) ---------------------------------------------------------------
+
+
+def sctp_chunk_calls(packet: bytes) -> Iterator[Callable[[], object]]:
+    """Every typed reader over every chunk of a packet that parses."""
+    parsed = sctp.parse_packet(packet)
+    for _, flags, body in parsed.chunks:
+        yield lambda body=body, flags=flags: sctp.parse_data(flags, body)
+        yield lambda body=body: sctp.parse_init(body)
+        yield lambda body=body: sctp.parse_sack(body)
+        yield lambda body=body: sctp.parse_forward_tsn(body)
+        yield lambda body=body: parse_reset_request(body)
+
+
+def sctp_samples() -> list[bytes]:
+    """Real packets of each chunk type the association reads, for mutation."""
+    chunks = [
+        sctp.data_chunk(3, 10, 1, 0, 51, b"hello"),
+        sctp.sack_chunk(9, 65536, [(2, 4), (6, 6)], [3]),
+        sctp.forward_tsn_chunk(12, [(1, 3)]),
+        sctp.init_chunk(sctp.INIT, sctp.Init(5, 1000, 3, 3, 100, {0xC000: b""})),
+        sctp.chunk(sctp.HEARTBEAT, 0, struct.pack("!HHd", 1, 12, 1.0)),
+        sctp.chunk(sctp.RECONFIG, 0, sctp.param(13, struct.pack("!IIIHH", 1, 0, 9, 1, 3))),
+    ]
+    return [sctp.encode_packet(5000, 5000, 1, [c]) for c in chunks]
+
+
+def with_crc(packet: bytes) -> bytes:
+    """`packet` with its checksum made right again, so mutations reach the chunk readers."""
+    if len(packet) < 12:
+        return packet
+    header = struct.unpack_from("!HHI", packet)
+    return sctp.encode_packet(*header, [packet[12:]])
+
+
+@FUZZ
+@given(st.one_of(st.binary(max_size=200), st.sampled_from(sctp_samples()).flatmap(mutated)))
+def test_sctp_readers_raise_only_sctp_error(data: bytes) -> None:
+    for packet in (data, with_crc(data)):
+        try:
+            calls = list(sctp_chunk_calls(packet))
+        except sctp.SctpError:
+            continue
+        for call in calls:
+            with contextlib.suppress(sctp.SctpError):
+                call()
+
+
+def established_association() -> Association:
+    """A server association that has accepted a client's cookie."""
+    server, client = Association(random.Random(2)), Association(random.Random(1))
+    (ack,) = server.receive(client.connect(0.0)[0], 0.0)
+    (echo,) = client.receive(ack, 0.0)
+    server.receive(echo, 0.0)
+    assert server.state is AssociationState.ESTABLISHED
+    return server
+
+
+@FUZZ
+@given(st.data())
+def test_an_association_takes_any_packet_within_its_bounds(data: st.DataObject) -> None:
+    server = established_association()
+    for _ in range(data.draw(st.integers(1, 6))):
+        sample = data.draw(st.sampled_from(sctp_samples()))
+        packet = bytearray(data.draw(mutated(sample)))
+        if len(packet) >= 8 and data.draw(st.booleans()):
+            packet[4:8] = server.local_tag.to_bytes(4, "big")  # past the tag check
+        server.receive(with_crc(bytes(packet)), 0.0)  # never raises
+        if server.inbound is not None:
+            assert 0 <= server.inbound.buffered <= RECEIVE_BUFFER
+        assert server.buffered == 0
+
+
+@FUZZ
+@given(
+    st.one_of(st.binary(max_size=64), st.just(encode_open(ChannelOptions("chat"))).flatmap(mutated))
+)
+def test_dcep_open_raises_only_dcep_error(data: bytes) -> None:
+    with contextlib.suppress(DcepError):
+        options = parse_open(data)
+        assert len(options.label.encode()) <= MAX_LABEL_BYTES

@@ -11,7 +11,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
-from sfu.media import Codec, PeerParams, best_receivable
+from sfu.media import Codec, DataParams, PeerParams, best_receivable
 from sfu.wire.h264_profile import parse_profile_level_id
 from signaling.sdp.answer import candidate_priority, render_answer
 from signaling.sdp.negotiate import (
@@ -24,7 +24,7 @@ from signaling.sdp.negotiate import (
     negotiate_publish,
     negotiate_subscribe,
 )
-from signaling.sdp.parse import MAX_MEDIA_SECTIONS, parse_offer
+from signaling.sdp.parse import MAX_MEDIA_SECTIONS, SdpError, parse_offer
 
 OFFERS = Path(__file__).parent / "offers"
 FINGERPRINT = ":".join(["AB"] * 32)
@@ -256,6 +256,20 @@ def test_play_preferred_codec_goes_first() -> None:
     ]
 
 
+def test_data_channel_m_line_bounds_and_refusals() -> None:
+    text = load("chrome_publish.sdp")
+    assert negotiate_play(parse_offer(as_player(text))).data is not None
+    assert negotiate_subscribe(parse_offer(as_player(text))).data is None  # rooms: no data yet
+    unlimited = parse_offer(text.replace("a=max-message-size:262144", "a=max-message-size:0"))
+    assert negotiate_publish(unlimited).data == DataParams("2", 5000, 0xFFFFFFFF)
+    other = parse_offer(text.replace("webrtc-datachannel", "webrtc-foo"))
+    assert negotiate_publish(other).data is None
+    with pytest.raises(SdpError):
+        parse_offer(text.replace("a=sctp-port:5000", "a=sctp-port:70000"))
+    apart = parse_offer(text.replace("a=group:BUNDLE 0 1 2", "a=group:BUNDLE 0 1"))
+    assert negotiate_publish(apart).data is None  # not on the media's transport: refused
+
+
 def test_play_rejects_sendonly_m_lines() -> None:
     with pytest.raises(UnsupportedMedia):
         negotiate_play(parse_offer(load("chrome_publish.sdp")))
@@ -264,18 +278,21 @@ def test_play_rejects_sendonly_m_lines() -> None:
 # --- answer ----------------------------------------------------------------------------------
 
 
-def test_publish_answer_rejects_datachannel_and_reparses() -> None:
+def test_publish_answer_accepts_datachannel_and_reparses() -> None:
     text = load("chrome_publish.sdp")
-    answer = answer_for(text, negotiate_publish(parse_offer(text)), "recvonly")
+    peer = negotiate_publish(parse_offer(text))
+    assert peer.data == DataParams("2", 5000, 262144)
+    answer = answer_for(text, peer, "recvonly")
     assert answer.endswith("\r\n") and "\n" not in answer.replace("\r\n", "")
-    assert "a=ice-lite\r\n" in answer and "a=group:BUNDLE 0 1\r\n" in answer
-    assert "m=application 0 UDP/DTLS/SCTP webrtc-datachannel\r\n" in answer
+    assert "a=ice-lite\r\n" in answer and "a=group:BUNDLE 0 1 2\r\n" in answer
+    assert "m=application 8000 UDP/DTLS/SCTP webrtc-datachannel\r\n" in answer
     assert "msid-semantic" not in answer
     parsed = parse_offer(answer)
-    assert parsed.ice_lite and parsed.bundle_groups == [["0", "1"]]
+    assert parsed.ice_lite and parsed.bundle_groups == [["0", "1", "2"]]
     audio, video, data = parsed.media
     assert [m.mid for m in parsed.media] == ["0", "1", "2"]
-    assert (data.port, data.direction) == (0, "inactive") and data.ice_ufrag is None
+    assert (data.sctp_port, data.max_message_size, data.setup) == (5000, 262144, "passive")
+    assert data.ice_ufrag == "srvu" and data.fingerprints == [("sha-256", FINGERPRINT)]
     for section in (audio, video):
         assert section.port == 8000 and section.direction == "recvonly"
         assert section.setup == "passive" and section.ice_ufrag == "srvu"
@@ -286,15 +303,15 @@ def test_publish_answer_rejects_datachannel_and_reparses() -> None:
     assert video.payload_types == [96] and video.rtcp_rsize and not audio.rtcp_rsize
     assert video.feedback_for(96) == ["goog-remb", "transport-cc", "ccm fir", "nack", "nack pli"]
     assert audio.fmtp[111] == "minptime=10;useinbandfec=1"
-    assert answer.count("a=candidate:1 1 udp 2130706431 127.0.0.1 8000 typ host\r\n") == 2
-    assert answer.count("a=end-of-candidates\r\n") == 2
+    assert answer.count("a=candidate:1 1 udp 2130706431 127.0.0.1 8000 typ host\r\n") == 3
+    assert answer.count("a=end-of-candidates\r\n") == 3
 
 
 def test_rejected_media_answer_keeps_first_payload_type() -> None:
     text = load("chrome_publish.sdp").replace("a=sendonly", "a=recvonly", 1)
     answer = answer_for(text, negotiate_publish(parse_offer(text)), "recvonly")
     assert "m=audio 0 UDP/TLS/RTP/SAVPF 111\r\n" in answer
-    assert "a=group:BUNDLE 1\r\n" in answer
+    assert "a=group:BUNDLE 1 2\r\n" in answer
     assert parse_offer(answer).media[0].direction == "inactive"
 
 
