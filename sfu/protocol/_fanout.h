@@ -147,6 +147,7 @@ typedef struct {
     int target_temporal;
     int current_spatial;
     int current_temporal;
+    long long svc_picture; /* the RTP timestamp of the last picture begun, -1 before any */
     unsigned long long temporal_drops;
     unsigned long long packets;
     unsigned long long bytes;
@@ -192,7 +193,7 @@ int litesfu_parse_vp8(const uint8_t *p, Py_ssize_t start, Py_ssize_t len, Vp8Ids
 void litesfu_skip_packet(Player *player, unsigned int seq);
 void litesfu_continue_ids(Player *player, const Vp8Ids *ids, uint8_t *out, Py_ssize_t shift);
 int litesfu_parse_vp9(const uint8_t *p, Py_ssize_t start, Py_ssize_t len, Vp9Info *info);
-int litesfu_svc_admit(Player *player, const Vp9Info *info);
+int litesfu_svc_admit(Player *player, const Vp9Info *info, uint32_t ts);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The fan-out itself (_fanout_send.c), which the module (_fanout.c) exposes as fanout() */

@@ -17,6 +17,7 @@ static PyObject *Player_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         self->max_temporal = -1;
         self->target_spatial = self->target_temporal = 7; /* svc.ALL_LAYERS */
         self->current_spatial = self->current_temporal = -1;
+        self->svc_picture = -1;
         self->sender = Py_NewRef(Py_None);
         self->layout = Py_NewRef(Py_None);
     }
@@ -203,6 +204,7 @@ static PyMemberDef Player_members[] = {
     {"target_temporal", T_INT, offsetof(Player, target_temporal), 0, NULL},
     {"current_spatial", T_INT, offsetof(Player, current_spatial), 0, NULL},
     {"current_temporal", T_INT, offsetof(Player, current_temporal), 0, NULL},
+    {"svc_picture", T_LONGLONG, offsetof(Player, svc_picture), 0, NULL},
     {NULL},
 };
 

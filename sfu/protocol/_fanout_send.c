@@ -245,7 +245,7 @@ PyObject *litesfu_fanout(PyObject *module, PyObject *const *args, Py_ssize_t nar
             litesfu_skip_packet(player, seq);
             continue;
         }
-        if (is_svc && !litesfu_svc_admit(player, &svc)) {
+        if (is_svc && !litesfu_svc_admit(player, &svc, load32(packet + 4))) {
             litesfu_skip_packet(player, seq);
             continue;
         }

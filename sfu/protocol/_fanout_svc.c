@@ -57,12 +57,13 @@ int litesfu_parse_vp9(const uint8_t *p, Py_ssize_t start, Py_ssize_t len, Vp9Inf
     return 1;
 }
 
-/* Whether the player gets the packet, its current layers first moved towards its targets
- * at a picture's first packet: down at once, spatial up at a keyframe, temporal up at a
- * keyframe or a U bit. */
-int litesfu_svc_admit(Player *player, const Vp9Info *info)
+/* Whether the player gets the packet (of RTP timestamp ts), its current layers first moved
+ * towards its targets at a picture's first packet (B with a timestamp not seen before):
+ * down at once, spatial up at a keyframe, temporal up at a keyframe or a U bit. */
+int litesfu_svc_admit(Player *player, const Vp9Info *info, uint32_t ts)
 {
-    if (info->begins && info->sid == 0) {
+    if (info->begins && (long long)ts != player->svc_picture) {
+        player->svc_picture = (long long)ts;
         int keyframe = !info->inter_picture;
         if (player->target_spatial < player->current_spatial || keyframe)
             player->current_spatial = player->target_spatial;

@@ -64,6 +64,7 @@ PLAYER_SLOTS: tuple[str, ...] = (
         "target_temporal",
         "current_spatial",
         "current_temporal",
+        "svc_picture",
         "temporal_drops",
         "tl0_offset",
         "ts_offset",

@@ -3,11 +3,13 @@
 A VP9 SVC publisher sends every spatial and temporal layer in one RTP stream. A player has a
 target (the highest spatial and temporal layer it should get) and a current pair, which
 follows the target only where the stream allows it, decided at the first packet of each
-picture (the base layer frame's B bit):
+picture (a B bit with a timestamp not seen before: the lowest layer sent need not be SID 0,
+as Chromium stops its lowest layers when it scales its capture down):
 
 - spatial down, and temporal down: at once, the lower layers never depend on higher ones;
-- spatial up: at a keyframe (P=0 on the base layer), where every layer restarts; that is the
-  only place K-SVC (L3T3_KEY) allows, and where full SVC (L3T3) surely allows;
+- spatial up: at a keyframe (P=0 on the picture's first layer), where every layer
+  restarts; that is the only place K-SVC (L3T3_KEY) allows, and where full SVC (L3T3)
+  surely allows;
 - temporal up: at a picture with the U bit (RFC 9628 §4.2), one whose layer and those above
   it depend on no earlier picture of a higher layer; or at a keyframe.
 
@@ -38,11 +40,13 @@ class SvcFilter:
     target_temporal: int
     current_spatial: int
     current_temporal: int
+    svc_picture: int  # the RTP timestamp of the last picture begun, -1 before any
 
-    def svc_admit(self, descriptor: Vp9Descriptor) -> bool:
-        """Whether this player gets the packet; at a picture's first packet, the current
-        layers move towards the targets as the stream allows first."""
-        if descriptor.begins and descriptor.sid == 0:
+    def svc_admit(self, descriptor: Vp9Descriptor, timestamp: int) -> bool:
+        """Whether this player gets the packet (of RTP `timestamp`); at a picture's first
+        packet, the current layers move towards the targets as the stream allows first."""
+        if descriptor.begins and timestamp != self.svc_picture:
+            self.svc_picture = timestamp
             keyframe = not descriptor.inter_picture
             if self.target_spatial < self.current_spatial or keyframe:
                 self.current_spatial = self.target_spatial
@@ -75,12 +79,15 @@ def choose_svc(
     top_temporal = choice.temporal
     if top_temporal is None:
         top_temporal = ALL_LAYERS if choice.max_temporal is None else choice.max_temporal
+    # The lowest layer sent: Chromium stops the smallest ones when it scales its capture
+    # down, and a player asking for one of those gets the smallest there is.
+    lowest = next((sid for sid, rate in enumerate(rates) if rate > 0), 0)
     if choice.spatial is not None:
-        return choice.spatial, top_temporal
+        return max(choice.spatial, lowest), top_temporal
     if not rates:
         return ALL_LAYERS if choice.max_spatial is None else choice.max_spatial, top_temporal
-    spatial = 0
-    for sid, rate in enumerate(rates):
+    spatial = lowest
+    for sid, rate in enumerate(rates[lowest:], start=lowest):
         if choice.max_spatial is not None and sid > choice.max_spatial:
             break
         width, height = sizes[sid] if sid < len(sizes) else (0, 0)
@@ -88,9 +95,9 @@ def choose_svc(
             choice.max_height is not None and height > choice.max_height
         ):
             break
-        if sid and estimate is not None and rate > estimate:
+        if sid > lowest and estimate is not None and rate > estimate:
             break
         spatial = sid
-    if estimate is not None and rates[0] > estimate and choice.temporal is None:
+    if estimate is not None and rates[lowest] > estimate and choice.temporal is None:
         top_temporal = 0
     return spatial, top_temporal

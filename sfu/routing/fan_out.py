@@ -79,7 +79,7 @@ def fan_out(
             if max_temporal is not None and ids.tid > max_temporal:
                 sub.skip_packet(seq)
                 continue
-        elif svc is not None and not sub.svc_admit(svc):
+        elif svc is not None and not sub.svc_admit(svc, ts):
             sub.skip_packet(seq)
             continue
         layout = sub.extension_layout

@@ -120,6 +120,7 @@ class SubscriberTrack(Vp8Continuity, SvcFilter, fastpath.PlayerState):
         # VP9 SVC (svc.SvcFilter): the layers wanted, and those sent now.
         self.target_spatial = self.target_temporal = ALL_LAYERS
         self.current_spatial = self.current_temporal = NOT_YET
+        self.svc_picture = -1
         self.payload_type = 0
         self.unwrap_red = False  # the source sends RED, this player takes plain Opus
         self.rtx_payload_type: int | None = None
@@ -161,6 +162,7 @@ class SubscriberTrack(Vp8Continuity, SvcFilter, fastpath.PlayerState):
         self.rtx_payload_type = codec.rtx_payload_type if self.rtx_ssrc is not None else None
         self.started = False
         self.current_spatial = self.current_temporal = NOT_YET  # until its first keyframe
+        self.svc_picture = -1
         self._bind(sendto)
         source.subscribers.append(self)
 

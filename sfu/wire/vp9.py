@@ -88,15 +88,16 @@ def parse_vp9(payload: bytes | bytearray, start: int) -> Vp9Descriptor | None:
 
 
 def vp9_keyframe_start(payload: bytes) -> bool:
-    """The first packet of a keyframe: the base layer's frame begins (B, SID 0) and is
-    predicted from no earlier picture (P=0). Every layer above it in that picture then
+    """The first packet of a keyframe: the lowest layer's frame begins (B), predicted from
+    no earlier picture (P=0) and no layer below (D=0; SID 0, or the lowest Chromium still
+    sends once it has stopped the smaller ones). Every layer above it in that picture then
     depends only on layers of the same picture, so a player may start, or move up, here."""
     descriptor = parse_vp9(payload, 0)
     return (
         descriptor is not None
         and descriptor.begins
-        and descriptor.sid == 0
         and not descriptor.inter_picture
+        and not descriptor.inter_layer
     )
 
 

@@ -69,15 +69,18 @@ class SvcPublisher:
     one below (D) and nothing earlier (P=0); otherwise each layer leans on its own past.
     Frames above TID 0 carry U, as libvpx's do in the 0-2-1-2 pattern."""
 
-    def __init__(self, seq: int = 65520, key_every: int = 8, flexible: bool = False) -> None:
+    def __init__(
+        self, seq: int = 65520, key_every: int = 8, flexible: bool = False, lowest: int = 0
+    ) -> None:
         spec = TrackSpec("0", VIDEO, [VP9], ssrc=0x0D0D0D0D)
         self.track = PublisherTrack(spec, keyframe_interval=1.0)
         self.seq, self.pictures, self.key_every, self.flexible = seq, 0, key_every, flexible
+        self.lowest = lowest  # the smallest spatial layer sent (Chromium stops smaller ones)
 
     def send_picture(self, now: float) -> None:
         key = self.pictures % self.key_every == 0
         tid = 0 if key else TEMPORAL_PATTERN[self.pictures % len(TEMPORAL_PATTERN)]
-        for sid, index in itertools.product(range(3), range(2)):
+        for sid, index in itertools.product(range(self.lowest, 3), range(2)):
             body = descriptor(
                 sid,
                 tid,
@@ -86,9 +89,9 @@ class SvcPublisher:
                 inter_picture=not key,
                 picture=(0x7FF0 + self.pictures) & 0x7FFF,
                 switching_up=tid > 0,
-                inter_layer=key and sid > 0,
+                inter_layer=key and sid > self.lowest,
                 flexible=self.flexible,
-                sizes=SIZES if key and sid == 0 and index == 0 else (),
+                sizes=SIZES if key and sid == self.lowest and index == 0 else (),
             )
             body += bytes([sid << 4 | index]) * 40
             last = sid == 2 and index == 1
@@ -246,7 +249,9 @@ def test_keyframes_sizes_and_the_detector() -> None:
     key = descriptor(0, 0, begins=True, ends=False, inter_picture=False, picture=1, sizes=SIZES)
     assert vp9_keyframe_start(key) and keyframe_detector("VP9")(key)
     assert vp9_sizes(key, 0) == list(SIZES)
-    upper = descriptor(1, 0, begins=True, ends=False, inter_picture=False, picture=1)
+    upper = descriptor(
+        1, 0, begins=True, ends=False, inter_picture=False, picture=1, inter_layer=True
+    )
     inter = descriptor(0, 0, begins=True, ends=False, inter_picture=True, picture=2)
     middle = descriptor(0, 0, begins=False, ends=True, inter_picture=False, picture=1)
     assert not any(vp9_keyframe_start(p) for p in (upper, inter, middle, b"", b"\x80"))
@@ -344,3 +349,32 @@ def test_the_layers_event_lists_a_vp9_streams_spatial_layers() -> None:
             {"spatialLayerId": 2, "width": 1280, "height": 720, "bitrate": 1300000, "active": True},
         ]
     }
+
+
+def test_a_stream_without_its_smallest_layer_still_starts_and_switches() -> None:
+    """Chromium scaling its capture down stops SID 0: pictures begin at SID 1, keyframes
+    too; players still start, and targets still move at each picture's first packet."""
+    timeline: list[list[tuple[int, int]]] = []
+
+    def scenario() -> list[list[bytes]]:
+        publisher = SvcPublisher(key_every=4, lowest=1)
+        one = vp9_player()
+        one.attach(publisher.track)
+        seen = []
+        for index in range(10):
+            if index == 2:
+                one.track.target_spatial = 1  # down at the next picture
+            if index == 6:
+                one.track.target_spatial = 2  # up at the keyframe of picture 8
+            publisher.send_picture(index / 30)
+            seen.append((one.track.current_spatial, one.track.current_temporal))
+        timeline.append(seen)
+        return [one.take()]
+
+    (sent,) = on_both_paths(scenario)
+    assert timeline[0] == timeline[1]
+    assert [s for s, _ in timeline[0]] == [7, 7, 1, 1, 1, 1, 1, 1, 2, 2]
+    assert_numbered_without_gaps(sent)
+    assert {layers_of(p)[0] for p in sent} == {1, 2}
+    assert choose_svc(Choice(spatial=0), [0.0, 300_000.0, 900_000.0], [], None)[0] == 1
+    assert choose_svc(Choice(), [0.0, 300_000.0, 900_000.0], [], 100_000.0) == (1, 0)
