@@ -56,12 +56,16 @@ class WorkerSpec:
 
 
 async def signal(http: aiohttp.ClientSession, client: Client) -> None:
-    """Offer over WHIP/WHEP or SRS's JSON API and hand the answer to the client."""
+    """Offer over WHIP/WHEP, the room API or SRS's JSON API and hand the answer to the
+    client."""
     target = client.target
     publishing = isinstance(client, Publisher)
     offer = client.offer()
-    if target.route == "whip":
+    if target.route in ("whip", "room"):
         url = f"{target.base_url}/{'whip' if publishing else 'whep'}/{target.stream}"
+        if target.route == "room":  # a participant's subscribe session: stream "ROOM/NAME"
+            room, name = target.stream.split("/")
+            url = f"{target.base_url}/rooms/v1/{room}/participants/{name}"
         headers = {"Content-Type": "application/sdp"}
         async with http.post(url, data=offer, headers=headers) as response:
             body = await response.text()

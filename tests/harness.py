@@ -73,7 +73,12 @@ from sfu.wire.demux import DTLS, SRTP, STUN, classify
 from sfu.wire.rtp import TRANSPORT_CC_URI
 from signaling.sdp.answer import render_answer
 from signaling.sdp.negotiate import negotiate_play, negotiate_publish, negotiate_subscribe
-from signaling.sdp.parse import Offer, parse_offer
+from signaling.sdp.parse import (
+    MAX_MEDIA_SECTIONS,
+    MAX_ROOM_MEDIA_SECTIONS,
+    Offer,
+    parse_offer,
+)
 
 SERVER_ADDRESS: Address = ("10.0.0.1", 8000)
 TICK = 0.005  # fake-clock step: 5 ms, finer than any timer the server or peers run
@@ -226,7 +231,8 @@ class Server:
         """What signaling's start_session does, minus HTTP: negotiate, create, answer. A
         subscriber's stream name is its room and participant, "ROOM/PARTICIPANT"."""
         router = self.router
-        offer = parse_offer(offer_text)
+        room = peer.role == SUBSCRIBE
+        offer = parse_offer(offer_text, MAX_ROOM_MEDIA_SECTIONS if room else MAX_MEDIA_SECTIONS)
         if peer.role == PUBLISH:
             params = negotiate_publish(offer)
             session = router.publish(peer.stream, params, self.network.now)
@@ -242,7 +248,7 @@ class Server:
 
     def renegotiate(self, peer: Peer, kinds: tuple[str, ...]) -> None:
         """A subscriber's new offer of `kinds` m-lines (PATCH), same ICE credentials."""
-        offer = parse_offer(peer.offer(kinds))
+        offer = parse_offer(peer.offer(kinds), MAX_ROOM_MEDIA_SECTIONS)
         params = negotiate_subscribe(offer)
         session = self.router.renegotiate(peer.session.id, params, self.network.now)
         self.answer(peer, offer, session.peer, session)  # the earlier m-lines as they were
@@ -647,7 +653,8 @@ class Harness:
         return Server(self.network, address, self.config, self._certificate, rng)
 
     def _peer(self, role: str, stream: str, server: Server | None, **options: Any) -> Peer:
-        address = (f"10.0.1.{len(self.network.peers) + 1}", 5000)
+        n = len(self.peers)  # never reused, though peers leave the network
+        address = (f"10.0.{1 + n // 250}.{n % 250 + 1}", 5000)
         peer = Peer(self.network, server or self.server, role, stream, address, **options)
         self.peers.append(peer)
         return peer

@@ -358,10 +358,12 @@ class Player:
             self.context.sessions.drops["nack_budget"] += dropped
 
     def send_reports(self, now: float) -> None:
-        """Sender Reports for every started track, in one compound packet."""
+        """Sender Reports for every started track, in compound packets of at most
+        rtp.MAX_RTCP_PACKETS (what the server reads of one): a room subscriber's 64 or more
+        slots made one compound longer than SRTP could protect in a datagram."""
         reports = [r for r in (t.sender_report(now) for t in self.tracks) if r is not None]
-        if reports:
-            self.session.send_rtcp(b"".join(reports))
+        for first in range(0, len(reports), rtp.MAX_RTCP_PACKETS):
+            self.session.send_rtcp(b"".join(reports[first : first + rtp.MAX_RTCP_PACKETS]))
 
     def stats(self) -> PlayerStats:
         session = self.session

@@ -227,7 +227,7 @@ class Publisher:
         for track in self.tracks:
             if track.missing is not None and track.missing.pending:
                 track.send_due_nacks(now)
-            if track.keyframe_pending:
+            if track.keyframe_pending or track.keyframe_awaited:
                 track.send_due_keyframe_request(now)
         self.flush()
 

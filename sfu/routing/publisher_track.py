@@ -41,6 +41,15 @@ class NackNeeded:
 
 TrackRequest = KeyframeNeeded | NackNeeded
 
+# A player or room slot that starts (joins, resumes, takes another source) has its keyframe
+# asked for at most this long after the last request, while a repair (a player's PLI or FIR,
+# the once-a-second sweep for players still waiting, a layer switch) waits out the keyframe
+# interval; either rides a request in flight whose keyframe is still to come. 0.3 s is the
+# least libwebrtc's encoder (Chrome, Firefox) leaves between the requests it honours
+# (kMinKeyframeSendIntervalMs): one asked sooner would be ignored, and the start would wait
+# for the sweep.
+START_GAP = 0.3
+
 
 class PublisherTrack:
     """One incoming RTP stream: where its packets come from and which player tracks they go to.
@@ -58,6 +67,9 @@ class PublisherTrack:
         "descriptor_drops",
         "height",
         "is_keyframe",
+        "keyframe_awaited",
+        "keyframe_due",
+        "keyframe_for_start",
         "keyframe_pending",
         "keyframe_requested_at",
         "keyframe_requests",
@@ -139,6 +151,11 @@ class PublisherTrack:
         # interval ends (send_due_keyframe_request), unless a keyframe comes first. Requests
         # served by it or by that keyframe, rather than by a PLI of their own, are counted.
         self.keyframe_pending = False
+        self.keyframe_due = 0.0  # when the pending request may go out
+        self.keyframe_for_start = False  # the pending request is a starting player's
+        # A PLI sent for a starting player whose keyframe has not come: it is sent again
+        # after START_GAP (a lost PLI, or one the encoder dropped), not at the sweep.
+        self.keyframe_awaited = False
         self.keyframe_requests_coalesced = 0
         self.send_failures = 0  # full socket buffer or unreachable player: the packet is dropped
         self._keyframe_interval = keyframe_interval
@@ -194,8 +211,13 @@ class PublisherTrack:
                 self.descriptor_drops += 1
                 return 0
             self.spatial_bytes[svc.sid] += len(packet)
-        if self.switching or self.keyframe_pending or (self.sized and not self.width):
-            self._at_keyframe(packet)
+        if (
+            self.switching
+            or self.keyframe_pending
+            or self.keyframe_awaited
+            or (self.sized and not self.width)
+        ):
+            self._at_keyframe(packet, now)
         subscribers = self.subscribers
         if not subscribers:
             return 0
@@ -223,12 +245,16 @@ class PublisherTrack:
             return 0
         return fan_out(self, unwrapped, plain, None, seq, ts, now)
 
-    def _at_keyframe(self, packet: bytes) -> None:
+    def _at_keyframe(self, packet: bytes, now: float) -> None:
         """At the first packet of a keyframe: learn the layer's size, move the players that
         wait to switch here (they start on this very packet, as waiting players do), and
-        drop the pending request, which this keyframe answers."""
+        drop the pending request, which this keyframe answers. At any other packet, send the
+        pending request if it is due (sooner than the next feedback tick)."""
         if not self.starts_keyframe(packet):
+            if self.keyframe_pending or self.keyframe_awaited:
+                self.send_due_keyframe_request(now)
             return
+        self.keyframe_awaited = self.keyframe_for_start = False
         if self.keyframe_pending:
             self.keyframe_pending = False
             self.keyframe_requests_coalesced += 1
@@ -290,26 +316,42 @@ class PublisherTrack:
             return False
         return self.is_keyframe(packet[start:end])
 
-    def request_keyframe(self, now: float) -> None:
-        """Ask the publisher for a keyframe (PLI), at most once per keyframe interval: within
-        the interval the request waits for its end, coalesced with any other made meanwhile,
-        so a new player waits for one interval at most, never for the next report tick."""
+    def request_keyframe(self, now: float, start: bool = False) -> None:
+        """Ask the publisher for a keyframe (PLI), at most once per keyframe interval for a
+        repair and once per START_GAP for a player that `start`s: a request made sooner
+        waits for that gap's end, coalesced with any other made meanwhile, and is dropped
+        if a keyframe comes first (it serves them all). So a new player waits for one
+        request at most: the one in flight, or its own."""
         if self.kind != VIDEO or self.ssrc is None:
             return
+        gap = min(START_GAP, self._keyframe_interval) if start else self._keyframe_interval
+        due = self.keyframe_requested_at + gap
         if self.keyframe_pending:
             self.keyframe_requests_coalesced += 1
-        self.keyframe_pending = True
+            self.keyframe_due = min(self.keyframe_due, due)
+        else:
+            self.keyframe_pending = True
+            self.keyframe_due = due
+        self.keyframe_for_start |= start
         self.send_due_keyframe_request(now)
 
     def send_due_keyframe_request(self, now: float) -> None:
-        """Send the pending keyframe request once the interval since the last one is over
-        (at once, or at the first feedback tick after)."""
+        """Send the pending keyframe request once its gap since the last one is over (at
+        once, at the track's next packet, or at the first feedback tick after); ask again,
+        once per START_GAP, for a starting player whose keyframe has not come while players
+        still wait."""
         if (
-            self.keyframe_pending
-            and self.ssrc is not None
-            and now - self.keyframe_requested_at >= self._keyframe_interval
+            self.keyframe_awaited
+            and not self.keyframe_pending
+            and now - self.keyframe_requested_at >= START_GAP
         ):
+            self.keyframe_awaited = self.waiting_players()
+            if self.keyframe_awaited:
+                self.request_keyframe(now, start=True)
+                return
+        if self.keyframe_pending and self.ssrc is not None and now >= self.keyframe_due:
             self.keyframe_pending = False
+            self.keyframe_awaited, self.keyframe_for_start = self.keyframe_for_start, False
             self.keyframe_requested_at = now
             self.keyframe_requests += 1
             self.requests.append(KeyframeNeeded(self.ssrc))

@@ -179,7 +179,7 @@ class RoomSubscriber(Player):
         slot.detach()
         slot.attach(layer, codec, self.context.sendto_for(self.session))
         slot.fraction_lost = 0.0  # the last report spoke of what it played before, if anything
-        layer.request_keyframe(now)
+        layer.request_keyframe(now, start=True)
 
     def release(self, slot: SubscriberTrack) -> None:
         """Free a slot: nothing is sent on it until it carries another source."""

@@ -225,11 +225,11 @@ class Router:
             return None
         return room.view(subscriber)
 
-    def close(self, session_id: str, reason: str) -> bool:
+    def close(self, session_id: str, reason: str, now: float | None = None) -> bool:
         session = self.sessions.by_id.get(session_id)
         if session is None:
             return False
-        session.close(reason)
+        session.close(reason, now)
         self.sessions.settle(session)
         return True
 
@@ -314,9 +314,9 @@ class Router:
         """The resources() of /api/v1/server."""
         return self.resources().to_json()
 
-    def close_all(self, reason: str) -> None:
+    def close_all(self, reason: str, now: float | None = None) -> None:
         for session in list(self.sessions.by_id.values()):
-            session.close(reason)
+            session.close(reason, now)
             self.sessions.settle(session)
 
     def snapshot(self, offset: int = 0, limit: int | None = None) -> list[dict]:

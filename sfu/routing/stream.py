@@ -95,7 +95,7 @@ class Stream:
                     continue
                 player.codec_mismatch.pop(kind, None)
                 sink.attach(source, codec, self._sendto_for(player.session))
-                source.request_keyframe(now)
+                source.request_keyframe(now, start=True)
         publisher.flush()
 
     def publisher_gone(self, publisher: Publisher) -> None:

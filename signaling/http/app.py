@@ -22,11 +22,14 @@ from signaling.http.state import (
     CANDIDATES,
     ETAGS,
     HOOKS,
+    HOST_CANDIDATE,
+    HOST_NAMES,
     LIMITS,
     MEDIA_SERVER,
 )
 from signaling.http.stats_routes import list_rooms, list_streams, server_stats
 from signaling.http.whip import delete_session, patch_session, set_layer, whep, whip
+from signaling.sdp.host_name import OFF, RESOLVE, HostNames, host_name
 from signaling.sdp.ice_servers import IceServers
 from signaling.sdp.trickle import EntityTags
 from signaling.security.admission import Admission
@@ -40,6 +43,7 @@ from signaling.serving.plumbing import (
     MAX_OFFER_BYTES,
     REFUSED,
     ROOM_REFUSED,
+    Handler,
     behind_proxy,
     cors_and_errors,
     quiet_refusals,
@@ -82,14 +86,21 @@ def create_app(
     trust_proxy: bool = False,
     auto_candidates: bool = False,
     ice_servers: IceServers | None = None,
+    candidate_from_host: str = OFF,
 ) -> web.Application:
     """The aiohttp application for one media server; with no policy given, everything is open
     but for the per-client admission defaults."""
     app = web.Application(
-        middlewares=[cors_and_errors, *behind_proxy(trust_proxy)],
+        middlewares=[
+            cors_and_errors,
+            *behind_proxy(trust_proxy),
+            *([resolve_host_name] if candidate_from_host == RESOLVE else []),
+        ],
         client_max_size=MAX_OFFER_BYTES,
         logger=log,
     )
+    app[HOST_CANDIDATE] = candidate_from_host
+    app[HOST_NAMES] = HostNames()
     app[MEDIA_SERVER] = media
     app[CANDIDATES] = candidates
     app[AUTO_CANDIDATES] = auto_candidates
@@ -110,6 +121,17 @@ def create_app(
     app.on_cleanup.append(close_hooks)
     add_public_routes(app, WORKER_HANDLERS, web_root)
     return app
+
+
+@web.middleware
+async def resolve_host_name(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Before an offer is answered (POST, PATCH), the Host header's name is resolved, so its
+    addresses can lead the candidates (--candidate-from-host resolve)."""
+    if request.method in ("POST", "PATCH"):
+        name = host_name(request.headers.get("Host"))
+        if name is not None:
+            await request.app[HOST_NAMES].prepare(name)
+    return await handler(request)
 
 
 async def close_hooks(app: web.Application) -> None:

@@ -33,6 +33,7 @@ from signaling.http.whip import (
 from signaling.observe.room_events import room_listener
 from signaling.observe.routes import HUB, quietly
 from signaling.sdp.negotiate import negotiate_subscribe
+from signaling.sdp.parse import MAX_ROOM_MEDIA_SECTIONS
 from signaling.serving.access import AUTH, check_owner, request_token, unauthorized
 from signaling.serving.media_types import JSON_TYPE, SDP_TYPE
 from signaling.serving.names import NAME_SEGMENT
@@ -112,7 +113,7 @@ async def _join(request: web.Request) -> web.Response:
     if cluster is not None:
         await cluster.admit_room(request, room)
     text = await read_body(request, SDP_TYPE, "offer")
-    offer, peer = negotiated(text, negotiate_subscribe)
+    offer, peer = negotiated(text, negotiate_subscribe, MAX_ROOM_MEDIA_SECTIONS)
     await ask_hook(request, SUBSCRIBE, stream, token)
     check_limits(request, SUBSCRIBE, stream)
     router = request.app[MEDIA_SERVER].router
@@ -148,7 +149,8 @@ async def _reoffer(request: web.Request) -> web.Response:
     if_match = request.headers.get("If-Match")
     if if_match is not None and not etags.matches(session.id, if_match):
         raise Rejection(412, "If-Match does not match the session's current ETag")
-    offer, peer = negotiated(await read_body(request, SDP_TYPE, "offer"), negotiate_subscribe)
+    text = await read_body(request, SDP_TYPE, "offer")
+    offer, peer = negotiated(text, negotiate_subscribe, MAX_ROOM_MEDIA_SECTIONS)
     router = request.app[MEDIA_SERVER].router
     try:
         session = router.renegotiate(session.id, peer, time.monotonic())
@@ -224,7 +226,7 @@ async def _leave(request: web.Request) -> web.Response:
         return answer
     router = request.app[MEDIA_SERVER].router
     session, _ = room_session(request)
-    router.close(session.id, "DELETE by client")
+    router.close(session.id, "DELETE by client", time.monotonic())
     request.app[ETAGS].forget(session.id)
     return web.Response(status=200, text="left the room\n")
 

@@ -28,8 +28,7 @@ from signaling.sdp.formats import (
     publish_rank,
     red_primary_pt,
 )
-from signaling.sdp.parse import MAX_MEDIA_SECTIONS as MAX_OFFER_MEDIA
-from signaling.sdp.parse import MediaSection, Offer
+from signaling.sdp.parse import MAX_ROOM_MEDIA_SECTIONS, MediaSection, Offer
 from signaling.sdp.simulcast import SimulcastError, offered_layers
 
 # Header extensions the server reads on a publisher's packets (mid, transport-wide CC for its
@@ -54,7 +53,7 @@ NO_LIMIT = 0xFFFFFFFF  # what a=max-message-size:0 (no limit) stands for
 _GOOD_SETUP = ("actpass", "active")
 _MAX_NAMED = 8  # player formats named in a CodecMismatch
 MAX_MEDIA_SECTIONS = 16  # audio/video m-lines per offer; each costs state and answer bytes
-ROOM_MEDIA_SECTIONS = MAX_OFFER_MEDIA  # a room subscriber's slots: 32 other participants
+ROOM_MEDIA_SECTIONS = MAX_ROOM_MEDIA_SECTIONS  # a room subscriber's slots: 126 others
 
 
 class NegotiationError(ValueError):
@@ -298,6 +297,7 @@ def negotiate_play(
 
 def negotiate_subscribe(offer: Offer) -> PeerParams:
     """A room subscriber's offer: a player's, with a slot (m-line) per kind per other
-    participant, up to the parser's own cap on m-lines; the router bounds them by the room.
-    Rooms carry no data channels yet: their m=application is refused."""
+    participant, up to the parser's cap on a room offer's m-lines; the router bounds them by
+    the room's size (sfu.routing.room.max_slots). Rooms carry no data channels yet: their
+    m=application is refused."""
     return negotiate_play(offer, max_media=ROOM_MEDIA_SECTIONS, data=False)

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 MAX_OFFER_BYTES = 64 * 1024
 MAX_MEDIA_SECTIONS = 64
+# A room subscriber's offer: a slot (m-line) per kind per other participant, so 126 others
+# at most; the 64 KiB text bound still holds, which a browser's full codec list fills sooner.
+MAX_ROOM_MEDIA_SECTIONS = 256
 MAX_FORMATS = 128  # formats per m-line: RTP has 128 payload types, so more are repeats
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 
@@ -235,8 +238,9 @@ def _lines(text: str) -> list[str]:
     return lines
 
 
-def parse_offer(text: str) -> Offer:
-    """Parse an SDP offer; raise SdpError with a one-line reason when it is malformed."""
+def parse_offer(text: str, max_media: int = MAX_MEDIA_SECTIONS) -> Offer:
+    """Parse an SDP offer of at most `max_media` m-lines; raise SdpError with a one-line
+    reason when it is malformed."""
     if len(text) > MAX_OFFER_BYTES or len(text.encode("utf-8", "replace")) > MAX_OFFER_BYTES:
         raise SdpError(f"offer is larger than {MAX_OFFER_BYTES} bytes")
     lines = _lines(text)
@@ -255,8 +259,8 @@ def parse_offer(text: str) -> Offer:
         if kind == "v":
             raise SdpError(f"{where}: second v= line")
         if kind == "m":
-            if len(offer.media) >= MAX_MEDIA_SECTIONS:
-                raise SdpError(f"offer has more than {MAX_MEDIA_SECTIONS} m-lines")
+            if len(offer.media) >= max_media:
+                raise SdpError(f"offer has more than {max_media} m-lines")
             if section is not None and not explicit_direction and session_direction:
                 section.direction = session_direction
             section = _parse_m_line(value, len(offer.media), where)

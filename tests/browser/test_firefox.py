@@ -129,44 +129,78 @@ def firefox(ns_server: ServerProcess, namespace: Namespace) -> Iterator[Firefox]
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def tcp_only_server(
-    namespace: Namespace, tmp_path_factory: pytest.TempPathFactory
+def udp_blocked_server(
+    namespace: Namespace, directory: Path, table: str, *extra: str
 ) -> Iterator[ServerProcess]:
-    """A second server in the namespace, whose media port drops every UDP datagram (an
-    nftables rule inside the namespace): only ICE-TCP can carry its sessions."""
+    """A server in the namespace (with `extra` flags) whose media port drops every UDP
+    datagram: an nftables rule inside the namespace, in a table of its own."""
     if not Path(NFT).exists():
         _skip_or_fail(f"{NFT} not installed (run scripts/install-nftables.sh)")
     server = start_server(
-        tmp_path_factory.mktemp("tcp-server"),
+        directory,
+        *extra,
         host=namespace.inside,
         prefix=namespace.exec_prefix(),
         advertise_host=False,
     )
     rules = (
-        "table inet litesfu_no_udp {\n chain input {\n  type filter hook input priority 0;\n"
+        f"table inet {table} {{\n chain input {{\n  type filter hook input priority 0;\n"
         f"  udp dport {server.udp_port} drop\n }}\n}}\n"
     )
     try:
-        blocked = subprocess.run(
-            [*namespace.exec_prefix(), NFT, "-f", "-"],
-            input=rules,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        if blocked.returncode != 0:
-            _skip_or_fail(f"cannot block UDP with nftables: {blocked.stderr.strip()}")
+        block_in_namespace(namespace, rules)
         yield server
     finally:
         stop_server(server)
+        subprocess.run(
+            [*namespace.exec_prefix(), NFT, "delete", "table", "inet", table],
+            capture_output=True,
+            timeout=10,
+        )
     assert "Traceback" not in server.log(), server.log()
 
 
+def block_in_namespace(namespace: Namespace, rules: str) -> None:
+    """Load nftables `rules` inside the namespace; skip (or fail in CI) when that cannot be."""
+    blocked = subprocess.run(
+        [*namespace.exec_prefix(), NFT, "-f", "-"],
+        input=rules,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    if blocked.returncode != 0:
+        _skip_or_fail(f"cannot load nftables rules: {blocked.stderr.strip()}")
+
+
 @pytest.fixture(scope="module")
-def stock_chromium(ns_server: ServerProcess, tcp_only_server: ServerProcess) -> Iterator[Any]:
+def tcp_only_server(
+    namespace: Namespace, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A second server in the namespace, its UDP dropped: only ICE-TCP can carry its sessions."""
+    yield from udp_blocked_server(namespace, tmp_path_factory.mktemp("tcp"), "litesfu_no_udp")
+
+
+@pytest.fixture(scope="module")
+def http_port_only_server(
+    namespace: Namespace, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A third, its UDP dropped and with no ICE-TCP port of its own: of its ports only the
+    HTTP one is reachable, as through a network that allows only HTTPS. (Dropping everything
+    else would cut off the other servers in the namespace.)"""
+    directory = tmp_path_factory.mktemp("http-port")
+    yield from udp_blocked_server(namespace, directory, "litesfu_http_only", "--tcp-port", "0")
+
+
+@pytest.fixture(scope="module")
+def stock_chromium(
+    ns_server: ServerProcess,
+    tcp_only_server: ServerProcess,
+    http_port_only_server: ServerProcess,
+) -> Iterator[Any]:
     """Chromium without the loopback and mDNS switches the other browser tests use."""
-    origins = f"{ns_server.http_url},{tcp_only_server.http_url}"
+    servers = (ns_server, tcp_only_server, http_port_only_server)
+    origins = ",".join(server.http_url for server in servers)
     with launch_chromium(
         [*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={origins}"]
     ) as chromium:
@@ -186,6 +220,18 @@ def browser_session_for_tcp(
 
 
 @pytest.fixture
+def browser_session_for_http_port(
+    stock_chromium: Any,
+    http_port_only_server: ServerProcess,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[Browsing]:
+    session = Browsing(stock_chromium, tmp_path, request.node.name, server=http_port_only_server)
+    with checked_browsing(session) as checked:
+        yield checked
+
+
+@pytest.fixture
 def cross_browsing(
     stock_chromium: Any,
     firefox: Firefox,
@@ -200,8 +246,9 @@ def cross_browsing(
 
 
 def media_addresses(server: ServerProcess) -> dict[str, str]:
-    """Each session's latest media address, from the server's ICE log lines."""
-    pattern = r"session (\S+): (?:ICE connected from|moved from \S+ to) ([0-9.]+):\d+"
+    """Each session's latest media address, from the server's ICE log lines; an ICE-TCP one
+    as tcp:ADDRESS, so that a session that ended on TCP does not pass for UDP."""
+    pattern = r"session (\S+): (?:ICE connected from|moved from \S+ to) ((?:tcp:)?[0-9.]+):\d+"
     return dict(re.findall(pattern, server.log()))
 
 
@@ -256,7 +303,9 @@ def test_publish_and_play(
     assert "playing" in (player.text_content("#status") or "")
     assert player.text_content("#error") == ""
     # Both new sessions' media runs over the pair from our end (the browsers' checks from
-    # their other addresses reach the server too, but its answers cannot get back).
+    # their other addresses reach the server too, but its answers cannot get back), over UDP:
+    # the browsers (Firefox with ICE-TCP on, as shipped) nominate TCP pairs too, and the
+    # server keeps the higher-ranked UDP one (RFC 8445 §8.1.1).
     ours = {k: v for k, v in media_addresses(ns_server).items() if k not in sessions_before}
     assert list(ours.values()) == [namespace.outside] * 2, ours
     print(
@@ -336,22 +385,20 @@ def test_default_candidates_include_the_namespace_address(
     assert namespace.inside in ready.partition("candidates ")[2], ready
 
 
-def test_chromium_publishes_and_plays_over_ice_tcp_when_udp_is_blocked(
-    browser_session_for_tcp: Browsing, tcp_only_server: ServerProcess
-) -> None:
-    browsing = browser_session_for_tcp
-    base = tcp_only_server.http_url
-    publisher = browsing.open(f"{base}/publish.html?stream=live/tcp", "publisher")
+def chromium_publishes_and_plays(browsing: Browsing, base: str, stream: str) -> str:
+    """publish.html and play.html of `stream` in Chromium, frames decoded and still coming;
+    a line of what was seen."""
+    publisher = browsing.open(f"{base}/publish.html?stream={stream}", "publisher")
     publisher.click("#start")
     browsing.wait_for(
-        "publisher connected and encoding over TCP",
+        "publisher connected and encoding",
         lambda: browsing.stats(publisher),
         lambda s: s["state"] == "connected" and s["framesEncoded"] > 0,
         FIRST_MEDIA_S,
     )
-    player = browsing.open(f"{base}/play.html?stream=live/tcp", "player")
+    player = browsing.open(f"{base}/play.html?stream={stream}", "player")
     got, first_in = browsing.wait_for(
-        "player to decode video over TCP",
+        "player to decode video",
         lambda: browsing.stats(player),
         lambda s: s["framesDecoded"] > 0 and s["videoWidth"] > 0,
         FIRST_MEDIA_S,
@@ -359,14 +406,39 @@ def test_chromium_publishes_and_plays_over_ice_tcp_when_udp_is_blocked(
     decoded = assert_grows(
         browsing, "framesDecoded to grow", lambda: browsing.stats(player)["framesDecoded"]
     )
+    browsing.screenshot(player, f"chromium-play-{stream.replace('/', '-')}")
+    return (
+        f"first frame after {first_in:.1f} s, {got['videoWidth']}x{got['videoHeight']}, "
+        f"framesDecoded {decoded[0]} -> {decoded[1]}"
+    )
+
+
+def test_chromium_publishes_and_plays_over_ice_tcp_when_udp_is_blocked(
+    browser_session_for_tcp: Browsing, tcp_only_server: ServerProcess
+) -> None:
+    seen = chromium_publishes_and_plays(
+        browser_session_for_tcp, tcp_only_server.http_url, "live/tcp"
+    )
     log = tcp_only_server.log()
     connected = re.findall(r"session \S+: ICE connected from (\S+):\d+", log)
     assert len(connected) == 2 and all(a.startswith("tcp:") for a in connected), connected
-    print(
-        f"ICE-TCP: first frame after {first_in:.1f} s, {got['videoWidth']}x{got['videoHeight']}, "
-        f"framesDecoded {decoded[0]} -> {decoded[1]}"
-    )
-    browsing.screenshot(player, "chromium-play-over-tcp")
+    print(f"ICE-TCP: {seen}")
+
+
+def test_chromium_publishes_and_plays_through_the_http_port_alone(
+    browser_session_for_http_port: Browsing,
+    http_port_only_server: ServerProcess,
+    namespace: Namespace,
+) -> None:
+    """A network that lets through only TCP to the server's HTTP port (as one that allows
+    only HTTPS does): the media goes over ICE-TCP on that same port."""
+    server = http_port_only_server
+    seen = chromium_publishes_and_plays(browser_session_for_http_port, server.http_url, "live/one")
+    log = server.log()
+    assert "also takes ICE-TCP" in log and "ICE-TCP listening" not in log
+    addresses = set(media_addresses(server).values())
+    assert addresses == {f"tcp:{namespace.outside}"}, addresses
+    print(f"HTTP port only: {seen}")
 
 
 def test_profile_keeps_stock_ice_and_fakes_media() -> None:

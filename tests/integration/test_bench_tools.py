@@ -62,3 +62,18 @@ def test_churn_starts_its_server_and_reports_rss_for_each_run() -> None:
     memory = [line for line in lines if line.startswith(("run 1/2: RSS", "run 2/2: RSS"))]
     assert len(memory) == 2 and all("KB per session" in line for line in memory), lines
     assert lines[-1].startswith("RSS by run: ") and "MB per run" in lines[-1], lines
+
+
+@pytest.mark.timeout(150)
+def test_room_bench_runs_both_loads_and_times_every_joiners_videos() -> None:
+    lines = run(
+        "bench.room", "--rooms", "1", "--participants", "3", "--seconds", "1",
+        "--joins", "1", "--at-once", "2", "--settle", "0.5",
+    )  # fmt: skip
+    assert lines[0].startswith("bench.room: started a server at http://127.0.0.1:"), lines
+    per_packet = next(line for line in lines if line.startswith("server µs per packet"))
+    room, whep = (float(cell) for cell in per_packet.split()[-2:])
+    assert room > 0 and whep > 0, lines
+    assert any("joins alone" in line and "over 3 videos" in line for line in lines), lines
+    assert any("2 at once" in line and "over 6 videos" in line for line in lines), lines
+    assert any(line.startswith("allocation runs per second: 3 in this load") for line in lines)

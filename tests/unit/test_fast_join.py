@@ -1,7 +1,8 @@
 """Fast join (issue 22): whoever joins a live stream or room starts on a keyframe within one
-keyframe interval (and a feedback tick) of connecting, however many join, while each publisher
-is asked for at most one keyframe per interval. A request made within the interval waits for
-its end, coalesced with any other, unless a keyframe comes first and serves it."""
+start gap (and a frame) of connecting, however many join, while each publisher is asked for
+at most one keyframe per start gap, and for repairs one per keyframe interval. A request made
+sooner waits for the gap's end, coalesced with any other, unless a keyframe comes first and
+serves it."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import pytest
+
 from bench.client import VIDEO_FPS, SyntheticMedia, asks_keyframe
 from bench.sdp import VIDEO_PT, parse_answer
 from sfu.config import MediaConfig
 from sfu.media import VIDEO, Codec, TrackSpec
-from sfu.routing.publisher_track import KeyframeNeeded, PublisherTrack
+from sfu.routing.publisher_track import START_GAP, KeyframeNeeded, PublisherTrack
 from sfu.routing.router import FEEDBACK_INTERVAL
 from sfu.wire import rtp
 from tests.harness import TICK, Harness, Peer
@@ -23,11 +26,12 @@ from tests.harness import TICK, Harness, Peer
 INTERVAL = MediaConfig().keyframe_interval
 DELAY = 0.01  # one way, on every link
 # The longest wait from a joiner's connection to its first keyframe: a request waits out the
-# interval of one made just before (and the feedback tick that sends it), the PLI reaches the
-# publisher, which answers at its next frame, and the keyframe comes to the joiner through the
-# server, each arrival on a harness step. The joiner's session is connected on the server one
-# delay before the joiner learns it, which the bound does not subtract.
-BOUND = INTERVAL + FEEDBACK_INTERVAL + 3 * DELAY + 1 / VIDEO_FPS + 3 * TICK
+# start gap of one made just before, goes at the publisher's next video packet (a frame at
+# most), the PLI reaches the publisher, which answers at its next frame, and the keyframe
+# comes to the joiner through the server, each arrival on a harness step. The joiner's session
+# is connected on the server one delay before the joiner learns it, which the bound does not
+# subtract.
+BOUND = START_GAP + 3 * DELAY + 2 / VIDEO_FPS + 3 * TICK
 SPACING = 0.15  # between joiners that come one by one: each within the last one's interval
 ROOM_VIDEO = ("audio", "video") * 4  # a joiner's slots: the four publishers' audio and video
 
@@ -46,7 +50,7 @@ def test_requests_within_the_interval_wait_for_its_end_as_one() -> None:
     assert track.poll_requests() == [KeyframeNeeded(0xA1A1A1A1)]
     for at in (0.1, 0.2, 0.3):
         track.request_keyframe(at)
-    track.send_due_keyframe_request(0.45)
+    track.send_due_keyframe_request(INTERVAL - 0.05)
     assert track.poll_requests() == []
     track.send_due_keyframe_request(INTERVAL)
     assert track.poll_requests() == [KeyframeNeeded(0xA1A1A1A1)]
@@ -65,6 +69,21 @@ def test_a_keyframe_already_asked_for_serves_a_request_made_before_it_comes() ->
     track.send_due_keyframe_request(INTERVAL)
     assert track.poll_requests() == [KeyframeNeeded(media.video_ssrc)]  # the first one only
     assert (track.keyframe_requests, track.keyframe_requests_coalesced) == (1, 1)
+
+
+def test_a_start_waits_for_the_start_gap_and_a_repair_for_the_interval() -> None:
+    track = video_track(0xB2B2B2B2)
+    track.request_keyframe(0.0)  # a player's PLI
+    assert track.poll_requests() == [KeyframeNeeded(0xB2B2B2B2)]
+    track.request_keyframe(0.1)  # another: it waits for the interval
+    track.send_due_keyframe_request(START_GAP)
+    assert track.poll_requests() == []
+    track.request_keyframe(0.2, start=True)  # a new player: only for the start gap
+    track.send_due_keyframe_request(START_GAP - 0.01)
+    assert track.poll_requests() == []
+    track.send_due_keyframe_request(START_GAP)
+    assert track.poll_requests() == [KeyframeNeeded(0xB2B2B2B2)]  # one for both
+    assert (track.keyframe_requests, track.keyframe_requests_coalesced) == (2, 1)
 
 
 # -- joiners in the harness --
@@ -147,8 +166,8 @@ def join_at(h: Harness, joins: list[tuple[float, Callable[[], Peer]]], then: flo
 
 def check(name: str, joined: Joined, sources: int, plis: list[list[float]]) -> None:
     """Print the first-frame times, then assert that every joiner started within BOUND but
-    for the slots the allocation paused first, and no publisher was asked twice within an
-    interval."""
+    for the slots the allocation paused first, and no publisher was asked twice within a
+    start gap."""
     waits, paused = joined.first_frames(sources)
     print(
         f"\n{name}: first keyframe after connecting, p50 {statistics.median(waits) * 1000:.0f}"
@@ -158,7 +177,7 @@ def check(name: str, joined: Joined, sources: int, plis: list[list[float]]) -> N
     )
     assert max(waits) <= BOUND, (max(waits), BOUND)
     for times in plis:
-        assert all(b - a >= INTERVAL - 1e-9 for a, b in itertools.pairwise(times))
+        assert all(b - a >= START_GAP - 1e-9 for a, b in itertools.pairwise(times))
 
 
 def live_room(h: Harness) -> list[list[float]]:
@@ -170,14 +189,47 @@ def live_room(h: Harness) -> list[list[float]]:
     return [record_plis(p) for p in publishers]
 
 
-def test_players_joining_a_live_stream_one_by_one() -> None:
+@pytest.mark.parametrize("spacing", [SPACING, 0.07, 0.09])
+def test_players_joining_a_live_stream_one_by_one(spacing: float) -> None:
+    """0.07 and 0.09 s apart is the worst case: each joiner comes just after the keyframe
+    that answered the last one's request (about a round trip and a frame later), so none
+    rides it and each waits out the start gap."""
     h = Harness()
     publisher = delayed(h.publisher("s"))
     h.connect(publisher, delayed(h.player("s")))
     h.run(1.0)
     plis = [record_plis(publisher)]
-    joins = [(i * SPACING, lambda: h.player("s")) for i in range(6)]
-    check("WHEP players 0.15 s apart", join_at(h, joins, then=2.5), 1, plis)
+    joins = [(i * spacing, lambda: h.player("s")) for i in range(6)]
+    check(f"WHEP players {spacing} s apart", join_at(h, joins, then=2.5), 1, plis)
+
+
+def lose_first_pli(peer: Peer) -> None:
+    """The next PLI or FIR `peer` (a publisher) receives is lost, or dropped by its encoder."""
+    handle = peer._on_rtcp
+    lost: list[float] = []
+
+    def losing(plain: bytes, now: float) -> None:
+        if not lost and asks_keyframe(rtp.split_rtcp(plain)):
+            lost.append(now)
+            return
+        handle(plain, now)
+
+    peer._on_rtcp = losing  # type: ignore[method-assign]
+
+
+def test_a_joiners_keyframe_request_that_brings_none_is_sent_again_after_the_start_gap() -> None:
+    """Not a second later at the sweep for waiting players: one start gap later."""
+    h = Harness()
+    publisher = delayed(h.publisher("s"))
+    h.connect(publisher, delayed(h.player("s")))
+    h.run(1.0)
+    lose_first_pli(publisher)
+    plis = record_plis(publisher)
+    joined = join_at(h, [(0.0, lambda: h.player("s"))], then=1.5)
+    waits, _ = joined.first_frames(1)
+    print(f"\nfirst keyframe after a lost PLI: {waits[0] * 1000:.0f} ms; PLIs at {plis}")
+    assert len(plis) >= 2 and START_GAP - 1e-9 <= plis[1] - plis[0] <= START_GAP + 1 / VIDEO_FPS
+    assert waits[0] <= BOUND
 
 
 def test_subscribers_joining_a_live_room_one_by_one() -> None:

@@ -19,7 +19,7 @@ from sfu.protocol.resume import (
 )
 from sfu.routing.router import SUBSCRIBE
 from tests.harness import Harness, Peer, record_rtp
-from tests.unit.test_rooms import TWO_EACH, Participant, assigned
+from tests.unit.room_peers import TWO_EACH, Participant, assigned
 from tests.unit.test_simulcast_adaptation import remb
 
 LOW_REMB = 200_000  # what aiortc's REMB sat at: both audios fit, no 0.6 Mbit/s video does

@@ -75,7 +75,7 @@ class Served:
         self.prefs: dict[str, TrackPrefs] = {}
         router.set_prefs = lambda sid, prefs, now: self.prefs.update(prefs)  # type: ignore[method-assign]
         self.closed: list[str] = []
-        router.close = lambda sid, reason: self.closed.append(sid) or True  # type: ignore[method-assign]
+        router.close = lambda sid, reason, now=None: self.closed.append(sid) or True  # type: ignore[method-assign]
 
     def url(self, path: str) -> str:
         return f"{self.base}/rooms/v1{path}"
