@@ -31,9 +31,9 @@ def video_track(base: str) -> dict[str, Any]:
     return next((t for t in stream.get("tracks", []) if t["kind"] == "video"), {})
 
 
-# Passed in 3 of 6 runs on the shared 2-core machine; in the others the player pinned to
-# layer 0 kept decoding 1280 wide, its pin not applied (not yet understood: the page does not
-# show a refused layer request at start). Kept running, not failing CI, until found.
+# On the shared 2-core machine the pin held in 4 of 7 runs; in the others the player pinned
+# to layer 0 kept decoding 1280 wide, its pin not applied (not yet understood; the page does
+# not show a layer request refused at start). Kept running, not failing CI, until found.
 @pytest.mark.xfail(
     strict=False, reason="intermittent: the spatialLayerId pin sometimes not applied"
 )
