@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -36,3 +36,8 @@ class MediaConfig:
     data_byte_rate: float = 4 * 1024 * 1024
     data_receiver_buffer: int = 2 * 1024 * 1024
     stream_data_replies: bool = False
+    # Recording (sfu/egress): the folder files go to (None: off), the stream-name globs
+    # recorded whenever live, and the seconds after which a file rotates (0: one per publish).
+    record_dir: str | None = None
+    record_patterns: tuple[str, ...] = field(default_factory=tuple)
+    record_segment: float = 0.0

@@ -9,6 +9,8 @@ import socket
 import time
 
 from sfu.config import MediaConfig
+from sfu.egress.hls_streams import HlsStreams
+from sfu.egress.recordings import Recordings
 from sfu.io.memory import HeapTrimmer, glibc_malloc_trim
 from sfu.io.tcp import TcpListener
 from sfu.io.udp import UdpEndpoint
@@ -42,6 +44,10 @@ class MediaServer:
         self.relays = Relays(
             self.router, relay_host(config.udp_host), config.socket_buffer, config.session_timeout
         )
+        self.recordings = Recordings(
+            self.router, config.record_dir, config.record_patterns, config.record_segment
+        )
+        self.hls = HlsStreams(self.router)
         # Gives back the heap that ended sessions freed, after many have ended.
         self.trimmer = HeapTrimmer(glibc_malloc_trim())
         self._ticker: asyncio.Task | None = None
@@ -108,6 +114,8 @@ class MediaServer:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
+        self.recordings.close_all("server shutting down")
+        self.hls.close_all("server shutting down")
         self.relays.close_all("server shutting down")
         self.router.close_all("server shutting down", time.monotonic())
         if self.endpoint.tcp is not None:
@@ -127,6 +135,8 @@ class MediaServer:
             try:
                 self.router.handle_timer(now)
                 self.relays.handle_timer(now)
+                self.recordings.handle_timer(now)
+                self.hls.handle_timer(now)
                 self.trimmer.note(self.router.sessions.ended_total, now)
                 discovery = self.endpoint.discovery
                 if discovery is not None:

@@ -14,6 +14,8 @@ from aiohttp import web
 
 from sfu.io.server import MediaServer
 from signaling.http import rooms
+from signaling.http.hls import add_hls_routes
+from signaling.http.recordings import add_recording_routes
 from signaling.http.routes import ICE_SERVERS, PublicHandlers, add_public_routes
 from signaling.http.srs_routes import srs_play, srs_publish, srs_whep, srs_whip
 from signaling.http.state import (
@@ -68,6 +70,7 @@ WORKER_HANDLERS = PublicHandlers(
     join_room=rooms.join,
     reoffer_room=rooms.reoffer,
     room_prefs=rooms.set_prefs,
+    room_media=rooms.set_media,
     leave_room=rooms.leave,
     room_events=rooms.events,
 )
@@ -120,6 +123,8 @@ def create_app(
         app[GUARD] = guard
     app.on_cleanup.append(close_hooks)
     add_public_routes(app, WORKER_HANDLERS, web_root)
+    add_recording_routes(app)
+    add_hls_routes(app)
     return app
 
 

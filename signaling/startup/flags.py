@@ -17,6 +17,7 @@ from signaling.sdp.candidates import AUTO, split_stun
 from signaling.sdp.host_name import MODES, OFF
 from signaling.sdp.ice_servers import IceServerError, IceServers
 from signaling.startup import settings
+from signaling.startup.egress_flags import add_egress_flags, check_egress_args
 from signaling.startup.settings import ReplacingAppend
 
 DEFAULT_WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
@@ -161,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Set by the front on the workers it starts: internal routes, log tag, exit with the front.
     scale.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     add_cluster_flags(parser)
+    add_egress_flags(parser)
     limits = parser.add_argument_group("limits (0 means none)")
     for flag, kind, default, meaning in LIMIT_FLAGS:
         variable = "SFU_" + flag.removeprefix("--").upper().replace("-", "_")
@@ -382,6 +384,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
     check_cluster_args(parser, args)
+    check_egress_args(parser, args)
     if args.print_config:
         shown = argparse.Namespace(**{**vars(args), "candidate": given or args.candidate})
         print(settings.render(parser, shown), end="")

@@ -61,6 +61,9 @@ async def serve(args: argparse.Namespace) -> None:
         pending_timeout=args.pending_timeout,
         max_room_participants=args.max_room_participants,
         stream_data_replies=args.stream_data_replies,
+        record_dir=args.record_dir,
+        record_patterns=tuple(args.record),
+        record_segment=args.record_segment,
     )
     media = MediaServer(config)
     await media.start()

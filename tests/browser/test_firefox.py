@@ -14,16 +14,12 @@ getUserMedia is not there); that is about the page, not about ICE.
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import json
-import os
 import re
 import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +29,7 @@ from bench.launcher import ServerProcess, start_server, stop_server
 
 from .conftest import CHROMIUM_ARGS, Browsing, checked_browsing, launch_chromium
 from .firefox import FIREFOX, PROFILE_PREFS, Firefox, from_remote, user_js
+from .netns import Namespace, skip_or_fail, veth_namespace
 from .test_data_channels import relay_messages
 from .test_pages import FIRST_MEDIA_S, assert_grows
 
@@ -40,66 +37,11 @@ pytestmark = pytest.mark.timeout(180)
 NFT = "/usr/sbin/nft"
 
 
-@dataclass
-class Namespace:
-    """A network namespace joined to ours by a veth pair, one address at each end."""
-
-    name: str
-    inside: str  # the namespace's end: where the server listens and what it advertises
-    outside: str  # our end, which the browsers' checks come from
-
-    def exec_prefix(self) -> list[str]:
-        return ["ip", "netns", "exec", self.name]
-
-
-def _ip(*args: str) -> None:
-    """Run `ip ARGS`; a failure says which command and why."""
-    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
-    if done.returncode != 0:
-        raise OSError(f"ip {' '.join(args)}: {done.stderr.strip()}")
-
-
-def _skip_or_fail(reason: str) -> None:
-    """Locally a missing capability skips; in CI it must fail loudly."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this is a failure)")
-    pytest.skip(f"{reason}; CI is not set")
-
-
-def _remove_stale_namespaces() -> None:
-    """Drop namespaces left by a run that was killed before its clean-up (its pid is gone)."""
-    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
-    for name, pid in re.findall(r"^(litesfu-ff-(\d+))\b", listed.stdout, re.MULTILINE):
-        if not Path(f"/proc/{pid}").exists():
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
-
-
 @pytest.fixture(scope="module")
 def namespace() -> Iterator[Namespace]:
-    """A fresh namespace, removed afterwards even when a test or the set-up fails."""
-    with contextlib.suppress(OSError):
-        _remove_stale_namespaces()
-    pid = os.getpid()
-    block = ipaddress.ip_network("198.18.0.0/15")
-    pair = block.network_address + 4 * (pid % (block.num_addresses // 4))  # a /30 by pid
-    ns = Namespace(f"litesfu-ff-{pid}", inside=str(pair + 2), outside=str(pair + 1))
-    ours, theirs = f"lsff{pid}o", f"lsff{pid}i"
-    try:
-        _ip("netns", "add", ns.name)
-    except OSError as err:
-        _skip_or_fail(f"cannot create a network namespace: {err}")
-    try:
-        _ip("link", "add", ours, "type", "veth", "peer", "name", theirs, "netns", ns.name)
-        _ip("addr", "add", f"{ns.outside}/30", "dev", ours)
-        _ip("link", "set", ours, "up")
-        _ip("-n", ns.name, "link", "set", "lo", "up")
-        _ip("-n", ns.name, "addr", "add", f"{ns.inside}/30", "dev", theirs)
-        _ip("-n", ns.name, "link", "set", theirs, "up")
+    """A fresh namespace for the module's servers."""
+    with veth_namespace("litesfu-ff", "lsff", 0) as ns:
         yield ns
-    finally:
-        # Deleting the namespace deletes its veth end, and with it ours.
-        subprocess.run(["ip", "netns", "del", ns.name], capture_output=True, timeout=10)
-        subprocess.run(["ip", "link", "del", ours], capture_output=True, timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +62,7 @@ def ns_server(namespace: Namespace, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="module")
 def firefox(ns_server: ServerProcess, namespace: Namespace) -> Iterator[Firefox]:
     if not FIREFOX.exists():
-        _skip_or_fail(f"{FIREFOX} not installed (run scripts/install-firefox.sh)")
+        skip_or_fail(f"{FIREFOX} not installed (run scripts/install-firefox.sh)")
     browser = Firefox({"dom.securecontext.allowlist": namespace.inside})
     print(f"{browser.version}, profile {browser.profile}")
     try:
@@ -135,7 +77,7 @@ def udp_blocked_server(
     """A server in the namespace (with `extra` flags) whose media port drops every UDP
     datagram: an nftables rule inside the namespace, in a table of its own."""
     if not Path(NFT).exists():
-        _skip_or_fail(f"{NFT} not installed (run scripts/install-nftables.sh)")
+        skip_or_fail(f"{NFT} not installed (run scripts/install-nftables.sh)")
     server = start_server(
         directory,
         *extra,
@@ -170,7 +112,7 @@ def block_in_namespace(namespace: Namespace, rules: str) -> None:
         timeout=10,
     )
     if blocked.returncode != 0:
-        _skip_or_fail(f"cannot load nftables rules: {blocked.stderr.strip()}")
+        skip_or_fail(f"cannot load nftables rules: {blocked.stderr.strip()}")
 
 
 @pytest.fixture(scope="module")
