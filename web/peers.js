@@ -36,14 +36,19 @@ export class Publisher {
 
   /**
    * Publish `media`; with `simulcast` the video goes as three layers (SIMULCAST_ENCODINGS),
-   * else at most `maxBitrate` bit/s if given. With `spareVideo` a second video m-line goes
-   * along with no track yet (WHIP cannot add one later): shareOnSpare() fills it. A first
-   * failure is thrown; once published, losses are recovered by themselves.
+   * else at most `maxBitrate` bit/s if given; with `scalabilityMode` (say "L3T3_KEY") as one
+   * SVC encoding of several layers. With `spareVideo` a second video m-line goes along with
+   * no track yet (WHIP cannot add one later): shareOnSpare() fills it. A first failure is
+   * thrown; once published, losses are recovered by themselves.
    */
-  async start(media, codec, { simulcast = false, maxBitrate = 0, spareVideo = false } = {}) {
+  async start(
+    media,
+    codec,
+    { simulcast = false, maxBitrate = 0, spareVideo = false, scalabilityMode = "" } = {},
+  ) {
     this.media = media;
     this.codec = codec;
-    this.options = { simulcast, maxBitrate, spareVideo };
+    this.options = { simulcast, maxBitrate, spareVideo, scalabilityMode };
     for (const track of media.getTracks()) this.tracks.set(track.kind, track);
     const opened = await this.open(null);
     this.keeper = new Keeper({
@@ -56,7 +61,7 @@ export class Publisher {
   /** End the last session (if any) and publish anew, at `endpoint` or the usual one. */
   async open(endpoint) {
     await this.drop();
-    const { simulcast, maxBitrate, spareVideo } = this.options;
+    const { simulcast, maxBitrate, spareVideo, scalabilityMode } = this.options;
     const servers = await iceServers("whip", this.stream);
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers: servers });
     this.pc = pc;
@@ -69,7 +74,11 @@ export class Publisher {
       if (!track) continue;
       const init = { direction: "sendonly", streams: [this.media] };
       if (kind === "video" && simulcast) init.sendEncodings = SIMULCAST_ENCODINGS;
-      else if (kind === "video" && maxBitrate) init.sendEncodings = [{ maxBitrate }];
+      else if (kind === "video" && (maxBitrate || scalabilityMode)) {
+        init.sendEncodings = [
+          { ...(maxBitrate ? { maxBitrate } : {}), ...(scalabilityMode ? { scalabilityMode } : {}) },
+        ];
+      }
       const transceiver = pc.addTransceiver(track, init);
       if (kind === "video") preferCodec(transceiver, this.codec);
     }
@@ -271,7 +280,8 @@ export class Player {
 
   /**
    * Ask for a simulcast layer: `{rid: "q"}` pins one, `{rid: "auto"}` lets the server follow
-   * the link, `{maxWidth, maxHeight}` caps the size. Kept for reconnects; returns the server's
+   * the link, `{maxWidth, maxHeight}` caps the size; of a VP9 SVC stream `{spatialLayerId}`
+   * and `{temporalLayerId}` pin layers. Kept for reconnects; returns the server's
    * one-line reason when it refuses, or null.
    */
   async setLayer(layer) {

@@ -76,7 +76,9 @@ function play() {
       $("layer-picker").hidden = !Object.values(layers).some((list) => list.length > 1);
     },
   });
-  player.layer = { rid: layer };
+  // ?spatial=N pins a VP9 SVC stream's spatial layer (the WHEP layer extension's field).
+  const spatial = param("spatial", "");
+  player.layer = /^[0-7]$/.test(spatial) ? { spatialLayerId: Number(spatial) } : { rid: layer };
   player.start();
 }
 

@@ -18,6 +18,8 @@ let media = null;
 let mediaReady = Promise.resolve(); // the latest device (re)open, awaited before publishing
 let publisher = null;
 let lastSummary = null;
+// ?svc=L3T3_KEY (or L1T3, ...): the video as one SVC encoding of that scalability mode.
+const svcMode = /^L[1-3]T[1-3](_KEY)?$/.test(param("svc", "")) ? param("svc", "") : "";
 
 function updateLinks() {
   const name = streamInput.value.trim();
@@ -48,7 +50,7 @@ function constraintFor(select, extra) {
 /** (Re)open the chosen devices; swaps tracks in place when already publishing. */
 async function openDevices() {
   // Simulcast's quarter-size layer is only worth having from a camera opened large.
-  const size = $("simulcast").checked
+  const size = $("simulcast").checked || svcMode
     ? { width: { ideal: 1280 }, height: { ideal: 720 } }
     : { width: { ideal: 640 }, height: { ideal: 480 } };
   const video = constraintFor(cameraSelect, size);
@@ -127,7 +129,10 @@ async function start() {
   });
   publisher = attempt;
   try {
-    await attempt.start(media, codecSelect.value, { simulcast: $("simulcast").checked });
+    await attempt.start(media, codecSelect.value, {
+      simulcast: $("simulcast").checked,
+      scalabilityMode: svcMode,
+    });
   } catch (err) {
     if (publisher === attempt) publisher = null;
     setPublishing(false);

@@ -197,7 +197,7 @@ export function preferCodec(transceiver, mime) {
 export function sendableVideoCodecs() {
   const caps = window.RTCRtpSender?.getCapabilities?.("video")?.codecs ?? [];
   const names = new Set(caps.map((c) => c.mimeType.split("/")[1].toUpperCase()));
-  return ["VP8", "H264"].filter((name) => names.has(name));
+  return ["VP8", "VP9", "H264", "H265"].filter((name) => names.has(name));
 }
 
 /** GET a stats API path with the stats token; throws HttpError so pages can show why. */

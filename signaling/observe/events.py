@@ -55,13 +55,17 @@ def reconnect_frame(url: str | None) -> bytes:
 
 def layers_data(layers: tuple[Layer, ...]) -> dict[str, list[dict]]:
     """The `layers` event's data: m-line index -> its layers, in the shape of the WHEP core
-    extensions draft (rid, width, height, bitrate; a size only once known) plus `active`."""
+    extensions draft (rid, spatialLayerId of a VP9 SVC stream, width, height, bitrate; each
+    only when known) plus `active`."""
     data: dict[str, list[dict]] = {}
     for layer in layers:
-        size = {"width": layer.width, "height": layer.height} if layer.width else {}
-        data.setdefault(str(layer.mline), []).append(
-            {"rid": layer.rid, **size, "bitrate": round(layer.bitrate), "active": layer.active}
-        )
+        entry: dict = {} if layer.rid is None else {"rid": layer.rid}
+        if layer.spatial is not None:
+            entry["spatialLayerId"] = layer.spatial
+        if layer.width:
+            entry |= {"width": layer.width, "height": layer.height}
+        entry |= {"bitrate": round(layer.bitrate), "active": layer.active}
+        data.setdefault(str(layer.mline), []).append(entry)
     return data
 
 
