@@ -36,6 +36,7 @@ from sfu.routing.context import HandlerContext
 from sfu.routing.player import Player, PlayerStream
 from sfu.routing.publisher import Publisher
 from sfu.routing.publisher_track import PublisherTrack
+from sfu.routing.room_data import kept_data
 from sfu.routing.room_stats import SlotView, TrackPrefs
 from sfu.routing.subscriber_track import SubscriberTrack
 from sfu.session.peer import RTCP_SENDERS_PER_MLINE, PeerSession
@@ -203,13 +204,14 @@ class RoomSubscriber(Player):
         check_renegotiation(old, peer.tracks, max_slots)
         if sorted(peer.fingerprints) != sorted(session.peer.fingerprints):
             raise ValueError("the offer changed the DTLS fingerprint")
+        data = kept_data(session.peer.data, peer.data)
         added = [
             SubscriberTrack(session, spec, self.context.rng) for spec in peer.tracks[len(old) :]
         ]
         self.tracks += added
         self.by_ssrc.update((t.ssrc, t) for t in added)
         session.peer = PeerParams(
-            peer.ice_ufrag, peer.ice_pwd, peer.fingerprints, [*old, *(t.spec for t in added)]
+            peer.ice_ufrag, peer.ice_pwd, peer.fingerprints, [*old, *(t.spec for t in added)], data
         )
         if isinstance(session, PeerSession) and session.streams is not None:
             # A receiver SSRC per m-line (Firefox): room for the new m-lines' too.
