@@ -82,6 +82,9 @@ def deliver(
     if data is None or session.state is SessionState.CLOSED:
         return
     body, text = message
+    if len(body) > data.channels.peer_max_message_size:
+        sessions.drops["data_too_large_for_peer"] += 1  # its a=max-message-size: not its speed
+        return
     if data.buffered + len(body) <= config.data_receiver_buffer and data.send(
         stream, body, text, now
     ):

@@ -210,3 +210,17 @@ def test_a_re_offer_keeps_the_data_m_line_and_the_channels() -> None:
     for changed in (None, DataParams("4")):
         with pytest.raises(ValueError, match="removed or moved the data channel m-line"):
             kept_data(kept, changed)
+
+
+def test_a_message_larger_than_a_receivers_max_message_size_skips_it_only() -> None:
+    h = Harness()
+    alice, small, large = room(h, "alice", "small", "large")
+    stream = alice.open_channel(CHAT)
+    h.run(0.3)
+    small.session.data.channels.peer_max_message_size = 100  # type: ignore[union-attr]  # its offer's
+    alice.send_message(stream, text(data="x" * 200), text=True)
+    alice.send_message(stream, text(data="short"), text=True)
+    h.run(0.5)
+    assert h.router.sessions.drops["data_too_large_for_peer"] == 1
+    assert received(small) == [{"from": "alice", "data": "short"}]  # still there: not "slow"
+    assert len(large.messages()) == 2
