@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sfu.config import MediaConfig
 from sfu.media import DataParams
 from sfu.protocol.datachannel import ChannelClosed, ChannelOpened, ChannelOptions
 from sfu.routing.room_data import kept_data
+from sfu.wire.room_message import BadRoomMessage, parse_text, stamp_text
 from tests.harness import Harness, Peer
 from tests.unit.room_peers import Participant
 
@@ -224,3 +227,21 @@ def test_a_message_larger_than_a_receivers_max_message_size_skips_it_only() -> N
     assert h.router.sessions.drops["data_too_large_for_peer"] == 1
     assert received(small) == [{"from": "alice", "data": "short"}]  # still there: not "slow"
     assert len(large.messages()) == 2
+
+
+ENVELOPES = st.fixed_dictionaries(
+    {"data": st.recursive(st.none() | st.booleans() | st.integers() | st.text(), st.lists)},
+    optional={"to": st.lists(st.text(max_size=8), max_size=4)},
+).map(lambda envelope: json.dumps(envelope).encode())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200) | ENVELOPES | ENVELOPES.map(lambda b: b[: len(b) // 2] + b"\xc3"))
+def test_the_envelope_parser_fails_only_with_its_own_error(body: bytes) -> None:
+    try:
+        addressed = parse_text(body, max_to=3)
+    except BadRoomMessage:
+        return
+    stamped = json.loads(stamp_text("alice", addressed))  # what a page's JSON.parse reads
+    assert stamped["from"] == "alice" and stamped["data"] == json.loads(body)["data"]
+    assert stamped.get("to") == json.loads(body).get("to")
