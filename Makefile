@@ -27,6 +27,7 @@ browser-deps:
 	bash scripts/install-chromium.sh
 	bash scripts/install-firefox.sh
 	bash scripts/install-nftables.sh
+	sh scripts/install-hls-js.sh
 
 test: $(STAMP) browser-deps cluster-deps
 	$(BIN)/ruff check .

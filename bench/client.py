@@ -122,8 +122,9 @@ class Transport:
             remote_fingerprints=[("sha-256", answer.fingerprint)],
         )
 
-    def check(self, *, use_candidate: bool) -> bytes:
-        """One connectivity (or consent) check to the server, remembered to match its answer."""
+    def check(self, *, use_candidate: bool, priority: int = HOST_PRIORITY) -> bytes:
+        """One connectivity (or consent) check to the server, remembered to match its answer;
+        `priority` is that of the client candidate it is sent from."""
         assert self.answer is not None
         tid = secrets.token_bytes(12)
         if len(self._pending) >= MAX_PENDING_CHECKS:
@@ -135,7 +136,7 @@ class Transport:
             self.answer.ice_pwd,
             controlling=True,
             tie_breaker=self.tie_breaker,
-            priority=HOST_PRIORITY,
+            priority=priority,
             use_candidate=use_candidate,
         )
 

@@ -61,7 +61,9 @@ def build_offer(
     extension and its feedback (the in-memory tests use both; the load clients neither).
     `rids` makes a publisher's video simulcast: those layers, named by the RID extension.
     `audio_level` offers the RFC 6464 audio level extension on audio. `data` adds a data
-    channel m-line (RFC 8841) after them, in the same bundle.
+    channel m-line (RFC 8841) after them, in the same bundle. A publisher's SSRC goes on the
+    first m-line of its kind; a later one of that kind is a spare that sends nothing (a
+    page's screen-share m-line before it shares).
     """
     direction = "sendonly" if send else "recvonly"
     stream_id = secrets.token_hex(4)
@@ -78,6 +80,7 @@ def build_offer(
         "video": (VIDEO_PT, "VP8/90000", video_ssrc, ["nack", "nack pli", "ccm fir"]),
     }
     media = [(kind, str(mid), *codecs[kind]) for mid, kind in enumerate(kinds)]
+    declared: set[str] = set()  # kinds whose SSRC a publisher's m-line has named
     for kind, mid, pt, rtpmap, ssrc, feedback in media:
         with_rtx = rtx and kind == "video"
         formats = f"{pt} {VIDEO_RTX_PT}" if with_rtx else str(pt)
@@ -108,7 +111,10 @@ def build_offer(
             lines += [f"a=extmap:{RID_ID} {RID_URI}", f"a=msid:{stream_id} {stream_id}-{kind}"]
             lines += [f"a=rid:{rid} send" for rid in rids]
             lines.append(f"a=simulcast:send {';'.join(rids)}")
+        elif send and kind in declared:  # a second m-line of a kind: a silent spare
+            lines.append(f"a=msid:{stream_id} {stream_id}-{kind}-{mid}")
         elif send:
+            declared.add(kind)
             lines += [
                 f"a=msid:{stream_id} {stream_id}-{kind}",
                 f"a=ssrc:{ssrc} cname:bench-{stream_id}",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass
@@ -17,6 +17,8 @@ class MediaConfig:
     # ICE-TCP connections one client address (an IPv6 /64) may hold: a peer connection uses one,
     # and an office behind one NAT address may run several, but one address never fills the table.
     tcp_per_address: int = 16
+    # STUN servers (host, port) asked for the media socket's public address (srflx candidates).
+    stun_servers: tuple[tuple[str, int], ...] = ()
     session_timeout: float = 30.0  # seconds with no valid packet before a session ends
     pending_timeout: float = 10.0  # seconds for ICE + DTLS to finish before a session ends
     keyframe_interval: float = 0.5  # at most one keyframe request per track per this many seconds
@@ -34,3 +36,8 @@ class MediaConfig:
     data_byte_rate: float = 4 * 1024 * 1024
     data_receiver_buffer: int = 2 * 1024 * 1024
     stream_data_replies: bool = False
+    # Recording (sfu/egress): the folder files go to (None: off), the stream-name globs
+    # recorded whenever live, and the seconds after which a file rotates (0: one per publish).
+    record_dir: str | None = None
+    record_patterns: tuple[str, ...] = field(default_factory=tuple)
+    record_segment: float = 0.0

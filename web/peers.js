@@ -19,10 +19,15 @@ export class Publisher {
     this.sessionUrl = null;
     this.meter = new StatsMeter();
     this.last = null;
+    this.spare = null; // the spare video transceiver, with spareVideo
   }
 
-  /** Publish `media`; with `simulcast` the video goes as three layers (SIMULCAST_ENCODINGS). */
-  async start(media, codec, { simulcast = false } = {}) {
+  /**
+   * Publish `media`; with `simulcast` the video goes as three layers (SIMULCAST_ENCODINGS),
+   * else at most `maxBitrate` bit/s if given. With `spareVideo` a second video m-line goes
+   * along with no track yet (WHIP cannot add one later): shareOnSpare() fills it.
+   */
+  async start(media, codec, { simulcast = false, maxBitrate = 0, spareVideo = false } = {}) {
     const servers = await iceServers("whip", this.stream);
     const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers: servers });
     this.pc = pc;
@@ -32,8 +37,13 @@ export class Publisher {
       if (!track) continue;
       const init = { direction: "sendonly", streams: [media] };
       if (kind === "video" && simulcast) init.sendEncodings = SIMULCAST_ENCODINGS;
+      else if (kind === "video" && maxBitrate) init.sendEncodings = [{ maxBitrate }];
       const transceiver = pc.addTransceiver(track, init);
       if (kind === "video") preferCodec(transceiver, codec);
+    }
+    if (spareVideo) {
+      this.spare = pc.addTransceiver("video", { direction: "sendonly", streams: [media] });
+      preferCodec(this.spare, codec);
     }
     try {
       this.sessionUrl = (await negotiate(pc, "whip", this.stream)).sessionUrl;
@@ -47,6 +57,11 @@ export class Publisher {
   async replaceTrack(track) {
     const sender = this.pc?.getSenders().find((s) => s.track?.kind === track.kind);
     if (sender) await sender.replaceTrack(track);
+  }
+
+  /** Send `track` (a screen, say) on the spare video m-line, or nothing with null. */
+  async shareOnSpare(track) {
+    await this.spare?.sender.replaceTrack(track);
   }
 
   async stats() {

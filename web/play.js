@@ -1,4 +1,5 @@
-// Player page: WHEP playback that reconnects by itself, with live stats.
+// Player page: WHEP playback that reconnects by itself, with live stats; or HLS.
+import { playHls, hlsUrl } from "./hls.js";
 import { $, param, renderRows, setStatus, showError, shownError } from "./page.js";
 import { Player } from "./peers.js";
 import { playerRows } from "./stats.js";
@@ -11,8 +12,10 @@ const unmuteButton = $("unmute");
 const video = $("video");
 const statsList = $("stats");
 const layerSelect = $("layer");
+const viaSelect = $("via");
 
 let player = null;
+let hls = null; // { stop(), latency() } while playing as HLS
 let publisherState = null; // "live" or "waiting for the publisher", from the WHEP events
 
 function onStatus(text, err) {
@@ -24,7 +27,8 @@ function onStatus(text, err) {
 
 function updateEndpoint() {
   const name = streamInput.value.trim();
-  $("endpoint").textContent = name ? endpointUrl("whep", name) : "—";
+  const url = viaSelect.value === "hls" ? hlsUrl : (n) => endpointUrl("whep", n);
+  $("endpoint").textContent = name ? url(name) : "—";
 }
 
 function play() {
@@ -34,12 +38,29 @@ function play() {
     return;
   }
   player?.stop();
+  hls?.stop();
+  hls = null;
   const layer = layerSelect.value;
-  const query = layer === "auto" ? "" : `&layer=${encodeURIComponent(layer)}`;
+  let query = layer === "auto" ? "" : `&layer=${encodeURIComponent(layer)}`;
+  if (viaSelect.value === "hls") query += "&via=hls";
   history.replaceState(null, "", `?stream=${encodeURIComponent(name)}${query}`);
   updateEndpoint();
   showError("");
   publisherState = null;
+  playButton.disabled = true;
+  stopButton.disabled = false;
+  streamInput.disabled = true;
+  if (viaSelect.value === "hls") {
+    const status = (text, err) => {
+      setStatus(`${name}: ${text}`, text.startsWith("playing") ? "ok" : "");
+      if (err) showError(`HLS failed: ${err.message}`);
+    };
+    playHls(name, video, status).then(
+      (started) => (hls = started),
+      (err) => status("stopped", err),
+    );
+    return;
+  }
   player = new Player(name, video, {
     onStatus,
     onPublisher: (live, viewers) => {
@@ -52,14 +73,13 @@ function play() {
   });
   player.layer = { rid: layer };
   player.start();
-  playButton.disabled = true;
-  stopButton.disabled = false;
-  streamInput.disabled = true;
 }
 
 function stop() {
   player?.stop();
   player = null;
+  hls?.stop();
+  hls = null;
   playButton.disabled = false;
   stopButton.disabled = true;
   streamInput.disabled = false;
@@ -77,6 +97,7 @@ unmuteButton.addEventListener("click", () => {
   video.play().catch(() => {});
 });
 streamInput.addEventListener("input", updateEndpoint);
+viaSelect.addEventListener("change", updateEndpoint);
 layerSelect.addEventListener("change", async () => {
   if (!player) return;
   const refused = await player.setLayer({ rid: layerSelect.value });
@@ -87,7 +108,9 @@ window.addEventListener("pagehide", () => player?.stop(true));
 // Read-only hook for tests: decoded frames (summed over reconnects) and the rendered size.
 window.litesfu = {
   stats: async () => ({
-    playing: Boolean(player),
+    playing: Boolean(player || hls),
+    currentTime: video.currentTime,
+    hlsLatency: hls ? hls.latency() : null,
     error: shownError(),
     publisher: publisherState,
     ...(player ? player.snapshot() : { framesDecoded: 0, videoWidth: 0, sessions: 0 }),
@@ -100,5 +123,6 @@ if (![...layerSelect.options].some((o) => o.value === wantedLayer)) {
   layerSelect.append(new Option(wantedLayer, wantedLayer));
 }
 layerSelect.value = wantedLayer;
+viaSelect.value = param("via", "webrtc") === "hls" ? "hls" : "webrtc";
 updateEndpoint();
 if (param("autoplay", "1") !== "0") play();

@@ -24,6 +24,7 @@ import asyncio
 import collections
 import ipaddress
 import logging
+import socket
 import time
 from typing import Protocol
 
@@ -89,24 +90,42 @@ class TcpListener:
         self.per_client: collections.Counter[str] = collections.Counter()
         self.frames_in = 0
         self.frames_out = 0
-        self._server: asyncio.AbstractServer | None = None
+        self._servers: list[asyncio.AbstractServer] = []
         self._unlogged = 0  # connections refused or pushed out since the last log line
         self._log_after = 0.0
 
     async def open(self, host: str, port: int) -> None:
+        """Listen on host:port; on the IPv4 wildcard also on [::] at the same port (IPv6 only
+        there, as the UDP endpoint does), unless the host has no IPv6."""
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: TcpConnection(self), host, port)
+        self._servers.append(await loop.create_server(lambda: TcpConnection(self), host, port))
         log.info("media: ICE-TCP listening on %s:%d", host, self.port)
+        if host in ("", "0.0.0.0") and socket.has_ipv6:
+            try:
+                ipv6 = await loop.create_server(lambda: TcpConnection(self), "::", self.port)
+            except OSError as exc:
+                log.info("media: no IPv6 for ICE-TCP (%s); IPv4 only", exc.strerror)
+            else:
+                self._servers.append(ipv6)
+                log.info("media: ICE-TCP listening on [::]:%d", self.port)
+
+    async def adopt(self, sock: socket.socket) -> None:
+        """Take a connection accepted elsewhere (the HTTP port, whose first bytes were an
+        ICE-TCP frame), under the same limits as one accepted here."""
+        loop = asyncio.get_running_loop()
+        await loop.connect_accepted_socket(lambda: TcpConnection(self), sock)
 
     @property
-    def port(self) -> int:
-        assert self._server is not None
-        return self._server.sockets[0].getsockname()[1]
+    def port(self) -> int | None:
+        """The port it listens on; None when it only takes connections handed to it."""
+        if not self._servers:
+            return None
+        return self._servers[0].sockets[0].getsockname()[1]
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        for server in self._servers:
+            server.close()
+        self._servers = []
         for connection in list(self.connections.values()):
             connection.close()
 

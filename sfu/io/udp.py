@@ -15,6 +15,7 @@ import time
 
 from sfu.io.tcp import TcpListener
 from sfu.protocol import ice
+from sfu.protocol.reflexive import ReflexiveDiscovery
 from sfu.session.table import SessionTable
 from sfu.session.transport import Address, SendFunction, is_tcp
 from sfu.wire import stun
@@ -45,6 +46,7 @@ class UdpEndpoint:
         self.datagrams_in = 0
         self.control_datagrams_out = 0  # what `send` sent: STUN, DTLS, RTCP
         self.tcp: TcpListener | None = None  # ICE-TCP, whose frames come through this demux
+        self.discovery: ReflexiveDiscovery | None = None  # asks STUN servers who we are
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def open(self, host: str, port: int, buffer_size: int) -> None:
@@ -114,8 +116,9 @@ class UdpEndpoint:
         return self.sock.getsockname()[1]
 
     def bound(self, addr: Address) -> bool:
-        """Whether a session's media goes to `addr` (the TCP listener keeps such connections)."""
-        return addr in self.sessions.by_addr
+        """Whether a session's media goes to `addr`, or could (a validated pair it may fall back
+        to): the TCP listener keeps such connections."""
+        return addr in self.sessions.by_addr or addr in self.sessions.by_pair
 
     @property
     def media_datagrams_out(self) -> int:
@@ -172,14 +175,19 @@ class UdpEndpoint:
         kind = classify(data)
         if kind is SRTP:
             session = self.sessions.by_addr.get(addr)
-            if session is None:
+            if session is not None:
+                session.handle_srtp(data, now)
+                return
+            paired = self.sessions.by_pair.get(addr)
+            if paired is None:
                 self.drops["media_unknown_address"] += 1
                 return
-            session.handle_srtp(data, now)
+            paired.handle_pair_srtp(data, addr, now)
+            self.sessions.settle(paired)
         elif kind is STUN:
             self._stun(data, addr, now)
         elif kind is DTLS:
-            session = self.sessions.by_addr.get(addr)
+            session = self.sessions.by_addr.get(addr) or self.sessions.by_pair.get(addr)
             if session is None:
                 self.drops["dtls_unknown_address"] += 1
                 return
@@ -200,6 +208,11 @@ class UdpEndpoint:
             self.drops["stun_malformed"] += 1
             return
         if msg.msg_type in (stun.BINDING_SUCCESS, stun.BINDING_ERROR):
+            discovery = self.discovery
+            if discovery is not None and discovery.owns(msg.transaction_id):
+                if not discovery.handle(msg, addr, now):
+                    self.drops["stun_server_bad_answer"] += 1
+                return
             self._check_response(data, msg, addr, now)
             return
         if msg.msg_type != stun.BINDING_REQUEST:

@@ -91,6 +91,7 @@ class BindingOutcome:
     authenticated: bool
     use_candidate: bool
     error_code: int | None
+    priority: int = 0  # the PRIORITY the client gave its candidate (0: none given)
 
 
 IGNORED = BindingOutcome(None, False, False, None)
@@ -154,7 +155,9 @@ class IceLite:
             [(XOR_MAPPED_ADDRESS, encode_xor_address(host, port, msg.transaction_id))],
             integrity_key=key,
         )
-        return BindingOutcome(response, True, msg.get(USE_CANDIDATE) is not None, None)
+        value = msg.get(PRIORITY)
+        priority = _U32.unpack(value)[0] if value is not None and len(value) == 4 else 0
+        return BindingOutcome(response, True, msg.get(USE_CANDIDATE) is not None, None, priority)
 
     @staticmethod
     def _reject(msg: Message, code: int, reason: str) -> BindingOutcome:
@@ -207,14 +210,37 @@ def parse_binding_success(data: bytes, transaction_id: bytes, pwd: str) -> tuple
     return decode_xor_address(value, msg.transaction_id)
 
 
+# RFC 8445 §5.1.2.2 type preferences of the server's own candidates. TCP ranks below UDP
+# (RFC 6544 §4.2: a client that can use UDP should). A server-reflexive address shares the host
+# preference: on a VM behind 1:1 NAT it is the one that works, so its place in the list decides.
+UDP_TYPE_PREFERENCE = 126
+TCP_TYPE_PREFERENCE = 100
+_MAX_LOCAL_PREFERENCE = 65535
+
+
+def candidate_priority(index: int, component: int = 1, tcp: bool = False) -> int:
+    """RFC 8445 priority of the server candidate at `index`: earlier candidates rank higher."""
+    local = max(_MAX_LOCAL_PREFERENCE - index, 0)
+    kind = TCP_TYPE_PREFERENCE if tcp else UDP_TYPE_PREFERENCE
+    return (kind << 24) + (local << 8) + (256 - component)
+
+
+def pair_priority(client: int, tcp: bool) -> int:
+    """RFC 8445 §6.1.2.3 priority of a pair whose client candidate has priority `client` (the
+    controlling side's) and whose server candidate is our first UDP or TCP one: a lite server
+    cannot tell which of its addresses a datagram reached, only the transport."""
+    server = candidate_priority(0, tcp=tcp)
+    return (min(client, server) << 32) + 2 * max(client, server) + (client > server)
+
+
 # A new address gets this many Binding requests, this far apart, before we give up on it.
 CHECK_ATTEMPTS = 4
 CHECK_INTERVAL = 0.25
 # Outstanding checks per session: a peer cannot make us probe many addresses at once.
 MAX_PENDING_CHECKS = 4
 CHECK_TAG_BYTES = 6  # transaction ids start with the session's tag, so responses find it
-# The priority we claim in our checks: a host candidate's (RFC 8445 §5.1.2.1, component 1).
-_CHECK_PRIORITY = (126 << 24) | (65535 << 8) | 255
+# The priority we claim in our checks: our first UDP candidate's (RFC 8445 §7.2.2).
+_CHECK_PRIORITY = candidate_priority(0)
 
 
 @dataclass

@@ -16,7 +16,13 @@ from sfu.config import MediaConfig
 from sfu.media import AUDIO, VIDEO
 from sfu.protocol.speakers import SpeakerDetector, SpeakerUpdate
 from sfu.routing.room_data import RoomData
-from sfu.routing.room_stats import ParticipantView, RoomStats, RoomView, SubscriberStats
+from sfu.routing.room_stats import (
+    OwnMedia,
+    ParticipantView,
+    RoomStats,
+    RoomView,
+    SubscriberStats,
+)
 from sfu.routing.room_subscriber import RoomSource, RoomSubscriber
 from sfu.routing.stream import Stream
 from sfu.session.table import SessionTable
@@ -25,6 +31,7 @@ from sfu.session.transport import SessionState
 # Slots a subscriber may offer beyond two per participant the room can hold (an audio and a
 # video each): room for an offer made while someone left and another joined.
 SPARE_SLOTS = 4
+NOTHING_SAID = OwnMedia()
 
 
 class ParticipantBusy(Exception):
@@ -101,19 +108,36 @@ class Room:
             for subscriber in self.subscribers.values():
                 subscriber.speakers = update
 
+    def own_media(self, participant: str) -> OwnMedia:
+        """What `participant` said of its publication (nothing said: all on, no screen)."""
+        subscriber = self.subscribers.get(participant)
+        return subscriber.own_media if subscriber is not None else NOTHING_SAID
+
     def sources(self) -> list[RoomSource]:
-        """Each live participant's first audio track and first video group, in the order
+        """Each live participant's first audio track, first video group unless it muted its
+        camera, and second video group while it says that one shares its screen; in the order
         they went live."""
         sources = []
         for participant, stream in self.live.items():
             publisher = stream.live_publisher()
             if publisher is None:
                 continue
-            for kind in (AUDIO, VIDEO):
-                group = next((g for g in publisher.groups if g[0].kind == kind), None)
-                if group is not None:
-                    sources.append(RoomSource(participant, kind, group, publisher))
+            said = self.own_media(participant)
+            audio = [g for g in publisher.groups if g[0].kind == AUDIO][:1]
+            videos = [g for g in publisher.groups if g[0].kind == VIDEO][:2]
+            for group in audio:
+                sources.append(RoomSource(participant, AUDIO, group, publisher))
+            if videos and VIDEO not in said.muted:
+                sources.append(RoomSource(participant, VIDEO, videos[0], publisher))
+            if said.screen and len(videos) > 1:
+                sources.append(RoomSource(participant, VIDEO, videos[1], publisher, screen=True))
         return sources
+
+    def say(self, subscriber: RoomSubscriber, said: OwnMedia, now: float) -> None:
+        """A participant muted, unmuted, or started or stopped sharing: every subscriber's
+        slots follow at once."""
+        subscriber.own_media = said
+        self.sync(now)
 
     def sync(self, now: float) -> None:
         """Point every subscriber's slots at the room's sources as they are now."""
@@ -149,7 +173,7 @@ class Room:
         names = sorted((self.live.keys() | self.subscribers.keys()) - {subscriber.participant})
         kinds: dict[str, list[str]] = {}
         for source in self.sources():
-            kinds.setdefault(source.participant, []).append(source.kind)
+            kinds.setdefault(source.participant, []).append(source.track)
         return RoomView(
             room=self.name,
             participant=subscriber.participant,
@@ -159,6 +183,7 @@ class Room:
                     publishing=name in self.live,
                     kinds=tuple(kinds.get(name, ())),
                     subscribed=name in self.subscribers,
+                    muted=tuple(sorted(self.own_media(name).muted)),
                 )
                 for name in names
             ),

@@ -22,26 +22,40 @@ class TrackPrefs:
 
 
 @dataclass(frozen=True)
+class OwnMedia:
+    """What a participant says of its own publication, which its stream cannot show: which
+    kinds it muted ("video" muted: the room carries none of its camera), and whether its
+    second video m-line carries a screen share (unsaid, that m-line is a silent spare)."""
+
+    muted: frozenset[str] = frozenset()
+    screen: bool = False
+
+
+@dataclass(frozen=True)
 class ParticipantView:
     """Another participant of the room: whether it publishes (its stream is live) and what
-    kinds the room carries of it, and whether it subscribes (has a subscribe session)."""
+    tracks the room carries of it ("audio", "video", "screen"), whether it subscribes (has a
+    subscribe session), and the kinds it says it muted."""
 
     name: str
     publishing: bool
     kinds: tuple[str, ...]
     subscribed: bool
+    muted: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class SlotView:
-    """One m-line of the subscriber's offer: whose media it carries now (None: free), and
-    the simulcast layer it plays (None: a single-layer source or no source)."""
+    """One m-line of the subscriber's offer: whose media it carries now (None: free), the
+    simulcast layer it plays (None: a single-layer source or no source), and whether that
+    media is the participant's screen share rather than its camera."""
 
     mid: str
     kind: str
     participant: str | None
     paused: bool
     rid: str | None
+    screen: bool = False
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import NamedTuple
 
 from sfu.media import AUDIO, VIDEO, PeerParams, TrackSpec
@@ -37,7 +38,7 @@ from sfu.routing.player import Player, PlayerStream
 from sfu.routing.publisher import Publisher
 from sfu.routing.publisher_track import PublisherTrack
 from sfu.routing.room_data import kept_data
-from sfu.routing.room_stats import SlotView, TrackPrefs
+from sfu.routing.room_stats import OwnMedia, SlotView, TrackPrefs
 from sfu.routing.subscriber_track import SubscriberTrack
 from sfu.session.peer import RTCP_SENDERS_PER_MLINE, PeerSession
 from sfu.session.transport import SessionState, Transport
@@ -47,13 +48,18 @@ NO_PREFS = TrackPrefs()
 
 
 class RoomSource(NamedTuple):
-    """One participant's media a slot may carry: its audio track, or its video group (the
-    simulcast layers of one m-line), and the publisher that sends it."""
+    """What a slot may carry: a participant's audio, camera or screen, and its publisher."""
 
     participant: str
     kind: str
     group: list[PublisherTrack]
     publisher: Publisher
+    screen: bool = False
+
+    @property
+    def track(self) -> str:
+        """What the source is to a page: "audio", "video" (the camera) or "screen"."""
+        return "screen" if self.screen else self.kind
 
 
 def check_renegotiation(old: Sequence[TrackSpec], new: Sequence[TrackSpec], max_slots: int) -> None:
@@ -90,6 +96,7 @@ class RoomSubscriber(Player):
         self.paused: set[SubscriberTrack] = set()  # fed slots the allocation sends nothing
         self.allocation = Allocation((), 0, 0)  # the last one, once a second
         self.prefs: dict[str, TrackPrefs] = {}
+        self.own_media = OwnMedia()  # what this participant says of its own publication
         # The room's speakers, most active first, and its recent ones, latest first.
         self.speakers = SpeakerUpdate()
         # Slots per kind it should offer in all: at least those it has.
@@ -108,32 +115,31 @@ class RoomSubscriber(Player):
         return {kind: sum(1 for t in self.tracks if t.kind == kind) for kind in KINDS}
 
     def flush_requests(self, asked: list[SubscriberTrack]) -> None:
-        """Send the keyframe requests of the slots a PLI or FIR named, each to the publisher
-        of its own source."""
+        """Send the keyframe requests of the slots a PLI or FIR named to their publishers."""
         for publisher in {self.feeds[t].publisher for t in asked if t in self.feeds}:
             publisher.flush()
 
     def assign(self, sources: Sequence[RoomSource], now: float) -> None:
         """Give each source it should get a slot of its kind: one it holds keeps it, a new
-        one takes the first free slot (pinned participants first); free what is no longer
-        wanted. Sources left without a slot raise `wanted`."""
+        one takes the first free slot (screens and pinned participants first); free what is
+        no longer wanted. Sources left without a slot raise `wanted`."""
         wanted = [
             s
             for s in sources
             if s.participant != self.participant and not self.prefs_for(s.participant).off
         ]
-        wanted.sort(key=lambda s: not self.prefs_for(s.participant).pinned)  # stable
+        wanted.sort(key=lambda s: not (s.screen or self.prefs_for(s.participant).pinned))
         offered = self.offered()
         if self.session.state is not SessionState.CONNECTED:
             needed = {kind: sum(1 for s in wanted if s.kind == kind) for kind in KINDS}
             self.wanted = {kind: max(offered[kind], needed[kind]) for kind in KINDS}
             return
         self.codec_mismatch.clear()  # found again below while it lasts
-        by_key = {(s.participant, s.kind): s for s in wanted}
+        by_key = {(s.participant, s.track): s for s in wanted}
         for slot, fed in list(self.feeds.items()):
-            if (fed.participant, slot.kind) not in by_key:
+            if (fed.participant, fed.track) not in by_key:
                 self.release(slot)
-        held = {(fed.participant, slot.kind): slot for slot, fed in self.feeds.items()}
+        held = {(fed.participant, fed.track): slot for slot, fed in self.feeds.items()}
         free = {
             kind: [t for t in self.tracks if t.kind == kind and t not in self.feeds]
             for kind in KINDS
@@ -141,7 +147,7 @@ class RoomSubscriber(Player):
         unmet = dict.fromkeys(KINDS, 0)
         flush: set[Publisher] = set()
         for source in wanted:
-            slot = held.get((source.participant, source.kind))
+            slot = held.get((source.participant, source.track))
             if slot is None:
                 slot = next(
                     (t for t in free[source.kind] if t.codec_for(source.group[0].codec)), None
@@ -204,15 +210,12 @@ class RoomSubscriber(Player):
         check_renegotiation(old, peer.tracks, max_slots)
         if sorted(peer.fingerprints) != sorted(session.peer.fingerprints):
             raise ValueError("the offer changed the DTLS fingerprint")
-        data = kept_data(session.peer.data, peer.data)
-        added = [
-            SubscriberTrack(session, spec, self.context.rng) for spec in peer.tracks[len(old) :]
-        ]
+        new = peer.tracks[len(old) :]
+        kept = replace(peer, tracks=[*old, *new], data=kept_data(session.peer.data, peer.data))
+        added = [SubscriberTrack(session, spec, self.context.rng) for spec in new]
         self.tracks += added
         self.by_ssrc.update((t.ssrc, t) for t in added)
-        session.peer = PeerParams(
-            peer.ice_ufrag, peer.ice_pwd, peer.fingerprints, [*old, *(t.spec for t in added)], data
-        )
+        session.peer = kept
         if isinstance(session, PeerSession) and session.streams is not None:
             # A receiver SSRC per m-line (Firefox): room for the new m-lines' too.
             session.streams.allow_senders(RTCP_SENDERS_PER_MLINE * len(self.tracks))
@@ -230,6 +233,7 @@ class RoomSubscriber(Player):
                     participant=fed.participant if fed is not None else None,
                     paused=slot in self.paused,
                     rid=source.rid if source is not None and fed is not None else None,
+                    screen=fed is not None and fed.screen,
                 )
             )
         return tuple(views)
@@ -370,8 +374,7 @@ class RoomSubscriber(Player):
         self.probe_wait.failed(now)
 
     def _proven(self, rate: float) -> None:
-        """A probe or trial showed the link carries `rate`: the send-side estimate starts
-        there."""
+        """A probe or trial showed the link carries `rate`: the send-side estimate starts there."""
         self.bwe.delay_estimate = max(self.bwe.delay_estimate, rate)
 
     def _want(self, slot: SubscriberTrack) -> Want:
@@ -385,7 +388,7 @@ class RoomSubscriber(Player):
             layers = (LayerOption(0, None, math.ceil(track.bitrate), track.width, track.height),)
         speakers = self.speakers
         rank = 0
-        if prefs.pinned:
+        if prefs.pinned or source.screen:
             priority = Priority.PINNED
         elif source.participant in speakers.active:
             priority = Priority.SPEAKER

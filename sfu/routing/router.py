@@ -105,8 +105,8 @@ class Router:
         return stream.publisher
 
     def sendto_for(self, session: Transport) -> SendFunction:
-        """What forwards to a session at its current address (UDP of either family, or TCP)."""
-        return self._sendto_for(session.addr)
+        """What forwards to a session at its address (UDP, TCP), or in-process (egress)."""
+        return getattr(session, "local_send", None) or self._sendto_for(session.addr)
 
     def publish(self, name: str, peer: PeerParams, now: float) -> PeerSession:
         """A new publishing session for stream `name`; StreamBusy if one is already there,
@@ -183,7 +183,7 @@ class Router:
         self.rooms.join(joined, subscriber, now)
         return session
 
-    def _subscriber(self, session_id: str) -> tuple[RoomSubscriber, Room]:
+    def subscriber_and_room(self, session_id: str) -> tuple[RoomSubscriber, Room]:
         """A live subscribe session's handler and its room; KeyError for any other id."""
         session = self.sessions.by_id.get(session_id)
         handler = session.handler if session is not None else None
@@ -196,7 +196,7 @@ class Router:
         """A subscriber's new offer: appended m-lines become slots; new ICE credentials
         restart ICE. KeyError: no such live subscribe session; ValueError: an earlier m-line
         removed, moved or changed kind."""
-        subscriber, room = self._subscriber(session_id)
+        subscriber, room = self.subscriber_and_room(session_id)
         session = self.sessions.by_id[session_id]
         credentials = (session.ice.remote_ufrag, session.ice.remote_pwd)
         subscriber.renegotiate(peer, max_slots(self.config.max_room_participants))
@@ -208,7 +208,7 @@ class Router:
     def set_prefs(self, session_id: str, prefs: dict[str, TrackPrefs], now: float) -> None:
         """A subscriber's wishes per other participant (pinned, off, size cap); KeyError: no
         such live subscribe session; ValueError: more entries than a room has participants."""
-        subscriber, room = self._subscriber(session_id)
+        subscriber, room = self.subscriber_and_room(session_id)
         if len(prefs) > self.config.max_room_participants:
             raise ValueError(
                 f"prefs for {len(prefs)} participants; a room has at most "
@@ -220,16 +220,16 @@ class Router:
     def room_view(self, session_id: str) -> RoomView | None:
         """What a subscriber sees of its room; None: no such live subscribe session."""
         try:
-            subscriber, room = self._subscriber(session_id)
+            subscriber, room = self.subscriber_and_room(session_id)
         except KeyError:
             return None
         return room.view(subscriber)
 
-    def close(self, session_id: str, reason: str) -> bool:
+    def close(self, session_id: str, reason: str, now: float | None = None) -> bool:
         session = self.sessions.by_id.get(session_id)
         if session is None:
             return False
-        session.close(reason)
+        session.close(reason, now)
         self.sessions.settle(session)
         return True
 
@@ -313,9 +313,9 @@ class Router:
         """The resources() of /api/v1/server."""
         return self.resources().to_json()
 
-    def close_all(self, reason: str) -> None:
+    def close_all(self, reason: str, now: float | None = None) -> None:
         for session in list(self.sessions.by_id.values()):
-            session.close(reason)
+            session.close(reason, now)
             self.sessions.settle(session)
 
     def snapshot(self, offset: int = 0, limit: int | None = None) -> list[dict]:

@@ -17,31 +17,28 @@ from sfu.media import PeerParams
 from sfu.protocol import fastpath, ice
 from sfu.protocol.certificate import Certificate
 from sfu.protocol.dtls import DtlsEndpoint, DtlsState
+from sfu.protocol.nomination import STALE_AFTER, Pairs
 from sfu.protocol.srtp import MAX_PROTECTED, SrtpContext
 from sfu.protocol.srtp_streams import InboundStreams
 from sfu.session.data import SessionData
+from sfu.session.path import PathChoice
 from sfu.session.transport import (
     Address,
-    AddressChanged,
     MediaHandler,
+    PairsChanged,
     SendFunction,
     SessionClosed,
     SessionEvent,
     SessionState,
     UfragChanged,
     is_tcp,
-    network_address,
     short_hash,
 )
-from sfu.wire.stun import Message
 
 log = logging.getLogger(__name__)
-# A valid Binding Request from a new address moves the session there when it nominates the pair
-# (USE-CANDIDATE), or when nothing valid has come from the current address for this long (NAT
-# rebinding); once media flows, only after the address has answered a check of our own (return
-# routability). Browsers keep checking their other candidate pairs, so this must be longer than
-# a pause in their RTCP, or the session flaps between paths.
-ADDRESS_STALE_AFTER = 3.0
+# Moving to a better nominated pair or off a silent one (sfu/protocol/nomination.py) waits, once
+# media flows, until the new address has answered a check of our own (return routability).
+ADDRESS_STALE_AFTER = STALE_AFTER
 
 # Session ids are capabilities (the HTTP Location of a session): 128 random bits, in hex.
 SESSION_ID_HEX = 32
@@ -51,7 +48,7 @@ SESSION_ID_HEX = 32
 RTCP_SENDERS_PER_MLINE = 2
 
 
-class PeerSession(fastpath.TransportState):
+class PeerSession(fastpath.TransportState, PathChoice):
     """ICE-lite + DTLS-SRTP for one peer connection, bundled on one 5-tuple."""
 
     # Flat: the fan-out reads addr and transport_seq of every player's session per packet
@@ -75,6 +72,7 @@ class PeerSession(fastpath.TransportState):
         "id",
         "last_seen",
         "log_name",
+        "pairs",
         "peer",
         "role",
         "rtcp_ssrc",
@@ -107,6 +105,7 @@ class PeerSession(fastpath.TransportState):
         self._rng = rng
         self.ice = ice.IceLite(ice.new_ufrag(rng), ice.new_pwd(rng), peer.ice_ufrag, peer.ice_pwd)
         self.checks = ice.ReturnRoutability(rng)
+        self.pairs = Pairs()
         self.dtls = DtlsEndpoint(certificate, is_server=True, remote_fingerprints=peer.fingerprints)
         self.srtp: SrtpContext | None = None
         self.data = (
@@ -119,7 +118,7 @@ class PeerSession(fastpath.TransportState):
         self.addr: Address | None = None
         self.created = now
         self.last_seen = now
-        self._latest = now  # the newest time any input brought, for the duration in the log
+        self._latest = now  # the newest time any input or timer brought: when it closed
         self.close_reason = ""
         self.rtcp_ssrc = rng.getrandbits(32) or 1  # our SSRC as the sender of feedback
         self.handler: MediaHandler | None = None
@@ -138,70 +137,6 @@ class PeerSession(fastpath.TransportState):
         return "tcp" if is_tcp(self.addr) else "udp"
 
     # -- input, one method per demuxed packet class ---------------------------------------------
-
-    def handle_binding(
-        self, data: bytes, msg: Message, addr: Address, now: float, taken: bool = False
-    ) -> ice.BindingOutcome:
-        """Check a STUN Binding Request; an authenticated one may (re)bind the address.
-
-        `taken` says the address is bound to another session. The caller sends the response,
-        so it can rate-limit error answers across sessions.
-        """
-        if self.state is SessionState.CLOSED:
-            return ice.IGNORED
-        self._latest = now
-        outcome = self.ice.handle(data, msg, network_address(addr))
-        if outcome.authenticated and outcome.error_code is None:
-            self._valid_check_from(addr, outcome.use_candidate, taken, now)
-        return outcome
-
-    def _valid_check_from(
-        self, addr: Address, use_candidate: bool, taken: bool, now: float
-    ) -> None:
-        if addr == self.addr:
-            self.last_seen = now
-            return
-        stale = now - self.last_seen > ADDRESS_STALE_AFTER
-        if not (self.addr is None or use_candidate or stale):
-            return
-        if (self.state is SessionState.CONNECTED or taken) and not is_tcp(addr):
-            # Media flows, or the address is another session's (a spoofed check from it would
-            # unbind its owner): it moves only once the address answers a check of our own.
-            # An ICE-TCP connection needs no such check: its handshake already proved that
-            # the peer receives at that address, and no one else can send on it.
-            request = self.checks.start(
-                addr, f"{self.ice.remote_ufrag}:{self.ice.local_ufrag}", self.ice.remote_pwd, now
-            )
-            if request is not None:
-                self._send(request, addr)
-        else:
-            # Before media, the DTLS handshake proves the address: SRTP keys exist only once
-            # the peer has received our flights there, and nothing but DTLS goes there before.
-            self._move(addr, now)
-
-    def handle_binding_response(self, data: bytes, msg: Message, addr: Address, now: float) -> bool:
-        """An answer to one of our return-routability checks: a verified address gets the media.
-        False when it is not an authenticated answer to a check under way."""
-        if self.state is SessionState.CLOSED or not self.checks.verify(data, msg, addr):
-            return False
-        self._latest = now
-        if addr != self.addr:
-            self._move(addr, now)
-        return True
-
-    def _move(self, addr: Address, now: float) -> None:
-        old, self.addr = self.addr, addr
-        self.last_seen = now
-        if old is None and self.state is SessionState.NEW:
-            self._log("ICE connected from %s:%d", *addr)
-            self.state = SessionState.CONNECTING
-        elif old is None:
-            self._log("bound again at %s:%d", *addr)
-        else:
-            self._log("moved from %s:%d to %s:%d", *old, *addr)
-        self._events.append(AddressChanged(self, old, addr))
-        if self.handler is not None and self.state is SessionState.CONNECTED:
-            self.handler.on_moved()  # what sends to the peer may differ (IPv4/IPv6, UDP/TCP)
 
     def handle_dtls(self, data: bytes, now: float) -> None:
         """Feed a DTLS record from the session's address."""
@@ -282,6 +217,8 @@ class PeerSession(fastpath.TransportState):
         old_ufrag = self.ice.local_ufrag
         self.ice.restart(ice.new_ufrag(self._rng), ice.new_pwd(self._rng), remote_ufrag, remote_pwd)
         self._events.append(UfragChanged(self, old_ufrag))
+        # The client nominates afresh, maybe from another network whose pairs rank lower.
+        self._events.append(PairsChanged(self, (), tuple(self.pairs.clear())))
         self._log("ICE restart")
 
     # -- output ----------------------------------------------------------------------------------
@@ -370,10 +307,12 @@ class PeerSession(fastpath.TransportState):
         elif state is DtlsState.CLOSED:
             self.close("peer closed DTLS")
 
-    def close(self, reason: str) -> None:
-        """End the session at once: tell the peer, free the media state, leave the tables."""
+    def close(self, reason: str, now: float | None = None) -> None:
+        """End the session at once: tell the peer, free the media state, leave the tables.
+        `now` (a DELETE's clock) makes the logged duration run to the close itself."""
         if self.state is SessionState.CLOSED:
             return
+        self._latest = max(self._latest, self.last_seen, now or 0.0)
         if self.data is not None:
             self.data.close(reason)
         if self.dtls.state is DtlsState.CONNECTED:

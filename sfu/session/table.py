@@ -12,7 +12,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from sfu.session.peer import PeerSession
-from sfu.session.transport import Address, AddressChanged, Transport, UfragChanged
+from sfu.session.transport import Address, AddressChanged, PairsChanged, Transport, UfragChanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,15 +29,17 @@ ENDED_REMEMBERED = 4096
 
 
 class SessionTable:
-    """Sessions by id (HTTP), by server ufrag (first STUN), by address (everything after) and
-    by the tag of their own checks' transaction ids (answers from a new address); the ended
-    ones by id. Whoever calls into a session hands its events to `settle`, so the indexes
-    follow before the next datagram is demuxed."""
+    """Sessions by id (HTTP), by server ufrag (first STUN), by address (everything after), by
+    the addresses of their other validated pairs (DTLS and media a client sends on a pair that
+    is not the selected one) and by the tag of their own checks' transaction ids (answers from
+    a new address); the ended ones by id. Whoever calls into a session hands its events to
+    `settle`, so the indexes follow before the next datagram is demuxed."""
 
     def __init__(self) -> None:
         self.by_id: dict[str, PeerSession] = {}
         self.by_ufrag: dict[str, PeerSession] = {}
         self.by_addr: dict[Address, Transport] = {}
+        self.by_pair: dict[Address, PeerSession] = {}
         self.by_check_tag: dict[bytes, PeerSession] = {}
         self.ended: OrderedDict[str, EndedSession] = OrderedDict()
         self.ended_total = 0  # sessions that have ended since the start
@@ -73,6 +75,9 @@ class SessionTable:
             if isinstance(event, AddressChanged):
                 self._rebind(session, event.old, event.new)
                 continue
+            if isinstance(event, PairsChanged):
+                self._repair(event)
+                continue
             member = self.by_id.get(session.id)
             if member is not session:
                 self.unbind(session)  # a relay's: its owner takes the rest
@@ -106,12 +111,23 @@ class SessionTable:
             previous.addr = None
         self.by_addr[new] = session
 
+    def _repair(self, event: PairsChanged) -> None:
+        session = event.session
+        for addr in event.removed:
+            if self.by_pair.get(addr) is session:
+                del self.by_pair[addr]
+        for addr in event.added:
+            self.by_pair[addr] = session  # type: ignore[assignment]  # only peers have pairs
+
     def remove(self, session: PeerSession) -> None:
         self.by_id.pop(session.id, None)
         if self.by_check_tag.get(session.checks.tag) is session:
             del self.by_check_tag[session.checks.tag]
         if self.by_ufrag.get(session.ice.local_ufrag) is session:
             del self.by_ufrag[session.ice.local_ufrag]
+        for addr in session.pairs.by_addr:
+            if self.by_pair.get(addr) is session:
+                del self.by_pair[addr]
         self.unbind(session)
 
     def _remember(self, session: PeerSession) -> None:

@@ -84,13 +84,23 @@ class UfragChanged:
 
 
 @dataclass(frozen=True)
+class PairsChanged:
+    """Addresses an authenticated check came from (validated pairs) were `added` or forgotten
+    (`removed`): the endpoint takes DTLS and media from every such address of the session."""
+
+    session: Transport
+    added: tuple[Address, ...]
+    removed: tuple[Address, ...]
+
+
+@dataclass(frozen=True)
 class SessionClosed:
     """The session ended; `session.close_reason` says why."""
 
     session: Transport
 
 
-SessionEvent = AddressChanged | UfragChanged | SessionClosed
+SessionEvent = AddressChanged | UfragChanged | PairsChanged | SessionClosed
 
 
 class Keys(Protocol):

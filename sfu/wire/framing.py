@@ -53,3 +53,27 @@ class FrameReader:
     def pending(self) -> int:
         """Bytes held for a frame not yet complete."""
         return len(self._buffer)
+
+
+# The first bytes of a TCP stream that tell an RFC 4571-framed STUN Binding request from HTTP
+# or TLS: the frame's length, the STUN type, the STUN length and the magic cookie.
+SNIFF_BYTES = 10
+_BINDING_REQUEST_SHAPE = {2: 0x00, 3: 0x01, 6: 0x21, 7: 0x12, 8: 0xA4, 9: 0x42}
+_STUN_HEADER = 20
+
+
+def starts_ice_tcp(prefix: bytes) -> bool | None:
+    """Whether a stream beginning with `prefix` is ICE-TCP (its first frame a STUN Binding
+    request whose length agrees with the frame's); None while too few bytes have come to tell.
+    HTTP begins with a method's letters and TLS with 0x16, so either is told at its first byte."""
+    if prefix and prefix[0] > MAX_DATAGRAM >> 8:
+        return False
+    for index, byte in enumerate(prefix[:SNIFF_BYTES]):
+        wanted = _BINDING_REQUEST_SHAPE.get(index)
+        if wanted is not None and byte != wanted:
+            return False
+    if len(prefix) < SNIFF_BYTES:
+        return None
+    frame_length = prefix[0] << 8 | prefix[1]
+    stun_length = prefix[4] << 8 | prefix[5]
+    return frame_length == stun_length + _STUN_HEADER

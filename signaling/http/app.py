@@ -14,6 +14,8 @@ from aiohttp import web
 
 from sfu.io.server import MediaServer
 from signaling.http import rooms
+from signaling.http.hls import add_hls_routes
+from signaling.http.recordings import add_recording_routes
 from signaling.http.routes import ICE_SERVERS, PublicHandlers, add_public_routes
 from signaling.http.srs_routes import srs_play, srs_publish, srs_whep, srs_whip
 from signaling.http.state import (
@@ -22,11 +24,14 @@ from signaling.http.state import (
     CANDIDATES,
     ETAGS,
     HOOKS,
+    HOST_CANDIDATE,
+    HOST_NAMES,
     LIMITS,
     MEDIA_SERVER,
 )
 from signaling.http.stats_routes import list_rooms, list_streams, server_stats
 from signaling.http.whip import delete_session, patch_session, set_layer, whep, whip
+from signaling.sdp.host_name import OFF, RESOLVE, HostNames, host_name
 from signaling.sdp.ice_servers import IceServers
 from signaling.sdp.trickle import EntityTags
 from signaling.security.admission import Admission
@@ -40,6 +45,7 @@ from signaling.serving.plumbing import (
     MAX_OFFER_BYTES,
     REFUSED,
     ROOM_REFUSED,
+    Handler,
     behind_proxy,
     cors_and_errors,
     quiet_refusals,
@@ -64,6 +70,7 @@ WORKER_HANDLERS = PublicHandlers(
     join_room=rooms.join,
     reoffer_room=rooms.reoffer,
     room_prefs=rooms.set_prefs,
+    room_media=rooms.set_media,
     leave_room=rooms.leave,
     room_events=rooms.events,
 )
@@ -82,14 +89,21 @@ def create_app(
     trust_proxy: bool = False,
     auto_candidates: bool = False,
     ice_servers: IceServers | None = None,
+    candidate_from_host: str = OFF,
 ) -> web.Application:
     """The aiohttp application for one media server; with no policy given, everything is open
     but for the per-client admission defaults."""
     app = web.Application(
-        middlewares=[cors_and_errors, *behind_proxy(trust_proxy)],
+        middlewares=[
+            cors_and_errors,
+            *behind_proxy(trust_proxy),
+            *([resolve_host_name] if candidate_from_host == RESOLVE else []),
+        ],
         client_max_size=MAX_OFFER_BYTES,
         logger=log,
     )
+    app[HOST_CANDIDATE] = candidate_from_host
+    app[HOST_NAMES] = HostNames()
     app[MEDIA_SERVER] = media
     app[CANDIDATES] = candidates
     app[AUTO_CANDIDATES] = auto_candidates
@@ -109,7 +123,20 @@ def create_app(
         app[GUARD] = guard
     app.on_cleanup.append(close_hooks)
     add_public_routes(app, WORKER_HANDLERS, web_root)
+    add_recording_routes(app)
+    add_hls_routes(app)
     return app
+
+
+@web.middleware
+async def resolve_host_name(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Before an offer is answered (POST, PATCH), the Host header's name is resolved, so its
+    addresses can lead the candidates (--candidate-from-host resolve)."""
+    if request.method in ("POST", "PATCH"):
+        name = host_name(request.headers.get("Host"))
+        if name is not None:
+            await request.app[HOST_NAMES].prepare(name)
+    return await handler(request)
 
 
 async def close_hooks(app: web.Application) -> None:

@@ -15,7 +15,7 @@ import time
 
 from aiohttp import web
 
-from sfu.routing.room_stats import RoomView, TrackPrefs
+from sfu.routing.room_stats import OwnMedia, RoomView, TrackPrefs
 from sfu.routing.router import SUBSCRIBE, ParticipantBusy, RoomFull
 from sfu.session.peer import PeerSession
 from signaling.http.routes import ROOMS, ice_server_links
@@ -50,6 +50,8 @@ from signaling.serving.redact import short_hash
 log = logging.getLogger(__name__)
 
 MAX_PREFS_BODY = 8 * 1024
+MAX_MEDIA_BODY = 256  # {"muted": ["audio", "video"], "screen": false} is 45 bytes
+MUTABLE = ("audio", "video")
 MAX_SIZE = 16384  # pixels: the largest maxWidth / maxHeight a preference may ask for
 PREF_FIELDS = {"pinned": "pinned", "off": "off", "maxWidth": "max_width", "maxHeight": "max_height"}
 _NAME = re.compile(NAME_SEGMENT)
@@ -193,17 +195,23 @@ def parse_prefs(body: bytes, max_entries: int) -> dict[str, dict[str, bool | int
     return parsed
 
 
+async def read_json(request: web.Request, what: str, limit: int) -> bytes:
+    """A JSON body of at most `limit` bytes, or a 415 or 413 saying why not."""
+    if request.content_type != JSON_TYPE:
+        raise Rejection(415, f"Content-Type must be {JSON_TYPE}, not {request.content_type}")
+    too_large = Rejection(413, f"{what} larger than {limit} bytes")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    body = await read_bytes(request, what)  # a chunked body: within the app's bound
+    if len(body) > limit:
+        raise too_large
+    return body
+
+
 async def _set_prefs(request: web.Request) -> web.Response:
     """POST per-participant preferences (pin, off, a size cap) -> 204."""
     session, _ = room_session(request)
-    if request.content_type != JSON_TYPE:
-        raise Rejection(415, f"Content-Type must be {JSON_TYPE}, not {request.content_type}")
-    too_large = Rejection(413, f"preferences larger than {MAX_PREFS_BODY} bytes")
-    if request.content_length is not None and request.content_length > MAX_PREFS_BODY:
-        raise too_large
-    body = await read_bytes(request, "preferences")  # a chunked body: within the app's bound
-    if len(body) > MAX_PREFS_BODY:
-        raise too_large
+    body = await read_json(request, "preferences", MAX_PREFS_BODY)
     media = request.app[MEDIA_SERVER]
     try:
         prefs = parse_prefs(body, media.config.max_room_participants)
@@ -219,6 +227,41 @@ async def _set_prefs(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def parse_own_media(body: bytes) -> OwnMedia:
+    """`{"muted": ["audio", "video"], "screen": bool}` (either may be left out) -> OwnMedia;
+    ValueError with a one-line reason for anything else."""
+    try:
+        said = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("body must be a JSON object") from exc
+    if not isinstance(said, dict) or not set(said) <= {"muted", "screen"}:
+        raise ValueError('body must be a JSON object of "muted" and "screen"')
+    muted = said.get("muted", [])
+    if not isinstance(muted, list) or not set(muted) <= set(MUTABLE) or len(muted) > 2:
+        raise ValueError('muted must be a list of "audio" and "video"')
+    screen = said.get("screen", False)
+    if not isinstance(screen, bool):
+        raise ValueError("screen must be true or false")
+    return OwnMedia(frozenset(muted), screen)
+
+
+async def _set_media(request: web.Request) -> web.Response:
+    """POST what the participant says of its own publication (muted kinds, screen share),
+    which the others' participants and slots events then show -> 204."""
+    session, _ = room_session(request)
+    body = await read_json(request, "media state", MAX_MEDIA_BODY)
+    try:
+        said = parse_own_media(body)
+    except ValueError as exc:
+        raise Rejection(400, str(exc)) from exc
+    try:
+        subscriber, room = request.app[MEDIA_SERVER].router.subscriber_and_room(session.id)
+    except KeyError as exc:
+        raise Rejection(404, "no such room session") from exc
+    room.say(subscriber, said, time.monotonic())
+    return web.Response(status=204)
+
+
 async def _leave(request: web.Request) -> web.Response:
     """DELETE the subscribe session (the page ends its WHIP session the same way)."""
     answer = already_ended(request)
@@ -226,7 +269,7 @@ async def _leave(request: web.Request) -> web.Response:
         return answer
     router = request.app[MEDIA_SERVER].router
     session, _ = room_session(request)
-    router.close(session.id, "DELETE by client")
+    router.close(session.id, "DELETE by client", time.monotonic())
     request.app[ETAGS].forget(session.id)
     return web.Response(status=200, text="left the room\n")
 
@@ -249,4 +292,5 @@ events = quietly(_events)
 join = counted("join", _join)
 reoffer = counted("reoffer", _reoffer)
 set_prefs = counted("prefs", _set_prefs)
+set_media = counted("media", _set_media)
 leave = counted("leave", _leave)

@@ -43,6 +43,7 @@ class PublicHandlers:
     join_room: Handler
     reoffer_room: Handler
     room_prefs: Handler
+    room_media: Handler
     leave_room: Handler
     room_events: Handler
 
@@ -78,6 +79,8 @@ def add_public_routes(
     app.router.add_route("OPTIONS", room_session, room_session_options)
     app.router.add_post(f"{room_session}/prefs", handlers.room_prefs)
     app.router.add_route("OPTIONS", f"{room_session}/prefs", options)
+    app.router.add_post(f"{room_session}/media", handlers.room_media)
+    app.router.add_route("OPTIONS", f"{room_session}/media", options)
     app.router.add_get(f"{room_session}/events", handlers.room_events)
     app.router.add_get("/api/v1/streams", handlers.list_streams)
     app.router.add_get("/api/v1/rooms", handlers.list_rooms)

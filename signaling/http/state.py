@@ -10,6 +10,7 @@ from typing import Protocol
 from aiohttp import web
 
 from sfu.io.server import MediaServer
+from signaling.sdp.host_name import HostNames
 from signaling.sdp.trickle import EntityTags
 from signaling.security.admission import Admission
 from signaling.security.hooks import HttpHooks
@@ -18,6 +19,8 @@ from signaling.security.limits import Limits
 MEDIA_SERVER = web.AppKey("media_server", MediaServer)
 CANDIDATES = web.AppKey("candidates", list)
 AUTO_CANDIDATES = web.AppKey("auto_candidates", bool)  # lead with the Host header's literal
+HOST_CANDIDATE = web.AppKey("host_candidate", str)  # --candidate-from-host: off, resolve, name
+HOST_NAMES = web.AppKey("host_names", HostNames)
 LIMITS = web.AppKey("limits", Limits)
 HOOKS = web.AppKey("hooks", HttpHooks)
 ETAGS = web.AppKey("etags", EntityTags)

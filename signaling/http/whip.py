@@ -25,12 +25,15 @@ from signaling.http.state import (
     CLUSTER,
     ETAGS,
     HOOKS,
+    HOST_CANDIDATE,
+    HOST_NAMES,
     LIMITS,
     MEDIA_SERVER,
 )
 from signaling.observe.events import whep_link
-from signaling.sdp.answer import render_answer
-from signaling.sdp.candidates import for_request
+from signaling.sdp.answer import ServerCandidate, render_answer
+from signaling.sdp.candidates import MAX_CANDIDATES, for_request, usable
+from signaling.sdp.host_name import NAME, OFF, host_name
 from signaling.sdp.layer_request import (
     MAX_LAYER_BODY,
     LayerRequestError,
@@ -61,17 +64,37 @@ from signaling.serving.redact import short_hash
 log = logging.getLogger(__name__)
 
 
-def answer_candidates(request: web.Request) -> list[tuple[str, int]]:
-    """The (address, UDP port) host candidates of one answer or restart."""
-    base = request.app[CANDIDATES]
+def answer_candidates(request: web.Request) -> list[ServerCandidate]:
+    """The candidates of one answer or restart: the server-reflexive addresses learnt from
+    STUN servers first (on a VM behind 1:1 NAT they are the ones that work), then the host
+    ones, (address, UDP port), but for an address a reflexive one already names."""
+    media = request.app[MEDIA_SERVER]
     addresses = for_request(
-        base,
+        request.app[CANDIDATES],
         request.headers.get("Host"),  # a --workers front passes on the client's
         request.app[AUTO_CANDIDATES],
-        ipv6=request.app[MEDIA_SERVER].endpoint.ipv6,
+        ipv6=media.endpoint.ipv6,
     )
-    port = request.app[MEDIA_SERVER].endpoint.port
-    return [(address, port) for address in addresses]
+    lead = host_lead(request)
+    addresses = [*lead, *(a for a in addresses if a not in lead)]
+    reflexive = media.reflexive_candidates()
+    named = {candidate[0] for candidate in reflexive}
+    port = media.endpoint.port
+    hosts = [(address, port) for address in addresses if address not in named]
+    return [*reflexive, *hosts][:MAX_CANDIDATES]
+
+
+def host_lead(request: web.Request) -> list[str]:
+    """What --candidate-from-host puts first: the Host name's addresses (resolved before the
+    handler ran) or the name itself; nothing when it is off or the Host names no domain."""
+    mode = request.app[HOST_CANDIDATE]
+    name = host_name(request.headers.get("Host")) if mode != OFF else None
+    if name is None:
+        return []
+    if mode == NAME:
+        return [name]
+    ipv6 = request.app[MEDIA_SERVER].endpoint.ipv6
+    return [a for a in request.app[HOST_NAMES].addresses(name) if usable(a, ipv6)]
 
 
 def check_limits(request: web.Request, role: str, stream: str) -> None:
@@ -147,7 +170,7 @@ def session_answer(
         ice_pwd=session.ice.local_pwd,
         fingerprint=media.certificate.fingerprint,
         candidates=answer_candidates(request),
-        tcp_port=media.tcp_port,
+        tcp_ports=media.tcp_ports,
         ssrcs=ssrcs,
         stream_id=stream_id,
         max_message_size=media.router.config.data_max_message_size,
@@ -296,7 +319,7 @@ async def delete_session(request: web.Request) -> web.Response:
     if answer is not None:
         return answer
     session = session_for(request)
-    request.app[MEDIA_SERVER].router.close(session.id, "DELETE by client")
+    request.app[MEDIA_SERVER].router.close(session.id, "DELETE by client", time.monotonic())
     request.app[ETAGS].forget(session.id)
     return web.Response(status=200, text="session ended\n")
 
@@ -333,7 +356,7 @@ async def patch_session(request: web.Request) -> web.Response:
         first.kind,
         first.mid,
         answer_candidates(request),
-        media.tcp_port,
+        media.tcp_ports,
     )
     log.info("session #%s: ICE restart over HTTP from %s", short_hash(session.id), request.remote)
     return web.Response(

@@ -24,8 +24,9 @@ KINDS = ("audio", "video")
 class RoomState:
     """The parts of a RoomView a page acts on, in the shape its events carry."""
 
-    participants: tuple[tuple[str, bool, tuple[str, ...]], ...]
-    slots: tuple[tuple[str, str, str], ...]  # (mid, kind, participant) of assigned slots
+    # (name, publishing, tracks carried, kinds muted) of each other participant
+    participants: tuple[tuple[str, bool, tuple[str, ...], tuple[str, ...]], ...]
+    slots: tuple[tuple[str, str, str, str], ...]  # (mid, kind, participant, track) assigned
     wanted: tuple[tuple[str, int], ...]  # (kind, count) while more slots are wanted than offered
     speakers: tuple[str, ...]
     paused: frozenset[tuple[str, str]]  # (mid, participant) of paused assigned slots
@@ -37,8 +38,13 @@ def room_state(view: RoomView) -> RoomState:
     short = any(view.wanted.get(kind, 0) > offered[kind] for kind in KINDS)
     assigned = [s for s in view.slots if s.participant is not None]
     return RoomState(
-        participants=tuple((p.name, p.publishing, tuple(p.kinds)) for p in view.participants),
-        slots=tuple((s.mid, s.kind, s.participant) for s in assigned),  # type: ignore[misc]
+        participants=tuple(
+            (p.name, p.publishing, tuple(p.kinds), p.muted) for p in view.participants
+        ),
+        slots=tuple(
+            (s.mid, s.kind, s.participant, "screen" if s.screen else s.kind)  # type: ignore[misc]
+            for s in assigned
+        ),
         wanted=tuple((k, max(view.wanted.get(k, 0), offered[k])) for k in KINDS) if short else (),
         speakers=tuple(view.speakers),
         paused=frozenset((s.mid, s.participant) for s in assigned if s.paused),  # type: ignore[misc]
@@ -56,10 +62,16 @@ def room_frames(before: RoomState | None, after: RoomState | None) -> Iterator[b
     if was is None or after.participants != was.participants:
         yield frame(
             "participants",
-            [{"name": n, "publishing": p, "tracks": list(k)} for n, p, k in after.participants],
+            [
+                {"name": n, "publishing": p, "tracks": list(k), "muted": list(m)}
+                for n, p, k, m in after.participants
+            ],
         )
     if was is None or after.slots != was.slots:
-        yield frame("slots", {mid: {"participant": who, "kind": k} for mid, k, who in after.slots})
+        yield frame(
+            "slots",
+            {mid: {"participant": who, "kind": k, "track": t} for mid, k, who, t in after.slots},
+        )
     if after.wanted and (was is None or after.wanted != was.wanted):
         yield frame("renegotiate", dict(after.wanted))
     if was is None or after.speakers != was.speakers:
@@ -67,7 +79,7 @@ def room_frames(before: RoomState | None, after: RoomState | None) -> Iterator[b
     paused_before = was.paused if was is not None else frozenset()
     for mid, who in sorted(after.paused - paused_before):
         yield frame("paused", {"participant": who, "mid": mid})
-    still_assigned = {(mid, who) for mid, _, who in after.slots}
+    still_assigned = {(mid, who) for mid, _, who, _ in after.slots}
     for mid, who in sorted((paused_before - after.paused) & still_assigned):
         yield frame("resumed", {"participant": who, "mid": mid})
     if after.layers and (was is None or after.layers != was.layers):

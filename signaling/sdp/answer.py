@@ -9,49 +9,65 @@ from __future__ import annotations
 
 import ipaddress
 import secrets
+from collections.abc import Sequence
 
 from sfu.media import Codec, PeerParams, TrackSpec
+from sfu.protocol.ice import candidate_priority
 from signaling.sdp.parse import MediaSection, Offer
 from signaling.sdp.simulcast import answer_lines
 
 _ANSWER_PROTO = "UDP/TLS/RTP/SAVPF"
-_HOST_TYPE_PREFERENCE = 126  # RFC 8445 section 5.1.2.2
-# RFC 6544 §4.2 lets TCP candidates rank below UDP ones of the same type: a client that can
-# use UDP should, TCP is for networks that block it.
-_TCP_HOST_TYPE_PREFERENCE = 100
-_MAX_LOCAL_PREFERENCE = 65535
 
 
-def candidate_priority(index: int, component: int = 1, tcp: bool = False) -> int:
-    """RFC 8445 priority of the host candidate at `index`: earlier candidates rank higher."""
-    local = max(_MAX_LOCAL_PREFERENCE - index, 0)
-    kind = _TCP_HOST_TYPE_PREFERENCE if tcp else _HOST_TYPE_PREFERENCE
-    return (kind << 24) + (local << 8) + (256 - component)
+def connection_line(candidates: list[ServerCandidate]) -> str:
+    """The c= line: the first candidate that is an IP address (an FQDN one is for the browser
+    to resolve; RFC 8839 §5.1), or the unspecified address when none is."""
+    for candidate in candidates:
+        try:
+            ip = ipaddress.ip_address(candidate[0])
+        except ValueError:
+            continue
+        return f"c=IN {'IP6' if ip.version == 6 else 'IP4'} {ip}"
+    return "c=IN IP4 0.0.0.0"
 
 
-def _address_type(ip: str) -> str:
-    return "IP6" if ipaddress.ip_address(ip).version == 6 else "IP4"
+# An answer's candidate: (address, port) of a host candidate, or (address, port, base address,
+# base port) of a server-reflexive one (RFC 8839 raddr/rport: the media socket it maps).
+ServerCandidate = tuple[str, int] | tuple[str, int, str, int]
 
 
-def candidate_lines(candidates: list[tuple[str, int]], tcp_port: int | None = None) -> list[str]:
-    """Host candidates in order of preference, then end-of-candidates (answers and restarts).
+def _kind(candidate: ServerCandidate, port: int) -> str:
+    """The candidate line's tail: its type and, for a reflexive one, its base at `port`."""
+    if len(candidate) == 2:
+        return "typ host"
+    return f"typ srflx raddr {candidate[2]} rport {port}"
 
-    With `tcp_port`, each address also gets an RFC 6544 passive TCP candidate, ranked below
+
+def candidate_lines(candidates: list[ServerCandidate], tcp_ports: Sequence[int] = ()) -> list[str]:
+    """The candidates in order of preference, then end-of-candidates (answers and restarts).
+
+    Each of `tcp_ports` gives each address an RFC 6544 passive TCP candidate too, ranked below
     every UDP one; its foundation differs because its transport does (RFC 8445 §5.1.1.3).
     """
     foundations: dict[tuple[str, str], str] = {}
     lines = []
-    for index, (ip, port) in enumerate(candidates):
+    for index, candidate in enumerate(candidates):
+        ip, port = candidate[0], candidate[1]
         foundation = foundations.setdefault((ip, "udp"), str(len(foundations) + 1))
         priority = candidate_priority(index)
-        lines.append(f"a=candidate:{foundation} 1 udp {priority} {ip} {port} typ host")
-    if tcp_port:
-        for index, (ip, _) in enumerate(candidates):
+        lines.append(
+            f"a=candidate:{foundation} 1 udp {priority} {ip} {port} {_kind(candidate, port)}"
+        )
+    index = 0
+    for tcp_port in tcp_ports:
+        for candidate in candidates:
+            ip = candidate[0]
             foundation = foundations.setdefault((ip, "tcp"), str(len(foundations) + 1))
             priority = candidate_priority(index, tcp=True)
+            index += 1
             lines.append(
-                f"a=candidate:{foundation} 1 tcp {priority} {ip} {tcp_port} typ host"
-                " tcptype passive"
+                f"a=candidate:{foundation} 1 tcp {priority} {ip} {tcp_port}"
+                f" {_kind(candidate, tcp_port)} tcptype passive"
             )
     lines.append("a=end-of-candidates")
     return lines
@@ -105,8 +121,8 @@ def render_answer(
     ice_ufrag: str,
     ice_pwd: str,
     fingerprint: str,
-    candidates: list[tuple[str, int]],
-    tcp_port: int | None = None,
+    candidates: list[ServerCandidate],
+    tcp_ports: Sequence[int] = (),
     ssrcs: dict[str, tuple[int, int | None]] | None = None,
     cname: str = "litesfu",
     stream_id: str = "litesfu",
@@ -115,7 +131,7 @@ def render_answer(
     """The answer to `offer` given what negotiation accepted in `peer`.
 
     `direction` is "recvonly" for a publisher and "sendonly" for a player; `ssrcs` maps a
-    player's mid to the (media, rtx) SSRCs the server will send with; `tcp_port` adds passive
+    player's mid to the (media, rtx) SSRCs the server will send with; `tcp_ports` add passive
     ICE-TCP candidates; `max_message_size` is announced on an accepted data channel m-line.
     Lines end with CRLF.
     """
@@ -124,15 +140,15 @@ def render_answer(
     if not candidates:
         raise ValueError("an answer needs at least one candidate")
     accepted = {track.mid: track for track in peer.tracks}
-    first_ip, first_port = candidates[0]
+    first_port = candidates[0][1]
     transport = [
-        f"c=IN {_address_type(first_ip)} {first_ip}",
+        connection_line(candidates),
         f"a=ice-ufrag:{ice_ufrag}",
         f"a=ice-pwd:{ice_pwd}",
         f"a=fingerprint:sha-256 {fingerprint}",
         "a=setup:passive",
     ]
-    candidate_block = candidate_lines(candidates, tcp_port)
+    candidate_block = candidate_lines(candidates, tcp_ports)
     data_mid = None if peer.data is None else peer.data.mid
     accepted_mids = [
         s.effective_mid

@@ -5,7 +5,8 @@ addresses a browser will actually pair with: Firefox ignores loopback candidates
 otherwise, and a phone on the LAN cannot reach 127.0.0.1. With no `--candidate` (or
 `--candidate auto`) the server advertises its interface addresses, loopback last, and puts
 first the IP literal the client used in the Host header of its WHIP/WHEP request (as SRS's
-`api_as_candidates` does): that address demonstrably reaches this host.
+`api_as_candidates` does): that address demonstrably reaches this host. A `stun:HOST:PORT`
+value adds the address that STUN server sees the media socket at (sfu/protocol/reflexive.py).
 """
 
 from __future__ import annotations
@@ -76,3 +77,29 @@ def for_request(base: list[str], host_header: str | None, auto: bool, ipv6: bool
     if literal is None or not usable(literal, ipv6) or literal in base[:1]:
         return base
     return [literal, *(a for a in base if a != literal)][:MAX_CANDIDATES]
+
+
+STUN_PREFIX = "stun:"
+MAX_STUN_SERVERS = 4  # each is asked every few minutes; more would add nothing but traffic
+
+
+def stun_server(value: str) -> tuple[str, int]:
+    """(host, port) of a `--candidate stun:HOST:PORT` ("stun:[2001:db8::1]:3478" for IPv6);
+    ValueError with a reason."""
+    rest = value.removeprefix(STUN_PREFIX)
+    host, colon, port_text = rest.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not colon or not host or not port_text.isdigit():
+        raise ValueError(f"{value!r} is not stun:HOST:PORT")
+    port = int(port_text)
+    if not 0 < port < 65536 or len(host) > 253 or any(c in host for c in "/@ "):
+        raise ValueError(f"{value!r}: no such host or port")
+    return host, port
+
+
+def split_stun(values: list[str]) -> tuple[list[str], tuple[tuple[str, int], ...]]:
+    """--candidate values apart: the addresses (or auto) and the STUN servers to ask."""
+    servers = tuple(stun_server(v) for v in values if v.startswith(STUN_PREFIX))
+    if len(servers) > MAX_STUN_SERVERS:
+        raise ValueError(f"at most {MAX_STUN_SERVERS} STUN servers")
+    return [v for v in values if not v.startswith(STUN_PREFIX)], servers

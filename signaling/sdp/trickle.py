@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Container
+from collections.abc import Container, Sequence
 from dataclasses import dataclass, field
 
-from signaling.sdp.answer import candidate_lines
+from signaling.sdp.answer import ServerCandidate, candidate_lines
 from signaling.serving.media_types import SDPFRAG_TYPE as SDPFRAG_TYPE  # the type of what it parses
 
 _UFRAG = re.compile(r"[A-Za-z0-9+/]{4,256}")  # RFC 8839 §5.4: ice-char, 4 to 256
@@ -145,8 +145,8 @@ def render_restart(
     pwd: str,
     kind: str,
     mid: str,
-    candidates: list[tuple[str, int]],
-    tcp_port: int | None = None,
+    candidates: list[ServerCandidate],
+    tcp_ports: Sequence[int] = (),
 ) -> str:
     """The 200 body of an ICE restart: the server's new credentials and its candidates."""
     lines = [
@@ -155,7 +155,7 @@ def render_restart(
         f"a=ice-pwd:{pwd}",
         f"m={kind} 9 UDP/TLS/RTP/SAVPF 0",
         f"a=mid:{mid}",
-        *candidate_lines(candidates, tcp_port),
+        *candidate_lines(candidates, tcp_ports),
     ]
     return "\r\n".join(lines) + "\r\n"
 

@@ -84,6 +84,20 @@ class HttpHooks:
         if reason is not None:
             raise HookRejected(reason)
 
+    async def notify(self, action: str, stream: str, fields: dict[str, object]) -> None:
+        """Tell the hook of something done (on_record_done); its answer changes nothing, and
+        a hook that cannot be reached costs one log line."""
+        if self.url is None:
+            return
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=self._timeout)
+        try:
+            event = {"action": action, "stream": stream, **fields}
+            async with self._http.post(self.url, json=event) as response:
+                await response.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            log.warning("%s hook unreachable: %s", action, type(exc).__name__)
+
     async def close(self) -> None:
         if self._http is not None:
             await self._http.close()

@@ -18,6 +18,7 @@ import asyncio
 import collections
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -198,6 +199,13 @@ class TooMany:
             del self.guard.answering[self.address]
 
 
+def guarded(runner: web.AppRunner, guard: ConnectionGuard) -> Callable[[], asyncio.Protocol]:
+    """What makes the protocol of each new connection: a set-up runner's, behind `guard`."""
+    server = runner.server
+    assert server is not None, "runner.setup() first"
+    return lambda: GuardedProtocol(server(), guard)
+
+
 async def listen(
     runner: web.AppRunner,
     host: str,
@@ -207,11 +215,9 @@ async def listen(
 ) -> asyncio.AbstractServer:
     """Serve a set-up runner's app on host:port (HTTPS with `tls`) with every connection
     behind `guard`; the TLS handshake counts towards the header deadline."""
-    server = runner.server
-    assert server is not None, "runner.setup() first"
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: GuardedProtocol(server(), guard),
+        guarded(runner, guard),
         host,
         port,
         reuse_address=True,

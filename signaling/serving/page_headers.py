@@ -15,6 +15,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'self'",
         "img-src 'self' data:",
+        "media-src 'self' blob:",  # HLS through hls.js plays from a Media Source blob: URL
         "object-src 'none'",
         "base-uri 'none'",
         "form-action 'self'",

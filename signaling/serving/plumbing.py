@@ -97,7 +97,14 @@ def quiet_refusals(app: web.Application) -> None:
 
 @web.middleware
 async def cors_and_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """CORS on every answer; Rejection and unexpected errors become one-line text statuses."""
+    """CORS on every answer; Rejection and unexpected errors become one-line text statuses.
+
+    A preflight (OPTIONS) of a route with no OPTIONS handler of its own is answered here, so
+    every URL a page may call cross-origin (the event streams, the stats API) passes it."""
+    if request.method == "OPTIONS" and isinstance(
+        request.match_info.http_exception, web.HTTPMethodNotAllowed
+    ):
+        return web.Response(status=204, headers=CORS_HEADERS)
     try:
         response = await handler(request)
     except Rejection as exc:

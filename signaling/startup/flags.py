@@ -13,9 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from signaling.observe.metrics import MAX_PER_STREAM
-from signaling.sdp.candidates import AUTO
+from signaling.sdp.candidates import AUTO, split_stun
+from signaling.sdp.host_name import MODES, OFF
 from signaling.sdp.ice_servers import IceServerError, IceServers
 from signaling.startup import settings
+from signaling.startup.egress_flags import add_egress_flags, check_egress_args
 from signaling.startup.settings import ReplacingAppend
 
 DEFAULT_WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
@@ -97,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=_env_list("SFU_CANDIDATE") or None,
         help="public IP advertised as a host candidate; repeatable; 'auto' (the default): "
         "every interface address, loopback, and first the IP literal a request's Host header "
-        "names (SFU_CANDIDATE, comma-separated)",
+        "names; stun:HOST:PORT (up to 4, beside either): also the address that STUN server sees "
+        "the media port at, as a srflx candidate ranked first (SFU_CANDIDATE, comma-separated)",
     )
     parser.add_argument(
         "--tcp-port",
@@ -105,6 +108,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=env("SFU_TCP_PORT"),
         help="port of the passive ICE-TCP listener, for clients whose UDP is blocked; "
         "0 disables (SFU_TCP_PORT, default the UDP port's number)",
+    )
+    parser.add_argument(
+        "--candidate-from-host",
+        choices=MODES,
+        default=env("SFU_CANDIDATE_FROM_HOST", OFF),
+        help="a domain name in a request's Host header leads the candidates: 'resolve' its "
+        "addresses (looked up at once, cached 60 s), or the 'name' itself for the browser to "
+        "resolve; for a server reached by name whose public address is on no interface "
+        "(SFU_CANDIDATE_FROM_HOST, default off)",
+    )
+    parser.add_argument(
+        "--http-ice-tcp",
+        action=argparse.BooleanOptionalAction,
+        default=_env_flag("SFU_HTTP_ICE_TCP") is not False,
+        help="the HTTP(S) port also takes ICE-TCP, told apart by the first bytes, and answers "
+        "name it: a client whose network allows only HTTPS still reaches the media "
+        "(SFU_HTTP_ICE_TCP=1 or 0, default on)",
     )
     parser.add_argument(
         "--session-timeout",
@@ -142,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Set by the front on the workers it starts: internal routes, log tag, exit with the front.
     scale.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     add_cluster_flags(parser)
+    add_egress_flags(parser)
     limits = parser.add_argument_group("limits (0 means none)")
     for flag, kind, default, meaning in LIMIT_FLAGS:
         variable = "SFU_" + flag.removeprefix("--").upper().replace("-", "_")
@@ -332,9 +353,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = build_parser()
     args = settings.parse(build_parser, argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
+    given = args.candidate
+    try:
+        args.candidate, args.stun_servers = split_stun(args.candidate or [])
+    except ValueError as exc:
+        parser.error(f"--candidate: {exc}")
+    if args.candidate_from_host not in MODES:  # argparse checks flags, not SFU_* defaults
+        parser.error(f"--candidate-from-host must be one of {', '.join(MODES)}")
     args.candidate = args.candidate or [AUTO]
     if AUTO in args.candidate and len(args.candidate) > 1:
-        parser.error("--candidate auto stands alone")
+        parser.error("--candidate auto stands alone (beside stun: servers)")
     try:
         args.ice_servers = IceServers(
             tuple(args.ice_server or ()),
@@ -356,7 +384,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if bool(args.tls_cert) != bool(args.tls_key):
         parser.error("--tls-cert and --tls-key go together")
     check_cluster_args(parser, args)
+    check_egress_args(parser, args)
     if args.print_config:
-        print(settings.render(parser, args), end="")
+        shown = argparse.Namespace(**{**vars(args), "candidate": given or args.candidate})
+        print(settings.render(parser, shown), end="")
         raise SystemExit(0)
     return args

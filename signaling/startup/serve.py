@@ -13,6 +13,7 @@ from aiohttp import web
 
 from sfu.config import MediaConfig
 from sfu.io.server import MediaServer
+from sfu.io.shared_port import SharedPort
 from signaling.cluster.api import add_cluster_routes
 from signaling.cluster.link import ClusterLink
 from signaling.cluster.node import Cluster, ClusterConfig
@@ -25,7 +26,7 @@ from signaling.security.admission import Admission, AdmissionPolicy
 from signaling.security.auth import Authenticator
 from signaling.security.hooks import HttpHooks
 from signaling.security.limits import Limits
-from signaling.serving.connections import listen
+from signaling.serving.connections import guarded, listen
 from signaling.serving.process import connection_guard, stop_event, tls_context
 from signaling.workers.internal import add_internal_routes
 from signaling.workers.link import SECRET_ENV
@@ -55,10 +56,14 @@ async def serve(args: argparse.Namespace) -> None:
         tcp_port=args.udp_port if args.tcp_port is None else args.tcp_port,
         tcp_connections=args.tcp_connections,
         tcp_per_address=args.tcp_per_address,
+        stun_servers=args.stun_servers,
         session_timeout=args.session_timeout,
         pending_timeout=args.pending_timeout,
         max_room_participants=args.max_room_participants,
         stream_data_replies=args.stream_data_replies,
+        record_dir=args.record_dir,
+        record_patterns=tuple(args.record),
+        record_segment=args.record_segment,
     )
     media = MediaServer(config)
     await media.start()
@@ -82,6 +87,7 @@ async def serve(args: argparse.Namespace) -> None:
         trust_proxy=args.trust_proxy,
         auto_candidates=auto,
         ice_servers=args.ice_servers,
+        candidate_from_host=args.candidate_from_host,
     )
     add_observability(app, media, args.metrics_per_stream, args.max_event_streams)
     if args.worker_index is not None:
@@ -95,7 +101,15 @@ async def serve(args: argparse.Namespace) -> None:
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=args.header_timeout)
     await runner.setup()
     tls = tls_context(args) if args.worker_index is None else None
-    server = await listen(runner, args.http_host, args.http_port, guard, tls)
+    shares = args.http_ice_tcp and args.worker_index is None and args.http_port != 0
+    if shares and media.endpoint.tcp is not None:
+        server: asyncio.AbstractServer | SharedPort = SharedPort(
+            guarded(runner, guard), media.endpoint.tcp, tls
+        )
+        await server.open(args.http_host, args.http_port)
+        media.shared_tcp_port = args.http_port  # answers name it from now on
+    else:
+        server = await listen(runner, args.http_host, args.http_port, guard, tls)
     if cluster is not None:
         await cluster.start()
     log.debug("%d start-up objects frozen out of the cyclic GC", freeze_startup_objects())
@@ -105,7 +119,7 @@ async def serve(args: argparse.Namespace) -> None:
         args.http_host,
         args.http_port,
         media.endpoint.port,
-        media.tcp_port or "off",
+        ", ".join(map(str, media.tcp_ports)) or "off",
         ", ".join(candidates),
         " (auto: led by the Host header's IP literal)" if auto else "",
     )

@@ -105,6 +105,7 @@ def create_front(
             join_room=join_room,
             reoffer_room=to_session,
             room_prefs=to_session,
+            room_media=to_session,
             leave_room=to_session,
             room_events=room_events,
         ),
@@ -200,7 +201,7 @@ async def srs_play(request: web.Request) -> web.Response:
 
 async def to_session(request: web.Request) -> web.Response:
     """A request to a session URL, /sessions/w<i>-<id>[/layer] or
-    /rooms/v1/sessions/w<i>-<id>[/prefs]: to worker i, without the prefix."""
+    /rooms/v1/sessions/w<i>-<id>[/prefs|/media]: to worker i, without the prefix."""
     worker, path = addressed(request)
     return await forward(request, worker, path=path)
 

@@ -41,7 +41,7 @@ LOOPBACK_ICE_ARGS = [
 ]
 
 
-def _require_chromium() -> None:
+def require_chromium() -> None:
     """Skip locally without chromium; in CI a missing browser is a failure, not a skip."""
     if CHROMIUM.exists():
         return
@@ -53,7 +53,7 @@ def _require_chromium() -> None:
 @contextlib.contextmanager
 def launch_chromium(args: list[str]) -> Iterator[Any]:
     """Headless Debian chromium with `args`, closed (and Playwright stopped) on exit."""
-    _require_chromium()
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -98,21 +98,31 @@ class Browsing:
     firefox: Any = None  # a firefox.Firefox, for open_in_firefox
     # Console errors a test provokes on purpose (regexes); any other one fails the test.
     expected_console_errors: list[str] = field(default_factory=list)
+    timeout_ms: int = 15_000  # a new context's default for loads, clicks and evaluations
 
-    def open(self, url: str, name: str) -> Any:
-        """A new context (own profile state, own camera) with one page at `url`."""
-        context = self.browser.new_context(
-            viewport={"width": 1100, "height": 820}, permissions=["camera", "microphone"]
-        )
-        context.set_default_timeout(15_000)
-        self.contexts.append(context)
+    def open(
+        self, url: str, name: str, *, beside: Any = None, init_script: str | None = None
+    ) -> Any:
+        """A page at `url` in a new context (own profile state, own camera), or a new tab in
+        the context of the page `beside`; `init_script` runs in a new context's every page
+        before the page's own scripts."""
+        if beside is not None:
+            context = beside.context
+        else:
+            context = self.browser.new_context(
+                viewport={"width": 1100, "height": 820}, permissions=["camera", "microphone"]
+            )
+            context.set_default_timeout(self.timeout_ms)
+            if init_script is not None:
+                context.add_init_script(init_script)
+            self.contexts.append(context)
         page = context.new_page()
         log = PageLog(name)
         self.logs.append(log)
         page.on("console", lambda msg: log.console.append(f"{msg.type}: {msg.text}"))
         page.on("pageerror", lambda err: log.page_errors.append(str(err)))
         page.goto(url, wait_until="load")
-        page.wait_for_function("() => window.litesfu !== undefined", timeout=10_000)
+        page.wait_for_function("() => window.litesfu !== undefined", timeout=self.timeout_ms)
         return page
 
     def open_in_firefox(self, url: str, name: str) -> Any:

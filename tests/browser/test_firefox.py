@@ -14,16 +14,12 @@ getUserMedia is not there); that is about the page, not about ICE.
 
 from __future__ import annotations
 
-import contextlib
-import ipaddress
 import json
-import os
 import re
 import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +29,7 @@ from bench.launcher import ServerProcess, start_server, stop_server
 
 from .conftest import CHROMIUM_ARGS, Browsing, checked_browsing, launch_chromium
 from .firefox import FIREFOX, PROFILE_PREFS, Firefox, from_remote, user_js
+from .netns import Namespace, skip_or_fail, veth_namespace
 from .test_data_channels import relay_messages
 from .test_pages import FIRST_MEDIA_S, assert_grows
 
@@ -40,66 +37,11 @@ pytestmark = pytest.mark.timeout(180)
 NFT = "/usr/sbin/nft"
 
 
-@dataclass
-class Namespace:
-    """A network namespace joined to ours by a veth pair, one address at each end."""
-
-    name: str
-    inside: str  # the namespace's end: where the server listens and what it advertises
-    outside: str  # our end, which the browsers' checks come from
-
-    def exec_prefix(self) -> list[str]:
-        return ["ip", "netns", "exec", self.name]
-
-
-def _ip(*args: str) -> None:
-    """Run `ip ARGS`; a failure says which command and why."""
-    done = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
-    if done.returncode != 0:
-        raise OSError(f"ip {' '.join(args)}: {done.stderr.strip()}")
-
-
-def _skip_or_fail(reason: str) -> None:
-    """Locally a missing capability skips; in CI it must fail loudly."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this is a failure)")
-    pytest.skip(f"{reason}; CI is not set")
-
-
-def _remove_stale_namespaces() -> None:
-    """Drop namespaces left by a run that was killed before its clean-up (its pid is gone)."""
-    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10)
-    for name, pid in re.findall(r"^(litesfu-ff-(\d+))\b", listed.stdout, re.MULTILINE):
-        if not Path(f"/proc/{pid}").exists():
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=10)
-
-
 @pytest.fixture(scope="module")
 def namespace() -> Iterator[Namespace]:
-    """A fresh namespace, removed afterwards even when a test or the set-up fails."""
-    with contextlib.suppress(OSError):
-        _remove_stale_namespaces()
-    pid = os.getpid()
-    block = ipaddress.ip_network("198.18.0.0/15")
-    pair = block.network_address + 4 * (pid % (block.num_addresses // 4))  # a /30 by pid
-    ns = Namespace(f"litesfu-ff-{pid}", inside=str(pair + 2), outside=str(pair + 1))
-    ours, theirs = f"lsff{pid}o", f"lsff{pid}i"
-    try:
-        _ip("netns", "add", ns.name)
-    except OSError as err:
-        _skip_or_fail(f"cannot create a network namespace: {err}")
-    try:
-        _ip("link", "add", ours, "type", "veth", "peer", "name", theirs, "netns", ns.name)
-        _ip("addr", "add", f"{ns.outside}/30", "dev", ours)
-        _ip("link", "set", ours, "up")
-        _ip("-n", ns.name, "link", "set", "lo", "up")
-        _ip("-n", ns.name, "addr", "add", f"{ns.inside}/30", "dev", theirs)
-        _ip("-n", ns.name, "link", "set", theirs, "up")
+    """A fresh namespace for the module's servers."""
+    with veth_namespace("litesfu-ff", "lsff", 0) as ns:
         yield ns
-    finally:
-        # Deleting the namespace deletes its veth end, and with it ours.
-        subprocess.run(["ip", "netns", "del", ns.name], capture_output=True, timeout=10)
-        subprocess.run(["ip", "link", "del", ours], capture_output=True, timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +62,7 @@ def ns_server(namespace: Namespace, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="module")
 def firefox(ns_server: ServerProcess, namespace: Namespace) -> Iterator[Firefox]:
     if not FIREFOX.exists():
-        _skip_or_fail(f"{FIREFOX} not installed (run scripts/install-firefox.sh)")
+        skip_or_fail(f"{FIREFOX} not installed (run scripts/install-firefox.sh)")
     browser = Firefox({"dom.securecontext.allowlist": namespace.inside})
     print(f"{browser.version}, profile {browser.profile}")
     try:
@@ -129,44 +71,78 @@ def firefox(ns_server: ServerProcess, namespace: Namespace) -> Iterator[Firefox]
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def tcp_only_server(
-    namespace: Namespace, tmp_path_factory: pytest.TempPathFactory
+def udp_blocked_server(
+    namespace: Namespace, directory: Path, table: str, *extra: str
 ) -> Iterator[ServerProcess]:
-    """A second server in the namespace, whose media port drops every UDP datagram (an
-    nftables rule inside the namespace): only ICE-TCP can carry its sessions."""
+    """A server in the namespace (with `extra` flags) whose media port drops every UDP
+    datagram: an nftables rule inside the namespace, in a table of its own."""
     if not Path(NFT).exists():
-        _skip_or_fail(f"{NFT} not installed (run scripts/install-nftables.sh)")
+        skip_or_fail(f"{NFT} not installed (run scripts/install-nftables.sh)")
     server = start_server(
-        tmp_path_factory.mktemp("tcp-server"),
+        directory,
+        *extra,
         host=namespace.inside,
         prefix=namespace.exec_prefix(),
         advertise_host=False,
     )
     rules = (
-        "table inet litesfu_no_udp {\n chain input {\n  type filter hook input priority 0;\n"
+        f"table inet {table} {{\n chain input {{\n  type filter hook input priority 0;\n"
         f"  udp dport {server.udp_port} drop\n }}\n}}\n"
     )
     try:
-        blocked = subprocess.run(
-            [*namespace.exec_prefix(), NFT, "-f", "-"],
-            input=rules,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        if blocked.returncode != 0:
-            _skip_or_fail(f"cannot block UDP with nftables: {blocked.stderr.strip()}")
+        block_in_namespace(namespace, rules)
         yield server
     finally:
         stop_server(server)
+        subprocess.run(
+            [*namespace.exec_prefix(), NFT, "delete", "table", "inet", table],
+            capture_output=True,
+            timeout=10,
+        )
     assert "Traceback" not in server.log(), server.log()
 
 
+def block_in_namespace(namespace: Namespace, rules: str) -> None:
+    """Load nftables `rules` inside the namespace; skip (or fail in CI) when that cannot be."""
+    blocked = subprocess.run(
+        [*namespace.exec_prefix(), NFT, "-f", "-"],
+        input=rules,
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    if blocked.returncode != 0:
+        skip_or_fail(f"cannot load nftables rules: {blocked.stderr.strip()}")
+
+
 @pytest.fixture(scope="module")
-def stock_chromium(ns_server: ServerProcess, tcp_only_server: ServerProcess) -> Iterator[Any]:
+def tcp_only_server(
+    namespace: Namespace, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A second server in the namespace, its UDP dropped: only ICE-TCP can carry its sessions."""
+    yield from udp_blocked_server(namespace, tmp_path_factory.mktemp("tcp"), "litesfu_no_udp")
+
+
+@pytest.fixture(scope="module")
+def http_port_only_server(
+    namespace: Namespace, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A third, its UDP dropped and with no ICE-TCP port of its own: of its ports only the
+    HTTP one is reachable, as through a network that allows only HTTPS. (Dropping everything
+    else would cut off the other servers in the namespace.)"""
+    directory = tmp_path_factory.mktemp("http-port")
+    yield from udp_blocked_server(namespace, directory, "litesfu_http_only", "--tcp-port", "0")
+
+
+@pytest.fixture(scope="module")
+def stock_chromium(
+    ns_server: ServerProcess,
+    tcp_only_server: ServerProcess,
+    http_port_only_server: ServerProcess,
+) -> Iterator[Any]:
     """Chromium without the loopback and mDNS switches the other browser tests use."""
-    origins = f"{ns_server.http_url},{tcp_only_server.http_url}"
+    servers = (ns_server, tcp_only_server, http_port_only_server)
+    origins = ",".join(server.http_url for server in servers)
     with launch_chromium(
         [*CHROMIUM_ARGS, f"--unsafely-treat-insecure-origin-as-secure={origins}"]
     ) as chromium:
@@ -186,6 +162,18 @@ def browser_session_for_tcp(
 
 
 @pytest.fixture
+def browser_session_for_http_port(
+    stock_chromium: Any,
+    http_port_only_server: ServerProcess,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Iterator[Browsing]:
+    session = Browsing(stock_chromium, tmp_path, request.node.name, server=http_port_only_server)
+    with checked_browsing(session) as checked:
+        yield checked
+
+
+@pytest.fixture
 def cross_browsing(
     stock_chromium: Any,
     firefox: Firefox,
@@ -200,8 +188,9 @@ def cross_browsing(
 
 
 def media_addresses(server: ServerProcess) -> dict[str, str]:
-    """Each session's latest media address, from the server's ICE log lines."""
-    pattern = r"session (\S+): (?:ICE connected from|moved from \S+ to) ([0-9.]+):\d+"
+    """Each session's latest media address, from the server's ICE log lines; an ICE-TCP one
+    as tcp:ADDRESS, so that a session that ended on TCP does not pass for UDP."""
+    pattern = r"session (\S+): (?:ICE connected from|moved from \S+ to) ((?:tcp:)?[0-9.]+):\d+"
     return dict(re.findall(pattern, server.log()))
 
 
@@ -256,7 +245,9 @@ def test_publish_and_play(
     assert "playing" in (player.text_content("#status") or "")
     assert player.text_content("#error") == ""
     # Both new sessions' media runs over the pair from our end (the browsers' checks from
-    # their other addresses reach the server too, but its answers cannot get back).
+    # their other addresses reach the server too, but its answers cannot get back), over UDP:
+    # the browsers (Firefox with ICE-TCP on, as shipped) nominate TCP pairs too, and the
+    # server keeps the higher-ranked UDP one (RFC 8445 §8.1.1).
     ours = {k: v for k, v in media_addresses(ns_server).items() if k not in sessions_before}
     assert list(ours.values()) == [namespace.outside] * 2, ours
     print(
@@ -336,22 +327,20 @@ def test_default_candidates_include_the_namespace_address(
     assert namespace.inside in ready.partition("candidates ")[2], ready
 
 
-def test_chromium_publishes_and_plays_over_ice_tcp_when_udp_is_blocked(
-    browser_session_for_tcp: Browsing, tcp_only_server: ServerProcess
-) -> None:
-    browsing = browser_session_for_tcp
-    base = tcp_only_server.http_url
-    publisher = browsing.open(f"{base}/publish.html?stream=live/tcp", "publisher")
+def chromium_publishes_and_plays(browsing: Browsing, base: str, stream: str) -> str:
+    """publish.html and play.html of `stream` in Chromium, frames decoded and still coming;
+    a line of what was seen."""
+    publisher = browsing.open(f"{base}/publish.html?stream={stream}", "publisher")
     publisher.click("#start")
     browsing.wait_for(
-        "publisher connected and encoding over TCP",
+        "publisher connected and encoding",
         lambda: browsing.stats(publisher),
         lambda s: s["state"] == "connected" and s["framesEncoded"] > 0,
         FIRST_MEDIA_S,
     )
-    player = browsing.open(f"{base}/play.html?stream=live/tcp", "player")
+    player = browsing.open(f"{base}/play.html?stream={stream}", "player")
     got, first_in = browsing.wait_for(
-        "player to decode video over TCP",
+        "player to decode video",
         lambda: browsing.stats(player),
         lambda s: s["framesDecoded"] > 0 and s["videoWidth"] > 0,
         FIRST_MEDIA_S,
@@ -359,14 +348,39 @@ def test_chromium_publishes_and_plays_over_ice_tcp_when_udp_is_blocked(
     decoded = assert_grows(
         browsing, "framesDecoded to grow", lambda: browsing.stats(player)["framesDecoded"]
     )
+    browsing.screenshot(player, f"chromium-play-{stream.replace('/', '-')}")
+    return (
+        f"first frame after {first_in:.1f} s, {got['videoWidth']}x{got['videoHeight']}, "
+        f"framesDecoded {decoded[0]} -> {decoded[1]}"
+    )
+
+
+def test_chromium_publishes_and_plays_over_ice_tcp_when_udp_is_blocked(
+    browser_session_for_tcp: Browsing, tcp_only_server: ServerProcess
+) -> None:
+    seen = chromium_publishes_and_plays(
+        browser_session_for_tcp, tcp_only_server.http_url, "live/tcp"
+    )
     log = tcp_only_server.log()
     connected = re.findall(r"session \S+: ICE connected from (\S+):\d+", log)
     assert len(connected) == 2 and all(a.startswith("tcp:") for a in connected), connected
-    print(
-        f"ICE-TCP: first frame after {first_in:.1f} s, {got['videoWidth']}x{got['videoHeight']}, "
-        f"framesDecoded {decoded[0]} -> {decoded[1]}"
-    )
-    browsing.screenshot(player, "chromium-play-over-tcp")
+    print(f"ICE-TCP: {seen}")
+
+
+def test_chromium_publishes_and_plays_through_the_http_port_alone(
+    browser_session_for_http_port: Browsing,
+    http_port_only_server: ServerProcess,
+    namespace: Namespace,
+) -> None:
+    """A network that lets through only TCP to the server's HTTP port (as one that allows
+    only HTTPS does): the media goes over ICE-TCP on that same port."""
+    server = http_port_only_server
+    seen = chromium_publishes_and_plays(browser_session_for_http_port, server.http_url, "live/one")
+    log = server.log()
+    assert "also takes ICE-TCP" in log and "ICE-TCP listening" not in log
+    addresses = set(media_addresses(server).values())
+    assert addresses == {f"tcp:{namespace.outside}"}, addresses
+    print(f"HTTP port only: {seen}")
 
 
 def test_profile_keeps_stock_ice_and_fakes_media() -> None:

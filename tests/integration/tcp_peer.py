@@ -21,19 +21,26 @@ from sfu.wire.framing import FrameReader, frame
 CERTIFICATE = Certificate.generate()
 SDP = {"Content-Type": "application/sdp"}
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-TCP_CANDIDATE = re.compile(r"a=candidate:\S+ 1 tcp \d+ 127\.0\.0\.1 (\d+) typ host tcptype passive")
+
+
+def tcp_candidate(address: str) -> re.Pattern[str]:
+    """The passive ICE-TCP candidate line of `address` in an answer; group 1 is its port."""
+    line = rf"a=candidate:\S+ 1 tcp \d+ {re.escape(address)} (\d+) typ \w+ .*?tcptype passive"
+    return re.compile(line)
 
 
 class TcpPeer:
     """One peer connection whose every packet goes over a single ICE-TCP connection."""
 
-    def __init__(self, publishing: bool) -> None:
+    def __init__(self, publishing: bool, server: str = "127.0.0.1") -> None:
+        self.server = server  # the address it connects to, as the answer names it
         self.transport = Transport(CERTIFICATE)
         self.media = SyntheticMedia(0) if publishing else None
         self.publishing = publishing
         self.reader = FrameReader()
         self.video_packets = 0
         self.stream: Stream | None = None
+        self.answer = ""
 
     async def signal(self, http: aiohttp.ClientSession, base: str, name: str) -> int:
         """POST the offer; the TCP port the answer's passive candidate names."""
@@ -50,7 +57,8 @@ class TcpPeer:
             assert response.status == 201, await response.text()
             answer = await response.text()
         self.transport.accept_answer(parse_answer(answer))
-        match = TCP_CANDIDATE.search(answer)
+        self.answer = answer
+        match = tcp_candidate(self.server).search(answer)
         assert match, answer
         return int(match.group(1))
 
@@ -58,7 +66,7 @@ class TcpPeer:
         self, port: int, source: str = "127.0.0.1", receive_buffer: int | None = None
     ) -> None:
         """Open the TCP connection from `source` (a second client may be 127.0.0.2)."""
-        self.stream = await open_stream(port, source, receive_buffer)
+        self.stream = await open_stream(port, source, receive_buffer, self.server)
 
     async def connect(
         self, port: int, source: str = "127.0.0.1", receive_buffer: int | None = None
@@ -108,23 +116,36 @@ class TcpPeer:
             self.send([self.transport.srtp.protect_rtp(p) for p in packets])
 
 
+async def flow(publisher: TcpPeer, player: TcpPeer, packets: int = 50, within: float = 10) -> None:
+    """Publish frames until the player has received `packets` video packets, within `within` s."""
+    deadline = time.monotonic() + within
+    while player.video_packets < packets:
+        assert time.monotonic() < deadline, f"{player.video_packets} packets in {within:g} s"
+        publisher.publish_frames(3)
+        await publisher.pump(0.01)
+        await player.pump(0.03)
+
+
 async def server_json(http: aiohttp.ClientSession, url: str) -> dict:
     async with http.get(url) as response:
         return await response.json()
 
 
 async def open_stream(
-    port: int, source: str = "127.0.0.1", receive_buffer: int | None = None
+    port: int, source: str = "127.0.0.1", receive_buffer: int | None = None, server: str = ""
 ) -> Stream:
-    """A TCP connection to the server's port on 127.0.0.1 from the loopback address `source`."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """A TCP connection to the server's port on `server` (127.0.0.1 unless given) from the
+    loopback address `source` of the same family."""
+    server = server or "127.0.0.1"
+    family = socket.AF_INET6 if ":" in server else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         if receive_buffer is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((source, 0))
         sock.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        await asyncio.get_running_loop().sock_connect(sock, (server, port))
     except OSError:
         sock.close()
         raise

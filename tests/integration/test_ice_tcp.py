@@ -11,7 +11,7 @@ import time
 
 import aiohttp
 
-from tests.integration.tcp_peer import TcpPeer, server_json
+from tests.integration.tcp_peer import TcpPeer, flow, server_json
 
 
 async def test_publish_and_play_over_ice_tcp(sfu_server) -> None:
@@ -23,12 +23,7 @@ async def test_publish_and_play_over_ice_tcp(sfu_server) -> None:
         assert await player.signal(http, base, "live/tcp") == port
         await publisher.connect(port)
         await player.connect(port)
-        deadline = time.monotonic() + 10
-        while player.video_packets < 50:
-            assert time.monotonic() < deadline, f"{player.video_packets} packets in 10 s"
-            publisher.publish_frames(3)
-            await publisher.pump(0.01)
-            await player.pump(0.03)
+        await flow(publisher, player)
         (stream,) = (await server_json(http, f"{base}/api/v1/streams"))["streams"]
         assert stream["publisher_details"]["transport"] == "tcp"
         assert [p["transport"] for p in stream["player_sessions"]] == ["tcp"]

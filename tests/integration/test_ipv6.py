@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiohttp
 import aioice.ice
 import pytest
 
 from bench.launcher import start_server, stop_server
 from tests.integration.peers import close_all, play, publish
+from tests.integration.tcp_peer import TcpPeer, flow, open_stream, server_json
 from tests.unit.test_udp_families import ipv6_loopback
 
 
@@ -34,3 +37,27 @@ async def test_publish_and_play_over_ipv6(tmp_path, monkeypatch: pytest.MonkeyPa
     log = server.log()
     assert log.count("ICE connected from ::1") == 2, log  # publisher and player
     assert "Traceback" not in log
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback on this host")
+async def test_publish_and_play_over_ice_tcp_on_ipv6(tmp_path) -> None:
+    """The ICE-TCP listener takes IPv6 beside IPv4, with the same per-address limit."""
+    server = start_server(tmp_path, "--candidate", "::1", "--tcp-per-address", "2")
+    try:
+        publisher, player = TcpPeer(True, "::1"), TcpPeer(False, "::1")
+        async with aiohttp.ClientSession() as http:
+            port = await publisher.signal(http, server.http_url, "live/tcp6")
+            assert await player.signal(http, server.http_url, "live/tcp6") == port
+            await publisher.connect(port, source="::1")
+            await player.connect(port, source="::1")
+            await flow(publisher, player)
+            # ::1 holds two connections, its cap: a third is closed at once.
+            reader, _writer = await open_stream(port, "::1", server="::1")
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            drops = (await server_json(http, f"{server.http_url}/api/v1/server"))["drops"]
+            assert drops["tcp_address_limit"] == 1
+    finally:
+        stop_server(server)
+    log = server.log()
+    assert log.count("ICE connected from tcp:::1:") == 2, log
+    assert "ICE-TCP listening on [::]:" in log

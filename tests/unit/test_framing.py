@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sfu.wire.framing import MAX_DATAGRAM, FrameReader, FramingError, frame
+from sfu.protocol import ice
+from sfu.wire.framing import (
+    MAX_DATAGRAM,
+    SNIFF_BYTES,
+    FrameReader,
+    FramingError,
+    frame,
+    starts_ice_tcp,
+)
 
 DATAGRAMS = [b"\x00\x01stun", bytes(range(200)), b"\x80" + bytes(1199), b"", b"\x17dtls"]
 
@@ -61,3 +69,38 @@ def test_a_partial_frame_is_held_not_lost() -> None:
     assert reader.feed(frame(b"hello")[:4]) == []
     assert reader.pending == 4
     assert reader.feed(b"llo" + frame(b"x")) == [b"hello", b"x"]
+
+
+def binding_request_frame() -> bytes:
+    request = ice.binding_request(
+        b"t" * 12, "a:b", "p" * 22, controlling=True, tie_breaker=1, priority=1
+    )
+    return frame(request)
+
+
+def test_the_first_bytes_tell_ice_tcp_from_http_and_tls() -> None:
+    start = binding_request_frame()
+    assert starts_ice_tcp(start) is True
+    assert starts_ice_tcp(start[:SNIFF_BYTES]) is True
+    for cut in range(1, SNIFF_BYTES):
+        assert starts_ice_tcp(start[:cut]) is None  # not enough yet
+    assert starts_ice_tcp(b"GET / HTTP/1.1\r\n") is False
+    assert starts_ice_tcp(b"POST /whip/live HTTP/1.1\r\n") is False
+    assert starts_ice_tcp(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03") is False  # ClientHello
+    assert starts_ice_tcp(b"G") is False and starts_ice_tcp(b"\x16") is False
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        (3, 0x03),  # a STUN type other than Binding request
+        (8, 0x00),  # no magic cookie
+        (1, 0x7F),  # a frame length the STUN length does not agree with
+        (0, 0x09),  # a frame longer than any datagram
+    ],
+)
+def test_what_is_not_a_binding_request_frame_is_not_ice_tcp(change: tuple[int, int]) -> None:
+    start = bytearray(binding_request_frame())
+    index, value = change
+    start[index] = value
+    assert starts_ice_tcp(bytes(start)) is False

@@ -26,19 +26,20 @@ LAYERS: dict[str, int] = {
     "sfu.protocol": 1,
     "sfu.session": 2,
     "sfu.routing": 3,
-    "sfu.io": 4,
-    "sfu.server": 4,  # a one-release alias of sfu.io.server
+    "sfu.egress": 4,  # recording: a player whose media goes to files, not a socket
+    "sfu.io": 5,
+    "sfu.server": 5,  # a one-release alias of sfu.io.server
     # The control plane, above every media package it reads through routing's public API.
-    "signaling.security": 5,  # tokens, admission, limits, hooks
-    "signaling.serving": 6,  # what the front and a media server both serve with
-    "signaling.sdp": 7,
-    "signaling.observe": 8,
-    "signaling.http": 9,  # a media server's public routes
-    "signaling.workers": 10,  # the --workers front, and the worker side of its link
-    "signaling.cluster": 11,
-    "signaling.startup": 12,
-    "signaling": 13,  # the `litesfu` command's dispatch and the one-release aliases
-    "litesfu": 14,  # the program entry sits above both planes
+    "signaling.security": 6,  # tokens, admission, limits, hooks
+    "signaling.serving": 7,  # what the front and a media server both serve with
+    "signaling.sdp": 8,
+    "signaling.observe": 9,
+    "signaling.http": 10,  # a media server's public routes
+    "signaling.workers": 11,  # the --workers front, and the worker side of its link
+    "signaling.cluster": 12,
+    "signaling.startup": 13,
+    "signaling": 14,  # the `litesfu` command's dispatch and the one-release aliases
+    "litesfu": 15,  # the program entry sits above both planes
 }
 
 FORBIDDEN_IN_SFU = ("aiohttp", "signaling", "redis")

@@ -303,7 +303,7 @@ def test_answer_candidates_priority_foundation_and_ipv6() -> None:
 
 
 def test_answer_tcp_candidates_rank_below_udp() -> None:
-    answer = obs_answer([("192.0.2.7", 9000), ("2001:db8::1", 9000)], tcp_port=9443)
+    answer = obs_answer([("192.0.2.7", 9000), ("2001:db8::1", 9000)], tcp_ports=(9443,))
     section = answer.split("m=")[1]
     fields = [line.split() for line in section.split("\r\n") if line.startswith("a=candidate:")]
     assert [(f[2], f[4], f[5]) for f in fields] == [

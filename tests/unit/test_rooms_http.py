@@ -4,6 +4,7 @@ unknown sessions, tokens, and the events a changing room view makes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -16,9 +17,9 @@ from aiohttp.test_utils import TestServer
 
 from sfu.config import MediaConfig
 from sfu.io.server import MediaServer
-from sfu.routing.room_stats import ParticipantView, RoomView, SlotView, TrackPrefs
+from sfu.routing.room_stats import OwnMedia, ParticipantView, RoomView, SlotView, TrackPrefs
 from signaling.http.app import create_app
-from signaling.http.rooms import MAX_PREFS_BODY, parse_prefs
+from signaling.http.rooms import MAX_MEDIA_BODY, MAX_PREFS_BODY, parse_own_media, parse_prefs
 from signaling.http.state import MEDIA_SERVER
 from signaling.observe.event_hub import PER_CLIENT_STREAMS, PER_SESSION_STREAMS
 from signaling.observe.room_events import room_frames, room_listener, room_state
@@ -74,8 +75,11 @@ class Served:
         router.live_session = lambda sid: fake if sid == SESSION else None  # type: ignore[method-assign]
         self.prefs: dict[str, TrackPrefs] = {}
         router.set_prefs = lambda sid, prefs, now: self.prefs.update(prefs)  # type: ignore[method-assign]
+        self.said: list[OwnMedia] = []
+        room = SimpleNamespace(say=lambda subscriber, media, now: self.said.append(media))
+        router.subscriber_and_room = lambda sid: (fake, room)  # type: ignore[method-assign]
         self.closed: list[str] = []
-        router.close = lambda sid, reason: self.closed.append(sid) or True  # type: ignore[method-assign]
+        router.close = lambda sid, reason, now=None: self.closed.append(sid) or True  # type: ignore[method-assign]
 
     def url(self, path: str) -> str:
         return f"{self.base}/rooms/v1{path}"
@@ -178,6 +182,52 @@ async def test_prefs_reach_the_router(served: Served) -> None:
     assert (await status_of(await served.http.post(url, data=chunked(), headers=JSON)))[0] == 413
     bad = await served.http.post(url, data="[1]", headers=JSON)
     assert (await status_of(bad))[0] == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"[]", "object"),
+        (b"{", "JSON"),
+        (b'{"loud": true}', "object of"),
+        (b'{"muted": "audio"}', "muted"),
+        (b'{"muted": ["screen"]}', "muted"),
+        (b'{"muted": ["audio", "audio", "video"]}', "muted"),
+        (b'{"screen": 1}', "screen"),
+    ],
+)
+def test_bad_media_bodies_are_refused_with_a_reason(body: bytes, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_own_media(body)
+
+
+def test_a_media_body_says_muted_kinds_and_screen() -> None:
+    said = parse_own_media(b'{"muted": ["video"], "screen": true}')
+    assert said == OwnMedia(frozenset({"video"}), True)
+    assert parse_own_media(b"{}") == OwnMedia()
+
+
+async def test_the_media_route_reaches_the_router_and_refuses_bad_bodies(served: Served) -> None:
+    said = served.said
+    url = served.url(f"/sessions/{SESSION}/media")
+    body = '{"muted": ["audio"], "screen": true}'
+    assert (await status_of(await served.http.post(url, data=body, headers=JSON)))[0] == 204
+    assert said == [OwnMedia(frozenset({"audio"}), True)]
+    big = '{"muted": [], "x": "' + "y" * MAX_MEDIA_BODY + '"}'
+    assert (await status_of(await served.http.post(url, data=big, headers=JSON)))[0] == 413
+    assert (await status_of(await served.http.post(url, data="{}")))[0] == 415
+    status, reason = await status_of(await served.http.post(url, data="[1]", headers=JSON))
+    assert status == 400 and reason.count("\n") == 1
+    other = served.url(f"/sessions/{'f' * 32}/media")
+    assert (await status_of(await served.http.post(other, data="{}", headers=JSON)))[0] == 404
+    assert len(said) == 1
+    assert served.app[REFUSED] == {"413": 1, "415": 1, "400": 1, "404": 1}
+    assert served.app[ROOM_REFUSED] == {
+        "media 413": 1,
+        "media 415": 1,
+        "media 400": 1,
+        "media 404": 1,
+    }
 
 
 async def test_a_reoffer_is_bounded_and_each_refusal_counted_by_action(served: Served) -> None:
@@ -287,7 +337,7 @@ async def read_events(
 
 async def test_events_follow_the_view_and_end(served: Served) -> None:
     def change() -> None:
-        slots = (*BOB_SLOTS, SlotView("2", "video", "carol", True, None))
+        slots = (*BOB_SLOTS, SlotView("2", "video", "carol", True, None, screen=True))
         served.views[0] = view(("bob", "carol"), slots, {"audio": 2, "video": 2}, ("carol",))
 
     events = await read_events(served, 10, change)
@@ -295,10 +345,11 @@ async def test_events_follow_the_view_and_end(served: Served) -> None:
         *("participants", "slots", "speakers", "layers"),
         *("participants", "slots", "renegotiate", "speakers", "paused", "layers"),
     ]
-    assert events[5][1] == (
-        '{"0": {"participant": "bob", "kind": "audio"}, "1": {"participant": "bob", "kind": '
-        '"video"}, "2": {"participant": "carol", "kind": "video"}}'
-    )
+    assert json.loads(events[5][1]) == {
+        "0": {"participant": "bob", "kind": "audio", "track": "audio"},
+        "1": {"participant": "bob", "kind": "video", "track": "video"},
+        "2": {"participant": "carol", "kind": "video", "track": "screen"},
+    }
     assert events[6][1] == '{"audio": 2, "video": 2}'
     assert events[8][1] == '{"participant": "carol", "mid": "2"}'
     text = "".join(data for _, data in events)

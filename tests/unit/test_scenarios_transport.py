@@ -121,3 +121,17 @@ def test_consent_keeps_an_idle_player_alive_past_the_timeout():
     h.connect(player)
     h.run(8.0)
     assert player.session.id in h.router.sessions.by_id
+
+
+def test_the_closed_line_measures_from_creation_to_the_close(caplog: pytest.LogCaptureFixture):
+    """A player that only receives sends no STUN or DTLS after connecting; its DELETE comes 5 s
+    later, and the logged duration is those 5 s, not the time to its last handshake record."""
+    h = Harness()
+    _publisher, player = h.pair()
+    h.run(5.0)
+    created = player.session.created
+    with caplog.at_level("INFO", logger="sfu.session.peer"):
+        assert h.router.close(player.session.id, "DELETE by client", h.now)
+    closed = [r for r in caplog.records if "closed" in r.getMessage()]
+    assert len(closed) == 1
+    assert closed[0].duration == pytest.approx(h.now - created, abs=0.01)  # type: ignore[attr-defined]

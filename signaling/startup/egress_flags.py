@@ -1,0 +1,66 @@
+"""The recording flags (sfu/egress): where files go, which streams, how long a file runs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from signaling.startup.settings import ReplacingAppend
+
+MAX_PATTERNS = 32
+MAX_PATTERN_LENGTH = 200
+MAX_SEGMENT = 86400.0  # a day
+
+
+def _segment(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= MAX_SEGMENT:
+        raise argparse.ArgumentTypeError(f"must be 0 (one file per publish) to {MAX_SEGMENT:g}")
+    return value
+
+
+def add_egress_flags(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    group = parser.add_argument_group("recording (on with --record-dir)")
+    group.add_argument(
+        "--record-dir",
+        default=env("SFU_RECORD_DIR"),
+        help="folder recordings are written to, STREAM/YYYYmmdd-HHMMSS.webm or .mp4; turns "
+        "recording on, by --record or POST /api/v1/recordings (SFU_RECORD_DIR)",
+    )
+    group.add_argument(
+        "--record",
+        action=ReplacingAppend,
+        default=[item for item in env("SFU_RECORD", "").split(",") if item.strip()] or None,
+        metavar="PATTERN",
+        help="record every stream whose name matches this glob whenever it is live, e.g. "
+        "'live/*'; repeatable (SFU_RECORD, comma-separated)",
+    )
+    group.add_argument(
+        "--record-segment",
+        type=_segment,
+        default=env("SFU_RECORD_SEGMENT", "0"),
+        help="seconds after which a recording goes on in a new file, at a keyframe; 0: one "
+        "file per publish (SFU_RECORD_SEGMENT, default 0)",
+    )
+
+
+def check_egress_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Patterns bounded and only with a folder; the folder made and writable at start-up."""
+    args.record = list(args.record or ())
+    if len(args.record) > MAX_PATTERNS:
+        parser.error(f"--record: at most {MAX_PATTERNS} patterns")
+    if any(not p.strip() or len(p) > MAX_PATTERN_LENGTH for p in args.record):
+        parser.error(f"--record: each pattern 1 to {MAX_PATTERN_LENGTH} characters")
+    if not args.record_dir:
+        if args.record:
+            parser.error("--record needs --record-dir")
+        return
+    if args.workers != 1:
+        parser.error("--record-dir records in a single media process: use --workers 1")
+    try:
+        os.makedirs(args.record_dir, exist_ok=True)
+    except OSError as exc:
+        parser.error(f"--record-dir {args.record_dir}: {exc.strerror}")
+    if not os.access(args.record_dir, os.W_OK | os.X_OK):
+        parser.error(f"--record-dir {args.record_dir}: not writable")
