@@ -15,7 +15,7 @@ from sfu.protocol.datachannel import ChannelClosed, ChannelOpened, ChannelOption
 from sfu.routing.room_data import kept_data
 from sfu.wire.room_message import BadRoomMessage, parse_text, stamp_text
 from tests.harness import Harness, Peer
-from tests.unit.room_peers import Participant
+from tests.unit.room_peers import Participant, assert_receives_from, join
 
 CHAT = ChannelOptions("chat")
 CURSOR = ChannelOptions("cursor", ordered=False, max_retransmits=0)
@@ -63,6 +63,21 @@ def test_three_participants_chat_each_message_stamped_with_its_senders_name() ->
     assert received(alice) == [{"from": "bob", "data": {"emoji": "👍"}}]
     assert received(carol)[-1] == {"from": "bob", "data": {"emoji": "👍"}}
     assert len(bob.messages()) == 100  # nothing of its own comes back
+
+
+def test_media_flows_on_the_slots_beside_the_chat() -> None:
+    h = Harness()
+    people = [join(h, name, data=True) for name in ("alice", "bob", "carol")]
+    h.run(2)
+    stream = people[0].subscriber.open_channel(CHAT)
+    h.run(0.3)
+    people[0].subscriber.send_message(stream, text(data="on camera"), text=True)
+    h.run(1)
+    for viewer in people:
+        assert_receives_from(h, viewer, [p for p in people if p is not viewer])
+    assert [received(p.subscriber) for p in people[1:]] == [
+        [{"from": "alice", "data": "on camera"}]
+    ] * 2
 
 
 def test_a_message_to_listed_names_reaches_only_them() -> None:
