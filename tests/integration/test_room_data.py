@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiortc import RTCDataChannel, RTCPeerConnection
 
-from tests.integration.peers import close_all, exchange, new_peer_connection
+from tests.integration.peers import close_all, exchange, new_peer_connection, wait_until
 
 NAMES = ("alice", "bob", "carol")
 PER_SENDER = 20
@@ -40,15 +40,6 @@ class Participant:
 
     def _take(self, message: str) -> None:
         self.inbox.append(json.loads(message))
-
-
-async def wait_until(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(0.05)
-    return bool(condition())
 
 
 async def test_three_participants_chat(sfu_server) -> None:  # type: ignore[no-untyped-def]
