@@ -30,7 +30,7 @@ with atheris.instrument_imports():
     from sfu.protocol.sctp import Association
     from sfu.protocol.sctp_reconfig import parse_reset_request
     from sfu.session.table import SessionTable
-    from sfu.wire import rtp, sctp, stun
+    from sfu.wire import room_message, rtp, sctp, stun
     from signaling.sdp.negotiate import NegotiationError, negotiate_play, negotiate_publish
     from signaling.sdp.parse import SdpError, parse_offer
     from signaling.sdp.trickle import FragmentError, parse_sdpfrag
@@ -115,6 +115,11 @@ def fuzz_sctp(data: bytes) -> None:
         parse_open(data)
 
 
+def fuzz_room_message(data: bytes) -> None:
+    with contextlib.suppress(room_message.BadRoomMessage):
+        room_message.stamp_text("alice", room_message.parse_text(data, 100))
+
+
 class Endpoint:
     """One UDP endpoint with an empty session table; its answers go to our own socket."""
 
@@ -140,6 +145,7 @@ TARGETS: list[Callable[[bytes], None]] = [
     fuzz_sdpfrag,
     fuzz_token,
     fuzz_sctp,
+    fuzz_room_message,
     Endpoint(),
 ]
 
