@@ -17,6 +17,7 @@ setup(
                 "sfu/protocol/_fanout_transport.c",
                 "sfu/protocol/_fanout_player.c",
                 "sfu/protocol/_fanout_rewrite.c",
+                "sfu/protocol/_fanout_svc.c",
                 "sfu/protocol/_fanout_send.c",
                 "sfu/protocol/_aes.c",
             ],

@@ -15,8 +15,12 @@ the server's own work from that.
 Each is measured twice: from a single-layer track, and from a VP8 simulcast layer whose players
 have all switched layers (their picture IDs and TL0PICIDX continued per player), one in four of
 them also held to temporal layers 0-1 (half the frames of an L1T3 stream left out). The
-simulcast figure is per packet sent; "sim/single" is its ratio to the single-layer one. The
-two are measured in turn, `--rounds` times, and the fastest run of each is shown.
+simulcast figure is per packet sent; "sim/single" is its ratio to the single-layer one. And
+a third time from a VP9 L3T3_KEY stream (one RTP stream, three spatial layers), whose players
+have spatial and temporal targets (all layers; spatial 0-1; spatial 0; all spatial layers at
+temporal 0-1), per packet sent; "svc/sim" is its ratio to the VP8 simulcast figure (issue 27:
+within 20 %). The three are measured in turn, `--rounds` times, and the fastest run of each
+is shown.
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ PAYLOAD_BYTES = 1100
 TEMPORAL_PATTERN = (0, 2, 1, 2)
 LIMITED_EVERY = 4  # one simulcast player in this many gets temporal layers 0 and 1 only
 MAX_HANDSHAKE_ROUNDS = 10
+SINGLE, SIMULCAST, SVC = "single", "simulcast", "svc"
+# The (spatial, temporal) targets of the SVC players, in turn.
+SVC_TARGETS = ((2, 7), (1, 7), (0, 7), (2, 1))
+SPATIAL_LAYERS = 3
 
 
 class Peer(fastpath.TransportState):  # type: ignore[misc, valid-type]
@@ -84,19 +92,38 @@ def vp8_frame(index: int) -> bytes:
     return descriptor + bytes([0x50, 0x2D, 0x00, 0x9D, 0x01, 0x2A]) + size
 
 
+def vp9_packet(index: int) -> bytes:
+    """Packet `index` of a VP9 L3T3_KEY stream, one packet per layer frame: picture
+    index // 3, spatial layer index % 3; non-flexible descriptor with picture ID, layer
+    indices and TL0PICIDX (picture 0 a keyframe, with sizes), B and E set."""
+    picture, sid = divmod(index, SPATIAL_LAYERS)
+    tid = 0 if picture == 0 else TEMPORAL_PATTERN[picture % len(TEMPORAL_PATTERN)]
+    key = picture == 0
+    first = 0xA0 | 0x0C | (0 if key else 0x40) | (0x02 if key and sid == 0 else 0)
+    picture_id = (0x1234 + picture) & 0x7FFF
+    layers = tid << 5 | (0x10 if tid else 0) | sid << 1 | (1 if key and sid else 0)
+    out = bytes([first, 0x80 | picture_id >> 8, picture_id & 0xFF, layers, picture & 0xFF])
+    if key and sid == 0:
+        sizes = ((320, 180), (640, 360), (1280, 720))
+        out += bytes([(SPATIAL_LAYERS - 1) << 5 | 0x10])
+        out += b"".join(w.to_bytes(2, "big") + h.to_bytes(2, "big") for w, h in sizes)
+    return out
+
+
 def track_with_players(
     keys: SrtpKeys,
     addresses: Sequence[tuple[str, int]],
     sender: socket.socket,
     *,
     extensions: bool = False,
-    simulcast: bool = False,
+    layering: str = SINGLE,
     engine: str | None = None,
 ) -> tuple[PublisherTrack, list[SubscriberTrack]]:
     """A publisher track and a player for each address, attached as the server attaches them
     (sending with `sender`); `engine` picks the compiled path's AES engine (None: the one the
     server would use)."""
-    codec = Codec("VP8", 96, 90000, rtcp_fb=("nack",))
+    simulcast = layering == SIMULCAST
+    codec = Codec("VP9" if layering == SVC else "VP8", 96, 90000, rtcp_fb=("nack",))
     rid = "f" if simulcast else None
     spec = TrackSpec("0", VIDEO, [codec], ssrc=1, rids=(rid,) if rid else ())
     source = PublisherTrack(spec, keyframe_interval=0.5, rid=rid)
@@ -114,21 +141,22 @@ def track_with_players(
             player.picture_offset, player.tl0_offset = 7 + index, 3 + index
             if index % LIMITED_EVERY == 0:
                 player.limit_temporal(1)
+        if layering == SVC:
+            player.target_spatial, player.target_temporal = SVC_TARGETS[index % len(SVC_TARGETS)]
         player.attach(source, codec, sender.sendto)
         players.append(player)
     return source, players
 
 
 def packet_stream(
-    packets: int, simulcast: bool = False, payload: int = PAYLOAD_BYTES
+    packets: int, layering: str = SINGLE, payload: int = PAYLOAD_BYTES
 ) -> list[bytes]:
     """RTP packets as the publisher sends them: single-layer ones all keyframes (so players
-    start at once), simulcast ones frames of an L1T3 VP8 layer."""
+    start at once), simulcast ones frames of an L1T3 VP8 layer, SVC ones VP9 L3T3_KEY."""
     body = os.urandom(payload)
+    first = {SINGLE: lambda seq: bytes([0x10, 0x00]), SIMULCAST: vp8_frame, SVC: vp9_packet}
     return [
-        struct.pack("!BBHII", 0x80, 96, seq & 0xFFFF, seq * 3000, 1)
-        + (vp8_frame(seq) if simulcast else bytes([0x10, 0x00]))
-        + body
+        struct.pack("!BBHII", 0x80, 96, seq & 0xFFFF, seq * 3000, 1) + first[layering](seq) + body
         for seq in range(packets)
     ]
 
@@ -138,7 +166,7 @@ def measure(
     keys: SrtpKeys,
     extensions: bool,
     packets: int,
-    simulcast: bool = False,
+    layering: str = SINGLE,
     engine: str | None = None,
 ) -> float:
     """CPU seconds per forwarded packet (one packet sent to one player)."""
@@ -152,10 +180,10 @@ def measure(
             [sink.getsockname()] * players,
             sender,
             extensions=extensions,
-            simulcast=simulcast,
+            layering=layering,
             engine=engine,
         )
-        stream = packet_stream(packets, simulcast)
+        stream = packet_stream(packets, layering)
         started = time.process_time()
         for index, packet in enumerate(stream):
             source.forward(packet, index / 60)
@@ -169,24 +197,24 @@ def measure(
 
 
 def measure_python(
-    players: int, keys: SrtpKeys, extensions: bool, packets: int, simulcast: bool = False
+    players: int, keys: SrtpKeys, extensions: bool, packets: int, layering: str = SINGLE
 ) -> float:
     """`measure` with the compiled fan-out switched off, as SFU_NO_EXTENSION=1 would."""
     compiled, fastpath.fanout = fastpath.fanout, None
     try:
-        return measure(players, keys, extensions, packets, simulcast)
+        return measure(players, keys, extensions, packets, layering)
     finally:
         fastpath.fanout = compiled
 
 
-def fastest(run: Callable[[bool], float], rounds: int) -> tuple[float, float]:
-    """The least of `rounds` runs from a single-layer and from a simulcast source, measured in
-    turn so that load from elsewhere on the machine falls on both alike."""
-    singles, simulcasts = [], []
+def fastest(run: Callable[[str], float], rounds: int) -> tuple[float, float, float]:
+    """The least of `rounds` runs from a single-layer, a simulcast and an SVC source,
+    measured in turn so that load from elsewhere on the machine falls on all alike."""
+    runs: dict[str, list[float]] = {SINGLE: [], SIMULCAST: [], SVC: []}
     for _ in range(max(1, rounds)):
-        singles.append(run(False))
-        simulcasts.append(run(True))
-    return min(singles), min(simulcasts)
+        for layering, times in runs.items():
+            times.append(run(layering))
+    return min(runs[SINGLE]), min(runs[SIMULCAST]), min(runs[SVC])
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -215,6 +243,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     header = f"{'profile':<12} {'extensions':<10} {'players':>7}"
     for path, _ in paths:
         header += f" {path + ' µs':>12} {'simulcast':>9} {'sim/single':>10}"
+        header += f" {'vp9 svc':>8} {'svc/sim':>8}"
     print(header + (f" {'python/' + paths[-1][0]:>15}" if compiled else ""))
     for name in args.profiles:
         profile = PROFILES[name]
@@ -224,12 +253,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                 line = f"{name:<12} {'yes' if extensions else 'no':<10} {players:>7}"
                 singles = []
                 for _, run in paths:
-                    single, simulcast = fastest(
+                    single, simulcast, svc = fastest(
                         partial(run, players, keys, extensions, args.packets), args.rounds
                     )
                     singles.append(single)
                     line += f" {single * 1e6:>12.2f} {simulcast * 1e6:>9.2f}"
                     line += f" {simulcast / single:>9.2f}x"
+                    line += f" {svc * 1e6:>8.2f} {svc / simulcast:>7.2f}x"
                 if compiled:
                     line += f" {singles[0] / singles[-1]:>14.1f}x"
                 print(line)

@@ -71,6 +71,7 @@ def start_server(
     advertise_host: bool = True,
     scheme: str = "http",
     root: Path = ROOT,
+    ports: tuple[int, int] | None = None,
 ) -> ServerProcess:
     """Start the server of the checkout at `root` and wait until its HTTP API answers.
 
@@ -79,10 +80,10 @@ def start_server(
     default candidates); `prefix` goes before the command, e.g. `ip netns exec NAME` to run it
     inside a network namespace; `scheme` is "https" for a server given a certificate (any
     certificate: the probe does not verify it). `extra_args` come last, so they may override
-    the ports chosen here (`--udp-port 0` for workers).
+    the ports chosen here (`--udp-port 0` for workers). `ports` (HTTP, UDP) pins both, to
+    start a server again where its clients knew it.
     """
-    http_port = free_port()
-    udp_port = free_media_port()
+    http_port, udp_port = ports or (free_port(), free_media_port())
     log_path = log_dir / f"server-{http_port}.log"
     args = [
         *prefix,

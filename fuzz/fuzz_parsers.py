@@ -27,10 +27,12 @@ with atheris.instrument_imports():
     from sfu.protocol.certificate import Certificate
     from sfu.protocol.datachannel import DcepError, parse_open
     from sfu.protocol.dtls import DtlsEndpoint
+    from sfu.protocol.keyframes import keyframe_detector
     from sfu.protocol.sctp import Association
     from sfu.protocol.sctp_reconfig import parse_reset_request
     from sfu.session.table import SessionTable
-    from sfu.wire import room_message, rtp, sctp, stun
+    from sfu.wire import red, room_message, rtp, sctp, stun
+    from sfu.wire.vp9 import parse_vp9, vp9_sizes
     from signaling.sdp.negotiate import NegotiationError, negotiate_play, negotiate_publish
     from signaling.sdp.parse import SdpError, parse_offer
     from signaling.sdp.trickle import FragmentError, parse_sdpfrag
@@ -70,6 +72,17 @@ def fuzz_rtcp(data: bytes) -> None:
         for helper in helpers:
             with contextlib.suppress(rtp.RtpError):
                 helper(packet)
+
+
+def fuzz_payloads(data: bytes) -> None:
+    """The payload readers of issue 27: VP9 descriptors, RED blocks, H264/H265 NAL units;
+    none may raise or point past the end."""
+    parse_vp9(data, 0)
+    vp9_sizes(data, 0)
+    found = red.primary_block(data, 0, len(data))
+    assert found is None or found[0] <= len(data)
+    for codec in ("H264", "H265", "VP8", "VP9"):
+        keyframe_detector(codec)(data)
 
 
 def fuzz_dtls(data: bytes) -> None:
@@ -140,6 +153,7 @@ TARGETS: list[Callable[[bytes], None]] = [
     fuzz_stun,
     fuzz_rtp,
     fuzz_rtcp,
+    fuzz_payloads,
     fuzz_dtls,
     fuzz_sdp,
     fuzz_sdpfrag,

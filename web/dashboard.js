@@ -6,22 +6,27 @@ import { fetchStats } from "./whip.js";
 
 const INTERVAL_MS = 1000;
 const MAX_STREAMS = 6; // lines per stream chart, so a busy server stays readable
-const rate = (n) => `${n.toFixed(0)}/s`;
-const plain = (n) => n.toFixed(0);
+// Whole numbers as they are, small fractions (an axis's half-way mark) with one decimal.
+const plain = (n) => (Number.isInteger(n) || n >= 10 ? n.toFixed(0) : n.toFixed(1));
+const rate = (n) => `${plain(n)}/s`;
 const percent = (n) => `${n.toFixed(1)} %`;
 
 const server = $("server-charts");
 const streamsBox = $("stream-charts");
+const inOut = { in: "in, from publishers", out: "out, to players" };
 const charts = {
-  bitrate: new LineChart(server, "Media bitrate", formatBitrate),
-  packets: new LineChart(server, "Media packets", rate),
-  sessions: new LineChart(server, "Sessions", plain),
-  cpu: new LineChart(server, "CPU", percent),
-  drops: new LineChart(server, "Drops", rate),
-  streamBitrate: new LineChart(streamsBox, "Bitrate in", formatBitrate),
-  players: new LineChart(streamsBox, "Players", plain),
-  loss: new LineChart(streamsBox, "Loss", percent),
-  rtt: new LineChart(streamsBox, "RTT", formatMs),
+  bitrate: new LineChart(server, "Media bitrate", formatBitrate, { unit: "bit/s", labels: inOut }),
+  packets: new LineChart(server, "Media packets", rate, { unit: "packets/s", labels: inOut }),
+  sessions: new LineChart(server, "Sessions", plain, { unit: "sessions" }),
+  cpu: new LineChart(server, "CPU", percent, { unit: "% of one core", labels: { cpu: "server" } }),
+  drops: new LineChart(server, "Drops", rate, {
+    unit: "packets/s",
+    labels: { drops: "refused or lost" },
+  }),
+  streamBitrate: new LineChart(streamsBox, "Bitrate in", formatBitrate, { unit: "bit/s" }),
+  players: new LineChart(streamsBox, "Players", plain, { unit: "players" }),
+  loss: new LineChart(streamsBox, "Loss to players", percent, { unit: "%" }),
+  rtt: new LineChart(streamsBox, "RTT to players", formatMs, { unit: "ms" }),
 };
 let previous = null; // {time, totals} of the last scrape, for rates
 let latestPlayers = [];
@@ -133,6 +138,9 @@ window.litesfu = {
         key,
         {
           points: chart.points(),
+          legend: chart.legendEntries(),
+          axis: chart.axisLabels,
+          caption: chart.caption.textContent,
           latest: Object.fromEntries([...chart.series].map(([n, line]) => [n, line.at(-1)])),
         },
       ]),

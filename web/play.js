@@ -1,7 +1,8 @@
-// Player page: WHEP playback that reconnects by itself, with live stats; or HLS.
+// Player page: WHEP playback that reconnects by itself (reconnect.js), with live stats; or HLS.
 import { playHls, hlsUrl } from "./hls.js";
 import { $, param, renderRows, setStatus, showError, shownError } from "./page.js";
 import { Player } from "./peers.js";
+import { RECONNECTING } from "./reconnect.js";
 import { playerRows } from "./stats.js";
 import { endpointUrl } from "./whip.js";
 
@@ -19,7 +20,7 @@ let hls = null; // { stop(), latency() } while playing as HLS
 let publisherState = null; // "live" or "waiting for the publisher", from the WHEP events
 
 function onStatus(text, err) {
-  const kind = text === "playing" ? "ok" : text.includes("retrying") ? "warn" : "";
+  const kind = text === "playing" ? "ok" : text === RECONNECTING ? "warn" : "";
   setStatus(`${player?.stream ?? ""}: ${text}`, kind);
   if (text === "playing") showError("");
   else if (err) showError(`Play failed: ${err.message}`);
@@ -70,8 +71,14 @@ function play() {
       $("publisher").dataset.kind = live ? "ok" : "warn";
     },
     onStats: (summary) => renderRows(statsList, playerRows(summary, video)),
+    // The picker shows only for a stream with simulcast: one whose video has several layers.
+    onLayers: (layers) => {
+      $("layer-picker").hidden = !Object.values(layers).some((list) => list.length > 1);
+    },
   });
-  player.layer = { rid: layer };
+  // ?spatial=N pins a VP9 SVC stream's spatial layer (the WHEP layer extension's field).
+  const spatial = param("spatial", "");
+  player.layer = /^[0-7]$/.test(spatial) ? { spatialLayerId: Number(spatial) } : { rid: layer };
   player.start();
 }
 
@@ -113,6 +120,8 @@ window.litesfu = {
     hlsLatency: hls ? hls.latency() : null,
     error: shownError(),
     publisher: publisherState,
+    status: player?.status ?? "idle",
+    layerPicker: !$("layer-picker").hidden,
     ...(player ? player.snapshot() : { framesDecoded: 0, videoWidth: 0, sessions: 0 }),
   }),
 };

@@ -1,6 +1,7 @@
 // Publisher page: camera/mic preview, device and codec choice, WHIP start/stop, live stats.
 import { $, param, renderRows, setStatus, showError, shownError } from "./page.js";
 import { Publisher } from "./peers.js";
+import { RECONNECTING } from "./reconnect.js";
 import { publisherRows } from "./stats.js";
 import { endpointUrl, sendableVideoCodecs } from "./whip.js";
 
@@ -17,6 +18,8 @@ let media = null;
 let mediaReady = Promise.resolve(); // the latest device (re)open, awaited before publishing
 let publisher = null;
 let lastSummary = null;
+// ?svc=L3T3_KEY (or L1T3, ...): the video as one SVC encoding of that scalability mode.
+const svcMode = /^L[1-3]T[1-3](_KEY)?$/.test(param("svc", "")) ? param("svc", "") : "";
 
 function updateLinks() {
   const name = streamInput.value.trim();
@@ -47,7 +50,7 @@ function constraintFor(select, extra) {
 /** (Re)open the chosen devices; swaps tracks in place when already publishing. */
 async function openDevices() {
   // Simulcast's quarter-size layer is only worth having from a camera opened large.
-  const size = $("simulcast").checked
+  const size = $("simulcast").checked || svcMode
     ? { width: { ideal: 1280 }, height: { ideal: 720 } }
     : { width: { ideal: 640 }, height: { ideal: 480 } };
   const video = constraintFor(cameraSelect, size);
@@ -116,16 +119,20 @@ async function start() {
   updateLinks();
   setStatus(`Publishing ${name}…`);
   const attempt = new Publisher(name, {
-    onState: (state) => {
+    onState: (state, err) => {
       if (publisher !== attempt) return;
-      const kind = state === "connected" ? "ok" : state === "failed" ? "warn" : "";
+      const kind = state === "connected" ? "ok" : state === RECONNECTING ? "warn" : "";
       setStatus(`Publishing ${name}: ${state}`, kind);
-      if (state === "failed") showError("The media connection failed (ICE/DTLS). Press Stop and Start again.");
+      if (state === "connected") showError("");
+      else if (err) showError(`Publish failed: ${err.message}`);
     },
   });
   publisher = attempt;
   try {
-    await attempt.start(media, codecSelect.value, { simulcast: $("simulcast").checked });
+    await attempt.start(media, codecSelect.value, {
+      simulcast: $("simulcast").checked,
+      scalabilityMode: svcMode,
+    });
   } catch (err) {
     if (publisher === attempt) publisher = null;
     setPublishing(false);
@@ -198,6 +205,9 @@ window.litesfu = {
       availableOutgoingBitrate: s.availableOutgoingBitrate ?? 0,
       codec: s.videoCodec ?? null,
       error: shownError(),
+      status: $("status").textContent,
+      sessionUrl: publisher?.sessionUrl ?? null,
+      ...(publisher?.recoveries() ?? { restarts: 0, renewals: 0 }),
     };
   },
 };

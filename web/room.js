@@ -6,6 +6,7 @@
 // the others' tiles show them and nobody's downlink carries a camera that is off.
 import { $, param, setStatus, showError, shownError } from "./page.js";
 import { Publisher } from "./peers.js";
+import { retrying } from "./reconnect.js";
 import { Subscription } from "./room_subscription.js";
 import { Tiles } from "./room_tiles.js";
 
@@ -35,6 +36,7 @@ function onEvent(event, data) {
   else if (event === "speakers") tiles.speakers(data);
   else if (event === "paused" || event === "resumed") tiles.paused(event, data);
   else if (event === "renegotiate") joined?.sub.renegotiate(data);
+  else if (event === "reconnect") leave().then(() => retrying(join)); // the server is going
   else if (event === "ended") {
     setStatus("The room session ended.", "warn");
     leave();
@@ -184,9 +186,10 @@ async function join() {
     const taken = err.status === 409 ? " (someone in this room already uses that name)" : "";
     showError(`Could not join: ${err.message}${taken}`);
     await leave();
-    return;
+    return false;
   }
   setStatus(`In room ${room} as ${name}.`, "ok");
+  return true;
 }
 
 /** Leave: DELETE both sessions (keepalive when the page unloads) and drop every tile. */

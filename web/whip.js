@@ -94,15 +94,16 @@ export async function iceServers(kind, stream) {
 }
 
 /**
- * Offer/answer over WHIP or WHEP. Returns the absolute session URL (from Location) that
- * DELETE ends and the WHEP events URL if offered. Throws HttpError with the status and the
- * server's reason on failure.
+ * Offer/answer over WHIP or WHEP, at `endpoint` (another node's, after a `reconnect` event)
+ * or this page's server. Returns the absolute session URL (from Location) that DELETE ends,
+ * its ETag, and the WHEP events and layer URLs if offered. Throws HttpError with the status
+ * and the server's reason on failure.
  */
-export async function negotiate(pc, kind, stream, query = "") {
+export async function negotiate(pc, kind, stream, query = "", endpoint = null) {
   const offer = await pc.createOffer();
   await pc.setLocalDescription(offer);
   await gathered(pc, 1000);
-  const url = endpointUrl(kind, stream) + query;
+  const url = (endpoint ?? endpointUrl(kind, stream)) + query;
   const headers = authHeaders(stream, kind === "whip" ? "publish" : "play", {
     "Content-Type": "application/sdp",
   });
@@ -133,6 +134,7 @@ export async function negotiate(pc, kind, stream, query = "") {
   const link = response.headers.get("Link");
   return {
     sessionUrl,
+    etag: response.headers.get("ETag"),
     eventsUrl: linkTarget(link, url, EVENTS_REL),
     layerUrl: linkTarget(link, url, LAYER_REL),
     headers,
@@ -195,7 +197,7 @@ export function preferCodec(transceiver, mime) {
 export function sendableVideoCodecs() {
   const caps = window.RTCRtpSender?.getCapabilities?.("video")?.codecs ?? [];
   const names = new Set(caps.map((c) => c.mimeType.split("/")[1].toUpperCase()));
-  return ["VP8", "H264"].filter((name) => names.has(name));
+  return ["VP8", "VP9", "H264", "H265"].filter((name) => names.has(name));
 }
 
 /** GET a stats API path with the stats token; throws HttpError so pages can show why. */

@@ -30,6 +30,15 @@ RESOLVE_TIMEOUT = 5.0  # seconds a STUN server's name may take to resolve
 MIN_SLEEP = 0.005
 
 
+class BindError(OSError):
+    """The media port (UDP) or the ICE-TCP port could not be bound: says which, so start-up
+    can name the protocol, address and port."""
+
+    def __init__(self, protocol: str, host: str, port: int, cause: OSError) -> None:
+        super().__init__(cause.errno, cause.strerror)
+        self.protocol, self.host, self.port = protocol, host, port
+
+
 class MediaServer:
     """Everything on the media side of one process, started and stopped as one."""
 
@@ -56,14 +65,23 @@ class MediaServer:
         self._resolver: asyncio.Task | None = None
 
     async def start(self) -> None:
-        """Bind the UDP port (and the ICE-TCP one, if any) and start the timers."""
-        self.endpoint.open(self.config.udp_host, self.config.udp_port, self.config.socket_buffer)
+        """Bind the UDP port (and the ICE-TCP one, if any) and start the timers; BindError
+        names a port that could not be bound."""
+        host = self.config.udp_host
+        try:
+            self.endpoint.open(host, self.config.udp_port, self.config.socket_buffer)
+        except OSError as exc:
+            raise BindError("UDP", host, self.config.udp_port, exc) from exc
         # There even with no port of its own: the HTTP port may hand it connections.
         self.endpoint.tcp = TcpListener(
             self.endpoint, self.config.tcp_connections, self.config.tcp_per_address
         )
         if self.config.tcp_port:
-            await self.endpoint.tcp.open(self.config.udp_host, self.config.tcp_port)
+            try:
+                await self.endpoint.tcp.open(host, self.config.tcp_port)
+            except OSError as exc:
+                self.endpoint.close()
+                raise BindError("ICE-TCP", host, self.config.tcp_port, exc) from exc
         fastpath.announce()
         loop = asyncio.get_running_loop()
         if self.config.stun_servers:

@@ -79,6 +79,8 @@ class TcpListener:
     ) -> None:
         self.demux = demux
         self.drops = demux.drops
+        # Routine closes, not traffic refused or lost: counted apart so `drops` means trouble.
+        self.housekeeping: collections.Counter[str] = collections.Counter()
         self.max_connections = max_connections
         self.per_address = per_address
         self.unused_timeout = unused_timeout
@@ -222,7 +224,7 @@ class TcpConnection(asyncio.Protocol):
         if self.listener.demux.bound(self.addr):
             self._arm()
             return
-        self.listener.drops["tcp_unused_closed"] += 1
+        self.listener.housekeeping["tcp_unused_closed"] += 1
         self.close()
 
     def data_received(self, data: bytes) -> None:

@@ -141,6 +141,13 @@ typedef struct {
     int after_picture;
     int after_tl0;
     int max_temporal; /* the highest VP8 temporal layer sent, -1 for all */
+    /* VP9 SVC (sfu.protocol.svc.SvcFilter): the layers wanted, and those sent now (-1 before
+     * the first keyframe). */
+    int target_spatial;
+    int target_temporal;
+    int current_spatial;
+    int current_temporal;
+    long long svc_picture; /* the RTP timestamp of the last picture begun, -1 before any */
     unsigned long long temporal_drops;
     unsigned long long packets;
     unsigned long long bytes;
@@ -168,12 +175,25 @@ typedef struct {
     int tid; /* the temporal layer, -1 without the T bit */
 } Vp8Ids;
 
+/* What fanout() does to payloads besides the header: sfu.protocol.fastpath's PAYLOAD_* rules. */
+#define RULE_AS_IS 0
+#define RULE_VP8_IDS 1
+#define RULE_VP9_SVC 2
+
+/* What the fan-out reads of a VP9 payload descriptor (_fanout_svc.c). */
+typedef struct {
+    int sid, tid;
+    int begins, ends, inter_picture, switching_up;
+} Vp9Info;
+
 Py_ssize_t litesfu_rewrite(const Player *player, const uint8_t *packet, Py_ssize_t len,
                            Py_ssize_t start, const uint8_t abs_time[3], uint8_t *out,
                            Py_ssize_t *transport_at);
 int litesfu_parse_vp8(const uint8_t *p, Py_ssize_t start, Py_ssize_t len, Vp8Ids *ids);
 void litesfu_skip_packet(Player *player, unsigned int seq);
 void litesfu_continue_ids(Player *player, const Vp8Ids *ids, uint8_t *out, Py_ssize_t shift);
+int litesfu_parse_vp9(const uint8_t *p, Py_ssize_t start, Py_ssize_t len, Vp9Info *info);
+int litesfu_svc_admit(Player *player, const Vp9Info *info, uint32_t ts);
 
 /* ------------------------------------------------------------------------------------------ */
 /* The fan-out itself (_fanout_send.c), which the module (_fanout.c) exposes as fanout() */

@@ -15,6 +15,9 @@ static PyObject *Player_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     if (self) {
         self->fd = -1;
         self->max_temporal = -1;
+        self->target_spatial = self->target_temporal = 7; /* svc.ALL_LAYERS */
+        self->current_spatial = self->current_temporal = -1;
+        self->svc_picture = -1;
         self->sender = Py_NewRef(Py_None);
         self->layout = Py_NewRef(Py_None);
     }
@@ -197,6 +200,11 @@ static PyMemberDef Player_members[] = {
     {"picture_offset", T_UINT, offsetof(Player, picture_offset), 0, NULL},
     {"tl0_offset", T_UINT, offsetof(Player, tl0_offset), 0, NULL},
     {"temporal_drops", T_ULONGLONG, offsetof(Player, temporal_drops), 0, NULL},
+    {"target_spatial", T_INT, offsetof(Player, target_spatial), 0, NULL},
+    {"target_temporal", T_INT, offsetof(Player, target_temporal), 0, NULL},
+    {"current_spatial", T_INT, offsetof(Player, current_spatial), 0, NULL},
+    {"current_temporal", T_INT, offsetof(Player, current_temporal), 0, NULL},
+    {"svc_picture", T_LONGLONG, offsetof(Player, svc_picture), 0, NULL},
     {NULL},
 };
 

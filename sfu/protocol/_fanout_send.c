@@ -173,12 +173,17 @@ PyObject *litesfu_fanout(PyObject *module, PyObject *const *args, Py_ssize_t nar
     PyObject *players;
     double now;
     if (nargs != 3 && nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "fanout(packet, players, now[, vp8_layer])");
+        PyErr_SetString(PyExc_TypeError, "fanout(packet, players, now[, payload_rule])");
         return NULL;
     }
-    int vp8_layer = nargs == 4 ? PyObject_IsTrue(args[3]) : 0;
-    if (vp8_layer < 0)
+    /* fastpath.PAYLOAD_AS_IS, PAYLOAD_VP8_IDS or PAYLOAD_VP9_SVC (a bool reads as 0 or 1) */
+    long rule = nargs == 4 ? PyLong_AsLong(args[3]) : RULE_AS_IS;
+    if (rule == -1 && PyErr_Occurred())
         return NULL;
+    if (rule < RULE_AS_IS || rule > RULE_VP9_SVC) {
+        PyErr_SetString(PyExc_ValueError, "payload_rule must be 0, 1 or 2");
+        return NULL;
+    }
     players = args[1];
     if (!PyList_Check(players)) {
         PyErr_SetString(PyExc_TypeError, "players must be a list");
@@ -197,7 +202,11 @@ PyObject *litesfu_fanout(PyObject *module, PyObject *const *args, Py_ssize_t nar
     int carriable = start >= 0 && len <= MAX_PLAINTEXT;
     /* Read once from the publisher's packet, never from a player's rewritten copy. */
     Vp8Ids ids = {0}; /* read only when has_ids; zeroed for the compiler */
-    int has_ids = vp8_layer && carriable && litesfu_parse_vp8(packet, start, len, &ids);
+    int has_ids = rule == RULE_VP8_IDS && carriable && litesfu_parse_vp8(packet, start, len, &ids);
+    Vp9Info svc = {0};
+    int is_svc = rule == RULE_VP9_SVC && carriable;
+    if (is_svc && !litesfu_parse_vp9(packet, start, len, &svc))
+        carriable = 0; /* a descriptor past the packet's end: no player gets it */
     unsigned int seq = carriable ? (unsigned int)(packet[2] << 8 | packet[3]) : 0;
     /* abs-send-time: 24-bit 6.18 fixed-point seconds (sfu.wire.rtp.abs_send_time). */
     uint32_t abs_value = (uint32_t)((long long)(now * 262144.0) & 0xFFFFFF);
@@ -236,6 +245,10 @@ PyObject *litesfu_fanout(PyObject *module, PyObject *const *args, Py_ssize_t nar
             litesfu_skip_packet(player, seq);
             continue;
         }
+        if (is_svc && !litesfu_svc_admit(player, &svc, load32(packet + 4))) {
+            litesfu_skip_packet(player, seq);
+            continue;
+        }
         if (count == MAX_BATCH || (count && player->fd != batch_fd)) {
             flush(batch_fd, batch, count, &sent, &dropped);
             count = 0;
@@ -245,6 +258,8 @@ PyObject *litesfu_fanout(PyObject *module, PyObject *const *args, Py_ssize_t nar
         Py_ssize_t n = litesfu_rewrite(player, packet, len, start, abs_time, out, &transport_at);
         if (has_ids)
             litesfu_continue_ids(player, &ids, out, n - len);
+        if (is_svc && svc.ends && svc.sid == player->current_spatial)
+            out[1] |= 0x80; /* the end of the picture as this player gets it */
         if (transport_at) {
             long seq = litesfu_take_transport_seq(player->session);
             if (seq < 0) {

@@ -30,9 +30,15 @@ def _load() -> tuple[Any, str]:
 _extension, WHY = _load()
 PATH = "compiled" if _extension is not None else "python"
 
-# fanout(packet, players, now, vp8_layer) -> (sent, dropped, left), or None on the Python
-# path; vp8_layer: continue each player's VP8 ids and apply its temporal limit.
-fanout: Callable[[bytes, list, float, bool], tuple[int, int, int]] | None = (
+# What fanout() does to a payload besides the header, by its codec and layering (the values
+# _fanout.h's RULE_* defines): nothing; continue each player's VP8 ids and apply its temporal
+# limit (a VP8 simulcast layer); or each player's VP9 SVC layers and marker (svc.SvcFilter).
+PAYLOAD_AS_IS = 0
+PAYLOAD_VP8_IDS = 1
+PAYLOAD_VP9_SVC = 2
+# fanout(packet, players, now, payload_rule) -> (sent, dropped, left), or None on the Python
+# path.
+fanout: Callable[[bytes, list, float, int], tuple[int, int, int]] | None = (
     _extension.fanout if _extension is not None else None
 )
 # The base of SubscriberTrack: its per-player fields kept flat in C, or a plain object, and
@@ -54,6 +60,11 @@ PLAYER_SLOTS: tuple[str, ...] = (
         "session",
         "ssrc",
         "started",
+        "target_spatial",
+        "target_temporal",
+        "current_spatial",
+        "current_temporal",
+        "svc_picture",
         "temporal_drops",
         "tl0_offset",
         "ts_offset",

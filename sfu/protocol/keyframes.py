@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-_H264_IDR = 5
-_H264_SPS = 7
-_H264_STAP_A = 24
-_H264_FU_A = 28
+from sfu.wire import nal
+from sfu.wire.vp9 import vp9_keyframe_start
 
 
 def vp8_keyframe_start(payload: bytes) -> bool:
@@ -35,57 +33,61 @@ def vp8_keyframe_start(payload: bytes) -> bool:
     return pos < len(payload) and not payload[pos] & 0x01
 
 
-def _h264_starts_with(payload: bytes, nal_types: tuple[int, ...]) -> bool:
-    """The packet holds a NAL unit of one of `nal_types`, alone or in a STAP-A, or (for an
-    IDR) begins one in an FU-A."""
-    if not payload:
-        return False
-    nal_type = payload[0] & 0x1F
-    if nal_type in nal_types:
-        return True
-    if nal_type == _H264_FU_A:
-        return len(payload) > 1 and payload[1] & 0x80 != 0 and payload[1] & 0x1F in nal_types
-    if nal_type == _H264_STAP_A:
-        pos = 1
-        for _ in range(64):
-            if pos + 2 >= len(payload):
-                break
-            size = int.from_bytes(payload[pos : pos + 2], "big")
-            if payload[pos + 2] & 0x1F in nal_types:
-                return True
-            pos += 2 + size
-    return False
-
-
 def h264_keyframe_start(payload: bytes) -> bool:
     """RFC 6184: the packet that begins an IDR access unit, the one carrying its SPS, alone or
     in a STAP-A (the PPS and the IDR slice follow, in it or in the next packets, single or
     FU-A). A player starting or switching layers on a bare IDR slice would decode it with no
     SPS or with the other layer's (another size): a broken picture."""
-    return _h264_starts_with(payload, (_H264_SPS,))
+    return nal.starts_with(payload, (nal.H264_SPS,), nal.H264)
 
 
 def h264_idr_start(payload: bytes) -> bool:
     """The first packet of an IDR slice: single NAL, in a STAP-A, or an FU-A start."""
-    return _h264_starts_with(payload, (_H264_IDR,))
+    return nal.starts_with(payload, (nal.H264_IDR,), nal.H264)
 
 
-class H264KeyframeStart:
-    """One H264 stream's keyframe starts. Senders over WebRTC put SPS and PPS in band before
-    every IDR, and once this stream has shown one only a packet carrying an SPS counts; a
-    sender that gives its parameter sets only in the SDP (sprop-parameter-sets) never does,
-    and its players start on an IDR as the decoder then expects."""
+class InBandKeyframeStart:
+    """One H264 or H265 stream's keyframe starts. Senders over WebRTC put the parameter sets
+    in band before every IDR, and once this stream has shown one only a packet carrying
+    them counts; a sender that gives them only in the SDP (sprop-parameter-sets) never
+    does, and its players start on the random access picture as the decoder then expects."""
 
-    __slots__ = ("in_band",)
+    __slots__ = ("_carries_parameters", "_starts_random_access", "in_band")
 
-    def __init__(self) -> None:
-        self.in_band = False  # an SPS has been seen in this stream's packets
+    def __init__(
+        self,
+        carries_parameters: Callable[[bytes], bool],
+        starts_random_access: Callable[[bytes], bool],
+    ) -> None:
+        self._carries_parameters = carries_parameters
+        self._starts_random_access = starts_random_access
+        self.in_band = False  # a parameter set has been seen in this stream's packets
 
     def __call__(self, payload: bytes) -> bool:
-        if h264_keyframe_start(payload):
+        if self._carries_parameters(payload):
             self.in_band = True
             return True
-        return not self.in_band and h264_idr_start(payload)
+        return not self.in_band and self._starts_random_access(payload)
+
+
+class H264KeyframeStart(InBandKeyframeStart):
+    """An H264 stream's: an SPS, or while none has come in band, an IDR slice's start."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        super().__init__(h264_keyframe_start, h264_idr_start)
+
+
+def h265_keyframe_start(payload: bytes) -> bool:
+    """RFC 7798: the packet carrying the VPS, SPS or PPS that come before an IRAP picture."""
+    return nal.starts_with(payload, nal.H265_PARAMETER_SETS, nal.H265)
+
+
+def h265_irap_start(payload: bytes) -> bool:
+    """The first packet of an IRAP picture's slice (IDR, CRA, BLA): alone, aggregated, or
+    the start of a fragmentation unit."""
+    return nal.starts_with(payload, nal.H265_IRAP, nal.H265)
 
 
 def _always(payload: bytes) -> bool:
@@ -95,13 +97,16 @@ def _always(payload: bytes) -> bool:
 
 KEYFRAME_DETECTORS: dict[str, Callable[[bytes], bool]] = {
     "vp8": vp8_keyframe_start,
+    "vp9": vp9_keyframe_start,
     "opus": _always,
 }
 
 
 def keyframe_detector(codec_name: str) -> Callable[[bytes], bool]:
-    """The detector for one stream of a codec (by rtpmap name, any case): H264's learns from
-    the stream, so each stream gets its own; unknown codecs start anywhere."""
+    """The detector for one stream of a codec (by rtpmap name, any case): H264's and H265's
+    learn from the stream, so each stream gets its own; unknown codecs start anywhere."""
     if codec_name.lower() == "h264":
         return H264KeyframeStart()
+    if codec_name.lower() == "h265":
+        return InBandKeyframeStart(h265_keyframe_start, h265_irap_start)
     return KEYFRAME_DETECTORS.get(codec_name.lower(), _always)

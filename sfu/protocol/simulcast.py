@@ -36,15 +36,20 @@ def ranked(layers: Sequence[Layer]) -> list[Layer]:
 
 @dataclass(frozen=True)
 class Choice:
-    """What a player asked for: a rid, a size cap, or the best its link carries (all None)."""
+    """What a player asked for: a rid, a size cap, or the best its link carries (all None);
+    of a VP9 SVC stream, a spatial and temporal layer, or caps on them (svc.choose_svc)."""
 
     rid: str | None = None
     max_width: int | None = None
     max_height: int | None = None
+    spatial: int | None = None
+    temporal: int | None = None
+    max_spatial: int | None = None
+    max_temporal: int | None = None
 
     @property
     def auto(self) -> bool:
-        return self.rid is None
+        return self.rid is None and self.spatial is None
 
 
 def choose(layers: Sequence[Layer], choice: Choice, estimate: float | None) -> Layer | None:

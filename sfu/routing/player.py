@@ -8,17 +8,19 @@ from typing import Protocol
 import pylibsrtp
 
 from sfu.media import VIDEO
+from sfu.protocol import fastpath
 from sfu.protocol.bwe import BandwidthEstimator
 from sfu.protocol.feedback_budget import FeedbackBudget
 from sfu.protocol.probe import Probe, padding_packet, probe_rate
 from sfu.protocol.remb import RembTotal
-from sfu.protocol.simulcast import TEMPORAL_BACK, Choice, LayerPace, choose, ranked, remb_choice
+from sfu.protocol.simulcast import Choice, LayerPace, choose, ranked, remb_choice
 from sfu.protocol.twcc import FMT_TRANSPORT_CC, feedback_range, parse_feedback
 from sfu.routing.context import HandlerContext
 from sfu.routing.publisher import Publisher
 from sfu.routing.publisher_track import PublisherTrack
 from sfu.routing.rewrite import extend_for_player
 from sfu.routing.stats import PlayerStats, next_serial
+from sfu.routing.stream_layers import adapt_svc, is_svc, limit_vp8_temporal
 from sfu.routing.subscriber_track import (
     MAX_NACKED_PER_RTCP,
     MAX_RESENDS_PER_RTCP,
@@ -82,8 +84,10 @@ class Player:
 
     @property
     def adaptive(self) -> bool:
-        """True when a track plays a simulcast source: its estimate matters."""
-        return any(t.source is not None and len(t.source.layers) > 1 for t in self.tracks)
+        """True when a track plays a simulcast or VP9 source: its estimate matters."""
+        return any(
+            t.source is not None and (len(t.source.layers) > 1 or is_svc(t)) for t in self.tracks
+        )
 
     def note_sent(self, now: float) -> None:
         """Every feedback tick: a running probe's padding, then what was sent so far, the
@@ -103,6 +107,8 @@ class Player:
         remb_only = estimate is not None and not self.bwe.feedback_used
         for track in self.tracks:
             source = track.source
+            if is_svc(track):
+                adapt_svc(track, estimate, self.pace, now)
             if source is None or len(source.layers) < 2:
                 continue
             current = track.pending or source
@@ -110,7 +116,7 @@ class Player:
                 target = remb_choice(source.layers, track.choice, current, estimate)
             else:
                 target = choose(source.layers, track.choice, estimate)
-            self._limit_temporal(track, ranked(source.layers)[0], estimate)
+            limit_vp8_temporal(track, ranked(source.layers)[0], estimate)
             if target is None or target is current:
                 continue
             order = ranked(source.layers)
@@ -216,18 +222,6 @@ class Player:
                 self.context.sessions.drops["probe_send"] += 1
                 return
 
-    def _limit_temporal(
-        self, track: SubscriberTrack, lowest: PublisherTrack, estimate: float | None
-    ) -> None:
-        """On the lowest layer with an estimate below even its bitrate, keep only its base
-        temporal layer (a lower frame rate); all frames again once there is clear room."""
-        on_lowest = track.source is lowest and track.pending is None and track.choice.auto
-        on_lowest = on_lowest and lowest.codec.name.lower() == "vp8"  # TIDs are read from VP8
-        if on_lowest and estimate is not None and lowest.bitrate > estimate:
-            track.limit_temporal(0)
-        elif not on_lowest or estimate is None or estimate > TEMPORAL_BACK * lowest.bitrate:
-            track.limit_temporal(None)
-
     def set_choice(self, choice: Choice, mid: str | None, now: float) -> None:
         """A player's layer wish for its video track `mid` (None: every video track);
         LookupError for a mid it does not have or a rid the live publisher does not send."""
@@ -239,6 +233,12 @@ class Player:
             rids = {t.rid for t in publisher.tracks if t.kind == VIDEO}
             if choice.rid not in rids:
                 raise LookupError(f"the stream sends no layer with rid {choice.rid!r}")
+        svc_wish = (choice.spatial, choice.temporal, choice.max_spatial, choice.max_temporal)
+        sends_svc = publisher is None or any(
+            t.payload_rule == fastpath.PAYLOAD_VP9_SVC for t in publisher.tracks
+        )
+        if any(v is not None for v in svc_wish) and not sends_svc:
+            raise LookupError("the stream sends no SVC layers (it is not VP9)")
         for track in tracks:
             track.choice = choice
         self.adapt(now)

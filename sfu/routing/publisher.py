@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from sfu.media import AUDIO
+from sfu.protocol import fastpath
 from sfu.protocol.twcc import TwccRecorder
 from sfu.routing.context import HandlerContext
 from sfu.routing.publisher_track import KeyframeNeeded, PublisherTrack
@@ -250,15 +251,31 @@ class Publisher:
             tracks=tuple(t.stats() for t in self.tracks),
         )
 
-    def layers(self) -> tuple[Layer, ...]:
-        """The simulcast layers it offers, in the order of its offer (m-lines, then rids):
-        `tracks` keeps that order while each group is re-ranked by bitrate."""
-        mlines = self.session.peer.tracks
-        return tuple(
-            Layer(mlines.index(t.spec), t.rid, t.width, t.height, t.bitrate, t.bitrate > 0)
-            for t in self.tracks
-            if t.rid is not None
+    @property
+    def layered(self) -> bool:
+        """True when it sends layers players choose among: simulcast, or VP9 (SVC)."""
+        return any(
+            len(group) > 1 or group[0].payload_rule == fastpath.PAYLOAD_VP9_SVC
+            for group in self.groups
         )
+
+    def layers(self) -> tuple[Layer, ...]:
+        """The layers it offers, in the order of its offer (m-lines, then rids, then a VP9
+        stream's spatial layers): `tracks` keeps that order while each group is re-ranked
+        by bitrate."""
+        mlines = self.session.peer.tracks
+        found = []
+        for t in self.tracks:
+            mline = mlines.index(t.spec)
+            if t.rid is not None:
+                found.append(Layer(mline, t.rid, t.width, t.height, t.bitrate, t.bitrate > 0))
+            if t.payload_rule != fastpath.PAYLOAD_VP9_SVC or len(t.spatial_rates) < 2:
+                continue
+            for sid, rate in enumerate(t.spatial_rates):
+                below = t.spatial_rates[sid - 1] if sid else 0.0
+                width, height = t.spatial_sizes[sid] if sid < len(t.spatial_sizes) else (0, 0)
+                found.append(Layer(mline, t.rid, width, height, rate - below, rate > below, sid))
+        return tuple(found)
 
     def on_moved(self) -> None:
         """Feedback goes through the session's own send, which follows its address."""

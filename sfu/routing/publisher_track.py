@@ -9,17 +9,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pylibsrtp
-
+from sfu import media
 from sfu.media import VIDEO, Codec, TrackSpec
 from sfu.protocol import fastpath
 from sfu.protocol.keyframes import keyframe_detector
 from sfu.protocol.receiver import MissingPackets, ReceptionStats
-from sfu.protocol.simulcast import vp8_dimensions, vp8_ids
-from sfu.routing.rewrite import CACHE_MASK, CACHE_SIZE, REWRITE, extend_for_player
+from sfu.protocol.simulcast import vp8_dimensions
+from sfu.protocol.svc import ALL_LAYERS
+from sfu.routing.fan_out import fan_out
+from sfu.routing.rewrite import CACHE_MASK, CACHE_SIZE
 from sfu.routing.stats import InTrackStats
 from sfu.routing.subscriber_track import SubscriberTrack
-from sfu.wire import rtp
+from sfu.wire import red, rtp
+from sfu.wire.vp9 import Vp9Descriptor, parse_vp9, vp9_sizes
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class PublisherTrack:
         "bytes",
         "cache",
         "codec",
+        "descriptor_drops",
         "height",
         "is_keyframe",
         "keyframe_awaited",
@@ -78,11 +81,18 @@ class PublisherTrack:
         "layers",
         "missing",
         "packets",
+        "payload_rule",
         "reception",
+        "red_drops",
+        "red_payload_type",
         "requests",
         "rid",
         "send_failures",
         "sender_info",
+        "sized",
+        "spatial_bytes",
+        "spatial_rates",
+        "spatial_sizes",
         "spec",
         "ssrc",
         "subscribers",
@@ -102,6 +112,27 @@ class PublisherTrack:
         # A VP8 simulcast layer: its players' picture IDs continue across switches, and its
         # size is learnt from a keyframe.
         self.vp8_layer = rid is not None and self.codec.name.lower() == "vp8"
+        # VP9 goes through each player's SVC filter (one layer or many, simulcast or not).
+        self.payload_rule = (
+            fastpath.PAYLOAD_VP9_SVC
+            if self.codec.name.lower() == "vp9"
+            else fastpath.PAYLOAD_VP8_IDS
+            if self.vp8_layer
+            else fastpath.PAYLOAD_AS_IS
+        )
+        self.descriptor_drops = 0  # VP9 packets whose descriptor runs past their end
+        # RED audio: the payload type of Opus in it (what players without RED get), and the
+        # RED payloads unreadable to them.
+        self.red_payload_type = media.red_primary(self.codec)
+        self.red_drops = 0
+        # Its picture size is learnt from keyframes: a VP8 simulcast layer's, and VP9's from
+        # the scalability structure (the top spatial layer's).
+        self.sized = self.vp8_layer or self.payload_rule == fastpath.PAYLOAD_VP9_SVC
+        # VP9: bytes per spatial layer, then per report interval each layer's bitrate with
+        # those below it (what a player of that layer gets), and the sizes keyframes told.
+        self.spatial_bytes = [0] * (ALL_LAYERS + 1)
+        self.spatial_rates: list[float] = []
+        self.spatial_sizes: list[tuple[int, int]] = []
         self.height = 0
         self.bitrate = 0.0  # bits per second over the last report interval
         self._bytes_at_sample: tuple[float, int] | None = None
@@ -170,97 +201,56 @@ class PublisherTrack:
         # fan-out writes each player's own in their place, and resends strip them (cached).
         if self.cache is not None:
             self.cache[seq & CACHE_MASK] = packet
+        svc: Vp9Descriptor | None = None
+        if self.payload_rule == fastpath.PAYLOAD_VP9_SVC:
+            try:
+                svc = parse_vp9(packet, rtp.header_length(packet))
+            except rtp.RtpError:
+                svc = None
+            if svc is None:
+                self.descriptor_drops += 1
+                return 0
+            self.spatial_bytes[svc.sid] += len(packet)
         if (
             self.switching
             or self.keyframe_pending
             or self.keyframe_awaited
-            or (self.vp8_layer and not self.width)
+            or (self.sized and not self.width)
         ):
             self._at_keyframe(packet, now)
         subscribers = self.subscribers
         if not subscribers:
             return 0
-        fanout = fastpath.fanout
-        sent = 0
-        if fanout is not None:
-            sent, dropped, left = fanout(packet, subscribers, now, self.vp8_layer)
-            self.send_failures += dropped
-            if not left:
-                return sent
-            # Players still waiting for a keyframe, and any without a socket or SRTP sender
-            # the extension can use, go through the loop below.
-            subscribers = [sub for sub in subscribers if not sub.started or sub._fd < 0]
-        packet = rtp.strip_extensions(packet)  # checked above; the loop starts from the bare one
-        buf = bytearray(packet)
-        marker = packet[1] & 0x80
-        payload_start = 0
-        if self.rid is not None:
-            try:
-                payload_start = rtp.header_length(packet)
-            except rtp.RtpError:
-                return sent
-        ids = vp8_ids(packet, payload_start) if self.vp8_layer else None
-        keyframe: bool | None = None
-        pack_into = REWRITE.pack_into
-        # One copy with header extensions per extension layout, shared by the players using it.
-        with_extensions: dict[tuple, tuple[bytearray, int]] | None = None
-        for sub in subscribers:
-            if not sub.started:
-                if keyframe is None:
-                    keyframe = self._starts_keyframe(packet)
-                if not keyframe:
-                    continue
-                sub.start(seq, ts, now)
-            if ids is not None:
-                max_temporal = sub.max_temporal
-                if max_temporal is not None and ids.tid > max_temporal:
-                    sub.skip_packet(seq)
-                    continue
-            layout = sub.extension_layout
-            if layout is None:
-                target = buf
-            else:
-                if with_extensions is None:
-                    with_extensions = {}
-                entry = with_extensions.get(layout)
-                if entry is None:
-                    entry = with_extensions[layout] = extend_for_player(packet, layout, now)
-                target, transport_seq_at = entry
-                if transport_seq_at:
-                    session = sub.session
-                    transport_seq = session.transport_seq
-                    session.transport_seq = (transport_seq + 1) & 0xFFFF
-                    target[transport_seq_at] = transport_seq >> 8
-                    target[transport_seq_at + 1] = transport_seq & 0xFF
-            pack_into(
-                target,
-                1,
-                marker | sub.payload_type,
-                (seq + sub.seq_offset) & 0xFFFF,
-                (ts + sub.ts_offset) & 0xFFFFFFFF,
-                sub.ssrc,
-            )
-            if ids is not None:  # from the publisher's ids, as the buffer is shared
-                sub.continue_ids(target, len(target) - len(packet), ids)
-            # Sending is inlined: one Python frame less per packet and player is ~5% of a core.
-            addr = sub.session.addr
-            if addr is None:
-                continue
-            sub.packets += 1
-            sub.bytes += len(target)
-            try:
-                sub._sendto(sub._protect(target), addr)
-                sent += 1
-            except (OSError, pylibsrtp.Error):
-                self.send_failures += 1
-        return sent
+        if self.red_payload_type is not None:
+            plain = [sub for sub in subscribers if sub.unwrap_red]
+            if plain:  # players that did not ask for RED get its primary block alone
+                sent = self._forward_unwrapped(packet, plain, seq, ts, now)
+                subscribers = [sub for sub in subscribers if not sub.unwrap_red]
+                return sent + fan_out(self, packet, subscribers, svc, seq, ts, now)
+        return fan_out(self, packet, subscribers, svc, seq, ts, now)
+
+    def _forward_unwrapped(
+        self, packet: bytes, plain: list[SubscriberTrack], seq: int, ts: int, now: float
+    ) -> int:
+        """A RED packet's primary block to players that take plain Opus; an unreadable RED
+        payload reaches none of them and is counted."""
+        assert self.red_payload_type is not None
+        try:
+            start, end = rtp.payload_bounds(packet)
+        except rtp.RtpError:
+            start = end = 0
+        unwrapped = red.unwrap(packet, start, end, self.red_payload_type) if end else None
+        if unwrapped is None:
+            self.red_drops += 1
+            return 0
+        return fan_out(self, unwrapped, plain, None, seq, ts, now)
 
     def _at_keyframe(self, packet: bytes, now: float) -> None:
         """At the first packet of a keyframe: learn the layer's size, move the players that
         wait to switch here (they start on this very packet, as waiting players do), and
         drop the pending request, which this keyframe answers. At any other packet, send the
         pending request if it is due (sooner than the next feedback tick)."""
-        if not self._starts_keyframe(packet):
+        if not self.starts_keyframe(packet):
             if self.keyframe_pending or self.keyframe_awaited:
                 self.send_due_keyframe_request(now)
             return
@@ -268,10 +258,16 @@ class PublisherTrack:
         if self.keyframe_pending:
             self.keyframe_pending = False
             self.keyframe_requests_coalesced += 1
-        if self.codec.name.lower() == "vp8":
+        name = self.codec.name.lower()
+        if name == "vp8":
             size = vp8_dimensions(packet, rtp.payload_bounds(packet)[0])
             if size is not None:
                 self.width, self.height = size
+        elif name == "vp9":
+            sizes = vp9_sizes(packet, rtp.payload_bounds(packet)[0])
+            if sizes:
+                self.width, self.height = sizes[-1]
+                self.spatial_sizes = sizes
         switching, self.switching = self.switching, []
         for sub in switching:
             sub.move_to(self)
@@ -282,7 +278,17 @@ class PublisherTrack:
             then, before = self._bytes_at_sample
             if now > then:
                 self.bitrate = 8 * (self.bytes - before) / (now - then)
+                self._sample_spatial(now - then)
         self._bytes_at_sample = (now, self.bytes)
+
+    def _sample_spatial(self, elapsed: float) -> None:
+        """VP9: each spatial layer heard since the last sample, with those below it."""
+        if self.payload_rule != fastpath.PAYLOAD_VP9_SVC:
+            return
+        counts = self.spatial_bytes
+        heard = max((sid + 1 for sid, count in enumerate(counts) if count), default=0)
+        self.spatial_rates = [8 * sum(counts[: sid + 1]) / elapsed for sid in range(heard)]
+        self.spatial_bytes = [0] * len(counts)
 
     def send_due_nacks(self, now: float) -> None:
         """Ask again for the missing packets whose retry is due."""
@@ -302,7 +308,8 @@ class PublisherTrack:
             return None
         return rtp.strip_extensions(packet)
 
-    def _starts_keyframe(self, packet: bytes) -> bool:
+    def starts_keyframe(self, packet: bytes) -> bool:
+        """Whether the packet begins a keyframe (audio: every packet does)."""
         try:
             start, end = rtp.payload_bounds(packet)
         except rtp.RtpError:
@@ -381,4 +388,10 @@ class PublisherTrack:
             plis_sent=self.keyframe_requests,
             send_failures=self.send_failures,
             subscribers=len(self.subscribers),
+            payload_drops=self._payload_drops(),
         )
+
+    def _payload_drops(self) -> dict[str, int]:
+        if self.payload_rule == fastpath.PAYLOAD_VP9_SVC:
+            return {"vp9_descriptor": self.descriptor_drops}
+        return {"red": self.red_drops} if self.red_payload_type is not None else {}

@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable
 
 from sfu.config import MediaConfig
-from sfu.media import PeerParams
+from sfu.media import Codec, PeerParams
 from sfu.protocol import ice
 from sfu.protocol.certificate import Certificate
 from sfu.protocol.simulcast import Choice, ranked
@@ -147,12 +147,12 @@ class Router:
         session.handler = player
         return player
 
-    def preferred_codecs(self, name: str) -> dict[str, str]:
-        """kind -> codec name of the stream's current publisher, to put first in a player answer."""
+    def preferred_codecs(self, name: str) -> dict[str, Codec]:
+        """kind -> codec of the stream's current publisher, to put first in a player answer."""
         stream = self.streams.get(name)
         if stream is None or stream.publisher is None:
             return {}
-        return {t.kind: t.codec.name for t in stream.publisher.tracks}
+        return {t.kind: t.codec for t in stream.publisher.tracks}
 
     def layer_rids(self, name: str) -> set[str] | None:
         """The rids the stream's live publisher sends; None when there is no live publisher."""
@@ -280,8 +280,9 @@ class Router:
             publisher = stream.live_publisher()
             if publisher is not None:
                 publisher.send_feedback(now)
-                # Only a simulcast source makes a player adaptive: skip the players otherwise.
-                if any(len(group) > 1 for group in publisher.groups):
+                # Only a simulcast or VP9 source makes a player adaptive: skip the players
+                # otherwise.
+                if publisher.layered:
                     for player in stream.players:
                         if player.adaptive:
                             player.note_sent(now)

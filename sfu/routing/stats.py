@@ -46,9 +46,14 @@ class InTrackStats:
     plis_sent: int
     send_failures: int
     subscribers: int
+    # Packets whose payload could not be read where the server reads it, by what: a VP9
+    # descriptor ("vp9_descriptor", every player misses it), a RED payload ("red", players
+    # of plain Opus miss it). Only the codec's own key, so other tracks keep their keys.
+    payload_drops: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         layer = {"rid": self.rid, "width": self.width, "height": self.height} if self.rid else {}
+        drops = {"payload_drops": dict(self.payload_drops)} if self.payload_drops else {}
         return {
             "kind": self.kind,
             "codec": self.codec,
@@ -65,6 +70,7 @@ class InTrackStats:
             "plis_sent": self.plis_sent,
             "send_failures": self.send_failures,
             "subscribers": self.subscribers,
+            **drops,
         }
 
 
@@ -95,7 +101,7 @@ class PublisherStats:
 
 @dataclass(frozen=True)
 class LayerState:
-    """Which simulcast layer a player's track plays, moves to and asked for."""
+    """Which simulcast layer (or VP9 layers) a player's track plays, moves to and asked for."""
 
     layer: str
     target_layer: str
@@ -105,9 +111,15 @@ class LayerState:
     layer_switches: int
     max_temporal: int | None
     temporal_drops: int
+    # Of a VP9 stream: (spatial, temporal) sent now, then the targets; -1 before a keyframe.
+    svc: tuple[int, int, int, int] | None = None
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields; `svc` only for a VP9 stream, so other tracks keep their keys."""
+        data = dataclasses.asdict(self)
+        if data["svc"] is None:
+            del data["svc"]
+        return data
 
 
 @dataclass(frozen=True)
@@ -235,16 +247,17 @@ class StreamStats:
 
 @dataclass(frozen=True)
 class Layer:
-    """One simulcast layer a live publisher offers, for WHEP's `layers` event.
+    """One simulcast or VP9 spatial layer a live publisher offers, for WHEP's `layers` event.
 
     Two Layers are equal when rid, size and activity are: a bitrate that moves is no news."""
 
     mline: int  # the publisher's m-line (media section) index
-    rid: str
+    rid: str | None  # None for a spatial layer of a VP9 stream without simulcast
     width: int  # 0 while unknown
     height: int
     bitrate: float = field(compare=False)
     active: bool  # media arrived in the last report interval
+    spatial: int | None = None  # a VP9 SVC spatial layer's id (its bitrate is its own)
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,15 @@ from typing import Protocol
 
 import pylibsrtp
 
-from sfu.media import Codec, TrackSpec
+from sfu.media import Codec, TrackSpec, best_receivable
 from sfu.protocol import fastpath, ice
 from sfu.protocol.simulcast import Choice, Layer, Vp8Continuity, vp8_ids
+from sfu.protocol.svc import ALL_LAYERS, NOT_YET, SvcFilter
 from sfu.routing.rewrite import CACHE_MASK, CACHE_SIZE, REWRITE, extension_layout
 from sfu.routing.stats import LayerState, OutTrackStats
 from sfu.session.transport import SendFunction, Transport
 from sfu.wire import rtp
+from sfu.wire.vp9 import parse_vp9
 
 # The retransmission budget of a player track, so NACKs cannot make us an amplifier: a token
 # bucket filled with this share of the packets we send it (about 15% of its last second),
@@ -42,6 +44,7 @@ class Source(Layer, Protocol):
 
     codec: Codec
     vp8_layer: bool
+    payload_rule: int
     last_seq: int
     last_ts: int
     last_time: float
@@ -55,7 +58,7 @@ class Source(Layer, Protocol):
     def request_keyframe(self, now: float) -> None: ...
 
 
-class SubscriberTrack(Vp8Continuity, fastpath.PlayerState):
+class SubscriberTrack(Vp8Continuity, SvcFilter, fastpath.PlayerState):
     """One outgoing track of a player, fed by at most one publisher track at a time.
 
     With the extension built, the fields the fan-out reads (ssrc, payload_type, offsets,
@@ -90,6 +93,7 @@ class SubscriberTrack(Vp8Continuity, fastpath.PlayerState):
         "rtx_ssrc",
         "source",
         "spec",
+        "unwrap_red",
     )
 
     def __init__(
@@ -113,7 +117,12 @@ class SubscriberTrack(Vp8Continuity, fastpath.PlayerState):
         self.vp8_after: tuple[int | None, int | None] | None = None
         # The highest VP8 temporal layer sent when even the lowest spatial one is too much.
         self.max_temporal: int | None = None
+        # VP9 SVC (svc.SvcFilter): the layers wanted, and those sent now.
+        self.target_spatial = self.target_temporal = ALL_LAYERS
+        self.current_spatial = self.current_temporal = NOT_YET
+        self.svc_picture = -1
         self.payload_type = 0
+        self.unwrap_red = False  # the source sends RED, this player takes plain Opus
         self.rtx_payload_type: int | None = None
         self.started = False
         self.seq_offset = 0
@@ -143,24 +152,17 @@ class SubscriberTrack(Vp8Continuity, fastpath.PlayerState):
 
     def codec_for(self, codec: Codec) -> Codec | None:
         """This player's codec for the publisher's codec, or None if it cannot take it."""
-        name = codec.name.lower()
-        candidates = [c for c in self.spec.codecs if c.name.lower() == name]
-        if not candidates:
-            return None
-        if name == "h264":
-            wanted = codec.fmtp_params.get("profile-level-id", "")[:2].lower()
-            for candidate in candidates:
-                profile = candidate.fmtp_params.get("profile-level-id", "")[:2].lower()
-                if profile == wanted:
-                    return candidate
-        return candidates[0]
+        return best_receivable(codec, self.spec.codecs)
 
     def attach(self, source: Source, codec: Codec, sendto: SendFunction) -> None:
         assert self.session.srtp is not None
         self.source = source
         self.payload_type = codec.payload_type
+        self.unwrap_red = source.codec.name.lower() == "red" != codec.name.lower()
         self.rtx_payload_type = codec.rtx_payload_type if self.rtx_ssrc is not None else None
         self.started = False
+        self.current_spatial = self.current_temporal = NOT_YET  # until its first keyframe
+        self.svc_picture = -1
         self._bind(sendto)
         source.subscribers.append(self)
 
@@ -297,7 +299,7 @@ class SubscriberTrack(Vp8Continuity, fastpath.PlayerState):
             self.retransmit_misses += 1
             return False
         ts = (int.from_bytes(packet[4:8], "big") + self.ts_offset) & 0xFFFFFFFF
-        marker = packet[1] & 0x80
+        marker = packet[1] & 0x80 or self._svc_marker(source, packet)
         if self.rtx_payload_type is None:
             buf = bytearray(packet)
             REWRITE.pack_into(buf, 1, marker | self.payload_type, out_seq, ts, self.ssrc)
@@ -324,6 +326,14 @@ class SubscriberTrack(Vp8Continuity, fastpath.PlayerState):
         except (OSError, pylibsrtp.Error):
             self.retransmit_misses += 1
         return True
+
+    def _svc_marker(self, source: Source, packet: bytes) -> int:
+        """0x80 when a resent VP9 packet ends the picture as this player now gets it, as
+        the fan-out marked it when it went out at these layers."""
+        if source.payload_rule != fastpath.PAYLOAD_VP9_SVC:
+            return 0
+        descriptor = parse_vp9(packet, rtp.header_length(packet))
+        return 0x80 if descriptor is not None and self.svc_marker(descriptor) else 0
 
     def sender_report(self, now: float) -> bytes | None:
         """An SR mapping our rewritten timestamps to the publisher's NTP clock, for A/V sync."""
@@ -366,18 +376,20 @@ class SubscriberTrack(Vp8Continuity, fastpath.PlayerState):
         )
 
     def _layer_state(self) -> LayerState | None:
-        """The current and target layer and the wish, for a track fed by a simulcast source."""
+        """The current and target layers and the wish, for a simulcast or VP9 source."""
         source = self.source
-        if source is None or source.rid is None:
+        svc = source is not None and source.payload_rule == fastpath.PAYLOAD_VP9_SVC
+        if source is None or (source.rid is None and not svc):
             return None
-        choice = self.choice
+        choice, now, target = self.choice, self.current_spatial, self.target_spatial
         return LayerState(
-            layer=source.rid,
-            target_layer=self.pending.rid if self.pending is not None else source.rid,
+            layer=source.rid or "",
+            target_layer=(self.pending or source).rid or "",
             choice=choice.rid or "auto",
             max_width=choice.max_width,
             max_height=choice.max_height,
             layer_switches=self.layer_switches,
             max_temporal=self.max_temporal,
             temporal_drops=self.temporal_drops,
+            svc=(now, self.current_temporal, target, self.target_temporal) if svc else None,
         )

@@ -337,6 +337,16 @@ class Cluster:
             return Rejection(307, f"{reason}: see {location}", {"Location": location})
         return Rejection(409, reason) if owner is not None else unavailable(reason)
 
+    def peer_urls(self) -> list[str]:
+        """The other live nodes' base URLs: where this node's pages may connect."""
+        return [str(r["url"]) for n, r in self.nodes.items() if n != self.name and r.get("url")]
+
+    def reconnect_target(self) -> str | None:
+        """The base URL of the node this one's clients should move to when it leaves: the
+        least loaded other node that is not draining, or None when there is none."""
+        target = self._least_loaded()
+        return str(target["url"]) if target is not None and target.get("url") else None
+
     def _least_loaded(self) -> dict | None:
         others = [
             r for n, r in self.nodes.items() if n != self.name and not r.get("draining", False)

@@ -59,7 +59,8 @@ async def server_stats(request: web.Request) -> web.Response:
             "datagrams_in": endpoint.datagrams_in,
             # STUN, DTLS and RTCP; forwarded media is media_packets_out
             "control_datagrams_out": endpoint.control_datagrams_out,
-            "drops": dict(endpoint.drops),
+            "drops": dict(endpoint.drops),  # traffic refused or lost
+            "housekeeping": housekeeping(request.app),  # routine closes, not trouble
             "admission_refused": dict(request.app[ADMISSION].refused),
             "http_refused": dict(request.app[REFUSED]),  # by status: 400, 401, 413, 429, ...
             "http": request.app[GUARD].stats() if GUARD in request.app else {},
@@ -68,6 +69,15 @@ async def server_stats(request: web.Request) -> web.Response:
             "heap_trims": {"count": media.trimmer.trims, "seconds": media.trimmer.seconds},
         }
     )
+
+
+def housekeeping(app: web.Application) -> dict[str, int]:
+    """Closes that are the server tidying up: ICE-TCP connections no session used, event
+    streams that stayed idle too long."""
+    tcp = app[MEDIA_SERVER].endpoint.tcp
+    counts = dict(tcp.housekeeping) if tcp is not None else {}
+    counts["event_streams_idle_closed"] = app[HUB].ended_idle if HUB in app else 0
+    return counts
 
 
 def open_file_count() -> int | None:

@@ -36,6 +36,7 @@ from signaling.sdp.candidates import MAX_CANDIDATES, for_request, usable
 from signaling.sdp.host_name import NAME, OFF, host_name
 from signaling.sdp.layer_request import (
     MAX_LAYER_BODY,
+    SVC_FIELDS,
     LayerRequestError,
     layer_link,
     parse_layer_request,
@@ -268,7 +269,8 @@ def first_layer_choice(request: web.Request, stream: str) -> Choice | None:
 
 
 async def set_layer(request: web.Request) -> web.Response:
-    """The WHEP layer extension: pin a rid, cap the size, or "auto" -> 200."""
+    """The WHEP layer extension: pin a rid, cap the size, pin or cap SVC layers, or "auto"
+    -> 200."""
     session = session_for(request)
     if request.content_type != JSON_TYPE:
         raise Rejection(415, f"Content-Type must be {JSON_TYPE}, not {request.content_type}")
@@ -283,7 +285,9 @@ async def set_layer(request: web.Request) -> web.Response:
         raise Rejection(400, "layers are chosen by playing (WHEP) sessions only") from exc
     except LookupError as exc:
         raise Rejection(400, str(exc)) from exc
-    return web.json_response({"mediaId": mid, "rid": choice.rid or AUTO})
+    svc = {key: getattr(choice, name) for key, name in SVC_FIELDS.items()}
+    answer = {"mediaId": mid, "rid": choice.rid or AUTO}
+    return web.json_response(answer | {k: v for k, v in svc.items() if v is not None})
 
 
 async def whip(request: web.Request) -> web.Response:

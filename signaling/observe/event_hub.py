@@ -44,6 +44,7 @@ PER_CLIENT_SUBSCRIPTIONS = 16  # WHEP event subscriptions one client may hold
 PER_SESSION_STREAMS = 2  # a session's own stream, and its EventSource's reconnect overlapping
 MAX_GRANTS = 4096  # (client, stream) pairs remembered for `grant`; the oldest go first
 REFUSAL_KINDS = ("cap", "client_cap", "not_found", "bad_request")
+FAREWELL_WAIT = 1.0  # seconds a stopping server waits for its `reconnect` events to go out
 
 
 class EventRefused(Exception):
@@ -72,6 +73,7 @@ class EventHub:
         self.refused: collections.Counter[str] = collections.Counter()  # by REFUSAL_KINDS
         self.dropped_slow = 0
         self.ended_idle = 0
+        self.told_to_reconnect = 0
         self._grants: collections.OrderedDict[tuple[str, str], float] = collections.OrderedDict()
         self._last: dict[str, StreamState] = {}
         self._task: asyncio.Task | None = None
@@ -87,6 +89,22 @@ class EventHub:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+
+    async def say_goodbye(self, base_url: str | None, within: float = FAREWELL_WAIT) -> int:
+        """The server is stopping or draining: tell every stream's client where to reconnect
+        (`base_url`, another node, or this one when None), end each stream once that is
+        written, and wait at most `within` seconds for them. Returns how many were told."""
+        told = 0
+        for listener in list(self.listeners):
+            frames = listener.farewell(base_url)
+            listener.offer(frames)
+            listener.ending = True
+            told += bool(frames)
+        deadline = time.monotonic() + within
+        while self.listeners and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        self.told_to_reconnect += told
+        return told
 
     async def _run(self) -> None:
         while True:

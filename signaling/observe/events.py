@@ -1,4 +1,4 @@
-"""Server-sent events: WHEP's active/inactive/viewercount/layers and a room's published streams.
+"""Server-sent events: WHEP's active/inactive/viewercount/layers/reconnect and a room's streams.
 
 The router is never asked to call back: a sampler reads its public state a few times a second
 while anyone listens, diffs it with the last sample, and hands each change to the listeners
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from sfu.routing.stats import Layer
 
 QUEUE_SIZE = 64  # events a listener may fall behind before it is dropped
-WHEP_EVENTS = ("active", "inactive", "viewercount", "layers")
+WHEP_EVENTS = ("active", "inactive", "viewercount", "layers", "reconnect")
 SUPPORTED = frozenset(WHEP_EVENTS)
 LINK_REL = "urn:ietf:params:whep:ext:core:server-sent-events"
 MAX_EVENTS_BODY = 1024
@@ -47,15 +47,25 @@ def frame(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
 
 
+def reconnect_frame(url: str | None) -> bytes:
+    """The `reconnect` event of the WHEP extensions: where to open a new session, now. Sent
+    when this server stops or drains; `url` is another node's endpoint, or this one's."""
+    return frame("reconnect", {"url": url})
+
+
 def layers_data(layers: tuple[Layer, ...]) -> dict[str, list[dict]]:
     """The `layers` event's data: m-line index -> its layers, in the shape of the WHEP core
-    extensions draft (rid, width, height, bitrate; a size only once known) plus `active`."""
+    extensions draft (rid, spatialLayerId of a VP9 SVC stream, width, height, bitrate; each
+    only when known) plus `active`."""
     data: dict[str, list[dict]] = {}
     for layer in layers:
-        size = {"width": layer.width, "height": layer.height} if layer.width else {}
-        data.setdefault(str(layer.mline), []).append(
-            {"rid": layer.rid, **size, "bitrate": round(layer.bitrate), "active": layer.active}
-        )
+        entry: dict = {} if layer.rid is None else {"rid": layer.rid}
+        if layer.spatial is not None:
+            entry["spatialLayerId"] = layer.spatial
+        if layer.width:
+            entry |= {"width": layer.width, "height": layer.height}
+        entry |= {"bitrate": round(layer.bitrate), "active": layer.active}
+        data.setdefault(str(layer.mline), []).append(entry)
     return data
 
 
@@ -95,6 +105,9 @@ class Listener:
     closed: bool = False  # the server is stopping: end the stream now, not at a heartbeat
     poll: Callable[[], list[bytes]] | None = None
     ending: bool = False  # what it follows is gone: end once the queued frames are written
+    # Its last words when the server goes away: from the base URL of another node (or None
+    # for this one), the frames that tell its client where to reconnect.
+    farewell: Callable[[str | None], list[bytes]] = lambda _base: []
 
     def close(self) -> None:
         self.closed = True
@@ -147,8 +160,13 @@ def whep_listener(sample: Sampler, subscription: Subscription) -> tuple[Listener
     def render(name: str, before: StreamState | None, after: StreamState | None) -> list[bytes]:
         return [f for event, f in whep_frames(before, after) if event in subscription.events]
 
+    def farewell(base: str | None) -> list[bytes]:
+        if "reconnect" not in subscription.events:
+            return []
+        return [reconnect_frame(f"{(base or '').rstrip('/')}/whep/{name}")]
+
     name = subscription.stream
-    listener = Listener(lambda stream: stream == name, render)
+    listener = Listener(lambda stream: stream == name, render, farewell=farewell)
     return listener, render(name, None, sample().get(name, GONE))
 
 

@@ -99,6 +99,15 @@ class RouterCollector(Collector):
         for reason, count in sorted(endpoint.drops.items()):
             drops.add_metric([reason], count)
         yield drops
+        housekeeping = CounterMetricFamily(
+            "litesfu_housekeeping_closes",
+            "Routine closes, not drops: ICE-TCP connections no session used",
+            labels=["reason"],
+        )
+        if endpoint.tcp is not None:
+            for reason, count in sorted(endpoint.tcp.housekeeping.items()):
+                housekeeping.add_metric([reason], count)
+        yield housekeeping
         stun_failures = sum(c for r, c in endpoint.drops.items() if r.startswith("stun_"))
         yield CounterMetricFamily(
             "litesfu_stun_rejected", "STUN requests refused (the stun_* drops)", value=stun_failures

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from signaling.observe.events import Listener, frame
+from signaling.observe.events import Listener, frame, reconnect_frame
 
 if TYPE_CHECKING:
     from sfu.routing.room_stats import RoomView
@@ -95,6 +95,7 @@ def room_listener(view: Callable[[], RoomView | None]) -> tuple[Listener, list[b
     first = view()
     last: list[RoomState | None] = [room_state(first) if first is not None else None]
     listener = Listener(lambda _name: False, lambda _name, _before, _after: [])
+    listener.farewell = lambda base: [reconnect_frame(base)]  # the page rejoins the room
 
     def poll() -> list[bytes]:
         current = view()

@@ -8,9 +8,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sfu.media import AUDIO, VIDEO, Codec, DataParams, PeerParams, TrackSpec
+from sfu.media import (
+    AUDIO,
+    VIDEO,
+    Codec,
+    DataParams,
+    PeerParams,
+    TrackSpec,
+    best_receivable,
+    format_name,
+)
 from sfu.wire.audio_level import AUDIO_LEVEL_URI
 from sfu.wire.rtp import ABS_SEND_TIME_URI, MID_URI, RID_URI, TRANSPORT_CC_URI
+from signaling.sdp.formats import (
+    SERVER_TAKES,
+    fmtp_params,
+    is_forwardable,
+    offered_names,
+    publish_rank,
+    red_primary_pt,
+)
 from signaling.sdp.parse import MAX_ROOM_MEDIA_SECTIONS, MediaSection, Offer
 from signaling.sdp.simulcast import SimulcastError, offered_layers
 
@@ -34,6 +51,7 @@ _DATA_PROTOS = ("UDP/DTLS/SCTP", "TCP/DTLS/SCTP")  # RFC 8841; one transport car
 DATA_FORMAT = "webrtc-datachannel"
 NO_LIMIT = 0xFFFFFFFF  # what a=max-message-size:0 (no limit) stands for
 _GOOD_SETUP = ("actpass", "active")
+_MAX_NAMED = 8  # player formats named in a CodecMismatch
 MAX_MEDIA_SECTIONS = 16  # audio/video m-lines per offer; each costs state and answer bytes
 ROOM_MEDIA_SECTIONS = MAX_ROOM_MEDIA_SECTIONS  # a room subscriber's slots: 126 others
 
@@ -56,32 +74,6 @@ class BundleRequired(UnsupportedMedia):
     session, so a second m-line's checks could never succeed and its media never flow."""
 
 
-def _fmtp_params(fmtp: str) -> dict[str, str]:
-    """The `key=value;...` parameters of an a=fmtp, keys lower-cased."""
-    params: dict[str, str] = {}
-    for item in fmtp.split(";"):
-        key, sep, value = item.partition("=")
-        if sep:
-            params[key.strip().lower()] = value.strip()
-    return params
-
-
-def _is_supported(section: MediaSection, pt: int) -> bool:
-    """True when `pt` on `section` is a codec the SFU forwards: opus, VP8, or H264 mode 1."""
-    rtpmap = section.rtpmap.get(pt)
-    if rtpmap is None:
-        return False
-    name = rtpmap.name.lower()
-    if section.kind == AUDIO:
-        return name == "opus" and rtpmap.clock_rate == 48000 and rtpmap.channels == 2
-    if section.kind == VIDEO and rtpmap.clock_rate == 90000:
-        if name == "vp8":
-            return True
-        if name == "h264":
-            return _fmtp_params(section.fmtp.get(pt, "")).get("packetization-mode") == "1"
-    return False
-
-
 def _rtx_map(section: MediaSection) -> dict[int, int]:
     """Media payload type -> the first offered rtx payload type for it with the same clock.
 
@@ -92,7 +84,7 @@ def _rtx_map(section: MediaSection) -> dict[int, int]:
         rtpmap = section.rtpmap.get(rtx)
         if rtpmap is None or rtpmap.name.lower() != "rtx":
             continue
-        apt = _fmtp_params(section.fmtp.get(rtx, "")).get("apt", "")
+        apt = fmtp_params(section.fmtp.get(rtx, "")).get("apt", "")
         if not apt.isdigit():
             continue
         media = section.rtpmap.get(int(apt))
@@ -242,41 +234,59 @@ def _negotiate(
 
 
 def negotiate_publish(offer: Offer) -> PeerParams:
-    """Accept each sending audio/video m-line with exactly one codec, the first we support."""
+    """Accept each sending audio/video m-line with exactly one codec: the first we forward
+    in the offer's order (publish_rank), and when that is RED, the Opus it carries. A
+    sending m-line with none is refused (422) with what it offered and what the server
+    takes, never answered with that m-line rejected, which would leave the publisher "live"
+    without its video or audio."""
 
     def choose(section: MediaSection) -> list[Codec]:
-        pt = next((p for p in section.payload_types if _is_supported(section, p)), None)
-        return [] if pt is None else [_codec(section, pt, None)]
+        pts = [p for p in section.payload_types if is_forwardable(section, p)]
+        if not pts:
+            raise UnsupportedMedia(
+                f"the {section.kind} m-line (mid {section.effective_mid[:16]}) offers "
+                f"{offered_names(section)}; this server takes {SERVER_TAKES[section.kind]} "
+                f"(send no {section.kind}, or one of those)"
+            )
+        pt = min(pts, key=lambda p: publish_rank(section, p))  # min keeps the first of a rank
+        primary = red_primary_pt(section, pt)
+        if primary is not None:  # RED comes with the Opus inside it
+            return [_codec(section, pt, None), _codec(section, primary, None)]
+        return [_codec(section, pt, None)]
 
     return _negotiate(offer, ("sendonly", "sendrecv"), choose, PUBLISH_EXTENSIONS, simulcast=True)
 
 
 def negotiate_play(
     offer: Offer,
-    preferred: dict[str, str] | None = None,
+    preferred: dict[str, Codec] | None = None,
     max_media: int = MAX_MEDIA_SECTIONS,
 ) -> PeerParams:
     """Accept each receiving audio/video m-line with every codec we support.
 
-    `preferred` maps a kind to the live publisher's codec name, which goes first so the player
-    decodes the stream as it is; the rest keep the offer's order. Each codec keeps its rtx. A
-    section that supports codecs but not that one raises CodecMismatch.
+    `preferred` maps a kind to the live publisher's codec; the player codec it goes out as
+    (media.best_receivable) goes first, so the player decodes the stream as it is; the rest
+    keep the offer's order. Each codec keeps its rtx. A section that takes codecs but none
+    that can carry the stream's (another codec, or an H264 profile its decoder lacks) raises
+    CodecMismatch, naming both.
     """
     preferred = preferred or {}
-    wanted = {kind: name.lower() for kind, name in preferred.items()}
 
     def choose(section: MediaSection) -> list[Codec]:
-        pts = [p for p in dict.fromkeys(section.payload_types) if _is_supported(section, p)]
+        pts = [p for p in dict.fromkeys(section.payload_types) if is_forwardable(section, p)]
         rtx_for = _rtx_map(section)
         codecs = [_codec(section, p, rtx_for.get(p)) for p in pts]
-        first = wanted.get(section.kind)
-        if codecs and first is not None and all(c.name.lower() != first for c in codecs):
-            offered = ", ".join(dict.fromkeys(c.name for c in codecs))
+        stream = preferred.get(section.kind)
+        if not codecs or stream is None:
+            return codecs
+        first = best_receivable(stream, codecs)
+        if first is None:
+            offered = ", ".join(dict.fromkeys(format_name(c) for c in codecs[:_MAX_NAMED]))
             raise CodecMismatch(
-                f"the stream sends {preferred[section.kind]} {section.kind}; "
+                f"the stream sends {format_name(stream)} {section.kind}; "
                 f"this offer can receive only {offered}"
             )
-        return sorted(codecs, key=lambda codec: codec.name.lower() != first)
+        return [first, *(codec for codec in codecs if codec is not first)]
 
     return _negotiate(offer, ("recvonly", "sendrecv"), choose, PLAY_EXTENSIONS, max_media=max_media)
 

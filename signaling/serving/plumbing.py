@@ -117,7 +117,17 @@ async def cors_and_errors(request: web.Request, handler: Handler) -> web.StreamR
         request.app.logger.exception("%s %s failed", request.method, logged_path(request))
         response = web.Response(status=500, text="internal error\n")
     response.headers.update(CORS_HEADERS)
+    if request.body_exists and not request.content.at_eof():
+        response.force_close()  # the rest of the body is not worth waiting for
     return response
+
+
+def app_runner(app: web.Application, header_timeout: float) -> web.AppRunner:
+    """The runner every serving process uses. An answer that leaves the request's body unread
+    (a 408, or a refusal before reading) closes the connection at once: aiohttp would
+    otherwise keep reading the body for 10 s more ("lingering") to reuse the connection for
+    a client that has already shown it does not send."""
+    return web.AppRunner(app, access_log=None, keepalive_timeout=header_timeout, lingering_time=0)
 
 
 def behind_proxy(trust_proxy: bool) -> list:

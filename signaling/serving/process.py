@@ -5,25 +5,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import ssl
 
 from signaling.serving.connections import ConnectionGuard
 
-log = logging.getLogger("litesfu")
-
 
 def tls_context(args: argparse.Namespace) -> ssl.SSLContext | None:
-    """HTTPS for the pages and API when a certificate is given; a bad file stops the start."""
+    """HTTPS for the pages and API when a certificate is given; ValueError says why a pair
+    does not load (start-up checks it before anything binds)."""
     if not args.tls_cert:
         return None
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     try:
         context.load_cert_chain(args.tls_cert, args.tls_key)
     except (OSError, ssl.SSLError) as exc:
-        log.error("cannot start: --tls-cert/--tls-key: %s", exc)
-        raise SystemExit(1) from exc
+        raise ValueError(f"--tls-cert/--tls-key: {exc}") from exc
     return context
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 
+from signaling.startup.declare import flag
 from signaling.startup.settings import ReplacingAppend
+from signaling.startup.values import text
 
 MAX_PATTERNS = 32
 MAX_PATTERN_LENGTH = 200
@@ -20,29 +22,28 @@ def _segment(text: str) -> float:
 
 
 def add_egress_flags(parser: argparse.ArgumentParser) -> None:
-    env = os.environ.get
     group = parser.add_argument_group("recording (on with --record-dir)")
-    group.add_argument(
+    flag(
+        group,
         "--record-dir",
-        default=env("SFU_RECORD_DIR"),
-        help="folder recordings are written to, STREAM/YYYYmmdd-HHMMSS.webm or .mp4; turns "
-        "recording on, by --record or POST /api/v1/recordings (SFU_RECORD_DIR)",
+        text,
+        None,
+        "folder recordings are written to, STREAM/YYYYmmdd-HHMMSS.webm or .mp4; turns "
+        "recording on, by --record or POST /api/v1/recordings",
     )
-    group.add_argument(
+    flag(
+        group,
         "--record",
+        text,
+        None,
+        "record every stream whose name matches this glob whenever it is live, e.g. "
+        "'live/*'; repeatable",
         action=ReplacingAppend,
-        default=[item for item in env("SFU_RECORD", "").split(",") if item.strip()] or None,
         metavar="PATTERN",
-        help="record every stream whose name matches this glob whenever it is live, e.g. "
-        "'live/*'; repeatable (SFU_RECORD, comma-separated)",
     )
-    group.add_argument(
-        "--record-segment",
-        type=_segment,
-        default=env("SFU_RECORD_SEGMENT", "0"),
-        help="seconds after which a recording goes on in a new file, at a keyframe; 0: one "
-        "file per publish (SFU_RECORD_SEGMENT, default 0)",
-    )
+    flag(group, "--record-segment", _segment, "0",
+         "seconds after which a recording goes on in a new file, at a keyframe; 0: one "
+         "file per publish")  # fmt: skip
 
 
 def check_egress_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

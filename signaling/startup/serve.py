@@ -12,7 +12,7 @@ import os
 from aiohttp import web
 
 from sfu.config import MediaConfig
-from sfu.io.server import MediaServer
+from sfu.io.server import BindError, MediaServer
 from sfu.io.shared_port import SharedPort
 from signaling.cluster.api import add_cluster_routes
 from signaling.cluster.link import ClusterLink
@@ -20,14 +20,19 @@ from signaling.cluster.node import Cluster, ClusterConfig
 from signaling.cluster.registry import RedisRegistry
 from signaling.http.app import create_app
 from signaling.http.state import CLUSTER
+from signaling.observe.routes import HUB
 from signaling.observe.wiring import add_observability
 from signaling.sdp.candidates import AUTO, default_candidates, interface_addresses
 from signaling.security.admission import Admission, AdmissionPolicy
 from signaling.security.auth import Authenticator
 from signaling.security.hooks import HttpHooks
 from signaling.security.limits import Limits
+from signaling.serving.binding import refuse_bind
 from signaling.serving.connections import guarded, listen
+from signaling.serving.page_headers import CONNECT_ORIGINS
+from signaling.serving.plumbing import app_runner
 from signaling.serving.process import connection_guard, stop_event, tls_context
+from signaling.startup.values import ResolvedCandidate
 from signaling.workers.internal import add_internal_routes
 from signaling.workers.link import SECRET_ENV
 
@@ -66,7 +71,11 @@ async def serve(args: argparse.Namespace) -> None:
         record_segment=args.record_segment,
     )
     media = MediaServer(config)
-    await media.start()
+    try:
+        await media.start()
+    except BindError as exc:
+        flag = "--udp-port" if exc.protocol == "UDP" else "--tcp-port"
+        raise refuse_bind(exc.protocol, exc.host, exc.port, flag, exc) from exc
     # Automatic candidates include IPv6 addresses only when the media port took IPv6.
     candidates = (
         default_candidates(interface_addresses(), ipv6=media.endpoint.ipv6)
@@ -98,21 +107,28 @@ async def serve(args: argparse.Namespace) -> None:
             raise SystemExit(1) from exc
     cluster = join_cluster(app, media, args, candidates) if args.redis_url else None
     stop = stop_event()
-    runner = web.AppRunner(app, access_log=None, keepalive_timeout=args.header_timeout)
+    runner = app_runner(app, args.header_timeout)
     await runner.setup()
     tls = tls_context(args) if args.worker_index is None else None
     shares = args.http_ice_tcp and args.worker_index is None and args.http_port != 0
-    if shares and media.endpoint.tcp is not None:
-        server: asyncio.AbstractServer | SharedPort = SharedPort(
-            guarded(runner, guard), media.endpoint.tcp, tls
-        )
-        await server.open(args.http_host, args.http_port)
-        media.shared_tcp_port = args.http_port  # answers name it from now on
-    else:
-        server = await listen(runner, args.http_host, args.http_port, guard, tls)
+    try:
+        if shares and media.endpoint.tcp is not None:
+            server: asyncio.AbstractServer | SharedPort = SharedPort(
+                guarded(runner, guard), media.endpoint.tcp, tls
+            )
+            await server.open(args.http_host, args.http_port)
+            media.shared_tcp_port = args.http_port  # answers name it from now on
+        else:
+            server = await listen(runner, args.http_host, args.http_port, guard, tls)
+    except OSError as exc:
+        await media.stop()
+        raise refuse_bind("HTTP", args.http_host, args.http_port, "--http-port", exc) from exc
     if cluster is not None:
         await cluster.start()
     log.debug("%d start-up objects frozen out of the cyclic GC", freeze_startup_objects())
+    for address in candidates:
+        if isinstance(address, ResolvedCandidate):
+            log.info("--candidate %s resolved to %s at start", address.name, address)
     log.info(
         "LiteSFU ready: %s://%s:%d (pages and API), media UDP %d, ICE-TCP %s, candidates %s%s",
         "https" if tls else "http",
@@ -128,6 +144,7 @@ async def serve(args: argparse.Namespace) -> None:
     log.info("shutting down")
     if watch is not None:
         watch.cancel()
+    await tell_to_reconnect(app, cluster.reconnect_target() if cluster is not None else None)
     if cluster is not None:
         await cluster.drain()
     server.close()
@@ -135,6 +152,14 @@ async def serve(args: argparse.Namespace) -> None:
         await cluster.stop()
     await runner.cleanup()
     await media.stop()
+
+
+async def tell_to_reconnect(app: web.Application, elsewhere: str | None) -> None:
+    """Players and room participants get the `reconnect` event before this server goes: to
+    another node when the cluster has one, else to this endpoint, which they retry."""
+    told = await app[HUB].say_goodbye(elsewhere)
+    where = f" to {elsewhere}" if elsewhere else ""
+    log.info("told %d event stream(s) to reconnect%s", told, where)
 
 
 def join_cluster(
@@ -152,6 +177,7 @@ def join_cluster(
     registry = RedisRegistry(args.redis_url, prefix=args.redis_prefix)
     cluster = Cluster(media, registry, ClusterLink(args.cluster_secret), config)
     app[CLUSTER] = cluster
+    app[CONNECT_ORIGINS] = cluster.peer_urls  # a draining node sends its players there
     add_cluster_routes(app, cluster)
     log.info("cluster node %s at %s, relays via %s", config.node_name, config.public_url,
              config.relay_host)  # fmt: skip

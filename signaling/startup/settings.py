@@ -64,7 +64,10 @@ def checked(action: argparse.Action, key: str, value: object) -> object:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise ValueError(f"{key} must be a string or a list of strings")
-        return [action.type(i) if action.type else i for i in items]
+        try:
+            return [action.type(i) if action.type else i for i in items]
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(f"{key}: {exc}") from exc
     if isinstance(value, (dict, list, bool)) and not isinstance(action.default, bool):
         raise ValueError(f"{key} must be a single value")
     if action.choices is not None and value not in action.choices:

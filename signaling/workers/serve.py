@@ -9,10 +9,11 @@ import argparse
 import asyncio
 import logging
 
-from aiohttp import web
-
+from signaling.observe.routes import HUB
 from signaling.security.auth import Authenticator
+from signaling.serving.binding import refuse_bind
 from signaling.serving.connections import listen
+from signaling.serving.plumbing import app_runner
 from signaling.serving.process import connection_guard, stop_event, tls_context
 from signaling.workers.balancer import Balancer
 from signaling.workers.front import create_front
@@ -31,14 +32,17 @@ async def serve_front(args: argparse.Namespace) -> None:
     front = create_front(pool, balancer, args.web_root, guard=guard, trust_proxy=args.trust_proxy)
     auth = Authenticator(args.auth_token, args.auth_secret, protect_stats=args.auth_stats)
     add_front_observability(front, auth, args.max_event_streams)
-    runner = web.AppRunner(front, access_log=None, keepalive_timeout=args.header_timeout)
+    runner = app_runner(front, args.header_timeout)
     server: asyncio.AbstractServer | None = None
     try:
         await pool.start()
         balancer.start()
         await runner.setup()
         tls = tls_context(args)
-        server = await listen(runner, args.http_host, args.http_port, guard, tls)
+        try:
+            server = await listen(runner, args.http_host, args.http_port, guard, tls)
+        except OSError as exc:
+            raise refuse_bind("HTTP", args.http_host, args.http_port, "--http-port", exc) from exc
         log.info(
             "LiteSFU ready: %s://%s:%d (pages and API), %d workers, media UDP %s",
             "https" if tls else "http",
@@ -49,6 +53,7 @@ async def serve_front(args: argparse.Namespace) -> None:
         )
         await stop.wait()
         log.info("shutting down")
+        await front[HUB].say_goodbye(None)  # players and participants retry here
     finally:
         if server is not None:
             server.close()

@@ -52,3 +52,37 @@ def test_publish_on_one_node_and_play_on_both(
             )
             assert "playing" in page.text_content("#status")
         browsing.screenshot(page, "play-on-b")
+
+
+def test_a_draining_node_sends_its_players_to_the_other(
+    browser: Any, two_nodes: list[Any], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """SIGTERM on node b: its player hears `reconnect` with node a's URL and plays from a,
+    without a reload; b's session ends by the player's DELETE, so b drains at once."""
+    a, b = two_nodes
+    session = Browsing(browser, tmp_path, request.node.name, server=a)
+    session.expected_console_errors = [r"Failed to load resource", r"net::ERR_"]  # b is gone
+    with checked_browsing(session) as browsing:
+        start_publishing(browsing, a.http_url, "live/move", "publisher on a")
+        page = browsing.open(f"{b.http_url}/play.html?stream=live/move", "player on b")
+        first, _ = browsing.wait_for(
+            "the player on b to decode video",
+            lambda: browsing.stats(page),
+            lambda s: s["framesDecoded"] > 0,
+            FIRST_MEDIA_S,
+        )
+        assert first["sessionUrl"].startswith(b.http_url)
+        b.process.terminate()
+        moved, took = browsing.wait_for(
+            "the player to play from node a",
+            lambda: browsing.stats(page),
+            lambda s: (
+                (s["sessionUrl"] or "").startswith(a.http_url)
+                and s["framesDecoded"] >= first["framesDecoded"] + 10
+            ),
+            FIRST_MEDIA_S + 15,
+        )
+        print(f"player moved to node a and decoding {took:.1f} s after SIGTERM to b")
+        assert b.process.wait(timeout=30) == 0  # its one player left: drained at once
+        assert "told 1 event stream(s) to reconnect to http://127.0.0.1" in b.log()
+        assert moved["sessions"] == 2  # one on b, one on a: never two at once

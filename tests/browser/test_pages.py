@@ -91,6 +91,7 @@ def test_publish_and_two_players(browsing: Browsing, sfu_server: Any) -> None:
         measured.append((index, first["firstFrameMs"], first["videoWidth"], decoded))
         assert "playing" in page.text_content("#status")
         assert page.text_content("#error") == ""
+        assert not page.is_visible("#layer")  # no simulcast, no layer picker
 
     print(f"publisher framesEncoded {encoded[0]} -> {encoded[1]}")
     for index, first_ms, width, decoded in measured:
@@ -300,6 +301,12 @@ def test_pages_load_cleanly(browsing: Browsing, sfu_server: Any) -> None:
         page = browsing.open(base + path, path)
         page.wait_for_timeout(300)
         assert page.title().endswith("LiteSFU"), page.title()
+        if path == "/publish.html":
+            # The Simulcast checkbox sits by its word: the label is about as wide as both.
+            box = page.locator("#simulcast").bounding_box()
+            label = page.locator("label.check").bounding_box()
+            assert box is not None and label is not None
+            assert label["width"] < box["width"] + 100, (box, label)
     errors = [f"{log.name}: {line}" for log in browsing.logs for line in log.console_errors()]
     assert not errors, "\n".join(errors)
 

@@ -92,7 +92,9 @@ def test_three_layers_and_a_player_on_each(browsing: Browsing, sfu_server: Any) 
     print(f"decoded sizes: {widths}")
     assert widths["low"][0] * 2 < widths["top"][0]
 
-    # The picker moves a player at once, through the WHEP layer extension.
+    # The picker shows for a simulcast stream (its layers event names three layers) and
+    # moves a player at once, through the WHEP layer extension.
+    browsing.wait_for("the layer picker", lambda: low.is_visible("#layer"), bool, 10)
     low.select_option("#layer", "h")
     snapshot, took = browsing.wait_for(
         "the picker's h layer",

@@ -63,7 +63,7 @@ async def test_whep_events_follow_the_publisher() -> None:
     async with observed() as (http, base):
         link = await whep_link(http, base, "live/e")
         assert f'rel="{LINK_REL}"' in link
-        assert 'events="active,inactive,viewercount,layers"' in link
+        assert 'events="active,inactive,viewercount,layers,reconnect"' in link
         url = await events_url(http, base, link, ["active", "inactive", "viewercount"])
         async with http.get(url) as events:
             assert events.content_type == "text/event-stream"
@@ -334,3 +334,21 @@ async def test_an_event_stream_without_events_ends(monkeypatch) -> None:
         assert body.count(b": heartbeat\n\n") >= 2  # heartbeats did not keep it alive
         scraped = await scrape(http, base)
     assert value(scraped, "litesfu_event_streams_idle_ended_total") == 1
+
+
+async def test_a_stopping_server_tells_players_to_reconnect(tmp_path) -> None:
+    """SIGTERM: a player that asked for `reconnect` hears where to go before its stream ends."""
+    server = start_server(tmp_path)
+    try:
+        async with aiohttp.ClientSession() as http:
+            base = server.http_url
+            link = await whep_link(http, base, "live/leaving")
+            url = await events_url(http, base, link, ["reconnect", "viewercount"])
+            async with http.get(url) as events:
+                assert await next_event(events) == ("viewercount", {"viewercount": 1})
+                server.process.terminate()
+                assert await next_event(events) == ("reconnect", {"url": "/whep/live/leaving"})
+                assert (await events.content.read()).strip() == b""  # then the stream ends
+    finally:
+        stop_server(server)
+    assert "told 1 event stream(s) to reconnect" in server.log()

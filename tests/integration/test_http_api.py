@@ -202,10 +202,33 @@ async def test_player_without_the_streams_codec_gets_422(sfu_server) -> None:
         async with http.post(url, data=pc.localDescription.sdp, headers=SDP) as response:
             assert response.status == 422
             assert await response.text() == (
-                "the stream sends H264 video; this offer can receive only VP8\n"
+                "the stream sends H264 Baseline (42001f, packetization-mode 1) "
+                "video; this offer can receive only VP8\n"
             )
         await pc.close()
         await close_all(publisher)
+
+
+async def test_publisher_whose_audio_cannot_be_carried_gets_422_not_half_a_session(
+    sfu_server,
+) -> None:
+    """Issue 27 item 11: audio the server cannot forward (PCMU) next to VP8 video was answered
+    201 with the audio m-line rejected; now the offer is refused naming both sides."""
+    pc = new_peer_connection()
+    pc.addTransceiver("video", direction="sendonly")
+    prefer_codec(pc.addTransceiver("audio", direction="sendonly"), "audio/PCMU")
+    await pc.setLocalDescription(await pc.createOffer())
+    async with aiohttp.ClientSession() as http:
+        url = f"{sfu_server.http_url}/whip/live/pcmu"
+        async with http.post(url, data=pc.localDescription.sdp, headers=SDP) as response:
+            assert response.status == 422
+            assert await response.text() == (
+                "the audio m-line (mid 1) offers PCMU; this server takes opus/48000/2, "
+                "or red/48000/2 over it (send no audio, or one of those)\n"
+            )
+        async with http.get(f"{sfu_server.http_url}/api/v1/streams") as response:
+            assert (await response.json())["streams"] == []
+    await pc.close()
 
 
 async def test_the_stream_list_comes_a_page_at_a_time() -> None:

@@ -384,5 +384,7 @@ def test_vp8_fields_refuse_values_out_of_range() -> None:
     assert (state.max_temporal, state.vp8_after) == (2, (None, 255))  # unchanged by refusals
     state.vp8_after = None
     assert state.vp8_after is None
-    with pytest.raises(TypeError, match="vp8_layer"):
+    with pytest.raises(TypeError, match="payload_rule"):
         _fanout.fanout(rtp_packet(1), [], 0.0, True, None)
+    with pytest.raises(ValueError, match="payload_rule must be 0, 1 or 2"):
+        _fanout.fanout(rtp_packet(1), [], 0.0, 3)

@@ -1,4 +1,5 @@
-"""Keyframe start detection from VP8 (RFC 7741) and H.264 (RFC 6184) RTP payload headers."""
+"""Keyframe start detection from VP8 (RFC 7741), H.264 (RFC 6184) and H.265 (RFC 7798) RTP
+payload headers."""
 
 from __future__ import annotations
 
@@ -210,3 +211,39 @@ def test_keyframe_detector_by_name() -> None:
     assert keyframe_detector("h264") is not keyframe_detector("h264")  # one per stream
     assert keyframe_detector("opus")(b"") is True
     assert keyframe_detector("AV1")(VP8_INTER) is True  # unknown: start anywhere
+
+
+# H265 (RFC 7798): a NAL unit header is two bytes, the type in bits 1-6 of the first.
+def h265_nal(kind: int, body: bytes = b"\x11\x22\x33") -> bytes:
+    return bytes([kind << 1, 0x01]) + body
+
+
+H265_VPS, H265_SPS, H265_PPS = h265_nal(32), h265_nal(33), h265_nal(34)
+H265_IDR, H265_CRA, H265_TRAIL = h265_nal(19), h265_nal(21), h265_nal(1)
+
+
+def h265_ap(*units: bytes) -> bytes:
+    return bytes([48 << 1, 0x01]) + b"".join(len(u).to_bytes(2, "big") + u for u in units)
+
+
+def h265_fu(unit: bytes, start: bool) -> bytes:
+    return bytes([49 << 1, 0x01, (0x80 if start else 0) | unit[0] >> 1]) + unit[2:]
+
+
+def test_h265_keyframes_at_parameter_sets_or_irap_until_those_come_in_band() -> None:
+    detector = keyframe_detector("H265")
+    assert detector is not keyframe_detector("h265")  # one per stream
+    for payload in (H265_IDR, H265_CRA, h265_fu(H265_IDR, start=True), h265_ap(H265_IDR)):
+        assert detector(payload) is True
+    assert detector(h265_fu(H265_IDR, start=False)) is False
+    assert detector(H265_TRAIL) is False and detector(h265_ap(H265_TRAIL)) is False
+    assert detector(h265_ap(H265_VPS, H265_SPS, H265_PPS)) is True
+    assert detector(H265_IDR) is False  # its parameter sets went by: not a place to start
+    assert detector(H265_SPS) is True
+
+
+@given(st.binary(max_size=64))
+def test_h265_detector_returns_bool_on_any_bytes(payload: bytes) -> None:
+    detector = keyframe_detector("H265")
+    assert isinstance(detector(payload), bool)
+    assert isinstance(detector(h265_ap(payload, payload)), bool)

@@ -19,6 +19,10 @@ def test_pin_cap_and_auto() -> None:
     capped = parse_layer_request(b'{"maxWidth": 640, "maxHeight": 360}')
     assert capped == (None, Choice(max_width=640, max_height=360))
     assert rid_choice("auto").auto and rid_choice("h") == Choice(rid="h")
+    pinned = parse_layer_request(b'{"spatialLayerId": 0, "temporalLayerId": 1}')
+    assert pinned == (None, Choice(spatial=0, temporal=1)) and not pinned[1].auto
+    caps = parse_layer_request(b'{"maxSpatialLayerId": 1, "maxTemporalLayerId": 2, "rid": "auto"}')
+    assert caps == (None, Choice(max_spatial=1, max_temporal=2)) and caps[1].auto
     assert (
         layer_link("/sessions/ab")
         == '</sessions/ab/layer>; rel="urn:ietf:params:whep:ext:core:layer"'
@@ -38,6 +42,13 @@ def test_pin_cap_and_auto() -> None:
         (b'{"maxHeight": true}', "1..16384"),
         (b'{"maxWidth": 1e9}', "1..16384"),
         (b'{"other": 1}', "needs rid"),
+        (b'{"spatialLayerId": 8}', "spatialLayerId must be an integer 0..7"),
+        (b'{"temporalLayerId": -1}', "temporalLayerId must be an integer 0..7"),
+        (b'{"maxSpatialLayerId": "1"}', "maxSpatialLayerId must be an integer"),
+        (b'{"maxTemporalLayerId": false}', "maxTemporalLayerId must be an integer"),
+        (b'{"rid": "q", "spatialLayerId": 1}', "pinned rid takes no"),
+        (b'{"spatialLayerId": 1, "maxSpatialLayerId": 2}', "takes no maxSpatialLayerId"),
+        (b'{"temporalLayerId": 1, "maxTemporalLayerId": 2}', "takes no maxTemporalLayerId"),
         (b"\xff", "not JSON"),
     ],
 )

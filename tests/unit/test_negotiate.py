@@ -11,7 +11,8 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
-from sfu.media import DataParams, PeerParams
+from sfu.media import Codec, DataParams, PeerParams, best_receivable
+from sfu.wire.h264_profile import parse_profile_level_id
 from signaling.sdp.answer import candidate_priority, render_answer
 from signaling.sdp.negotiate import (
     PLAY_EXTENSIONS,
@@ -132,11 +133,59 @@ def test_publish_rejects_recvonly_and_disabled_m_lines() -> None:
 
 def test_unsupported_codecs_only_is_unsupported_media() -> None:
     text = load("obs_publish.sdp").replace("opus/48000/2", "PCMU/8000")
-    text = text.replace("packetization-mode=1", "packetization-mode=0")
+    text = text.replace("H264/90000", "H263/90000")
     with pytest.raises(UnsupportedMedia, match="no audio or video m-line"):
-        negotiate_publish(parse_offer(text))
-    with pytest.raises(UnsupportedMedia):
         negotiate_play(parse_offer(as_player(text)))
+    with pytest.raises(
+        UnsupportedMedia, match=r"audio m-line .* offers PCMU; this server takes opus"
+    ):
+        negotiate_publish(parse_offer(text))
+
+
+def only_video_format(text: str, pt: int) -> str:
+    """The offer with its video m-line cut down to payload type `pt`."""
+    return re.sub(r"m=video (\d+) (\S+) [\d ]+", rf"m=video \1 \2 {pt}", text)
+
+
+def test_publisher_whose_video_cannot_be_carried_gets_a_422_naming_both() -> None:
+    """Chromium sending AV1 only got a 201 with the video m-line rejected and went "live"
+    with audio alone; now the offer is refused with what it offered and what is taken."""
+    av1_only = only_video_format(load("chrome_publish.sdp"), 45)
+    with pytest.raises(UnsupportedMedia) as caught:
+        negotiate_publish(parse_offer(av1_only))
+    message = str(caught.value)
+    assert message.startswith("the video m-line (mid 1) offers AV1; this server takes VP8, VP9")
+    assert "H264" in message and "\n" not in message
+
+
+def test_publisher_audio_only_on_purpose_is_fine() -> None:
+    """Video not sent (inactive, recvonly, or port 0) is a choice, not a codec failure."""
+    audio, video = load("chrome_publish.sdp").split("m=video")
+    av1 = only_video_format(load("chrome_publish.sdp"), 45)
+    for off in (
+        audio + "m=video" + video.replace("a=sendonly", "a=inactive"),
+        audio + "m=video" + video.replace("a=sendonly", "a=recvonly"),
+        av1.replace("m=video 9 ", "m=video 0 "),
+        audio.replace("BUNDLE 0 1 2", "BUNDLE 0"),
+    ):
+        peer = negotiate_publish(parse_offer(only_video_format(off, 45)))
+        assert [t.kind for t in peer.tracks] == ["audio"]
+
+
+def test_publisher_h264_packetization_mode_0_only_is_taken() -> None:
+    text = load("obs_publish.sdp").replace("packetization-mode=1", "packetization-mode=0")
+    (_, video) = negotiate_publish(parse_offer(text)).tracks
+    assert video.codecs[0].fmtp_params["packetization-mode"] == "0"
+
+
+def test_publisher_vp9_profiles_0_and_2_are_taken_others_are_not() -> None:
+    text = only_video_format(load("chrome_publish.sdp"), 98)
+    (_, video) = negotiate_publish(parse_offer(text)).tracks
+    assert (video.codecs[0].name, video.codecs[0].fmtp) == ("VP9", "profile-id=0")
+    two = text.replace("a=fmtp:98 profile-id=0", "a=fmtp:98 profile-id=2")
+    assert negotiate_publish(parse_offer(two)).tracks[1].codecs[0].fmtp == "profile-id=2"
+    with pytest.raises(UnsupportedMedia, match="offers VP9"):
+        negotiate_publish(parse_offer(two.replace("profile-id=2", "profile-id=1")))
 
 
 @pytest.mark.parametrize(
@@ -172,9 +221,14 @@ def test_setup_active_is_accepted() -> None:
 def test_play_offers_every_supported_codec_with_rtx_in_offer_order() -> None:
     peer = negotiate_play(parse_offer(as_player(load("chrome_publish.sdp"))))
     audio, video = peer.tracks
-    assert [(c.payload_type, c.rtx_payload_type) for c in audio.codecs] == [(111, None)]
+    assert [(c.payload_type, c.rtx_payload_type) for c in audio.codecs] == [
+        (111, None),
+        (63, None),  # red/48000/2 over 111
+    ]
     assert [(c.payload_type, c.rtx_payload_type) for c in video.codecs] == [
         (96, 97),
+        (98, 99),  # VP9 profile 0
+        (100, 101),  # H264 packetization-mode 0: can play a stream sent so
         (102, 103),
         (104, 105),
     ]
@@ -183,13 +237,23 @@ def test_play_offers_every_supported_codec_with_rtx_in_offer_order() -> None:
     assert video.ssrc is None
 
 
+H264_CB = Codec("H264", 102, 90000, fmtp="packetization-mode=1;profile-level-id=42e01f")
+H264_HIGH = Codec("H264", 102, 90000, fmtp="packetization-mode=1;profile-level-id=64001f")
+OPUS = Codec("opus", 111, 48000, 2)
+
+
 def test_play_preferred_codec_goes_first() -> None:
     offer = parse_offer(as_player(load("chrome_publish.sdp")))
-    video = negotiate_play(offer, {"video": "h264", "audio": "opus"}).tracks[1]
-    assert [c.payload_type for c in video.codecs] == [102, 104, 96]
+    video = negotiate_play(offer, {"video": H264_CB, "audio": OPUS}).tracks[1]
+    assert [c.payload_type for c in video.codecs] == [104, 96, 98, 100, 102]
     firefox = parse_offer(as_player(load("firefox_publish.sdp")))
-    video = negotiate_play(firefox, {"video": "H264"}).tracks[1]
-    assert [(c.payload_type, c.rtx_payload_type) for c in video.codecs] == [(126, 127), (120, 124)]
+    video = negotiate_play(firefox, {"video": H264_CB}).tracks[1]
+    assert [(c.payload_type, c.rtx_payload_type) for c in video.codecs] == [
+        (126, 127),
+        (120, 124),
+        (121, 125),  # VP9
+        (97, 98),  # H264 packetization-mode 0
+    ]
 
 
 def test_data_channel_m_line_bounds_and_refusals() -> None:
@@ -253,7 +317,7 @@ def test_rejected_media_answer_keeps_first_payload_type() -> None:
 
 def test_play_answer_carries_rtx_msid_and_ssrcs() -> None:
     text = as_player(load("chrome_publish.sdp"))
-    peer = negotiate_play(parse_offer(text), {"video": "H264"})
+    peer = negotiate_play(parse_offer(text), {"video": H264_CB})
     ssrcs = {"0": (1111, None), "1": (2222, 3333)}
     answer = answer_for(text, peer, "sendonly", ssrcs=ssrcs, cname="cn", stream_id="live")
     assert "a=msid-semantic: WMS *\r\n" in answer
@@ -262,7 +326,7 @@ def test_play_answer_carries_rtx_msid_and_ssrcs() -> None:
     assert "a=fmtp:103 apt=102\r\n" in answer and "a=rtpmap:103 rtx/90000\r\n" in answer
     audio, video, _ = parse_offer(answer).media
     assert video.direction == "sendonly"
-    assert video.payload_types == [102, 103, 104, 105, 96, 97]
+    assert video.payload_types == [104, 105, 96, 97, 98, 99, 100, 101, 102, 103]
     assert sorted(video.extmap.values()) == sorted(PLAY_EXTENSIONS)
     assert video.ssrcs == {
         2222: {"cname": "cn", "msid": "live live-video-1"},
@@ -357,7 +421,7 @@ async def aiortc_round_trip(publish: bool) -> RTCPeerConnection:
         peer = negotiate_publish(offer)
         answer = answer_for(pc.localDescription.sdp, peer, "recvonly")
     else:
-        peer = negotiate_play(offer, {"video": "H264"})
+        peer = negotiate_play(offer, {"video": H264_CB})
         ssrcs = {track.mid: (4000 + i, 5000 + i) for i, track in enumerate(peer.tracks)}
         answer = answer_for(pc.localDescription.sdp, peer, "sendonly", ssrcs=ssrcs)
     await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
@@ -460,9 +524,11 @@ def test_player_that_cannot_take_the_streams_codec_is_refused_naming_both() -> N
     )
     offer = parse_offer(vp8_only)
     assert [offer.media[1].rtpmap[pt].name for pt in offer.media[1].payload_types] == ["VP8"]
-    with pytest.raises(CodecMismatch, match="sends H264 video; this offer can receive only VP8"):
-        negotiate_play(offer, {"video": "H264"})
-    peer = negotiate_play(offer, {"video": "VP8"})  # the same offer plays a VP8 stream
+    with pytest.raises(
+        CodecMismatch, match=r"sends H264 .* video; this offer can receive only VP8$"
+    ):
+        negotiate_play(offer, {"video": H264_CB})
+    peer = negotiate_play(offer, {"video": Codec("VP8", 96, 90000)})  # it plays a VP8 stream
     assert peer.tracks[1].codecs[0].name == "VP8"
     peer = negotiate_play(offer)  # and a stream not yet published: it gets what it can take
     assert peer.tracks[1].codecs[0].name == "VP8"
@@ -483,3 +549,117 @@ def test_a_room_subscriber_may_offer_a_slot_per_kind_per_participant() -> None:
         negotiate_subscribe(
             parse_offer(build_offer("uf", "pw" * 11, FINGERPRINT, send=False, kinds=crowded))
         )
+
+
+def test_constrained_baseline_player_and_a_high_stream_get_a_422_naming_both() -> None:
+    """RFC 6184 §8.1: a player whose H264 formats are all Constrained Baseline (Firefox with
+    OpenH264) cannot decode High; before, it got the stream under a Baseline payload type."""
+    firefox = parse_offer(as_player(load("firefox_publish.sdp")))
+    with pytest.raises(CodecMismatch) as caught:
+        negotiate_play(firefox, {"video": H264_HIGH})
+    message = str(caught.value)
+    assert "the stream sends H264 High (64001f, packetization-mode 1) video" in message
+    assert "H264 Constrained Baseline (42e01f, packetization-mode 1)" in message
+    # Chromium offers High as well: it gets the stream under its High payload type.
+    chrome = parse_offer(as_player(load("chrome_publish.sdp").replace("42001f", "64001f")))
+    video = negotiate_play(chrome, {"video": H264_HIGH}).tracks[1]
+    assert video.codecs[0].fmtp_params["profile-level-id"] == "64001f"
+
+
+def test_h264_stream_goes_to_the_format_that_decodes_it() -> None:
+    baseline_only = Codec("H264", 100, 90000, fmtp="packetization-mode=1;profile-level-id=42001f")
+    high = Codec("H264", 101, 90000, fmtp="packetization-mode=1;profile-level-id=64001f")
+    mode0 = Codec("H264", 102, 90000, fmtp="packetization-mode=0;profile-level-id=42e01f")
+    main = Codec("H264", 103, 90000, fmtp="packetization-mode=1;profile-level-id=4d001f")
+    # Constrained Baseline conforms to Baseline and High; Main goes to High only.
+    assert best_receivable(H264_CB, [baseline_only, high]) is baseline_only
+    assert best_receivable(main, [baseline_only, high]) is high
+    assert best_receivable(main, [baseline_only]) is None
+    # Mode 1 players take a mode 0 stream; a mode 0 player cannot take mode 1.
+    stream0 = Codec("H264", 96, 90000, fmtp="packetization-mode=0;profile-level-id=42e01f")
+    assert best_receivable(stream0, [baseline_only, mode0]) is mode0
+    assert best_receivable(stream0, [H264_CB]) is H264_CB
+    assert best_receivable(H264_CB, [mode0]) is None
+    # Without level-asymmetry-allowed a player's level caps what it can take.
+    low = Codec("H264", 104, 90000, fmtp="packetization-mode=1;profile-level-id=42e00a")
+    assert best_receivable(H264_CB, [low]) is None
+    asym = Codec("H264", 104, 90000, fmtp=low.fmtp + ";level-asymmetry-allowed=1")
+    assert best_receivable(H264_CB, [asym]) is asym
+    # VP9 profiles must be the same.
+    vp9_0, vp9_2 = (Codec("VP9", 98, 90000, fmtp=f"profile-id={p}") for p in (0, 2))
+    assert best_receivable(vp9_2, [vp9_0, vp9_2]) is vp9_2
+    assert best_receivable(Codec("VP9", 98, 90000), [vp9_2]) is None
+
+
+@pytest.mark.parametrize(
+    ("value", "profile", "level"),
+    [
+        ("42e01f", "Constrained Baseline", 3.1),
+        ("42001f", "Baseline", 3.1),
+        ("4d001f", "Main", 3.1),
+        ("4d801f", "Constrained Baseline", 3.1),
+        ("58001f", "Extended", 3.1),
+        ("640c34", "Constrained High", 5.2),
+        ("640032", "High", 5.0),
+        ("42f00b", "Constrained Baseline", 1.05),  # level 1b: level_idc 11 with constraint_set3
+        ("f4001f", "profile_idc 0xf4", 3.1),
+        (None, "Baseline", 1.0),  # RFC 6184: none given means Baseline level 1
+    ],
+)
+def test_profile_level_id_table(value: str | None, profile: str, level: float) -> None:
+    read = parse_profile_level_id(value)
+    assert read is not None and (read.profile, read.level) == (profile, level)
+
+
+@pytest.mark.parametrize("value", ["", "42e01", "42e01f0", "zz001f", "42 01f"])
+def test_profile_level_id_that_is_not_six_hex_digits_is_refused(value: str) -> None:
+    assert parse_profile_level_id(value) is None
+
+
+def test_h265_is_taken_and_matched_by_profile_tier_and_level() -> None:
+    text = (
+        load("chrome_publish.sdp")
+        .replace("a=rtpmap:45 AV1/90000", "a=rtpmap:45 H265/90000")
+        .replace("a=fmtp:45 level-idx=5;profile=0;tier=0", "a=fmtp:45 level-id=93;profile-id=1")
+    )
+    (_, video) = negotiate_publish(parse_offer(only_video_format(text, 45))).tracks
+    stream = video.codecs[0]
+    assert (stream.name, stream.fmtp) == ("H265", "level-id=93;profile-id=1")
+    main = Codec("H265", 50, 90000, fmtp="level-id=180;profile-id=1;tier-flag=0")
+    main10 = Codec("H265", 51, 90000, fmtp="level-id=180;profile-id=2")
+    low = Codec("H265", 52, 90000, fmtp="level-id=60;profile-id=1")
+    high_tier = Codec("H265", 53, 90000, fmtp="level-id=180;profile-id=1;tier-flag=1")
+    assert best_receivable(stream, [main10, low, high_tier, main]) is main
+    assert best_receivable(stream, [main10, low, high_tier]) is None
+    with pytest.raises(UnsupportedMedia, match="offers H265"):
+        negotiate_publish(
+            parse_offer(only_video_format(text.replace("profile-id=1", "profile-id=4"), 45))
+        )
+
+
+RED = Codec("red", 63, 48000, 2, fmtp="111/111")
+
+
+def test_red_publisher_brings_its_opus_and_each_player_gets_what_it_takes() -> None:
+    """Chromium sends RED when it is preferred (setCodecPreferences puts it first): the
+    publisher's audio is RED over Opus; a RED player gets RED, any other plain Opus."""
+    text = load("chrome_publish.sdp").replace(
+        "m=audio 9 UDP/TLS/RTP/SAVPF 111 63", "m=audio 9 UDP/TLS/RTP/SAVPF 63 111"
+    )
+    audio = negotiate_publish(parse_offer(text)).tracks[0]
+    assert [(c.name, c.payload_type, c.fmtp) for c in audio.codecs] == [
+        ("red", 63, "111/111"),
+        ("opus", 111, "minptime=10;useinbandfec=1"),
+    ]
+    red_player = negotiate_play(parse_offer(as_player(load("chrome_publish.sdp"))), {"audio": RED})
+    assert [c.name for c in red_player.tracks[0].codecs] == ["red", "opus"]
+    firefox = negotiate_play(parse_offer(as_player(load("firefox_publish.sdp"))), {"audio": RED})
+    assert [c.name for c in firefox.tracks[0].codecs] == ["opus"]
+    # RED over anything but this m-line's Opus is not taken.
+    for fmtp in ("111/0", "9/9", "abc"):
+        bad = text.replace("a=fmtp:63 111/111", f"a=fmtp:63 {fmtp}")
+        assert negotiate_publish(parse_offer(bad)).tracks[0].codecs[0].name == "opus"
+    # A RED player whose Opus has another number cannot take the stream's RED as it is.
+    other = Codec("red", 100, 48000, 2, fmtp="109/109")
+    opus = Codec("opus", 109, 48000, 2)
+    assert best_receivable(RED, [other, opus]) is opus

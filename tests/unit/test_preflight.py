@@ -24,7 +24,7 @@ def concrete(resource: web.AbstractResource) -> str | None:
         path = info["formatter"]
         for name in ("stream", "id", "room", "participant", "key", "path"):
             path = path.replace(f"{{{name}}}", "live")
-        return path
+        return path.replace("{name}", "1-init-1.mp4")  # an HLS resource: its pattern is strict
     return info.get("path")
 
 

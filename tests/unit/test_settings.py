@@ -61,7 +61,7 @@ def test_file_list_is_replaced_by_flags_not_added_to(tmp_path) -> None:
         ("auth-stats = 1\n", "auth_stats must be true or false"),
         ("candidate = [1, 2]\n", "candidate must be a string or a list of strings"),
         ("http-port = [1]\n", "http_port must be a single value"),
-        ("http-port = 'x'\n", "invalid int value"),
+        ("http-port = 'x'\n", "--http-port: x is not a port (0-65535)"),
         ("log-format = 'xml'\n", "log_format must be one of text, json"),
         ("this is = not toml\n", "is not valid TOML"),
     ],
@@ -76,7 +76,7 @@ def test_bad_files_are_refused_with_a_reason(tmp_path, capsys, text: str, reason
 def test_missing_file_is_a_clear_error(tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         parse_args(["--config", str(tmp_path / "nope.toml")])
-    assert "cannot read" in capsys.readouterr().err
+    assert "nope.toml is not a file" in capsys.readouterr().err
 
 
 def test_print_config_masks_secrets_and_reads_back(tmp_path, capsys) -> None:

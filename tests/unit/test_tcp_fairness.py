@@ -154,3 +154,20 @@ async def test_refusals_are_logged_once_per_interval(caplog: pytest.LogCaptureFi
             stream[1].close()
     finally:
         listener.close()
+
+
+async def test_closing_an_unused_connection_is_housekeeping_not_a_drop() -> None:
+    demux = BindingDemux()
+    listener = TcpListener(demux, unused_timeout=0.05)
+    await listener.open("127.0.0.1", 0)
+    try:
+        used, unused = await connect(listener), await connect(listener)
+        used[1].write(frame(AUTH))
+        assert await closed(unused)
+        assert listener.housekeeping["tcp_unused_closed"] == 1
+        assert demux.drops == {}  # drops mean traffic refused or lost, and none was
+        await asyncio.sleep(0.2)  # the used one outlives several checks
+        assert listener.housekeeping["tcp_unused_closed"] == 1
+        assert listener_address(used) in listener.connections
+    finally:
+        listener.close()
