@@ -31,7 +31,7 @@ with atheris.instrument_imports():
     from sfu.protocol.sctp import Association
     from sfu.protocol.sctp_reconfig import parse_reset_request
     from sfu.session.table import SessionTable
-    from sfu.wire import red, rtp, sctp, stun
+    from sfu.wire import red, room_message, rtp, sctp, stun
     from sfu.wire.vp9 import parse_vp9, vp9_sizes
     from signaling.sdp.negotiate import NegotiationError, negotiate_play, negotiate_publish
     from signaling.sdp.parse import SdpError, parse_offer
@@ -128,6 +128,11 @@ def fuzz_sctp(data: bytes) -> None:
         parse_open(data)
 
 
+def fuzz_room_message(data: bytes) -> None:
+    with contextlib.suppress(room_message.BadRoomMessage):
+        room_message.stamp_text("alice", room_message.parse_text(data, 100))
+
+
 class Endpoint:
     """One UDP endpoint with an empty session table; its answers go to our own socket."""
 
@@ -154,6 +159,7 @@ TARGETS: list[Callable[[bytes], None]] = [
     fuzz_sdpfrag,
     fuzz_token,
     fuzz_sctp,
+    fuzz_room_message,
     Endpoint(),
 ]
 

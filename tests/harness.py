@@ -673,10 +673,14 @@ class Harness:
         return self._peer(PLAY, stream, server, **options)
 
     def subscriber(
-        self, room: str, participant: str, kinds: tuple[str, ...] = ("audio", "video")
+        self,
+        room: str,
+        participant: str,
+        kinds: tuple[str, ...] = ("audio", "video"),
+        **options: bool,
     ) -> Peer:
         """A room participant's subscribe session, an m-line (a slot) per entry of `kinds`."""
-        return self._peer(SUBSCRIBE, f"{room}/{participant}", None, kinds=kinds)
+        return self._peer(SUBSCRIBE, f"{room}/{participant}", None, kinds=kinds, **options)
 
     def pair(self, stream: str = "s", **player_options: bool) -> tuple[Peer, Peer]:
         """A connected publisher and player of `stream`, the start of most scenarios."""

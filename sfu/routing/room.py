@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 
+from sfu.config import MediaConfig
 from sfu.media import AUDIO, VIDEO
 from sfu.protocol.speakers import SpeakerDetector, SpeakerUpdate
+from sfu.routing.room_data import RoomData
 from sfu.routing.room_stats import (
     OwnMedia,
     ParticipantView,
@@ -23,6 +25,7 @@ from sfu.routing.room_stats import (
 )
 from sfu.routing.room_subscriber import RoomSource, RoomSubscriber
 from sfu.routing.stream import Stream
+from sfu.session.table import SessionTable
 from sfu.session.transport import SessionState
 
 # Slots a subscriber may offer beyond two per participant the room can hold (an audio and a
@@ -56,8 +59,15 @@ class Room:
     """One room: its subscribers by participant and its participants' live streams. It is
     the "stream" of its subscribers' Players (player_ready, player_gone)."""
 
-    def __init__(self, name: str, live: dict[str, Stream], on_empty: Callable[[Room], None]):
+    def __init__(
+        self,
+        name: str,
+        live: dict[str, Stream],
+        on_empty: Callable[[Room], None],
+        data: RoomData,
+    ) -> None:
         self.name = name
+        self.data = data  # its participants' data channels
         self.live = live  # participant -> its stream, while the stream's publisher is live
         self.subscribers: dict[str, RoomSubscriber] = {}
         self.changed = False  # a stream went live or away since the last sync
@@ -150,6 +160,7 @@ class Room:
     def player_gone(self, player: RoomSubscriber) -> None:
         """A subscriber left: its slots stop, and the room goes with its last subscriber."""
         player.release_all()
+        self.data.leave(player.session, player.participant)
         if self.subscribers.get(player.participant) is player:
             del self.subscribers[player.participant]
         if not self.subscribers:
@@ -239,8 +250,10 @@ def room_stats(room: Room) -> RoomStats:
 class Rooms:
     """The router's rooms by name."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: MediaConfig, sessions: SessionTable) -> None:
         self.by_name: dict[str, Room] = {}
+        self._config = config
+        self._sessions = sessions
 
     def __len__(self) -> int:
         return len(self.by_name)
@@ -265,7 +278,7 @@ class Rooms:
                 member = room_member(stream.name)
                 if member is not None and member[0] == name and stream.live_publisher():
                     live[member[1]] = stream
-            room = Room(name, live, self._forget)
+            room = Room(name, live, self._forget, RoomData(self._config, self._sessions))
         if participant in room.subscribers:
             raise ParticipantBusy(f"{participant} already subscribes in room {name}")
         _check_room(room, participant, streams, max_participants)
@@ -287,6 +300,7 @@ class Rooms:
             self.by_name[room.name] = room
             room.listen_all(True)
         room.subscribers[subscriber.participant] = subscriber
+        room.data.join(subscriber.session, subscriber.participant, now)
         subscriber.speakers = room.detector.current
         subscriber.assign(room.sources(), now)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import NamedTuple
 
 from sfu.media import AUDIO, VIDEO, PeerParams, TrackSpec
@@ -36,6 +37,7 @@ from sfu.routing.context import HandlerContext
 from sfu.routing.player import Player, PlayerStream
 from sfu.routing.publisher import Publisher
 from sfu.routing.publisher_track import PublisherTrack
+from sfu.routing.room_data import kept_data
 from sfu.routing.room_stats import OwnMedia, SlotView, TrackPrefs
 from sfu.routing.subscriber_track import SubscriberTrack
 from sfu.session.peer import RTCP_SENDERS_PER_MLINE, PeerSession
@@ -208,14 +210,12 @@ class RoomSubscriber(Player):
         check_renegotiation(old, peer.tracks, max_slots)
         if sorted(peer.fingerprints) != sorted(session.peer.fingerprints):
             raise ValueError("the offer changed the DTLS fingerprint")
-        added = [
-            SubscriberTrack(session, spec, self.context.rng) for spec in peer.tracks[len(old) :]
-        ]
+        new = peer.tracks[len(old) :]
+        kept = replace(peer, tracks=[*old, *new], data=kept_data(session.peer.data, peer.data))
+        added = [SubscriberTrack(session, spec, self.context.rng) for spec in new]
         self.tracks += added
         self.by_ssrc.update((t.ssrc, t) for t in added)
-        session.peer = PeerParams(
-            peer.ice_ufrag, peer.ice_pwd, peer.fingerprints, [*old, *(t.spec for t in added)]
-        )
+        session.peer = kept
         if isinstance(session, PeerSession) and session.streams is not None:
             # A receiver SSRC per m-line (Firefox): room for the new m-lines' too.
             session.streams.allow_senders(RTCP_SENDERS_PER_MLINE * len(self.tracks))

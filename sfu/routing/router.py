@@ -64,7 +64,7 @@ class Router:
         self._sendto_for = sendto_for or (lambda addr: send)
         self.sessions = sessions
         self.streams: dict[str, Stream] = {}
-        self.rooms = Rooms()
+        self.rooms = Rooms(config, sessions)
         self.ended = sessions.ended  # for late DELETEs
         self._next_feedback = self._next_report = 0.0
         # What the publishers and players made here may use of the router.

@@ -21,47 +21,22 @@ from sfu.protocol.datachannel import (
     DataEvent,
     DataReady,
 )
+from sfu.routing.data_limits import DataMember, deliver
 from sfu.session.peer import PeerSession
 from sfu.session.table import SessionTable
-from sfu.session.transport import SessionState, Transport
+from sfu.session.transport import Transport
 
 
-class Bucket:
-    """A token bucket: `rate` a second, holding at most one second's worth."""
+class _Member(DataMember):
+    """One session's part in the stream's data."""
 
-    __slots__ = ("_at", "_level", "rate")
-
-    def __init__(self, rate: float, now: float) -> None:
-        self.rate = rate
-        self._level = rate
-        self._at = now
-
-    def take(self, amount: float, now: float) -> bool:
-        self._level = min(self.rate, self._level + (now - self._at) * self.rate)
-        self._at = now
-        if amount > self._level:
-            return False
-        self._level -= amount
-        return True
-
-
-class _Member:
-    """One session's part in the stream's data: the data handler attached to it."""
-
-    __slots__ = ("bytes", "idle", "messages", "publishing", "ready", "relay", "session", "streams")
+    __slots__ = ("idle", "publishing", "streams")
 
     def __init__(self, relay: StreamData, session: PeerSession, publishing: bool, now: float):
-        self.relay = relay
-        self.session = session
+        super().__init__(relay, session, now)
         self.publishing = publishing
-        self.ready = False
         self.streams: dict[int, int] = {}  # publisher's stream -> this player's copy
         self.idle: dict[ChannelOptions, list[int]] = {}  # copies of channels the publisher closed
-        self.messages = Bucket(relay.config.data_message_rate, now)
-        self.bytes = Bucket(relay.config.data_byte_rate, now)
-
-    def on_data(self, event: DataEvent, now: float) -> None:
-        self.relay.on_data(self, event, now)
 
 
 class StreamData:
@@ -139,7 +114,7 @@ class StreamData:
         if not member.publishing and not self.config.stream_data_replies:
             drops["data_from_player"] += 1
             return
-        if not (member.messages.take(1, now) and member.bytes.take(len(event.data), now)):
+        if not member.rate.allows(len(event.data), now):
             drops["data_sender_rate"] += 1
             return
         if member.publishing:
@@ -162,20 +137,5 @@ class StreamData:
     def _deliver(
         self, to: _Member, stream: int, event: ChannelMessage, reliable: bool, now: float
     ) -> None:
-        """One message to one session, within its buffer: past it, an unreliable channel loses
-        the message and a reliable one ends the session, which can no longer have them all."""
-        session = to.session
-        data = session.data
-        if data is None or session.state is SessionState.CLOSED:
-            return
-        drops = self._sessions.drops
-        if data.buffered + len(event.data) <= self.config.data_receiver_buffer and data.send(
-            stream, event.data, event.text, now
-        ):
-            self._sessions.lower_timer_floor(session)
-        elif reliable:
-            drops["data_slow_receiver_closed"] += 1
-            session.close("data receiver too slow: its buffer of reliable messages is full")
-            self._sessions.settle(session)
-        else:
-            drops["data_slow_receiver"] += 1
+        message = (event.data, event.text)
+        deliver(self._sessions, self.config, to.session, stream, message, reliable, now)

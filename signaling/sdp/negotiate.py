@@ -197,7 +197,6 @@ def _negotiate(
     extensions: frozenset[str],
     simulcast: bool = False,
     max_media: int = MAX_MEDIA_SECTIONS,
-    data: bool = True,
 ) -> PeerParams:
     media_count = sum(1 for section in offer.media if section.kind in (AUDIO, VIDEO))
     if media_count > max_media:
@@ -227,7 +226,7 @@ def _negotiate(
             "session on one transport; use bundle-policy max-bundle"
         )
     peer = _peer(offer, tracks, sections)
-    channels = _data(offer) if data else None
+    channels = _data(offer)
     mids = [s.effective_mid for s in sections]
     if channels is not None and offer.bundle_group([*mids, channels[1].mid]) is not None:
         peer.data = channels[1]  # data rides the media's transport or is refused
@@ -262,7 +261,6 @@ def negotiate_play(
     offer: Offer,
     preferred: dict[str, Codec] | None = None,
     max_media: int = MAX_MEDIA_SECTIONS,
-    data: bool = True,
 ) -> PeerParams:
     """Accept each receiving audio/video m-line with every codec we support.
 
@@ -290,14 +288,12 @@ def negotiate_play(
             )
         return [first, *(codec for codec in codecs if codec is not first)]
 
-    return _negotiate(
-        offer, ("recvonly", "sendrecv"), choose, PLAY_EXTENSIONS, max_media=max_media, data=data
-    )
+    return _negotiate(offer, ("recvonly", "sendrecv"), choose, PLAY_EXTENSIONS, max_media=max_media)
 
 
 def negotiate_subscribe(offer: Offer) -> PeerParams:
     """A room subscriber's offer: a player's, with a slot (m-line) per kind per other
     participant, up to the parser's cap on a room offer's m-lines; the router bounds them by
-    the room's size (sfu.routing.room.max_slots). Rooms carry no data channels yet: their
-    m=application is refused."""
-    return negotiate_play(offer, max_media=ROOM_MEDIA_SECTIONS, data=False)
+    the room's size (sfu.routing.room.max_slots), and the room's data channels (m=application)
+    when it offers them."""
+    return negotiate_play(offer, max_media=ROOM_MEDIA_SECTIONS)

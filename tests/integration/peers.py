@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -158,3 +159,13 @@ async def close_all(*peers) -> None:
         await peer.pc.close()
         for task in getattr(peer, "tasks", []):
             task.cancel()
+
+
+async def wait_until(condition: Callable[[], object], timeout: float) -> bool:
+    """Poll `condition` until it holds or `timeout` seconds pass; whether it held."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        await asyncio.sleep(0.05)
+    return bool(condition())

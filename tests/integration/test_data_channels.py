@@ -17,19 +17,11 @@ from tests.integration.peers import (
     exchange,
     new_peer_connection,
     play,
+    wait_until,
 )
 
 MESSAGES = 300
 LARGE = 200 * 1024  # fragmented into ~180 DATA chunks, under the 256 KiB max-message-size
-
-
-async def wait_until(condition, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(0.05)
-    return bool(condition())
 
 
 async def test_publisher_channel_reaches_two_players_in_order(sfu_server) -> None:  # type: ignore[no-untyped-def]

@@ -26,12 +26,13 @@ class Participant:
         kinds: tuple[str, ...],
         publish: bool = True,
         audio_level: bool = False,
+        data: bool = False,
     ) -> None:
         self.name = name
         self.publisher: Peer | None = None
         if publish:
             self.publisher = h.publisher(f"{room}/{name}", audio_level=audio_level)
-        self.subscriber = h.subscriber(room, name, kinds)
+        self.subscriber = h.subscriber(room, name, kinds, data=data)
         self.packets = record_rtp(self.subscriber)
 
     @property

@@ -259,7 +259,7 @@ def test_play_preferred_codec_goes_first() -> None:
 def test_data_channel_m_line_bounds_and_refusals() -> None:
     text = load("chrome_publish.sdp")
     assert negotiate_play(parse_offer(as_player(text))).data is not None
-    assert negotiate_subscribe(parse_offer(as_player(text))).data is None  # rooms: no data yet
+    assert negotiate_subscribe(parse_offer(as_player(text))).data == DataParams("2", 5000, 262144)
     unlimited = parse_offer(text.replace("a=max-message-size:262144", "a=max-message-size:0"))
     assert negotiate_publish(unlimited).data == DataParams("2", 5000, 0xFFFFFFFF)
     other = parse_offer(text.replace("webrtc-datachannel", "webrtc-foo"))

@@ -443,10 +443,17 @@ async def test_a_join_answers_then_a_second_is_busy_and_a_third_full() -> None:
                 sdp = await answer.text()
             assert "a=sendonly" in sdp and "a=ssrc:" in sdp and "a=recvonly" not in sdp
             session_url = str(server.make_url(location))
+            assert "m=application 0 " not in sdp and "webrtc-datachannel" in sdp  # room data
             async with http.patch(session_url, data=recvonly_offer(), headers=SDP) as again:
-                assert again.status == 200 and "a=sendonly" in await again.text()
+                reanswer = await again.text()
+                assert again.status == 200 and "a=sendonly" in reanswer
+                assert "m=application 0 " not in reanswer and "webrtc-datachannel" in reanswer
                 assert again.headers["ETag"]
             offer = recvonly_offer()
+            no_data = offer[: offer.index("m=application")]
+            async with http.patch(session_url, data=no_data, headers=SDP) as dataless:
+                assert dataless.status == 400
+                assert "removed or moved the data channel m-line" in await dataless.text()
             video_only = offer[: offer.index("m=audio")] + offer[offer.index("m=video") :]
             async with http.patch(session_url, data=video_only, headers=SDP) as removed:
                 assert removed.status == 400 and "m-lines" in await removed.text()
