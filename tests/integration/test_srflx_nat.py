@@ -26,14 +26,8 @@ import pytest
 
 from bench.launcher import start_server, stop_server
 from sfu.wire import stun
-from tests.browser.test_firefox import (
-    NFT,
-    Namespace,
-    _ip,
-    _skip_or_fail,
-    block_in_namespace,
-    namespace,
-)
+from tests.browser.netns import Namespace, run_ip, skip_or_fail
+from tests.browser.test_firefox import NFT, block_in_namespace, namespace
 from tests.integration.peers import close_all, play, publish
 from tests.integration.test_srflx import discovered
 
@@ -62,13 +56,13 @@ class ReflectingStunServer(asyncio.DatagramProtocol):
 def public_address(namespace: Namespace) -> Iterator[str]:
     """The pair's spare address, NATed 1:1 to the server's inside the namespace."""
     if not Path(NFT).exists():
-        _skip_or_fail(f"{NFT} not installed (run scripts/install-nftables.sh)")
+        skip_or_fail(f"{NFT} not installed (run scripts/install-nftables.sh)")
     # A TEST-NET-2 address (the pair's /30 has no spare one), routed into the pair only; never
     # one of a network this host is on, whose neighbour the route would take over.
     public = f"198.51.100.{2 + os.getpid() % 250}"
     routes = subprocess.run(["ip", "-4", "route"], capture_output=True, text=True, timeout=10)
     if "198.51.100." in routes.stdout:
-        _skip_or_fail("198.51.100.0/24 is routed on this host; no address to stand for public")
+        skip_or_fail("198.51.100.0/24 is routed on this host; no address to stand for public")
     rules = (
         "table ip litesfu_one_to_one {\n"
         " chain pre {\n  type nat hook prerouting priority -100;\n"
@@ -80,11 +74,11 @@ def public_address(namespace: Namespace) -> Iterator[str]:
     block_in_namespace(namespace, rules)
     try:
         # Through the server's end of the pair, as a cloud routes its public addresses.
-        _ip("route", "replace", f"{public}/32", "via", namespace.inside)
+        run_ip("route", "replace", f"{public}/32", "via", namespace.inside)
         yield public
     finally:
         with contextlib.suppress(OSError):
-            _ip("route", "del", f"{public}/32", "via", namespace.inside)
+            run_ip("route", "del", f"{public}/32", "via", namespace.inside)
         subprocess.run(
             [*namespace.exec_prefix(), NFT, "delete", "table", "ip", "litesfu_one_to_one"],
             capture_output=True,
