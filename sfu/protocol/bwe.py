@@ -30,6 +30,7 @@ INITIAL_ESTIMATE = 2_500_000.0  # optimistic: the first overuse or loss brings i
 MIN_ESTIMATE = 50_000.0
 RATE_WINDOW = 1.0  # seconds of delivered traffic behind the delivered rate
 DECREASE_INTERVAL = 0.3  # at most one cut per this long: its effect takes a round trip to show
+MAX_OVER_DELIVERED = 1.5  # when held to it, growth stops at this many times the delivered rate
 
 
 class _Tick:
@@ -68,6 +69,10 @@ class BandwidthEstimator:
         self.feedback_used = False
         self.state = "normal"  # of the delay detector: normal, overuse or underuse
         self.overuses = 0
+        # Set while the owner sends less than it would like (a room's paused video): the
+        # estimate then grows no further than MAX_OVER_DELIVERED times what was delivered,
+        # since little traffic proves nothing of the link; a probe proves more.
+        self.held_to_delivered = False
 
     @property
     def estimate(self) -> float | None:
@@ -280,5 +285,9 @@ class BandwidthEstimator:
                 self._loss.clear()
                 self.state = "normal"
         elif self.state == "normal" and loss < LOW_LOSS:
-            estimate *= INCREASE_PER_SECOND**elapsed  # layer pacing decides when to try it
+            grown = estimate * INCREASE_PER_SECOND**elapsed  # layer pacing decides when to try it
+            if self.held_to_delivered:  # up to the bound, never cut by it
+                bound = MAX_OVER_DELIVERED * (delivered or 0.0)
+                grown = max(estimate, min(grown, bound))
+            estimate = grown
         self.delay_estimate = min(INITIAL_ESTIMATE * 4, max(MIN_ESTIMATE, estimate))

@@ -284,6 +284,7 @@ class RoomSubscriber(Player):
             publisher.flush()
         if moves:
             self.pace.changed(False not in moves, now)
+        self.bwe.held_to_delivered = bool(self.paused)  # only a probe or trial proves more
 
     # -- bringing paused video back (sfu.protocol.resume) --
 
@@ -346,8 +347,7 @@ class RoomSubscriber(Player):
         return True
 
     def note_sent(self, now: float) -> None:
-        """Every feedback tick, as a Player's; and a resume probe whose wait is over starts
-        now, not at the next allocation, so a lifted cap is found out sooner."""
+        """Every feedback tick; a due resume probe starts now, to find a lifted cap sooner."""
         super().note_sent(now)
         due = self.probe_wait.at
         if self.probe is None and due is not None and now >= due:

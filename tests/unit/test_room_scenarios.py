@@ -277,6 +277,29 @@ def test_a_capped_link_pauses_the_lowest_priority_first_never_audio_nor_the_spea
         assert a.on_slot(slots[(name, "video")], since=h.now - 0.3), name
 
 
+def test_paused_videos_do_not_let_the_estimate_outgrow_a_capped_link() -> None:
+    """Under a 600 kbit/s cap no video fits, so all four pause and only audio and probe
+    padding flow: the send-side estimate must then stay near what was delivered, not grow
+    15% a second past the cap (seen: 805 kbit/s) until the allocation resumes a video into
+    a link that cannot carry it. Only a probe that held may lift it further."""
+    h = Harness()
+    a = join(h, "a", KINDS * 4, publish=False)
+    b, _, _, _ = publish(h, "b", "c", "d", "e", audio_level=True)
+    b.level = -20
+    h.run(3.0)
+    cap = 600_000
+    a.subscriber.down.rate = cap
+    h.run(5.0)
+    bwe = a.subscriber.session.handler.bwe
+    estimates = []
+    for _ in range(120):  # 30 s, long enough for unbounded growth to pass the cap twice
+        h.run(0.25)
+        assert len(paused_videos(h, a)) == 4
+        estimates.append(bwe.estimate)
+    print(f"estimate under a {cap} bit/s cap, all video paused: max {max(estimates):.0f}")
+    assert max(estimates) < cap
+
+
 def test_speakers_are_ranked_from_their_audio_levels_through_the_server() -> None:
     """Levels in the publishers' packets (RFC 6464), read by the server: the louder leads,
     a silent one is not a speaker, and one who stops goes to the recent speakers, whose
