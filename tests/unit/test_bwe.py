@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sfu.protocol.bwe import INITIAL_ESTIMATE, BandwidthEstimator
+from sfu.protocol.bwe import INITIAL_ESTIMATE, MAX_OVER_DELIVERED, BandwidthEstimator
 from sfu.protocol.simulcast import (
     MAX_UPGRADE_HOLD,
     UPGRADE_HOLD,
@@ -88,6 +88,27 @@ def test_the_estimate_recovers_once_the_link_is_free_again() -> None:
     assert low is not None
     run_link(bwe, 10, send_rate=500_000, link_rate=50_000_000, start=now, seq=seq)
     assert bwe.estimate is not None and bwe.estimate > 2.5 * low
+
+
+def test_held_to_delivered_the_estimate_grows_only_to_its_bound_and_is_not_cut_by_it() -> None:
+    """200 kbit/s sent after a cut: free, the estimate grows 15% a second however little
+    was sent; held, it grows from below to MAX_OVER_DELIVERED times the delivered rate and
+    no further, and one above that bound already (a probe proved it) is kept, not cut."""
+    ends = {}
+    for held, start in ((False, None), (True, None), (True, 100_000.0)):
+        bwe = BandwidthEstimator()
+        bwe.note_sent(0, 0, 0.0)
+        now, seq = run_link(bwe, 3, send_rate=1_200_000, link_rate=600_000)
+        after_cut = bwe.delay_estimate
+        bwe.held_to_delivered = held
+        bwe.delay_estimate = start or after_cut
+        run_link(bwe, 10, send_rate=200_000, link_rate=600_000, start=now, seq=seq)
+        ends[held, start] = (after_cut, bwe.delay_estimate)
+    print(f"estimates (after the cut, 10 s later): {ends}")
+    assert ends[False, None][1] > 1_000_000  # past the 600 kbit/s link, on 200 kbit/s
+    after_cut, kept = ends[True, None]
+    assert after_cut > MAX_OVER_DELIVERED * 200_000 and kept == after_cut
+    assert ends[True, 100_000.0][1] == pytest.approx(MAX_OVER_DELIVERED * 200_000, rel=0.1)
 
 
 def test_only_packets_sent_and_not_yet_reported_are_usable() -> None:
