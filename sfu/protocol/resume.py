@@ -25,6 +25,11 @@ its lowest layer (allocation.Allocation.resume), in one of two ways:
   per video stream, each its own. Loss is what every receiver reports. A trial shows video
   that may not fit, so trials start later (TRIAL_WAIT) and back off further (MAX_TRIAL_WAIT).
 
+Nor may the estimate itself resume a video: while one is paused, the send-side estimate
+grows no further than 1.5 times what was delivered (bwe.MAX_OVER_DELIVERED), or 15% a second
+on audio alone would pass the link's capacity and the allocation would resume the video into
+a link that drops it; only a probe or trial that held lifts it past that.
+
 A truly capped link still pauses: each failed probe or trial doubles the wait, and each lossy
 report pauses one held video more. One paused video is tested at a time, the best
 priority first, so videos come back in the order the allocation would show them.
