@@ -1,8 +1,8 @@
 """VP9 SVC in Chromium: publish.html sends one VP9 encoding with scalabilityMode L3T3_KEY over
 WHIP; a player pinned to spatial layer 0 (play.html?spatial=0, the WHEP layer extension's
-spatialLayerId) decodes about a quarter of the width of one pinned to layer 2, from the same
-RTP stream. (Automatic choice follows each player's estimate, which a busy machine's delays
-make noisy; the unit tests check it.)"""
+spatialLayerId) decodes at most half the width (a quarter at full capture) of one pinned to
+layer 2, from the same RTP stream. (Automatic choice follows each player's estimate, which a
+busy machine's delays make noisy; the unit tests check it.)"""
 
 from __future__ import annotations
 
@@ -84,7 +84,13 @@ def test_l3t3_key_players_get_the_spatial_layer_they_ask_for(
             browsing, f"{name} framesDecoded", lambda p=page: browsing.stats(p)["framesDecoded"]
         )
     low_now, top_now = browsing.stats(low)["videoWidth"], browsing.stats(top)["videoWidth"]
-    print(f"server svc (current s, t, target s, t): {player_svc(base)}")
+    svc = player_svc(base)
+    print(f"server svc (current s, t, target s, t): {svc}")
     print(f"now: low {low_now}, top {top_now}")
-    assert 0 < low_now * 3 < top_now  # about a quarter: 320 of 1280 (240 of 960)
+    # Both pins reached the server: layer 0 (or the smallest sent) and layer 2.
+    targets = sorted(layers[2] for layers in svc)
+    assert len(targets) == 2 and targets[0] < targets[1] == 2
+    # A quarter (320 of 1280) at full capture; half (320 of 640) when Chromium, busy, scales
+    # its capture down and stops its smallest layer.
+    assert 0 < low_now * 2 <= top_now
     assert low.text_content("#error") == "" and top.text_content("#error") == ""
