@@ -1,0 +1,75 @@
+"""room.html after its server is killed and started again on the same ports, in Chromium:
+the event stream's 404 (the room session is gone) makes each page join again by itself,
+saying "reconnecting…" on the page and on the tiles meanwhile; both come back with everyone,
+without reloading.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from bench.launcher import stop_server
+
+from .test_reconnect import DOWN_ERRORS, RECONNECTING, RECOVERY_S, Restartable, status_of
+from .test_room_page import FIRST_MEDIA_S, TILES, wait_until_everyone_receives
+
+if TYPE_CHECKING:
+    from .conftest import Browsing
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture
+def restartable(tmp_path: Path) -> Iterator[Restartable]:
+    server = Restartable(tmp_path)
+    yield server
+    stop_server(server.current)
+    assert "Traceback" not in server.log(), server.log()
+
+
+def test_the_room_page_rejoins_after_the_server_restarts(
+    browsing: Browsing, restartable: Restartable
+) -> None:
+    browsing.expected_console_errors = DOWN_ERRORS
+    base = restartable.http_url
+    names = ["ann", "bob"]
+    pages = {n: browsing.open(f"{base}/room.html?room=phoenix&name={n}", n) for n in names}
+    wait_until_everyone_receives(browsing, pages, FIRST_MEDIA_S)
+    for page in pages.values():
+        page.evaluate("() => { window.sameDocument = true; }")
+
+    restartable.kill()
+    for name, page in pages.items():
+        browsing.wait_for(
+            f"{name}'s page and tiles to say they are reconnecting",
+            lambda page=page: (status_of(browsing, page), page.evaluate(TILES)),
+            lambda seen: (
+                seen[0].endswith(RECONNECTING)
+                and bool(seen[1])
+                and all(t["state"] == "reconnecting" for t in seen[1])
+            ),
+            20,
+        )
+    restartable.start_again()
+    up = time.monotonic()
+    for name, page in pages.items():
+        browsing.wait_for(
+            f"{name}'s page to join again",
+            lambda page=page: browsing.stats(page),
+            lambda s: s["joined"] and s["rejoins"] >= 1,
+            RECOVERY_S,
+        )
+    # The new subscribe connections' stats start at zero: this is media from the new server.
+    wait_until_everyone_receives(browsing, pages, RECOVERY_S)
+    took = time.monotonic() - up
+    print(f"both pages receive each other again {took:.1f} s after the restart")
+    assert took < 2 * RECOVERY_S
+    for name, page in pages.items():
+        assert page.evaluate("() => window.sameDocument") is True  # never reloaded
+        assert page.text_content("#status") == f"In room phoenix as {name}."
+    browsing.screenshot(pages["ann"], "room-after-restart")
