@@ -7,6 +7,7 @@
 import { $, param, setStatus, showError, shownError } from "./page.js";
 import { Publisher } from "./peers.js";
 import { RECONNECTING, retrying } from "./reconnect.js";
+import { Chat, LABEL as CHAT } from "./room_chat.js";
 import { Subscription } from "./room_subscription.js";
 import { Tiles } from "./room_tiles.js";
 
@@ -25,6 +26,7 @@ const cameraButton = $("camera");
 const shareButton = $("share");
 
 let joined = null; // {room, name, media, publisher, sub, timer, screen, rejoining, rejoins}
+const chat = new Chat($("chat-log"), $("chat-form"), $("chat-input"));
 const tiles = new Tiles($("tiles"), $("alone"), (names) => {
   const prefs = Object.fromEntries(names.map((name) => [name, { pinned: true }]));
   joined?.sub?.post("prefs", prefs);
@@ -197,6 +199,8 @@ async function connect(session) {
       else setStatus(`Room events: ${status ? `HTTP ${status} — ${reason}` : reason}; ${RECONNECTING}`, "warn");
     },
     onTrouble: (message) => current() && setStatus(message, "warn"),
+    channel: CHAT,
+    onChannel: (channel, own) => (own ? chat.open(channel) : chat.listen(channel)),
   });
   Object.assign(session, { publisher, sub });
   // Join first: a --workers front places the room's streams with the room once it was joined.
@@ -245,6 +249,7 @@ async function leave(keepalive = false) {
   if (!was) return;
   clearInterval(was.timer);
   tiles.clear();
+  chat.clear();
   const stops = [was.sub?.stop(keepalive), was.publisher?.stop(keepalive)];
   was.media.getTracks().forEach((t) => t.stop());
   was.screen?.stop();
@@ -281,6 +286,7 @@ window.litesfu = {
     return {
       joined: Boolean(joined),
       rejoins: joined?.rejoins ?? 0,
+      chatDropped: chat.dropped,
       error: shownError(),
       publisher: {
         state: own?.pc?.connectionState ?? "closed",

@@ -1,0 +1,75 @@
+"""room.html's chat panel in Chromium: one "chat" data channel on each participant's
+subscribe connection, relayed by the server as room data; each side's message reaches the
+other with the server-written sender name, and markup in a message shows as text.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from tests.conftest import shared_server
+
+from .test_room_page import FIRST_MEDIA_S, NETWORK_CHANGED, PATIENT_SERVER
+
+if TYPE_CHECKING:
+    from .conftest import Browsing
+
+pytestmark = pytest.mark.timeout(120)
+sfu_server = shared_server(*PATIENT_SERVER)
+
+LINES = """() => [...document.querySelectorAll("#chat-log li")].map((li) => ({
+  from: li.dataset.from,
+  text: li.textContent,
+  elements: li.querySelectorAll("*").length,
+}))"""
+
+
+def chat_lines(page: Any) -> list[dict[str, Any]]:
+    return page.evaluate(LINES)
+
+
+def send(browsing: Browsing, page: Any, text: str) -> None:
+    browsing.wait_for(
+        "the chat input to open",
+        lambda: page.is_enabled("#chat-input"),
+        bool,
+        FIRST_MEDIA_S,
+    )
+    page.fill("#chat-input", text)
+    page.click('#chat-form button[type="submit"]')
+
+
+def test_two_participants_chat_each_way(browsing: Browsing, sfu_server: Any) -> None:
+    browsing.expected_console_errors.append(NETWORK_CHANGED)
+    base = sfu_server.http_url
+    ann = browsing.open(f"{base}/room.html?room=talk&name=ann", "ann")
+    bob = browsing.open(f"{base}/room.html?room=talk&name=bob", "bob")
+    for page in (ann, bob):  # both joined: a message now has someone to go to
+        browsing.wait_for(
+            "both in the room",
+            lambda page=page: browsing.stats(page)["tiles"],
+            lambda tiles: len(tiles) == 1,
+            FIRST_MEDIA_S,
+        )
+    send(browsing, ann, "hello <b>bob</b>")
+    browsing.wait_for(
+        "ann's message on bob's page",
+        lambda: chat_lines(bob),
+        lambda lines: {"from": "ann", "text": "ann: hello <b>bob</b>", "elements": 1} in lines,
+        15,
+    )
+    send(browsing, bob, "hi ann")
+    browsing.wait_for(
+        "bob's message on ann's page",
+        lambda: chat_lines(ann),
+        lambda lines: {"from": "bob", "text": "bob: hi ann", "elements": 1} in lines,
+        15,
+    )
+    # Each sees its own line once, and nobody got the other's message back as their own.
+    assert [line["text"] for line in chat_lines(ann)].count("you: hello <b>bob</b>") == 1
+    assert not any(line["from"] == "bob" for line in chat_lines(bob))
+    for page in (ann, bob):
+        assert browsing.stats(page)["chatDropped"] == 0
+    browsing.screenshot(ann, "room-chat")
