@@ -53,20 +53,16 @@ def test_two_participants_chat_each_way(browsing: Browsing, sfu_server: Any) -> 
             lambda tiles: len(tiles) == 1,
             FIRST_MEDIA_S,
         )
-    send(browsing, ann, "hello <b>bob</b>")
-    browsing.wait_for(
-        "ann's message on bob's page",
-        lambda: chat_lines(bob),
-        lambda lines: {"from": "ann", "text": "ann: hello <b>bob</b>", "elements": 1} in lines,
-        15,
-    )
-    send(browsing, bob, "hi ann")
-    browsing.wait_for(
-        "bob's message on ann's page",
-        lambda: chat_lines(ann),
-        lambda lines: {"from": "bob", "text": "bob: hi ann", "elements": 1} in lines,
-        15,
-    )
+    pages = {"ann": ann, "bob": bob}
+    for sender, receiver, text in (("ann", "bob", "hello <b>bob</b>"), ("bob", "ann", "hi ann")):
+        send(browsing, pages[sender], text)
+        line = {"from": sender, "text": f"{sender}: {text}", "elements": 1}  # <b> of the name
+        browsing.wait_for(
+            f"{sender}'s message on {receiver}'s page",
+            lambda receiver=receiver: chat_lines(pages[receiver]),
+            lambda lines, line=line: line in lines,
+            15,
+        )
     # Each sees its own line once, and nobody got the other's message back as their own.
     assert [line["text"] for line in chat_lines(ann)].count("you: hello <b>bob</b>") == 1
     assert not any(line["from"] == "bob" for line in chat_lines(bob))

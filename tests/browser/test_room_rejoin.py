@@ -7,15 +7,19 @@ without reloading.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
-from bench.launcher import stop_server
-
-from .test_reconnect import DOWN_ERRORS, RECONNECTING, RECOVERY_S, Restartable, status_of
+# The server this test kills and starts again: test_reconnect's fixture, on pinned ports.
+from .test_reconnect import (
+    DOWN_ERRORS,
+    RECONNECTING,
+    RECOVERY_S,
+    Restartable,
+    sfu_server,  # noqa: F401  (a fixture)
+    status_of,
+)
 from .test_room_page import FIRST_MEDIA_S, TILES, wait_until_everyone_receives
 
 if TYPE_CHECKING:
@@ -24,26 +28,19 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.timeout(180)
 
 
-@pytest.fixture
-def restartable(tmp_path: Path) -> Iterator[Restartable]:
-    server = Restartable(tmp_path)
-    yield server
-    stop_server(server.current)
-    assert "Traceback" not in server.log(), server.log()
-
-
 def test_the_room_page_rejoins_after_the_server_restarts(
-    browsing: Browsing, restartable: Restartable
+    browsing: Browsing,
+    sfu_server: Restartable,  # noqa: F811
 ) -> None:
     browsing.expected_console_errors = DOWN_ERRORS
-    base = restartable.http_url
+    base = sfu_server.http_url
     names = ["ann", "bob"]
     pages = {n: browsing.open(f"{base}/room.html?room=phoenix&name={n}", n) for n in names}
     wait_until_everyone_receives(browsing, pages, FIRST_MEDIA_S)
     for page in pages.values():
         page.evaluate("() => { window.sameDocument = true; }")
 
-    restartable.kill()
+    sfu_server.kill()
     for name, page in pages.items():
         browsing.wait_for(
             f"{name}'s page and tiles to say they are reconnecting",
@@ -55,7 +52,7 @@ def test_the_room_page_rejoins_after_the_server_restarts(
             ),
             20,
         )
-    restartable.start_again()
+    sfu_server.start_again()
     up = time.monotonic()
     for name, page in pages.items():
         browsing.wait_for(
