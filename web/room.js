@@ -6,7 +6,7 @@
 // the others' tiles show them and nobody's downlink carries a camera that is off.
 import { $, param, setStatus, showError, shownError } from "./page.js";
 import { Publisher } from "./peers.js";
-import { RECONNECTING, retrying } from "./reconnect.js";
+import { RECONNECTING, isFinal, retrying } from "./reconnect.js";
 import { Chat, LABEL as CHAT } from "./room_chat.js";
 import { Subscription } from "./room_subscription.js";
 import { Tiles } from "./room_tiles.js";
@@ -227,18 +227,26 @@ async function rejoin(why) {
   await retrying(async () => {
     if (joined !== session) return true; // left meanwhile
     await disconnect(session);
+    if (joined !== session) return true;
     tiles.forgetTracks();
     try {
       await connect(session);
     } catch (err) {
-      setStatus(`${err.message}; ${RECONNECTING}`, "warn");
-      return false;
+      if (!isFinal(err)) {
+        setStatus(`${err.message}; ${RECONNECTING}`, "warn");
+        return false;
+      }
+      showError(`Could not join again: ${err.message}`); // no token, or the wrong one
+      await leave();
     }
     return true;
   });
   if (joined !== session) return;
   session.rejoining = false;
   session.rejoins += 1;
+  // The new sessions start as the old began: say again what is muted, share the screen again.
+  if (session.screen) await session.publisher.shareOnSpare(session.screen);
+  sayMedia();
   setStatus(`In room ${session.room} as ${session.name}.`, "ok");
 }
 
