@@ -39,6 +39,7 @@ def test_the_room_page_rejoins_after_the_server_restarts(
     wait_until_everyone_receives(browsing, pages, FIRST_MEDIA_S)
     for page in pages.values():
         page.evaluate("() => { window.sameDocument = true; }")
+    pages["ann"].click("#mute")  # the new server must hear of it again from the rejoin
 
     sfu_server.kill()
     for name, page in pages.items():
@@ -69,4 +70,10 @@ def test_the_room_page_rejoins_after_the_server_restarts(
     for name, page in pages.items():
         assert page.evaluate("() => window.sameDocument") is True  # never reloaded
         assert page.text_content("#status") == f"In room phoenix as {name}."
+    browsing.wait_for(
+        "ann's tile on bob's page to show her muted on the new server",
+        lambda: pages["bob"].evaluate(TILES),
+        lambda tiles: "mic off" in tiles[0]["badges"],
+        10,
+    )
     browsing.screenshot(pages["ann"], "room-after-restart")
