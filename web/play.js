@@ -42,7 +42,12 @@ function play() {
   hls?.stop();
   hls = null;
   const layer = layerSelect.value;
+  // ?spatial=N pins a VP9 SVC stream's spatial layer (the WHEP layer extension's field); read
+  // before the address is rewritten below, and kept in it so that a reload keeps the pin.
+  const spatial = param("spatial", "");
+  const pinned = /^[0-7]$/.test(spatial);
   let query = layer === "auto" ? "" : `&layer=${encodeURIComponent(layer)}`;
+  if (pinned) query += `&spatial=${spatial}`;
   if (viaSelect.value === "hls") query += "&via=hls";
   history.replaceState(null, "", `?stream=${encodeURIComponent(name)}${query}`);
   updateEndpoint();
@@ -76,9 +81,7 @@ function play() {
       $("layer-picker").hidden = !Object.values(layers).some((list) => list.length > 1);
     },
   });
-  // ?spatial=N pins a VP9 SVC stream's spatial layer (the WHEP layer extension's field).
-  const spatial = param("spatial", "");
-  player.layer = /^[0-7]$/.test(spatial) ? { spatialLayerId: Number(spatial) } : { rid: layer };
+  player.layer = pinned ? { spatialLayerId: Number(spatial) } : { rid: layer };
   player.start();
 }
 
