@@ -30,13 +30,7 @@ def chat_lines(page: Any) -> list[dict[str, Any]]:
     return page.evaluate(LINES)
 
 
-def send(browsing: Browsing, page: Any, text: str) -> None:
-    browsing.wait_for(
-        "the chat input to open",
-        lambda: page.is_enabled("#chat-input"),
-        bool,
-        FIRST_MEDIA_S,
-    )
+def send(page: Any, text: str) -> None:
     page.fill("#chat-input", text)
     page.click('#chat-form button[type="submit"]')
 
@@ -46,16 +40,18 @@ def test_two_participants_chat_each_way(browsing: Browsing, sfu_server: Any) -> 
     base = sfu_server.http_url
     ann = browsing.open(f"{base}/room.html?room=talk&name=ann", "ann")
     bob = browsing.open(f"{base}/room.html?room=talk&name=bob", "bob")
-    for page in (ann, bob):  # both joined: a message now has someone to go to
+    # Both channels open (the input is enabled then): a message now has someone to go to.
+    # The room keeps no history, so one sent before the other's channel is up reaches no one.
+    for name, page in (("ann", ann), ("bob", bob)):
         browsing.wait_for(
-            "both in the room",
-            lambda page=page: browsing.stats(page)["tiles"],
-            lambda tiles: len(tiles) == 1,
+            f"{name}'s chat channel to open",
+            lambda page=page: (page.is_enabled("#chat-input"), len(browsing.stats(page)["tiles"])),
+            lambda seen: seen == (True, 1),
             FIRST_MEDIA_S,
         )
     pages = {"ann": ann, "bob": bob}
     for sender, receiver, text in (("ann", "bob", "hello <b>bob</b>"), ("bob", "ann", "hi ann")):
-        send(browsing, pages[sender], text)
+        send(pages[sender], text)
         line = {"from": sender, "text": f"{sender}: {text}", "elements": 1}  # <b> of the name
         browsing.wait_for(
             f"{sender}'s message on {receiver}'s page",
