@@ -6,7 +6,8 @@
 // the others' tiles show them and nobody's downlink carries a camera that is off.
 import { $, param, setStatus, showError, shownError } from "./page.js";
 import { Publisher } from "./peers.js";
-import { retrying } from "./reconnect.js";
+import { RECONNECTING, isFinal, retrying } from "./reconnect.js";
+import { Chat, LABEL as CHAT } from "./room_chat.js";
 import { Subscription } from "./room_subscription.js";
 import { Tiles } from "./room_tiles.js";
 
@@ -24,10 +25,11 @@ const muteButton = $("mute");
 const cameraButton = $("camera");
 const shareButton = $("share");
 
-let joined = null; // {room, name, media, publisher, sub, timer, screen}
+let joined = null; // {room, name, media, publisher, sub, timer, screen, rejoining, rejoins}
+const chat = new Chat($("chat-log"), $("chat-form"), $("chat-input"));
 const tiles = new Tiles($("tiles"), $("alone"), (names) => {
   const prefs = Object.fromEntries(names.map((name) => [name, { pinned: true }]));
-  joined?.sub.post("prefs", prefs);
+  joined?.sub?.post("prefs", prefs);
 });
 
 function onEvent(event, data) {
@@ -35,8 +37,8 @@ function onEvent(event, data) {
   else if (event === "slots") tiles.slots(data);
   else if (event === "speakers") tiles.speakers(data);
   else if (event === "paused" || event === "resumed") tiles.paused(event, data);
-  else if (event === "renegotiate") joined?.sub.renegotiate(data);
-  else if (event === "reconnect") leave().then(() => retrying(join)); // the server is going
+  else if (event === "renegotiate") joined?.sub?.renegotiate(data);
+  else if (event === "reconnect") rejoin("the server is going away"); // stopping or draining
   else if (event === "ended") {
     setStatus("The room session ended.", "warn");
     leave();
@@ -83,7 +85,7 @@ function sayMedia() {
   const muted = [];
   if (!joined.media.getAudioTracks()[0]?.enabled) muted.push("audio");
   if (!joined.media.getVideoTracks()[0]?.enabled) muted.push("video");
-  joined.sub.post("media", { muted, screen: Boolean(joined.screen) });
+  joined.sub?.post("media", { muted, screen: Boolean(joined.screen) });
 }
 
 function toggleTrack(kind, button, offText, onText) {
@@ -129,7 +131,7 @@ async function showScreen(display) {
   const track = display?.getVideoTracks()[0] ?? null;
   joined.screen?.stop();
   joined.screen = track;
-  await joined.publisher.shareOnSpare(track);
+  await joined.publisher?.shareOnSpare(track);
   $("self-screen").srcObject = display;
   $("self-screen").hidden = !display;
   setPressed(shareButton, Boolean(display), "Share screen", "Stop sharing");
@@ -161,27 +163,10 @@ async function join() {
   }
   $("self-video").srcObject = media;
   $("self-name").textContent = `${name} (you)`;
-  const publisher = new Publisher(`${room}/${name}`, {
-    onState: (state) => {
-      $("self-status").textContent = state;
-    },
-  });
-  const sub = new Subscription(room, name, {
-    onTrack: (mid, track) => tiles.track(mid, track),
-    onEvent,
-    onState: (state) => tiles.setConnection(state),
-    onOpen: () => setStatus(`In room ${room} as ${name}.`, "ok"),
-    onError: (status, reason) => {
-      if (status === 404) onEvent("ended", {});
-      else setStatus(`Room events: ${status ? `HTTP ${status} — ${reason}` : reason}`, "warn");
-    },
-    onTrouble: (message) => setStatus(message, "warn"),
-  });
-  joined = { room, name, media, publisher, sub, timer: setInterval(showStats, STATS_MS) };
+  const timer = setInterval(showStats, STATS_MS);
+  joined = { room, name, media, timer, rejoining: false, rejoins: 0 };
   try {
-    // Join first: a --workers front places the room's streams with the room once it was joined.
-    await sub.start();
-    await publisher.start(media, undefined, { maxBitrate: CAMERA_BITRATE, spareVideo: true });
+    await connect(joined);
   } catch (err) {
     const taken = err.status === 409 ? " (someone in this room already uses that name)" : "";
     showError(`Could not join: ${err.message}${taken}`);
@@ -192,6 +177,79 @@ async function join() {
   return true;
 }
 
+/** Open this participant's two sessions (subscribe, then publish) for `session`. Throws
+ * HttpError; what it opened is on `session` and `leave` closes it. */
+async function connect(session) {
+  const { room, name, media } = session;
+  const current = () => joined === session && session.sub === sub;
+  const publisher = new Publisher(`${room}/${name}`, {
+    onState: (state) => {
+      $("self-status").textContent = state;
+    },
+  });
+  const sub = new Subscription(room, name, {
+    onTrack: (mid, track) => current() && tiles.track(mid, track),
+    onEvent: (event, data) => current() && onEvent(event, data),
+    onState: (state) => current() && tiles.setConnection(state),
+    onOpen: () => current() && setStatus(`In room ${room} as ${name}.`, "ok"),
+    onError: (status, reason) => {
+      if (!current()) return;
+      // 404: the room session is gone (the server restarted, or dropped it): join again.
+      if (status === 404) rejoin("the room session is gone");
+      else setStatus(`Room events: ${status ? `HTTP ${status} — ${reason}` : reason}; ${RECONNECTING}`, "warn");
+    },
+    onTrouble: (message) => current() && setStatus(message, "warn"),
+    channel: CHAT,
+    onChannel: (channel, own) => (own ? chat.open(channel) : chat.listen(channel)),
+  });
+  Object.assign(session, { publisher, sub });
+  // Join first: a --workers front places the room's streams with the room once it was joined.
+  await sub.start();
+  await publisher.start(media, undefined, { maxBitrate: CAMERA_BITRATE, spareVideo: true });
+}
+
+/** Close both sessions but keep the page, the camera and the tiles (marked reconnecting). */
+async function disconnect(session) {
+  const { sub, publisher } = session;
+  session.sub = null;
+  session.publisher = null;
+  await Promise.all([sub?.stop(), publisher?.stop()].map((p) => p?.catch(() => null)));
+}
+
+/** Join the same room again with the same media, backing off as reconnect.js does, until it
+ * works or the participant leaves. The page says "reconnecting…" meanwhile, so do the tiles. */
+async function rejoin(why) {
+  const session = joined;
+  if (!session || session.rejoining) return;
+  session.rejoining = true;
+  setStatus(`${why}; ${RECONNECTING}`, "warn");
+  tiles.setConnection("reconnecting");
+  await retrying(async () => {
+    if (joined !== session) return true; // left meanwhile
+    await disconnect(session);
+    if (joined !== session) return true;
+    tiles.forgetTracks();
+    try {
+      await connect(session);
+    } catch (err) {
+      if (!isFinal(err)) {
+        setStatus(`${err.message}; ${RECONNECTING}`, "warn");
+        return false;
+      }
+      showError(`Could not join again: ${err.message}`); // no token, or the wrong one
+      await leave();
+    }
+    return true;
+  });
+  if (joined !== session) return;
+  session.rejoining = false;
+  session.rejoins += 1;
+  // The new sessions start as the old began: say again what is muted, share the screen again.
+  if (session.screen) await session.publisher.shareOnSpare(session.screen);
+  sayMedia();
+  setStatus(`In room ${session.room} as ${session.name}.`, "ok");
+}
+
 /** Leave: DELETE both sessions (keepalive when the page unloads) and drop every tile. */
 async function leave(keepalive = false) {
   const was = joined;
@@ -199,7 +257,8 @@ async function leave(keepalive = false) {
   if (!was) return;
   clearInterval(was.timer);
   tiles.clear();
-  const stops = [was.sub.stop(keepalive), was.publisher.stop(keepalive)];
+  chat.clear();
+  const stops = [was.sub?.stop(keepalive), was.publisher?.stop(keepalive)];
   was.media.getTracks().forEach((t) => t.stop());
   was.screen?.stop();
   $("self-video").srcObject = null;
@@ -231,9 +290,11 @@ window.litesfu = {
   stats: async () => {
     const own = joined?.publisher;
     const s = own?.pc ? await own.stats().catch(() => null) : null;
-    const byMid = (await joined?.sub.sample().catch(() => null)) ?? joined?.sub.byMid;
+    const byMid = (await joined?.sub?.sample().catch(() => null)) ?? joined?.sub?.byMid;
     return {
       joined: Boolean(joined),
+      rejoins: joined?.rejoins ?? 0,
+      chatDropped: chat.dropped,
       error: shownError(),
       publisher: {
         state: own?.pc?.connectionState ?? "closed",
@@ -242,8 +303,8 @@ window.litesfu = {
         sharing: Boolean(joined?.screen),
       },
       subscriber: {
-        state: joined?.sub.pc?.connectionState ?? "closed",
-        mlines: joined?.sub.pc?.getTransceivers().length ?? 0,
+        state: joined?.sub?.pc?.connectionState ?? "closed",
+        mlines: joined?.sub?.pc?.getTransceivers().length ?? 0,
       },
       tiles: tiles.report(byMid ?? new Map()),
     };

@@ -12,7 +12,9 @@ const OFFER_TIMEOUT_MS = 10000;
 
 export class Subscription {
   /** `handlers`: onTrack(mid, track), onEvent(name, data), onState(connectionState),
-   * onOpen(), onError(status, reason), onTrouble(message). */
+   * onOpen(), onError(status, reason), onTrouble(message); and, for room data, `channel`
+   * (the label of a data channel to open before the first offer, so that it carries a data
+   * m-line) with onChannel(channel, own): that one, and each one the server opens toward us. */
   constructor(room, name, handlers) {
     this.room = room;
     this.name = name;
@@ -40,6 +42,10 @@ export class Subscription {
       if (pc.connectionState === "failed") this.restartIce();
     });
     for (const kind of KINDS) pc.addTransceiver(kind, { direction: "recvonly" });
+    if (this.handlers.channel) {
+      this.handlers.onChannel(pc.createDataChannel(this.handlers.channel), true);
+      pc.addEventListener("datachannel", (event) => this.handlers.onChannel(event.channel, false));
+    }
     const path = `/rooms/v1/${encodeURIComponent(this.room)}/participants/${encodeURIComponent(this.name)}`;
     const response = await this.offer("POST", new URL(path, location.href).href, 201);
     this.sessionUrl = new URL(response.headers.get("Location"), location.href).href;

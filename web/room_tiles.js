@@ -166,7 +166,7 @@ export class Tiles {
 
   /** Each tile's data-paused, data-state and status line, from what is known now. */
   refresh() {
-    const down = this.connection === "disconnected" || this.connection === "failed";
+    const down = ["disconnected", "failed", "reconnecting"].includes(this.connection);
     for (const record of this.byName.values()) {
       const paused = [record.mids.video, record.mids.screen].some((m) => record.pausedMids.has(m));
       record.tile.dataset.paused = String(paused);
@@ -190,6 +190,12 @@ export class Tiles {
       const fps = Math.round(stat?.framesPerSecond ?? 0);
       record.status.textContent = `${video.videoWidth}×${video.videoHeight} · ${fps} fps`;
     }
+  }
+
+  /** A new subscribe connection comes: the old one's tracks are gone, the tiles stay. */
+  forgetTracks() {
+    this.tracks.clear();
+    this.attach();
   }
 
   clear() {
