@@ -33,7 +33,11 @@ test: $(STAMP) browser-deps cluster-deps
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 tests/unit
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration tests/browser
+	# Integration tests mostly wait on media: two at a time, a file per worker (its shared
+	# servers stay in one process). Browser tests stay one at a time: their namespaces and
+	# browsers are heavy, and some share fixed names.
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile tests/integration
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/browser
 
 # This checkout beside the commit before the compiled fan-out, on the same load (bench.compare).
 bench: $(STAMP)
