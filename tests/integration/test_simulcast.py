@@ -109,7 +109,7 @@ async def test_players_pin_layers_over_whep(sfu_server: ServerProcess) -> None:
                 ({"mediaId": "9", "rid": "q"}, 400, "no video track with mediaId '9'"),
                 ({"maxWidth": "wide"}, 400, "maxWidth must be an integer"),
                 ({"rid": "q", "maxWidth": 320}, 400, "takes no maxWidth"),
-                ({}, 400, "needs rid, maxWidth or maxHeight"),
+                ({}, 400, "needs rid, maxWidth, maxHeight or an SVC layer id"),
                 ([1], 400, "must be a JSON object"),
             ]:
                 async with http.post(url, json=body) as response:
