@@ -77,5 +77,6 @@ def test_a_certificate_without_its_key_is_refused(tmp_path: Path) -> None:
 
 def test_an_unreadable_certificate_stops_the_start(tmp_path: Path) -> None:
     missing = tmp_path / "missing.pem"
-    with pytest.raises(RuntimeError, match="cannot start: --tls-cert/--tls-key"):
+    # Start-up checks each flag's value before anything binds (issue 24): one line, status 2.
+    with pytest.raises(RuntimeError, match=r"litesfu: --tls-cert: \S+ is not a file"):
         start_server(tmp_path, "--tls-cert", str(missing), "--tls-key", str(missing))
