@@ -20,7 +20,14 @@ from sfu.wire import rtp
 # What the recorder's player track offers: payload type -> codec; RTX beside video.
 OPUS = Codec("opus", 111, 48000, 2)
 VP8 = Codec("VP8", 96, 90000, rtx_payload_type=97)
-H264 = Codec("H264", 102, 90000, fmtp="packetization-mode=1", rtx_payload_type=103)
+# The recorder muxes H264 without decoding it, so it takes any profile a WebRTC publisher
+# sends at any level; players are matched by profile (RFC 6184 §8.1), so it names the two
+# decoders that cover them: Baseline (Constrained Baseline and Baseline) and High
+# (Constrained Baseline, Main, Constrained High and High), each allowing level asymmetry.
+# An H264 without a profile-level-id would mean Baseline at level 1, and get no stream.
+H264_ANY_LEVEL = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id="
+H264 = Codec("H264", 102, 90000, fmtp=H264_ANY_LEVEL + "420034", rtx_payload_type=103)
+H264_HIGH = Codec("H264", 104, 90000, fmtp=H264_ANY_LEVEL + "640034", rtx_payload_type=105)
 ADDRESS: Address = ("egress", 0)  # never a socket's: the media comes back in-process
 SYNC_WAIT = 2.0  # seconds a file's start waits for every track's Sender Report
 MAX_HELD_FRAMES = 1000  # frames held while waiting (a keyframe, the reports): oldest go
@@ -67,7 +74,7 @@ FileEvent = FileOpened | Sample | FileClosed
 
 
 def egress_tracks() -> list[TrackSpec]:
-    return [TrackSpec("0", AUDIO, [OPUS]), TrackSpec("1", VIDEO, [VP8, H264])]
+    return [TrackSpec("0", AUDIO, [OPUS]), TrackSpec("1", VIDEO, [VP8, H264, H264_HIGH])]
 
 
 class Recorder:
@@ -87,8 +94,10 @@ class Recorder:
             OPUS.payload_type: (AUDIO, "opus", False),
             VP8.payload_type: (VIDEO, "vp8", False),
             H264.payload_type: (VIDEO, "h264", False),
+            H264_HIGH.payload_type: (VIDEO, "h264", False),
             VP8.rtx_payload_type: (VIDEO, "vp8", True),
             H264.rtx_payload_type: (VIDEO, "h264", True),
+            H264_HIGH.rtx_payload_type: (VIDEO, "h264", True),
         }
         self._reports: dict[str, tuple[float, int]] = {}  # kind -> (NTP seconds, RTP time)
         self._held: list[tuple[Frame, float]] = []  # (frame, when it came out)
