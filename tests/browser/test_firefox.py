@@ -31,7 +31,7 @@ from .conftest import CHROMIUM_ARGS, Browsing, checked_browsing, launch_chromium
 from .firefox import FIREFOX, PROFILE_PREFS, Firefox, from_remote, user_js
 from .netns import Namespace, skip_or_fail, veth_namespace
 from .test_data_channels import relay_messages
-from .test_pages import FIRST_MEDIA_S, assert_grows
+from .test_pages import FIRST_MEDIA_S, assert_grows, start_publishing
 
 pytestmark = pytest.mark.timeout(180)
 NFT = "/usr/sbin/nft"
@@ -330,14 +330,7 @@ def test_default_candidates_include_the_namespace_address(
 def chromium_publishes_and_plays(browsing: Browsing, base: str, stream: str) -> str:
     """publish.html and play.html of `stream` in Chromium, frames decoded and still coming;
     a line of what was seen."""
-    publisher = browsing.open(f"{base}/publish.html?stream={stream}", "publisher")
-    publisher.click("#start")
-    browsing.wait_for(
-        "publisher connected and encoding",
-        lambda: browsing.stats(publisher),
-        lambda s: s["state"] == "connected" and s["framesEncoded"] > 0,
-        FIRST_MEDIA_S,
-    )
+    start_publishing(browsing, base, stream, "publisher")
     player = browsing.open(f"{base}/play.html?stream={stream}", "player")
     got, first_in = browsing.wait_for(
         "player to decode video",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.browser.test_pages import FIRST_MEDIA_S, assert_grows
+from tests.browser.test_pages import FIRST_MEDIA_S, assert_grows, start_publishing
 from tests.conftest import shared_server
 
 if TYPE_CHECKING:
@@ -45,14 +45,7 @@ def test_l3t3_key_players_get_the_spatial_layer_they_ask_for(
     browsing: Browsing, sfu_server: Any
 ) -> None:
     base = sfu_server.http_url
-    publisher = browsing.open(f"{base}/publish.html?stream={STREAM}&codec=VP9&svc=L3T3_KEY", "pub")
-    publisher.click("#start")
-    browsing.wait_for(
-        "publisher connected and encoding",
-        lambda: browsing.stats(publisher),
-        lambda s: s["state"] == "connected" and s["framesEncoded"] > 0,
-        FIRST_MEDIA_S,
-    )
+    start_publishing(browsing, base, f"{STREAM}&codec=VP9&svc=L3T3_KEY", "publisher")
     track, took = browsing.wait_for(
         "VP9 to flow",
         lambda: video_track(base),
